@@ -1,0 +1,143 @@
+//! `coworkctl`: the admin CLI. Talks to the supervisor's control socket; only root
+//! or members of group cowork-admin get in. Every command that prints data takes
+//! `--json`. Exit codes: 0 ok/healthy, 1 degraded or refused, 2 daemon unreachable.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use cowork::ipc::{Client, ControlRequest, ControlResponse, Role, StatusReport};
+use cowork::paths::{DEFAULT_RUNTIME_DIR, Paths};
+
+#[derive(Debug, Parser)]
+#[command(name = "coworkctl", version, about = "Manage a CoWork OS appliance")]
+struct Args {
+    /// The runtime directory of the coworkd instance to talk to.
+    #[arg(long, global = true, default_value = DEFAULT_RUNTIME_DIR)]
+    runtime_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Version, uptime, components, keystore tier. Exit 0 healthy, 1 degraded,
+    /// 2 unreachable.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reload the configuration (like SIGHUP).
+    Reload,
+}
+
+const EXIT_DEGRADED: u8 = 1;
+const EXIT_UNREACHABLE: u8 = 2;
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("coworkctl: starting the async runtime: {e}");
+            return ExitCode::from(EXIT_UNREACHABLE);
+        }
+    };
+    let socket = Paths::new(PathBuf::new(), PathBuf::new(), args.runtime_dir).control_socket();
+    let client: Client<ControlRequest, ControlResponse> =
+        Client::new(&socket, Role::Ctl, Duration::from_secs(5));
+    runtime.block_on(async {
+        match args.command {
+            Command::Status { json } => status(&client, json).await,
+            Command::Reload => match client.call(ControlRequest::Reload).await {
+                Ok(ControlResponse::Reloaded) => {
+                    println!("configuration reloaded");
+                    ExitCode::SUCCESS
+                }
+                Ok(ControlResponse::Error(e)) => {
+                    eprintln!("coworkctl: reload refused:\n{}", e.message);
+                    ExitCode::from(1)
+                }
+                Ok(other) => unexpected(&other),
+                Err(e) => unreachable_daemon(&e),
+            },
+        }
+    })
+}
+
+async fn status(client: &Client<ControlRequest, ControlResponse>, json: bool) -> ExitCode {
+    let report = match client.call(ControlRequest::Status).await {
+        Ok(ControlResponse::Status(r)) => r,
+        Ok(ControlResponse::Error(e)) => {
+            eprintln!("coworkctl: {}", e.message);
+            return ExitCode::from(EXIT_UNREACHABLE);
+        }
+        Ok(other) => return unexpected(&other),
+        Err(e) => return unreachable_daemon(&e),
+    };
+    if json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(s) => println!("{s}"),
+            Err(e) => eprintln!("coworkctl: {e}"),
+        }
+    } else {
+        print_status(&report);
+    }
+    if report.degraded || !report.ready {
+        ExitCode::from(EXIT_DEGRADED)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn print_status(r: &StatusReport) {
+    let health = if r.degraded {
+        "DEGRADED"
+    } else if r.ready {
+        "healthy"
+    } else {
+        "starting"
+    };
+    println!(
+        "coworkd {} ({} profile), pid {}, up {}s: {health}",
+        r.version, r.profile, r.pid, r.uptime_secs
+    );
+    println!("keystore: {}", r.keystore);
+    println!(
+        "{:<10} {:<13} {:>8} {:>9} {:>7} {:>10}  user",
+        "component", "state", "pid", "restarts", "recent", "backoff"
+    );
+    for c in &r.components {
+        let pid = c.pid.map_or_else(|| "-".to_string(), |p| p.to_string());
+        println!(
+            "{:<10} {:<13} {:>8} {:>9} {:>7} {:>8}ms  {}",
+            c.component.name(),
+            format!("{:?}", c.state).to_lowercase(),
+            pid,
+            c.restarts,
+            c.recent_restarts,
+            c.backoff_ms,
+            c.user
+        );
+    }
+}
+
+fn unreachable_daemon(e: &cowork::ipc::IpcError) -> ExitCode {
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    eprintln!("coworkctl: coworkd unreachable: {msg}");
+    ExitCode::from(EXIT_UNREACHABLE)
+}
+
+fn unexpected(r: &ControlResponse) -> ExitCode {
+    eprintln!("coworkctl: unexpected answer from coworkd: {r:?}");
+    ExitCode::from(EXIT_UNREACHABLE)
+}

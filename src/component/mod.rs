@@ -1,0 +1,119 @@
+//! The common life of a component process (`coworkd component NAME`): harden, load
+//! the configuration, serve its socket, answer health checks, reload on request,
+//! and exit cleanly on `Shutdown` or SIGTERM.
+//!
+//! Each component's own work (audit trail, gateway, sandbox, admin page) plugs in
+//! here; the lifecycle requests are answered here, once.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::sync::watch;
+
+use crate::config::{self, Config};
+use crate::ipc::{
+    self, Component, ComponentRequest, ComponentResponse, ErrorCode, Health, Peer, Role, Service,
+    WireError,
+};
+use crate::logging::{self, LogHandle, LogTarget};
+use crate::paths::Paths;
+
+/// Runs one component until it is told to stop.
+pub fn run(component: Component, paths: Paths, log: LogTarget) -> anyhow::Result<()> {
+    crate::privs::harden_process().context("hardening the process")?;
+    let config = config::load(&paths.config)
+        .with_context(|| format!("loading {}", paths.config.display()))?;
+    let log_handle = logging::init(component.name(), config.log.level, log);
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(component, paths, config, log_handle))
+}
+
+async fn serve(
+    component: Component,
+    paths: Paths,
+    config: Config,
+    log: LogHandle,
+) -> anyhow::Result<()> {
+    let socket = paths.component_socket(component);
+    // 0660: the supervisor and peer components reach it through the shared group;
+    // the directory around it (created by the supervisor) keeps everyone else out.
+    let listener = ipc::bind_socket(&socket, 0o660)
+        .with_context(|| format!("binding {}", socket.display()))?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let service = Arc::new(Lifecycle {
+        component,
+        paths: paths.clone(),
+        config: std::sync::Mutex::new(config),
+        log,
+        stop: stop_tx,
+    });
+    let auth = Arc::new(crate::privs::component_peer_auth(component));
+    tracing::info!(component = component.name(), socket = %socket.display(), pid = std::process::id(), "component started");
+
+    let server = tokio::spawn(ipc::serve(
+        listener,
+        auth,
+        Arc::clone(&service),
+        stop_rx.clone(),
+    ));
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    let mut stop_rx = stop_rx;
+    tokio::select! {
+        _ = sigterm.recv() => tracing::info!("SIGTERM received; stopping"),
+        _ = stop_rx.wait_for(|s| *s) => tracing::info!("shutdown requested; stopping"),
+    }
+    let _ = service.stop.send(true);
+    let _ = server.await;
+    let _ = std::fs::remove_file(&socket);
+    tracing::info!(component = component.name(), "component stopped");
+    Ok(())
+}
+
+/// The lifecycle half of every component's service.
+struct Lifecycle {
+    component: Component,
+    paths: Paths,
+    config: std::sync::Mutex<Config>,
+    log: LogHandle,
+    stop: watch::Sender<bool>,
+}
+
+impl Service for Lifecycle {
+    type Request = ComponentRequest;
+    type Response = ComponentResponse;
+
+    fn role(&self) -> Role {
+        self.component.role()
+    }
+
+    async fn handle(&self, _peer: Peer, request: ComponentRequest) -> ComponentResponse {
+        match request {
+            ComponentRequest::Ping => ComponentResponse::Pong(Health {
+                component: self.component,
+                pid: std::process::id(),
+                ready: true,
+            }),
+            ComponentRequest::Reload => match config::load(&self.paths.config) {
+                Ok(new) => {
+                    self.log.set_level(new.log.level);
+                    *self.config.lock().unwrap_or_else(|p| p.into_inner()) = new;
+                    tracing::info!("configuration reloaded");
+                    ComponentResponse::Done
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "reload refused; keeping the running configuration");
+                    ComponentResponse::Error(WireError::new(ErrorCode::BadRequest, e.to_string()))
+                }
+            },
+            ComponentRequest::Shutdown => {
+                let _ = self.stop.send(true);
+                ComponentResponse::Done
+            }
+        }
+    }
+}

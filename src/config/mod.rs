@@ -1,0 +1,449 @@
+//! Configuration: `coworkd.toml` plus drop-ins in `coworkd.toml.d/*.toml` (applied in
+//! name order, later files overriding earlier ones key by key), parsed into the typed
+//! model, then validated once. Every problem is reported as `file:line:column:
+//! message`; unknown keys are errors; the production profile refuses insecure
+//! settings.
+//!
+//! Owner: the supervisor loads it at start and on SIGHUP; each component loads the
+//! same files itself (they hold no secrets, only settings).
+
+mod error;
+mod model;
+
+use std::path::{Path, PathBuf};
+
+pub use error::{ConfigError, ConfigProblem};
+pub use model::*;
+
+/// One configuration file as read from disk.
+#[derive(Debug, Clone)]
+struct Source {
+    path: PathBuf,
+    text: String,
+}
+
+/// Loads and validates the configuration at `path` and its drop-ins.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let sources = read_sources(path)?;
+    parse_sources(&sources)
+}
+
+/// Parses and validates configuration text, as if it were the file `path` alone.
+pub fn load_str(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    parse_sources(&[Source {
+        path: path.to_path_buf(),
+        text: text.to_string(),
+    }])
+}
+
+fn read_sources(path: &Path) -> Result<Vec<Source>, ConfigError> {
+    let mut problems = Vec::new();
+    let mut sources = Vec::new();
+    match std::fs::read_to_string(path) {
+        Ok(text) => sources.push(Source {
+            path: path.to_path_buf(),
+            text,
+        }),
+        Err(e) => problems.push(unplaced(path, format!("cannot read: {e}"))),
+    }
+    let dropin_dir = crate::paths::Paths::config_dropin_dir(path);
+    match std::fs::read_dir(&dropin_dir) {
+        Ok(entries) => {
+            let mut files: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            files.sort();
+            for file in files {
+                match std::fs::read_to_string(&file) {
+                    Ok(text) => sources.push(Source { path: file, text }),
+                    Err(e) => problems.push(unplaced(&file, format!("cannot read: {e}"))),
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => problems.push(unplaced(
+            &dropin_dir,
+            format!("cannot read drop-in directory: {e}"),
+        )),
+    }
+    if problems.is_empty() {
+        Ok(sources)
+    } else {
+        Err(ConfigError { problems })
+    }
+}
+
+fn parse_sources(sources: &[Source]) -> Result<Config, ConfigError> {
+    let mut problems = Vec::new();
+    let mut merged = toml::Table::new();
+    for source in sources {
+        // Each file on its own must be valid TOML and fit the model, so that every
+        // error points into the file that has it.
+        let table = match source.text.parse::<toml::Table>() {
+            Ok(t) => t,
+            Err(e) => {
+                problems.push(at_span(source, e.span(), e.message()));
+                continue;
+            }
+        };
+        if let Err(e) = toml::from_str::<Config>(&source.text) {
+            problems.push(at_span(source, e.span(), e.message()));
+            continue;
+        }
+        merge(&mut merged, table);
+    }
+    if !problems.is_empty() {
+        return Err(ConfigError { problems });
+    }
+    let config: Config = match toml::Value::Table(merged).try_into() {
+        Ok(c) => c,
+        Err(e) => {
+            let last = sources.last().map(|s| s.path.clone()).unwrap_or_default();
+            return Err(ConfigError {
+                problems: vec![unplaced(&last, format!("merged configuration: {e}"))],
+            });
+        }
+    };
+    let problems: Vec<ConfigProblem> = validate(&config)
+        .into_iter()
+        .map(|(key, message)| locate(sources, &key, message))
+        .collect();
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigError { problems })
+    }
+}
+
+/// Later tables override earlier ones key by key; other values are replaced whole.
+fn merge(base: &mut toml::Table, overlay: toml::Table) {
+    for (key, value) in overlay {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(key, v);
+            }
+        }
+    }
+}
+
+/// Checks that go beyond the types. Returns (key path, message) pairs.
+fn validate(c: &Config) -> Vec<(Vec<String>, String)> {
+    let mut out = Vec::new();
+    let key = |parts: &[&str]| parts.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let production = c.profile == Profile::Production;
+
+    if production && matches!(c.log.level, LogLevel::Debug | LogLevel::Trace) {
+        out.push((
+            key(&["log", "level"]),
+            format!(
+                "log level \"{}\" is not allowed in the production profile (debug logs may carry message text); use \"info\" or set profile = \"development\"",
+                c.log.level.name()
+            ),
+        ));
+    }
+    for (name, ch) in &c.channels {
+        if !valid_name(name) {
+            out.push((
+                key(&["channels", name]),
+                format!("channel name \"{name}\" must be 1-32 characters of a-z, 0-9, - or _"),
+            ));
+        }
+        for (ctx, mode) in [("dm", ch.dm), ("group", ch.group)] {
+            if production && mode == AccessMode::Open {
+                out.push((
+                    key(&["channels", name, ctx]),
+                    format!(
+                        "open mode lets anyone on {name} use the agent; it is refused in the production profile (use \"pairing\" or \"allowlist\")"
+                    ),
+                ));
+            }
+        }
+    }
+    let s = &c.supervisor;
+    for (field, value) in [
+        ("restart_backoff_initial_ms", s.restart_backoff_initial_ms),
+        ("restart_backoff_max_ms", s.restart_backoff_max_ms),
+        ("restart_window_secs", s.restart_window_secs),
+        ("stop_timeout_secs", s.stop_timeout_secs),
+        ("health_interval_ms", s.health_interval_ms),
+        ("health_timeout_ms", s.health_timeout_ms),
+    ] {
+        if value == 0 {
+            out.push((
+                key(&["supervisor", field]),
+                format!("{field} must be greater than 0"),
+            ));
+        }
+    }
+    if s.restart_backoff_max_ms < s.restart_backoff_initial_ms {
+        out.push((
+            key(&["supervisor", "restart_backoff_max_ms"]),
+            "restart_backoff_max_ms must be at least restart_backoff_initial_ms".to_string(),
+        ));
+    }
+    if s.stop_timeout_secs > 300 {
+        out.push((
+            key(&["supervisor", "stop_timeout_secs"]),
+            "stop_timeout_secs must be at most 300".to_string(),
+        ));
+    }
+    if c.keystore.tcti.is_empty() {
+        out.push((
+            key(&["keystore", "tcti"]),
+            "tcti must not be empty".to_string(),
+        ));
+    }
+    for addr in &c.admin.listen {
+        if !crate::config::is_lan_ip(addr.ip()) {
+            out.push((
+                key(&["admin", "listen"]),
+                format!(
+                    "{addr} is not a loopback or LAN address; the admin page never listens on public or wildcard addresses"
+                ),
+            ));
+        }
+    }
+    if c.admin.port == 0 {
+        out.push((key(&["admin", "port"]), "port must not be 0".to_string()));
+    }
+    out
+}
+
+fn valid_name(name: &str) -> bool {
+    (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// Loopback, RFC 1918, link-local, CGNAT (100.64/10), IPv6 ULA and link-local.
+/// Unspecified (0.0.0.0, ::) is not LAN: it would also bind public addresses.
+pub fn is_lan_ip(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || (o[0] == 100 && (o[1] & 0xc0) == 64)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_lan_ip(IpAddr::V4(v4));
+            }
+            let seg = v6.segments();
+            v6.is_loopback() || (seg[0] & 0xfe00) == 0xfc00 || (seg[0] & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// Finds where `key` was last set (drop-ins override the main file) and places the
+/// message there; a key set nowhere is a default, reported against the main file.
+fn locate(sources: &[Source], key: &[String], message: String) -> ConfigProblem {
+    for source in sources.iter().rev() {
+        if let Some(offset) = key_offset(&source.text, key) {
+            let (line, column) = line_col(&source.text, offset);
+            return ConfigProblem {
+                file: source.path.clone(),
+                line,
+                column,
+                message,
+            };
+        }
+    }
+    let file = sources.first().map(|s| s.path.clone()).unwrap_or_default();
+    ConfigProblem {
+        file,
+        line: 0,
+        column: 0,
+        message: format!("{message} (a default value)"),
+    }
+}
+
+fn key_offset(text: &str, key: &[String]) -> Option<usize> {
+    let doc = toml_edit::ImDocument::parse(text).ok()?;
+    let mut table: &dyn toml_edit::TableLike = doc.as_table();
+    let (last, parents) = key.split_last()?;
+    for part in parents {
+        table = table.get(part)?.as_table_like()?;
+    }
+    let (k, _) = table.get_key_value(last)?;
+    k.span().map(|s| s.start)
+}
+
+fn at_span(source: &Source, span: Option<std::ops::Range<usize>>, message: &str) -> ConfigProblem {
+    let (line, column) = span.map_or((0, 0), |s| line_col(&source.text, s.start));
+    ConfigProblem {
+        file: source.path.clone(),
+        line,
+        column,
+        message: message.trim().to_string(),
+    }
+}
+
+fn unplaced(path: &Path, message: String) -> ConfigProblem {
+    ConfigProblem {
+        file: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        message,
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(text: &str) -> Vec<String> {
+        match load_str(Path::new("/etc/cowork/coworkd.toml"), text) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.problems.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn defaults_are_production_and_pairing() {
+        let c = load_str(Path::new("x.toml"), "").unwrap();
+        assert_eq!(c.profile, Profile::Production);
+        assert_eq!(c.channels["local"].dm, AccessMode::Pairing);
+        assert_eq!(c.supervisor.restart_backoff_initial_ms, 100);
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_column() {
+        let p = problems("profile = \"development\"\n[log]\nlevle = \"info\"\n");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with("/etc/cowork/coworkd.toml:3:1: unknown field `levle`"),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn syntax_error_is_placed() {
+        let p = problems("[log\nlevel = 1\n");
+        assert!(p[0].starts_with("/etc/cowork/coworkd.toml:1:"), "{p:?}");
+    }
+
+    #[test]
+    fn wrong_type_is_placed() {
+        let p = problems("[supervisor]\nrestart_burst = \"five\"\n");
+        assert!(p[0].starts_with("/etc/cowork/coworkd.toml:2:17:"), "{p:?}");
+    }
+
+    #[test]
+    fn production_refuses_open_mode_and_debug() {
+        let p = problems("[log]\nlevel = \"debug\"\n[channels.telegram]\ndm = \"open\"\n");
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(
+            p[0].starts_with("/etc/cowork/coworkd.toml:2:1: log level \"debug\""),
+            "{p:?}"
+        );
+        assert!(
+            p[1].starts_with("/etc/cowork/coworkd.toml:4:1: open mode"),
+            "{p:?}"
+        );
+        assert!(problems("profile = \"development\"\n[log]\nlevel = \"debug\"\n[channels.telegram]\ndm = \"open\"\n").is_empty());
+    }
+
+    #[test]
+    fn public_admin_address_is_refused() {
+        let p =
+            problems("[admin]\nlisten = [\"0.0.0.0:8443\", \"192.168.1.2:8443\", \"8.8.8.8:1\"]\n");
+        assert_eq!(p.len(), 2, "{p:?}");
+    }
+
+    #[test]
+    fn lan_ranges() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.0.1",
+            "169.254.1.1",
+            "100.64.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:192.168.1.1",
+        ] {
+            assert!(is_lan_ip(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in [
+            "0.0.0.0",
+            "8.8.8.8",
+            "100.128.0.1",
+            "198.51.100.7",
+            "::",
+            "2001:db8::1",
+            "::ffff:8.8.8.8",
+        ] {
+            assert!(!is_lan_ip(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn dropins_override_and_errors_point_into_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let main = dir.path().join("coworkd.toml");
+        std::fs::write(&main, "profile = \"production\"\n[log]\nlevel = \"warn\"\n").unwrap();
+        let d = dir.path().join("coworkd.toml.d");
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(d.join("10-log.toml"), "[log]\nlevel = \"error\"\n").unwrap();
+        assert_eq!(load(&main).unwrap().log.level, LogLevel::Error);
+        std::fs::write(
+            d.join("20-chan.toml"),
+            "\n[channels.slack]\ngroup = \"open\"\n",
+        )
+        .unwrap();
+        let e = load(&main).unwrap_err();
+        assert_eq!(e.problems.len(), 1);
+        assert!(
+            e.problems[0]
+                .to_string()
+                .contains("20-chan.toml:3:1: open mode"),
+            "{e}"
+        );
+        std::fs::write(d.join("30-bad.toml"), "bogus = 1\n").unwrap();
+        let e = load(&main).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("30-bad.toml:1:1: unknown field `bogus`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn hostile_input_is_an_error_not_a_panic() {
+        for text in [
+            "\u{0}",
+            "[[[[",
+            "a = [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
+            "profile = 1",
+            "\u{feff}x=1",
+            "[channels.\"\"]\n",
+        ] {
+            let _ = load_str(Path::new("x.toml"), text);
+        }
+        assert!(!problems("[channels.\"Bad Name\"]\n").is_empty());
+        let missing = load(Path::new("/nonexistent/coworkd.toml")).unwrap_err();
+        assert!(
+            missing
+                .to_string()
+                .starts_with("/nonexistent/coworkd.toml:0:0: cannot read")
+        );
+    }
+}

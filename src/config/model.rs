@@ -1,0 +1,208 @@
+//! The configuration model: what `coworkd.toml` may say, with safe defaults.
+//! Unknown keys are errors (`deny_unknown_fields` everywhere).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration after drop-ins are merged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `production` (the default) refuses insecure settings; `development` allows
+    /// them for a bench or a laptop.
+    pub profile: Profile,
+    pub log: LogSettings,
+    pub supervisor: SupervisorSettings,
+    pub keystore: KeystoreSettings,
+    pub admin: AdminSettings,
+    /// Messaging channels by name (`local`, `telegram`, `slack`, `discord`, ...).
+    pub channels: BTreeMap<String, ChannelSettings>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let mut channels = BTreeMap::new();
+        channels.insert("local".to_string(), ChannelSettings::default());
+        Config {
+            profile: Profile::Production,
+            log: LogSettings::default(),
+            supervisor: SupervisorSettings::default(),
+            keystore: KeystoreSettings::default(),
+            admin: AdminSettings::default(),
+            channels,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    Production,
+    Development,
+}
+
+impl Profile {
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Production => "production",
+            Profile::Development => "development",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    pub level: LogLevel,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            level: LogLevel::Info,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub fn as_filter(self) -> tracing::level_filters::LevelFilter {
+        use tracing::level_filters::LevelFilter;
+        match self {
+            LogLevel::Error => LevelFilter::ERROR,
+            LogLevel::Warn => LevelFilter::WARN,
+            LogLevel::Info => LevelFilter::INFO,
+            LogLevel::Debug => LevelFilter::DEBUG,
+            LogLevel::Trace => LevelFilter::TRACE,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+/// How the supervisor restarts and watches components.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SupervisorSettings {
+    /// First restart delay after a crash; doubles on each crash in a row.
+    pub restart_backoff_initial_ms: u64,
+    pub restart_backoff_max_ms: u64,
+    /// More restarts than this within the window marks the appliance degraded.
+    pub restart_burst: u32,
+    pub restart_window_secs: u64,
+    /// How long an orderly stop may take before the rest is killed.
+    pub stop_timeout_secs: u64,
+    pub health_interval_ms: u64,
+    pub health_timeout_ms: u64,
+}
+
+impl Default for SupervisorSettings {
+    fn default() -> Self {
+        SupervisorSettings {
+            restart_backoff_initial_ms: 100,
+            restart_backoff_max_ms: 30_000,
+            restart_burst: 5,
+            restart_window_secs: 60,
+            stop_timeout_secs: 10,
+            health_interval_ms: 1000,
+            health_timeout_ms: 1000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeystoreSettings {
+    /// `auto` picks the best tier present: tpm2, then keychain, then file.
+    pub tier: KeystoreTier,
+    /// TPM transport, as tpm2-tss spells it.
+    pub tcti: String,
+}
+
+impl Default for KeystoreSettings {
+    fn default() -> Self {
+        KeystoreSettings {
+            tier: KeystoreTier::Auto,
+            tcti: "device:/dev/tpmrm0".to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeystoreTier {
+    Auto,
+    Tpm2,
+    Keychain,
+    File,
+}
+
+/// The LAN-only admin page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSettings {
+    /// Addresses to listen on. Empty: every non-public address of the host.
+    pub listen: Vec<SocketAddr>,
+    pub port: u16,
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        AdminSettings {
+            listen: Vec::new(),
+            port: 8443,
+        }
+    }
+}
+
+/// One messaging channel and its context policies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChannelSettings {
+    pub enabled: bool,
+    /// Policy for direct messages.
+    pub dm: AccessMode,
+    /// Policy for group chats.
+    pub group: AccessMode,
+}
+
+impl Default for ChannelSettings {
+    fn default() -> Self {
+        ChannelSettings {
+            enabled: true,
+            dm: AccessMode::Pairing,
+            group: AccessMode::Pairing,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessMode {
+    /// Unknown senders may only redeem a pairing code (the default everywhere).
+    Pairing,
+    /// Only senders on the allowlist.
+    Allowlist,
+    /// Anyone: development profile only.
+    Open,
+    Disabled,
+}

@@ -1,0 +1,214 @@
+//! Who may talk to whom: peer credentials (SO_PEERCRED) and the one static table of
+//! which role may send which request to which server (habit 3 of STYLE.md).
+
+use std::os::fd::AsRawFd;
+
+use super::roles::Role;
+
+/// One line of the peer table: `senders` may send `request` to `server`.
+#[derive(Debug)]
+pub struct PeerRule {
+    pub server: Role,
+    pub request: &'static str,
+    pub senders: &'static [Role],
+}
+
+/// The peer table. A request missing here is refused for everybody.
+pub static PEER_TABLE: &[PeerRule] = &[
+    // Lifecycle of every component belongs to the supervisor alone.
+    rule(Role::Audit, "ping", &[Role::Supervisor]),
+    rule(Role::Audit, "reload", &[Role::Supervisor]),
+    rule(Role::Audit, "shutdown", &[Role::Supervisor]),
+    rule(Role::Sandbox, "ping", &[Role::Supervisor]),
+    rule(Role::Sandbox, "reload", &[Role::Supervisor]),
+    rule(Role::Sandbox, "shutdown", &[Role::Supervisor]),
+    rule(Role::Gateway, "ping", &[Role::Supervisor]),
+    rule(Role::Gateway, "reload", &[Role::Supervisor]),
+    rule(Role::Gateway, "shutdown", &[Role::Supervisor]),
+    rule(Role::Admin, "ping", &[Role::Supervisor]),
+    rule(Role::Admin, "reload", &[Role::Supervisor]),
+    rule(Role::Admin, "shutdown", &[Role::Supervisor]),
+    // The control socket serves coworkctl.
+    rule(Role::Supervisor, "status", &[Role::Ctl]),
+    rule(Role::Supervisor, "reload", &[Role::Ctl]),
+];
+
+const fn rule(server: Role, request: &'static str, senders: &'static [Role]) -> PeerRule {
+    PeerRule {
+        server,
+        request,
+        senders,
+    }
+}
+
+/// Whether the table lets `sender` send `request` to `server`.
+pub fn may_send(server: Role, request: &str, sender: Role) -> bool {
+    PEER_TABLE
+        .iter()
+        .any(|r| r.server == server && r.request == request && r.senders.contains(&sender))
+}
+
+/// The kernel's word on who is at the other end of a Unix socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerCred {
+    pub pid: Option<i32>,
+    pub uid: u32,
+    pub gid: u32,
+    /// Supplementary groups at connect time (SO_PEERGROUPS).
+    pub groups: Vec<u32>,
+}
+
+impl PeerCred {
+    /// Reads SO_PEERCRED and SO_PEERGROUPS of a connected socket.
+    pub fn of(stream: &tokio::net::UnixStream) -> std::io::Result<PeerCred> {
+        let cred = stream.peer_cred()?;
+        Ok(PeerCred {
+            pid: cred.pid(),
+            uid: cred.uid(),
+            gid: cred.gid(),
+            groups: peer_groups(stream.as_raw_fd()).unwrap_or_default(),
+        })
+    }
+}
+
+/// SO_PEERGROUPS: the supplementary groups of the peer when it connected, race-free
+/// (unlike reading /proc/PID/status afterwards).
+#[allow(unsafe_code)]
+fn peer_groups(fd: std::os::fd::RawFd) -> std::io::Result<Vec<u32>> {
+    let mut groups = vec![0 as libc::gid_t; 256];
+    let mut len = (groups.len() * std::mem::size_of::<libc::gid_t>()) as libc::socklen_t;
+    // SAFETY: `groups` is a valid, writable buffer of `len` bytes that outlives the
+    // call; the kernel writes at most `len` bytes and updates `len`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_PEERGROUPS,
+            groups.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    groups.truncate(len as usize / std::mem::size_of::<libc::gid_t>());
+    Ok(groups)
+}
+
+/// How a server maps peer credentials to a role.
+#[derive(Debug, Clone)]
+pub enum PeerAuth {
+    /// Development: every component runs as this one uid, so there is no uid
+    /// boundary between them and the claimed role is taken as it comes. The peer
+    /// table still applies to that claim.
+    SharedUid(u32),
+    /// Production: each role has its own uid; the claim must match it.
+    PerUser(Vec<(u32, Role)>),
+    /// The control socket: root, the supervisor's own uid, or a member of the
+    /// cowork-admin group is `coworkctl`; nobody else gets in.
+    Control {
+        supervisor_uid: u32,
+        admin_gid: Option<u32>,
+    },
+}
+
+impl PeerAuth {
+    /// Returns the peer's role, or why it is refused.
+    pub fn identify(&self, cred: &PeerCred, claimed: Role) -> Result<Role, String> {
+        match self {
+            PeerAuth::SharedUid(uid) => {
+                if cred.uid == *uid {
+                    Ok(claimed)
+                } else {
+                    Err(format!(
+                        "uid {} is not the appliance's uid {uid} (claimed {claimed})",
+                        cred.uid
+                    ))
+                }
+            }
+            PeerAuth::PerUser(map) => match map.iter().find(|(uid, _)| *uid == cred.uid) {
+                Some((_, role)) if *role == claimed => Ok(claimed),
+                Some((_, role)) => Err(format!(
+                    "uid {} belongs to {role} but claimed {claimed}",
+                    cred.uid
+                )),
+                None => Err(format!(
+                    "uid {} is not in the peer table (claimed {claimed})",
+                    cred.uid
+                )),
+            },
+            PeerAuth::Control {
+                supervisor_uid,
+                admin_gid,
+            } => {
+                let in_admin_group =
+                    admin_gid.is_some_and(|g| cred.gid == g || cred.groups.contains(&g));
+                if claimed != Role::Ctl {
+                    Err(format!(
+                        "the control socket serves coworkctl, not {claimed}"
+                    ))
+                } else if cred.uid == 0 || cred.uid == *supervisor_uid || in_admin_group {
+                    Ok(Role::Ctl)
+                } else {
+                    Err(format!(
+                        "uid {} is neither root nor in group {}",
+                        cred.uid,
+                        crate::paths::ADMIN_GROUP
+                    ))
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cred(uid: u32, gid: u32, groups: &[u32]) -> PeerCred {
+        PeerCred {
+            pid: None,
+            uid,
+            gid,
+            groups: groups.to_vec(),
+        }
+    }
+
+    #[test]
+    fn table_allows_only_listed_senders() {
+        assert!(may_send(Role::Audit, "ping", Role::Supervisor));
+        assert!(!may_send(Role::Audit, "ping", Role::Gateway));
+        assert!(!may_send(Role::Audit, "launch-missiles", Role::Supervisor));
+        assert!(may_send(Role::Supervisor, "status", Role::Ctl));
+        assert!(!may_send(Role::Supervisor, "status", Role::Admin));
+    }
+
+    #[test]
+    fn per_user_claims_must_match_uid() {
+        let auth = PeerAuth::PerUser(vec![(0, Role::Supervisor), (901, Role::Gateway)]);
+        assert_eq!(
+            auth.identify(&cred(901, 901, &[]), Role::Gateway),
+            Ok(Role::Gateway)
+        );
+        assert!(
+            auth.identify(&cred(901, 901, &[]), Role::Supervisor)
+                .is_err()
+        );
+        assert!(
+            auth.identify(&cred(1000, 1000, &[]), Role::Gateway)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn control_needs_root_or_admin_group() {
+        let auth = PeerAuth::Control {
+            supervisor_uid: 0,
+            admin_gid: Some(950),
+        };
+        assert!(auth.identify(&cred(0, 0, &[]), Role::Ctl).is_ok());
+        assert!(auth.identify(&cred(1000, 100, &[950]), Role::Ctl).is_ok());
+        assert!(auth.identify(&cred(1000, 100, &[27]), Role::Ctl).is_err());
+        assert!(auth.identify(&cred(0, 0, &[]), Role::Gateway).is_err());
+    }
+}

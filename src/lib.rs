@@ -1,0 +1,14 @@
+//! The CoWork OS appliance firmware: one crate, one binary `coworkd` that is both the
+//! supervisor and (re-executed as `coworkd component NAME`) each privilege-separated
+//! component, plus the admin CLI `coworkctl`. See ARCHITECTURE.md for the picture.
+
+pub mod component;
+pub mod config;
+pub mod ipc;
+pub mod logging;
+pub mod paths;
+pub mod privs;
+pub mod supervisor;
+
+/// The version reported by `coworkctl status` and the admin page.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,100 @@
+//! `coworkd`: the supervisor, and each component when re-executed as
+//! `coworkd component NAME`. This file only parses arguments, calls `run`, prints
+//! the error chain and exits with a code.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use cowork::ipc::Component;
+use cowork::logging::LogTarget;
+use cowork::paths::{DEFAULT_CONFIG, DEFAULT_RUNTIME_DIR, DEFAULT_STATE_DIR, Paths};
+
+#[derive(Debug, Parser)]
+#[command(name = "coworkd", version, about = "CoWork OS appliance supervisor")]
+struct Args {
+    /// Configuration file; drop-ins are read from FILE.d/*.toml.
+    #[arg(long, global = true, default_value = DEFAULT_CONFIG)]
+    config: PathBuf,
+    /// Persistent state (databases, keys).
+    #[arg(long, global = true, default_value = DEFAULT_STATE_DIR)]
+    state_dir: PathBuf,
+    /// Sockets and other runtime files.
+    #[arg(long, global = true, default_value = DEFAULT_RUNTIME_DIR)]
+    runtime_dir: PathBuf,
+    /// Executable to start for components (testing aid; default: this binary).
+    #[arg(long, hide = true)]
+    component_exe: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one component (started by the supervisor, not by hand).
+    #[command(hide = true)]
+    Component {
+        #[arg(value_parser = parse_component)]
+        name: Component,
+        #[arg(long, value_enum, default_value = "stderr")]
+        log: LogTarget,
+    },
+    /// Check a configuration file (and its drop-ins); print every problem as
+    /// FILE:LINE:COLUMN: MESSAGE and exit 1 if there is any.
+    CheckConfig {
+        /// Defaults to --config.
+        path: Option<PathBuf>,
+    },
+}
+
+fn parse_component(s: &str) -> Result<Component, String> {
+    Component::from_name(s)
+        .ok_or_else(|| format!("unknown component {s:?} (audit, sandbox, gateway, admin)"))
+}
+
+fn absolute_paths(args: &Args) -> std::io::Result<Paths> {
+    Ok(Paths::new(
+        std::path::absolute(&args.config)?,
+        std::path::absolute(&args.state_dir)?,
+        std::path::absolute(&args.runtime_dir)?,
+    ))
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    // Components start in `/`: every path they are handed must be absolute.
+    let paths = match absolute_paths(&args) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("coworkd: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = match args.command {
+        None => cowork::supervisor::run(cowork::supervisor::Options {
+            paths,
+            component_exe: args.component_exe,
+        }),
+        Some(Command::Component { name, log }) => cowork::component::run(name, paths, log),
+        Some(Command::CheckConfig { path }) => {
+            let path = path.unwrap_or(args.config);
+            return match cowork::config::load(&path) {
+                Ok(_) => {
+                    println!("{}: ok", path.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(1)
+                }
+            };
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("coworkd: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! Every system path, socket name and account name of the appliance, in one place.
+//! Code elsewhere receives a [`Paths`] value; nothing deeper down hard-codes `/run` or
+//! `/var/lib`, so tests and side-by-side instances pass their own directories.
+
+use std::path::{Path, PathBuf};
+
+use crate::ipc::Component;
+
+pub const DEFAULT_CONFIG: &str = "/etc/cowork/coworkd.toml";
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/cowork";
+pub const DEFAULT_RUNTIME_DIR: &str = "/run/cowork";
+
+/// The supervisor's control socket, for `coworkctl`.
+pub const CONTROL_SOCKET: &str = "control.sock";
+/// Members of this group may use `coworkctl` without being root.
+pub const ADMIN_GROUP: &str = "cowork-admin";
+/// Every component user is a member; component sockets are group-accessible to it.
+pub const SHARED_GROUP: &str = "cowork";
+
+/// The directories one appliance instance works in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Paths {
+    pub config: PathBuf,
+    pub state_dir: PathBuf,
+    pub runtime_dir: PathBuf,
+}
+
+impl Paths {
+    pub fn new(config: PathBuf, state_dir: PathBuf, runtime_dir: PathBuf) -> Paths {
+        Paths {
+            config,
+            state_dir,
+            runtime_dir,
+        }
+    }
+
+    /// `$RUNTIME/control.sock`
+    pub fn control_socket(&self) -> PathBuf {
+        self.runtime_dir.join(CONTROL_SOCKET)
+    }
+
+    /// `$RUNTIME/NAME/` — one directory per component, owned by its user, so no
+    /// component can replace another's socket.
+    pub fn component_runtime_dir(&self, c: Component) -> PathBuf {
+        self.runtime_dir.join(c.name())
+    }
+
+    /// `$RUNTIME/NAME/NAME.sock`
+    pub fn component_socket(&self, c: Component) -> PathBuf {
+        self.component_runtime_dir(c)
+            .join(format!("{}.sock", c.name()))
+    }
+
+    /// `$STATE/NAME/` — the data a component owns.
+    pub fn component_state_dir(&self, c: Component) -> PathBuf {
+        self.state_dir.join(c.name())
+    }
+
+    /// `$STATE/supervisor/` — data only the supervisor reads (keystore material).
+    pub fn supervisor_state_dir(&self) -> PathBuf {
+        self.state_dir.join("supervisor")
+    }
+
+    /// Drop-in directory beside the main config file: `coworkd.toml.d/`.
+    pub fn config_dropin_dir(config: &Path) -> PathBuf {
+        let mut name = config.as_os_str().to_owned();
+        name.push(".d");
+        PathBuf::from(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sockets_live_in_per_component_dirs() {
+        let p = Paths::new("/c.toml".into(), "/s".into(), "/r".into());
+        assert_eq!(
+            p.component_socket(Component::Audit),
+            PathBuf::from("/r/audit/audit.sock")
+        );
+        assert_eq!(p.control_socket(), PathBuf::from("/r/control.sock"));
+        assert_eq!(
+            Paths::config_dropin_dir(Path::new("/etc/cowork/coworkd.toml")),
+            PathBuf::from("/etc/cowork/coworkd.toml.d")
+        );
+    }
+}

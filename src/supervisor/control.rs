@@ -1,0 +1,74 @@
+//! The control socket (`$RUNTIME/control.sock`) that `coworkctl` talks to. Only
+//! root, the supervisor's own uid, or members of group cowork-admin get in.
+
+use std::os::unix::fs::chown;
+use std::sync::Arc;
+
+use tokio::sync::{oneshot, watch};
+
+use super::Shared;
+use crate::ipc::{
+    self, ControlRequest, ControlResponse, ErrorCode, Peer, Role, Service, WireError,
+};
+use crate::paths::ADMIN_GROUP;
+
+pub struct ControlServer {
+    stop: watch::Sender<bool>,
+}
+
+impl ControlServer {
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+pub fn start(shared: Arc<Shared>) -> anyhow::Result<ControlServer> {
+    use anyhow::Context;
+    let path = shared.paths.control_socket();
+    let listener =
+        ipc::bind_socket(&path, 0o660).with_context(|| format!("binding {}", path.display()))?;
+    if let Some(gid) = crate::privs::group_gid(ADMIN_GROUP) {
+        chown(&path, None, Some(gid.as_raw()))
+            .with_context(|| format!("giving {} to group {ADMIN_GROUP}", path.display()))?;
+    }
+    let (stop, stop_rx) = watch::channel(false);
+    let auth = Arc::new(crate::privs::control_peer_auth());
+    tokio::spawn(ipc::serve(
+        listener,
+        auth,
+        Arc::new(Control { shared }),
+        stop_rx,
+    ));
+    Ok(ControlServer { stop })
+}
+
+struct Control {
+    shared: Arc<Shared>,
+}
+
+impl Service for Control {
+    type Request = ControlRequest;
+    type Response = ControlResponse;
+
+    fn role(&self) -> Role {
+        Role::Supervisor
+    }
+
+    async fn handle(&self, _peer: Peer, request: ControlRequest) -> ControlResponse {
+        match request {
+            ControlRequest::Status => ControlResponse::Status(self.shared.report()),
+            ControlRequest::Reload => {
+                let (tx, rx) = oneshot::channel();
+                if self.shared.reload_tx.send(tx).await.is_err() {
+                    return WireError::new(ErrorCode::Unavailable, "the supervisor is stopping")
+                        .into();
+                }
+                match rx.await {
+                    Ok(Ok(())) => ControlResponse::Reloaded,
+                    Ok(Err(problems)) => WireError::new(ErrorCode::BadRequest, problems).into(),
+                    Err(_) => WireError::new(ErrorCode::Internal, "reload was dropped").into(),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,643 @@
+//! The supervisor (`coworkd` with no subcommand).
+//!
+//! Role: starts the components in dependency order (audit first), restarts a dead
+//! one with exponential backoff, marks the appliance degraded when one crash-loops,
+//! pings every component and tells systemd READY/WATCHDOG/STATUS/STOPPING, reloads
+//! the configuration on SIGHUP, stops everything in reverse order on SIGTERM, and
+//! serves `coworkctl` on the control socket.
+//! Privileges: started as root it creates the runtime and state directories and
+//! switches each component to its own user; it keeps no open database.
+//! Peers: every component (as their lifecycle client) and `coworkctl`.
+
+mod control;
+mod notify;
+mod restart;
+mod spawn;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::{PermissionsExt, chown};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+
+use crate::config::{self, Config};
+use crate::ipc::{
+    Client, Component, ComponentRequest, ComponentResponse, ComponentState, ComponentStatus, Role,
+    StatusReport,
+};
+use crate::logging::{self, LogHandle, LogTarget};
+use crate::paths::{Paths, SHARED_GROUP};
+use crate::privs::{self, RunAs};
+
+pub use restart::{RestartPolicy, RestartTracker, STABLE_UPTIME};
+
+/// Consecutive missed health checks after which a component is killed and restarted.
+const MAX_MISSED_PINGS: u32 = 3;
+
+/// How the supervisor was asked to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub paths: Paths,
+    /// The executable started for components; normally this very binary. Tests
+    /// point it at a wrapper to simulate a component that keeps dying.
+    pub component_exe: Option<PathBuf>,
+}
+
+type ComponentClient = Client<ComponentRequest, ComponentResponse>;
+
+/// What the supervisor knows of one component.
+#[derive(Debug)]
+struct Slot {
+    state: ComponentState,
+    pid: Option<u32>,
+    tracker: RestartTracker,
+    missed_pings: u32,
+    user: String,
+    degraded: bool,
+}
+
+/// State shared by the main loop, the component tasks and the control server.
+struct Shared {
+    paths: Paths,
+    exe: PathBuf,
+    log_target: LogTarget,
+    started: Instant,
+    config: Mutex<Config>,
+    slots: Mutex<BTreeMap<Component, Slot>>,
+    clients: BTreeMap<Component, Arc<ComponentClient>>,
+    /// Wakes the main loop when a component changes state.
+    changed: Notify,
+    /// Reload requests from the control socket.
+    reload_tx: mpsc::Sender<oneshot::Sender<Result<(), String>>>,
+}
+
+impl Shared {
+    fn config(&self) -> Config {
+        lock(&self.config).clone()
+    }
+
+    fn policy(&self) -> RestartPolicy {
+        RestartPolicy::from_settings(&lock(&self.config).supervisor)
+    }
+
+    fn update(&self, c: Component, f: impl FnOnce(&mut Slot)) {
+        if let Some(slot) = lock(&self.slots).get_mut(&c) {
+            f(slot);
+        }
+        self.changed.notify_one();
+    }
+
+    fn report(&self) -> StatusReport {
+        let now = Instant::now();
+        let policy = self.policy();
+        let config = self.config();
+        let mut slots = lock(&self.slots);
+        let components: Vec<ComponentStatus> = slots
+            .iter_mut()
+            .map(|(c, s)| ComponentStatus {
+                component: *c,
+                state: s.state,
+                pid: s.pid,
+                restarts: s.tracker.total(),
+                recent_restarts: s.tracker.recent(now, &policy),
+                backoff_ms: u64::try_from(s.tracker.next_delay().as_millis()).unwrap_or(u64::MAX),
+                user: s.user.clone(),
+            })
+            .collect();
+        let degraded = slots.values_mut().any(|s| s.tracker.degraded(now, &policy));
+        StatusReport {
+            version: crate::VERSION.to_string(),
+            profile: config.profile.name().to_string(),
+            pid: std::process::id(),
+            uptime_secs: self.started.elapsed().as_secs(),
+            ready: components.iter().all(|c| c.state == ComponentState::Up),
+            degraded,
+            keystore: "pending (keystore not configured)".to_string(),
+            components,
+        }
+    }
+}
+
+/// Runs the supervisor until SIGTERM/SIGINT. Returns after an orderly stop.
+pub fn run(opts: Options) -> anyhow::Result<()> {
+    privs::harden_process().context("hardening the supervisor process")?;
+    let config = config::load(&opts.paths.config)
+        .with_context(|| format!("loading {}", opts.paths.config.display()))?;
+    let log_target = LogTarget::detect();
+    let log = logging::init("supervisor", config.log.level, log_target);
+
+    let mut plans = BTreeMap::new();
+    for c in Component::START_ORDER {
+        plans.insert(
+            c,
+            privs::run_as(c, config.profile)
+                .with_context(|| format!("planning the {c} component"))?,
+        );
+    }
+    prepare_dirs(&opts.paths, &plans)?;
+    let exe = match &opts.component_exe {
+        Some(p) => p.clone(),
+        None => std::env::current_exe().context("finding our own executable")?,
+    };
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(supervise(opts.paths, exe, config, plans, log_target, log))
+}
+
+/// Creates the runtime and state directories with owners and modes that keep each
+/// component to its own corner.
+fn prepare_dirs(paths: &Paths, plans: &BTreeMap<Component, Option<RunAs>>) -> anyhow::Result<()> {
+    let shared_gid = privs::group_gid(SHARED_GROUP).map(|g| g.as_raw());
+    let per_user = plans.values().any(Option::is_some);
+    // Runtime dir: 0755 when components have their own users (coworkctl reaches the
+    // control socket; each component dir below is locked), 0700 otherwise.
+    mkdir(
+        &paths.runtime_dir,
+        if per_user { 0o755 } else { 0o700 },
+        None,
+    )?;
+    mkdir(&paths.state_dir, if per_user { 0o755 } else { 0o700 }, None)?;
+    mkdir(&paths.supervisor_state_dir(), 0o700, None)?;
+    for (c, plan) in plans {
+        let owner = plan.as_ref().map(|r| (r.uid, shared_gid.unwrap_or(r.gid)));
+        mkdir(&paths.component_runtime_dir(*c), 0o750, owner)?;
+        let state_owner = plan.as_ref().map(|r| (r.uid, r.gid));
+        mkdir(&paths.component_state_dir(*c), 0o700, state_owner)?;
+    }
+    Ok(())
+}
+
+fn mkdir(path: &Path, mode: u32, owner: Option<(u32, u32)>) -> anyhow::Result<()> {
+    std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))?;
+    if let Some((uid, gid)) = owner {
+        chown(path, Some(uid), Some(gid))
+            .with_context(|| format!("changing the owner of {}", path.display()))?;
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("setting the mode of {}", path.display()))?;
+    Ok(())
+}
+
+async fn supervise(
+    paths: Paths,
+    exe: PathBuf,
+    config: Config,
+    plans: BTreeMap<Component, Option<RunAs>>,
+    log_target: LogTarget,
+    log: LogHandle,
+) -> anyhow::Result<()> {
+    let mut notifier = notify::Notifier::default();
+    let policy = RestartPolicy::from_settings(&config.supervisor);
+    let health_timeout = Duration::from_millis(config.supervisor.health_timeout_ms);
+    let (reload_tx, mut reload_rx) = mpsc::channel(4);
+
+    let mut slots = BTreeMap::new();
+    let mut clients = BTreeMap::new();
+    for c in Component::START_ORDER {
+        let user = plans[&c]
+            .as_ref()
+            .map_or_else(current_user_name, |r| r.user.clone());
+        slots.insert(
+            c,
+            Slot {
+                state: ComponentState::Starting,
+                pid: None,
+                tracker: RestartTracker::new(&policy),
+                missed_pings: 0,
+                user,
+                degraded: false,
+            },
+        );
+        clients.insert(
+            c,
+            Arc::new(Client::new(
+                paths.component_socket(c),
+                Role::Supervisor,
+                health_timeout,
+            )),
+        );
+    }
+    let shared = Arc::new(Shared {
+        paths: paths.clone(),
+        exe,
+        log_target,
+        started: Instant::now(),
+        config: Mutex::new(config.clone()),
+        slots: Mutex::new(slots),
+        clients,
+        changed: Notify::new(),
+        reload_tx,
+    });
+
+    let control = control::start(Arc::clone(&shared)).context("starting the control socket")?;
+    tracing::info!(version = crate::VERSION, profile = config.profile.name(), runtime = %paths.runtime_dir.display(), "supervisor starting");
+
+    // One task per component; each waits until the one before it in START_ORDER
+    // has answered once, so the audit trail is up before anything writes to it.
+    let mut stops = BTreeMap::new();
+    let mut tasks = BTreeMap::new();
+    let mut gate: Option<watch::Receiver<bool>> = None;
+    for c in Component::START_ORDER {
+        let (stop_tx, stop_rx) = watch::channel(None);
+        let (settled_tx, settled_rx) = watch::channel(false);
+        let task = tokio::spawn(component_task(
+            Arc::clone(&shared),
+            c,
+            plans[&c].clone(),
+            gate.take(),
+            settled_tx,
+            stop_rx,
+        ));
+        gate = Some(settled_rx);
+        stops.insert(c, stop_tx);
+        tasks.insert(c, task);
+    }
+
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
+
+    let mut interval = health_interval(&config);
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut was_degraded = false;
+
+    loop {
+        tokio::select! {
+            _ = sigterm.recv() => { tracing::info!("SIGTERM received; stopping"); break; }
+            _ = sigint.recv() => { tracing::info!("SIGINT received; stopping"); break; }
+            _ = sighup.recv() => {
+                let _ = reload(&shared, &log, &mut notifier).await;
+            }
+            Some(reply) = reload_rx.recv() => {
+                let result = reload(&shared, &log, &mut notifier).await;
+                let _ = reply.send(result);
+            }
+            _ = tick.tick() => {
+                health_round(&shared).await;
+                let new_interval = health_interval(&shared.config());
+                if new_interval != interval {
+                    interval = new_interval;
+                    tick = tokio::time::interval(interval);
+                }
+            }
+            _ = shared.changed.notified() => {}
+        }
+        // After every event: readiness, watchdog, status line, degraded transitions.
+        let report = shared.report();
+        if report.ready {
+            notifier.ready();
+        }
+        notifier.status(&status_line(&report));
+        if report.degraded != was_degraded {
+            was_degraded = report.degraded;
+            if report.degraded {
+                for c in report
+                    .components
+                    .iter()
+                    .filter(|c| c.recent_restarts > shared.policy().burst)
+                {
+                    tracing::error!(
+                        component = c.component.name(),
+                        recent_restarts = c.recent_restarts,
+                        "APPLIANCE DEGRADED: component is crash-looping; the others keep running"
+                    );
+                }
+            } else {
+                tracing::warn!("appliance no longer degraded");
+            }
+        }
+    }
+
+    notifier.stopping();
+    let stop_timeout = Duration::from_secs(shared.config().supervisor.stop_timeout_secs);
+    let deadline = tokio::time::Instant::now() + stop_timeout;
+    for c in Component::START_ORDER.iter().rev() {
+        if let Some(stop) = stops.get(c) {
+            let _ = stop.send(Some(deadline));
+        }
+        if let Some(task) = tasks.remove(c) {
+            // The task itself kills its child at the deadline; the extra second only
+            // guards against a task that cannot finish.
+            let _ = tokio::time::timeout_at(deadline + Duration::from_secs(1), task).await;
+        }
+    }
+    control.stop();
+    tracing::info!("supervisor stopped");
+    Ok(())
+}
+
+fn health_interval(config: &Config) -> Duration {
+    let configured = Duration::from_millis(config.supervisor.health_interval_ms);
+    // systemd wants a ping at least every WatchdogSec; send at twice that rate.
+    match notify::Notifier::watchdog_interval() {
+        Some(w) => configured.min(w / 2),
+        None => configured,
+    }
+}
+
+fn status_line(r: &StatusReport) -> String {
+    let up = r
+        .components
+        .iter()
+        .filter(|c| c.state == ComponentState::Up)
+        .count();
+    let mut line = format!(
+        "{up}/{} components up, keystore: {}",
+        r.components.len(),
+        r.keystore
+    );
+    if r.degraded {
+        line.push_str(", DEGRADED");
+    }
+    line
+}
+
+/// Pings every started component; all answering → WATCHDOG=1. A component that
+/// misses several in a row is killed so the restart logic brings it back.
+async fn health_round(shared: &Arc<Shared>) {
+    let targets: Vec<(Component, u32)> = lock(&shared.slots)
+        .iter()
+        .filter(|(_, s)| matches!(s.state, ComponentState::Up | ComponentState::Unresponsive))
+        .filter_map(|(c, s)| s.pid.map(|p| (*c, p)))
+        .collect();
+    let mut pings = tokio::task::JoinSet::new();
+    for (c, pid) in targets {
+        let client = Arc::clone(&shared.clients[&c]);
+        pings.spawn(async move { (c, pid, matches!(client.call(ComponentRequest::Ping).await, Ok(ComponentResponse::Pong(h)) if h.pid == pid)) });
+    }
+    let results = pings.join_all().await;
+    let mut all_answered = results.len() == Component::START_ORDER.len();
+    for (c, pid, ok) in results {
+        all_answered &= ok;
+        let mut kill = false;
+        shared.update(c, |s| {
+            if s.pid != Some(pid) {
+                return;
+            }
+            if ok {
+                s.missed_pings = 0;
+                s.state = ComponentState::Up;
+            } else {
+                s.missed_pings += 1;
+                s.state = ComponentState::Unresponsive;
+                kill = s.missed_pings >= MAX_MISSED_PINGS;
+            }
+        });
+        if kill {
+            tracing::error!(
+                component = c.name(),
+                pid,
+                "component stopped answering health checks; killing it"
+            );
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+    if all_answered {
+        notify::Notifier::default().watchdog();
+    }
+}
+
+async fn reload(
+    shared: &Arc<Shared>,
+    log: &LogHandle,
+    notifier: &mut notify::Notifier,
+) -> Result<(), String> {
+    notifier.reloading();
+    let result = match config::load(&shared.paths.config) {
+        Ok(new) => {
+            log.set_level(new.log.level);
+            *lock(&shared.config) = new;
+            tracing::info!("configuration reloaded; telling the components");
+            for (c, client) in &shared.clients {
+                match client.call(ComponentRequest::Reload).await {
+                    Ok(ComponentResponse::Done) => {}
+                    Ok(other) => {
+                        tracing::warn!(component = c.name(), answer = ?other, "component did not take the reload")
+                    }
+                    Err(e) => {
+                        tracing::warn!(component = c.name(), error = %e, "component unreachable for reload")
+                    }
+                }
+            }
+            Ok(())
+        }
+        Err(e) => {
+            for p in &e.problems {
+                tracing::error!(problem = %p, "configuration reload refused");
+            }
+            Err(e.to_string())
+        }
+    };
+    // READY=1 again ends the RELOADING=1 state for systemd.
+    if notifier.is_ready() {
+        sd_notify::notify(false, &[sd_notify::NotifyState::Ready]).ok();
+    }
+    result
+}
+
+/// Keeps one component alive: spawn, wait until it answers, wait for its death,
+/// back off, repeat, until told to stop.
+async fn component_task(
+    shared: Arc<Shared>,
+    c: Component,
+    run_as: Option<RunAs>,
+    gate: Option<watch::Receiver<bool>>,
+    settled_tx: watch::Sender<bool>,
+    mut stop: watch::Receiver<Option<tokio::time::Instant>>,
+) {
+    if let Some(mut gate) = gate {
+        // Wait until the component before us has settled its first start: up, or
+        // dead (a crash-looping audit must not keep the admin page from coming up
+        // to show it).
+        tokio::select! {
+            _ = gate.wait_for(|settled| *settled) => {}
+            _ = stop.changed() => return,
+        }
+    }
+    let client = Arc::clone(&shared.clients[&c]);
+    loop {
+        let started = Instant::now();
+        let mut cmd = spawn::command(
+            &shared.exe,
+            c,
+            &shared.paths,
+            shared.log_target,
+            run_as.as_ref(),
+        );
+        let mut child = match cmd.spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                tracing::error!(component = c.name(), error = %e, "spawn failed");
+                let _ = settled_tx.send(true);
+                if !backoff(&shared, c, started, &mut stop).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        let pid = child.id();
+        tracing::info!(component = c.name(), pid = ?pid, "component spawned");
+        shared.update(c, |s| {
+            s.state = ComponentState::Starting;
+            s.pid = pid;
+            s.missed_pings = 0;
+        });
+
+        // Starting: poll its health until it answers, or it dies, or we stop.
+        let ready = async {
+            loop {
+                if let Ok(ComponentResponse::Pong(h)) = client
+                    .call_with_timeout(ComponentRequest::Ping, Duration::from_millis(500))
+                    .await
+                {
+                    if Some(h.pid) == pid {
+                        return;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        let exited = tokio::select! {
+            _ = ready => None,
+            status = child.wait() => Some(status),
+            deadline = stop_deadline(&mut stop) => {
+                stop_child(c, &client, &mut child, deadline).await;
+                shared.update(c, |s| { s.state = ComponentState::Stopped; s.pid = None; });
+                return;
+            }
+        };
+        let status = match exited {
+            Some(status) => status,
+            None => {
+                tracing::info!(component = c.name(), pid = ?pid, "component up");
+                shared.update(c, |s| s.state = ComponentState::Up);
+                let _ = settled_tx.send(true);
+                tokio::select! {
+                    status = child.wait() => status,
+                    deadline = stop_deadline(&mut stop) => {
+                        stop_child(c, &client, &mut child, deadline).await;
+                        shared.update(c, |s| { s.state = ComponentState::Stopped; s.pid = None; });
+                        return;
+                    }
+                }
+            }
+        };
+        let _ = settled_tx.send(true);
+        match status {
+            Ok(s) => {
+                tracing::error!(component = c.name(), pid = ?pid, status = %s, "component exited")
+            }
+            Err(e) => {
+                tracing::error!(component = c.name(), pid = ?pid, error = %e, "waiting for component failed")
+            }
+        }
+        if !backoff(&shared, c, started, &mut stop).await {
+            return;
+        }
+    }
+}
+
+/// Resolves when the supervisor asks this component to stop, with the deadline.
+async fn stop_deadline(
+    stop: &mut watch::Receiver<Option<tokio::time::Instant>>,
+) -> tokio::time::Instant {
+    match stop.wait_for(Option::is_some).await {
+        Ok(d) => d.unwrap_or_else(tokio::time::Instant::now),
+        // The sender is gone: the supervisor is exiting; stop now.
+        Err(_) => tokio::time::Instant::now(),
+    }
+}
+
+/// Records a death and sleeps out the backoff. False when told to stop meanwhile.
+async fn backoff(
+    shared: &Arc<Shared>,
+    c: Component,
+    started: Instant,
+    stop: &mut watch::Receiver<Option<tokio::time::Instant>>,
+) -> bool {
+    let policy = shared.policy();
+    let mut delay = Duration::ZERO;
+    shared.update(c, |s| {
+        delay = s
+            .tracker
+            .on_exit(Instant::now(), started.elapsed(), &policy);
+        s.state = ComponentState::Backoff;
+        s.pid = None;
+        let degraded = s.tracker.degraded(Instant::now(), &policy);
+        if degraded && !s.degraded {
+            tracing::error!(
+                component = c.name(),
+                restarts = s.tracker.total(),
+                "component restarted more than {} times in {:?}",
+                policy.burst,
+                policy.window
+            );
+        }
+        s.degraded = degraded;
+    });
+    tracing::warn!(
+        component = c.name(),
+        delay_ms = delay.as_millis() as u64,
+        "restarting after backoff"
+    );
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => true,
+        _ = stop_deadline(stop) => false,
+    }
+}
+
+/// Orderly stop of one component: ask over IPC, then SIGTERM, then SIGKILL at the
+/// deadline.
+async fn stop_child(
+    c: Component,
+    client: &ComponentClient,
+    child: &mut tokio::process::Child,
+    deadline: tokio::time::Instant,
+) {
+    let asked = tokio::time::timeout_at(
+        deadline,
+        client.call_with_timeout(ComponentRequest::Shutdown, Duration::from_millis(500)),
+    )
+    .await;
+    if !matches!(asked, Ok(Ok(ComponentResponse::Done))) {
+        if let Some(pid) = child.id() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+    }
+    match tokio::time::timeout_at(deadline, child.wait()).await {
+        Ok(_) => tracing::info!(component = c.name(), "component stopped"),
+        Err(_) => {
+            tracing::error!(
+                component = c.name(),
+                "component did not stop in time; killing it"
+            );
+            let _ = child.kill().await;
+        }
+    }
+}
+
+fn current_user_name() -> String {
+    let uid = nix::unistd::Uid::effective();
+    nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map_or_else(|| uid.to_string(), |u| u.name)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -1,0 +1,74 @@
+//! Starting a component: re-exec ourselves as `coworkd component NAME` with a clean
+//! environment, stdin closed, under the component's user, dying with the supervisor.
+
+use std::path::Path;
+use std::process::Stdio;
+
+use crate::ipc::Component;
+use crate::logging::LogTarget;
+use crate::paths::Paths;
+use crate::privs::RunAs;
+
+/// The only variable a component inherits. No secret ever travels in env or argv.
+const COMPONENT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+pub fn command(
+    exe: &Path,
+    component: Component,
+    paths: &Paths,
+    log: LogTarget,
+    run_as: Option<&RunAs>,
+) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(exe);
+    cmd.arg("component")
+        .arg(component.name())
+        .arg("--config")
+        .arg(&paths.config)
+        .arg("--state-dir")
+        .arg(&paths.state_dir)
+        .arg("--runtime-dir")
+        .arg(&paths.runtime_dir)
+        .arg("--log")
+        .arg(log.name())
+        .env_clear()
+        .env("PATH", COMPONENT_PATH)
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let run_as = run_as.cloned();
+    let parent = std::process::id();
+    install_pre_exec(&mut cmd, run_as, parent);
+    cmd
+}
+
+/// In the child between fork and exec: switch user, then ask the kernel to kill us
+/// if the supervisor dies (set after the switch, which would clear it).
+#[allow(unsafe_code)]
+fn install_pre_exec(cmd: &mut tokio::process::Command, run_as: Option<RunAs>, parent: u32) {
+    use nix::unistd::{Gid, Uid, setgid, setgroups, setuid};
+    let groups: Vec<Gid> = run_as
+        .as_ref()
+        .map(|r| r.groups.iter().map(|g| Gid::from_raw(*g)).collect())
+        .unwrap_or_default();
+    // SAFETY: the closure runs in the forked child before exec and only makes
+    // async-signal-safe system calls (setgroups, setgid, setuid, setsid, prctl, getppid) on
+    // data prepared before the fork; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if let Some(r) = &run_as {
+                setgroups(&groups)?;
+                setgid(Gid::from_raw(r.gid))?;
+                setuid(Uid::from_raw(r.uid))?;
+            }
+            // Own session: a Ctrl-C meant for the supervisor's terminal does not
+            // kill components behind its back; the supervisor stops them in order.
+            nix::unistd::setsid()?;
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+            // The supervisor may have died before the line above took effect.
+            if nix::unistd::getppid().as_raw() as u32 != parent {
+                return Err(std::io::Error::other("supervisor exited during spawn"));
+            }
+            Ok(())
+        });
+    }
+}

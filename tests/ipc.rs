@@ -1,0 +1,253 @@
+//! IPC under hostile input: an oversized frame, garbage CBOR, an unknown request,
+//! a wrong protocol version, a peer whose uid the table does not allow and a
+//! request the peer table forbids are each refused with an error, while the server
+//! keeps serving other clients. Also: request ids multiplex, clients reconnect.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream as StdStream;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cowork::ipc::{
+    self, Client, Component, ComponentRequest, ComponentResponse, ErrorCode, Frame, Health, Hello,
+    HelloReply, PROTOCOL_VERSION, Peer, PeerAuth, Role, Service,
+};
+use tokio::sync::watch;
+
+struct Echo;
+
+impl Service for Echo {
+    type Request = ComponentRequest;
+    type Response = ComponentResponse;
+    fn role(&self) -> Role {
+        Role::Audit
+    }
+    async fn handle(&self, _peer: Peer, req: ComponentRequest) -> ComponentResponse {
+        match req {
+            ComponentRequest::Ping => ComponentResponse::Pong(Health {
+                component: Component::Audit,
+                pid: std::process::id(),
+                ready: true,
+            }),
+            _ => ComponentResponse::Done,
+        }
+    }
+}
+
+fn me() -> u32 {
+    nix::unistd::Uid::effective().as_raw()
+}
+
+/// Starts a server on its own runtime thread; returns the socket path.
+fn server(dir: &Path, auth: PeerAuth) -> (PathBuf, watch::Sender<bool>) {
+    let path = dir.join("audit.sock");
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let p = path.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt");
+        rt.block_on(async move {
+            let listener = ipc::bind_socket(&p, 0o600).expect("bind");
+            ready_tx.send(()).expect("ready");
+            ipc::serve(listener, Arc::new(auth), Arc::new(Echo), stop_rx).await;
+        });
+    });
+    ready_rx.recv().expect("server up");
+    (path, stop_tx)
+}
+
+fn raw_frame(s: &mut StdStream, body: &[u8]) {
+    s.write_all(&(body.len() as u32).to_be_bytes())
+        .expect("write len");
+    s.write_all(body).expect("write body");
+}
+
+fn read_raw(s: &mut StdStream) -> Option<Vec<u8>> {
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).ok()?;
+    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+    s.read_exact(&mut body).ok()?;
+    Some(body)
+}
+
+fn connect(path: &Path, role: Role, protocol: u32) -> (StdStream, HelloReply) {
+    let mut s = StdStream::connect(path).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    raw_frame(
+        &mut s,
+        &ipc::encode(&Hello { protocol, role }).expect("hello"),
+    );
+    let reply: HelloReply = ipc::decode(&read_raw(&mut s).expect("hello reply")).expect("decode");
+    (s, reply)
+}
+
+fn ping(s: &mut StdStream, id: u64) -> Frame<ComponentResponse> {
+    raw_frame(
+        s,
+        &ipc::encode(&Frame {
+            id,
+            body: ComponentRequest::Ping,
+        })
+        .expect("enc"),
+    );
+    ipc::decode(&read_raw(s).expect("answer")).expect("decode")
+}
+
+fn error_code(f: &Frame<ComponentResponse>) -> Option<ErrorCode> {
+    match &f.body {
+        ComponentResponse::Error(e) => Some(e.code),
+        _ => None,
+    }
+}
+
+#[test]
+fn hostile_frames_are_refused_and_others_keep_being_served() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (path, _stop) = server(dir.path(), PeerAuth::SharedUid(me()));
+    let (mut good, reply) = connect(&path, Role::Supervisor, PROTOCOL_VERSION);
+    assert!(matches!(
+        reply,
+        HelloReply::Accepted {
+            server: Role::Audit
+        }
+    ));
+    assert!(matches!(
+        ping(&mut good, 1).body,
+        ComponentResponse::Pong(_)
+    ));
+
+    // Garbage CBOR inside a well-formed frame: an error, the connection survives.
+    let (mut bad, _) = connect(&path, Role::Supervisor, PROTOCOL_VERSION);
+    raw_frame(&mut bad, &[0xff, 0xfe, 0x00, 0x42]);
+    let answer: Frame<ComponentResponse> =
+        ipc::decode(&read_raw(&mut bad).expect("answer")).expect("decode");
+    assert_eq!(error_code(&answer), Some(ErrorCode::Malformed));
+    assert!(matches!(ping(&mut bad, 2).body, ComponentResponse::Pong(_)));
+
+    // An unknown request variant.
+    #[derive(serde::Serialize)]
+    enum Evil {
+        FormatDisk,
+    }
+    raw_frame(
+        &mut bad,
+        &ipc::encode(&Frame {
+            id: 3,
+            body: Evil::FormatDisk,
+        })
+        .expect("enc"),
+    );
+    let answer: Frame<ComponentResponse> =
+        ipc::decode(&read_raw(&mut bad).expect("answer")).expect("decode");
+    assert_eq!(error_code(&answer), Some(ErrorCode::Malformed));
+
+    // Trailing bytes after a valid request.
+    let mut bytes = ipc::encode(&Frame {
+        id: 4,
+        body: ComponentRequest::Ping,
+    })
+    .expect("enc");
+    bytes.extend_from_slice(b"tail");
+    raw_frame(&mut bad, &bytes);
+    let answer: Frame<ComponentResponse> =
+        ipc::decode(&read_raw(&mut bad).expect("answer")).expect("decode");
+    assert_eq!(error_code(&answer), Some(ErrorCode::Malformed));
+
+    // An oversized frame: refused, then the connection is closed.
+    bad.write_all(&((ipc::MAX_FRAME_BYTES as u32) + 1).to_be_bytes())
+        .expect("len");
+    let answer: Frame<ComponentResponse> =
+        ipc::decode(&read_raw(&mut bad).expect("answer")).expect("decode");
+    assert_eq!(error_code(&answer), Some(ErrorCode::TooLarge));
+    assert!(
+        read_raw(&mut bad).is_none(),
+        "connection must be closed after an oversized frame"
+    );
+
+    // A wrong protocol version is refused at hello.
+    let (_, reply) = connect(&path, Role::Supervisor, PROTOCOL_VERSION + 1);
+    assert!(matches!(reply, HelloReply::Refused { .. }));
+
+    // A request the table forbids for this sender.
+    let (mut gw, reply) = connect(&path, Role::Gateway, PROTOCOL_VERSION);
+    assert!(matches!(reply, HelloReply::Accepted { .. }));
+    assert_eq!(error_code(&ping(&mut gw, 5)), Some(ErrorCode::Forbidden));
+
+    // Through all of it the first client kept being served.
+    assert!(matches!(
+        ping(&mut good, 6).body,
+        ComponentResponse::Pong(_)
+    ));
+}
+
+#[test]
+fn peer_uid_not_in_table_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Production-style table where our uid is the gateway's.
+    let (path, _stop) = server(dir.path(), PeerAuth::PerUser(vec![(me(), Role::Gateway)]));
+    let (_, reply) = connect(&path, Role::Supervisor, PROTOCOL_VERSION);
+    match reply {
+        HelloReply::Refused { reason } => {
+            assert!(reason.contains("belongs to gateway"), "{reason}")
+        }
+        other => panic!("expected refusal, got {other:?}"),
+    }
+    let (mut gw, reply) = connect(&path, Role::Gateway, PROTOCOL_VERSION);
+    assert!(matches!(reply, HelloReply::Accepted { .. }));
+    assert_eq!(error_code(&ping(&mut gw, 1)), Some(ErrorCode::Forbidden));
+
+    // A table without our uid at all.
+    let dir2 = tempfile::tempdir().expect("tempdir");
+    let (path2, _stop2) = server(
+        dir2.path(),
+        PeerAuth::PerUser(vec![(me().wrapping_add(4242), Role::Supervisor)]),
+    );
+    let (_, reply) = connect(&path2, Role::Supervisor, PROTOCOL_VERSION);
+    assert!(matches!(reply, HelloReply::Refused { .. }));
+}
+
+#[test]
+fn client_multiplexes_and_reconnects_after_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (path, stop) = server(dir.path(), PeerAuth::SharedUid(me()));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    rt.block_on(async {
+        let client = Arc::new(Client::<ComponentRequest, ComponentResponse>::new(
+            &path,
+            Role::Supervisor,
+            Duration::from_secs(3),
+        ));
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..50 {
+            let c = Arc::clone(&client);
+            set.spawn(async move {
+                matches!(
+                    c.call(ComponentRequest::Ping).await,
+                    Ok(ComponentResponse::Pong(_))
+                )
+            });
+        }
+        assert!(set.join_all().await.into_iter().all(|ok| ok));
+
+        // Restart the server on the same path; the same client carries on.
+        stop.send(true).expect("stop");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (_path, _stop2) = server(dir.path(), PeerAuth::SharedUid(me()));
+        let mut answered = false;
+        for _ in 0..3 {
+            if let Ok(ComponentResponse::Pong(_)) = client.call(ComponentRequest::Ping).await {
+                answered = true;
+                break;
+            }
+        }
+        assert!(answered, "client did not reconnect");
+    });
+}

@@ -1,0 +1,199 @@
+//! The supervisor, run as the real binary: readiness and systemd notifications,
+//! healing after SIGKILL of each component, backoff and "degraded" for a
+//! crash-looping component, orderly stop, reload, status exit codes.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use common::{COWORKD, DEV_CONFIG, Instance, alive, wait_until};
+use nix::sys::signal::Signal;
+
+const COMPONENTS: [&str; 4] = ["audit", "sandbox", "gateway", "admin"];
+
+#[test]
+fn notifies_ready_status_watchdog_and_stopping() {
+    let mut i = Instance::start_with(DEV_CONFIG, &[], &[("WATCHDOG_USEC", "2000000")]);
+    i.wait_notification("READY=1", Duration::from_secs(10));
+    let status = i.wait_notification("STATUS=4/4 components up", Duration::from_secs(5));
+    assert!(status.contains("keystore: "), "{status}");
+    // WatchdogSec=2s → pings (and WATCHDOG=1) at least every second.
+    i.wait_notification("WATCHDOG=1", Duration::from_secs(3));
+    let out = i.ctl(&["status"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("healthy"), "{text}");
+    let (status, took) = i.stop();
+    assert!(status.success(), "{status:?}");
+    assert!(took < Duration::from_secs(10), "stop took {took:?}");
+    i.wait_notification("STOPPING=1", Duration::from_secs(1));
+}
+
+#[test]
+fn sigkill_of_each_component_is_healed_within_two_seconds() {
+    let i = Instance::start();
+    for victim in COMPONENTS {
+        let before: Vec<(String, i32)> = COMPONENTS
+            .iter()
+            .map(|c| (c.to_string(), i.pid_of(c).expect("pid")))
+            .collect();
+        let old = before
+            .iter()
+            .find(|(c, _)| c == victim)
+            .map(|(_, p)| *p)
+            .expect("victim");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(old), Signal::SIGKILL).expect("kill");
+        let t = std::time::Instant::now();
+        wait_until(Duration::from_secs(2), &format!("{victim} back up"), || {
+            let c = i.component(victim);
+            (c["state"] == "up" && c["pid"].as_i64() != Some(i64::from(old))).then_some(())
+        });
+        eprintln!("{victim} healed in {:?}", t.elapsed());
+        for (name, pid) in &before {
+            if name != victim {
+                assert_eq!(
+                    i.pid_of(name),
+                    Some(*pid),
+                    "{name} must keep running while {victim} restarts"
+                );
+            }
+        }
+        assert!(!alive(old));
+    }
+    assert_eq!(i.ctl(&["status"]).status.code(), Some(0));
+}
+
+#[test]
+fn crash_looping_component_backs_off_and_marks_degraded() {
+    // A wrapper that runs the real binary for every component except the gateway,
+    // which dies at once every time.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wrapper = dir.path().join("wrapper.sh");
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\n[ \"$2\" = gateway ] && exit 3\nexec {COWORKD} \"$@\"\n"),
+    )
+    .expect("write wrapper");
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let wrapper = wrapper.to_string_lossy().into_owned();
+    let i = Instance::start_with(DEV_CONFIG, &["--component-exe", &wrapper], &[]);
+
+    // 100+200+400+800+1600 ms: the sixth restart comes after ~3.1 s.
+    let gw = wait_until(Duration::from_secs(8), "degraded", || {
+        let s = i.status();
+        (s["degraded"] == true).then_some(s)
+    });
+    let comps = gw["components"].as_array().expect("components");
+    let gateway = comps
+        .iter()
+        .find(|c| c["component"] == "gateway")
+        .expect("gateway");
+    assert!(gateway["restarts"].as_u64().unwrap() >= 6);
+    assert!(
+        gateway["backoff_ms"].as_u64().unwrap() >= 6400,
+        "backoff must grow: {gateway}"
+    );
+    for c in comps.iter().filter(|c| c["component"] != "gateway") {
+        assert_eq!(c["state"], "up", "others keep running: {c}");
+    }
+    assert_eq!(
+        i.ctl(&["status"]).status.code(),
+        Some(1),
+        "degraded → exit 1"
+    );
+    // Not spinning: over the next 3 s at most one more restart (backoff ≥ 3.2 s).
+    let before = gateway["restarts"].as_u64().unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let after = i.component("gateway")["restarts"].as_u64().unwrap();
+    assert!(
+        after <= before + 1,
+        "restarts went from {before} to {after} in 3 s"
+    );
+}
+
+#[test]
+fn reload_applies_good_config_and_refuses_bad() {
+    let mut i = Instance::start();
+    let config = Instance::config_path(i.dir.path());
+    std::fs::write(&config, format!("{DEV_CONFIG}[log]\nlevel = \"warn\"\n")).expect("write");
+    let out = i.ctl(&["reload"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    std::fs::write(
+        &config,
+        "profile = \"production\"\n[channels.local]\ndm = \"open\"\n",
+    )
+    .expect("write");
+    let out = i.ctl(&["reload"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("coworkd.toml:3:1: open mode"), "{err}");
+    // SIGHUP with the bad file: refused too, and the appliance keeps running.
+    let pids: Vec<_> = COMPONENTS.iter().map(|c| i.pid_of(c)).collect();
+    i.signal(Signal::SIGHUP);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        pids,
+        COMPONENTS.iter().map(|c| i.pid_of(c)).collect::<Vec<_>>()
+    );
+    assert_eq!(i.ctl(&["status"]).status.code(), Some(0));
+    let (status, _) = i.stop();
+    assert!(status.success());
+}
+
+#[test]
+fn unreachable_daemon_exits_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = std::process::Command::new(common::COWORKCTL)
+        .arg("--runtime-dir")
+        .arg(dir.path())
+        .arg("status")
+        .output()
+        .expect("coworkctl");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unreachable"));
+}
+
+#[test]
+fn bad_config_refuses_to_start_with_a_placed_error() {
+    let mut i = Instance::start_with(
+        "profile = \"production\"\n[log]\nlevel = \"debug\"\n",
+        &[],
+        &[],
+    );
+    let status = i.child.wait().expect("wait");
+    assert_eq!(status.code(), Some(1));
+}
+
+#[test]
+fn components_get_a_clean_environment() {
+    let i = Instance::start_with(DEV_CONFIG, &[], &[("COWORK_TEST_SECRET", "hunter2-in-env")]);
+    let mut i = i;
+    i.wait_notification("READY=1", Duration::from_secs(10));
+    for c in COMPONENTS {
+        let pid = i.pid_of(c).expect("pid");
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("environ");
+        let environ = String::from_utf8_lossy(&environ);
+        assert!(!environ.contains("hunter2"), "{c} inherited the secret");
+        assert!(
+            !environ.contains("NOTIFY_SOCKET"),
+            "{c} inherited NOTIFY_SOCKET"
+        );
+        let vars: Vec<&str> = environ.split('\0').filter(|v| !v.is_empty()).collect();
+        assert_eq!(vars.len(), 1, "{c} env: {vars:?}");
+        assert!(vars[0].starts_with("PATH="));
+    }
+}

@@ -43,6 +43,7 @@ async fn serve(
     // the directory around it (created by the supervisor) keeps everyone else out.
     let listener = ipc::bind_socket(&socket, 0o660)
         .with_context(|| format!("binding {}", socket.display()))?;
+    share_with_group(&socket)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let service = Arc::new(Lifecycle {
         component,
@@ -52,7 +53,7 @@ async fn serve(
         stop: stop_tx,
     });
     let auth = Arc::new(crate::privs::component_peer_auth(component));
-    tracing::info!(component = component.name(), socket = %socket.display(), pid = std::process::id(), "component started");
+    tracing::info!(socket = %socket.display(), pid = std::process::id(), "component started");
 
     let server = tokio::spawn(ipc::serve(
         listener,
@@ -70,7 +71,30 @@ async fn serve(
     let _ = service.stop.send(true);
     let _ = server.await;
     let _ = std::fs::remove_file(&socket);
-    tracing::info!(component = component.name(), "component stopped");
+    tracing::info!("component stopped");
+    Ok(())
+}
+
+/// Under per-component users, hands the socket to the shared group so the
+/// supervisor and peers (its members) can connect; the peer table decides the rest.
+fn share_with_group(socket: &std::path::Path) -> anyhow::Result<()> {
+    let me = nix::unistd::getuid();
+    if me.is_root() {
+        return Ok(());
+    }
+    let Some(gid) = crate::privs::group_gid(crate::paths::SHARED_GROUP) else {
+        return Ok(());
+    };
+    let member = nix::unistd::getgroups().is_ok_and(|groups| groups.contains(&gid));
+    if member {
+        std::os::unix::fs::chown(socket, None, Some(gid.as_raw())).with_context(|| {
+            format!(
+                "giving {} to group {}",
+                socket.display(),
+                crate::paths::SHARED_GROUP
+            )
+        })?;
+    }
     Ok(())
 }
 

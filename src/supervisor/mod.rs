@@ -166,7 +166,11 @@ fn prepare_dirs(paths: &Paths, plans: &BTreeMap<Component, Option<RunAs>>) -> an
     mkdir(&paths.supervisor_state_dir(), 0o700, None)?;
     for (c, plan) in plans {
         let owner = plan.as_ref().map(|r| (r.uid, shared_gid.unwrap_or(r.gid)));
-        mkdir(&paths.component_runtime_dir(*c), 0o750, owner)?;
+        mkdir(
+            &paths.component_runtime_dir(*c),
+            if per_user { 0o750 } else { 0o700 },
+            owner,
+        )?;
         let state_owner = plan.as_ref().map(|r| (r.uid, r.gid));
         mkdir(&paths.component_state_dir(*c), 0o700, state_owner)?;
     }
@@ -174,13 +178,25 @@ fn prepare_dirs(paths: &Paths, plans: &BTreeMap<Component, Option<RunAs>>) -> an
 }
 
 fn mkdir(path: &Path, mode: u32, owner: Option<(u32, u32)>) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
     std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))?;
-    if let Some((uid, gid)) = owner {
-        chown(path, Some(uid), Some(gid))
+    let meta = std::fs::metadata(path).with_context(|| format!("inspecting {}", path.display()))?;
+    let owner_ok = owner.is_none_or(|(uid, gid)| meta.uid() == uid && meta.gid() == gid);
+    if owner_ok && meta.mode() & 0o7777 == mode {
+        return Ok(());
+    }
+    // Under systemd the supervisor has CAP_CHOWN but not CAP_FOWNER: take the
+    // directory back, set its mode as its owner, then hand it over.
+    if owner.is_some() {
+        chown(path, Some(0), Some(0))
             .with_context(|| format!("changing the owner of {}", path.display()))?;
     }
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .with_context(|| format!("setting the mode of {}", path.display()))?;
+    if let Some((uid, gid)) = owner {
+        chown(path, Some(uid), Some(gid))
+            .with_context(|| format!("changing the owner of {}", path.display()))?;
+    }
     Ok(())
 }
 
@@ -305,7 +321,7 @@ async fn supervise(
                     .filter(|c| c.recent_restarts > shared.policy().burst)
                 {
                     tracing::error!(
-                        component = c.component.name(),
+                        child = c.component.name(),
                         recent_restarts = c.recent_restarts,
                         "APPLIANCE DEGRADED: component is crash-looping; the others keep running"
                     );
@@ -393,9 +409,9 @@ async fn health_round(shared: &Arc<Shared>) {
         });
         if kill {
             tracing::error!(
-                component = c.name(),
+                child = c.name(),
                 pid,
-                "component stopped answering health checks; killing it"
+                "{c}: component stopped answering health checks; killing it"
             );
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid as i32),
@@ -423,10 +439,10 @@ async fn reload(
                 match client.call(ComponentRequest::Reload).await {
                     Ok(ComponentResponse::Done) => {}
                     Ok(other) => {
-                        tracing::warn!(component = c.name(), answer = ?other, "component did not take the reload")
+                        tracing::warn!(child = c.name(), answer = ?other, "{c}: component did not take the reload")
                     }
                     Err(e) => {
-                        tracing::warn!(component = c.name(), error = %e, "component unreachable for reload")
+                        tracing::warn!(child = c.name(), error = %e, "{c}: component unreachable for reload")
                     }
                 }
             }
@@ -478,7 +494,7 @@ async fn component_task(
         let mut child = match cmd.spawn() {
             Ok(child) => child,
             Err(e) => {
-                tracing::error!(component = c.name(), error = %e, "spawn failed");
+                tracing::error!(child = c.name(), error = %e, "{c}: spawn failed");
                 let _ = settled_tx.send(true);
                 if !backoff(&shared, c, started, &mut stop).await {
                     return;
@@ -487,7 +503,7 @@ async fn component_task(
             }
         };
         let pid = child.id();
-        tracing::info!(component = c.name(), pid = ?pid, "component spawned");
+        tracing::info!(child = c.name(), pid = ?pid, "{c}: component spawned");
         shared.update(c, |s| {
             s.state = ComponentState::Starting;
             s.pid = pid;
@@ -496,14 +512,19 @@ async fn component_task(
 
         // Starting: poll its health until it answers, or it dies, or we stop.
         let ready = async {
+            let mut complained = Instant::now();
             loop {
-                if let Ok(ComponentResponse::Pong(h)) = client
+                let answer = client
                     .call_with_timeout(ComponentRequest::Ping, Duration::from_millis(500))
-                    .await
-                {
-                    if Some(h.pid) == pid {
-                        return;
-                    }
+                    .await;
+                let problem = match answer {
+                    Ok(ComponentResponse::Pong(h)) if Some(h.pid) == pid => return,
+                    Ok(other) => format!("unexpected answer {other:?}"),
+                    Err(e) => error_chain(&e),
+                };
+                if complained.elapsed() > Duration::from_secs(5) {
+                    complained = Instant::now();
+                    tracing::warn!(child = c.name(), %problem, "{c}: component not answering health checks yet");
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
@@ -520,7 +541,7 @@ async fn component_task(
         let status = match exited {
             Some(status) => status,
             None => {
-                tracing::info!(component = c.name(), pid = ?pid, "component up");
+                tracing::info!(child = c.name(), pid = ?pid, "{c}: component up");
                 shared.update(c, |s| s.state = ComponentState::Up);
                 let _ = settled_tx.send(true);
                 tokio::select! {
@@ -536,10 +557,10 @@ async fn component_task(
         let _ = settled_tx.send(true);
         match status {
             Ok(s) => {
-                tracing::error!(component = c.name(), pid = ?pid, status = %s, "component exited")
+                tracing::error!(child = c.name(), pid = ?pid, status = %s, "{c}: component exited")
             }
             Err(e) => {
-                tracing::error!(component = c.name(), pid = ?pid, error = %e, "waiting for component failed")
+                tracing::error!(child = c.name(), pid = ?pid, error = %e, "{c}: waiting for component failed")
             }
         }
         if !backoff(&shared, c, started, &mut stop).await {
@@ -577,9 +598,9 @@ async fn backoff(
         let degraded = s.tracker.degraded(Instant::now(), &policy);
         if degraded && !s.degraded {
             tracing::error!(
-                component = c.name(),
+                child = c.name(),
                 restarts = s.tracker.total(),
-                "component restarted more than {} times in {:?}",
+                "{c}: component restarted more than {} times in {:?}",
                 policy.burst,
                 policy.window
             );
@@ -587,9 +608,9 @@ async fn backoff(
         s.degraded = degraded;
     });
     tracing::warn!(
-        component = c.name(),
+        child = c.name(),
         delay_ms = delay.as_millis() as u64,
-        "restarting after backoff"
+        "{c}: restarting after backoff"
     );
     tokio::select! {
         _ = tokio::time::sleep(delay) => true,
@@ -619,15 +640,26 @@ async fn stop_child(
         }
     }
     match tokio::time::timeout_at(deadline, child.wait()).await {
-        Ok(_) => tracing::info!(component = c.name(), "component stopped"),
+        Ok(_) => tracing::info!(child = c.name(), "{c}: component stopped"),
         Err(_) => {
             tracing::error!(
-                component = c.name(),
-                "component did not stop in time; killing it"
+                child = c.name(),
+                "{c}: component did not stop in time; killing it"
             );
             let _ = child.kill().await;
         }
     }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 fn current_user_name() -> String {

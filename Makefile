@@ -1,0 +1,58 @@
+# CoWork OS appliance — developer entry points.
+#   make run    start the appliance in dev mode (no root needed; state in ./.cowork)
+#   make test   install what the tests need (when root), then fmt, clippy, all tests
+#   make bench  print the benchmark figures
+CARGO ?= cargo
+COWORK_DIR ?= $(CURDIR)/.cowork
+
+# Debian packages the tests use (installed by `make deps` when missing, as root).
+APT_PACKAGES := systemd-container jq procps iproute2 openssl
+
+.PHONY: all build run test deps fmt-check clippy test-unit test-systemd bench clean
+
+all: build
+
+build:
+	$(CARGO) build --bins
+
+run: build
+	@mkdir -p $(COWORK_DIR)
+	@echo "coworkd (development profile): state in $(COWORK_DIR)/state, sockets in $(COWORK_DIR)/run"
+	@echo "admin page (once built): https://127.0.0.1:8443/ ; status: ./target/debug/coworkctl --runtime-dir $(COWORK_DIR)/run status"
+	./target/debug/coworkd --config config/dev.toml --state-dir $(COWORK_DIR)/state --runtime-dir $(COWORK_DIR)/run
+
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "make deps: installing$$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+		else \
+			echo "make deps: missing Debian packages:$$missing (run as root or install them)"; \
+		fi; \
+	fi
+
+fmt-check:
+	$(CARGO) fmt --check
+
+clippy:
+	$(CARGO) clippy --all-targets -- -D warnings
+
+test-unit:
+	$(CARGO) test
+
+# Boots systemd as PID 1 in systemd-nspawn over this machine's root and checks
+# coworkd.service for real. Needs root.
+test-systemd: build
+	@if [ "$$(id -u)" != 0 ]; then echo "test-systemd: SKIPPED (needs root for systemd-nspawn)"; \
+	else bash tests/systemd/run.sh; fi
+
+test: deps fmt-check clippy test-unit test-systemd
+	@echo "make test: all checks passed"
+
+bench:
+	$(CARGO) bench
+
+clean:
+	$(CARGO) clean
+	rm -rf $(COWORK_DIR)

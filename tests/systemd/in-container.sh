@@ -1,0 +1,93 @@
+#!/bin/bash
+# Runs inside the nspawn container as cowork-test.service (see run.sh). Asserts:
+# the unit starts and is active (Type=notify: start returns after READY=1), the
+# status text and coworkctl show all four components up under their own users,
+# journald holds the structured fields, a SIGKILLed component is healed, a
+# SIGKILLed supervisor is restarted by systemd, and `systemctl stop` is clean.
+exec >/results/log 2>&1
+set -u
+
+fail() {
+    echo "FAIL: $*"
+    systemctl status coworkd.service --no-pager -l || true
+    ls -la /run/cowork /run/cowork/* || true
+    for p in $(pgrep -f /usr/local/bin/coworkd); do grep -H "^Groups\|^Uid\|^Cap" /proc/$p/status; done
+    journalctl -u coworkd.service -o json --no-pager -n 80 \
+        | jq -c 'with_entries(select(.key | test("^(_|__|SYSLOG|CODE_|PRIORITY|TARGET|INVOCATION|MESSAGE_ID)") | not))' || true
+    echo FAIL >/results/verdict
+    systemctl poweroff --no-block
+    exit 1
+}
+pass() { echo "ok: $*"; }
+
+# Wait up to $1 seconds for a command to succeed.
+wait_for() {
+    local secs=$1; shift
+    for _ in $(seq 1 $((secs * 10))); do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+component_pid() { coworkctl status --json | jq -r ".components[] | select(.component==\"$1\") | .pid"; }
+component_state() { coworkctl status --json | jq -r ".components[] | select(.component==\"$1\") | .state"; }
+
+getent passwd cowork-audit >/dev/null || fail "sysusers did not create cowork-audit"
+pass "sysusers created the component users"
+
+systemctl start --no-block coworkd.service
+wait_for 15 bash -c '[ "$(systemctl is-active coworkd.service)" = active ]' || fail "coworkd.service did not become active"
+[ "$(systemctl is-active coworkd.service)" = active ] || fail "unit not active"
+pass "unit active (READY=1 reached)"
+
+status_text=$(systemctl show -p StatusText --value coworkd.service)
+echo "StatusText: $status_text"
+[[ "$status_text" == 4/4\ components\ up* ]] || fail "status text: $status_text"
+pass "STATUS= reports all components"
+
+coworkctl status || fail "coworkctl status not healthy"
+for c in audit sandbox gateway admin; do
+    [ "$(component_state $c)" = up ] || fail "$c not up"
+    pid=$(component_pid $c)
+    user=$(ps -o user= -p "$pid" | tr -d ' ')
+    [ "$user" = "cowork-$c" ] || fail "$c runs as $user, not cowork-$c"
+    caps=$(sed -n 's/^CapEff:[[:space:]]*//p' /proc/"$pid"/status)
+    [ "$caps" = 0000000000000000 ] || fail "$c has capabilities $caps"
+done
+pass "every component up under its own user with no capabilities"
+
+[ "$(stat -c %a /var/lib/cowork/audit)" = 700 ] || fail "audit state dir mode"
+[ "$(stat -c %U /var/lib/cowork/audit)" = cowork-audit ] || fail "audit state dir owner"
+pass "per-component state directories owned by their users"
+
+journal_count() { journalctl -o json --no-pager _SYSTEMD_UNIT=coworkd.service | jq -c "select($1)" | grep -c . ; }
+n=$(journal_count '.COMPONENT=="audit" and .SYSLOG_IDENTIFIER=="coworkd"')
+echo "journal entries with COMPONENT=audit: $n"
+[ "$n" -gt 0 ] || fail "journald has no COMPONENT=audit entries"
+n=$(journal_count '.COMPONENT=="supervisor" and .CHILD=="audit" and (.MESSAGE | test("component up"))')
+[ "$n" -gt 0 ] || fail "journald has no structured supervisor entries"
+pass "journald holds structured fields"
+
+old=$(component_pid gateway)
+kill -KILL "$old"
+wait_for 3 bash -c "[ \"\$(coworkctl status --json | jq -r '.components[] | select(.component==\"gateway\") | \"\(.state) \(.pid)\"')\" != 'up $old' ] && [ \"\$(coworkctl status --json | jq -r '.components[] | select(.component==\"gateway\") | .state')\" = up ]" \
+    || fail "SIGKILLed gateway not healed"
+pass "SIGKILLed component healed by the supervisor"
+
+main=$(systemctl show -p MainPID --value coworkd.service)
+systemctl kill -s KILL --kill-whom=main coworkd.service
+wait_for 20 bash -c "[ \"\$(systemctl show -p MainPID --value coworkd.service)\" != $main ] && [ \"\$(systemctl is-active coworkd.service)\" = active ]" \
+    || fail "systemd did not restart a SIGKILLed supervisor"
+wait_for 5 coworkctl status || fail "not healthy after supervisor restart"
+pass "SIGKILLed supervisor restarted by systemd, components back"
+
+systemctl stop coworkd.service || fail "systemctl stop"
+result=$(systemctl show -p Result --value coworkd.service)
+[ "$result" = success ] || fail "stop result: $result"
+pgrep -u cowork-audit,cowork-gateway,cowork-sandbox,cowork-admin >/dev/null && fail "component processes left behind"
+journalctl -u coworkd.service --no-pager | grep -q "did not stop in time" && fail "a component had to be killed on stop"
+pass "systemctl stop is clean"
+
+echo PASS >/results/verdict
+systemctl poweroff --no-block

@@ -8,6 +8,7 @@ pub mod ipc;
 pub mod logging;
 pub mod paths;
 pub mod privs;
+pub mod sandbox;
 pub mod supervisor;
 
 /// The version reported by `coworkctl status` and the admin page.

@@ -39,6 +39,11 @@ enum Command {
         #[arg(long, value_enum, default_value = "stderr")]
         log: LogTarget,
     },
+    /// Run commands in the sandbox without the daemon (operators, tests, benchmarks).
+    Sandbox {
+        #[command(subcommand)]
+        cmd: cowork::sandbox::SandboxCommand,
+    },
     /// Check a configuration file (and its drop-ins); print every problem as
     /// FILE:LINE:COLUMN: MESSAGE and exit 1 if there is any.
     CheckConfig {
@@ -61,6 +66,11 @@ fn absolute_paths(args: &Args) -> std::io::Result<Paths> {
 }
 
 fn main() -> ExitCode {
+    // `coworkd sandbox init` runs once per sandboxed command: dispatch it before
+    // building the argument parser (measurable on the spawn path).
+    if cowork::sandbox::is_init_invocation(std::env::args_os()) {
+        return exit_code(cowork::sandbox::init_main());
+    }
     let args = Args::parse();
     // Components start in `/`: every path they are handed must be absolute.
     let paths = match absolute_paths(&args) {
@@ -76,6 +86,7 @@ fn main() -> ExitCode {
             component_exe: args.component_exe,
         }),
         Some(Command::Component { name, log }) => cowork::component::run(name, paths, log),
+        Some(Command::Sandbox { cmd }) => return exit_code(cowork::sandbox::dispatch(cmd)),
         Some(Command::CheckConfig { path }) => {
             let path = path.unwrap_or(args.config);
             return match cowork::config::load(&path) {
@@ -97,4 +108,8 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn exit_code(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

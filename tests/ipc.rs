@@ -29,6 +29,7 @@ impl Service for Echo {
                 component: Component::Audit,
                 pid: std::process::id(),
                 ready: true,
+                summary: None,
             }),
             _ => ComponentResponse::Done,
         }

@@ -124,6 +124,11 @@ fn print_status(r: &StatusReport) {
             c.user
         );
     }
+    for c in &r.components {
+        if let Some(summary) = &c.summary {
+            println!("{}: {summary}", c.component.name());
+        }
+    }
 }
 
 fn unreachable_daemon(e: &cowork::ipc::IpcError) -> ExitCode {

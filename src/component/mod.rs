@@ -51,6 +51,7 @@ async fn serve(
         config: std::sync::Mutex::new(config),
         log,
         stop: stop_tx,
+        summary: summary(component),
     });
     let auth = Arc::new(crate::privs::component_peer_auth(component));
     tracing::info!(socket = %socket.display(), pid = std::process::id(), "component started");
@@ -73,6 +74,15 @@ async fn serve(
     let _ = std::fs::remove_file(&socket);
     tracing::info!("component stopped");
     Ok(())
+}
+
+/// What the component reports about itself in `coworkctl status`.
+fn summary(component: Component) -> Option<String> {
+    match component {
+        // What this host lets the sandbox enforce, probed as the sandbox's own user.
+        Component::Sandbox => Some(crate::sandbox::probe().summary()),
+        _ => None,
+    }
 }
 
 /// Under per-component users, hands the socket to the shared group so the
@@ -105,6 +115,7 @@ struct Lifecycle {
     config: std::sync::Mutex<Config>,
     log: LogHandle,
     stop: watch::Sender<bool>,
+    summary: Option<String>,
 }
 
 impl Service for Lifecycle {
@@ -121,6 +132,7 @@ impl Service for Lifecycle {
                 component: self.component,
                 pid: std::process::id(),
                 ready: true,
+                summary: self.summary.clone(),
             }),
             ComponentRequest::Reload => match config::load(&self.paths.config) {
                 Ok(new) => {

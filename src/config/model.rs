@@ -17,6 +17,8 @@ pub struct Config {
     pub supervisor: SupervisorSettings,
     pub keystore: KeystoreSettings,
     pub admin: AdminSettings,
+    /// The sandbox that runs approved commands.
+    pub sandbox: crate::sandbox::SandboxSettings,
     /// Messaging channels by name (`local`, `telegram`, `slack`, `discord`, ...).
     pub channels: BTreeMap<String, ChannelSettings>,
 }
@@ -31,6 +33,7 @@ impl Default for Config {
             supervisor: SupervisorSettings::default(),
             keystore: KeystoreSettings::default(),
             admin: AdminSettings::default(),
+            sandbox: crate::sandbox::SandboxSettings::default(),
             channels,
         }
     }

@@ -119,6 +119,9 @@ pub struct Health {
     pub component: Component,
     pub pid: u32,
     pub ready: bool,
+    /// One line the component wants shown in `coworkctl status` (for the sandbox:
+    /// the isolation this host can enforce).
+    pub summary: Option<String>,
 }
 
 // ---------------------------------------------------------------------------
@@ -180,6 +183,8 @@ pub struct ComponentStatus {
     /// The delay before the next restart, should it die now.
     pub backoff_ms: u64,
     pub user: String,
+    /// The component's own one-line summary from its last health answer.
+    pub summary: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -57,6 +57,7 @@ struct Slot {
     missed_pings: u32,
     user: String,
     degraded: bool,
+    summary: Option<String>,
 }
 
 /// State shared by the main loop, the component tasks and the control server.
@@ -105,6 +106,7 @@ impl Shared {
                 recent_restarts: s.tracker.recent(now, &policy),
                 backoff_ms: u64::try_from(s.tracker.next_delay().as_millis()).unwrap_or(u64::MAX),
                 user: s.user.clone(),
+                summary: s.summary.clone(),
             })
             .collect();
         let degraded = slots.values_mut().any(|s| s.tracker.degraded(now, &policy));
@@ -228,6 +230,7 @@ async fn supervise(
                 missed_pings: 0,
                 user,
                 degraded: false,
+                summary: None,
             },
         );
         clients.insert(
@@ -387,20 +390,28 @@ async fn health_round(shared: &Arc<Shared>) {
     let mut pings = tokio::task::JoinSet::new();
     for (c, pid) in targets {
         let client = Arc::clone(&shared.clients[&c]);
-        pings.spawn(async move { (c, pid, matches!(client.call(ComponentRequest::Ping).await, Ok(ComponentResponse::Pong(h)) if h.pid == pid)) });
+        pings.spawn(async move {
+            let health = match client.call(ComponentRequest::Ping).await {
+                Ok(ComponentResponse::Pong(h)) if h.pid == pid => Some(h),
+                _ => None,
+            };
+            (c, pid, health)
+        });
     }
     let results = pings.join_all().await;
     let mut all_answered = results.len() == Component::START_ORDER.len();
-    for (c, pid, ok) in results {
+    for (c, pid, health) in results {
+        let ok = health.is_some();
         all_answered &= ok;
         let mut kill = false;
         shared.update(c, |s| {
             if s.pid != Some(pid) {
                 return;
             }
-            if ok {
+            if let Some(h) = health {
                 s.missed_pings = 0;
                 s.state = ComponentState::Up;
+                s.summary = h.summary;
             } else {
                 s.missed_pings += 1;
                 s.state = ComponentState::Unresponsive;
@@ -518,7 +529,7 @@ async fn component_task(
                     .call_with_timeout(ComponentRequest::Ping, Duration::from_millis(500))
                     .await;
                 let problem = match answer {
-                    Ok(ComponentResponse::Pong(h)) if Some(h.pid) == pid => return,
+                    Ok(ComponentResponse::Pong(h)) if Some(h.pid) == pid => return h.summary,
                     Ok(other) => format!("unexpected answer {other:?}"),
                     Err(e) => error_chain(&e),
                 };
@@ -530,7 +541,10 @@ async fn component_task(
             }
         };
         let exited = tokio::select! {
-            _ = ready => None,
+            summary = ready => {
+                shared.update(c, |s| s.summary = summary);
+                None
+            }
             status = child.wait() => Some(status),
             deadline = stop_deadline(&mut stop) => {
                 stop_child(c, &client, &mut child, deadline).await;

@@ -1,0 +1,104 @@
+//! # sandbox — runs one approved command isolated
+//!
+//! **Role.** The executor behind the `sandbox` component: given a command the guard
+//! approved, it runs it confined and returns its status, capped output and an
+//! [`IsolationReport`] saying what confinement it actually got.
+//!
+//! **Peers.** Called by the gateway's agent loop (through the IPC wrapper the lead adds);
+//! its outcomes go to the audit trail. It re-executes its own binary as the hidden
+//! `coworkd sandbox init` stage, which talks to it over a private pipe (`wire.rs`).
+//!
+//! **Privileges.** When the appliance runs as root, the parent side writes the per-run
+//! cgroup and the helper opens the workspace as root, then switches to the unprivileged
+//! user (`cowork-sandbox`, else uid/gid 65534) *before* creating its user namespace,
+//! which maps that uid 1:1. The command never holds host root; inside it has no
+//! capabilities, no_new_privs, landlock and seccomp.
+//!
+//! **Data.** Owns nothing persistent. Per run: a cgroup (removed afterwards) and
+//! in-memory tmpfs mounts that vanish with the namespaces.
+//!
+//! **Isolation (built-in backend).** New user, mount, pid, ipc, uts, cgroup and (unless
+//! `allow_network`) net namespaces; a tmpfs root with read-only system dirs, a minimal
+//! generated /etc, five /dev nodes, a fresh /proc, a private /tmp and the workspace
+//! **at `/workspace`** (HOME=/workspace, cwd /workspace); landlock (writes only
+//! /workspace, /tmp, /dev/shm); a seccomp deny-list (EPERM); rlimits; a memory/pids/cpu
+//! cgroup when the host allows; a wall-clock timeout that kills the whole pid namespace.
+//! Network off = an empty network namespace (lo down) plus seccomp and landlock TCP
+//! denial; `allow_network` keeps the host network. **No domain allow-list proxy is built.**
+//!
+//! The workspace must be writable by the sandbox uid (the executor does not chown it).
+
+mod capture;
+mod cgroup;
+mod cli;
+mod confine;
+mod docker;
+mod error;
+mod init;
+mod outcome;
+mod parent;
+mod probe;
+mod report;
+mod settings;
+mod spec;
+mod wire;
+
+use std::path::Path;
+
+pub use capture::CancelHandle;
+pub use cli::{ExecArgs, SandboxCommand, dispatch, exec_cli};
+pub use docker::docker_argv;
+pub use error::{ConfineError, SandboxError};
+pub use init::init_main;
+pub use outcome::{ExitKind, RunOutcome};
+pub use report::{
+    CgroupReport, Enforcement, IsolationReport, LandlockReport, RlimitEntry, SeccompReport,
+};
+pub use settings::{Backend, SandboxSettings};
+pub use spec::{RunSpec, ValidSpec};
+
+/// Runs one command to completion (blocking). `self_exe` is the `coworkd` binary,
+/// re-executed as `coworkd sandbox init`.
+pub fn run(
+    spec: &RunSpec,
+    settings: &SandboxSettings,
+    self_exe: &Path,
+) -> Result<RunOutcome, SandboxError> {
+    run_inner(spec, settings, self_exe, None)
+}
+
+/// Like [`run`], but `cancel.cancel()` from another thread kills the command and its
+/// whole process tree; the outcome's status is then [`ExitKind::Killed`].
+pub fn run_with_cancel(
+    spec: &RunSpec,
+    settings: &SandboxSettings,
+    self_exe: &Path,
+    cancel: &CancelHandle,
+) -> Result<RunOutcome, SandboxError> {
+    run_inner(spec, settings, self_exe, Some(cancel))
+}
+
+fn run_inner(
+    spec: &RunSpec,
+    settings: &SandboxSettings,
+    self_exe: &Path,
+    cancel: Option<&CancelHandle>,
+) -> Result<RunOutcome, SandboxError> {
+    let valid = spec.validate(settings)?;
+    match settings.backend {
+        Backend::Builtin => parent::run_builtin(&valid, settings, self_exe, cancel),
+        Backend::Docker => docker::run_docker(&valid, settings, cancel),
+    }
+}
+
+/// True when argv is exactly `coworkd sandbox init` (lets `main` dispatch the per-run
+/// helper before building its full argument parser).
+pub fn is_init_invocation(mut args: impl Iterator<Item = std::ffi::OsString>) -> bool {
+    let _argv0 = args.next();
+    matches!((args.next(), args.next(), args.next()), (Some(a), Some(b), None) if a == "sandbox" && b == "init")
+}
+
+/// What this host can enforce (for `coworkctl status`).
+pub fn probe() -> IsolationReport {
+    probe::probe_with(&SandboxSettings::default().cgroup_root)
+}

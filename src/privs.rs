@@ -1,6 +1,7 @@
 //! Privileges: which user each component runs as, how a process hardens itself at
 //! start, and how servers map peer uids to roles.
 
+use nix::errno::Errno;
 use nix::unistd::{Gid, Group, Uid, User};
 
 use crate::config::Profile;
@@ -99,4 +100,57 @@ pub fn harden_process() -> nix::Result<()> {
     nix::sys::prctl::set_dumpable(false)?;
     nix::sys::prctl::set_no_new_privs()?;
     Ok(())
+}
+
+/// Drops every capability: bounding set, ambient set, then effective/permitted/
+/// inheritable. Allocates nothing, so it is safe between fork and exec.
+#[allow(unsafe_code)]
+pub fn drop_all_capabilities() -> Result<(), Errno> {
+    for cap in 0..64 {
+        // SAFETY: prctl(PR_CAPBSET_DROP, cap) reads no memory; EINVAL past the last cap.
+        let rc = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) };
+        if rc != 0 {
+            let e = Errno::last();
+            if e == Errno::EINVAL {
+                break;
+            }
+            return Err(e);
+        }
+    }
+    // SAFETY: PR_CAP_AMBIENT_CLEAR_ALL reads no memory.
+    let rc = unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        )
+    };
+    Errno::result(rc)?;
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let header = Header {
+        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+        pid: 0,
+    };
+    let data = [Data {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    // SAFETY: header and the two-element data array have the layout capset(2) expects
+    // for version 3 and live across the call; the kernel only reads them.
+    let rc = unsafe { libc::syscall(libc::SYS_capset, &header as *const Header, data.as_ptr()) };
+    Errno::result(rc).map(drop)
 }

@@ -197,3 +197,28 @@ fn components_get_a_clean_environment() {
         assert!(vars[0].starts_with("PATH="));
     }
 }
+
+#[test]
+fn components_started_by_root_hold_no_capabilities() {
+    if !nix::unistd::geteuid().is_root() {
+        return; // everything runs as the unprivileged caller anyway
+    }
+    let i = Instance::start();
+    for c in ["audit", "gateway", "admin"] {
+        let pid = i.pid_of(c).expect("pid");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+        for field in ["CapEff:", "CapPrm:", "CapBnd:"] {
+            let line = status
+                .lines()
+                .find(|l| l.starts_with(field))
+                .expect("cap line");
+            assert!(line.ends_with("0000000000000000"), "{c}: {line}");
+        }
+        assert!(
+            status
+                .lines()
+                .any(|l| l.starts_with("NoNewPrivs:") && l.ends_with('1')),
+            "{c}: no_new_privs"
+        );
+    }
+}

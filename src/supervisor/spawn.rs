@@ -37,21 +37,31 @@ pub fn command(
         .kill_on_drop(true);
     let run_as = run_as.cloned();
     let parent = std::process::id();
-    install_pre_exec(&mut cmd, run_as, parent);
+    // A development instance started as root without the component users runs
+    // components as root; they still get no capabilities, except the sandbox,
+    // which needs them to build each command's namespaces and drop to nobody.
+    let drop_caps =
+        run_as.is_none() && nix::unistd::geteuid().is_root() && component != Component::Sandbox;
+    install_pre_exec(&mut cmd, run_as, parent, drop_caps);
     cmd
 }
 
 /// In the child between fork and exec: switch user, then ask the kernel to kill us
 /// if the supervisor dies (set after the switch, which would clear it).
 #[allow(unsafe_code)]
-fn install_pre_exec(cmd: &mut tokio::process::Command, run_as: Option<RunAs>, parent: u32) {
+fn install_pre_exec(
+    cmd: &mut tokio::process::Command,
+    run_as: Option<RunAs>,
+    parent: u32,
+    drop_caps: bool,
+) {
     use nix::unistd::{Gid, Uid, setgid, setgroups, setuid};
     let groups: Vec<Gid> = run_as
         .as_ref()
         .map(|r| r.groups.iter().map(|g| Gid::from_raw(*g)).collect())
         .unwrap_or_default();
     // SAFETY: the closure runs in the forked child before exec and only makes
-    // async-signal-safe system calls (setgroups, setgid, setuid, setsid, prctl, getppid) on
+    // async-signal-safe system calls (setgroups, setgid, setuid, setsid, prctl, capset, getppid) on
     // data prepared before the fork; it allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
@@ -64,6 +74,9 @@ fn install_pre_exec(cmd: &mut tokio::process::Command, run_as: Option<RunAs>, pa
             // kill components behind its back; the supervisor stops them in order.
             nix::unistd::setsid()?;
             nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+            if drop_caps {
+                crate::privs::drop_all_capabilities()?;
+            }
             // The supervisor may have died before the line above took effect.
             if nix::unistd::getppid().as_raw() as u32 != parent {
                 return Err(std::io::Error::other("supervisor exited during spawn"));

@@ -79,56 +79,9 @@ pub fn cloexec_from(first: u32) -> Result<(), Errno> {
     Errno::result(rc).map(drop)
 }
 
-/// Drops every capability: bounding set, ambient set, then effective/permitted/inheritable.
-#[allow(unsafe_code)]
+/// Drops every capability (see [`crate::privs::drop_all_capabilities`]).
 pub fn drop_all_capabilities() -> Result<(), Errno> {
-    for cap in 0..64 {
-        // SAFETY: prctl(PR_CAPBSET_DROP, cap) reads no memory; EINVAL past the last cap.
-        let rc = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) };
-        if rc != 0 {
-            let e = Errno::last();
-            if e == Errno::EINVAL {
-                break;
-            }
-            return Err(e);
-        }
-    }
-    // SAFETY: PR_CAP_AMBIENT_CLEAR_ALL reads no memory.
-    let rc = unsafe {
-        libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL,
-            0,
-            0,
-            0,
-        )
-    };
-    Errno::result(rc)?;
-    #[repr(C)]
-    struct Header {
-        version: u32,
-        pid: i32,
-    }
-    #[repr(C)]
-    #[derive(Clone, Copy)]
-    struct Data {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-    let header = Header {
-        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
-        pid: 0,
-    };
-    let data = [Data {
-        effective: 0,
-        permitted: 0,
-        inheritable: 0,
-    }; 2];
-    // SAFETY: header and the two-element data array have the layout capset(2) expects
-    // for version 3 and live across the call; the kernel only reads them.
-    let rc = unsafe { libc::syscall(libc::SYS_capset, &header as *const Header, data.as_ptr()) };
-    Errno::result(rc).map(drop)
+    crate::privs::drop_all_capabilities()
 }
 
 /// fork(2) in the single-threaded helper.

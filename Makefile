@@ -8,7 +8,7 @@ COWORK_DIR ?= $(CURDIR)/.cowork
 # Debian packages the tests use (installed by `make deps` when missing, as root).
 APT_PACKAGES := systemd-container jq procps iproute2 openssl bubblewrap python3 strace util-linux
 
-.PHONY: all build run test deps fmt-check clippy test-unit test-systemd bench clean
+.PHONY: all build run test deps fmt-check clippy test-unit test-units test-systemd bench clean
 
 all: build
 
@@ -41,13 +41,17 @@ clippy:
 test-unit:
 	$(CARGO) test
 
+# systemd-analyze security ceilings for every unit we ship.
+test-units:
+	bash tests/systemd/security.sh
+
 # Boots systemd as PID 1 in systemd-nspawn over this machine's root and checks
 # coworkd.service for real. Needs root.
 test-systemd: build
 	@if [ "$$(id -u)" != 0 ]; then echo "test-systemd: SKIPPED (needs root for systemd-nspawn)"; \
 	else bash tests/systemd/run.sh; fi
 
-test: deps fmt-check clippy test-unit test-systemd
+test: deps fmt-check clippy test-unit test-units test-systemd
 	@echo "make test: all checks passed"
 
 bench:

@@ -571,7 +571,8 @@ fn full_isolation_is_available_on_this_host() {
 
 /// The sandbox component runs as the unprivileged cowork-sandbox user in
 /// production (and as the developer in dev mode): the same confinement must work
-/// without root — here as uid 65534, through setpriv.
+/// without root — here as uid 4242, through setpriv. (Not 65534: inside a fresh
+/// user namespace every unmapped uid reads as 65534, which once hid a bug.)
 #[test]
 fn works_for_an_unprivileged_caller() {
     if !nix::unistd::geteuid().is_root() {
@@ -580,7 +581,7 @@ fn works_for_an_unprivileged_caller() {
     }
     let ws = workspace();
     let o = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .args(["--reuid=4242", "--regid=4242", "--clear-groups"])
         .arg(env!("CARGO_BIN_EXE_coworkd"))
         .args(["sandbox", "exec", "--workspace"])
         .arg(ws.path())
@@ -594,7 +595,7 @@ fn works_for_an_unprivileged_caller() {
         .expect("setpriv");
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
-        stdout.starts_with("65534\n"),
+        stdout.starts_with("4242\n"),
         "stdout {stdout:?} stderr {:?}",
         String::from_utf8_lossy(&o.stderr)
     );

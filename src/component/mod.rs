@@ -17,6 +17,7 @@ use crate::ipc::{
 };
 use crate::logging::{self, LogHandle, LogTarget};
 use crate::paths::Paths;
+use crate::sandbox::SandboxService;
 
 /// Runs one component until it is told to stop.
 pub fn run(component: Component, paths: Paths, log: LogTarget) -> anyhow::Result<()> {
@@ -25,11 +26,12 @@ pub fn run(component: Component, paths: Paths, log: LogTarget) -> anyhow::Result
         .with_context(|| format!("loading {}", paths.config.display()))?;
     let log_handle = logging::init(component.name(), config.log.level, log);
 
+    let roles = Roles::start(component, &config, &paths)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(component, paths, config, log_handle))
+    runtime.block_on(serve(component, paths, config, log_handle, roles))
 }
 
 async fn serve(
@@ -37,6 +39,7 @@ async fn serve(
     paths: Paths,
     config: Config,
     log: LogHandle,
+    roles: Roles,
 ) -> anyhow::Result<()> {
     let socket = paths.component_socket(component);
     // 0660: the supervisor and peer components reach it through the shared group;
@@ -51,7 +54,8 @@ async fn serve(
         config: std::sync::Mutex::new(config),
         log,
         stop: stop_tx,
-        summary: summary(component),
+        summary: roles.summary(),
+        roles,
     });
     let auth = Arc::new(crate::privs::component_peer_auth(component));
     tracing::info!(socket = %socket.display(), pid = std::process::id(), "component started");
@@ -76,13 +80,40 @@ async fn serve(
     Ok(())
 }
 
-/// What the component reports about itself in `coworkctl status`.
-fn summary(component: Component) -> Option<String> {
-    match component {
-        // What this host lets the sandbox enforce, probed as the sandbox's own user.
-        Component::Sandbox => Some(crate::sandbox::probe().summary()),
-        _ => None,
+/// The component's own work, beside the lifecycle every component shares.
+#[derive(Debug, Default)]
+struct Roles {
+    sandbox: Option<Arc<SandboxService>>,
+}
+
+impl Roles {
+    fn start(component: Component, config: &Config, paths: &Paths) -> anyhow::Result<Roles> {
+        let mut roles = Roles::default();
+        if component == Component::Sandbox {
+            let service = SandboxService::start(&config.sandbox, paths)
+                .context("starting the sandbox service")?;
+            tracing::info!(
+                isolation = service.summary(),
+                "sandbox self-test: {}",
+                service.summary()
+            );
+            roles.sandbox = Some(Arc::new(service));
+        }
+        Ok(roles)
     }
+
+    /// What the component reports about itself in `coworkctl status`.
+    fn summary(&self) -> Option<String> {
+        self.sandbox.as_ref().map(|s| s.summary().to_string())
+    }
+}
+
+fn not_served(component: Component, what: &str) -> ComponentResponse {
+    WireError::new(
+        ErrorCode::BadRequest,
+        format!("the {component} component does not serve {what} requests"),
+    )
+    .into()
 }
 
 /// Under per-component users, hands the socket to the shared group so the
@@ -116,6 +147,7 @@ struct Lifecycle {
     log: LogHandle,
     stop: watch::Sender<bool>,
     summary: Option<String>,
+    roles: Roles,
 }
 
 impl Service for Lifecycle {
@@ -150,6 +182,10 @@ impl Service for Lifecycle {
                 let _ = self.stop.send(true);
                 ComponentResponse::Done
             }
+            ComponentRequest::Sandbox(r) => match &self.roles.sandbox {
+                Some(sandbox) => sandbox.handle(r).await,
+                None => not_served(self.component, "sandbox"),
+            },
         }
     }
 }

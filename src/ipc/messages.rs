@@ -88,6 +88,8 @@ pub enum ComponentRequest {
     Reload,
     /// Finish in-flight work and exit.
     Shutdown,
+    /// Served by the sandbox component.
+    Sandbox(SandboxRequest),
 }
 
 impl RequestKind for ComponentRequest {
@@ -96,6 +98,8 @@ impl RequestKind for ComponentRequest {
             ComponentRequest::Ping => "ping",
             ComponentRequest::Reload => "reload",
             ComponentRequest::Shutdown => "shutdown",
+            ComponentRequest::Sandbox(SandboxRequest::Run(_)) => "sandbox.run",
+            ComponentRequest::Sandbox(SandboxRequest::Cancel { .. }) => "sandbox.cancel",
         }
     }
 }
@@ -104,6 +108,7 @@ impl RequestKind for ComponentRequest {
 pub enum ComponentResponse {
     Pong(Health),
     Done,
+    Sandbox(SandboxResponse),
     Error(WireError),
 }
 
@@ -122,6 +127,61 @@ pub struct Health {
     /// One line the component wants shown in `coworkctl status` (for the sandbox:
     /// the isolation this host can enforce).
     pub summary: Option<String>,
+}
+
+// ---------------------------------------------------------------------------
+// Sandbox: the gateway asks for approved commands to be run.
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum SandboxRequest {
+    /// Run one approved command to completion.
+    Run(Box<RunCommand>),
+    /// Kill a running command and its whole process tree.
+    Cancel { run_id: u64 },
+}
+
+/// One approved command, with what the audit entry needs to say about it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunCommand {
+    /// Chosen by the caller, unique while the run lasts; names it for `Cancel`.
+    pub run_id: u64,
+    pub program: String,
+    pub args: Vec<String>,
+    /// Name of the task workspace (a directory the sandbox owns under its workspace
+    /// root, created on first use), never a path.
+    pub workspace: String,
+    pub allow_network: bool,
+    /// Default and maximum come from `[sandbox]`.
+    pub timeout_secs: Option<u64>,
+    /// The command line as the guard judged it and the owner approved it.
+    pub command_line: String,
+    pub task: Option<String>,
+    pub requester: String,
+    /// The guard's decision and rule, and who approved (for "ask" decisions).
+    pub decision: String,
+    pub rule: String,
+    pub approver: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum SandboxResponse {
+    Finished(RunResult),
+}
+
+/// How a sandboxed command ended. Output is text (lossy UTF-8), capped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    /// Shell-style: the exit code, 128+signal, 124 on timeout, 137 when cancelled.
+    pub exit_code: i32,
+    /// exited | signaled | timed_out | killed
+    pub status: String,
+    pub stdout: String,
+    pub stderr: String,
+    pub stdout_truncated: bool,
+    pub stderr_truncated: bool,
+    pub duration_ms: u64,
+    /// The isolation in force for this run, one line.
+    pub isolation: String,
 }
 
 // ---------------------------------------------------------------------------

@@ -28,6 +28,9 @@ pub static PEER_TABLE: &[PeerRule] = &[
     rule(Role::Admin, "ping", &[Role::Supervisor]),
     rule(Role::Admin, "reload", &[Role::Supervisor]),
     rule(Role::Admin, "shutdown", &[Role::Supervisor]),
+    // Only the gateway (its agent loop) runs commands.
+    rule(Role::Sandbox, "sandbox.run", &[Role::Gateway]),
+    rule(Role::Sandbox, "sandbox.cancel", &[Role::Gateway]),
     // The control socket serves coworkctl.
     rule(Role::Supervisor, "status", &[Role::Ctl]),
     rule(Role::Supervisor, "reload", &[Role::Ctl]),

@@ -111,8 +111,9 @@ fn helper() -> Result<i32, ConfineError> {
     // 4. Never keep host root: switch to the unprivileged uid/gid first.
     identity::switch_host_identity(spec.uid, spec.gid)?;
     // 5. Namespaces, owned by a user namespace mapping that uid/gid 1:1.
+    let host_ids = identity::host_ids();
     let namespaces = namespaces::unshare_all(spec.allow_network)?;
-    let (uid, gid) = identity::write_id_maps()?;
+    let (uid, gid) = identity::write_id_maps(host_ids)?;
     let workspace = match early_workspace {
         Some(tree) => tree,
         None => mounts::clone_workspace_tree(&spec.workspace)?,

@@ -39,6 +39,7 @@ mod outcome;
 mod parent;
 mod probe;
 mod report;
+mod service;
 mod settings;
 mod spec;
 mod wire;
@@ -54,6 +55,7 @@ pub use outcome::{ExitKind, RunOutcome};
 pub use report::{
     CgroupReport, Enforcement, IsolationReport, LandlockReport, RlimitEntry, SeccompReport,
 };
+pub use service::SandboxService;
 pub use settings::{Backend, SandboxSettings};
 pub use spec::{RunSpec, ValidSpec};
 
@@ -96,6 +98,11 @@ fn run_inner(
 pub fn is_init_invocation(mut args: impl Iterator<Item = std::ffi::OsString>) -> bool {
     let _argv0 = args.next();
     matches!((args.next(), args.next(), args.next()), (Some(a), Some(b), None) if a == "sandbox" && b == "init")
+}
+
+/// The host uid and gid commands run as under these settings (never 0).
+pub fn command_identity(settings: &SandboxSettings) -> Result<(u32, u32), SandboxError> {
+    parent::resolve_identity(settings).map(|(uid, gid, _)| (uid, gid))
 }
 
 /// What this host can enforce (for `coworkctl status`).

@@ -49,6 +49,13 @@ pub struct SandboxSettings {
     pub unprivileged_user: Option<String>,
     /// Where the cgroup hierarchies are mounted (a parameter for tests).
     pub cgroup_root: PathBuf,
+    /// Directory holding the task workspaces; its subdirectories are valid
+    /// workspaces even though it lies under /var/lib. Unset: `$STATE/sandbox/workspaces`.
+    pub workspace_root: Option<PathBuf>,
+    /// Directories no workspace may be, contain or lie in (the appliance's state,
+    /// runtime and configuration directories). Filled in at start, not configured.
+    #[serde(skip)]
+    pub protected_paths: Vec<PathBuf>,
 }
 
 impl Default for SandboxSettings {
@@ -67,6 +74,8 @@ impl Default for SandboxSettings {
             docker_image: None,
             unprivileged_user: None,
             cgroup_root: PathBuf::from("/sys/fs/cgroup"),
+            workspace_root: None,
+            protected_paths: Vec::new(),
         }
     }
 }

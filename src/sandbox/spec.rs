@@ -64,7 +64,7 @@ impl RunSpec {
     /// Checks every field; returns the validated spec with the canonical workspace.
     pub fn validate(&self, settings: &SandboxSettings) -> Result<ValidSpec, SandboxError> {
         validate_command(&self.program, &self.args)?;
-        let workspace = validate_workspace(&self.workspace)?;
+        let workspace = validate_workspace(&self.workspace, settings)?;
         if self.timeout.is_zero() || self.timeout > Duration::from_secs(settings.max_timeout_secs) {
             return Err(SandboxError::InvalidTimeout {
                 requested_ms: self.timeout.as_millis(),
@@ -138,7 +138,7 @@ fn validate_command(program: &str, args: &[String]) -> Result<(), SandboxError> 
     Ok(())
 }
 
-fn validate_workspace(path: &Path) -> Result<PathBuf, SandboxError> {
+fn validate_workspace(path: &Path, settings: &SandboxSettings) -> Result<PathBuf, SandboxError> {
     if !path.is_absolute() {
         return Err(SandboxError::WorkspaceNotAbsolute {
             path: path.to_path_buf(),
@@ -153,17 +153,40 @@ fn validate_workspace(path: &Path) -> Result<PathBuf, SandboxError> {
     if !canonical.is_dir() {
         return Err(SandboxError::WorkspaceNotDirectory { path: canonical });
     }
-    if FORBIDDEN_EXACT.iter().any(|f| canonical == Path::new(f)) {
-        return Err(SandboxError::WorkspaceForbidden {
-            path: canonical,
-            reason: "a system or shared top-level directory",
-        });
+    // The appliance's workspace area is the one place under /var/lib that may be
+    // mounted; only directories strictly inside it, never the area itself.
+    let in_workspace_root = settings
+        .workspace_root
+        .as_deref()
+        .and_then(|root| root.canonicalize().ok())
+        .is_some_and(|root| canonical != root && canonical.starts_with(&root));
+    if !in_workspace_root {
+        if FORBIDDEN_EXACT.iter().any(|f| canonical == Path::new(f)) {
+            return Err(SandboxError::WorkspaceForbidden {
+                path: canonical,
+                reason: "a system or shared top-level directory",
+            });
+        }
+        if FORBIDDEN_TREES.iter().any(|f| canonical.starts_with(f)) {
+            return Err(SandboxError::WorkspaceForbidden {
+                path: canonical,
+                reason: "inside a system directory",
+            });
+        }
     }
-    if FORBIDDEN_TREES.iter().any(|f| canonical.starts_with(f)) {
-        return Err(SandboxError::WorkspaceForbidden {
-            path: canonical,
-            reason: "inside a system directory",
-        });
+    // The appliance's own state, runtime and configuration directories, whatever
+    // their location, are never visible to a command (except the workspace area).
+    for protected in &settings.protected_paths {
+        let Ok(protected) = protected.canonicalize() else {
+            continue;
+        };
+        let holds_it = canonical.starts_with(&protected) || protected.starts_with(&canonical);
+        if holds_it && !in_workspace_root {
+            return Err(SandboxError::WorkspaceForbidden {
+                path: canonical,
+                reason: "overlaps the appliance's own state, runtime or configuration",
+            });
+        }
     }
     Ok(canonical)
 }
@@ -186,6 +209,31 @@ mod tests {
             .validate(&SandboxSettings::default())
             .expect("valid");
         assert_eq!(v.workspace, link.canonicalize().expect("canon"));
+    }
+
+    #[test]
+    fn workspace_root_is_the_only_way_into_protected_dirs() {
+        let state = tempfile::tempdir().expect("tempdir");
+        let root = state.path().join("sandbox/workspaces");
+        let task = root.join("task-1");
+        std::fs::create_dir_all(&task).expect("mkdir");
+        let settings = SandboxSettings {
+            workspace_root: Some(root.clone()),
+            protected_paths: vec![state.path().to_path_buf()],
+            ..SandboxSettings::default()
+        };
+        assert!(spec(&task).validate(&settings).is_ok());
+        for bad in [
+            state.path().to_path_buf(),
+            state.path().join("sandbox"),
+            root,
+        ] {
+            let e = spec(&bad).validate(&settings);
+            assert!(
+                matches!(e, Err(SandboxError::WorkspaceForbidden { .. })),
+                "{bad:?}: {e:?}"
+            );
+        }
     }
 
     #[test]

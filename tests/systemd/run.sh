@@ -27,7 +27,17 @@ ExecStartPre=
 ExecStartPre=/usr/local/bin/coworkd check-config
 ExecStart=
 ExecStart=/usr/local/bin/coworkd
+ExecReload=
+ExecReload=/usr/local/bin/coworkctl --runtime-dir /run/cowork reload
 TimeoutStartSec=20s
+CONF
+# systemd-nspawn gives the container no cgroup to delegate, so the sandbox cannot
+# have its memory/pids/cpu cgroup here; accept rlimits for this test so the
+# self-test still proves namespaces, landlock and seccomp work under the unit.
+mkdir -p "$work/config.d"
+cat > "$work/config.d/50-nspawn-test.toml" <<'CONF'
+[sandbox]
+require_full_isolation = false
 CONF
 cat > "$work/units/cowork-test.service" <<'UNIT'
 [Unit]
@@ -49,6 +59,7 @@ timeout 300 systemd-nspawn -D / --volatile=yes --register=no --keep-unit --quiet
     --bind-ro="$work/units/cowork-test.service:/etc/systemd/system/cowork-test.service" \
     --bind-ro="$top/systemd/sysusers.d/cowork.conf:/etc/sysusers.d/cowork.conf" \
     --bind-ro="$top/config/coworkd.toml:/etc/cowork/coworkd.toml" \
+    --bind-ro="$work/config.d:/etc/cowork/coworkd.toml.d" \
     --bind-ro="$top/tests/systemd:/cowork-test" \
     --bind="$work/results:/results" \
     -b systemd.firstboot=off systemd.wants=cowork-test.service \

@@ -29,8 +29,11 @@ pub fn switch_host_identity(uid: u32, gid: u32) -> Result<(), ConfineError> {
 
 /// After unshare(CLONE_NEWUSER): map our own uid and gid 1:1 (the only mapping an
 /// unprivileged process may write), with setgroups denied as the kernel requires.
-pub fn write_id_maps() -> Result<(u32, u32), ConfineError> {
-    let (uid, gid) = (geteuid().as_raw(), getegid().as_raw());
+///
+/// `host_ids` must be read before unshare: inside a user namespace without maps yet,
+/// geteuid() already answers the overflow uid (65534).
+pub fn write_id_maps(host_ids: (u32, u32)) -> Result<(u32, u32), ConfineError> {
+    let (uid, gid) = host_ids;
     let write = |path: &'static str, data: String| {
         fs::write(path, data).map_err(|source| ConfineError::WriteIdMap { path, source })
     };
@@ -45,4 +48,9 @@ pub fn write_id_maps() -> Result<(u32, u32), ConfineError> {
 /// permitted, inheritable). The uid is already unprivileged, so exec gains none back.
 pub fn drop_capabilities() -> Result<(), ConfineError> {
     sys::drop_all_capabilities().map_err(ConfineError::DropCapabilities)
+}
+
+/// Our host uid and gid, to be passed to [`write_id_maps`] after unshare.
+pub fn host_ids() -> (u32, u32) {
+    (geteuid().as_raw(), getegid().as_raw())
 }

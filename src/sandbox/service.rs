@@ -1,0 +1,243 @@
+//! The sandbox component's IPC side: runs approved commands for the gateway in
+//! task workspaces it owns, reports the isolation in force, cancels on request.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::ipc::{
+    ComponentResponse, ErrorCode, RunCommand, RunResult, SandboxRequest, SandboxResponse, WireError,
+};
+use crate::paths::Paths;
+
+use super::{CancelHandle, ExitKind, RunOutcome, RunSpec, SandboxSettings};
+
+/// Transport cap for each of stdout and stderr in an IPC answer, so one answer
+/// always fits a frame (the capture cap itself may be larger).
+pub const MAX_REPLY_OUTPUT: usize = 448 * 1024;
+/// Workspace of the start-up self-test.
+const SELFTEST_WORKSPACE: &str = "selftest";
+
+#[derive(Debug)]
+pub struct SandboxService {
+    settings: SandboxSettings,
+    workspace_root: PathBuf,
+    self_exe: PathBuf,
+    running: Mutex<HashMap<u64, CancelHandle>>,
+    summary: String,
+}
+
+impl SandboxService {
+    /// Prepares the workspace area and runs `/bin/true` through the full sandbox, so
+    /// that the reported isolation is what commands really get under this unit's
+    /// restrictions, not what a probe guesses.
+    pub fn start(settings: &SandboxSettings, paths: &Paths) -> std::io::Result<SandboxService> {
+        let workspace_root = settings.workspace_root.clone().unwrap_or_else(|| {
+            paths
+                .component_state_dir(crate::ipc::Component::Sandbox)
+                .join("workspaces")
+        });
+        std::fs::create_dir_all(&workspace_root)?;
+        let mut settings = settings.clone();
+        settings.workspace_root = Some(workspace_root.clone());
+        settings.protected_paths = vec![
+            paths.state_dir.clone(),
+            paths.runtime_dir.clone(),
+            paths
+                .config
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("/etc/cowork")),
+        ];
+        let self_exe = std::env::current_exe()?;
+        let mut service = SandboxService {
+            settings,
+            workspace_root,
+            self_exe,
+            running: Mutex::new(HashMap::new()),
+            summary: String::new(),
+        };
+        service.summary = service.self_test();
+        Ok(service)
+    }
+
+    pub fn summary(&self) -> &str {
+        &self.summary
+    }
+
+    fn self_test(&self) -> String {
+        let outcome = self
+            .workspace(SELFTEST_WORKSPACE)
+            .map_err(|e| e.message)
+            .and_then(|ws| {
+                let spec = RunSpec::new("/bin/true", Vec::new(), ws, &self.settings);
+                super::run(&spec, &self.settings, &self.self_exe).map_err(|e| error_chain(&e))
+            });
+        match outcome {
+            Ok(o) if o.status == ExitKind::Exited(0) => o.isolation.summary(),
+            Ok(o) => format!("self-test failed: /bin/true ended {:?}", o.status),
+            Err(e) if self.settings.require_full_isolation => format!("REFUSING COMMANDS: {e}"),
+            Err(e) => format!("self-test failed: {e}"),
+        }
+    }
+
+    /// The directory of a named task workspace, created on first use.
+    fn workspace(&self, name: &str) -> Result<PathBuf, WireError> {
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && !name.starts_with('.')
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !valid {
+            return Err(WireError::new(
+                ErrorCode::BadRequest,
+                format!(
+                    "workspace name {name:?} must be 1-64 characters of A-Z a-z 0-9 - _ . and not start with a dot"
+                ),
+            ));
+        }
+        let dir = self.workspace_root.join(name);
+        let internal = |what: &str, e: &dyn std::fmt::Display| {
+            WireError::new(ErrorCode::Internal, format!("{what} workspace {name}: {e}"))
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| internal("creating", &e))?;
+        // Started as root, commands run as the sandbox user: the workspace is theirs.
+        if nix::unistd::geteuid().is_root() {
+            let (uid, gid) = super::command_identity(&self.settings)
+                .map_err(|e| internal("choosing the owner of", &e))?;
+            std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
+                .map_err(|e| internal("handing over", &e))?;
+        }
+        Ok(dir)
+    }
+
+    pub async fn handle(self: &Arc<Self>, request: SandboxRequest) -> ComponentResponse {
+        match request {
+            SandboxRequest::Run(cmd) => match self.run(cmd).await {
+                Ok(result) => ComponentResponse::Sandbox(SandboxResponse::Finished(result)),
+                Err(e) => ComponentResponse::Error(e),
+            },
+            SandboxRequest::Cancel { run_id } => {
+                let handle = lock(&self.running).get(&run_id).cloned();
+                match handle {
+                    Some(h) => {
+                        h.cancel();
+                        ComponentResponse::Done
+                    }
+                    None => {
+                        WireError::new(ErrorCode::NotFound, format!("no run {run_id} in progress"))
+                            .into()
+                    }
+                }
+            }
+        }
+    }
+
+    async fn run(self: &Arc<Self>, cmd: Box<RunCommand>) -> Result<RunResult, WireError> {
+        let workspace = self.workspace(&cmd.workspace)?;
+        let mut spec = RunSpec::new(
+            cmd.program.clone(),
+            cmd.args.clone(),
+            workspace,
+            &self.settings,
+        );
+        spec.allow_network = cmd.allow_network;
+        if let Some(secs) = cmd.timeout_secs {
+            spec.timeout = Duration::from_secs(secs);
+        }
+        let cancel = CancelHandle::new();
+        {
+            let mut running = lock(&self.running);
+            if running.contains_key(&cmd.run_id) {
+                return Err(WireError::new(
+                    ErrorCode::BadRequest,
+                    format!("run {} is already in progress", cmd.run_id),
+                ));
+            }
+            running.insert(cmd.run_id, cancel.clone());
+        }
+        let this = Arc::clone(self);
+        let run_id = cmd.run_id;
+        let outcome = tokio::task::spawn_blocking(move || {
+            let r = super::run_with_cancel(&spec, &this.settings, &this.self_exe, &cancel);
+            lock(&this.running).remove(&run_id);
+            r
+        })
+        .await
+        .map_err(|e| {
+            WireError::new(ErrorCode::Internal, format!("sandbox run task failed: {e}"))
+        })?;
+        match outcome {
+            Ok(o) => Ok(result_of(&o)),
+            Err(e) => Err(WireError::new(ErrorCode::BadRequest, error_chain(&e))),
+        }
+    }
+}
+
+fn result_of(o: &RunOutcome) -> RunResult {
+    let (stdout, cut_out) = capped_text(&o.stdout, MAX_REPLY_OUTPUT);
+    let (stderr, cut_err) = capped_text(&o.stderr, MAX_REPLY_OUTPUT);
+    RunResult {
+        exit_code: o.status.code(),
+        status: match o.status {
+            ExitKind::Exited(_) => "exited",
+            ExitKind::Signaled(_) => "signaled",
+            ExitKind::TimedOut => "timed_out",
+            ExitKind::Killed => "killed",
+        }
+        .to_string(),
+        stdout,
+        stderr,
+        stdout_truncated: o.stdout_truncated || cut_out,
+        stderr_truncated: o.stderr_truncated || cut_err,
+        duration_ms: u64::try_from(o.duration.as_millis()).unwrap_or(u64::MAX),
+        isolation: o.isolation.summary(),
+    }
+}
+
+/// Lossy UTF-8 of at most `cap` bytes, cut on a character boundary.
+pub fn capped_text(bytes: &[u8], cap: usize) -> (String, bool) {
+    let text = String::from_utf8_lossy(bytes);
+    if text.len() <= cap {
+        return (text.into_owned(), false);
+    }
+    let mut end = cap;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    (text[..end].to_string(), true)
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capped_text_cuts_on_char_boundary() {
+        let (t, cut) = capped_text("aé".as_bytes(), 2);
+        assert_eq!(t, "a");
+        assert!(cut);
+        let (t, cut) = capped_text(b"abc", 3);
+        assert_eq!(t, "abc");
+        assert!(!cut);
+        let (t, _) = capped_text(&[0xff, b'x'], 10);
+        assert_eq!(t, "\u{fffd}x");
+    }
+}

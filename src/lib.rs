@@ -4,6 +4,7 @@
 
 pub mod component;
 pub mod config;
+pub mod guard;
 pub mod ipc;
 pub mod logging;
 pub mod paths;

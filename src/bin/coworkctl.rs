@@ -30,6 +30,29 @@ enum Command {
     },
     /// Reload the configuration (like SIGHUP).
     Reload,
+    /// Command guardrails.
+    Guard {
+        #[command(subcommand)]
+        command: GuardCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum GuardCommand {
+    /// Judge a command string as the agent's guardrails would: prints the decision
+    /// (allow, ask, block), the rule that decided and why. Needs no daemon. Exit 0
+    /// whatever the decision; 2 when the configuration is bad.
+    Check {
+        /// Configuration to take [guard] rules from (default: /etc/cowork/coworkd.toml
+        /// if it exists, else the built-in rules alone).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+        /// The command line, as one argument after `--`.
+        #[arg(last = true, required = true, num_args = 1..)]
+        command: Vec<String>,
+    },
 }
 
 const EXIT_DEGRADED: u8 = 1;
@@ -37,6 +60,17 @@ const EXIT_UNREACHABLE: u8 = 2;
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Command::Guard {
+        command:
+            GuardCommand::Check {
+                config,
+                json,
+                command,
+            },
+    } = &args.command
+    {
+        return guard_check(config.as_deref(), *json, &command.join(" "));
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -53,6 +87,7 @@ fn main() -> ExitCode {
     runtime.block_on(async {
         match args.command {
             Command::Status { json } => status(&client, json).await,
+            Command::Guard { .. } => ExitCode::SUCCESS,
             Command::Reload => match client.call(ControlRequest::Reload).await {
                 Ok(ControlResponse::Reloaded) => {
                     println!("configuration reloaded");
@@ -129,6 +164,33 @@ fn print_status(r: &StatusReport) {
             println!("{}: {summary}", c.component.name());
         }
     }
+}
+
+fn guard_check(config: Option<&std::path::Path>, json: bool, command: &str) -> ExitCode {
+    use cowork::guard::{Guard, GuardSettings, render_json, render_text};
+    let default = std::path::Path::new(cowork::paths::DEFAULT_CONFIG);
+    let settings = match config {
+        Some(path) => cowork::config::load(path).map(|c| c.guard),
+        None if default.exists() => cowork::config::load(default).map(|c| c.guard),
+        None => Ok(GuardSettings::default()),
+    };
+    let guard = match settings
+        .map_err(|e| e.to_string())
+        .and_then(|s| Guard::from_settings(&s).map_err(|e| e.to_string()))
+    {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("coworkctl guard check: bad configuration:\n{e}");
+            return ExitCode::from(EXIT_UNREACHABLE);
+        }
+    };
+    let verdict = guard.check(command);
+    if json {
+        println!("{}", render_json(&verdict));
+    } else {
+        print!("{}", render_text(&verdict));
+    }
+    ExitCode::SUCCESS
 }
 
 fn unreachable_daemon(e: &cowork::ipc::IpcError) -> ExitCode {

@@ -205,6 +205,28 @@ fn validate(c: &Config) -> Vec<(Vec<String>, String)> {
             ));
         }
     }
+    // Guard rules are compiled (and their examples checked) at load time, so a bad
+    // rule is a configuration error, not a surprise at the first command.
+    if let Err(e) = crate::guard::Guard::from_settings(&c.guard) {
+        let field = match &e {
+            crate::guard::GuardError::InvalidPattern { rule, .. }
+                if rule.starts_with("trusted:") =>
+            {
+                "trusted"
+            }
+            crate::guard::GuardError::InvalidPattern { rule, .. }
+                if rule.starts_with("config:") =>
+            {
+                "blocked"
+            }
+            _ => "rules_file",
+        };
+        out.push((key(&["guard", field]), e.to_string()));
+    }
+    if let Err(crate::guard::GuardError::InvalidLimit { key: field, reason }) = c.limits.validate()
+    {
+        out.push((key(&["limits", field]), format!("{field}: {reason}")));
+    }
     if c.admin.port == 0 {
         out.push((key(&["admin", "port"]), "port must not be 0".to_string()));
     }

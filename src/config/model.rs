@@ -17,6 +17,10 @@ pub struct Config {
     pub supervisor: SupervisorSettings,
     pub keystore: KeystoreSettings,
     pub admin: AdminSettings,
+    /// Command guardrails: trusted and extra blocked argv-prefix rules.
+    pub guard: crate::guard::GuardSettings,
+    /// Per-task limits: iterations, tokens, cost, deadline, command time, sizes.
+    pub limits: crate::guard::LimitSettings,
     /// The sandbox that runs approved commands.
     pub sandbox: crate::sandbox::SandboxSettings,
     /// Messaging channels by name (`local`, `telegram`, `slack`, `discord`, ...).
@@ -33,6 +37,8 @@ impl Default for Config {
             supervisor: SupervisorSettings::default(),
             keystore: KeystoreSettings::default(),
             admin: AdminSettings::default(),
+            guard: crate::guard::GuardSettings::default(),
+            limits: crate::guard::LimitSettings::default(),
             sandbox: crate::sandbox::SandboxSettings::default(),
             channels,
         }

@@ -6,7 +6,7 @@ CARGO ?= cargo
 COWORK_DIR ?= $(CURDIR)/.cowork
 
 # Debian packages the tests use (installed by `make deps` when missing, as root).
-APT_PACKAGES := systemd-container jq procps iproute2 openssl bubblewrap python3 strace util-linux
+APT_PACKAGES := systemd-container jq procps iproute2 openssl bubblewrap python3 strace util-linux libtss2-dev pkg-config swtpm swtpm-tools tpm2-tools
 
 .PHONY: all build run test deps fmt-check clippy test-unit test-units test-systemd bench clean
 

@@ -4,8 +4,10 @@
 
 pub mod component;
 pub mod config;
+pub mod gateway;
 pub mod guard;
 pub mod ipc;
+pub mod keystore;
 pub mod logging;
 pub mod paths;
 pub mod privs;

@@ -94,10 +94,8 @@ pub fn group_gid(name: &str) -> Option<Gid> {
 
 /// First thing every process does: no core dumps (they could hold keys), not
 /// ptrace-attachable by same-uid processes, and no privilege gain through exec.
-pub fn harden_process() -> nix::Result<()> {
-    use nix::sys::resource::{Resource, setrlimit};
-    setrlimit(Resource::RLIMIT_CORE, 0, 0)?;
-    nix::sys::prctl::set_dumpable(false)?;
+pub fn harden_process() -> anyhow::Result<()> {
+    crate::keystore::harden_process()?;
     nix::sys::prctl::set_no_new_privs()?;
     Ok(())
 }

@@ -30,11 +30,35 @@ enum Command {
     },
     /// Reload the configuration (like SIGHUP).
     Reload,
+    /// Secrets in the vault (LLM API keys, channel tokens, signing secrets).
+    Secret {
+        #[command(subcommand)]
+        command: SecretCommand,
+    },
     /// Command guardrails.
     Guard {
         #[command(subcommand)]
         command: GuardCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum SecretCommand {
+    /// Store a secret. The value is read from standard input (or asked for, without
+    /// echo, on a terminal); never give it as an argument.
+    Set {
+        name: String,
+    },
+    /// Names, versions and last change; never values.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    Delete {
+        name: String,
+    },
+    /// Generate a new master key and re-wrap every secret under it.
+    RotateMaster,
 }
 
 #[derive(Debug, Subcommand)]
@@ -88,6 +112,7 @@ fn main() -> ExitCode {
         match args.command {
             Command::Status { json } => status(&client, json).await,
             Command::Guard { .. } => ExitCode::SUCCESS,
+            Command::Secret { command } => secret(&client, command).await,
             Command::Reload => match client.call(ControlRequest::Reload).await {
                 Ok(ControlResponse::Reloaded) => {
                     println!("configuration reloaded");
@@ -164,6 +189,121 @@ fn print_status(r: &StatusReport) {
             println!("{}: {summary}", c.component.name());
         }
     }
+}
+
+async fn secret(
+    client: &Client<ControlRequest, ControlResponse>,
+    command: SecretCommand,
+) -> ExitCode {
+    let request = match command {
+        SecretCommand::Set { name } => match read_secret_value(&name) {
+            Ok(value) => ControlRequest::SecretSet { name, value },
+            Err(e) => {
+                eprintln!("coworkctl secret set: {e}");
+                return ExitCode::from(1);
+            }
+        },
+        SecretCommand::List { json } => {
+            return match client.call(ControlRequest::SecretList).await {
+                Ok(ControlResponse::Secrets(list)) => {
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::to_string_pretty(&list).unwrap_or_default()
+                        );
+                    } else if list.is_empty() {
+                        println!("no secrets stored");
+                    } else {
+                        println!("{:<32} {:>7}  updated", "name", "version");
+                        for s in list {
+                            println!("{:<32} {:>7}  {}", s.name, s.version, s.updated_at);
+                        }
+                    }
+                    ExitCode::SUCCESS
+                }
+                Ok(other) => refused("secret list", &other),
+                Err(e) => unreachable_daemon(&e),
+            };
+        }
+        SecretCommand::Delete { name } => ControlRequest::SecretDelete { name },
+        SecretCommand::RotateMaster => ControlRequest::SecretRotateMaster,
+    };
+    match client
+        .call_with_timeout(request, Duration::from_secs(60))
+        .await
+    {
+        Ok(ControlResponse::SecretStored { name, version }) => {
+            println!("stored {name} (version {version})");
+            ExitCode::SUCCESS
+        }
+        Ok(ControlResponse::Done) => {
+            println!("deleted");
+            ExitCode::SUCCESS
+        }
+        Ok(ControlResponse::Rotated { secrets }) => {
+            println!("master key rotated; {secrets} secrets re-wrapped");
+            ExitCode::SUCCESS
+        }
+        Ok(other) => refused("secret", &other),
+        Err(e) => unreachable_daemon(&e),
+    }
+}
+
+/// The value of a secret: from a pipe, or typed at a prompt with echo off.
+fn read_secret_value(name: &str) -> Result<cowork::ipc::SecretBytes, String> {
+    use std::io::{IsTerminal, Read};
+    const MAX: usize = 64 * 1024;
+    let stdin = std::io::stdin();
+    let mut value = zeroize::Zeroizing::new(Vec::new());
+    if stdin.is_terminal() {
+        eprint!("value for {name} (not echoed): ");
+        let line = read_without_echo().map_err(|e| format!("reading the value: {e}"))?;
+        value.extend_from_slice(line.as_bytes());
+        eprintln!();
+    } else {
+        stdin
+            .lock()
+            .take(MAX as u64 + 2)
+            .read_to_end(&mut value)
+            .map_err(|e| format!("reading the value from standard input: {e}"))?;
+    }
+    // One trailing newline is the shell's, not the secret's.
+    if value.last() == Some(&b'\n') {
+        value.pop();
+        if value.last() == Some(&b'\r') {
+            value.pop();
+        }
+    }
+    if value.is_empty() {
+        return Err(
+            "the value is empty (pipe it in, e.g. `coworkctl secret set NAME < file`)".to_string(),
+        );
+    }
+    if value.len() > MAX {
+        return Err(format!("the value is larger than {MAX} bytes"));
+    }
+    Ok(cowork::ipc::SecretBytes(std::mem::take(&mut *value)))
+}
+
+fn read_without_echo() -> std::io::Result<zeroize::Zeroizing<String>> {
+    use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
+    let stdin = std::io::stdin();
+    let saved = tcgetattr(&stdin).map_err(std::io::Error::from)?;
+    let mut quiet = saved.clone();
+    quiet.local_flags.remove(LocalFlags::ECHO);
+    tcsetattr(&stdin, SetArg::TCSANOW, &quiet).map_err(std::io::Error::from)?;
+    let mut line = zeroize::Zeroizing::new(String::new());
+    let read = stdin.read_line(&mut line);
+    let _ = tcsetattr(&stdin, SetArg::TCSANOW, &saved);
+    read.map(|_| line)
+}
+
+fn refused(what: &str, r: &ControlResponse) -> ExitCode {
+    match r {
+        ControlResponse::Error(e) => eprintln!("coworkctl {what}: {}", e.message),
+        other => eprintln!("coworkctl {what}: unexpected answer: {other:?}"),
+    }
+    ExitCode::from(1)
 }
 
 fn guard_check(config: Option<&std::path::Path>, json: bool, command: &str) -> ExitCode {

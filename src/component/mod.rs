@@ -11,6 +11,7 @@ use anyhow::Context;
 use tokio::sync::watch;
 
 use crate::config::{self, Config};
+use crate::gateway::GatewayService;
 use crate::ipc::{
     self, Component, ComponentRequest, ComponentResponse, ErrorCode, Health, Peer, Role, Service,
     WireError,
@@ -84,6 +85,9 @@ async fn serve(
 #[derive(Debug, Default)]
 struct Roles {
     sandbox: Option<Arc<SandboxService>>,
+    gateway: Option<Arc<GatewayService>>,
+    /// Keys for components whose service does not exist yet (audit, admin).
+    keys: std::sync::Mutex<Option<crate::ipc::KeyBundle>>,
 }
 
 impl Roles {
@@ -99,7 +103,28 @@ impl Roles {
             );
             roles.sandbox = Some(Arc::new(service));
         }
+        if component == Component::Gateway {
+            let dir = paths.component_state_dir(component);
+            let service = GatewayService::open(&dir)
+                .with_context(|| format!("opening {}", dir.join("state.db").display()))?;
+            roles.gateway = Some(Arc::new(service));
+        }
         Ok(roles)
+    }
+
+    fn install_keys(&self, bundle: crate::ipc::KeyBundle) -> ComponentResponse {
+        if let Some(gateway) = &self.gateway {
+            if let Err(e) = gateway.install_keys(&bundle) {
+                return e.into();
+            }
+        }
+        *self.keys.lock().unwrap_or_else(|p| p.into_inner()) = Some(bundle);
+        ComponentResponse::Done
+    }
+
+    /// Ready: able to do its work (the gateway needs its vault key first).
+    fn ready(&self) -> bool {
+        self.gateway.as_ref().is_none_or(|g| g.has_keys())
     }
 
     /// What the component reports about itself in `coworkctl status`.
@@ -163,7 +188,7 @@ impl Service for Lifecycle {
             ComponentRequest::Ping => ComponentResponse::Pong(Health {
                 component: self.component,
                 pid: std::process::id(),
-                ready: true,
+                ready: self.roles.ready(),
                 summary: self.summary.clone(),
             }),
             ComponentRequest::Reload => match config::load(&self.paths.config) {
@@ -182,6 +207,11 @@ impl Service for Lifecycle {
                 let _ = self.stop.send(true);
                 ComponentResponse::Done
             }
+            ComponentRequest::InstallKeys(bundle) => self.roles.install_keys(bundle),
+            ComponentRequest::Gateway(r) => match &self.roles.gateway {
+                Some(gateway) => gateway.handle(r),
+                None => not_served(self.component, "gateway"),
+            },
             ComponentRequest::Sandbox(r) => match &self.roles.sandbox {
                 Some(sandbox) => sandbox.handle(r).await,
                 None => not_served(self.component, "sandbox"),

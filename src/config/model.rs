@@ -15,7 +15,8 @@ pub struct Config {
     pub profile: Profile,
     pub log: LogSettings,
     pub supervisor: SupervisorSettings,
-    pub keystore: KeystoreSettings,
+    /// Where the master key lives: tpm2, keychain or file (auto picks the best).
+    pub keystore: crate::keystore::KeystoreSettings,
     pub admin: AdminSettings,
     /// Command guardrails: trusted and extra blocked argv-prefix rules.
     pub guard: crate::guard::GuardSettings,
@@ -35,7 +36,7 @@ impl Default for Config {
             profile: Profile::Production,
             log: LogSettings::default(),
             supervisor: SupervisorSettings::default(),
-            keystore: KeystoreSettings::default(),
+            keystore: crate::keystore::KeystoreSettings::default(),
             admin: AdminSettings::default(),
             guard: crate::guard::GuardSettings::default(),
             limits: crate::guard::LimitSettings::default(),
@@ -136,33 +137,6 @@ impl Default for SupervisorSettings {
             health_timeout_ms: 1000,
         }
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct KeystoreSettings {
-    /// `auto` picks the best tier present: tpm2, then keychain, then file.
-    pub tier: KeystoreTier,
-    /// TPM transport, as tpm2-tss spells it.
-    pub tcti: String,
-}
-
-impl Default for KeystoreSettings {
-    fn default() -> Self {
-        KeystoreSettings {
-            tier: KeystoreTier::Auto,
-            tcti: "device:/dev/tpmrm0".to_string(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum KeystoreTier {
-    Auto,
-    Tpm2,
-    Keychain,
-    File,
 }
 
 /// The LAN-only admin page.

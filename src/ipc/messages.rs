@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::roles::{Component, Role};
 
 /// Checked in every [`Hello`]; a mismatch refuses the connection.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The first frame on every connection, from the connecting side.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -88,8 +88,13 @@ pub enum ComponentRequest {
     Reload,
     /// Finish in-flight work and exit.
     Shutdown,
+    /// The keys this component needs, derived by the supervisor from the master
+    /// key. Sent after every (re)start and after a master key rotation.
+    InstallKeys(KeyBundle),
     /// Served by the sandbox component.
     Sandbox(SandboxRequest),
+    /// Served by the gateway component.
+    Gateway(GatewayRequest),
 }
 
 impl RequestKind for ComponentRequest {
@@ -98,6 +103,8 @@ impl RequestKind for ComponentRequest {
             ComponentRequest::Ping => "ping",
             ComponentRequest::Reload => "reload",
             ComponentRequest::Shutdown => "shutdown",
+            ComponentRequest::InstallKeys(_) => "install-keys",
+            ComponentRequest::Gateway(g) => g.kind(),
             ComponentRequest::Sandbox(SandboxRequest::Run(_)) => "sandbox.run",
             ComponentRequest::Sandbox(SandboxRequest::Cancel { .. }) => "sandbox.cancel",
         }
@@ -109,6 +116,7 @@ pub enum ComponentResponse {
     Pong(Health),
     Done,
     Sandbox(SandboxResponse),
+    Gateway(GatewayResponse),
     Error(WireError),
 }
 
@@ -127,6 +135,108 @@ pub struct Health {
     /// One line the component wants shown in `coworkctl status` (for the sandbox:
     /// the isolation this host can enforce).
     pub summary: Option<String>,
+}
+
+// ---------------------------------------------------------------------------
+// Keys: supervisor -> component.
+
+/// Derived keys for one component. Zeroized when dropped.
+#[derive(Clone, Serialize, Deserialize, zeroize::ZeroizeOnDrop)]
+pub struct KeyBundle {
+    pub keys: Vec<WireKey>,
+}
+
+#[derive(Clone, Serialize, Deserialize, zeroize::ZeroizeOnDrop)]
+pub struct WireKey {
+    #[zeroize(skip)]
+    pub purpose: crate::keystore::Purpose,
+    pub bytes: [u8; 32],
+}
+
+impl std::fmt::Debug for KeyBundle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let purposes: Vec<_> = self.keys.iter().map(|k| k.purpose).collect();
+        write!(f, "KeyBundle({purposes:?}, <redacted>)")
+    }
+}
+
+impl std::fmt::Debug for WireKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WireKey({:?}, <redacted>)", self.purpose)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Gateway: vault operations (from the supervisor on behalf of coworkctl).
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum GatewayRequest {
+    /// Store a secret (new version). The value never travels in env or argv.
+    SecretSet {
+        name: String,
+        value: SecretBytes,
+    },
+    SecretList,
+    SecretDelete {
+        name: String,
+    },
+    /// Which of these vault keys opens the vault (index), for an interrupted
+    /// master rotation.
+    VaultProbe {
+        candidates: KeyBundle,
+    },
+    /// Re-encrypt every secret from `old` to `new` in one transaction (the commit
+    /// point of `coworkctl secret rotate-master`).
+    VaultRewrap {
+        old: KeyBundle,
+        new: KeyBundle,
+    },
+}
+
+impl RequestKind for GatewayRequest {
+    fn kind(&self) -> &'static str {
+        match self {
+            GatewayRequest::SecretSet { .. } => "gateway.secret-set",
+            GatewayRequest::SecretList => "gateway.secret-list",
+            GatewayRequest::SecretDelete { .. } => "gateway.secret-delete",
+            GatewayRequest::VaultProbe { .. } => "gateway.vault-probe",
+            GatewayRequest::VaultRewrap { .. } => "gateway.vault-rewrap",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum GatewayResponse {
+    Secrets(Vec<SecretListing>),
+    SecretStored {
+        name: String,
+        version: u32,
+    },
+    /// Index into `candidates` of the key that opens the vault, if any.
+    VaultProbe {
+        opens: Option<usize>,
+    },
+    Rewrapped {
+        secrets: usize,
+    },
+}
+
+/// A secret as `coworkctl secret list` shows it: never its value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SecretListing {
+    pub name: String,
+    pub version: u32,
+    pub updated_at: String,
+}
+
+/// Secret bytes on the wire: a CBOR byte string, zeroized on drop, never printed.
+#[derive(Clone, Serialize, Deserialize, zeroize::ZeroizeOnDrop)]
+pub struct SecretBytes(#[serde(with = "serde_bytes")] pub Vec<u8>);
+
+impl std::fmt::Debug for SecretBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SecretBytes(<{} bytes redacted>)", self.0.len())
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -192,6 +302,16 @@ pub enum ControlRequest {
     Status,
     /// Same as SIGHUP: reload the configuration and tell the components.
     Reload,
+    SecretSet {
+        name: String,
+        value: SecretBytes,
+    },
+    SecretList,
+    SecretDelete {
+        name: String,
+    },
+    /// Generate a new master key and re-wrap everything under it.
+    SecretRotateMaster,
 }
 
 impl RequestKind for ControlRequest {
@@ -199,6 +319,10 @@ impl RequestKind for ControlRequest {
         match self {
             ControlRequest::Status => "status",
             ControlRequest::Reload => "reload",
+            ControlRequest::SecretSet { .. } => "secret-set",
+            ControlRequest::SecretList => "secret-list",
+            ControlRequest::SecretDelete { .. } => "secret-delete",
+            ControlRequest::SecretRotateMaster => "secret-rotate-master",
         }
     }
 }
@@ -207,6 +331,16 @@ impl RequestKind for ControlRequest {
 pub enum ControlResponse {
     Status(StatusReport),
     Reloaded,
+    Secrets(Vec<SecretListing>),
+    SecretStored {
+        name: String,
+        version: u32,
+    },
+    Done,
+    /// A master key rotation finished: this many secrets were re-wrapped.
+    Rotated {
+        secrets: usize,
+    },
     Error(WireError),
 }
 

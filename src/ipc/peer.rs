@@ -28,12 +28,26 @@ pub static PEER_TABLE: &[PeerRule] = &[
     rule(Role::Admin, "ping", &[Role::Supervisor]),
     rule(Role::Admin, "reload", &[Role::Supervisor]),
     rule(Role::Admin, "shutdown", &[Role::Supervisor]),
+    // Keys come from the supervisor alone.
+    rule(Role::Audit, "install-keys", &[Role::Supervisor]),
+    rule(Role::Gateway, "install-keys", &[Role::Supervisor]),
+    rule(Role::Admin, "install-keys", &[Role::Supervisor]),
+    // The vault's owner takes secret operations from the supervisor (coworkctl).
+    rule(Role::Gateway, "gateway.secret-set", &[Role::Supervisor]),
+    rule(Role::Gateway, "gateway.secret-list", &[Role::Supervisor]),
+    rule(Role::Gateway, "gateway.secret-delete", &[Role::Supervisor]),
+    rule(Role::Gateway, "gateway.vault-probe", &[Role::Supervisor]),
+    rule(Role::Gateway, "gateway.vault-rewrap", &[Role::Supervisor]),
     // Only the gateway (its agent loop) runs commands.
     rule(Role::Sandbox, "sandbox.run", &[Role::Gateway]),
     rule(Role::Sandbox, "sandbox.cancel", &[Role::Gateway]),
     // The control socket serves coworkctl.
     rule(Role::Supervisor, "status", &[Role::Ctl]),
     rule(Role::Supervisor, "reload", &[Role::Ctl]),
+    rule(Role::Supervisor, "secret-set", &[Role::Ctl]),
+    rule(Role::Supervisor, "secret-list", &[Role::Ctl]),
+    rule(Role::Supervisor, "secret-delete", &[Role::Ctl]),
+    rule(Role::Supervisor, "secret-rotate-master", &[Role::Ctl]),
 ];
 
 const fn rule(server: Role, request: &'static str, senders: &'static [Role]) -> PeerRule {

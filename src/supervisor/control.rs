@@ -8,7 +8,8 @@ use tokio::sync::{oneshot, watch};
 
 use super::Shared;
 use crate::ipc::{
-    self, ControlRequest, ControlResponse, ErrorCode, Peer, Role, Service, WireError,
+    self, Component, ComponentRequest, ComponentResponse, ControlRequest, ControlResponse,
+    ErrorCode, GatewayRequest, GatewayResponse, Peer, Role, Service, WireError,
 };
 use crate::paths::ADMIN_GROUP;
 
@@ -46,6 +47,32 @@ struct Control {
     shared: Arc<Shared>,
 }
 
+impl Control {
+    /// Relays a vault operation to the gateway, which owns the vault.
+    async fn gateway(&self, request: GatewayRequest) -> ControlResponse {
+        let client = &self.shared.clients[&Component::Gateway];
+        match client.call(ComponentRequest::Gateway(request)).await {
+            Ok(ComponentResponse::Gateway(GatewayResponse::Secrets(list))) => {
+                ControlResponse::Secrets(list)
+            }
+            Ok(ComponentResponse::Gateway(GatewayResponse::SecretStored { name, version })) => {
+                ControlResponse::SecretStored { name, version }
+            }
+            Ok(ComponentResponse::Error(e)) => ControlResponse::Error(e),
+            Ok(other) => WireError::new(
+                ErrorCode::Internal,
+                format!("unexpected answer from the gateway: {other:?}"),
+            )
+            .into(),
+            Err(e) => WireError::new(
+                ErrorCode::Unavailable,
+                format!("the gateway is unreachable: {e}"),
+            )
+            .into(),
+        }
+    }
+}
+
 impl Service for Control {
     type Request = ControlRequest;
     type Response = ControlResponse;
@@ -67,6 +94,35 @@ impl Service for Control {
                     Ok(Ok(())) => ControlResponse::Reloaded,
                     Ok(Err(problems)) => WireError::new(ErrorCode::BadRequest, problems).into(),
                     Err(_) => WireError::new(ErrorCode::Internal, "reload was dropped").into(),
+                }
+            }
+            ControlRequest::SecretSet { name, value } => {
+                self.gateway(GatewayRequest::SecretSet { name, value })
+                    .await
+            }
+            ControlRequest::SecretList => self.gateway(GatewayRequest::SecretList).await,
+            ControlRequest::SecretDelete { name } => {
+                match self.gateway(GatewayRequest::SecretDelete { name }).await {
+                    ControlResponse::Secrets(_) => ControlResponse::Done,
+                    other => other,
+                }
+            }
+            ControlRequest::SecretRotateMaster => {
+                let gateway = &self.shared.clients[&Component::Gateway];
+                match self.shared.keys.rotate(gateway).await {
+                    Ok(secrets) => {
+                        // Everyone gets keys derived from the new master.
+                        for c in Component::START_ORDER {
+                            if let Err(e) =
+                                self.shared.keys.install(c, &self.shared.clients[&c]).await
+                            {
+                                tracing::error!(child = c.name(), error = %e, "{c}: could not receive its new keys; restarting it");
+                                self.shared.kill(c);
+                            }
+                        }
+                        ControlResponse::Rotated { secrets }
+                    }
+                    Err(e) => WireError::new(ErrorCode::Internal, format!("{e:#}")).into(),
                 }
             }
         }

@@ -10,6 +10,7 @@
 //! Peers: every component (as their lifecycle client) and `coworkctl`.
 
 mod control;
+mod keys;
 mod notify;
 mod restart;
 mod spawn;
@@ -73,6 +74,7 @@ struct Shared {
     changed: Notify,
     /// Reload requests from the control socket.
     reload_tx: mpsc::Sender<oneshot::Sender<Result<(), String>>>,
+    keys: keys::Keys,
 }
 
 impl Shared {
@@ -89,6 +91,17 @@ impl Shared {
             f(slot);
         }
         self.changed.notify_one();
+    }
+
+    /// Kills a component so its task restarts it (e.g. it could not take new keys).
+    fn kill(&self, c: Component) {
+        let pid = lock(&self.slots).get(&c).and_then(|s| s.pid);
+        if let Some(pid) = pid {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
     }
 
     fn report(&self) -> StatusReport {
@@ -117,7 +130,7 @@ impl Shared {
             uptime_secs: self.started.elapsed().as_secs(),
             ready: components.iter().all(|c| c.state == ComponentState::Up),
             degraded,
-            keystore: "pending (keystore not configured)".to_string(),
+            keystore: self.keys.status(),
             components,
         }
     }
@@ -140,6 +153,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         );
     }
     prepare_dirs(&opts.paths, &plans)?;
+    let keys = keys::Keys::open(&config, &opts.paths)?;
     let exe = match &opts.component_exe {
         Some(p) => p.clone(),
         None => std::env::current_exe().context("finding our own executable")?,
@@ -149,7 +163,9 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(supervise(opts.paths, exe, config, plans, log_target, log))
+    runtime.block_on(supervise(
+        opts.paths, exe, config, plans, log_target, log, keys,
+    ))
 }
 
 /// Creates the runtime and state directories with owners and modes that keep each
@@ -209,6 +225,7 @@ async fn supervise(
     plans: BTreeMap<Component, Option<RunAs>>,
     log_target: LogTarget,
     log: LogHandle,
+    keys: keys::Keys,
 ) -> anyhow::Result<()> {
     let mut notifier = notify::Notifier::default();
     let policy = RestartPolicy::from_settings(&config.supervisor);
@@ -252,6 +269,7 @@ async fn supervise(
         clients,
         changed: Notify::new(),
         reload_tx,
+        keys,
     });
 
     let control = control::start(Arc::clone(&shared)).context("starting the control socket")?;
@@ -528,8 +546,14 @@ async fn component_task(
                 let answer = client
                     .call_with_timeout(ComponentRequest::Ping, Duration::from_millis(500))
                     .await;
+                // Answering, then holding its keys, is what "up" means.
                 let problem = match answer {
-                    Ok(ComponentResponse::Pong(h)) if Some(h.pid) == pid => return h.summary,
+                    Ok(ComponentResponse::Pong(h)) if Some(h.pid) == pid => {
+                        match shared.keys.install(c, &client).await {
+                            Ok(()) => return h.summary,
+                            Err(e) => format!("installing its keys failed: {e:#}"),
+                        }
+                    }
                     Ok(other) => format!("unexpected answer {other:?}"),
                     Err(e) => error_chain(&e),
                 };

@@ -2,6 +2,8 @@
 //! with a NOTIFY_SOCKET the test listens on.
 #![allow(dead_code)]
 
+pub mod swtpm;
+
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -36,7 +38,30 @@ impl Instance {
             .tempdir_in("/tmp")
             .expect("tempdir");
         std::fs::write(Self::config_path(dir.path()), config).expect("write config");
+        Self::start_in(dir, extra_args, env)
+    }
+
+    /// The log of every coworkd run in this instance's directory (stderr).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("coworkd.log")).unwrap_or_default()
+    }
+
+    /// Stops coworkd and starts it again on the same directories; waits for READY.
+    pub fn restart(self) -> Instance {
+        let mut old = self;
+        let (status, _) = old.stop();
+        assert!(status.success(), "stop before restart: {status:?}");
+        let dir = std::mem::replace(&mut old.dir, tempfile::tempdir().expect("tempdir"));
+        drop(old);
+        let mut i = Self::start_in(dir, &[], &[]);
+        i.wait_notification("READY=1", Duration::from_secs(10));
+        i
+    }
+
+    /// Starts coworkd on an existing instance directory; does not wait for READY.
+    pub fn start_in(dir: tempfile::TempDir, extra_args: &[&str], env: &[(&str, &str)]) -> Instance {
         let notify_path = dir.path().join("notify.sock");
+        let _ = std::fs::remove_file(&notify_path);
         let notify = UnixDatagram::bind(&notify_path).expect("bind notify socket");
         notify
             .set_read_timeout(Some(Duration::from_millis(100)))
@@ -55,7 +80,12 @@ impl Instance {
             cmd.env(k, v);
         }
         if std::env::var_os("COWORK_TEST_VERBOSE").is_none() {
-            cmd.stderr(Stdio::null());
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.path().join("coworkd.log"))
+                .expect("open log");
+            cmd.stderr(log);
         }
         let child = cmd.spawn().expect("spawn coworkd");
         Instance {
@@ -101,6 +131,36 @@ impl Instance {
             .args(args)
             .output()
             .expect("run coworkctl")
+    }
+
+    /// coworkctl with `input` on its standard input.
+    pub fn ctl_with_input(&self, args: &[&str], input: &[u8]) -> Output {
+        use std::io::Write;
+        let mut child = Command::new(COWORKCTL)
+            .arg("--runtime-dir")
+            .arg(self.runtime_dir())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run coworkctl");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input)
+            .expect("write stdin");
+        child.wait_with_output().expect("coworkctl output")
+    }
+
+    /// Pids of the supervisor and every component.
+    pub fn pids(&self) -> Vec<i32> {
+        let mut pids = vec![self.child.id() as i32];
+        for c in ["audit", "sandbox", "gateway", "admin"] {
+            pids.extend(self.pid_of(c));
+        }
+        pids
     }
 
     pub fn status(&self) -> serde_json::Value {

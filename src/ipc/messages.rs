@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::roles::{Component, Role};
 
 /// Checked in every [`Hello`]; a mismatch refuses the connection.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The first frame on every connection, from the connecting side.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -95,6 +95,8 @@ pub enum ComponentRequest {
     Sandbox(SandboxRequest),
     /// Served by the gateway component.
     Gateway(GatewayRequest),
+    /// Served by the audit component.
+    Audit(AuditRequest),
 }
 
 impl RequestKind for ComponentRequest {
@@ -105,6 +107,9 @@ impl RequestKind for ComponentRequest {
             ComponentRequest::Shutdown => "shutdown",
             ComponentRequest::InstallKeys(_) => "install-keys",
             ComponentRequest::Gateway(g) => g.kind(),
+            ComponentRequest::Audit(AuditRequest::Append(_)) => "audit.append",
+            ComponentRequest::Audit(AuditRequest::Tail(_)) => "audit.tail",
+            ComponentRequest::Audit(AuditRequest::Verify) => "audit.verify",
             ComponentRequest::Sandbox(SandboxRequest::Run(_)) => "sandbox.run",
             ComponentRequest::Sandbox(SandboxRequest::Cancel { .. }) => "sandbox.cancel",
         }
@@ -117,6 +122,7 @@ pub enum ComponentResponse {
     Done,
     Sandbox(SandboxResponse),
     Gateway(GatewayResponse),
+    Audit(AuditResponse),
     Error(WireError),
 }
 
@@ -135,6 +141,71 @@ pub struct Health {
     /// One line the component wants shown in `coworkctl status` (for the sandbox:
     /// the isolation this host can enforce).
     pub summary: Option<String>,
+}
+
+// ---------------------------------------------------------------------------
+// Audit: everyone appends; the supervisor (for coworkctl) and the admin page read.
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum AuditRequest {
+    /// Acknowledged only once the entry is durable. The component is not taken
+    /// from the request: the audit component stamps the authenticated peer's role.
+    Append(AuditAppend),
+    Tail(AuditQuery),
+    Verify,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditAppend {
+    /// Dotted lowercase kind: `component.restarted`, `command.finished`, ...
+    pub kind: String,
+    pub actor: String,
+    pub subject: String,
+    /// A JSON object; secrets in it are redacted before it is hashed and stored.
+    pub payload: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AuditQuery {
+    /// Kind prefix, e.g. `pairing.`.
+    pub kind: Option<String>,
+    /// RFC 3339 time: only entries at or after it.
+    pub since: Option<String>,
+    /// Only entries after this sequence number (paging, `tail -f`).
+    pub after_seq: Option<u64>,
+    /// The most recent `limit` entries (or the first `limit` after `after_seq`).
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum AuditResponse {
+    Appended { seq: u64 },
+    Entries(Vec<AuditEntry>),
+    Verified(AuditVerdict),
+}
+
+/// One committed entry, as `coworkctl audit tail` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub seq: u64,
+    pub time: String,
+    pub component: String,
+    pub kind: String,
+    pub actor: String,
+    pub subject: String,
+    pub payload: serde_json::Value,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// The outcome of verifying the trail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditVerdict {
+    pub intact: bool,
+    pub entries: u64,
+    pub last_seq: u64,
+    pub first_bad_seq: Option<u64>,
+    pub detail: String,
 }
 
 // ---------------------------------------------------------------------------
@@ -312,6 +383,8 @@ pub enum ControlRequest {
     },
     /// Generate a new master key and re-wrap everything under it.
     SecretRotateMaster,
+    AuditTail(AuditQuery),
+    AuditVerify,
 }
 
 impl RequestKind for ControlRequest {
@@ -323,6 +396,8 @@ impl RequestKind for ControlRequest {
             ControlRequest::SecretList => "secret-list",
             ControlRequest::SecretDelete { .. } => "secret-delete",
             ControlRequest::SecretRotateMaster => "secret-rotate-master",
+            ControlRequest::AuditTail(_) => "audit-tail",
+            ControlRequest::AuditVerify => "audit-verify",
         }
     }
 }

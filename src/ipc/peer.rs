@@ -28,6 +28,11 @@ pub static PEER_TABLE: &[PeerRule] = &[
     rule(Role::Admin, "ping", &[Role::Supervisor]),
     rule(Role::Admin, "reload", &[Role::Supervisor]),
     rule(Role::Admin, "shutdown", &[Role::Supervisor]),
+    // Everybody appends to the audit trail; only the supervisor (on behalf of
+    // coworkctl) and the admin page read it.
+    rule(Role::Audit, "audit.append", &[Role::Supervisor, Role::Gateway, Role::Sandbox, Role::Admin]),
+    rule(Role::Audit, "audit.tail", &[Role::Supervisor, Role::Admin]),
+    rule(Role::Audit, "audit.verify", &[Role::Supervisor, Role::Admin]),
     // Keys come from the supervisor alone.
     rule(Role::Audit, "install-keys", &[Role::Supervisor]),
     rule(Role::Gateway, "install-keys", &[Role::Supervisor]),
@@ -48,6 +53,8 @@ pub static PEER_TABLE: &[PeerRule] = &[
     rule(Role::Supervisor, "secret-list", &[Role::Ctl]),
     rule(Role::Supervisor, "secret-delete", &[Role::Ctl]),
     rule(Role::Supervisor, "secret-rotate-master", &[Role::Ctl]),
+    rule(Role::Supervisor, "audit-tail", &[Role::Ctl]),
+    rule(Role::Supervisor, "audit-verify", &[Role::Ctl]),
 ];
 
 const fn rule(server: Role, request: &'static str, senders: &'static [Role]) -> PeerRule {

@@ -1,0 +1,79 @@
+//! How the other processes write to the audit trail.
+//!
+//! [`AuditLog::append`] waits until the entry is durable (for effects that must not
+//! happen before their entry exists: a sandboxed command, an accepted message).
+//! [`AuditLog::record`] queues an entry and returns: a background task delivers
+//! the queue in order, retrying while the audit component restarts, so lifecycle
+//! events of the audit component itself are not lost either.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::ipc::{AuditAppend, AuditRequest, AuditResponse, Client, ComponentRequest, ComponentResponse, ErrorCode, Role};
+
+/// Entries waiting for delivery; past this, `record` waits for room.
+const QUEUE: usize = 10_000;
+
+#[derive(Debug, Clone)]
+pub struct AuditLog {
+    client: Arc<Client<ComponentRequest, ComponentResponse>>,
+    queue: mpsc::Sender<AuditAppend>,
+}
+
+impl AuditLog {
+    /// A log writing to the audit socket as `role`. Must be called inside a tokio runtime.
+    pub fn start(socket: PathBuf, role: Role) -> AuditLog {
+        let client = Arc::new(Client::new(socket, role, Duration::from_secs(5)));
+        let (queue, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(deliver(Arc::clone(&client), rx));
+        AuditLog { client, queue }
+    }
+
+    /// Appends and waits until the entry is durable; returns its sequence number.
+    pub async fn append(&self, entry: AuditAppend) -> Result<u64, String> {
+        match self.client.call(ComponentRequest::Audit(AuditRequest::Append(entry))).await {
+            Ok(ComponentResponse::Audit(AuditResponse::Appended { seq })) => Ok(seq),
+            Ok(ComponentResponse::Error(e)) => Err(e.message),
+            Ok(other) => Err(format!("unexpected answer from the audit trail: {other:?}")),
+            Err(e) => Err(format!("the audit trail is unreachable: {e}")),
+        }
+    }
+
+    /// Queues an entry for in-order delivery and returns without waiting.
+    pub async fn record(&self, kind: &str, actor: &str, subject: &str, payload: serde_json::Value) {
+        let entry = AuditAppend {
+            kind: kind.to_string(),
+            actor: actor.to_string(),
+            subject: subject.to_string(),
+            payload,
+        };
+        if self.queue.send(entry).await.is_err() {
+            tracing::error!(kind, "audit queue closed; entry lost");
+        }
+    }
+}
+
+async fn deliver(client: Arc<Client<ComponentRequest, ComponentResponse>>, mut rx: mpsc::Receiver<AuditAppend>) {
+    while let Some(entry) = rx.recv().await {
+        let mut delay = Duration::from_millis(50);
+        loop {
+            match client.call(ComponentRequest::Audit(AuditRequest::Append(entry.clone()))).await {
+                Ok(ComponentResponse::Audit(AuditResponse::Appended { .. })) => break,
+                // The trail refused the entry itself: retrying cannot help.
+                Ok(ComponentResponse::Error(e))
+                    if matches!(e.code, ErrorCode::BadRequest | ErrorCode::Malformed | ErrorCode::Forbidden | ErrorCode::TooLarge) =>
+                {
+                    tracing::error!(kind = %entry.kind, error = %e.message, "audit entry refused");
+                    break;
+                }
+                _ => {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+}

@@ -212,6 +212,7 @@ impl Service for Lifecycle {
                 Some(gateway) => gateway.handle(r),
                 None => not_served(self.component, "gateway"),
             },
+            ComponentRequest::Audit(_) => not_served(self.component, "audit"),
             ComponentRequest::Sandbox(r) => match &self.roles.sandbox {
                 Some(sandbox) => sandbox.handle(r).await,
                 None => not_served(self.component, "sandbox"),

@@ -30,9 +30,17 @@ pub static PEER_TABLE: &[PeerRule] = &[
     rule(Role::Admin, "shutdown", &[Role::Supervisor]),
     // Everybody appends to the audit trail; only the supervisor (on behalf of
     // coworkctl) and the admin page read it.
-    rule(Role::Audit, "audit.append", &[Role::Supervisor, Role::Gateway, Role::Sandbox, Role::Admin]),
+    rule(
+        Role::Audit,
+        "audit.append",
+        &[Role::Supervisor, Role::Gateway, Role::Sandbox, Role::Admin],
+    ),
     rule(Role::Audit, "audit.tail", &[Role::Supervisor, Role::Admin]),
-    rule(Role::Audit, "audit.verify", &[Role::Supervisor, Role::Admin]),
+    rule(
+        Role::Audit,
+        "audit.verify",
+        &[Role::Supervisor, Role::Admin],
+    ),
     // Keys come from the supervisor alone.
     rule(Role::Audit, "install-keys", &[Role::Supervisor]),
     rule(Role::Gateway, "install-keys", &[Role::Supervisor]),

@@ -8,8 +8,9 @@ use tokio::sync::{oneshot, watch};
 
 use super::Shared;
 use crate::ipc::{
-    self, Component, ComponentRequest, ComponentResponse, ControlRequest, ControlResponse,
-    ErrorCode, GatewayRequest, GatewayResponse, Peer, Role, Service, WireError,
+    self, AuditRequest, AuditResponse, Component, ComponentRequest, ComponentResponse,
+    ControlRequest, ControlResponse, ErrorCode, GatewayRequest, GatewayResponse, Peer, Role,
+    Service, WireError,
 };
 use crate::paths::ADMIN_GROUP;
 
@@ -48,6 +49,30 @@ struct Control {
 }
 
 impl Control {
+    /// Relays a read of the trail to the audit component, which owns it.
+    async fn audit(&self, request: AuditRequest) -> ControlResponse {
+        let client = &self.shared.clients[&Component::Audit];
+        match client.call(ComponentRequest::Audit(request)).await {
+            Ok(ComponentResponse::Audit(AuditResponse::Entries(entries))) => {
+                ControlResponse::AuditEntries(entries)
+            }
+            Ok(ComponentResponse::Audit(AuditResponse::Verified(v))) => {
+                ControlResponse::AuditVerified(v)
+            }
+            Ok(ComponentResponse::Error(e)) => ControlResponse::Error(e),
+            Ok(other) => WireError::new(
+                ErrorCode::Internal,
+                format!("unexpected answer from the audit trail: {other:?}"),
+            )
+            .into(),
+            Err(e) => WireError::new(
+                ErrorCode::Unavailable,
+                format!("the audit trail is unreachable: {e}"),
+            )
+            .into(),
+        }
+    }
+
     /// Relays a vault operation to the gateway, which owns the vault.
     async fn gateway(&self, request: GatewayRequest) -> ControlResponse {
         let client = &self.shared.clients[&Component::Gateway];
@@ -96,6 +121,8 @@ impl Service for Control {
                     Err(_) => WireError::new(ErrorCode::Internal, "reload was dropped").into(),
                 }
             }
+            ControlRequest::AuditTail(query) => self.audit(AuditRequest::Tail(query)).await,
+            ControlRequest::AuditVerify => self.audit(AuditRequest::Verify).await,
             ControlRequest::SecretSet { name, value } => {
                 self.gateway(GatewayRequest::SecretSet { name, value })
                     .await

@@ -416,6 +416,8 @@ pub enum ControlResponse {
     Rotated {
         secrets: usize,
     },
+    AuditEntries(Vec<AuditEntry>),
+    AuditVerified(AuditVerdict),
     Error(WireError),
 }
 

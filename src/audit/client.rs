@@ -8,11 +8,15 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
-use crate::ipc::{AuditAppend, AuditRequest, AuditResponse, Client, ComponentRequest, ComponentResponse, ErrorCode, Role};
+use crate::ipc::{
+    AuditAppend, AuditRequest, AuditResponse, Client, ComponentRequest, ComponentResponse,
+    ErrorCode, Role,
+};
 
 /// Entries waiting for delivery; past this, `record` waits for room.
 const QUEUE: usize = 10_000;
@@ -21,6 +25,14 @@ const QUEUE: usize = 10_000;
 pub struct AuditLog {
     client: Arc<Client<ComponentRequest, ComponentResponse>>,
     queue: mpsc::Sender<AuditAppend>,
+    backlog: Arc<Backlog>,
+}
+
+/// Entries queued but not yet durable, so `flush` can wait for them.
+#[derive(Debug, Default)]
+struct Backlog {
+    count: AtomicUsize,
+    drained: Notify,
 }
 
 impl AuditLog {
@@ -28,13 +40,22 @@ impl AuditLog {
     pub fn start(socket: PathBuf, role: Role) -> AuditLog {
         let client = Arc::new(Client::new(socket, role, Duration::from_secs(5)));
         let (queue, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(deliver(Arc::clone(&client), rx));
-        AuditLog { client, queue }
+        let backlog = Arc::new(Backlog::default());
+        tokio::spawn(deliver(Arc::clone(&client), rx, Arc::clone(&backlog)));
+        AuditLog {
+            client,
+            queue,
+            backlog,
+        }
     }
 
     /// Appends and waits until the entry is durable; returns its sequence number.
     pub async fn append(&self, entry: AuditAppend) -> Result<u64, String> {
-        match self.client.call(ComponentRequest::Audit(AuditRequest::Append(entry))).await {
+        match self
+            .client
+            .call(ComponentRequest::Audit(AuditRequest::Append(entry)))
+            .await
+        {
             Ok(ComponentResponse::Audit(AuditResponse::Appended { seq })) => Ok(seq),
             Ok(ComponentResponse::Error(e)) => Err(e.message),
             Ok(other) => Err(format!("unexpected answer from the audit trail: {other:?}")),
@@ -50,21 +71,59 @@ impl AuditLog {
             subject: subject.to_string(),
             payload,
         };
+        self.backlog.count.fetch_add(1, Ordering::AcqRel);
         if self.queue.send(entry).await.is_err() {
+            self.backlog.count.fetch_sub(1, Ordering::AcqRel);
             tracing::error!(kind, "audit queue closed; entry lost");
+        }
+    }
+
+    /// Waits (at most `timeout`) until every recorded entry is durable.
+    pub async fn flush(&self, timeout: Duration) -> bool {
+        let wait = async {
+            while self.backlog.count.load(Ordering::Acquire) > 0 {
+                let drained = self.backlog.drained.notified();
+                if self.backlog.count.load(Ordering::Acquire) == 0 {
+                    break;
+                }
+                drained.await;
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.is_ok()
+    }
+}
+
+async fn deliver(
+    client: Arc<Client<ComponentRequest, ComponentResponse>>,
+    mut rx: mpsc::Receiver<AuditAppend>,
+    backlog: Arc<Backlog>,
+) {
+    while let Some(entry) = rx.recv().await {
+        deliver_one(&client, entry).await;
+        if backlog.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            backlog.drained.notify_waiters();
         }
     }
 }
 
-async fn deliver(client: Arc<Client<ComponentRequest, ComponentResponse>>, mut rx: mpsc::Receiver<AuditAppend>) {
-    while let Some(entry) = rx.recv().await {
+async fn deliver_one(client: &Client<ComponentRequest, ComponentResponse>, entry: AuditAppend) {
+    {
         let mut delay = Duration::from_millis(50);
         loop {
-            match client.call(ComponentRequest::Audit(AuditRequest::Append(entry.clone()))).await {
+            match client
+                .call(ComponentRequest::Audit(AuditRequest::Append(entry.clone())))
+                .await
+            {
                 Ok(ComponentResponse::Audit(AuditResponse::Appended { .. })) => break,
                 // The trail refused the entry itself: retrying cannot help.
                 Ok(ComponentResponse::Error(e))
-                    if matches!(e.code, ErrorCode::BadRequest | ErrorCode::Malformed | ErrorCode::Forbidden | ErrorCode::TooLarge) =>
+                    if matches!(
+                        e.code,
+                        ErrorCode::BadRequest
+                            | ErrorCode::Malformed
+                            | ErrorCode::Forbidden
+                            | ErrorCode::TooLarge
+                    ) =>
                 {
                     tracing::error!(kind = %entry.kind, error = %e.message, "audit entry refused");
                     break;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::sync::watch;
 
+use crate::audit::AuditService;
 use crate::config::{self, Config};
 use crate::gateway::GatewayService;
 use crate::ipc::{
@@ -86,6 +87,7 @@ async fn serve(
 struct Roles {
     sandbox: Option<Arc<SandboxService>>,
     gateway: Option<Arc<GatewayService>>,
+    audit: Option<Arc<AuditService>>,
     /// Keys for components whose service does not exist yet (audit, admin).
     keys: std::sync::Mutex<Option<crate::ipc::KeyBundle>>,
 }
@@ -103,6 +105,10 @@ impl Roles {
             );
             roles.sandbox = Some(Arc::new(service));
         }
+        if component == Component::Audit {
+            let dir = paths.component_state_dir(component);
+            roles.audit = Some(Arc::new(AuditService::new(&dir, &config.audit)));
+        }
         if component == Component::Gateway {
             let dir = paths.component_state_dir(component);
             let service = GatewayService::open(&dir)
@@ -112,11 +118,17 @@ impl Roles {
         Ok(roles)
     }
 
-    fn install_keys(&self, bundle: crate::ipc::KeyBundle) -> ComponentResponse {
-        if let Some(gateway) = &self.gateway {
-            if let Err(e) = gateway.install_keys(&bundle) {
-                return e.into();
-            }
+    async fn install_keys(&self, bundle: crate::ipc::KeyBundle) -> ComponentResponse {
+        if let Some(audit) = &self.audit
+            && let Err(e) = audit.install_keys(&bundle).await
+        {
+            tracing::error!(error = %e.message, "cannot take the audit key");
+            return e.into();
+        }
+        if let Some(gateway) = &self.gateway
+            && let Err(e) = gateway.install_keys(&bundle)
+        {
+            return e.into();
         }
         *self.keys.lock().unwrap_or_else(|p| p.into_inner()) = Some(bundle);
         ComponentResponse::Done
@@ -125,6 +137,7 @@ impl Roles {
     /// Ready: able to do its work (the gateway needs its vault key first).
     fn ready(&self) -> bool {
         self.gateway.as_ref().is_none_or(|g| g.has_keys())
+            && self.audit.as_ref().is_none_or(|a| a.is_open())
     }
 
     /// What the component reports about itself in `coworkctl status`.
@@ -183,7 +196,7 @@ impl Service for Lifecycle {
         self.component.role()
     }
 
-    async fn handle(&self, _peer: Peer, request: ComponentRequest) -> ComponentResponse {
+    async fn handle(&self, peer: Peer, request: ComponentRequest) -> ComponentResponse {
         match request {
             ComponentRequest::Ping => ComponentResponse::Pong(Health {
                 component: self.component,
@@ -207,12 +220,15 @@ impl Service for Lifecycle {
                 let _ = self.stop.send(true);
                 ComponentResponse::Done
             }
-            ComponentRequest::InstallKeys(bundle) => self.roles.install_keys(bundle),
+            ComponentRequest::InstallKeys(bundle) => self.roles.install_keys(bundle).await,
             ComponentRequest::Gateway(r) => match &self.roles.gateway {
                 Some(gateway) => gateway.handle(r),
                 None => not_served(self.component, "gateway"),
             },
-            ComponentRequest::Audit(_) => not_served(self.component, "audit"),
+            ComponentRequest::Audit(r) => match &self.roles.audit {
+                Some(audit) => audit.handle(&peer, r).await,
+                None => not_served(self.component, "audit"),
+            },
             ComponentRequest::Sandbox(r) => match &self.roles.sandbox {
                 Some(sandbox) => sandbox.handle(r).await,
                 None => not_served(self.component, "sandbox"),

@@ -18,6 +18,8 @@ pub struct Config {
     /// Where the master key lives: tpm2, keychain or file (auto picks the best).
     pub keystore: crate::keystore::KeystoreSettings,
     pub admin: AdminSettings,
+    /// The audit trail: retention and checkpoint intervals.
+    pub audit: crate::audit::AuditSettings,
     /// Command guardrails: trusted and extra blocked argv-prefix rules.
     pub guard: crate::guard::GuardSettings,
     /// Per-task limits: iterations, tokens, cost, deadline, command time, sizes.
@@ -38,6 +40,7 @@ impl Default for Config {
             supervisor: SupervisorSettings::default(),
             keystore: crate::keystore::KeystoreSettings::default(),
             admin: AdminSettings::default(),
+            audit: crate::audit::AuditSettings::default(),
             guard: crate::guard::GuardSettings::default(),
             limits: crate::guard::LimitSettings::default(),
             sandbox: crate::sandbox::SandboxSettings::default(),

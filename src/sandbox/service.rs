@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::audit::AuditLog;
 use crate::ipc::{
-    ComponentResponse, ErrorCode, RunCommand, RunResult, SandboxRequest, SandboxResponse, WireError,
+    AuditAppend, ComponentResponse, ErrorCode, RunCommand, RunResult, SandboxRequest,
+    SandboxResponse, WireError,
 };
 use crate::paths::Paths;
 
@@ -16,6 +18,8 @@ use super::{CancelHandle, ExitKind, RunOutcome, RunSpec, SandboxSettings};
 /// Transport cap for each of stdout and stderr in an IPC answer, so one answer
 /// always fits a frame (the capture cap itself may be larger).
 pub const MAX_REPLY_OUTPUT: usize = 448 * 1024;
+/// Output kept in the audit trail per stream (the trail caps a payload at 64 KiB).
+const AUDIT_OUTPUT: usize = 24 * 1024;
 /// Workspace of the start-up self-test.
 const SELFTEST_WORKSPACE: &str = "selftest";
 
@@ -26,6 +30,9 @@ pub struct SandboxService {
     self_exe: PathBuf,
     running: Mutex<HashMap<u64, CancelHandle>>,
     summary: String,
+    audit_socket: PathBuf,
+    /// Started on first use, inside the component's runtime.
+    audit: std::sync::OnceLock<AuditLog>,
 }
 
 impl SandboxService {
@@ -57,6 +64,8 @@ impl SandboxService {
             self_exe,
             running: Mutex::new(HashMap::new()),
             summary: String::new(),
+            audit_socket: paths.component_socket(crate::ipc::Component::Audit),
+            audit: std::sync::OnceLock::new(),
         };
         service.summary = service.self_test();
         Ok(service)
@@ -135,8 +144,47 @@ impl SandboxService {
         }
     }
 
+    fn audit(&self) -> &AuditLog {
+        self.audit
+            .get_or_init(|| AuditLog::start(self.audit_socket.clone(), crate::ipc::Role::Sandbox))
+    }
+
+    /// Appends and waits until durable; an unaudited command is never run and an
+    /// unaudited result is never handed back.
+    async fn audited(
+        &self,
+        kind: &str,
+        cmd: &RunCommand,
+        payload: serde_json::Value,
+    ) -> Result<u64, WireError> {
+        let entry = AuditAppend {
+            kind: kind.to_string(),
+            actor: cmd.requester.clone(),
+            subject: capped_text(cmd.command_line.as_bytes(), 200).0,
+            payload,
+        };
+        self.audit().append(entry).await.map_err(|e| {
+            WireError::new(
+                ErrorCode::Unavailable,
+                format!("refusing: the audit trail did not take {kind}: {e}"),
+            )
+        })
+    }
+
     async fn run(self: &Arc<Self>, cmd: Box<RunCommand>) -> Result<RunResult, WireError> {
         let workspace = self.workspace(&cmd.workspace)?;
+        let started_seq = self
+            .audited(
+                "command.started",
+                &cmd,
+                serde_json::json!({
+                    "run_id": cmd.run_id, "task": cmd.task, "command": cmd.command_line,
+                    "program": cmd.program, "args": cmd.args, "workspace": cmd.workspace, "cwd": "/workspace",
+                    "allow_network": cmd.allow_network, "timeout_secs": cmd.timeout_secs,
+                    "decision": cmd.decision, "rule": cmd.rule, "approver": cmd.approver,
+                }),
+            )
+            .await?;
         let mut spec = RunSpec::new(
             cmd.program.clone(),
             cmd.args.clone(),
@@ -169,10 +217,43 @@ impl SandboxService {
         .map_err(|e| {
             WireError::new(ErrorCode::Internal, format!("sandbox run task failed: {e}"))
         })?;
-        match outcome {
-            Ok(o) => Ok(result_of(&o)),
-            Err(e) => Err(WireError::new(ErrorCode::BadRequest, error_chain(&e))),
-        }
+        let result = match outcome {
+            Ok(o) => result_of(&o),
+            Err(e) => {
+                let message = error_chain(&e);
+                self.audited(
+                    "command.failed",
+                    &cmd,
+                    serde_json::json!({"run_id": cmd.run_id, "task": cmd.task, "started_seq": started_seq, "error": message}),
+                )
+                .await?;
+                return Err(WireError::new(ErrorCode::BadRequest, message));
+            }
+        };
+        let (stdout, stdout_cut) = capped_text(result.stdout.as_bytes(), AUDIT_OUTPUT);
+        let (stderr, stderr_cut) = capped_text(result.stderr.as_bytes(), AUDIT_OUTPUT);
+        self.audited(
+            "command.output",
+            &cmd,
+            serde_json::json!({
+                "run_id": cmd.run_id, "task": cmd.task, "started_seq": started_seq,
+                "stdout": stdout, "stderr": stderr,
+                "stdout_truncated": result.stdout_truncated || stdout_cut,
+                "stderr_truncated": result.stderr_truncated || stderr_cut,
+            }),
+        )
+        .await?;
+        self.audited(
+            "command.finished",
+            &cmd,
+            serde_json::json!({
+                "run_id": cmd.run_id, "task": cmd.task, "started_seq": started_seq,
+                "exit_code": result.exit_code, "status": result.status, "duration_ms": result.duration_ms,
+                "isolation": result.isolation,
+            }),
+        )
+        .await?;
+        Ok(result)
     }
 }
 

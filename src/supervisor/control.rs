@@ -106,7 +106,9 @@ impl Service for Control {
         Role::Supervisor
     }
 
-    async fn handle(&self, _peer: Peer, request: ControlRequest) -> ControlResponse {
+    async fn handle(&self, peer: Peer, request: ControlRequest) -> ControlResponse {
+        let actor = format!("coworkctl:uid={}", peer.cred.uid);
+        let audit = &self.shared.audit;
         match request {
             ControlRequest::Status => ControlResponse::Status(self.shared.report()),
             ControlRequest::Reload => {
@@ -124,20 +126,52 @@ impl Service for Control {
             ControlRequest::AuditTail(query) => self.audit(AuditRequest::Tail(query)).await,
             ControlRequest::AuditVerify => self.audit(AuditRequest::Verify).await,
             ControlRequest::SecretSet { name, value } => {
-                self.gateway(GatewayRequest::SecretSet { name, value })
-                    .await
+                let r = self
+                    .gateway(GatewayRequest::SecretSet {
+                        name: name.clone(),
+                        value,
+                    })
+                    .await;
+                if let ControlResponse::SecretStored { version, .. } = &r {
+                    audit
+                        .record(
+                            "secret.stored",
+                            &actor,
+                            &name,
+                            serde_json::json!({"version": version}),
+                        )
+                        .await;
+                }
+                r
             }
             ControlRequest::SecretList => self.gateway(GatewayRequest::SecretList).await,
             ControlRequest::SecretDelete { name } => {
-                match self.gateway(GatewayRequest::SecretDelete { name }).await {
-                    ControlResponse::Secrets(_) => ControlResponse::Done,
+                match self
+                    .gateway(GatewayRequest::SecretDelete { name: name.clone() })
+                    .await
+                {
+                    ControlResponse::Secrets(_) => {
+                        audit
+                            .record("secret.deleted", &actor, &name, serde_json::json!({}))
+                            .await;
+                        ControlResponse::Done
+                    }
                     other => other,
                 }
             }
             ControlRequest::SecretRotateMaster => {
                 let gateway = &self.shared.clients[&Component::Gateway];
-                match self.shared.keys.rotate(gateway).await {
+                let audit_trail = &self.shared.clients[&Component::Audit];
+                match self.shared.keys.rotate(gateway, audit_trail).await {
                     Ok(secrets) => {
+                        audit
+                            .record(
+                                "secret.master_rotated",
+                                &actor,
+                                "",
+                                serde_json::json!({"secrets": secrets}),
+                            )
+                            .await;
                         // Everyone gets keys derived from the new master.
                         for c in Component::START_ORDER {
                             if let Err(e) =

@@ -154,11 +154,14 @@ impl Keys {
     }
 
     /// `coworkctl secret rotate-master`: new master in the pending slot → the
-    /// gateway re-wraps the vault in one transaction (the commit point) → the new
-    /// master replaces the old → every component gets its new keys.
+    /// gateway re-wraps the vault in one transaction → the audit trail re-MACs its
+    /// checkpoints under the new checkpoint key → the new master replaces the old.
+    /// If the audit step fails, the vault is wrapped back and nothing changes.
+    /// The caller then hands every component its new keys.
     pub async fn rotate(
         &self,
         gateway: &Client<ComponentRequest, ComponentResponse>,
+        audit: &Client<ComponentRequest, ComponentResponse>,
     ) -> anyhow::Result<usize> {
         let (pending, old) = {
             let keystore = lock(&self.keystore);
@@ -168,16 +171,18 @@ impl Keys {
             )
         };
         let new = pending.derive(Purpose::Vault);
-        let rewrap = GatewayRequest::VaultRewrap {
+        let rewrap = |from: &DerivedKey, to: &DerivedKey| GatewayRequest::VaultRewrap {
             old: KeyBundle {
-                keys: vec![wire(&old)],
+                keys: vec![wire(from)],
             },
             new: KeyBundle {
-                keys: vec![wire(&new)],
+                keys: vec![wire(to)],
             },
         };
-        let answer = gateway.call(ComponentRequest::Gateway(rewrap)).await;
-        let secrets = match answer {
+        let secrets = match gateway
+            .call(ComponentRequest::Gateway(rewrap(&old, &new)))
+            .await
+        {
             Ok(ComponentResponse::Gateway(GatewayResponse::Rewrapped { secrets })) => secrets,
             other => {
                 lock(&self.keystore).abort_rotation(pending)?;
@@ -186,6 +191,21 @@ impl Keys {
                 );
             }
         };
+        let audit_key = KeyBundle {
+            keys: vec![wire(&pending.derive(Purpose::AuditCheckpoint))],
+        };
+        match audit.call(ComponentRequest::InstallKeys(audit_key)).await {
+            Ok(ComponentResponse::Done) => {}
+            other => {
+                let back = gateway
+                    .call(ComponentRequest::Gateway(rewrap(&new, &old)))
+                    .await;
+                lock(&self.keystore).abort_rotation(pending)?;
+                anyhow::bail!(
+                    "the audit trail could not be re-keyed ({other:?}); the vault was wrapped back ({back:?}) and nothing changed"
+                );
+            }
+        }
         lock(&self.keystore).commit_rotation(pending)?;
         tracing::warn!(
             secrets,

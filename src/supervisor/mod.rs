@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
+use crate::audit::AuditLog;
 use crate::config::{self, Config};
 use crate::ipc::{
     Client, Component, ComponentRequest, ComponentResponse, ComponentState, ComponentStatus, Role,
@@ -75,6 +76,8 @@ struct Shared {
     /// Reload requests from the control socket.
     reload_tx: mpsc::Sender<oneshot::Sender<Result<(), String>>>,
     keys: keys::Keys,
+    /// Lifecycle events go to the audit trail, queued while it (re)starts.
+    audit: AuditLog,
 }
 
 impl Shared {
@@ -270,7 +273,17 @@ async fn supervise(
         changed: Notify::new(),
         reload_tx,
         keys,
+        audit: AuditLog::start(paths.component_socket(Component::Audit), Role::Supervisor),
     });
+    shared
+        .audit
+        .record(
+            "supervisor.started",
+            "supervisor",
+            "",
+            serde_json::json!({"version": crate::VERSION, "profile": config.profile.name(), "keystore": shared.keys.status()}),
+        )
+        .await;
 
     let control = control::start(Arc::clone(&shared)).context("starting the control socket")?;
     tracing::info!(version = crate::VERSION, profile = config.profile.name(), runtime = %paths.runtime_dir.display(), "supervisor starting");
@@ -349,11 +362,32 @@ async fn supervise(
                 }
             } else {
                 tracing::warn!("appliance no longer degraded");
+                shared
+                    .audit
+                    .record(
+                        "appliance.recovered",
+                        "supervisor",
+                        "",
+                        serde_json::json!({}),
+                    )
+                    .await;
             }
         }
     }
 
     notifier.stopping();
+    shared
+        .audit
+        .record(
+            "supervisor.stopping",
+            "supervisor",
+            "",
+            serde_json::json!({}),
+        )
+        .await;
+    if !shared.audit.flush(Duration::from_secs(2)).await {
+        tracing::warn!("some audit entries could not be delivered before the stop");
+    }
     let stop_timeout = Duration::from_secs(shared.config().supervisor.stop_timeout_secs);
     let deadline = tokio::time::Instant::now() + stop_timeout;
     for c in Component::START_ORDER.iter().rev() {
@@ -475,12 +509,31 @@ async fn reload(
                     }
                 }
             }
+            shared
+                .audit
+                .record(
+                    "config.reloaded",
+                    "supervisor",
+                    &shared.paths.config.display().to_string(),
+                    serde_json::json!({}),
+                )
+                .await;
             Ok(())
         }
         Err(e) => {
             for p in &e.problems {
                 tracing::error!(problem = %p, "configuration reload refused");
             }
+            let problems: Vec<String> = e.problems.iter().map(|p| p.to_string()).collect();
+            shared
+                .audit
+                .record(
+                    "config.reload_refused",
+                    "supervisor",
+                    &shared.paths.config.display().to_string(),
+                    serde_json::json!({"problems": problems}),
+                )
+                .await;
             Err(e.to_string())
         }
     };
@@ -533,6 +586,24 @@ async fn component_task(
         };
         let pid = child.id();
         tracing::info!(child = c.name(), pid = ?pid, "{c}: component spawned");
+        let restarts = lock(&shared.slots).get(&c).map_or(0, |s| s.tracker.total());
+        let kind = if restarts == 0 {
+            "component.started"
+        } else {
+            "component.restarted"
+        };
+        let user = run_as
+            .as_ref()
+            .map_or_else(current_user_name, |r| r.user.clone());
+        shared
+            .audit
+            .record(
+                kind,
+                "supervisor",
+                c.name(),
+                serde_json::json!({"pid": pid, "user": user, "restarts": restarts}),
+            )
+            .await;
         shared.update(c, |s| {
             s.state = ComponentState::Starting;
             s.pid = pid;
@@ -593,6 +664,19 @@ async fn component_task(
             }
         };
         let _ = settled_tx.send(true);
+        let how = match &status {
+            Ok(s) => s.to_string(),
+            Err(e) => format!("wait failed: {e}"),
+        };
+        shared
+            .audit
+            .record(
+                "component.exited",
+                "supervisor",
+                c.name(),
+                serde_json::json!({"pid": pid, "status": how, "uptime_ms": started.elapsed().as_millis() as u64}),
+            )
+            .await;
         match status {
             Ok(s) => {
                 tracing::error!(child = c.name(), pid = ?pid, status = %s, "{c}: component exited")
@@ -669,13 +753,13 @@ async fn stop_child(
         client.call_with_timeout(ComponentRequest::Shutdown, Duration::from_millis(500)),
     )
     .await;
-    if !matches!(asked, Ok(Ok(ComponentResponse::Done))) {
-        if let Some(pid) = child.id() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-        }
+    if !matches!(asked, Ok(Ok(ComponentResponse::Done)))
+        && let Some(pid) = child.id()
+    {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
     }
     match tokio::time::timeout_at(deadline, child.wait()).await {
         Ok(_) => tracing::info!(child = c.name(), "{c}: component stopped"),

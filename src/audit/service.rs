@@ -35,6 +35,7 @@ struct Open {
 }
 
 impl AuditService {
+    /// The trail under `$STATE/audit/` (`state_dir` is the appliance's state directory).
     pub fn new(state_dir: &std::path::Path, settings: &AuditSettings) -> AuditService {
         AuditService {
             paths: AuditPaths::in_state_dir(state_dir),

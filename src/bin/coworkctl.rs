@@ -35,11 +35,58 @@ enum Command {
         #[command(subcommand)]
         command: SecretCommand,
     },
+    /// The tamper-evident audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Command guardrails.
     Guard {
         #[command(subcommand)]
         command: GuardCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// The latest entries; -f keeps following new ones.
+    Tail {
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// Only kinds starting with this (e.g. `command.` or `secret.stored`).
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only entries at or after this RFC 3339 time (e.g. 2026-11-28T00:00:00Z).
+        #[arg(long)]
+        since: Option<String>,
+        /// How many of the latest entries to show first.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        lines: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the chain, checkpoints and anchor. Exit 0 intact, 1 tampered (the first
+    /// bad sequence number is printed), 2 unreadable. With --db, works offline on a
+    /// copy (checkpoint MACs are then not checked: the key never leaves the daemon).
+    Verify {
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// The anchor file to compare against (offline; default: audit.anchor beside the db).
+        #[arg(long)]
+        anchor: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every entry, oldest first.
+    Export {
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: ExportFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ExportFormat {
+    Jsonl,
 }
 
 #[derive(Debug, Subcommand)]
@@ -95,6 +142,17 @@ fn main() -> ExitCode {
     {
         return guard_check(config.as_deref(), *json, &command.join(" "));
     }
+    if let Command::Audit {
+        command:
+            AuditCommand::Verify {
+                db: Some(db),
+                anchor,
+                json,
+            },
+    } = &args.command
+    {
+        return audit_verify_offline(db, anchor.as_deref(), *json);
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -113,6 +171,7 @@ fn main() -> ExitCode {
             Command::Status { json } => status(&client, json).await,
             Command::Guard { .. } => ExitCode::SUCCESS,
             Command::Secret { command } => secret(&client, command).await,
+            Command::Audit { command } => audit(&client, command).await,
             Command::Reload => match client.call(ControlRequest::Reload).await {
                 Ok(ControlResponse::Reloaded) => {
                     println!("configuration reloaded");
@@ -247,6 +306,139 @@ async fn secret(
         Ok(other) => refused("secret", &other),
         Err(e) => unreachable_daemon(&e),
     }
+}
+
+async fn audit(
+    client: &Client<ControlRequest, ControlResponse>,
+    command: AuditCommand,
+) -> ExitCode {
+    use cowork::ipc::AuditQuery;
+    match command {
+        AuditCommand::Tail {
+            follow,
+            kind,
+            since,
+            lines,
+            json,
+        } => {
+            let mut query = AuditQuery {
+                kind,
+                since,
+                after_seq: None,
+                limit: lines,
+            };
+            loop {
+                let entries = match client.call(ControlRequest::AuditTail(query.clone())).await {
+                    Ok(ControlResponse::AuditEntries(e)) => e,
+                    Ok(other) => return refused("audit tail", &other),
+                    Err(e) => return unreachable_daemon(&e),
+                };
+                for e in &entries {
+                    print_entry(e, json);
+                }
+                if !follow {
+                    return ExitCode::SUCCESS;
+                }
+                // Follow: from the last seen entry on, oldest first.
+                let last = entries
+                    .last()
+                    .map(|e| e.seq)
+                    .or(query.after_seq)
+                    .unwrap_or(0);
+                query.after_seq = Some(last);
+                query.limit = 1000;
+                if entries.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+        AuditCommand::Verify { json, .. } => match client
+            .call_with_timeout(ControlRequest::AuditVerify, Duration::from_secs(300))
+            .await
+        {
+            Ok(ControlResponse::AuditVerified(v)) => {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                } else if v.intact {
+                    println!("intact: {} entries, last seq {}", v.entries, v.last_seq);
+                } else {
+                    println!("{}", v.detail);
+                }
+                match (v.intact, v.first_bad_seq) {
+                    (true, _) => ExitCode::SUCCESS,
+                    (false, Some(_)) => ExitCode::from(1),
+                    (false, None) => ExitCode::from(2),
+                }
+            }
+            Ok(other) => {
+                refused("audit verify", &other);
+                ExitCode::from(2)
+            }
+            Err(e) => unreachable_daemon(&e),
+        },
+        AuditCommand::Export {
+            format: ExportFormat::Jsonl,
+        } => {
+            let mut after = 0u64;
+            loop {
+                let query = AuditQuery {
+                    kind: None,
+                    since: None,
+                    after_seq: Some(after),
+                    limit: 1000,
+                };
+                let entries = match client.call(ControlRequest::AuditTail(query)).await {
+                    Ok(ControlResponse::AuditEntries(e)) => e,
+                    Ok(other) => return refused("audit export", &other),
+                    Err(e) => return unreachable_daemon(&e),
+                };
+                let Some(last) = entries.last() else {
+                    return ExitCode::SUCCESS;
+                };
+                after = last.seq;
+                for e in &entries {
+                    print_entry(e, true);
+                }
+            }
+        }
+    }
+}
+
+fn print_entry(e: &cowork::ipc::AuditEntry, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(e).unwrap_or_default());
+    } else {
+        let subject = if e.subject.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", e.subject)
+        };
+        println!(
+            "{:>7} {} {:<8} {:<24} {}{} {}",
+            e.seq, e.time, e.component, e.kind, e.actor, subject, e.payload
+        );
+    }
+}
+
+/// `coworkctl audit verify --db PATH`: no daemon, a copy is fine.
+fn audit_verify_offline(
+    db: &std::path::Path,
+    anchor: Option<&std::path::Path>,
+    json: bool,
+) -> ExitCode {
+    let default_anchor = db.with_file_name("audit.anchor");
+    let anchor = anchor.or(default_anchor.exists().then_some(default_anchor.as_path()));
+    let report = cowork::audit::verify(db, anchor, None);
+    let code = cowork::audit::verify::exit_code(&report);
+    match (&report, json) {
+        (Ok(r), true) => println!(
+            "{}",
+            serde_json::json!({"exit": code, "verdict": r.to_string()})
+        ),
+        (Ok(r), false) => println!("{r}"),
+        (Err(e), _) => eprintln!("coworkctl audit verify: {e}"),
+    }
+    ExitCode::from(u8::try_from(code).unwrap_or(2))
 }
 
 /// The value of a secret: from a pipe, or typed at a prompt with echo off.

@@ -106,8 +106,8 @@ impl Roles {
             roles.sandbox = Some(Arc::new(service));
         }
         if component == Component::Audit {
-            let dir = paths.component_state_dir(component);
-            roles.audit = Some(Arc::new(AuditService::new(&dir, &config.audit)));
+            // $STATE/audit/{audit.db, audit.anchor}
+            roles.audit = Some(Arc::new(AuditService::new(&paths.state_dir, &config.audit)));
         }
         if component == Component::Gateway {
             let dir = paths.component_state_dir(component);

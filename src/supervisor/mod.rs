@@ -230,7 +230,7 @@ async fn supervise(
     log: LogHandle,
     keys: keys::Keys,
 ) -> anyhow::Result<()> {
-    let mut notifier = notify::Notifier::default();
+    let mut notifier = notify::Notifier::new();
     let policy = RestartPolicy::from_settings(&config.supervisor);
     let health_timeout = Duration::from_millis(config.supervisor.health_timeout_ms);
     let (reload_tx, mut reload_rx) = mpsc::channel(4);
@@ -331,7 +331,9 @@ async fn supervise(
                 let _ = reply.send(result);
             }
             _ = tick.tick() => {
-                health_round(&shared).await;
+                if health_round(&shared).await {
+                    notifier.watchdog();
+                }
                 let new_interval = health_interval(&shared.config());
                 if new_interval != interval {
                     interval = new_interval;
@@ -433,7 +435,8 @@ fn status_line(r: &StatusReport) -> String {
 
 /// Pings every started component; all answering → WATCHDOG=1. A component that
 /// misses several in a row is killed so the restart logic brings it back.
-async fn health_round(shared: &Arc<Shared>) {
+/// Returns whether every component answered.
+async fn health_round(shared: &Arc<Shared>) -> bool {
     let targets: Vec<(Component, u32)> = lock(&shared.slots)
         .iter()
         .filter(|(_, s)| matches!(s.state, ComponentState::Up | ComponentState::Unresponsive))
@@ -482,9 +485,7 @@ async fn health_round(shared: &Arc<Shared>) {
             );
         }
     }
-    if all_answered {
-        notify::Notifier::default().watchdog();
-    }
+    all_answered
 }
 
 async fn reload(
@@ -538,9 +539,7 @@ async fn reload(
         }
     };
     // READY=1 again ends the RELOADING=1 state for systemd.
-    if notifier.is_ready() {
-        sd_notify::notify(false, &[sd_notify::NotifyState::Ready]).ok();
-    }
+    notifier.reloaded();
     result
 }
 

@@ -14,13 +14,16 @@ fn main() {
     println!("machine: {} cores, {}", cores(), cpu_model());
     let mut to_ready = Vec::new();
     let mut rss = Vec::new();
+    let mut pss = Vec::new();
     for _ in 0..RUNS {
-        let (t, kib) = one_run();
+        let (t, kib, pss_kib) = one_run();
         to_ready.push(t);
         rss.push(kib);
+        pss.push(pss_kib);
     }
     to_ready.sort();
     rss.sort();
+    pss.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
         "exec → READY=1 (4/4 components up): median {:.1} ms, min {:.1} ms, max {:.1} ms (goal < 300 ms)",
@@ -33,9 +36,13 @@ fn main() {
         rss[RUNS / 2] as f64 / 1024.0,
         rss[RUNS - 1] as f64 / 1024.0
     );
+    println!(
+        "idle PSS (shared pages of the one binary and its libraries counted once): median {:.1} MB",
+        pss[RUNS / 2] as f64 / 1024.0
+    );
 }
 
-fn one_run() -> (Duration, u64) {
+fn one_run() -> (Duration, u64, u64) {
     let dir = tempfile::Builder::new()
         .prefix("cwb")
         .tempdir_in("/tmp")
@@ -70,15 +77,28 @@ fn one_run() -> (Duration, u64) {
     std::thread::sleep(Duration::from_millis(1200));
     let pid = child.id();
     let mut total = rss_kib(pid);
+    let mut total_pss = pss_kib(pid);
     for c in children(pid) {
         total += rss_kib(c);
+        total_pss += pss_kib(c);
     }
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid as i32),
         nix::sys::signal::Signal::SIGTERM,
     );
     let _ = child.wait();
-    (ready_after, total)
+    (ready_after, total, total_pss)
+}
+
+fn pss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Pss:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
 }
 
 fn rss_kib(pid: u32) -> u64 {

@@ -1,14 +1,59 @@
 //! The gateway component.
 //!
 //! Role: the messaging side of the appliance — channels, access control, tasks and
-//! the agent loop (growing issue by issue); today it owns the secrets vault.
+//! the agent loop (growing issue by issue). Today: the secrets vault (served over
+//! IPC) and the access-control core below, which is built and tested but not yet
+//! wired to running channel adapters.
 //! Peers: the supervisor (lifecycle, keys, secret operations for `coworkctl`), the
 //! audit component (its trail), the sandbox (commands), the admin page.
 //! Privileges: runs as `cowork-gateway`, no capabilities; holds the vault key and the
 //! pairing-code hashing key, never the master key.
-//! Data: `$STATE/gateway/state.db` (SQLite, WAL): the `vault_secrets` table (via
-//! [`crate::keystore::vault`]) and, later, users, pairing codes, policies, tasks.
+//! Data: `$STATE/gateway/state.db` (SQLite, WAL): `vault_secrets` (via
+//! [`crate::keystore::vault`]) and the access-control tables listed below.
+//!
+//! ## Access control
+//!
+//! Role: decides, for every inbound message from a messaging channel, whether it
+//! is authorized (and with which tools), is a pairing-code redemption, gets a
+//! pairing prompt, or is denied / ignored — with a reason for the audit trail.
+//! Checks webhook authenticity (Slack signing secret, Discord Ed25519, Telegram
+//! secret token) in constant time and turns channel payloads into validated
+//! [`Inbound`] messages.
+//! Peers: the channel adapters (transport) call [`channels`] then
+//! [`AccessControl::evaluate`]; the admin page and `coworkctl` (through IPC)
+//! issue, list and cancel pairing codes and manage users; the audit component
+//! records each [`Decision::audit_reason`].
+//! Privileges: none beyond its data; holds the pairing-code hashing key (from the
+//! keystore) and the channels' verification secrets, never the master key.
+//! Data: `$STATE/gateway/state.db` tables `gateway_users`, `gateway_pairing_codes`
+//! (keyed hashes only), `gateway_redeem_limits`, `gateway_pairing_prompts`.
 
+pub mod access;
+pub mod channels;
+mod clock;
+mod error;
+mod inbound;
+pub mod pairing;
+mod ratelimit;
 mod secrets;
+mod settings;
+pub mod store;
+
+pub use access::{AccessControl, AuthorizedUser, Decision, Grant, Reason, decide};
+pub use clock::{Clock, SystemClock, TestClock};
+pub use error::{AuthFailure, GatewayError};
+pub use inbound::{
+    Attachment, Context, Inbound, MAX_ATTACHMENTS, MAX_ID_LEN, MAX_TEXT_LEN, RawInbound,
+};
+pub use pairing::{
+    CodeAttempt, CodeInfo, InvalidCode, IssuedCode, Pairing, PairingCode, PairingKey,
+    RedeemOutcome, parse_code_message,
+};
+pub use ratelimit::MessageLimiter;
+pub use settings::{
+    AccessMode, ChannelSettings, ChatPolicy, ContextPolicy, GatewaySettings, LockoutSettings,
+    Profile, RateLimitSettings, ToolPolicy,
+};
+pub use store::{RevokeScope, Store, UserRecord, UserState};
 
 pub use secrets::GatewayService;

@@ -1,0 +1,175 @@
+//! Throughput of the gateway's access-control core (prints figures; no asserts):
+//! authenticity checks per channel, the pure policy, the full engine (store
+//! lookup + limits), and Slack verify → parse → evaluate end to end.
+
+#![allow(clippy::unwrap_used)] // test helpers unwrap: a failure is the test failing
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Instant;
+
+use cowork::gateway::channels::Headers;
+use cowork::gateway::channels::discord::{self, Discord};
+use cowork::gateway::channels::slack::{self, Slack, SlackEvent};
+use cowork::gateway::channels::telegram::{self, Telegram};
+use cowork::gateway::{
+    AccessControl, ChannelSettings, CodeAttempt, Context, GatewaySettings, Inbound, Pairing,
+    PairingKey, Profile, RateLimitSettings, RawInbound, Store, TestClock, decide,
+};
+use ed25519_dalek::{Signer, SigningKey};
+use hmac::{Hmac, Mac};
+
+fn rate(name: &str, n: u64, f: impl FnMut()) {
+    let mut f = f;
+    for _ in 0..n / 10 {
+        f();
+    }
+    let t = Instant::now();
+    for _ in 0..n {
+        f();
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "{name:<48} {:>12.0} /s   ({:.2} µs each, n={n})",
+        n as f64 / secs,
+        secs * 1e6 / n as f64
+    );
+}
+
+fn main() {
+    const NOW: i64 = 1_700_000_000;
+    let ts = NOW.to_string();
+
+    // Slack: a 1 KiB event body.
+    let secret = b"8f742231b10e8888abcd99yyyzzz85a5";
+    let slack = Slack::new(secret, "UBOT1").unwrap();
+    let body = format!(
+        r#"{{"type":"event_callback","team_id":"T1","event_id":"Ev1","event":{{"type":"message","user":"U1","channel":"D1","channel_type":"im","text":"{}"}}}}"#,
+        "x".repeat(900)
+    );
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
+    mac.update(format!("v0:{ts}:").as_bytes());
+    mac.update(body.as_bytes());
+    let sig = format!("v0={}", hex::encode(mac.finalize().into_bytes()));
+    let sh: Headers = [
+        (slack::TIMESTAMP_HEADER, ts.clone()),
+        (slack::SIGNATURE_HEADER, sig),
+    ]
+    .into_iter()
+    .collect();
+    rate("slack verify (HMAC-SHA256, 1 KiB)", 200_000, || {
+        slack
+            .verify(black_box(&sh), black_box(body.as_bytes()), NOW)
+            .unwrap()
+    });
+
+    // Discord.
+    let key = SigningKey::from_bytes(&[7; 32]);
+    let d = Discord::new(&hex::encode(key.verifying_key().to_bytes()), "11").unwrap();
+    let dbody = br#"{"id":"1","application_id":"11","type":2,"token":"t","channel_id":"5","user":{"id":"6"},"data":{"name":"ask","options":[{"type":3,"value":"hello"}]}}"#;
+    let mut signed = ts.as_bytes().to_vec();
+    signed.extend_from_slice(dbody);
+    let dh: Headers = [
+        (
+            discord::SIGNATURE_HEADER,
+            hex::encode(key.sign(&signed).to_bytes()),
+        ),
+        (discord::TIMESTAMP_HEADER, ts.clone()),
+    ]
+    .into_iter()
+    .collect();
+    rate("discord verify (Ed25519 verify_strict)", 20_000, || {
+        d.verify(black_box(&dh), black_box(dbody), NOW).unwrap()
+    });
+
+    // Telegram.
+    let tg = Telegram::new("s3cr3t-token_0123456789", 1, "bot").unwrap();
+    let th: Headers = [(telegram::SECRET_HEADER, "s3cr3t-token_0123456789")]
+        .into_iter()
+        .collect();
+    rate("telegram verify (SHA-256 + ct_eq)", 500_000, || {
+        tg.verify(black_box(&th), black_box(b"{}")).unwrap()
+    });
+
+    // Policy.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let clock = TestClock::new(NOW);
+    let mut settings = GatewaySettings::default();
+    let ch = ChannelSettings {
+        rate_limit: RateLimitSettings {
+            messages_per_minute: 1_000_000,
+            burst: 10_000,
+        },
+        ..ChannelSettings::default()
+    };
+    settings.channels.insert("slack".into(), ch.clone());
+    let settings = Arc::new(settings);
+    let access = AccessControl::new(
+        settings.clone(),
+        Profile::Production,
+        store.clone(),
+        Arc::new(clock.clone()),
+    )
+    .unwrap();
+    let pairing = Pairing::new(
+        store.clone(),
+        PairingKey::from_bytes([1; 32]),
+        Arc::new(clock.clone()),
+        settings.clone(),
+    );
+    let code = pairing.issue("slack").unwrap();
+    pairing
+        .redeem("slack", "U1", None, &CodeAttempt::new(code.code.as_str()))
+        .unwrap();
+    let msg = Inbound::try_from(RawInbound {
+        channel: "slack".into(),
+        account: Some("T1".into()),
+        sender: "U1".into(),
+        sender_name: None,
+        chat: "D1".into(),
+        context: Context::Dm,
+        mentions_bot: false,
+        text: "what is on my calendar?".into(),
+        attachments: vec![],
+    })
+    .unwrap();
+    rate("policy decide (pure)", 1_000_000, || {
+        black_box(decide(
+            Some(&ch),
+            Profile::Production,
+            black_box(&msg),
+            Some(cowork::gateway::UserState::Paired),
+        ));
+    });
+    let mut tick = 0u64;
+    rate(
+        "policy evaluate (store lookup + token bucket)",
+        100_000,
+        || {
+            tick += 1;
+            if tick.is_multiple_of(5000) {
+                clock.advance(1);
+            }
+            black_box(access.evaluate(black_box(&msg)).unwrap());
+        },
+    );
+    rate("slack verify + parse + evaluate", 50_000, || {
+        tick += 1;
+        if tick.is_multiple_of(5000) {
+            clock.advance(1);
+        }
+        let SlackEvent::Message { inbound, .. } = slack.receive(&sh, body.as_bytes(), NOW).unwrap()
+        else {
+            panic!()
+        };
+        black_box(access.evaluate(&inbound).unwrap());
+    });
+    rate("pairing redeem, wrong code (sender locked)", 20_000, || {
+        black_box(
+            pairing
+                .redeem("slack", "mallory", None, &CodeAttempt::new("ZZZZ9999"))
+                .unwrap(),
+        );
+    });
+}

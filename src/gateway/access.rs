@@ -1,0 +1,319 @@
+//! The one access-control policy engine. Every inbound message gets exactly one
+//! [`Decision`], evaluated in this order:
+//!
+//! 1. **Channel**: configured and enabled; account (Slack workspace / Discord
+//!    guild) allowlist; group-chat allowlist.
+//! 2. **Context policy** (DM or group, per channel, optionally per chat): mode
+//!    `disabled` → ignored; `open` outside the development profile → denied;
+//!    groups require a mention of the bot unless configured otherwise.
+//! 3. **Sender**: revoked → denied (in every mode); allowlisted (settings or
+//!    store) → authorized; paired → authorized in `pairing` and `open` mode only
+//!    (pairings never leak into `allowlist` mode); unknown → in `pairing` mode
+//!    and a DM only, a code redemption (`/pair CODE` or exactly a code) or a
+//!    pairing prompt; in groups unknown senders are ignored; `open` authorizes.
+//!
+//! Then the stateful limits: an authorized sender over the message rate is
+//! denied; a redemption by a locked-out sender or channel is denied before any
+//! code comparison; a pairing prompt is sent at most once per window per sender,
+//! never in silent mode.
+//!
+//! [`decide`] is the pure part (settings + message + stored standing → decision);
+//! [`AccessControl::evaluate`] adds the store and the limits.
+
+use std::sync::Arc;
+
+use super::clock::Clock;
+use super::error::GatewayError;
+use super::inbound::{Context, Inbound};
+use super::pairing::{CodeAttempt, parse_code_message};
+use super::ratelimit::MessageLimiter;
+use super::settings::{AccessMode, ChannelSettings, GatewaySettings, Profile, ToolPolicy};
+use super::store::{Store, UserState};
+
+/// How an authorized sender got in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant {
+    Paired,
+    Allowlisted,
+    /// `open` mode (development profile only).
+    Open,
+}
+
+/// The sender a task runs for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizedUser {
+    pub channel: String,
+    pub sender: String,
+    pub grant: Grant,
+}
+
+/// Why a message was denied or ignored (for the audit trail).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    UnknownChannel,
+    ChannelDisabled,
+    AccountNotAllowed,
+    GroupNotAllowed,
+    ContextDisabled,
+    OpenRefusedInProduction,
+    NotMentioned,
+    Revoked,
+    NotAllowlisted,
+    UnknownSenderInGroup,
+    PromptAlreadySent,
+    Silent,
+    RateLimited,
+    SenderLockedOut { until: i64 },
+    ChannelLockedOut { until: i64 },
+}
+
+impl Reason {
+    /// A stable code for audit entries.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Reason::UnknownChannel => "unknown_channel",
+            Reason::ChannelDisabled => "channel_disabled",
+            Reason::AccountNotAllowed => "account_not_allowed",
+            Reason::GroupNotAllowed => "group_not_allowed",
+            Reason::ContextDisabled => "context_disabled",
+            Reason::OpenRefusedInProduction => "open_refused_in_production",
+            Reason::NotMentioned => "not_mentioned",
+            Reason::Revoked => "revoked",
+            Reason::NotAllowlisted => "not_allowlisted",
+            Reason::UnknownSenderInGroup => "unknown_sender_in_group",
+            Reason::PromptAlreadySent => "prompt_already_sent",
+            Reason::Silent => "silent",
+            Reason::RateLimited => "rate_limited",
+            Reason::SenderLockedOut { .. } => "sender_locked_out",
+            Reason::ChannelLockedOut { .. } => "channel_locked_out",
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// What to do with one inbound message. `Denied` and `Ignored` get no reply;
+/// `PairingPrompt` gets the "this assistant requires pairing" reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Authorized {
+        user: AuthorizedUser,
+        tools: ToolPolicy,
+    },
+    /// Pass `code` to [`super::Pairing::redeem`].
+    RedeemPairing {
+        code: CodeAttempt,
+    },
+    PairingPrompt,
+    Denied {
+        reason: Reason,
+    },
+    Ignored {
+        reason: Reason,
+    },
+}
+
+impl Decision {
+    /// A stable reason code for the audit trail.
+    pub fn audit_reason(&self) -> &'static str {
+        match self {
+            Decision::Authorized { user, .. } => match user.grant {
+                Grant::Paired => "authorized_paired",
+                Grant::Allowlisted => "authorized_allowlisted",
+                Grant::Open => "authorized_open",
+            },
+            Decision::RedeemPairing { .. } => "redeem_pairing",
+            Decision::PairingPrompt => "pairing_prompt",
+            Decision::Denied { reason } | Decision::Ignored { reason } => reason.code(),
+        }
+    }
+}
+
+/// The pure policy: `settings` of the message's channel (`None`: not configured),
+/// the profile, the message, and the sender's stored state.
+pub fn decide(
+    settings: Option<&ChannelSettings>,
+    profile: Profile,
+    msg: &Inbound,
+    stored: Option<UserState>,
+) -> Decision {
+    let ignored = |reason| Decision::Ignored { reason };
+    let denied = |reason| Decision::Denied { reason };
+
+    // 1. Channel-level restrictions.
+    let Some(ch) = settings else {
+        return denied(Reason::UnknownChannel);
+    };
+    if !ch.enabled {
+        return ignored(Reason::ChannelDisabled);
+    }
+    if !ch.accounts.is_empty() {
+        match msg.account() {
+            Some(a) if ch.accounts.iter().any(|x| x == a) => {}
+            // A DM without an account (e.g. a Discord DM) is not under a guild.
+            None if msg.context() == Context::Dm => {}
+            _ => return denied(Reason::AccountNotAllowed),
+        }
+    }
+    if msg.context() == Context::Group
+        && !ch.group_allowlist.is_empty()
+        && !ch.group_allowlist.iter().any(|g| g == msg.chat())
+    {
+        return denied(Reason::GroupNotAllowed);
+    }
+
+    // 2. Context policy.
+    let policy = ch.resolve(msg.context(), msg.chat());
+    match policy.mode {
+        AccessMode::Disabled => return ignored(Reason::ContextDisabled),
+        AccessMode::Open if profile != Profile::Development => {
+            return denied(Reason::OpenRefusedInProduction);
+        }
+        _ => {}
+    }
+    if msg.context() == Context::Group && policy.require_mention && !msg.mentions_bot() {
+        return ignored(Reason::NotMentioned);
+    }
+
+    // 3. Sender.
+    let authorized = |grant| Decision::Authorized {
+        user: AuthorizedUser {
+            channel: msg.channel().to_string(),
+            sender: msg.sender().to_string(),
+            grant,
+        },
+        tools: policy.tools.clone(),
+    };
+    if stored == Some(UserState::Revoked) {
+        return denied(Reason::Revoked);
+    }
+    let allowlisted =
+        stored == Some(UserState::Allowlisted) || ch.allowlist.iter().any(|s| s == msg.sender());
+    if allowlisted {
+        return authorized(Grant::Allowlisted);
+    }
+    let paired = stored == Some(UserState::Paired);
+    match policy.mode {
+        AccessMode::Allowlist => denied(Reason::NotAllowlisted),
+        AccessMode::Open if paired => authorized(Grant::Paired),
+        AccessMode::Open => authorized(Grant::Open),
+        AccessMode::Pairing if paired => authorized(Grant::Paired),
+        AccessMode::Pairing => match msg.context() {
+            Context::Group => ignored(Reason::UnknownSenderInGroup),
+            Context::Dm => match parse_code_message(msg.text()) {
+                Some(code) => Decision::RedeemPairing { code },
+                None => Decision::PairingPrompt,
+            },
+        },
+        AccessMode::Disabled => ignored(Reason::ContextDisabled),
+    }
+}
+
+/// `last_seen` is written at most this often per user.
+const LAST_SEEN_INTERVAL: i64 = 60;
+
+/// The policy engine with its store, clock and limits.
+#[derive(Debug)]
+pub struct AccessControl {
+    settings: Arc<GatewaySettings>,
+    profile: Profile,
+    store: Arc<Store>,
+    clock: Arc<dyn Clock>,
+    limiter: MessageLimiter,
+}
+
+impl AccessControl {
+    /// Validates `settings` against `profile` (so `open` in production, a
+    /// wildcard or a bad TTL is refused here, at startup).
+    pub fn new(
+        settings: Arc<GatewaySettings>,
+        profile: Profile,
+        store: Arc<Store>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<AccessControl, GatewayError> {
+        settings.validate(profile)?;
+        Ok(AccessControl {
+            settings,
+            profile,
+            store,
+            clock,
+            limiter: MessageLimiter::default(),
+        })
+    }
+
+    pub fn settings(&self) -> &GatewaySettings {
+        &self.settings
+    }
+
+    /// Decides what to do with `msg` (see the module doc for the order).
+    pub fn evaluate(&self, msg: &Inbound) -> Result<Decision, GatewayError> {
+        let ch = self.settings.channels.get(msg.channel());
+        let stored = match ch {
+            Some(_) => self
+                .store
+                .user(msg.channel(), msg.sender())?
+                .map(|u| u.state),
+            None => None,
+        };
+        let decision = decide(ch, self.profile, msg, stored);
+        let Some(ch) = ch else { return Ok(decision) };
+        let now = self.clock.now();
+        Ok(match decision {
+            Decision::Authorized { .. } => {
+                let rl = &ch.rate_limit;
+                if !self.limiter.take(
+                    msg.channel(),
+                    msg.sender(),
+                    now,
+                    rl.messages_per_minute,
+                    rl.burst,
+                ) {
+                    Decision::Denied {
+                        reason: Reason::RateLimited,
+                    }
+                } else {
+                    if stored.is_some() {
+                        self.store
+                            .touch(msg.channel(), msg.sender(), now, LAST_SEEN_INTERVAL)?;
+                    }
+                    decision
+                }
+            }
+            Decision::RedeemPairing { .. } => {
+                if let Some(until) = self.store.lockout(msg.channel(), Some(msg.sender()), now)? {
+                    Decision::Denied {
+                        reason: Reason::SenderLockedOut { until },
+                    }
+                } else if let Some(until) = self.store.lockout(msg.channel(), None, now)? {
+                    Decision::Denied {
+                        reason: Reason::ChannelLockedOut { until },
+                    }
+                } else {
+                    decision
+                }
+            }
+            Decision::PairingPrompt => {
+                let window = i64::try_from(ch.prompt_window_secs).unwrap_or(i64::MAX);
+                if ch.silent {
+                    Decision::Ignored {
+                        reason: Reason::Silent,
+                    }
+                } else if !self
+                    .store
+                    .claim_prompt(msg.channel(), msg.sender(), now, window)?
+                {
+                    Decision::Ignored {
+                        reason: Reason::PromptAlreadySent,
+                    }
+                } else {
+                    decision
+                }
+            }
+            Decision::Denied { .. } | Decision::Ignored { .. } => decision,
+        })
+    }
+}

@@ -1,0 +1,399 @@
+//! `[gateway]` settings: per-channel access policies, pairing and rate limits.
+//!
+//! The per-channel struct is a superset of the real crate's
+//! `config::ChannelSettings` (same field names `enabled`/`dm`/`group`, same
+//! [`AccessMode`] values), so it can replace it.
+//!
+//! **Wildcards.** `"*"` is refused in every list (`allowlist`, `group_allowlist`,
+//! `accounts`, `chats`): other gateways treated `allowlist = ["*"]` as "everyone"
+//! and so silently switched pairing off. The one way to admit everyone is
+//! `mode = "open"`, which only the development profile accepts.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::error::GatewayError;
+
+/// The appliance profile (mirrors `config::Profile`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    Production,
+    Development,
+}
+
+/// How a context (DM or group) admits senders. Same values as `config::AccessMode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessMode {
+    /// Unknown senders may only redeem a pairing code (the default everywhere).
+    Pairing,
+    /// Only senders on the allowlist; pairings are ignored.
+    Allowlist,
+    /// Anyone: development profile only.
+    Open,
+    /// Nobody; messages are ignored.
+    Disabled,
+}
+
+/// The whole `[gateway]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewaySettings {
+    /// Channels by name (`local`, `telegram`, `slack`, `discord`, ...). A channel
+    /// not listed here is refused.
+    pub channels: BTreeMap<String, ChannelSettings>,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        let mut channels = BTreeMap::new();
+        channels.insert("local".to_string(), ChannelSettings::default());
+        GatewaySettings { channels }
+    }
+}
+
+/// Tools withheld from the agent in a context (by tool name).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ToolPolicy {
+    pub deny: BTreeSet<String>,
+}
+
+impl ToolPolicy {
+    /// The group default: no `memory`, no `clipboard`.
+    pub fn group_default() -> ToolPolicy {
+        ToolPolicy {
+            deny: ["memory", "clipboard"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        }
+    }
+
+    pub fn allows(&self, tool: &str) -> bool {
+        !self.deny.contains(tool)
+    }
+}
+
+/// A per-chat override of the context policy (keyed by chat id in `chats`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChatPolicy {
+    pub mode: Option<AccessMode>,
+    pub require_mention: Option<bool>,
+    pub tools: Option<ToolPolicy>,
+}
+
+/// Per-user message rate limit (token bucket).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitSettings {
+    /// Refill rate.
+    pub messages_per_minute: u32,
+    /// Bucket size (messages that may arrive at once).
+    pub burst: u32,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        RateLimitSettings {
+            messages_per_minute: 20,
+            burst: 20,
+        }
+    }
+}
+
+/// Failed pairing-code redemptions: kept in `state.db`, so they survive restarts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LockoutSettings {
+    /// Failures of one sender within `window_secs` that lock that sender out.
+    pub sender_max_failures: u32,
+    /// Failures on the whole channel within `window_secs` that lock the channel.
+    pub channel_max_failures: u32,
+    pub window_secs: u64,
+    pub lockout_secs: u64,
+}
+
+impl Default for LockoutSettings {
+    fn default() -> Self {
+        LockoutSettings {
+            sender_max_failures: 5,
+            channel_max_failures: 50,
+            window_secs: 900,
+            lockout_secs: 900,
+        }
+    }
+}
+
+/// One channel: its restrictions, context policies, pairing and limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChannelSettings {
+    pub enabled: bool,
+    /// Policy for direct messages.
+    pub dm: AccessMode,
+    /// Policy for group chats.
+    pub group: AccessMode,
+    /// Group messages must mention the bot (default true).
+    pub require_mention: bool,
+    /// Sender ids admitted in `allowlist` mode (and authorized in `pairing` mode).
+    pub allowlist: Vec<String>,
+    /// Group chat ids the bot answers in; empty = any group.
+    pub group_allowlist: Vec<String>,
+    /// Slack workspace (team) ids / Discord guild ids the bot serves; empty = any.
+    #[serde(alias = "workspaces", alias = "guilds")]
+    pub accounts: Vec<String>,
+    pub dm_tools: ToolPolicy,
+    pub group_tools: ToolPolicy,
+    /// Per-chat overrides by chat id.
+    pub chats: BTreeMap<String, ChatPolicy>,
+    /// Lifetime of a pairing code, 60..=3600 s.
+    pub pairing_ttl_secs: u64,
+    /// Never answer unknown senders (no "requires pairing" reply).
+    pub silent: bool,
+    /// At most one "requires pairing" reply per sender per window.
+    pub prompt_window_secs: u64,
+    pub rate_limit: RateLimitSettings,
+    pub lockout: LockoutSettings,
+}
+
+pub const DEFAULT_PAIRING_TTL_SECS: u64 = 300;
+pub const PAIRING_TTL_RANGE: std::ops::RangeInclusive<u64> = 60..=3600;
+
+impl Default for ChannelSettings {
+    fn default() -> Self {
+        ChannelSettings {
+            enabled: true,
+            dm: AccessMode::Pairing,
+            group: AccessMode::Pairing,
+            require_mention: true,
+            allowlist: Vec::new(),
+            group_allowlist: Vec::new(),
+            accounts: Vec::new(),
+            dm_tools: ToolPolicy::default(),
+            group_tools: ToolPolicy::group_default(),
+            chats: BTreeMap::new(),
+            pairing_ttl_secs: DEFAULT_PAIRING_TTL_SECS,
+            silent: false,
+            prompt_window_secs: 3600,
+            rate_limit: RateLimitSettings::default(),
+            lockout: LockoutSettings::default(),
+        }
+    }
+}
+
+impl GatewaySettings {
+    /// Checks every channel; `open` is refused unless `profile` is development.
+    pub fn validate(&self, profile: Profile) -> Result<(), GatewayError> {
+        for (name, ch) in &self.channels {
+            validate_channel_name(name)?;
+            ch.validate(name, profile)?;
+        }
+        Ok(())
+    }
+}
+
+fn validate_channel_name(name: &str) -> Result<(), GatewayError> {
+    let ok = !name.is_empty()
+        && name.len() <= super::inbound::MAX_CHANNEL_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(GatewayError::Settings {
+            channel: name.escape_debug().to_string(),
+            field: "(name)",
+            reason: "channel names are 1..=32 of a-z 0-9 _ -".into(),
+        })
+    }
+}
+
+impl ChannelSettings {
+    fn validate(&self, channel: &str, profile: Profile) -> Result<(), GatewayError> {
+        let err = |field: &'static str, reason: String| GatewayError::Settings {
+            channel: channel.to_string(),
+            field,
+            reason,
+        };
+        let check_mode = |field: &'static str, mode: AccessMode| {
+            if mode == AccessMode::Open && profile != Profile::Development {
+                Err(err(
+                    field,
+                    "mode \"open\" is allowed only in the development profile".into(),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        check_mode("dm", self.dm)?;
+        check_mode("group", self.group)?;
+        for (chat, policy) in &self.chats {
+            check_id(chat).map_err(|r| err("chats", r))?;
+            if let Some(mode) = policy.mode {
+                check_mode("chats.mode", mode)?;
+            }
+        }
+        for (field, list) in [
+            ("allowlist", &self.allowlist),
+            ("group_allowlist", &self.group_allowlist),
+            ("accounts", &self.accounts),
+        ] {
+            for id in list {
+                check_id(id).map_err(|r| err(field, r))?;
+            }
+        }
+        if !PAIRING_TTL_RANGE.contains(&self.pairing_ttl_secs) {
+            return Err(err(
+                "pairing_ttl_secs",
+                format!("{} is outside 60..=3600", self.pairing_ttl_secs),
+            ));
+        }
+        if !(60..=7 * 86_400).contains(&self.prompt_window_secs) {
+            return Err(err(
+                "prompt_window_secs",
+                "must be within 60..=604800".into(),
+            ));
+        }
+        let rl = &self.rate_limit;
+        if rl.messages_per_minute == 0 || rl.burst == 0 || rl.burst > 10_000 {
+            return Err(err(
+                "rate_limit",
+                "messages_per_minute must be > 0 and burst within 1..=10000".into(),
+            ));
+        }
+        let lo = &self.lockout;
+        if lo.sender_max_failures == 0
+            || lo.channel_max_failures == 0
+            || lo.window_secs == 0
+            || lo.lockout_secs == 0
+            || lo.window_secs > 86_400
+            || lo.lockout_secs > 86_400
+        {
+            return Err(err(
+                "lockout",
+                "failure limits must be > 0 and durations within 1..=86400 s".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The policy in force for one chat in one context.
+    pub fn resolve(&self, context: super::inbound::Context, chat: &str) -> ContextPolicy {
+        use super::inbound::Context;
+        let (mode, require_mention, tools) = match context {
+            Context::Dm => (self.dm, false, &self.dm_tools),
+            Context::Group => (self.group, self.require_mention, &self.group_tools),
+        };
+        let mut policy = ContextPolicy {
+            mode,
+            require_mention,
+            tools: tools.clone(),
+        };
+        if let Some(over) = self.chats.get(chat) {
+            if let Some(m) = over.mode {
+                policy.mode = m;
+            }
+            if let (Context::Group, Some(r)) = (context, over.require_mention) {
+                policy.require_mention = r;
+            }
+            if let Some(t) = &over.tools {
+                policy.tools = t.clone();
+            }
+        }
+        policy
+    }
+}
+
+/// The resolved policy for one context of one chat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextPolicy {
+    pub mode: AccessMode,
+    pub require_mention: bool,
+    pub tools: ToolPolicy,
+}
+
+fn check_id(id: &str) -> Result<(), String> {
+    if id.trim() == "*" {
+        return Err(
+            "wildcard \"*\" is not allowed; to admit everyone use mode = \"open\" (development profile only)"
+                .into(),
+        );
+    }
+    super::inbound::check_id_chars(id).map_err(|r| format!("{id:?}: {r}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_pairing_with_mention_and_group_tool_denials() {
+        let ch = ChannelSettings::default();
+        assert_eq!(ch.dm, AccessMode::Pairing);
+        assert_eq!(ch.group, AccessMode::Pairing);
+        assert!(ch.require_mention);
+        assert!(!ch.group_tools.allows("memory"));
+        assert!(!ch.group_tools.allows("clipboard"));
+        assert!(ch.dm_tools.allows("memory"));
+        GatewaySettings::default()
+            .validate(Profile::Production)
+            .unwrap();
+    }
+
+    #[test]
+    fn wildcard_is_a_config_error_in_every_list() {
+        for field in ["allowlist", "group_allowlist", "accounts"] {
+            let toml = format!("[channels.slack]\n{field} = [\"U1\", \"*\"]\n");
+            let s: GatewaySettings = toml::from_str(&toml).unwrap();
+            let e = s.validate(Profile::Development).unwrap_err();
+            assert!(e.to_string().contains("wildcard"), "{field}: {e}");
+        }
+    }
+
+    #[test]
+    fn open_refused_in_production_only() {
+        let s: GatewaySettings = toml::from_str("[channels.t]\ndm = \"open\"\n").unwrap();
+        assert!(s.validate(Profile::Production).is_err());
+        s.validate(Profile::Development).unwrap();
+        let s: GatewaySettings =
+            toml::from_str("[channels.t.chats.\"-100\"]\nmode = \"open\"\n").unwrap();
+        assert!(s.validate(Profile::Production).is_err());
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_ttl_refused() {
+        assert!(toml::from_str::<GatewaySettings>("[channels.t]\nenabeld = true\n").is_err());
+        let s: GatewaySettings = toml::from_str("[channels.t]\npairing_ttl_secs = 59\n").unwrap();
+        assert!(s.validate(Profile::Development).is_err());
+        let s: GatewaySettings = toml::from_str("[channels.t]\npairing_ttl_secs = 3600\n").unwrap();
+        s.validate(Profile::Production).unwrap();
+    }
+
+    #[test]
+    fn aliases_for_workspaces_and_guilds() {
+        let s: GatewaySettings = toml::from_str(
+            "[channels.slack]\nworkspaces = [\"T1\"]\n[channels.discord]\nguilds = [\"G1\"]\n",
+        )
+        .unwrap();
+        assert_eq!(s.channels["slack"].accounts, vec!["T1"]);
+        assert_eq!(s.channels["discord"].accounts, vec!["G1"]);
+    }
+
+    #[test]
+    fn superset_of_config_channel_settings() {
+        // The fields the real crate's ChannelSettings has parse unchanged.
+        let s: GatewaySettings = toml::from_str(
+            "[channels.local]\nenabled = false\ndm = \"allowlist\"\ngroup = \"disabled\"\n",
+        )
+        .unwrap();
+        let ch = &s.channels["local"];
+        assert!(!ch.enabled);
+        assert_eq!(ch.dm, AccessMode::Allowlist);
+        assert_eq!(ch.group, AccessMode::Disabled);
+    }
+}

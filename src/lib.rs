@@ -17,3 +17,15 @@ pub mod supervisor;
 
 /// The version reported by `coworkctl status` and the admin page.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// An error and its sources on one line (`a: b: c`), for logs and messages.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

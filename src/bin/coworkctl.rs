@@ -526,13 +526,7 @@ fn guard_check(config: Option<&std::path::Path>, json: bool, command: &str) -> E
 }
 
 fn unreachable_daemon(e: &cowork::ipc::IpcError) -> ExitCode {
-    let mut msg = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        msg.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    eprintln!("coworkctl: coworkd unreachable: {msg}");
+    eprintln!("coworkctl: coworkd unreachable: {}", cowork::error_chain(e));
     ExitCode::from(EXIT_UNREACHABLE)
 }
 

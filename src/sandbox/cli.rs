@@ -59,13 +59,7 @@ pub fn dispatch(cmd: SandboxCommand) -> i32 {
 }
 
 fn print_error(e: &dyn std::error::Error) {
-    let mut text = format!("coworkd sandbox exec: {e}");
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    eprintln!("{text}");
+    eprintln!("coworkd sandbox exec: {}", crate::error_chain(e));
 }
 
 /// `coworkd sandbox exec`: prints the command's stdout/stderr to ours and exits with

@@ -70,13 +70,7 @@ fn control_file() -> File {
 }
 
 fn send_error(e: &ConfineError) {
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
+    let message = crate::error_chain(e);
     let _ = send(&ControlMessage::Error {
         stage: e.stage().to_string(),
         message,

@@ -81,7 +81,8 @@ impl SandboxService {
             .map_err(|e| e.message)
             .and_then(|ws| {
                 let spec = RunSpec::new("/bin/true", Vec::new(), ws, &self.settings);
-                super::run(&spec, &self.settings, &self.self_exe).map_err(|e| error_chain(&e))
+                super::run(&spec, &self.settings, &self.self_exe)
+                    .map_err(|e| crate::error_chain(&e))
             });
         match outcome {
             Ok(o) if o.status == ExitKind::Exited(0) => o.isolation.summary(),
@@ -220,7 +221,7 @@ impl SandboxService {
         let result = match outcome {
             Ok(o) => result_of(&o),
             Err(e) => {
-                let message = error_chain(&e);
+                let message = crate::error_chain(&e);
                 self.audited(
                     "command.failed",
                     &cmd,
@@ -289,17 +290,6 @@ pub fn capped_text(bytes: &[u8], cap: usize) -> (String, bool) {
         end -= 1;
     }
     (text[..end].to_string(), true)
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -625,7 +625,7 @@ async fn component_task(
                         }
                     }
                     Ok(other) => format!("unexpected answer {other:?}"),
-                    Err(e) => error_chain(&e),
+                    Err(e) => crate::error_chain(&e),
                 };
                 if complained.elapsed() > Duration::from_secs(5) {
                     complained = Instant::now();
@@ -770,17 +770,6 @@ async fn stop_child(
             let _ = child.kill().await;
         }
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 fn current_user_name() -> String {

@@ -60,3 +60,22 @@ bench:
 clean:
 	$(CARGO) clean
 	rm -rf $(COWORK_DIR)
+
+# --- Appliance image (image/README.md) ----------------------------------------
+# make image        bootable raw disk image in build/image/cowork.raw (QCOW2=1: also .qcow2)
+# make test-image   checks its layout and boots it under QEMU with a swtpm TPM 2.0
+IMAGE_APT_PACKAGES = $(shell grep -v '^\#' image/APT-PACKAGES)
+
+.PHONY: image image-deps test-image
+
+image-deps:
+	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(IMAGE_APT_PACKAGES)"
+
+image: image-deps
+	$(CARGO) build --release --bins
+	@if [ "$$(id -u)" != 0 ]; then echo "image: needs root (mmdebstrap, chroot)"; exit 1; fi
+	COWORK_BIN_DIR=$${CARGO_TARGET_DIR:-$(CURDIR)/target}/release bash image/build.sh
+
+test-image: image
+	@if [ "$$(id -u)" != 0 ]; then echo "test-image: SKIPPED (needs root to build the image)"; \
+	else bash tests/image/run.sh; fi

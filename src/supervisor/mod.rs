@@ -110,7 +110,7 @@ impl Shared {
     fn report(&self) -> StatusReport {
         let now = Instant::now();
         let policy = self.policy();
-        let config = self.config();
+        let profile = lock(&self.config).profile.name().to_string();
         let mut slots = lock(&self.slots);
         let components: Vec<ComponentStatus> = slots
             .iter_mut()
@@ -128,7 +128,7 @@ impl Shared {
         let degraded = slots.values_mut().any(|s| s.tracker.degraded(now, &policy));
         StatusReport {
             version: crate::VERSION.to_string(),
-            profile: config.profile.name().to_string(),
+            profile,
             pid: std::process::id(),
             uptime_secs: self.started.elapsed().as_secs(),
             ready: components.iter().all(|c| c.state == ComponentState::Up),

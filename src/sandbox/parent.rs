@@ -191,14 +191,29 @@ struct Helper {
     control: UnixStream,
 }
 
+/// The small confinement binary installed beside coworkd.
+pub const INIT_BINARY: &str = "coworkd-sandbox-init";
+
+/// `coworkd-sandbox-init` beside us when installed (no TPM libraries to load on
+/// every command), else `coworkd sandbox init` (same code).
+fn helper_command(self_exe: &Path) -> Command {
+    let init = self_exe.with_file_name(INIT_BINARY);
+    if init.is_file() {
+        Command::new(init)
+    } else {
+        let mut cmd = Command::new(self_exe);
+        cmd.args(["sandbox", "init"]);
+        cmd
+    }
+}
+
 fn spawn_helper(self_exe: &Path) -> Result<Helper, SandboxError> {
     let (ours, theirs) = UnixStream::pair().map_err(|source| SandboxError::CreatePipe {
         purpose: "control socketpair",
         source,
     })?;
     // No pre_exec hook: std can use posix_spawn (vfork-like), the cheapest spawn.
-    let child = Command::new(self_exe)
-        .args(["sandbox", "init"])
+    let child = helper_command(self_exe)
         .env_clear()
         .current_dir("/")
         .stdin(Stdio::from(OwnedFd::from(theirs)))

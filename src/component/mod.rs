@@ -88,7 +88,7 @@ struct Roles {
     sandbox: Option<Arc<SandboxService>>,
     gateway: Option<Arc<GatewayService>>,
     audit: Option<Arc<AuditService>>,
-    /// Keys for components whose service does not exist yet (audit, admin).
+    /// Keys for a component whose service does not exist yet (the admin page).
     keys: std::sync::Mutex<Option<crate::ipc::KeyBundle>>,
 }
 
@@ -130,7 +130,11 @@ impl Roles {
         {
             return e.into();
         }
-        *self.keys.lock().unwrap_or_else(|p| p.into_inner()) = Some(bundle);
+        // Only a component whose service does not exist yet (the admin page) keeps
+        // the bundle; the audit trail and the gateway already hold their own copy.
+        if self.audit.is_none() && self.gateway.is_none() {
+            *self.keys.lock().unwrap_or_else(|p| p.into_inner()) = Some(bundle);
+        }
         ComponentResponse::Done
     }
 

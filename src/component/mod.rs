@@ -111,8 +111,13 @@ impl Roles {
         }
         if component == Component::Gateway {
             let dir = paths.component_state_dir(component);
-            let service = GatewayService::open(&dir)
-                .with_context(|| format!("opening {}", dir.join("state.db").display()))?;
+            let service = GatewayService::open(
+                &dir,
+                config.gateway_settings(),
+                config.profile.into(),
+                Some(paths.component_socket(Component::Audit)),
+            )
+            .with_context(|| format!("opening {}", dir.join("state.db").display()))?;
             roles.gateway = Some(Arc::new(service));
         }
         Ok(roles)
@@ -226,7 +231,7 @@ impl Service for Lifecycle {
             }
             ComponentRequest::InstallKeys(bundle) => self.roles.install_keys(bundle).await,
             ComponentRequest::Gateway(r) => match &self.roles.gateway {
-                Some(gateway) => gateway.handle(r),
+                Some(gateway) => gateway.handle(r).await,
                 None => not_served(self.component, "gateway"),
             },
             ComponentRequest::Audit(r) => match &self.roles.audit {

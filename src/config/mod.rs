@@ -160,6 +160,20 @@ fn validate(c: &Config) -> Vec<(Vec<String>, String)> {
                 ));
             }
         }
+        // The gateway's own checks (lists, TTLs, limits); open mode was said above.
+        let one = crate::gateway::GatewaySettings {
+            channels: [(name.clone(), ch.clone())].into_iter().collect(),
+        };
+        if valid_name(name)
+            && let Err(crate::gateway::GatewayError::Settings { field, reason, .. }) =
+                one.validate(crate::gateway::Profile::Development)
+        {
+            let field = field.split('.').next().unwrap_or(field);
+            out.push((
+                key(&["channels", name, field]),
+                format!("{field}: {reason}"),
+            ));
+        }
     }
     let s = &c.supervisor;
     for (field, value) in [
@@ -364,6 +378,19 @@ mod tests {
     fn wrong_type_is_placed() {
         let p = problems("[supervisor]\nrestart_burst = \"five\"\n");
         assert!(p[0].starts_with("/etc/cowork/coworkd.toml:2:17:"), "{p:?}");
+    }
+
+    #[test]
+    fn channel_settings_are_the_gateways() {
+        // A wildcard allowlist would silently switch pairing off elsewhere; here it
+        // is refused, placed at the channel's table.
+        let p = problems("[channels.slack]\nallowlist = [\"*\"]\n");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].contains("allowlist"), "{p:?}");
+        let p = problems("[channels.local]\npairing_ttl_secs = 5\n");
+        assert!(p[0].contains("pairing_ttl_secs"), "{p:?}");
+        let p = problems("[channels.local]\nrequire_mention = false\nsilent = true\n");
+        assert!(p.is_empty(), "{p:?}");
     }
 
     #[test]

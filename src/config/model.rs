@@ -160,35 +160,24 @@ impl Default for AdminSettings {
     }
 }
 
-/// One messaging channel and its context policies.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ChannelSettings {
-    pub enabled: bool,
-    /// Policy for direct messages.
-    pub dm: AccessMode,
-    /// Policy for group chats.
-    pub group: AccessMode,
-}
+// A channel's settings are the gateway's own type (the gateway owns access
+// control); the configuration only embeds it as `[channels.NAME]`.
+pub use crate::gateway::{AccessMode, ChannelSettings};
 
-impl Default for ChannelSettings {
-    fn default() -> Self {
-        ChannelSettings {
-            enabled: true,
-            dm: AccessMode::Pairing,
-            group: AccessMode::Pairing,
+impl From<Profile> for crate::gateway::Profile {
+    fn from(p: Profile) -> Self {
+        match p {
+            Profile::Production => crate::gateway::Profile::Production,
+            Profile::Development => crate::gateway::Profile::Development,
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AccessMode {
-    /// Unknown senders may only redeem a pairing code (the default everywhere).
-    Pairing,
-    /// Only senders on the allowlist.
-    Allowlist,
-    /// Anyone: development profile only.
-    Open,
-    Disabled,
+impl Config {
+    /// The gateway's view of the configuration: its channels.
+    pub fn gateway_settings(&self) -> crate::gateway::GatewaySettings {
+        crate::gateway::GatewaySettings {
+            channels: self.channels.clone(),
+        }
+    }
 }

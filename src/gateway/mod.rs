@@ -36,6 +36,7 @@ mod inbound;
 pub mod pairing;
 mod ratelimit;
 mod secrets;
+mod service;
 mod settings;
 pub mod store;
 
@@ -56,4 +57,4 @@ pub use settings::{
 };
 pub use store::{RevokeScope, Store, UserRecord, UserState};
 
-pub use secrets::GatewayService;
+pub use service::{GatewayService, LOCAL_CHANNEL, PAIRING_PROMPT};

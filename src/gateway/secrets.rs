@@ -1,123 +1,93 @@
-//! The gateway's state database and the vault operations served over IPC.
+//! The vault operations served over IPC, on the gateway's `state.db`.
 
 use std::path::Path;
 use std::sync::Mutex;
 
 use rusqlite::Connection;
 
-use crate::ipc::{
-    ComponentResponse, ErrorCode, GatewayRequest, GatewayResponse, KeyBundle, SecretListing,
-    WireError,
-};
+use crate::ipc::{ErrorCode, GatewayRequest, GatewayResponse, KeyBundle, SecretListing, WireError};
 use crate::keystore::vault::{self, Vault};
 use crate::keystore::{DerivedKey, Purpose, VaultError};
 
-/// The gateway's service: owns `state.db`; holds the keys the supervisor sent.
-#[derive(Debug)]
-pub struct GatewayService {
-    db: Mutex<Connection>,
-    vault: Mutex<Option<Vault>>,
-    pairing_key: Mutex<Option<DerivedKey>>,
+/// Serves one vault request on the gateway's `state.db` connection.
+pub(super) fn vault_request(
+    db: &Connection,
+    vault: &Mutex<Option<Vault>>,
+    request: GatewayRequest,
+) -> Result<GatewayResponse, WireError> {
+    match request {
+        GatewayRequest::SecretSet { name, value } => {
+            let vault = lock(vault);
+            let vault = vault.as_ref().ok_or_else(no_keys)?;
+            let version = vault.set(db, &name, &value.0).map_err(vault_error)?;
+            tracing::info!(secret = %name, version, "secret stored");
+            Ok(GatewayResponse::SecretStored { name, version })
+        }
+        GatewayRequest::SecretList => {
+            let vault = lock(vault);
+            let vault = vault.as_ref().ok_or_else(no_keys)?;
+            let list = vault.list(db).map_err(vault_error)?;
+            Ok(GatewayResponse::Secrets(
+                list.into_iter()
+                    .map(|s| SecretListing {
+                        name: s.name,
+                        version: s.version,
+                        updated_at: s.updated_at,
+                    })
+                    .collect(),
+            ))
+        }
+        GatewayRequest::SecretDelete { name } => {
+            let vault = lock(vault);
+            let vault = vault.as_ref().ok_or_else(no_keys)?;
+            vault.delete(db, &name).map_err(vault_error)?;
+            tracing::info!(secret = %name, "secret deleted");
+            Ok(GatewayResponse::Secrets(Vec::new()))
+        }
+        GatewayRequest::VaultProbe { candidates } => {
+            let mut opens = None;
+            for (i, k) in candidates.keys.iter().enumerate() {
+                let v = Vault::new(DerivedKey::from_supervisor(k.purpose, k.bytes));
+                if v.opens(db).map_err(vault_error)? {
+                    opens = Some(i);
+                    break;
+                }
+            }
+            Ok(GatewayResponse::VaultProbe { opens })
+        }
+        GatewayRequest::VaultRewrap { old, new } => {
+            let old = Vault::new(key_of(&old, Purpose::Vault)?);
+            let new_key = key_of(&new, Purpose::Vault)?;
+            let new = Vault::new(new_key);
+            let secrets = Vault::rewrap(db, &old, &new).map_err(vault_error)?;
+            *lock(vault) = Some(new);
+            tracing::info!(secrets, "vault re-wrapped under a new master key");
+            Ok(GatewayResponse::Rewrapped { secrets })
+        }
+        GatewayRequest::Access { .. } | GatewayRequest::LocalMessage { .. } => {
+            Err(WireError::new(ErrorCode::Internal, "not a vault request"))
+        }
+    }
 }
 
-impl GatewayService {
-    /// Opens (creating) `state.db` in `dir` with WAL and the vault schema.
-    pub fn open(dir: &Path) -> Result<GatewayService, VaultError> {
-        let conn = Connection::open(dir.join("state.db")).map_err(|source| VaultError::Db {
-            operation: "open state.db",
+/// Opens `dir/state.db` with WAL and the vault schema.
+pub(super) fn open_db(dir: &Path) -> Result<Connection, VaultError> {
+    let conn = Connection::open(dir.join("state.db")).map_err(|source| VaultError::Db {
+        operation: "open state.db",
+        source,
+    })?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .and_then(|_| conn.pragma_update(None, "synchronous", "FULL"))
+        .and_then(|_| conn.busy_timeout(std::time::Duration::from_secs(5)))
+        .map_err(|source| VaultError::Db {
+            operation: "configure state.db",
             source,
         })?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .and_then(|_| conn.pragma_update(None, "synchronous", "FULL"))
-            .and_then(|_| conn.busy_timeout(std::time::Duration::from_secs(5)))
-            .map_err(|source| VaultError::Db {
-                operation: "configure state.db",
-                source,
-            })?;
-        vault::ensure_schema(&conn)?;
-        Ok(GatewayService {
-            db: Mutex::new(conn),
-            vault: Mutex::new(None),
-            pairing_key: Mutex::new(None),
-        })
-    }
-
-    /// Keys from the supervisor: the vault key and the pairing-code hashing key.
-    pub fn install_keys(&self, bundle: &KeyBundle) -> Result<(), WireError> {
-        let vault_key = key_of(bundle, Purpose::Vault)?;
-        let pairing = key_of(bundle, Purpose::PairingCodeHash)?;
-        *lock(&self.vault) = Some(Vault::new(vault_key));
-        *lock(&self.pairing_key) = Some(pairing);
-        Ok(())
-    }
-
-    pub fn has_keys(&self) -> bool {
-        lock(&self.vault).is_some()
-    }
-
-    pub fn handle(&self, request: GatewayRequest) -> ComponentResponse {
-        match self.dispatch(request) {
-            Ok(r) => ComponentResponse::Gateway(r),
-            Err(e) => ComponentResponse::Error(e),
-        }
-    }
-
-    fn dispatch(&self, request: GatewayRequest) -> Result<GatewayResponse, WireError> {
-        let db = lock(&self.db);
-        match request {
-            GatewayRequest::SecretSet { name, value } => {
-                let vault = lock(&self.vault);
-                let vault = vault.as_ref().ok_or_else(no_keys)?;
-                let version = vault.set(&db, &name, &value.0).map_err(vault_error)?;
-                tracing::info!(secret = %name, version, "secret stored");
-                Ok(GatewayResponse::SecretStored { name, version })
-            }
-            GatewayRequest::SecretList => {
-                let vault = lock(&self.vault);
-                let vault = vault.as_ref().ok_or_else(no_keys)?;
-                let list = vault.list(&db).map_err(vault_error)?;
-                Ok(GatewayResponse::Secrets(
-                    list.into_iter()
-                        .map(|s| SecretListing {
-                            name: s.name,
-                            version: s.version,
-                            updated_at: s.updated_at,
-                        })
-                        .collect(),
-                ))
-            }
-            GatewayRequest::SecretDelete { name } => {
-                let vault = lock(&self.vault);
-                let vault = vault.as_ref().ok_or_else(no_keys)?;
-                vault.delete(&db, &name).map_err(vault_error)?;
-                tracing::info!(secret = %name, "secret deleted");
-                Ok(GatewayResponse::Secrets(Vec::new()))
-            }
-            GatewayRequest::VaultProbe { candidates } => {
-                let mut opens = None;
-                for (i, k) in candidates.keys.iter().enumerate() {
-                    let v = Vault::new(DerivedKey::from_supervisor(k.purpose, k.bytes));
-                    if v.opens(&db).map_err(vault_error)? {
-                        opens = Some(i);
-                        break;
-                    }
-                }
-                Ok(GatewayResponse::VaultProbe { opens })
-            }
-            GatewayRequest::VaultRewrap { old, new } => {
-                let old = Vault::new(key_of(&old, Purpose::Vault)?);
-                let new_key = key_of(&new, Purpose::Vault)?;
-                let new = Vault::new(new_key);
-                let secrets = Vault::rewrap(&db, &old, &new).map_err(vault_error)?;
-                *lock(&self.vault) = Some(new);
-                tracing::info!(secrets, "vault re-wrapped under a new master key");
-                Ok(GatewayResponse::Rewrapped { secrets })
-            }
-        }
-    }
+    vault::ensure_schema(&conn)?;
+    Ok(conn)
 }
 
-fn key_of(bundle: &KeyBundle, purpose: Purpose) -> Result<DerivedKey, WireError> {
+pub(super) fn key_of(bundle: &KeyBundle, purpose: Purpose) -> Result<DerivedKey, WireError> {
     bundle
         .keys
         .iter()
@@ -145,6 +115,6 @@ fn vault_error(e: VaultError) -> WireError {
     WireError::new(code, e.to_string())
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::roles::{Component, Role};
 
 /// Checked in every [`Hello`]; a mismatch refuses the connection.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// The first frame on every connection, from the connecting side.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -262,6 +262,19 @@ pub enum GatewayRequest {
         old: KeyBundle,
         new: KeyBundle,
     },
+    /// Pairing codes and channel users, for the admin page and `coworkctl`.
+    /// `actor` names who asked, for the audit trail (set by the relaying
+    /// supervisor or the admin component, never by the end user).
+    Access {
+        actor: String,
+        request: AccessRequest,
+    },
+    /// A message on the `local` channel (`coworkctl chat`), relayed by the
+    /// supervisor; `uid` is the kernel's word on who sent it.
+    LocalMessage {
+        uid: u32,
+        text: String,
+    },
 }
 
 impl RequestKind for GatewayRequest {
@@ -272,6 +285,8 @@ impl RequestKind for GatewayRequest {
             GatewayRequest::SecretDelete { .. } => "gateway.secret-delete",
             GatewayRequest::VaultProbe { .. } => "gateway.vault-probe",
             GatewayRequest::VaultRewrap { .. } => "gateway.vault-rewrap",
+            GatewayRequest::Access { request, .. } => request.kind(),
+            GatewayRequest::LocalMessage { .. } => "gateway.local-message",
         }
     }
 }
@@ -290,6 +305,119 @@ pub enum GatewayResponse {
     Rewrapped {
         secrets: usize,
     },
+    Access(AccessResponse),
+    /// The gateway's replies to a local message, in order.
+    Replies(Vec<String>),
+}
+
+/// Pairing-code and user management (served by the gateway).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum AccessRequest {
+    /// Issue a code for `channel` (revoking its previous one); `ttl_secs`
+    /// defaults to the channel's setting and must be within 60..=3600.
+    PairNew {
+        channel: String,
+        ttl_secs: Option<u64>,
+    },
+    PairList {
+        channel: Option<String>,
+    },
+    PairCancel {
+        id: i64,
+    },
+    /// Invalidate every active code (of one channel, or all).
+    PairCancelAll {
+        channel: Option<String>,
+    },
+    UsersList {
+        channel: Option<String>,
+    },
+    UserRevoke {
+        channel: String,
+        sender: String,
+    },
+    /// Revoke every paired or allowlisted user and every active code.
+    UsersRevokeAll {
+        channel: Option<String>,
+    },
+    /// Delete a user's row, so a revoked sender may pair again.
+    UserForget {
+        channel: String,
+        sender: String,
+    },
+}
+
+impl AccessRequest {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AccessRequest::PairNew { .. } => "gateway.pair-new",
+            AccessRequest::PairList { .. } => "gateway.pair-list",
+            AccessRequest::PairCancel { .. } => "gateway.pair-cancel",
+            AccessRequest::PairCancelAll { .. } => "gateway.pair-cancel-all",
+            AccessRequest::UsersList { .. } => "gateway.users-list",
+            AccessRequest::UserRevoke { .. } => "gateway.user-revoke",
+            AccessRequest::UsersRevokeAll { .. } => "gateway.users-revoke-all",
+            AccessRequest::UserForget { .. } => "gateway.user-forget",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum AccessResponse {
+    PairingCode(IssuedPairingCode),
+    PairingCodes(Vec<PairingListing>),
+    Users(Vec<UserListing>),
+    /// How many codes or users an operation changed.
+    Changed(u64),
+}
+
+/// A freshly issued code: the only time the code itself crosses a socket.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct IssuedPairingCode {
+    pub id: i64,
+    pub channel: String,
+    pub code: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+impl std::fmt::Debug for IssuedPairingCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedPairingCode")
+            .field("id", &self.id)
+            .field("channel", &self.channel)
+            .field("code", &"<redacted>")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+impl Drop for IssuedPairingCode {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.code);
+    }
+}
+
+/// An active pairing code as listed: never the code.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairingListing {
+    pub id: i64,
+    pub channel: String,
+    pub issued_at: i64,
+    pub expires_at: i64,
+}
+
+/// One channel user.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserListing {
+    pub channel: String,
+    pub sender: String,
+    /// paired | allowlisted | revoked
+    pub state: String,
+    /// When the current state was entered (unix seconds).
+    pub since: i64,
+    pub last_seen: Option<i64>,
+    pub display_name: Option<String>,
 }
 
 /// A secret as `coworkctl secret list` shows it: never its value.
@@ -385,6 +513,12 @@ pub enum ControlRequest {
     SecretRotateMaster,
     AuditTail(AuditQuery),
     AuditVerify,
+    /// Pairing codes and users, relayed to the gateway.
+    Access(AccessRequest),
+    /// One message on the local channel (`coworkctl chat`).
+    Chat {
+        text: String,
+    },
 }
 
 impl RequestKind for ControlRequest {
@@ -398,6 +532,11 @@ impl RequestKind for ControlRequest {
             ControlRequest::SecretRotateMaster => "secret-rotate-master",
             ControlRequest::AuditTail(_) => "audit-tail",
             ControlRequest::AuditVerify => "audit-verify",
+            ControlRequest::Access(r) => match r {
+                AccessRequest::PairList { .. } | AccessRequest::UsersList { .. } => "access-read",
+                _ => "access-change",
+            },
+            ControlRequest::Chat { .. } => "chat",
         }
     }
 }
@@ -418,6 +557,8 @@ pub enum ControlResponse {
     },
     AuditEntries(Vec<AuditEntry>),
     AuditVerified(AuditVerdict),
+    Access(AccessResponse),
+    Replies(Vec<String>),
     Error(WireError),
 }
 

@@ -51,6 +51,50 @@ pub static PEER_TABLE: &[PeerRule] = &[
     rule(Role::Gateway, "gateway.secret-delete", &[Role::Supervisor]),
     rule(Role::Gateway, "gateway.vault-probe", &[Role::Supervisor]),
     rule(Role::Gateway, "gateway.vault-rewrap", &[Role::Supervisor]),
+    // Pairing codes and users: the owner, from coworkctl (through the
+    // supervisor) or the admin page.
+    rule(
+        Role::Gateway,
+        "gateway.pair-new",
+        &[Role::Supervisor, Role::Admin],
+    ),
+    rule(
+        Role::Gateway,
+        "gateway.pair-list",
+        &[Role::Supervisor, Role::Admin],
+    ),
+    rule(
+        Role::Gateway,
+        "gateway.pair-cancel",
+        &[Role::Supervisor, Role::Admin],
+    ),
+    rule(
+        Role::Gateway,
+        "gateway.pair-cancel-all",
+        &[Role::Supervisor, Role::Admin],
+    ),
+    rule(
+        Role::Gateway,
+        "gateway.users-list",
+        &[Role::Supervisor, Role::Admin],
+    ),
+    rule(
+        Role::Gateway,
+        "gateway.user-revoke",
+        &[Role::Supervisor, Role::Admin],
+    ),
+    rule(
+        Role::Gateway,
+        "gateway.users-revoke-all",
+        &[Role::Supervisor, Role::Admin],
+    ),
+    rule(
+        Role::Gateway,
+        "gateway.user-forget",
+        &[Role::Supervisor, Role::Admin],
+    ),
+    // The local channel: only the supervisor, which vouches for the sender's uid.
+    rule(Role::Gateway, "gateway.local-message", &[Role::Supervisor]),
     // Only the gateway (its agent loop) runs commands.
     rule(Role::Sandbox, "sandbox.run", &[Role::Gateway]),
     rule(Role::Sandbox, "sandbox.cancel", &[Role::Gateway]),
@@ -63,6 +107,9 @@ pub static PEER_TABLE: &[PeerRule] = &[
     rule(Role::Supervisor, "secret-rotate-master", &[Role::Ctl]),
     rule(Role::Supervisor, "audit-tail", &[Role::Ctl]),
     rule(Role::Supervisor, "audit-verify", &[Role::Ctl]),
+    rule(Role::Supervisor, "access-read", &[Role::Ctl]),
+    rule(Role::Supervisor, "access-change", &[Role::Ctl]),
+    rule(Role::Supervisor, "chat", &[Role::Ctl]),
 ];
 
 const fn rule(server: Role, request: &'static str, senders: &'static [Role]) -> PeerRule {

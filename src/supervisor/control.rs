@@ -83,6 +83,12 @@ impl Control {
             Ok(ComponentResponse::Gateway(GatewayResponse::SecretStored { name, version })) => {
                 ControlResponse::SecretStored { name, version }
             }
+            Ok(ComponentResponse::Gateway(GatewayResponse::Access(r))) => {
+                ControlResponse::Access(r)
+            }
+            Ok(ComponentResponse::Gateway(GatewayResponse::Replies(r))) => {
+                ControlResponse::Replies(r)
+            }
             Ok(ComponentResponse::Error(e)) => ControlResponse::Error(e),
             Ok(other) => WireError::new(
                 ErrorCode::Internal,
@@ -145,6 +151,19 @@ impl Service for Control {
                 r
             }
             ControlRequest::SecretList => self.gateway(GatewayRequest::SecretList).await,
+            ControlRequest::Access(request) => {
+                self.gateway(GatewayRequest::Access { actor, request })
+                    .await
+            }
+            // The kernel vouches for the sender: the local channel's identity is
+            // the peer's uid, never something the client says.
+            ControlRequest::Chat { text } => {
+                self.gateway(GatewayRequest::LocalMessage {
+                    uid: peer.cred.uid,
+                    text,
+                })
+                .await
+            }
             ControlRequest::SecretDelete { name } => {
                 match self
                     .gateway(GatewayRequest::SecretDelete { name: name.clone() })

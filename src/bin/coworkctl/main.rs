@@ -2,6 +2,8 @@
 //! or members of group cowork-admin get in. Every command that prints data takes
 //! `--json`. Exit codes: 0 ok/healthy, 1 degraded or refused, 2 daemon unreachable.
 
+mod access;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -45,6 +47,19 @@ enum Command {
         #[command(subcommand)]
         command: GuardCommand,
     },
+    /// Pairing codes for messaging channels.
+    Pair {
+        #[command(subcommand)]
+        command: access::PairCommand,
+    },
+    /// Who may use the assistant on each channel.
+    Users {
+        #[command(subcommand)]
+        command: access::UsersCommand,
+    },
+    /// Talk to the assistant on the local channel: one message, or lines from
+    /// standard input. Pairing rules apply as on every channel.
+    Chat { message: Vec<String> },
 }
 
 #[derive(Debug, Subcommand)]
@@ -172,6 +187,9 @@ fn main() -> ExitCode {
             Command::Guard { .. } => ExitCode::SUCCESS,
             Command::Secret { command } => secret(&client, command).await,
             Command::Audit { command } => audit(&client, command).await,
+            Command::Pair { command } => access::pair(&client, command).await,
+            Command::Users { command } => access::users(&client, command).await,
+            Command::Chat { message } => access::chat(&client, message).await,
             Command::Reload => match client.call(ControlRequest::Reload).await {
                 Ok(ControlResponse::Reloaded) => {
                     println!("configuration reloaded");

@@ -1,0 +1,276 @@
+//! `coworkctl pair`, `coworkctl users` and `coworkctl chat`: pairing codes, channel
+//! users and the local channel, all served by the gateway through the supervisor.
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use cowork::ipc::{AccessRequest, AccessResponse, Client, ControlRequest, ControlResponse};
+
+use super::{refused, unreachable_daemon};
+
+type Ctl = Client<ControlRequest, ControlResponse>;
+
+#[derive(Debug, Subcommand)]
+pub enum PairCommand {
+    /// Issue a pairing code for a channel; it revokes the channel's previous code.
+    /// Give it to the person who should pair; they send `/pair CODE` to the bot.
+    New {
+        #[arg(long)]
+        channel: String,
+        /// Validity in seconds, 60..=3600 (default: the channel's, 300 unless set).
+        #[arg(long)]
+        ttl: Option<u64>,
+        /// Print {"code", "channel", "expires_at", "id"} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Active codes: id, channel, expiry (never the code itself).
+    List {
+        #[arg(long)]
+        channel: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Invalidate one code by id, or every active code with --all.
+    Cancel {
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<i64>,
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Who may use the assistant, per channel: state, since, last seen.
+    List {
+        #[arg(long)]
+        channel: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke one user: their messages are refused until you `forget` them.
+    Revoke {
+        #[arg(long)]
+        channel: String,
+        sender: String,
+    },
+    /// Revoke every user (of one channel, or all) and every active pairing code.
+    RevokeAll {
+        #[arg(long)]
+        channel: Option<String>,
+        /// Required: this locks everyone out until they pair again.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Delete a user's record, so a revoked sender may pair again.
+    Forget {
+        #[arg(long)]
+        channel: String,
+        sender: String,
+    },
+}
+
+async fn access(
+    client: &Ctl,
+    what: &str,
+    request: AccessRequest,
+) -> Result<AccessResponse, ExitCode> {
+    match client.call(ControlRequest::Access(request)).await {
+        Ok(ControlResponse::Access(r)) => Ok(r),
+        Ok(other) => Err(refused(what, &other)),
+        Err(e) => Err(unreachable_daemon(&e)),
+    }
+}
+
+fn time(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| unix.to_string())
+}
+
+fn print_json(value: &impl serde::Serialize) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
+}
+
+pub async fn pair(client: &Ctl, command: PairCommand) -> ExitCode {
+    match command {
+        PairCommand::New { channel, ttl, json } => {
+            let request = AccessRequest::PairNew {
+                channel,
+                ttl_secs: ttl,
+            };
+            match access(client, "pair new", request).await {
+                Ok(AccessResponse::PairingCode(c)) => {
+                    if json {
+                        print_json(&serde_json::json!({
+                            "id": c.id,
+                            "code": c.code,
+                            "channel": c.channel,
+                            "expires_at": time(c.expires_at),
+                        }));
+                    } else {
+                        println!("pairing code for {}: {}", c.channel, c.code);
+                        println!("valid until {} (single use)", time(c.expires_at));
+                        println!("send it to the bot as: /pair {}", c.code);
+                    }
+                    ExitCode::SUCCESS
+                }
+                Ok(other) => unexpected(&other),
+                Err(code) => code,
+            }
+        }
+        PairCommand::List { channel, json } => {
+            match access(client, "pair list", AccessRequest::PairList { channel }).await {
+                Ok(AccessResponse::PairingCodes(codes)) => {
+                    if json {
+                        print_json(&codes);
+                    } else if codes.is_empty() {
+                        println!("no active pairing codes");
+                    } else {
+                        println!("{:>6} {:<16} {:<26} expires", "id", "channel", "issued");
+                        for c in codes {
+                            println!(
+                                "{:>6} {:<16} {:<26} {}",
+                                c.id,
+                                c.channel,
+                                time(c.issued_at),
+                                time(c.expires_at)
+                            );
+                        }
+                    }
+                    ExitCode::SUCCESS
+                }
+                Ok(other) => unexpected(&other),
+                Err(code) => code,
+            }
+        }
+        PairCommand::Cancel { id, all } => {
+            let request = match (id, all) {
+                (Some(id), false) => AccessRequest::PairCancel { id },
+                _ => AccessRequest::PairCancelAll { channel: None },
+            };
+            match access(client, "pair cancel", request).await {
+                Ok(AccessResponse::Changed(n)) => {
+                    println!("{n} pairing code(s) cancelled");
+                    ExitCode::SUCCESS
+                }
+                Ok(other) => unexpected(&other),
+                Err(code) => code,
+            }
+        }
+    }
+}
+
+pub async fn users(client: &Ctl, command: UsersCommand) -> ExitCode {
+    let request = match command {
+        UsersCommand::List { channel, json } => {
+            return match access(client, "users list", AccessRequest::UsersList { channel }).await {
+                Ok(AccessResponse::Users(users)) => {
+                    if json {
+                        print_json(&users);
+                    } else if users.is_empty() {
+                        println!("no users");
+                    } else {
+                        println!(
+                            "{:<12} {:<28} {:<12} {:<26} last seen",
+                            "channel", "sender", "state", "since"
+                        );
+                        for u in users {
+                            println!(
+                                "{:<12} {:<28} {:<12} {:<26} {}",
+                                u.channel,
+                                u.sender,
+                                u.state,
+                                time(u.since),
+                                u.last_seen.map_or_else(|| "-".to_string(), time)
+                            );
+                        }
+                    }
+                    ExitCode::SUCCESS
+                }
+                Ok(other) => unexpected(&other),
+                Err(code) => code,
+            };
+        }
+        UsersCommand::Revoke { channel, sender } => AccessRequest::UserRevoke { channel, sender },
+        UsersCommand::RevokeAll { channel, yes } => {
+            if !yes {
+                eprintln!(
+                    "coworkctl users revoke-all: this revokes every user and pairing code{}; add --yes to do it",
+                    channel
+                        .as_deref()
+                        .map(|c| format!(" of {c}"))
+                        .unwrap_or_default()
+                );
+                return ExitCode::from(1);
+            }
+            AccessRequest::UsersRevokeAll { channel }
+        }
+        UsersCommand::Forget { channel, sender } => AccessRequest::UserForget { channel, sender },
+    };
+    match access(client, "users", request).await {
+        Ok(AccessResponse::Changed(n)) => {
+            println!("{n} user(s) changed");
+            ExitCode::SUCCESS
+        }
+        Ok(other) => unexpected(&other),
+        Err(code) => code,
+    }
+}
+
+/// `coworkctl chat [MESSAGE...]`: one message, or (without one) a line-by-line
+/// session on standard input. The local channel knows you by your uid.
+pub async fn chat(client: &Ctl, message: Vec<String>) -> ExitCode {
+    use std::io::BufRead;
+    const MAX_LINE: usize = 64 * 1024;
+    if !message.is_empty() {
+        return send(client, message.join(" ")).await;
+    }
+    let stdin = std::io::stdin();
+    let mut status = ExitCode::SUCCESS;
+    for line in stdin.lock().lines() {
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("coworkctl chat: reading standard input: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        if line.len() > MAX_LINE {
+            eprintln!("coworkctl chat: line longer than {MAX_LINE} bytes; not sent");
+            status = ExitCode::from(1);
+            continue;
+        }
+        status = send(client, line).await;
+    }
+    status
+}
+
+async fn send(client: &Ctl, text: String) -> ExitCode {
+    match client.call(ControlRequest::Chat { text }).await {
+        Ok(ControlResponse::Replies(replies)) => {
+            for r in replies {
+                println!("{r}");
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(other) => refused("chat", &other),
+        Err(e) => unreachable_daemon(&e),
+    }
+}
+
+fn unexpected(r: &AccessResponse) -> ExitCode {
+    eprintln!("coworkctl: unexpected answer from coworkd: {r:?}");
+    ExitCode::from(2)
+}

@@ -38,6 +38,9 @@ enum Command {
         name: Component,
         #[arg(long, value_enum, default_value = "stderr")]
         log: LogTarget,
+        /// Sandbox only: the delegated cgroup v2 directory for per-command cgroups.
+        #[arg(long)]
+        cgroup_parent: Option<PathBuf>,
     },
     /// Run commands in the sandbox without the daemon (operators, tests, benchmarks).
     Sandbox {
@@ -85,7 +88,11 @@ fn main() -> ExitCode {
             paths,
             component_exe: args.component_exe,
         }),
-        Some(Command::Component { name, log }) => cowork::component::run(name, paths, log),
+        Some(Command::Component {
+            name,
+            log,
+            cgroup_parent,
+        }) => cowork::component::run(name, paths, log, cgroup_parent),
         Some(Command::Sandbox { cmd }) => return exit_code(cowork::sandbox::dispatch(cmd)),
         Some(Command::CheckConfig { path }) => {
             let path = path.unwrap_or(args.config);

@@ -22,10 +22,16 @@ use crate::paths::Paths;
 use crate::sandbox::SandboxService;
 
 /// Runs one component until it is told to stop.
-pub fn run(component: Component, paths: Paths, log: LogTarget) -> anyhow::Result<()> {
+pub fn run(
+    component: Component,
+    paths: Paths,
+    log: LogTarget,
+    cgroup_parent: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
     crate::privs::harden_process().context("hardening the process")?;
-    let config = config::load(&paths.config)
+    let mut config = config::load(&paths.config)
         .with_context(|| format!("loading {}", paths.config.display()))?;
+    config.sandbox.cgroup_parent = cgroup_parent;
     let log_handle = logging::init(component.name(), config.log.level, log);
 
     let roles = Roles::start(component, &config, &paths)?;

@@ -62,7 +62,9 @@ fn unique_name() -> String {
 }
 
 /// Creates the per-run cgroup. Never fails: what could not be set is off in the report.
-pub fn create(root: &Path, limits: Limits) -> RunCgroup {
+/// `delegated`: a v2 directory the supervisor prepared for per-run cgroups (its
+/// controllers enabled, owned by us); without it, runs go under our own cgroup.
+pub fn create(root: &Path, delegated: Option<&Path>, limits: Limits) -> RunCgroup {
     let none = |note: String| RunCgroup {
         dirs: Vec::new(),
         v2: false,
@@ -76,6 +78,14 @@ pub fn create(root: &Path, limits: Limits) -> RunCgroup {
         Err(e) => return none(format!("cannot read /proc/self/cgroup: {e}")),
     };
     let name = unique_name();
+    if let Some(parent) = delegated {
+        return create_v2(parent, &name, limits).unwrap_or_else(|e| {
+            none(format!(
+                "delegated cgroup {} not usable: {e}",
+                parent.display()
+            ))
+        });
+    }
     if root.join("cgroup.controllers").exists() {
         let Some((_, rel)) = paths.iter().find(|(c, _)| c.is_empty()) else {
             return none("no cgroup v2 entry in /proc/self/cgroup".into());

@@ -167,7 +167,11 @@ fn spawn_and_collect(
         Ok(h) => h,
         Err(e) => return (Err(e), None),
     };
-    let mut cg = cgroup::create(&settings.cgroup_root, limits);
+    let mut cg = cgroup::create(
+        &settings.cgroup_root,
+        settings.cgroup_parent.as_deref(),
+        limits,
+    );
     // Join the cgroup before the helper reads its spec (it does nothing before that).
     cg.attach(helper.child.id());
     if cg.report.memory {

@@ -42,6 +42,7 @@ pub fn probe_with(cgroup_root: &Path) -> IsolationReport {
     let userns = user_namespaces_allowed();
     let cg = cgroup::create(
         cgroup_root,
+        None,
         Limits {
             memory_bytes: 64 * 1024 * 1024,
             pids: 16,

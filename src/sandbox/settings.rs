@@ -56,6 +56,10 @@ pub struct SandboxSettings {
     /// runtime and configuration directories). Filled in at start, not configured.
     #[serde(skip)]
     pub protected_paths: Vec<PathBuf>,
+    /// A cgroup v2 directory the supervisor delegated for per-command cgroups
+    /// (`coworkd component sandbox --cgroup-parent DIR`). Not configured.
+    #[serde(skip)]
+    pub cgroup_parent: Option<PathBuf>,
 }
 
 impl Default for SandboxSettings {
@@ -76,6 +80,7 @@ impl Default for SandboxSettings {
             cgroup_root: PathBuf::from("/sys/fs/cgroup"),
             workspace_root: None,
             protected_paths: Vec::new(),
+            cgroup_parent: None,
         }
     }
 }

@@ -9,6 +9,7 @@
 //! switches each component to its own user; it keeps no open database.
 //! Peers: every component (as their lifecycle client) and `coworkctl`.
 
+mod cgroups;
 mod control;
 mod keys;
 mod notify;
@@ -78,6 +79,8 @@ struct Shared {
     keys: keys::Keys,
     /// Lifecycle events go to the audit trail, queued while it (re)starts.
     audit: AuditLog,
+    /// The delegated cgroup subtree, when systemd gave us one.
+    cgroups: Option<cgroups::Layout>,
 }
 
 impl Shared {
@@ -156,6 +159,17 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         );
     }
     prepare_dirs(&opts.paths, &plans)?;
+    let cgroups = match cgroups::prepare(Path::new("/sys/fs/cgroup"), &plans) {
+        Ok(Some(layout)) => {
+            tracing::info!("{}", layout.summary);
+            Some(layout)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot lay out the delegated cgroup subtree; commands get no cgroup");
+            None
+        }
+    };
     let keys = keys::Keys::open(&config, &opts.paths)?;
     let exe = match &opts.component_exe {
         Some(p) => p.clone(),
@@ -166,9 +180,12 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(supervise(
-        opts.paths, exe, config, plans, log_target, log, keys,
-    ))
+    let launch = Launch {
+        exe,
+        log_target,
+        cgroups,
+    };
+    runtime.block_on(supervise(opts.paths, launch, config, plans, log, keys))
 }
 
 /// Creates the runtime and state directories with owners and modes that keep each
@@ -221,15 +238,26 @@ fn mkdir(path: &Path, mode: u32, owner: Option<(u32, u32)>) -> anyhow::Result<()
     Ok(())
 }
 
+/// How components are started: which executable, where they log, which cgroup.
+struct Launch {
+    exe: PathBuf,
+    log_target: LogTarget,
+    cgroups: Option<cgroups::Layout>,
+}
+
 async fn supervise(
     paths: Paths,
-    exe: PathBuf,
+    launch: Launch,
     config: Config,
     plans: BTreeMap<Component, Option<RunAs>>,
-    log_target: LogTarget,
     log: LogHandle,
     keys: keys::Keys,
 ) -> anyhow::Result<()> {
+    let Launch {
+        exe,
+        log_target,
+        cgroups,
+    } = launch;
     let mut notifier = notify::Notifier::new();
     let policy = RestartPolicy::from_settings(&config.supervisor);
     let health_timeout = Duration::from_millis(config.supervisor.health_timeout_ms);
@@ -274,6 +302,7 @@ async fn supervise(
         reload_tx,
         keys,
         audit: AuditLog::start(paths.component_socket(Component::Audit), Role::Supervisor),
+        cgroups,
     });
     shared
         .audit
@@ -571,6 +600,7 @@ async fn component_task(
             &shared.paths,
             shared.log_target,
             run_as.as_ref(),
+            shared.cgroups.as_ref(),
         );
         let mut child = match cmd.spawn() {
             Ok(child) => child,

@@ -18,6 +18,7 @@ pub fn command(
     paths: &Paths,
     log: LogTarget,
     run_as: Option<&RunAs>,
+    cgroups: Option<&super::cgroups::Layout>,
 ) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(exe);
     cmd.arg("component")
@@ -35,6 +36,12 @@ pub fn command(
         .current_dir("/")
         .stdin(Stdio::null())
         .kill_on_drop(true);
+    if component == Component::Sandbox
+        && let Some(parent) = cgroups.and_then(|l| l.sandbox_parent.as_ref())
+    {
+        cmd.arg("--cgroup-parent").arg(parent);
+    }
+    let join = cgroups.map(|l| l.join_files(component)).unwrap_or_default();
     let run_as = run_as.cloned();
     let parent = std::process::id();
     // A development instance started as root without the component users runs
@@ -42,7 +49,7 @@ pub fn command(
     // which needs them to build each command's namespaces and drop to nobody.
     let drop_caps =
         run_as.is_none() && nix::unistd::geteuid().is_root() && component != Component::Sandbox;
-    install_pre_exec(&mut cmd, run_as, parent, drop_caps);
+    install_pre_exec(&mut cmd, run_as, parent, drop_caps, join);
     cmd
 }
 
@@ -54,6 +61,7 @@ fn install_pre_exec(
     run_as: Option<RunAs>,
     parent: u32,
     drop_caps: bool,
+    join: Vec<std::ffi::CString>,
 ) {
     use nix::unistd::{Gid, Uid, setgid, setgroups, setuid};
     let groups: Vec<Gid> = run_as
@@ -61,10 +69,20 @@ fn install_pre_exec(
         .map(|r| r.groups.iter().map(|g| Gid::from_raw(*g)).collect())
         .unwrap_or_default();
     // SAFETY: the closure runs in the forked child before exec and only makes
-    // async-signal-safe system calls (setgroups, setgid, setuid, setsid, prctl, capset, getppid) on
-    // data prepared before the fork; it allocates nothing.
+    // async-signal-safe system calls (open, write, close, setgroups, setgid, setuid,
+    // setsid, prctl, capset, getppid) on data prepared before the fork; it
+    // allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
+            // Join the component's cgroup while still root ("0": this process).
+            // A failure leaves it where it is; the sandbox then reports no cgroup.
+            for file in &join {
+                let fd = libc::open(file.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd >= 0 {
+                    let _ = libc::write(fd, b"0".as_ptr().cast(), 1);
+                    libc::close(fd);
+                }
+            }
             if let Some(r) = &run_as {
                 setgroups(&groups)?;
                 setgid(Gid::from_raw(r.gid))?;

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 declare -A ceiling=(
-    [systemd/coworkd.service]=3.9
+    [systemd/coworkd.service]=3.7
     [systemd/cowork-boot-ok.service]=1.0
     [systemd/cowork-console.service]=1.0
 )

@@ -20,9 +20,15 @@ pub fn command(
     run_as: Option<&RunAs>,
     cgroups: Option<&super::cgroups::Layout>,
 ) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(exe);
-    cmd.arg("component")
-        .arg(component.name())
+    let mut cmd = match component_binary(exe) {
+        Some(binary) => tokio::process::Command::new(binary),
+        None => {
+            let mut cmd = tokio::process::Command::new(exe);
+            cmd.arg("component");
+            cmd
+        }
+    };
+    cmd.arg(component.name())
         .arg("--config")
         .arg(&paths.config)
         .arg("--state-dir")
@@ -51,6 +57,15 @@ pub fn command(
         run_as.is_none() && nix::unistd::geteuid().is_root() && component != Component::Sandbox;
     install_pre_exec(&mut cmd, run_as, parent, drop_caps, join);
     cmd
+}
+
+/// The component binary installed beside coworkd (it maps no TPM libraries).
+pub const COMPONENT_BINARY: &str = "coworkd-component";
+
+/// `coworkd-component` beside `coworkd`, when installed; else `coworkd component`.
+fn component_binary(exe: &Path) -> Option<std::path::PathBuf> {
+    let sibling = exe.with_file_name(COMPONENT_BINARY);
+    (exe.file_name().is_some_and(|n| n == "coworkd") && sibling.is_file()).then_some(sibling)
 }
 
 /// In the child between fork and exec: switch user, then ask the kernel to kill us

@@ -127,6 +127,9 @@ check "coworkctl status --json answers (ready: $(jq -r .ready "$work/status.json
 check "keystore tier is the TPM ($(jq -r .keystore "$work/status.json" 2>/dev/null))" \
     sh -c "jq -e '.keystore | startswith(\"tpm2\")' '$work/status.json' >/dev/null"
 check "coworkctl status exit 0 (healthy)" [ "$(field cowork-status-rc)" = 0 ]
+sandbox=$(jq -r '.components[] | select(.component=="sandbox") | .summary' "$work/status.json" 2>/dev/null)
+check "sandbox: full isolation with a memory+pids+cpu cgroup ($sandbox)" \
+    sh -c "echo '$sandbox' | grep -q '^full isolation: .*cgroup v2 memory+pids+cpu'"
 
 echo "test-image: powering off (ACPI)"
 python3 - "$work/monitor.sock" <<'EOF'

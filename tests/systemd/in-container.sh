@@ -58,8 +58,11 @@ for c in audit sandbox gateway admin; do
     [ "$user" = "cowork-$c" ] || fail "$c runs as $user, not cowork-$c"
     caps=$(sed -n 's/^CapEff:[[:space:]]*//p' /proc/"$pid"/status)
     [ "$caps" = 0000000000000000 ] || fail "$c has capabilities $caps"
+    grep -q 'libtss2' /proc/"$pid"/maps && fail "$c maps the TPM libraries"
+    [ "$(readlink /proc/"$pid"/exe)" = /usr/local/bin/coworkd-component ] \
+        || fail "$c runs $(readlink /proc/"$pid"/exe), not coworkd-component"
 done
-pass "every component up under its own user with no capabilities"
+pass "every component up under its own user with no capabilities and no TPM libraries"
 
 isolation=$(coworkctl status --json | jq -r '.components[] | select(.component=="sandbox") | .summary')
 echo "sandbox: $isolation"

@@ -6,7 +6,7 @@ CARGO ?= cargo
 COWORK_DIR ?= $(CURDIR)/.cowork
 
 # Debian packages the tests use (installed by `make deps` when missing, as root).
-APT_PACKAGES := systemd-container jq procps iproute2 openssl bubblewrap python3 strace util-linux libtss2-dev pkg-config swtpm swtpm-tools tpm2-tools
+APT_PACKAGES := systemd-container jq procps iproute2 openssl bubblewrap python3 strace util-linux libtss2-dev pkg-config swtpm swtpm-tools tpm2-tools chromium chromium-driver curl
 
 .PHONY: all build run test deps fmt-check clippy test-unit test-units test-systemd bench clean
 
@@ -18,7 +18,8 @@ build:
 run: build
 	@mkdir -p $(COWORK_DIR)
 	@echo "coworkd (development profile): state in $(COWORK_DIR)/state, sockets in $(COWORK_DIR)/run"
-	@echo "admin page (once built): https://127.0.0.1:8443/ ; status: ./target/debug/coworkctl --runtime-dir $(COWORK_DIR)/run status"
+	@echo "admin page: https://127.0.0.1:8443/ (the log shows its certificate fingerprint and the one-time setup token)"
+	@echo "status: ./target/debug/coworkctl --runtime-dir $(COWORK_DIR)/run status ; chat: ./target/debug/coworkctl --runtime-dir $(COWORK_DIR)/run chat hello"
 	./target/debug/coworkd --config config/dev.toml --state-dir $(COWORK_DIR)/state --runtime-dir $(COWORK_DIR)/run
 
 deps:

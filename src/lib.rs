@@ -2,6 +2,7 @@
 //! supervisor and (re-executed as `coworkd component NAME`) each privilege-separated
 //! component, plus the admin CLI `coworkctl`. See ARCHITECTURE.md for the picture.
 
+pub mod admin;
 pub mod audit;
 pub mod component;
 pub mod config;

@@ -94,8 +94,7 @@ struct Roles {
     sandbox: Option<Arc<SandboxService>>,
     gateway: Option<Arc<GatewayService>>,
     audit: Option<Arc<AuditService>>,
-    /// Keys for a component whose service does not exist yet (the admin page).
-    keys: std::sync::Mutex<Option<crate::ipc::KeyBundle>>,
+    admin: Option<Arc<crate::admin::appliance::AdminRole>>,
 }
 
 impl Roles {
@@ -114,6 +113,11 @@ impl Roles {
         if component == Component::Audit {
             // $STATE/audit/{audit.db, audit.anchor}
             roles.audit = Some(Arc::new(AuditService::new(&paths.state_dir, &config.audit)));
+        }
+        if component == Component::Admin {
+            roles.admin = Some(Arc::new(crate::admin::appliance::AdminRole::new(
+                config, paths,
+            )));
         }
         if component == Component::Gateway {
             let dir = paths.component_state_dir(component);
@@ -141,17 +145,24 @@ impl Roles {
         {
             return e.into();
         }
-        // Only a component whose service does not exist yet (the admin page) keeps
-        // the bundle; the audit trail and the gateway already hold their own copy.
-        if self.audit.is_none() && self.gateway.is_none() {
-            *self.keys.lock().unwrap_or_else(|p| p.into_inner()) = Some(bundle);
+        if let Some(admin) = &self.admin
+            && let Err(e) = admin.install_keys(&bundle).await
+        {
+            tracing::error!(error = %e.message, "cannot start the admin page");
+            return e.into();
         }
         ComponentResponse::Done
     }
 
-    /// Ready: able to do its work (the gateway needs its vault key first).
-    fn ready(&self) -> bool {
-        self.gateway.as_ref().is_none_or(|g| g.has_keys())
+    /// Ready: able to do its work (the gateway needs its vault key first, the
+    /// admin page its TLS key).
+    async fn ready(&self) -> bool {
+        let admin = match &self.admin {
+            Some(a) => a.is_running().await,
+            None => true,
+        };
+        admin
+            && self.gateway.as_ref().is_none_or(|g| g.has_keys())
             && self.audit.as_ref().is_none_or(|a| a.is_open())
     }
 
@@ -216,7 +227,7 @@ impl Service for Lifecycle {
             ComponentRequest::Ping => ComponentResponse::Pong(Health {
                 component: self.component,
                 pid: std::process::id(),
-                ready: self.roles.ready(),
+                ready: self.roles.ready().await,
                 summary: self.summary.clone(),
             }),
             ComponentRequest::Reload => match config::load(&self.paths.config) {
@@ -236,6 +247,20 @@ impl Service for Lifecycle {
                 ComponentResponse::Done
             }
             ComponentRequest::InstallKeys(bundle) => self.roles.install_keys(bundle).await,
+            ComponentRequest::StatusUpdate(report) => match &self.roles.admin {
+                Some(admin) => {
+                    *admin.status.lock().unwrap_or_else(|p| p.into_inner()) = Some(*report);
+                    ComponentResponse::Done
+                }
+                None => not_served(self.component, "status"),
+            },
+            ComponentRequest::Admin(r) => match &self.roles.admin {
+                Some(admin) => match admin.handle(r).await {
+                    Ok(r) => ComponentResponse::Admin(r),
+                    Err(e) => e.into(),
+                },
+                None => not_served(self.component, "admin"),
+            },
             ComponentRequest::Gateway(r) => match &self.roles.gateway {
                 Some(gateway) => gateway.handle(r).await,
                 None => not_served(self.component, "gateway"),

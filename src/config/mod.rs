@@ -210,12 +210,33 @@ fn validate(c: &Config) -> Vec<(Vec<String>, String)> {
         ));
     }
     for addr in &c.admin.listen {
-        if !crate::config::is_lan_ip(addr.ip()) {
+        let problem = match addr.parse::<std::net::IpAddr>() {
+            Err(_) if addr.parse::<std::net::SocketAddr>().is_ok() => Some(format!(
+                "{addr:?}: give the address without a port; the port is [admin] port"
+            )),
+            Err(_) => Some(format!("{addr:?} is not an IP address")),
+            Ok(ip) if !crate::admin::is_lan(ip) || ip.is_unspecified() => Some(format!(
+                "{addr} is not a loopback or LAN address; the admin page never listens on public or wildcard addresses"
+            )),
+            Ok(_) => None,
+        };
+        if let Some(p) = problem {
+            out.push((key(&["admin", "listen"]), p));
+        }
+    }
+    for (field, value) in [
+        ("session_idle_secs", c.admin.session_idle_secs),
+        ("session_max_secs", c.admin.session_max_secs),
+        ("login_lockout_secs", c.admin.login_lockout_secs),
+        (
+            "login_lockout_after",
+            u64::from(c.admin.login_lockout_after),
+        ),
+    ] {
+        if value == 0 {
             out.push((
-                key(&["admin", "listen"]),
-                format!(
-                    "{addr} is not a loopback or LAN address; the admin page never listens on public or wildcard addresses"
-                ),
+                key(&["admin", field]),
+                format!("{field} must be greater than 0"),
             ));
         }
     }
@@ -241,8 +262,11 @@ fn validate(c: &Config) -> Vec<(Vec<String>, String)> {
     {
         out.push((key(&["limits", field]), format!("{field}: {reason}")));
     }
-    if c.admin.port == 0 {
-        out.push((key(&["admin", "port"]), "port must not be 0".to_string()));
+    if c.admin.port == 0 && production {
+        out.push((
+            key(&["admin", "port"]),
+            "port 0 (any free port) is for the development profile only".to_string(),
+        ));
     }
     out
 }
@@ -252,28 +276,6 @@ fn valid_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-}
-
-/// Loopback, RFC 1918, link-local, CGNAT (100.64/10), IPv6 ULA and link-local.
-/// Unspecified (0.0.0.0, ::) is not LAN: it would also bind public addresses.
-pub fn is_lan_ip(ip: std::net::IpAddr) -> bool {
-    use std::net::IpAddr;
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || (o[0] == 100 && (o[1] & 0xc0) == 64)
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_lan_ip(IpAddr::V4(v4));
-            }
-            let seg = v6.segments();
-            v6.is_loopback() || (seg[0] & 0xfe00) == 0xfc00 || (seg[0] & 0xffc0) == 0xfe80
-        }
-    }
 }
 
 /// Finds where `key` was last set (drop-ins override the main file) and places the
@@ -410,38 +412,16 @@ mod tests {
 
     #[test]
     fn public_admin_address_is_refused() {
-        let p =
-            problems("[admin]\nlisten = [\"0.0.0.0:8443\", \"192.168.1.2:8443\", \"8.8.8.8:1\"]\n");
+        let p = problems(
+            "[admin]\nlisten = [\"0.0.0.0\", \"192.168.1.2\", \"8.8.8.8\", \"::\", \"fd00::1\"]\n",
+        );
+        assert_eq!(p.len(), 3, "{p:?}");
+        let p = problems("[admin]\nlisten = [\"192.168.1.2:8443\", \"not-an-ip\"]\n");
         assert_eq!(p.len(), 2, "{p:?}");
-    }
-
-    #[test]
-    fn lan_ranges() {
-        for ip in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.0.1",
-            "169.254.1.1",
-            "100.64.0.1",
-            "::1",
-            "fd00::1",
-            "fe80::1",
-            "::ffff:192.168.1.1",
-        ] {
-            assert!(is_lan_ip(ip.parse().unwrap()), "{ip}");
-        }
-        for ip in [
-            "0.0.0.0",
-            "8.8.8.8",
-            "100.128.0.1",
-            "198.51.100.7",
-            "::",
-            "2001:db8::1",
-            "::ffff:8.8.8.8",
-        ] {
-            assert!(!is_lan_ip(ip.parse().unwrap()), "{ip}");
-        }
+        assert!(p[0].contains("without a port"), "{p:?}");
+        assert!(problems("[admin]\nport = 0\n")[0].contains("development"));
+        assert!(problems("profile = \"development\"\n[admin]\nport = 0\n").is_empty());
+        assert!(problems("[admin]\nsession_idle_secs = 0\n")[0].contains("session_idle_secs"));
     }
 
     #[test]

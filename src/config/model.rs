@@ -2,7 +2,6 @@
 //! Unknown keys are errors (`deny_unknown_fields` everywhere).
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
@@ -142,23 +141,8 @@ impl Default for SupervisorSettings {
     }
 }
 
-/// The LAN-only admin page.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AdminSettings {
-    /// Addresses to listen on. Empty: every non-public address of the host.
-    pub listen: Vec<SocketAddr>,
-    pub port: u16,
-}
-
-impl Default for AdminSettings {
-    fn default() -> Self {
-        AdminSettings {
-            listen: Vec::new(),
-            port: 8443,
-        }
-    }
-}
+/// The LAN-only admin page: the admin module's own settings type.
+pub use crate::admin::AdminWebSettings as AdminSettings;
 
 // A channel's settings are the gateway's own type (the gateway owns access
 // control); the configuration only embeds it as `[channels.NAME]`.

@@ -97,6 +97,11 @@ pub enum ComponentRequest {
     Gateway(GatewayRequest),
     /// Served by the audit component.
     Audit(AuditRequest),
+    /// The supervisor's view of the appliance, sent to the admin page after
+    /// every health round (the admin page cannot ask the supervisor anything).
+    StatusUpdate(Box<StatusReport>),
+    /// Served by the admin component (for `coworkctl admin`).
+    Admin(AdminRequest),
 }
 
 impl RequestKind for ComponentRequest {
@@ -106,6 +111,8 @@ impl RequestKind for ComponentRequest {
             ComponentRequest::Reload => "reload",
             ComponentRequest::Shutdown => "shutdown",
             ComponentRequest::InstallKeys(_) => "install-keys",
+            ComponentRequest::StatusUpdate(_) => "status-update",
+            ComponentRequest::Admin(r) => r.kind(),
             ComponentRequest::Gateway(g) => g.kind(),
             ComponentRequest::Audit(AuditRequest::Append(_)) => "audit.append",
             ComponentRequest::Audit(AuditRequest::Tail(_)) => "audit.tail",
@@ -123,6 +130,7 @@ pub enum ComponentResponse {
     Sandbox(SandboxResponse),
     Gateway(GatewayResponse),
     Audit(AuditResponse),
+    Admin(AdminResponse),
     Error(WireError),
 }
 
@@ -141,6 +149,45 @@ pub struct Health {
     /// One line the component wants shown in `coworkctl status` (for the sandbox:
     /// the isolation this host can enforce).
     pub summary: Option<String>,
+}
+
+// ---------------------------------------------------------------------------
+// Admin page: `coworkctl admin` through the supervisor.
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum AdminRequest {
+    /// Certificate fingerprint, URLs, whether an owner is set up.
+    Info,
+    /// The one-time setup token, while no owner exists.
+    SetupToken,
+    /// A new key and certificate; every session logged out.
+    RotateCert,
+}
+
+impl AdminRequest {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AdminRequest::Info => "admin.info",
+            AdminRequest::SetupToken => "admin.setup-token",
+            AdminRequest::RotateCert => "admin.rotate-cert",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum AdminResponse {
+    Info(AdminInfo),
+    SetupToken(Option<String>),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdminInfo {
+    /// SHA-256 of the certificate, colon-separated uppercase hex (as browsers show it).
+    pub fingerprint: String,
+    /// Unix seconds.
+    pub not_after: u64,
+    pub urls: Vec<String>,
+    pub owner_set: bool,
 }
 
 // ---------------------------------------------------------------------------
@@ -519,6 +566,8 @@ pub enum ControlRequest {
     Chat {
         text: String,
     },
+    /// The admin page: fingerprint, setup token, certificate rotation.
+    Admin(AdminRequest),
 }
 
 impl RequestKind for ControlRequest {
@@ -537,6 +586,9 @@ impl RequestKind for ControlRequest {
                 _ => "access-change",
             },
             ControlRequest::Chat { .. } => "chat",
+            ControlRequest::Admin(AdminRequest::Info) => "admin-info",
+            ControlRequest::Admin(AdminRequest::SetupToken) => "admin-setup-token",
+            ControlRequest::Admin(AdminRequest::RotateCert) => "admin-rotate-cert",
         }
     }
 }
@@ -559,6 +611,7 @@ pub enum ControlResponse {
     AuditVerified(AuditVerdict),
     Access(AccessResponse),
     Replies(Vec<String>),
+    Admin(AdminResponse),
     Error(WireError),
 }
 

@@ -28,6 +28,10 @@ pub static PEER_TABLE: &[PeerRule] = &[
     rule(Role::Admin, "ping", &[Role::Supervisor]),
     rule(Role::Admin, "reload", &[Role::Supervisor]),
     rule(Role::Admin, "shutdown", &[Role::Supervisor]),
+    rule(Role::Admin, "status-update", &[Role::Supervisor]),
+    rule(Role::Admin, "admin.info", &[Role::Supervisor]),
+    rule(Role::Admin, "admin.setup-token", &[Role::Supervisor]),
+    rule(Role::Admin, "admin.rotate-cert", &[Role::Supervisor]),
     // Everybody appends to the audit trail; only the supervisor (on behalf of
     // coworkctl) and the admin page read it.
     rule(
@@ -47,7 +51,12 @@ pub static PEER_TABLE: &[PeerRule] = &[
     rule(Role::Admin, "install-keys", &[Role::Supervisor]),
     // The vault's owner takes secret operations from the supervisor (coworkctl).
     rule(Role::Gateway, "gateway.secret-set", &[Role::Supervisor]),
-    rule(Role::Gateway, "gateway.secret-list", &[Role::Supervisor]),
+    // Names and versions only, for the admin page's "credentials to rotate" list.
+    rule(
+        Role::Gateway,
+        "gateway.secret-list",
+        &[Role::Supervisor, Role::Admin],
+    ),
     rule(Role::Gateway, "gateway.secret-delete", &[Role::Supervisor]),
     rule(Role::Gateway, "gateway.vault-probe", &[Role::Supervisor]),
     rule(Role::Gateway, "gateway.vault-rewrap", &[Role::Supervisor]),
@@ -110,6 +119,9 @@ pub static PEER_TABLE: &[PeerRule] = &[
     rule(Role::Supervisor, "access-read", &[Role::Ctl]),
     rule(Role::Supervisor, "access-change", &[Role::Ctl]),
     rule(Role::Supervisor, "chat", &[Role::Ctl]),
+    rule(Role::Supervisor, "admin-info", &[Role::Ctl]),
+    rule(Role::Supervisor, "admin-setup-token", &[Role::Ctl]),
+    rule(Role::Supervisor, "admin-rotate-cert", &[Role::Ctl]),
 ];
 
 const fn rule(server: Role, request: &'static str, senders: &'static [Role]) -> PeerRule {

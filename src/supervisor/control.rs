@@ -131,6 +131,23 @@ impl Service for Control {
             }
             ControlRequest::AuditTail(query) => self.audit(AuditRequest::Tail(query)).await,
             ControlRequest::AuditVerify => self.audit(AuditRequest::Verify).await,
+            ControlRequest::Admin(request) => {
+                let client = &self.shared.clients[&Component::Admin];
+                match client.call(ComponentRequest::Admin(request)).await {
+                    Ok(ComponentResponse::Admin(r)) => ControlResponse::Admin(r),
+                    Ok(ComponentResponse::Error(e)) => ControlResponse::Error(e),
+                    Ok(other) => WireError::new(
+                        ErrorCode::Internal,
+                        format!("unexpected answer from the admin page: {other:?}"),
+                    )
+                    .into(),
+                    Err(e) => WireError::new(
+                        ErrorCode::Unavailable,
+                        format!("the admin page is unreachable: {e}"),
+                    )
+                    .into(),
+                }
+            }
             ControlRequest::SecretSet { name, value } => {
                 let r = self
                     .gateway(GatewayRequest::SecretSet {

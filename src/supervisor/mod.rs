@@ -363,6 +363,7 @@ async fn supervise(
                 if health_round(&shared).await {
                     notifier.watchdog();
                 }
+                send_status_to_admin(&shared);
                 let new_interval = health_interval(&shared.config());
                 if new_interval != interval {
                     interval = new_interval;
@@ -515,6 +516,22 @@ async fn health_round(shared: &Arc<Shared>) -> bool {
         }
     }
     all_answered
+}
+
+/// The admin page shows component health and the keystore tier; it hears them
+/// from us after each health round (best effort: it may be restarting).
+fn send_status_to_admin(shared: &Arc<Shared>) {
+    let up = lock(&shared.slots)
+        .get(&Component::Admin)
+        .is_some_and(|s| s.state == ComponentState::Up);
+    if !up {
+        return;
+    }
+    let report = Box::new(shared.report());
+    let client = Arc::clone(&shared.clients[&Component::Admin]);
+    tokio::spawn(async move {
+        let _ = client.call(ComponentRequest::StatusUpdate(report)).await;
+    });
 }
 
 async fn reload(

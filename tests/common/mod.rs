@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 pub const COWORKD: &str = env!("CARGO_BIN_EXE_coworkd");
 pub const COWORKCTL: &str = env!("CARGO_BIN_EXE_coworkctl");
 
-pub const DEV_CONFIG: &str = "profile = \"development\"\n[admin]\nlisten = [\"127.0.0.1:8443\"]\n";
+pub const DEV_CONFIG: &str =
+    "profile = \"development\"\n[admin]\nlisten = [\"127.0.0.1\"]\nport = 0\n";
 
 pub struct Instance {
     pub dir: tempfile::TempDir,

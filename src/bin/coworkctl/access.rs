@@ -274,3 +274,65 @@ fn unexpected(r: &AccessResponse) -> ExitCode {
     eprintln!("coworkctl: unexpected answer from coworkd: {r:?}");
     ExitCode::from(2)
 }
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// The admin page's URLs and certificate fingerprint (compare it with what
+    /// the browser shows), and whether the owner is set up.
+    Info {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The one-time token that lets the first visitor set the owner password
+    /// (only while no owner exists).
+    SetupToken,
+    /// A new TLS key and certificate; every admin session is logged out.
+    RotateCert,
+}
+
+pub async fn admin(client: &Ctl, command: AdminCommand) -> ExitCode {
+    use cowork::ipc::{AdminRequest, AdminResponse};
+    let (request, json) = match &command {
+        AdminCommand::Info { json } => (AdminRequest::Info, *json),
+        AdminCommand::SetupToken => (AdminRequest::SetupToken, false),
+        AdminCommand::RotateCert => (AdminRequest::RotateCert, false),
+    };
+    match client.call(ControlRequest::Admin(request)).await {
+        Ok(ControlResponse::Admin(AdminResponse::Info(info))) => {
+            if json {
+                print_json(&info);
+            } else {
+                if matches!(command, AdminCommand::RotateCert) {
+                    println!("certificate rotated; every session was logged out");
+                }
+                for url in &info.urls {
+                    println!("admin page: {url}");
+                }
+                println!("certificate SHA-256: {}", info.fingerprint);
+                println!(
+                    "valid until: {}",
+                    time(i64::try_from(info.not_after).unwrap_or(0))
+                );
+                println!(
+                    "owner: {}",
+                    if info.owner_set {
+                        "set up"
+                    } else {
+                        "not set up yet (coworkctl admin setup-token)"
+                    }
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(ControlResponse::Admin(AdminResponse::SetupToken(Some(token)))) => {
+            println!("{token}");
+            ExitCode::SUCCESS
+        }
+        Ok(ControlResponse::Admin(AdminResponse::SetupToken(None))) => {
+            eprintln!("coworkctl admin setup-token: the owner is already set up; no token exists");
+            ExitCode::from(1)
+        }
+        Ok(other) => refused("admin", &other),
+        Err(e) => unreachable_daemon(&e),
+    }
+}

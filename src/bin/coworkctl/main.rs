@@ -57,6 +57,11 @@ enum Command {
         #[command(subcommand)]
         command: access::UsersCommand,
     },
+    /// The LAN admin page: fingerprint, setup token, certificate rotation.
+    Admin {
+        #[command(subcommand)]
+        command: access::AdminCommand,
+    },
     /// Talk to the assistant on the local channel: one message, or lines from
     /// standard input. Pairing rules apply as on every channel.
     Chat { message: Vec<String> },
@@ -190,6 +195,7 @@ fn main() -> ExitCode {
             Command::Pair { command } => access::pair(&client, command).await,
             Command::Users { command } => access::users(&client, command).await,
             Command::Chat { message } => access::chat(&client, message).await,
+            Command::Admin { command } => access::admin(&client, command).await,
             Command::Reload => match client.call(ControlRequest::Reload).await {
                 Ok(ControlResponse::Reloaded) => {
                     println!("configuration reloaded");

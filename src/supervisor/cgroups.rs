@@ -70,9 +70,13 @@ pub fn prepare(
             return Ok(None);
         };
         let base = root.join(rel.trim().trim_start_matches('/'));
-        if nix::unistd::access(&base.join("cgroup.procs"), nix::unistd::AccessFlags::W_OK).is_err()
+        if let Err(e) =
+            nix::unistd::access(&base.join("cgroup.procs"), nix::unistd::AccessFlags::W_OK)
         {
-            return Ok(None);
+            return Err(format!(
+                "{} is not writable ({e}): no Delegate= in the unit, or /sys read-only without ReadWritePaths= for it",
+                base.display()
+            ));
         }
         prepare_v2(&base, sandbox_owner).map(Some)
     } else {

@@ -145,7 +145,7 @@ async fn admin_page_in_the_appliance() {
     for kind in [
         "admin.setup",
         "admin.login",
-        "pairing.redeemed",
+        "gateway.pairing",
         "user.revoked",
     ] {
         assert!(kinds.contains(kind), "{kind} not in the trail");

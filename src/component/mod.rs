@@ -124,6 +124,7 @@ impl Roles {
             let service = GatewayService::open(
                 &dir,
                 config.gateway_settings(),
+                config.webhook.clone(),
                 config.profile.into(),
                 Some(paths.component_socket(Component::Audit)),
             )
@@ -140,10 +141,11 @@ impl Roles {
             tracing::error!(error = %e.message, "cannot take the audit key");
             return e.into();
         }
-        if let Some(gateway) = &self.gateway
-            && let Err(e) = gateway.install_keys(&bundle)
-        {
-            return e.into();
+        if let Some(gateway) = &self.gateway {
+            if let Err(e) = gateway.install_keys(&bundle) {
+                return e.into();
+            }
+            gateway.start_transports().await;
         }
         if let Some(admin) = &self.admin
             && let Err(e) = admin.install_keys(&bundle).await

@@ -262,6 +262,21 @@ fn validate(c: &Config) -> Vec<(Vec<String>, String)> {
     {
         out.push((key(&["limits", field]), format!("{field}: {reason}")));
     }
+    match c.webhook.listen.parse::<std::net::SocketAddr>() {
+        Err(_) => out.push((
+            key(&["webhook", "listen"]),
+            format!("{:?} is not an address:port", c.webhook.listen),
+        )),
+        Ok(a) if a.port() != 0 && a.port() == c.admin.port => out.push((
+            key(&["webhook", "listen"]),
+            "the webhook listener must not share the admin page's port".to_string(),
+        )),
+        Ok(a) if production && a.port() == 0 => out.push((
+            key(&["webhook", "listen"]),
+            "port 0 (any free port) is for the development profile only".to_string(),
+        )),
+        Ok(_) => {}
+    }
     if c.admin.port == 0 && production {
         out.push((
             key(&["admin", "port"]),

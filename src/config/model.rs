@@ -27,6 +27,9 @@ pub struct Config {
     pub sandbox: crate::sandbox::SandboxSettings,
     /// Messaging channels by name (`local`, `telegram`, `slack`, `discord`, ...).
     pub channels: BTreeMap<String, ChannelSettings>,
+    /// The gateway's webhook listener (Telegram webhook, Slack Events API,
+    /// Discord interactions); never the admin page's listener.
+    pub webhook: crate::gateway::WebhookSettings,
 }
 
 impl Default for Config {
@@ -44,6 +47,7 @@ impl Default for Config {
             limits: crate::guard::LimitSettings::default(),
             sandbox: crate::sandbox::SandboxSettings::default(),
             channels,
+            webhook: crate::gateway::WebhookSettings::default(),
         }
     }
 }

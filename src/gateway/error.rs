@@ -79,6 +79,21 @@ pub enum GatewayError {
         channel: String,
         reason: &'static str,
     },
+    #[error("{channel} API {operation}: {reason}")]
+    ChannelApi {
+        channel: &'static str,
+        operation: &'static str,
+        reason: String,
+    },
+    #[error("build {channel} HTTP client: {reason}")]
+    HttpClient {
+        channel: &'static str,
+        reason: String,
+    },
+    #[error("{sink} sink: {reason}")]
+    Sink { sink: &'static str, reason: String },
+    #[error("webhook listener on {addr}: {reason}")]
+    Listen { addr: String, reason: String },
 }
 
 impl GatewayError {

@@ -26,19 +26,45 @@
 //! Privileges: none beyond its data; holds the pairing-code hashing key (from the
 //! keystore) and the channels' verification secrets, never the master key.
 //! Data: `$STATE/gateway/state.db` tables `gateway_users`, `gateway_pairing_codes`
-//! (keyed hashes only), `gateway_redeem_limits`, `gateway_pairing_prompts`.
+//! (keyed hashes only), `gateway_redeem_limits`, `gateway_pairing_prompts`,
+//! `gateway_seen_events` (replay dedupe, [`replay`]).
+//!
+//! ## Channel transports and dispatch
+//!
+//! Role: the network side of the channels. [`transport`] holds the platform
+//! clients (Telegram Bot API long polling and `sendMessage`, Slack
+//! `chat.postMessage` and Socket Mode, Discord REST and the Gateway WebSocket)
+//! and the webhook listener ([`transport::webhook`]: `/telegram/webhook`,
+//! `/slack/events`, `/discord/interactions`, default `127.0.0.1:8444`, never the
+//! admin page's listener). Every inbound event is authenticated first (the
+//! [`channels`] verifiers; for polling and sockets the TLS connection opened
+//! with the bot/app token), deduplicated by its platform event id ([`replay`],
+//! persisted), then handed to the [`Dispatcher`], which evaluates access control,
+//! audits the decision ([`AuditSink`], before any effect), hands authorized
+//! messages to the agent ([`TaskSink`]), redeems pairing codes, and returns the
+//! reply that the transport delivers, split to the platform's limit ([`chunk`]).
+//! Peers: the platforms' APIs (outbound HTTPS / WSS only to configured base
+//! URLs), the audit component and the agent runtime (through the two sinks).
+//! Privileges: holds bot / app tokens in [`channels::Redacted`] (never logged;
+//! request errors are reported without URLs, since Telegram's carry the token).
 
 pub mod access;
 pub mod channels;
+pub mod chunk;
 mod clock;
+pub mod dispatch;
 mod error;
 mod inbound;
 pub mod pairing;
 mod ratelimit;
+pub mod replay;
+pub mod runner;
 mod secrets;
 mod service;
 mod settings;
+pub mod sinks;
 pub mod store;
+pub mod transport;
 
 pub use access::{AccessControl, AuthorizedUser, Decision, Grant, Reason, decide};
 pub use clock::{Clock, SystemClock, TestClock};
@@ -57,4 +83,12 @@ pub use settings::{
 };
 pub use store::{RevokeScope, Store, UserRecord, UserState};
 
-pub use service::{GatewayService, LOCAL_CHANNEL, PAIRING_PROMPT};
+pub use dispatch::{Dispatched, Dispatcher, PAIRED_REPLY, PAIRING_FAILED_REPLY, PAIRING_PROMPT};
+pub use replay::{ReplayGuard, Seen};
+pub use sinks::{
+    AuditEvent, AuditSink, BoxFuture, ChannelTaskSink, MemoryAudit, Task, TaskSink, audit_detail,
+};
+pub use transport::HttpConfig;
+pub use transport::webhook::{WebhookApp, WebhookSettings};
+
+pub use service::{GatewayService, LOCAL_CHANNEL};

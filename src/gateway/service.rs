@@ -9,14 +9,20 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use rusqlite::Connection;
 
-use super::access::{AccessControl, Decision};
+use super::access::AccessControl;
+use super::channels::Redacted;
 use super::clock::{Clock, SystemClock};
+use super::dispatch::Dispatcher;
 use super::error::GatewayError;
 use super::inbound::{Context, Inbound, RawInbound};
-use super::pairing::{Pairing, PairingKey, RedeemOutcome};
+use super::pairing::{Pairing, PairingKey};
+use super::replay::ReplayGuard;
+use super::runner::{self, SecretLookup};
 use super::secrets::{key_of, lock, open_db, vault_request};
 use super::settings::{GatewaySettings, Profile};
+use super::sinks::{AuditEvent, AuditSink, BoxFuture, Task, TaskSink};
 use super::store::{RevokeScope, Store, UserState};
+use super::transport::webhook::WebhookSettings;
 use crate::audit::AuditLog;
 use crate::ipc::{
     AccessRequest, AccessResponse, ComponentResponse, ErrorCode, GatewayRequest, GatewayResponse,
@@ -28,9 +34,9 @@ use crate::keystore::vault::Vault;
 /// The name of the channel `coworkctl chat` speaks on.
 pub const LOCAL_CHANNEL: &str = "local";
 
-/// What unknown senders are told (at most once per window; never in silent mode).
-pub const PAIRING_PROMPT: &str = "This assistant requires pairing. Ask the owner for a pairing code \
-     (admin page or `coworkctl pair new`) and send: /pair CODE";
+/// Replay window for platform event ids (Slack retries for up to an hour).
+const REPLAY_WINDOW_SECS: i64 = 24 * 3600;
+const REPLAY_MAX_ENTRIES: i64 = 100_000;
 
 /// The gateway's service: owns `state.db`; holds the keys the supervisor sent.
 #[derive(Debug)]
@@ -39,12 +45,16 @@ pub struct GatewayService {
     vault: Mutex<Option<Vault>>,
     store: Arc<Store>,
     settings: Arc<GatewaySettings>,
+    webhook: WebhookSettings,
     clock: Arc<dyn Clock>,
-    access: AccessControl,
+    access: Arc<AccessControl>,
+    replay: Arc<ReplayGuard>,
     /// Pairing needs the code-hashing key, which arrives with the key bundle.
     pairing: Mutex<Option<Arc<Pairing>>>,
-    audit_socket: Option<PathBuf>,
-    audit: OnceLock<AuditLog>,
+    /// Built with the pairing key; every channel's messages go through it.
+    dispatcher: Mutex<Option<Arc<Dispatcher>>>,
+    transports: Mutex<Option<runner::Running>>,
+    audit: Arc<TrailSink>,
 }
 
 impl GatewayService {
@@ -53,6 +63,7 @@ impl GatewayService {
     pub fn open(
         dir: &Path,
         settings: GatewaySettings,
+        webhook: WebhookSettings,
         profile: Profile,
         audit_socket: Option<PathBuf>,
     ) -> anyhow::Result<GatewayService> {
@@ -61,23 +72,35 @@ impl GatewayService {
         let store = Arc::new(Store::open(dir).context("opening the access-control tables")?);
         let settings = Arc::new(settings);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let access = AccessControl::new(
-            Arc::clone(&settings),
-            profile,
-            Arc::clone(&store),
-            Arc::clone(&clock),
-        )
-        .context("checking the channel settings")?;
+        let access = Arc::new(
+            AccessControl::new(
+                Arc::clone(&settings),
+                profile,
+                Arc::clone(&store),
+                Arc::clone(&clock),
+            )
+            .context("checking the channel settings")?,
+        );
+        let replay = Arc::new(
+            ReplayGuard::new(Arc::clone(&store), REPLAY_WINDOW_SECS, REPLAY_MAX_ENTRIES)
+                .context("opening the replay table")?,
+        );
         Ok(GatewayService {
             db: Mutex::new(db),
             vault: Mutex::new(None),
             store,
             settings,
+            webhook,
             clock,
             access,
+            replay,
             pairing: Mutex::new(None),
-            audit_socket,
-            audit: OnceLock::new(),
+            dispatcher: Mutex::new(None),
+            transports: Mutex::new(None),
+            audit: Arc::new(TrailSink {
+                socket: audit_socket,
+                log: OnceLock::new(),
+            }),
         })
     }
 
@@ -91,9 +114,52 @@ impl GatewayService {
             Arc::clone(&self.clock),
             Arc::clone(&self.settings),
         );
+        let pairing = Arc::new(pairing);
         *lock(&self.vault) = Some(Vault::new(vault_key));
-        *lock(&self.pairing) = Some(Arc::new(pairing));
+        *lock(&self.pairing) = Some(Arc::clone(&pairing));
+        *lock(&self.dispatcher) = Some(Arc::new(Dispatcher::new(
+            Arc::clone(&self.access),
+            pairing,
+            Arc::clone(&self.replay),
+            Arc::clone(&self.audit) as Arc<dyn AuditSink>,
+            Arc::new(NoAgentYet),
+            Arc::clone(&self.clock),
+        )));
         Ok(())
+    }
+
+    /// Starts the configured channel transports (once; after the keys, since
+    /// their tokens live in the vault). A channel that cannot start is logged
+    /// and audited; the others run.
+    pub async fn start_transports(&self) {
+        if lock(&self.transports).is_some() {
+            return;
+        }
+        let Some(dispatcher) = lock(&self.dispatcher).clone() else {
+            return;
+        };
+        match runner::start(&self.settings, &self.webhook, dispatcher, self).await {
+            Ok(running) => {
+                for s in &running.started {
+                    tracing::info!(channel = %s, "channel transport started");
+                }
+                if let Some(addr) = running.webhook_addr {
+                    tracing::info!(%addr, "webhook listener started");
+                }
+                *lock(&self.transports) = Some(running);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "channel transports not started");
+                let mut ev = AuditEvent::new("gateway.transport_failed", "start", "*");
+                ev.detail = Some(super::sinks::audit_detail(&e.to_string()));
+                let _ = self.audit.record(ev).await;
+            }
+        }
+    }
+
+    /// The webhook listener's bound address, once started (tests).
+    pub fn webhook_addr(&self) -> Option<std::net::SocketAddr> {
+        lock(&self.transports).as_ref().and_then(|r| r.webhook_addr)
     }
 
     pub fn has_keys(&self) -> bool {
@@ -128,13 +194,9 @@ impl GatewayService {
     }
 
     async fn record(&self, kind: &str, actor: &str, subject: &str, payload: serde_json::Value) {
-        let Some(socket) = &self.audit_socket else {
-            return;
-        };
-        let log = self
-            .audit
-            .get_or_init(|| AuditLog::start(socket.clone(), Role::Gateway));
-        log.record(kind, actor, subject, payload).await;
+        if let Some(log) = self.audit.log() {
+            log.record(kind, actor, subject, payload).await;
+        }
     }
 
     fn known_channel(&self, channel: &str) -> Result<(), WireError> {
@@ -317,7 +379,7 @@ impl GatewayService {
         }
     }
 
-    /// One message on the local channel: the same policy as every other channel.
+    /// One message on the local channel: the same dispatcher as every channel.
     async fn local_message(&self, uid: u32, text: String) -> Result<Vec<String>, WireError> {
         let sender = format!("uid:{uid}");
         let raw = RawInbound {
@@ -325,99 +387,110 @@ impl GatewayService {
             account: None,
             sender: sender.clone(),
             sender_name: None,
-            chat: sender.clone(),
+            chat: sender,
             context: Context::Dm,
             mentions_bot: true,
             text,
             attachments: Vec::new(),
         };
         let msg = Inbound::try_from(raw).map_err(gateway_error)?;
-        self.reply_to(&msg).await
+        let dispatcher = lock(&self.dispatcher).clone().ok_or_else(|| {
+            WireError::new(
+                ErrorCode::Unavailable,
+                "the gateway has not received its keys yet",
+            )
+        })?;
+        let handled = dispatcher
+            .dispatch(None, msg)
+            .await
+            .map_err(gateway_error)?;
+        Ok(handled.reply().map(str::to_string).into_iter().collect())
     }
+}
 
-    /// Decides on `msg`, acts, audits, and returns the replies to send.
-    pub async fn reply_to(&self, msg: &Inbound) -> Result<Vec<String>, WireError> {
-        let decision = self.access.evaluate(msg).map_err(gateway_error)?;
-        let subject = format!("{}:{}", msg.channel(), msg.sender());
-        self.record(
-            "gateway.message",
-            "gateway",
-            &subject,
-            serde_json::json!({
-                "decision": decision.audit_reason(),
-                "context": match msg.context() { Context::Dm => "dm", Context::Group => "group" },
-                "chat": msg.chat(),
-                "length": msg.text().len(),
-            }),
+/// The audit trail as the dispatcher's sink: appended and durable before the
+/// dispatcher acts on a message.
+#[derive(Debug)]
+struct TrailSink {
+    socket: Option<PathBuf>,
+    log: OnceLock<AuditLog>,
+}
+
+impl TrailSink {
+    fn log(&self) -> Option<&AuditLog> {
+        let socket = self.socket.as_ref()?;
+        Some(
+            self.log
+                .get_or_init(|| AuditLog::start(socket.clone(), Role::Gateway)),
         )
-        .await;
-        Ok(match decision {
-            Decision::Authorized { .. } => vec![
-                "Received. The agent runtime is not installed on this appliance yet, so nothing \
-                 will be done with this message."
-                    .to_string(),
-            ],
-            Decision::RedeemPairing { code } => {
-                let outcome = self
-                    .pairing()?
-                    .redeem(msg.channel(), msg.sender(), msg.sender_name(), &code)
-                    .map_err(gateway_error)?;
-                let (kind, reply) = match &outcome {
-                    RedeemOutcome::Paired(_) => (
-                        "pairing.redeemed",
-                        "Paired. You can now talk to the assistant.".to_string(),
-                    ),
-                    RedeemOutcome::AlreadyAuthorized => (
-                        "pairing.already_authorized",
-                        "You are already paired.".into(),
-                    ),
-                    RedeemOutcome::Invalid {
-                        sender_attempts_left,
-                        ..
-                    } => (
-                        "pairing.failed",
-                        if *sender_attempts_left == 0 {
-                            "That code is invalid or expired. Too many attempts: try again later."
-                                .to_string()
-                        } else {
-                            "That code is invalid or expired.".to_string()
-                        },
-                    ),
-                    RedeemOutcome::SenderLockedOut { .. }
-                    | RedeemOutcome::ChannelLockedOut { .. } => (
-                        "pairing.locked_out",
-                        "Too many attempts: try again later.".to_string(),
-                    ),
-                    RedeemOutcome::Revoked => (
-                        "pairing.revoked_sender",
-                        "Access for this account was revoked by the owner.".to_string(),
-                    ),
-                };
-                self.record(
-                    kind,
-                    "gateway",
-                    &subject,
-                    match &outcome {
-                        RedeemOutcome::Invalid {
-                            detail,
-                            sender_attempts_left,
-                        } => serde_json::json!({
-                            "detail": format!("{detail:?}"),
-                            "attempts_left": sender_attempts_left,
-                        }),
-                        RedeemOutcome::SenderLockedOut { until }
-                        | RedeemOutcome::ChannelLockedOut { until } => {
-                            serde_json::json!({"until": until})
-                        }
-                        _ => serde_json::json!({}),
-                    },
-                )
-                .await;
-                vec![reply]
-            }
-            Decision::PairingPrompt => vec![PAIRING_PROMPT.to_string()],
-            Decision::Denied { .. } | Decision::Ignored { .. } => Vec::new(),
+    }
+}
+
+impl AuditSink for TrailSink {
+    fn record<'a>(&'a self, event: AuditEvent) -> BoxFuture<'a, Result<(), GatewayError>> {
+        Box::pin(async move {
+            let Some(log) = self.log() else {
+                return Ok(());
+            };
+            let subject = match &event.sender {
+                Some(s) => format!("{}:{s}", event.channel),
+                None => event.channel.clone(),
+            };
+            let entry = crate::ipc::AuditAppend {
+                kind: event.kind.to_string(),
+                actor: "gateway".to_string(),
+                subject,
+                payload: serde_json::json!({
+                    "reason": event.reason,
+                    "chat": event.chat,
+                    "event_id": event.event_id,
+                    "length": event.text_len,
+                    "detail": event.detail,
+                }),
+            };
+            log.append(entry)
+                .await
+                .map(|_| ())
+                .map_err(|reason| GatewayError::Sink {
+                    sink: "audit",
+                    reason,
+                })
         })
+    }
+}
+
+/// Until the agent runtime exists, an authorized message is acknowledged and
+/// nothing more.
+#[derive(Debug)]
+struct NoAgentYet;
+
+impl TaskSink for NoAgentYet {
+    fn submit<'a>(&'a self, _task: Task) -> BoxFuture<'a, Result<String, GatewayError>> {
+        Box::pin(std::future::ready(Ok(
+            "Received. The agent runtime is not installed on this appliance yet, so nothing \
+             will be done with this message."
+                .to_string(),
+        )))
+    }
+}
+
+impl SecretLookup for GatewayService {
+    fn secret(&self, name: &str) -> Result<Redacted, GatewayError> {
+        let vault = lock(&self.vault);
+        let vault = vault.as_ref().ok_or_else(|| GatewayError::Sink {
+            sink: "vault",
+            reason: "no vault key yet".into(),
+        })?;
+        let db = lock(&self.db);
+        let bytes = vault.get(&db, name).map_err(|e| GatewayError::Sink {
+            sink: "vault",
+            reason: e.to_string(),
+        })?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| GatewayError::Sink {
+            sink: "vault",
+            reason: format!("secret {name} is not UTF-8 text"),
+        })?;
+        Ok(Redacted::from(text.trim().to_string()))
     }
 }
 

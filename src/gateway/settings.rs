@@ -158,6 +158,8 @@ pub struct ChannelSettings {
     pub prompt_window_secs: u64,
     pub rate_limit: RateLimitSettings,
     pub lockout: LockoutSettings,
+    /// How the channel reaches its platform (none for `local`).
+    pub transport: super::runner::TransportSettings,
 }
 
 pub const DEFAULT_PAIRING_TTL_SECS: u64 = 300;
@@ -181,6 +183,7 @@ impl Default for ChannelSettings {
             prompt_window_secs: 3600,
             rate_limit: RateLimitSettings::default(),
             lockout: LockoutSettings::default(),
+            transport: Default::default(),
         }
     }
 }

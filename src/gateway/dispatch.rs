@@ -1,0 +1,191 @@
+//! The dispatcher: one verified [`Inbound`] in, one audited decision acted on.
+//!
+//! Order: replay dedupe (platform event id) → [`AccessControl::evaluate`] →
+//! audit (`gateway.message`, before any effect) → act: Authorized → [`TaskSink`]
+//! and its acknowledgement as the reply; RedeemPairing → [`Pairing::redeem`]
+//! (audited as `gateway.pairing`) and "paired" or one neutral failure text;
+//! PairingPrompt → the pairing prompt; Denied / Ignored → no reply.
+//! Transports deliver the returned reply through their own API.
+
+use std::sync::Arc;
+
+use super::access::{AccessControl, Decision};
+use super::clock::Clock;
+use super::error::GatewayError;
+use super::inbound::Inbound;
+use super::pairing::{Pairing, RedeemOutcome};
+use super::replay::{ReplayGuard, Seen};
+use super::sinks::{AuditEvent, AuditSink, Task, TaskSink};
+
+/// Sent to an unknown sender in pairing mode (at most once per window).
+pub const PAIRING_PROMPT: &str = "This assistant requires pairing. Ask its owner for a pairing code and send it here as: /pair CODE";
+/// Sent after a successful redemption.
+pub const PAIRED_REPLY: &str = "Paired. You can now talk to the assistant.";
+/// Sent for every failed redemption (wrong, expired, locked out, revoked): one
+/// neutral text so the reply reveals nothing.
+pub const PAIRING_FAILED_REPLY: &str = "That pairing code is invalid or has expired.";
+
+/// What happened to one inbound message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dispatched {
+    /// The event id was seen before inside the window: dropped (audited).
+    Replay,
+    /// The decision was acted on; `reply` is what to send back to the chat.
+    Handled {
+        audit_reason: &'static str,
+        reply: Option<String>,
+    },
+}
+
+impl Dispatched {
+    pub fn reply(&self) -> Option<&str> {
+        match self {
+            Dispatched::Handled { reply, .. } => reply.as_deref(),
+            Dispatched::Replay => None,
+        }
+    }
+}
+
+/// The glue between channel transports and the access-control core.
+#[derive(Debug)]
+pub struct Dispatcher {
+    access: Arc<AccessControl>,
+    pairing: Arc<Pairing>,
+    replay: Arc<ReplayGuard>,
+    audit: Arc<dyn AuditSink>,
+    tasks: Arc<dyn TaskSink>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Dispatcher {
+    pub fn new(
+        access: Arc<AccessControl>,
+        pairing: Arc<Pairing>,
+        replay: Arc<ReplayGuard>,
+        audit: Arc<dyn AuditSink>,
+        tasks: Arc<dyn TaskSink>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Dispatcher {
+            access,
+            pairing,
+            replay,
+            audit,
+            tasks,
+            clock,
+        }
+    }
+
+    pub fn audit(&self) -> &Arc<dyn AuditSink> {
+        &self.audit
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Records `event` (transports use this for rejected requests).
+    pub async fn record(&self, event: AuditEvent) -> Result<(), GatewayError> {
+        self.audit.record(event).await
+    }
+
+    /// Dedupes `event_id` (if the platform gave one) and then [`Dispatcher::handle`]s.
+    pub async fn dispatch(
+        &self,
+        event_id: Option<&str>,
+        msg: Inbound,
+    ) -> Result<Dispatched, GatewayError> {
+        if let Some(id) = event_id
+            && self
+                .replay
+                .check(msg.channel(), id, self.clock.now())
+                .await?
+                == Seen::Replay
+        {
+            let mut ev = base_event("gateway.replay", "replayed_event", &msg);
+            ev.event_id = Some(id.to_string());
+            self.audit.record(ev).await?;
+            return Ok(Dispatched::Replay);
+        }
+        let channel = msg.channel().to_string();
+        let result = self.handle(event_id, msg).await;
+        if let (Err(_), Some(id)) = (&result, event_id) {
+            // Failed before its effect was acknowledged: the platform's retry
+            // is a fresh attempt, not a replay.
+            if let Err(e) = self.replay.forget(&channel, id).await {
+                tracing::warn!(error = %e, "could not forget a failed event id");
+            }
+        }
+        result
+    }
+
+    /// Evaluates, audits and acts on `msg` (no dedupe).
+    pub async fn handle(
+        &self,
+        event_id: Option<&str>,
+        msg: Inbound,
+    ) -> Result<Dispatched, GatewayError> {
+        let decision = self.access.evaluate(&msg)?;
+        let audit_reason = decision.audit_reason();
+        let mut ev = base_event("gateway.message", audit_reason, &msg);
+        ev.event_id = event_id.map(str::to_string);
+        // The audit entry exists before any effect (task, pairing, reply).
+        self.audit.record(ev).await?;
+        let reply = match decision {
+            Decision::Authorized { user, tools } => {
+                let ack = self
+                    .tasks
+                    .submit(Task {
+                        user,
+                        tools,
+                        inbound: msg,
+                    })
+                    .await?;
+                (!ack.is_empty()).then_some(ack)
+            }
+            Decision::RedeemPairing { code } => {
+                let outcome =
+                    self.pairing
+                        .redeem(msg.channel(), msg.sender(), msg.sender_name(), &code)?;
+                let (reason, reply) = match &outcome {
+                    RedeemOutcome::Paired(_) => ("paired", PAIRED_REPLY),
+                    RedeemOutcome::AlreadyAuthorized => ("already_authorized", PAIRED_REPLY),
+                    RedeemOutcome::Invalid { .. } => ("invalid_code", PAIRING_FAILED_REPLY),
+                    RedeemOutcome::SenderLockedOut { .. } => {
+                        ("sender_locked_out", PAIRING_FAILED_REPLY)
+                    }
+                    RedeemOutcome::ChannelLockedOut { .. } => {
+                        ("channel_locked_out", PAIRING_FAILED_REPLY)
+                    }
+                    RedeemOutcome::Revoked => ("revoked", PAIRING_FAILED_REPLY),
+                };
+                let mut ev = base_event("gateway.pairing", reason, &msg);
+                ev.event_id = event_id.map(str::to_string);
+                if let RedeemOutcome::Invalid {
+                    detail,
+                    sender_attempts_left,
+                } = &outcome
+                {
+                    ev.detail = Some(format!("{detail:?}; attempts left {sender_attempts_left}"));
+                }
+                self.audit.record(ev).await?;
+                Some(reply.to_string())
+            }
+            Decision::PairingPrompt => Some(PAIRING_PROMPT.to_string()),
+            Decision::Denied { .. } | Decision::Ignored { .. } => None,
+        };
+        Ok(Dispatched::Handled {
+            audit_reason,
+            reply,
+        })
+    }
+}
+
+/// An audit event about `msg`: ids and the text length, never the text.
+fn base_event(kind: &'static str, reason: &str, msg: &Inbound) -> AuditEvent {
+    let mut ev = AuditEvent::new(kind, reason, msg.channel());
+    ev.sender = Some(msg.sender().to_string());
+    ev.chat = Some(msg.chat().to_string());
+    ev.text_len = Some(msg.text().len());
+    ev
+}

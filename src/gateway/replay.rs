@@ -1,0 +1,315 @@
+//! Replay dedupe: platform event ids (Telegram `update_id`, Slack `event_id`,
+//! Discord interaction / message id) are remembered for a bounded window, in
+//! memory for the decision and in `state.db` for durability, so a replay inside
+//! the window is refused even across a restart.
+//!
+//! Table `gateway_seen_events (channel, event_id, seen_at)`. A fresh id is
+//! written by one writer thread (its own connection, WAL, `synchronous=FULL`)
+//! that commits whatever has queued up in one transaction (group commit);
+//! [`ReplayGuard::check`] returns only after the id is durable, so a message is
+//! never acknowledged before its id would survive a crash. Rows older than the
+//! window are pruned, and the table and the memory map are capped at
+//! `max_entries` (oldest first).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, params};
+use tokio::sync::oneshot;
+
+use super::error::GatewayError;
+use super::store::Store;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS gateway_seen_events (
+    channel  TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    seen_at  INTEGER NOT NULL,
+    PRIMARY KEY (channel, event_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS gateway_seen_events_age ON gateway_seen_events (seen_at);
+";
+
+/// Default window: Slack retries for up to ~1 h, Telegram keeps updates 24 h.
+pub const DEFAULT_REPLAY_WINDOW_SECS: i64 = 24 * 3600;
+/// Default cap on remembered ids.
+pub const DEFAULT_MAX_EVENTS: i64 = 100_000;
+/// Longest event id accepted (longer ones are refused as malformed).
+pub const MAX_EVENT_ID_LEN: usize = 128;
+
+/// Whether an event id was new.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// First time inside the window: remembered (durably), process it.
+    Fresh,
+    /// Already seen inside the window: a replay, drop it.
+    Replay,
+}
+
+type Key = (String, String);
+/// A fresh id to insert (`Some(seen_at)`) or one to forget (`None`), and who waits.
+type Job = (Key, Option<i64>, oneshot::Sender<Result<(), String>>);
+
+/// Remembers event ids (memory + `state.db`).
+#[derive(Debug)]
+pub struct ReplayGuard {
+    seen: Mutex<HashMap<Key, i64>>,
+    window_secs: i64,
+    max_entries: usize,
+    writer: Mutex<std::sync::mpsc::Sender<Job>>,
+}
+
+impl ReplayGuard {
+    /// Creates the table if needed, loads the remembered ids and starts the
+    /// writer thread (it ends when the guard is dropped).
+    pub fn new(
+        store: Arc<Store>,
+        window_secs: i64,
+        max_entries: i64,
+    ) -> Result<Self, GatewayError> {
+        let window_secs = window_secs.max(1);
+        let max_entries = usize::try_from(max_entries.max(1)).unwrap_or(usize::MAX);
+        let mut seen = HashMap::new();
+        {
+            let conn = store.lock();
+            conn.execute_batch(SCHEMA)
+                .map_err(GatewayError::db("create replay table"))?;
+            let mut st = conn
+                .prepare(
+                    "SELECT channel, event_id, seen_at FROM gateway_seen_events
+                     ORDER BY seen_at DESC LIMIT ?1",
+                )
+                .map_err(GatewayError::db("load event ids"))?;
+            let rows = st
+                .query_map(
+                    params![i64::try_from(max_entries).unwrap_or(i64::MAX)],
+                    |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)),
+                )
+                .map_err(GatewayError::db("load event ids"))?;
+            for row in rows {
+                let (k, at): (Key, i64) = row.map_err(GatewayError::db("load event ids"))?;
+                seen.insert(k, at);
+            }
+        }
+        let path = store.path().to_path_buf();
+        let conn = Connection::open(&path)
+            .and_then(|c| {
+                c.pragma_update(None, "journal_mode", "WAL")?;
+                c.pragma_update(None, "synchronous", "FULL")?;
+                c.busy_timeout(std::time::Duration::from_secs(5))?;
+                Ok(c)
+            })
+            .map_err(|source| GatewayError::OpenStore { path, source })?;
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let max = i64::try_from(max_entries).unwrap_or(i64::MAX);
+        std::thread::Builder::new()
+            .name("gateway-replay-writer".into())
+            .spawn(move || writer(conn, rx, window_secs, max))
+            .map_err(|e| GatewayError::Sink {
+                sink: "replay",
+                reason: format!("start writer thread: {e}"),
+            })?;
+        Ok(ReplayGuard {
+            seen: Mutex::new(seen),
+            window_secs,
+            max_entries,
+            writer: Mutex::new(tx),
+        })
+    }
+
+    /// Remembers `event_id` for `channel` at `now` and returns once it is
+    /// durable; [`Seen::Replay`] if it was already seen inside the window.
+    pub async fn check(
+        &self,
+        channel: &str,
+        event_id: &str,
+        now: i64,
+    ) -> Result<Seen, GatewayError> {
+        if event_id.is_empty()
+            || event_id.len() > MAX_EVENT_ID_LEN
+            || event_id.chars().any(char::is_control)
+        {
+            return Err(GatewayError::ValidateInbound {
+                field: "event_id",
+                reason: "empty, longer than 128 bytes or with a control character",
+            });
+        }
+        let key = (channel.to_string(), event_id.to_string());
+        let cutoff = now.saturating_sub(self.window_secs);
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            if seen.get(&key).is_some_and(|&at| at >= cutoff) {
+                return Ok(Seen::Replay);
+            }
+            if seen.len() >= self.max_entries {
+                seen.retain(|_, at| *at >= cutoff);
+                if seen.len() >= self.max_entries {
+                    // Still full: drop the oldest tenth.
+                    let mut ages: Vec<i64> = seen.values().copied().collect();
+                    ages.sort_unstable();
+                    let limit = ages[ages.len() / 10];
+                    seen.retain(|_, at| *at > limit);
+                }
+            }
+            seen.insert(key.clone(), now);
+        }
+        let (done, wait) = oneshot::channel();
+        let sent = self.writer.lock().unwrap_or_else(|p| p.into_inner()).send((
+            key.clone(),
+            Some(now),
+            done,
+        ));
+        let result = match sent {
+            Ok(()) => wait.await.unwrap_or_else(|_| Err("writer stopped".into())),
+            Err(_) => Err("writer stopped".into()),
+        };
+        match result {
+            Ok(()) => Ok(Seen::Fresh),
+            Err(reason) => {
+                // Not durable: forget it, so the platform's retry is not a "replay".
+                self.seen
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&key);
+                Err(GatewayError::Sink {
+                    sink: "replay",
+                    reason,
+                })
+            }
+        }
+    }
+
+    /// Forgets `event_id` (the message it named failed before any effect, so
+    /// the platform's retry must not count as a replay). Waits until durable.
+    pub async fn forget(&self, channel: &str, event_id: &str) -> Result<(), GatewayError> {
+        let key = (channel.to_string(), event_id.to_string());
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key);
+        let (done, wait) = oneshot::channel();
+        let sent = self
+            .writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send((key, None, done));
+        let result = match sent {
+            Ok(()) => wait.await.unwrap_or_else(|_| Err("writer stopped".into())),
+            Err(_) => Err("writer stopped".into()),
+        };
+        result.map_err(|reason| GatewayError::Sink {
+            sink: "replay",
+            reason,
+        })
+    }
+
+    /// Number of ids remembered in memory (for tests and status).
+    pub fn len(&self) -> usize {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The writer thread: group commits of fresh ids, pruning by age and count.
+fn writer(mut conn: Connection, rx: std::sync::mpsc::Receiver<Job>, window: i64, max: i64) {
+    let mut commits: u64 = 0;
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            batch.push(more);
+        }
+        let newest = batch.iter().filter_map(|j| j.1).max().unwrap_or(0);
+        let prune = commits.is_multiple_of(64);
+        commits += 1;
+        let result = (|| -> rusqlite::Result<()> {
+            let tx = conn.transaction()?;
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO gateway_seen_events (channel, event_id, seen_at)
+                     VALUES (?1, ?2, ?3)
+                     ON CONFLICT (channel, event_id) DO UPDATE SET seen_at = excluded.seen_at",
+                )?;
+                let mut delete = tx.prepare_cached(
+                    "DELETE FROM gateway_seen_events WHERE channel = ?1 AND event_id = ?2",
+                )?;
+                for ((channel, id), at, _) in &batch {
+                    match at {
+                        Some(at) => insert.execute(params![channel, id, at])?,
+                        None => delete.execute(params![channel, id])?,
+                    };
+                }
+            }
+            if prune {
+                tx.execute(
+                    "DELETE FROM gateway_seen_events WHERE seen_at < ?1",
+                    params![newest.saturating_sub(window)],
+                )?;
+                let count: i64 =
+                    tx.query_row("SELECT count(*) FROM gateway_seen_events", [], |r| r.get(0))?;
+                if count > max {
+                    tx.execute(
+                        "DELETE FROM gateway_seen_events WHERE (channel, event_id) IN (
+                             SELECT channel, event_id FROM gateway_seen_events
+                             ORDER BY seen_at LIMIT ?1)",
+                        params![count - max],
+                    )?;
+                }
+            }
+            tx.commit()
+        })();
+        let result = result.map_err(|e| format!("remember event ids: {e}"));
+        for (_, _, done) in batch {
+            let _ = done.send(result.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn replay_inside_window_persists_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let g = ReplayGuard::new(store, 100, 1000).unwrap();
+        assert_eq!(g.check("slack", "Ev1", 1000).await.unwrap(), Seen::Fresh);
+        assert_eq!(g.check("slack", "Ev1", 1050).await.unwrap(), Seen::Replay);
+        assert_eq!(g.check("telegram", "Ev1", 1050).await.unwrap(), Seen::Fresh);
+        drop(g);
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let g = ReplayGuard::new(store, 100, 1000).unwrap();
+        assert_eq!(g.check("slack", "Ev1", 1090).await.unwrap(), Seen::Replay);
+        // Outside the window the id is forgotten.
+        assert_eq!(g.check("slack", "Ev1", 1200).await.unwrap(), Seen::Fresh);
+        assert!(g.check("slack", "", 1200).await.is_err());
+        assert!(g.check("slack", &"x".repeat(129), 1200).await.is_err());
+        assert!(g.check("slack", "a\nb", 1200).await.is_err());
+        // A forgotten id is fresh again, also after a reopen.
+        g.forget("slack", "Ev1").await.unwrap();
+        assert_eq!(g.check("telegram", "Ev9", 1200).await.unwrap(), Seen::Fresh);
+        drop(g);
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let g = ReplayGuard::new(store, 100, 1000).unwrap();
+        assert_eq!(g.check("slack", "Ev1", 1210).await.unwrap(), Seen::Fresh);
+    }
+
+    #[tokio::test]
+    async fn bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let g = ReplayGuard::new(store.clone(), 1_000_000, 10).unwrap();
+        for i in 0..300 {
+            g.check("t", &i.to_string(), i).await.unwrap();
+        }
+        assert!(g.len() <= 10);
+        // The newest ids are still refused.
+        assert_eq!(g.check("t", "299", 300).await.unwrap(), Seen::Replay);
+        drop(g);
+        let g = ReplayGuard::new(store, 1_000_000, 10).unwrap();
+        assert!(g.len() <= 10);
+    }
+}

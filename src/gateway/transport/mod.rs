@@ -1,0 +1,196 @@
+//! Channel transports: HTTP clients for the platforms' APIs (replies, Telegram
+//! long polling) and the webhook listener. Every client takes its base URL and
+//! an optional extra root CA from [`HttpConfig`] (so tests point it at a local
+//! fake over TLS), never follows redirects (a token must not travel elsewhere),
+//! caps response bodies, and strips URLs from errors (the Telegram token is part
+//! of its URLs). Tokens are held in [`Redacted`] and never logged.
+
+pub mod discord;
+pub mod discord_gateway;
+pub mod slack;
+pub mod slack_socket;
+pub mod telegram;
+pub mod webhook;
+
+use std::time::Duration;
+
+use super::channels::Redacted;
+use super::error::GatewayError;
+
+/// Largest API response body read.
+pub const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
+
+/// Where a platform client connects.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// `https://...` (plain `http://` only to a loopback address), no trailing `/`.
+    pub base_url: String,
+    /// PEM root certificate(s) trusted besides the built-in roots (tests).
+    pub extra_root_pem: Option<Vec<u8>>,
+    /// Per-request timeout (long polls add their poll timeout).
+    pub timeout: Duration,
+}
+
+impl HttpConfig {
+    pub fn new(base_url: impl Into<String>) -> Self {
+        HttpConfig {
+            base_url: base_url.into(),
+            extra_root_pem: None,
+            timeout: Duration::from_secs(30),
+        }
+    }
+
+    pub(crate) fn base(&self) -> &str {
+        self.base_url.trim_end_matches('/')
+    }
+
+    pub(crate) fn client(&self, channel: &'static str) -> Result<reqwest::Client, GatewayError> {
+        let err = |reason: String| GatewayError::HttpClient { channel, reason };
+        let base = self.base();
+        let loopback_http = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+            .iter()
+            .any(|p| base.starts_with(p));
+        if !base.starts_with("https://") && !loopback_http {
+            return Err(err(
+                "base URL must be https:// (http:// only on loopback)".into()
+            ));
+        }
+        let mut b = reqwest::Client::builder()
+            .use_rustls_tls()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(self.timeout)
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent("cowork-gateway");
+        if let Some(pem) = &self.extra_root_pem {
+            for cert in reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| err(format!("root CA: {e}")))?
+            {
+                b = b.add_root_certificate(cert);
+            }
+        }
+        b.build().map_err(|e| err(e.without_url().to_string()))
+    }
+}
+
+/// A request error without its URL (which may hold a token).
+pub(crate) fn api_err(
+    channel: &'static str,
+    operation: &'static str,
+) -> impl Fn(reqwest::Error) -> GatewayError {
+    move |e| GatewayError::ChannelApi {
+        channel,
+        operation,
+        reason: e.without_url().to_string(),
+    }
+}
+
+/// Reads a response body up to [`MAX_RESPONSE_BYTES`].
+pub(crate) async fn read_capped(
+    channel: &'static str,
+    operation: &'static str,
+    mut resp: reqwest::Response,
+) -> Result<Vec<u8>, GatewayError> {
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(api_err(channel, operation))? {
+        if out.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(GatewayError::ChannelApi {
+                channel,
+                operation,
+                reason: "response body too large".into(),
+            });
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// An `Authorization` header value marked sensitive (hidden from debug output).
+pub(crate) fn auth_header(
+    channel: &'static str,
+    scheme: &str,
+    token: &Redacted,
+) -> Result<reqwest::header::HeaderValue, GatewayError> {
+    let mut v = reqwest::header::HeaderValue::from_str(&format!("{scheme} {}", token.expose()))
+        .map_err(|_| GatewayError::HttpClient {
+            channel,
+            reason: "token is not a valid header value".into(),
+        })?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
+/// A TLS WebSocket to a platform (Slack Socket Mode, Discord Gateway).
+pub type WsStream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Largest WebSocket message accepted.
+pub const MAX_WS_MESSAGE_BYTES: usize = 1024 * 1024;
+
+/// Connects a WebSocket to `url` (`wss://`, or `ws://` on loopback only),
+/// trusting the built-in web roots plus `extra_root_pem`.
+pub(crate) async fn ws_connect(
+    channel: &'static str,
+    url: &str,
+    extra_root_pem: Option<&[u8]>,
+) -> Result<WsStream, GatewayError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let err = |reason: String| GatewayError::ChannelApi {
+        channel,
+        operation: "websocket connect",
+        reason,
+    };
+    let loopback_ws = ["ws://127.0.0.1", "ws://localhost", "ws://[::1]"]
+        .iter()
+        .any(|p| url.starts_with(p));
+    if !url.starts_with("wss://") && !loopback_ws {
+        return Err(err("URL must be wss:// (ws:// only on loopback)".into()));
+    }
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(pem) = extra_root_pem {
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            let cert = cert.map_err(|e| err(format!("root CA: {e}")))?;
+            roots.add(cert).map_err(|e| err(format!("root CA: {e}")))?;
+        }
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| err(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(MAX_WS_MESSAGE_BYTES))
+        .max_frame_size(Some(MAX_WS_MESSAGE_BYTES));
+    let connect = tokio_tungstenite::connect_async_tls_with_config(
+        url,
+        Some(config),
+        true,
+        Some(tokio_tungstenite::Connector::Rustls(std::sync::Arc::new(
+            tls,
+        ))),
+    );
+    let (ws, _) = tokio::time::timeout(Duration::from_secs(15), connect)
+        .await
+        .map_err(|_| err("timed out".into()))?
+        // The URL may carry a ticket: report the error kind only.
+        .map_err(|e| err(ws_error_kind(&e).into()))?;
+    Ok(ws)
+}
+
+fn ws_error_kind(e: &tokio_tungstenite::tungstenite::Error) -> &'static str {
+    use tokio_tungstenite::tungstenite::Error as E;
+    match e {
+        E::ConnectionClosed | E::AlreadyClosed => "connection closed",
+        E::Io(_) => "I/O error",
+        E::Tls(_) => "TLS error",
+        E::Capacity(_) => "message too large",
+        E::Protocol(_) => "protocol error",
+        E::Http(_) | E::HttpFormat(_) => "HTTP handshake refused",
+        E::Url(_) => "bad URL",
+        _ => "websocket error",
+    }
+}

@@ -1,0 +1,243 @@
+//! Slack Socket Mode: `apps.connections.open` with the app-level token (`xapp-`)
+//! returns a one-time `wss://` URL; over it Slack sends envelopes
+//! (`hello`, `events_api`, `slash_commands`, `interactive`, `disconnect`), each
+//! acknowledged with `{"envelope_id": ...}` at once. `events_api` payloads are
+//! the Events API bodies and go through [`Slack::parse`]; their authenticity is
+//! the TLS connection opened with the app token (there is no signature).
+//! On `disconnect` or a closed socket the client opens a new connection.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::slack::SlackClient;
+use super::{HttpConfig, api_err, auth_header, read_capped, ws_connect};
+use crate::gateway::channels::Redacted;
+use crate::gateway::channels::slack::{Slack, SlackEvent};
+use crate::gateway::dispatch::{Dispatched, Dispatcher};
+use crate::gateway::error::GatewayError;
+use crate::gateway::sinks::{AuditEvent, audit_detail};
+
+const CHANNEL: &str = "slack";
+
+/// Opens Socket Mode connections.
+#[derive(Debug)]
+pub struct SocketModeClient {
+    http: reqwest::Client,
+    base: String,
+    auth: reqwest::header::HeaderValue,
+    extra_root_pem: Option<Vec<u8>>,
+}
+
+#[derive(Deserialize)]
+struct OpenResponse {
+    ok: bool,
+    url: Option<String>,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(rename = "type")]
+    kind: String,
+    envelope_id: Option<String>,
+    payload: Option<Box<serde_json::value::RawValue>>,
+}
+
+/// Why one Socket Mode connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// Slack sent `disconnect` (reason given): reconnect.
+    Disconnect(String),
+    /// The socket closed or failed: reconnect.
+    Closed,
+    /// `shutdown` was signalled.
+    Shutdown,
+}
+
+impl SocketModeClient {
+    /// `app_token`: the app-level `xapp-` token (scope `connections:write`).
+    pub fn new(cfg: &HttpConfig, app_token: &Redacted) -> Result<Self, GatewayError> {
+        Ok(SocketModeClient {
+            http: cfg.client(CHANNEL)?,
+            base: cfg.base().to_string(),
+            auth: auth_header(CHANNEL, "Bearer", app_token)?,
+            extra_root_pem: cfg.extra_root_pem.clone(),
+        })
+    }
+
+    /// `apps.connections.open` → the WebSocket URL (held redacted: it is a ticket).
+    pub async fn open(&self) -> Result<Redacted, GatewayError> {
+        let op = "apps.connections.open";
+        let resp = self
+            .http
+            .post(format!("{}/apps.connections.open", self.base))
+            .header(reqwest::header::AUTHORIZATION, self.auth.clone())
+            .send()
+            .await
+            .map_err(api_err(CHANNEL, op))?;
+        let status = resp.status();
+        let body = read_capped(CHANNEL, op, resp).await?;
+        let parsed: OpenResponse =
+            serde_json::from_slice(&body).map_err(|e| GatewayError::ChannelApi {
+                channel: CHANNEL,
+                operation: op,
+                reason: format!("HTTP {status}: bad response: {e}"),
+            })?;
+        match (parsed.ok, parsed.url) {
+            (true, Some(url)) => Ok(Redacted::from(url)),
+            _ => Err(GatewayError::ChannelApi {
+                channel: CHANNEL,
+                operation: op,
+                reason: format!(
+                    "HTTP {status}: {}",
+                    parsed
+                        .error
+                        .unwrap_or_default()
+                        .chars()
+                        .take(64)
+                        .collect::<String>()
+                ),
+            }),
+        }
+    }
+
+    /// Opens one connection and serves it until it ends.
+    pub async fn run_session(
+        &self,
+        parser: &Slack,
+        replies: &Arc<SlackClient>,
+        dispatcher: &Dispatcher,
+        shutdown: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> Result<SessionEnd, GatewayError> {
+        let url = self.open().await?;
+        let mut ws = ws_connect(CHANNEL, url.expose(), self.extra_root_pem.as_deref()).await?;
+        loop {
+            let msg = tokio::select! {
+                _ = shutdown.changed() => {
+                    let _ = ws.close(None).await;
+                    return Ok(SessionEnd::Shutdown);
+                }
+                m = ws.next() => m,
+            };
+            let text = match msg {
+                Some(Ok(Message::Text(t))) => t,
+                Some(Ok(Message::Close(_))) | None => return Ok(SessionEnd::Closed),
+                Some(Ok(_)) => continue, // ping/pong handled by tungstenite; binary unused
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "slack socket error");
+                    return Ok(SessionEnd::Closed);
+                }
+            };
+            let env: Envelope = match serde_json::from_str(text.as_str()) {
+                Ok(e) => e,
+                Err(e) => {
+                    let mut ev = AuditEvent::new("gateway.inbound_rejected", "malformed", CHANNEL);
+                    ev.detail = Some(audit_detail(&format!("socket envelope: {e}")));
+                    dispatcher.record(ev).await?;
+                    continue;
+                }
+            };
+            if let Some(id) = &env.envelope_id {
+                // Acknowledge first: Slack redelivers unacknowledged envelopes.
+                let ack = serde_json::json!({ "envelope_id": id }).to_string();
+                if ws.send(Message::Text(ack.into())).await.is_err() {
+                    return Ok(SessionEnd::Closed);
+                }
+            }
+            match env.kind.as_str() {
+                "disconnect" => {
+                    let reason = serde_json::from_str::<serde_json::Value>(text.as_str())
+                        .ok()
+                        .and_then(|v| v["reason"].as_str().map(|s| s.chars().take(64).collect()))
+                        .unwrap_or_default();
+                    let _ = ws.close(None).await;
+                    return Ok(SessionEnd::Disconnect(reason));
+                }
+                "events_api" => {
+                    let Some(payload) = env.payload else { continue };
+                    self.handle_event(parser, replies, dispatcher, payload.get().as_bytes())
+                        .await?;
+                }
+                _ => {} // hello, slash_commands, interactive: acknowledged, unused
+            }
+        }
+    }
+
+    async fn handle_event(
+        &self,
+        parser: &Slack,
+        replies: &Arc<SlackClient>,
+        dispatcher: &Dispatcher,
+        payload: &[u8],
+    ) -> Result<(), GatewayError> {
+        let (event_id, inbound) = match parser.parse(payload) {
+            Ok(SlackEvent::Message { event_id, inbound }) => (event_id, inbound),
+            Ok(SlackEvent::UrlVerification { .. } | SlackEvent::Ignored { .. }) => return Ok(()),
+            Err(e) => {
+                let mut ev = AuditEvent::new("gateway.inbound_rejected", "malformed", CHANNEL);
+                ev.detail = Some(audit_detail(&e.to_string()));
+                return dispatcher.record(ev).await;
+            }
+        };
+        let chat = inbound.chat().to_string();
+        match dispatcher.dispatch(event_id.as_deref(), inbound).await {
+            Ok(Dispatched::Handled {
+                reply: Some(text), ..
+            }) => {
+                let replies = replies.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = replies.post_message(&chat, &text).await {
+                        tracing::warn!(error = %e, "slack reply failed");
+                    }
+                });
+                Ok(())
+            }
+            Ok(_) => Ok(()),
+            Err(e @ (GatewayError::ValidateInbound { .. } | GatewayError::ParseEvent { .. })) => {
+                let mut ev = AuditEvent::new("gateway.inbound_rejected", "malformed", CHANNEL);
+                ev.detail = Some(audit_detail(&e.to_string()));
+                dispatcher.record(ev).await
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Socket Mode until `shutdown`: reconnects after `disconnect`, a closed socket
+/// or an error (backing off 1 s doubling to 60 s on errors).
+pub async fn run_socket_mode(
+    client: Arc<SocketModeClient>,
+    parser: Arc<Slack>,
+    replies: Arc<SlackClient>,
+    dispatcher: Arc<Dispatcher>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        match client
+            .run_session(&parser, &replies, &dispatcher, &mut shutdown)
+            .await
+        {
+            Ok(SessionEnd::Shutdown) => return,
+            Ok(end) => {
+                tracing::info!(?end, "slack socket mode session ended; reconnecting");
+                backoff = Duration::from_secs(1);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "slack socket mode failed");
+                tokio::select! {
+                    _ = shutdown.changed() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(60));
+            }
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! Shared harness of the gateway_transport_* tests: a TLS test CA (rcgen) and a
+//! TLS server for local fakes of the platforms' APIs, the dispatcher wired to a
+//! temp state.db with an in-memory audit sink and a task channel, and the
+//! webhook listener on loopback.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use cowork::gateway::transport::webhook::{self, WebhookApp};
+use cowork::gateway::{
+    AccessControl, ChannelSettings, ChannelTaskSink, Dispatcher, GatewaySettings, HttpConfig,
+    MemoryAudit, Pairing, PairingKey, Profile, ReplayGuard, Store, Task, TestClock,
+};
+use tempfile::TempDir;
+
+pub const NOW: i64 = 1_800_000_000;
+pub const ACK: &str = "Got it, working on it.";
+
+/// A CA and a server certificate for 127.0.0.1 / localhost signed by it.
+pub struct TestTls {
+    pub ca_pem: Vec<u8>,
+    pub server: Arc<rustls::ServerConfig>,
+}
+
+pub fn test_tls() -> TestTls {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca, &ca_key)
+        .unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap();
+    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![leaf.der().clone()], key)
+    .unwrap();
+    TestTls {
+        ca_pem: ca.pem().into_bytes(),
+        server: Arc::new(server),
+    }
+}
+
+/// Serves `router` over TLS on 127.0.0.1; returns the `https://` base URL.
+pub async fn serve_tls(router: Router, tls: &TestTls) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.server.clone());
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            let router = router.clone();
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let svc = hyper_util::service::TowerToHyperService::new(router);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    format!("https://127.0.0.1:{}", addr.port())
+}
+
+/// An [`HttpConfig`] for a fake at `base` trusting the test CA.
+pub fn http_config(base: &str, tls: &TestTls) -> HttpConfig {
+    let mut c = HttpConfig::new(base);
+    c.extra_root_pem = Some(tls.ca_pem.clone());
+    c.timeout = Duration::from_secs(10);
+    c
+}
+
+/// The gateway side: store, access control, pairing, dispatcher and sinks.
+pub struct Env {
+    pub dir: TempDir,
+    pub store: Arc<Store>,
+    pub clock: TestClock,
+    pub pairing: Arc<Pairing>,
+    pub replay: Arc<ReplayGuard>,
+    pub audit: Arc<MemoryAudit>,
+    pub tasks: Mutex<tokio::sync::mpsc::Receiver<Task>>,
+    pub dispatcher: Arc<Dispatcher>,
+}
+
+pub fn env(channels: &[&str]) -> Env {
+    env_with(channels, |_| {})
+}
+
+pub fn env_with(channels: &[&str], tweak: impl Fn(&mut ChannelSettings)) -> Env {
+    env_full(channels, tweak, ACK, None)
+}
+
+/// `ack`: what the TaskSink answers; `audit`: a replacement audit sink.
+pub fn env_full(
+    channels: &[&str],
+    tweak: impl Fn(&mut ChannelSettings),
+    ack: &str,
+    audit_override: Option<Arc<dyn cowork::gateway::AuditSink>>,
+) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let clock = TestClock::new(NOW);
+    let mut settings = GatewaySettings::default();
+    for ch in channels {
+        let mut c = ChannelSettings::default();
+        tweak(&mut c);
+        settings.channels.insert(ch.to_string(), c);
+    }
+    let settings = Arc::new(settings);
+    let access = Arc::new(
+        AccessControl::new(
+            settings.clone(),
+            Profile::Production,
+            store.clone(),
+            Arc::new(clock.clone()),
+        )
+        .unwrap(),
+    );
+    let pairing = Arc::new(Pairing::new(
+        store.clone(),
+        PairingKey::from_bytes([7; 32]),
+        Arc::new(clock.clone()),
+        settings,
+    ));
+    let replay = Arc::new(ReplayGuard::new(store.clone(), 3600, 10_000).unwrap());
+    let audit = Arc::new(MemoryAudit::default());
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let sink: Arc<dyn cowork::gateway::AuditSink> = match audit_override {
+        Some(a) => a,
+        None => audit.clone(),
+    };
+    let dispatcher = Arc::new(Dispatcher::new(
+        access,
+        pairing.clone(),
+        replay.clone(),
+        sink,
+        Arc::new(ChannelTaskSink::new(tx, ack)),
+        Arc::new(clock.clone()),
+    ));
+    Env {
+        dir,
+        store,
+        clock,
+        pairing,
+        replay,
+        audit,
+        tasks: Mutex::new(rx),
+        dispatcher,
+    }
+}
+
+impl Env {
+    /// Audit reasons of events of `kind`, in order.
+    pub fn audited(&self, kind: &str) -> Vec<String> {
+        self.audit
+            .events()
+            .into_iter()
+            .filter(|e| e.kind == kind)
+            .map(|e| e.reason)
+            .collect()
+    }
+
+    pub fn try_task(&self) -> Option<Task> {
+        self.tasks.lock().unwrap().try_recv().ok()
+    }
+
+    /// Users and remembered event ids: what must not change on a rejected request.
+    pub fn snapshot(&self) -> (usize, i64) {
+        (
+            self.store.list_users(None).unwrap().len(),
+            self.replay.len() as i64,
+        )
+    }
+}
+
+/// Starts the webhook listener (plain HTTP on loopback, as in production).
+pub async fn start_webhook(app: WebhookApp) -> SocketAddr {
+    let listener = webhook::bind(&webhook::WebhookSettings {
+        listen: "127.0.0.1:0".into(),
+    })
+    .await
+    .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = webhook::router(Arc::new(app));
+    tokio::spawn(webhook::serve(listener, router, std::future::pending()));
+    addr
+}
+
+/// Waits (bounded) until `f` holds.
+pub async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// A server-side WebSocket of the fakes.
+pub type FakeWs =
+    tokio_tungstenite::WebSocketStream<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>;
+
+/// Serves WebSockets over TLS on 127.0.0.1; each connection goes to `handler`
+/// with its sequence number (0, 1, ...). Returns the `wss://` URL.
+pub async fn serve_ws_tls<F, Fut>(tls: &TestTls, handler: F) -> String
+where
+    F: Fn(usize, FakeWs) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.server.clone());
+    let handler = Arc::new(handler);
+    tokio::spawn(async move {
+        let mut n = 0;
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            let handler = handler.clone();
+            let i = n;
+            n += 1;
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let Ok(ws) = tokio_tungstenite::accept_async(stream).await else {
+                    return;
+                };
+                handler(i, ws).await;
+            });
+        }
+    });
+    format!("wss://127.0.0.1:{}/", addr.port())
+}

@@ -1,0 +1,393 @@
+//! Slack transport end to end on loopback: the Events API webhook
+//! (`/slack/events`: url_verification, v0 signature with the 5-minute window,
+//! event_callback → message / app_mention) and replies through a fake Web API
+//! over TLS (`chat.postMessage`, Bearer bot token, 3000-char blocks). An unknown
+//! user goes through pairing prompt → code redemption → accepted message
+//! (TaskSink) → reply delivered. Bad signatures, stale timestamps, replayed
+//! event ids, oversized and hostile bodies: 4xx, audited, store unchanged.
+
+#![allow(clippy::unwrap_used)] // test helpers unwrap: a failure is the test failing
+
+mod gateway_transport_common;
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::post;
+use axum::{Json, Router};
+use cowork::gateway::channels::Redacted;
+use cowork::gateway::channels::slack::{self, Slack};
+use cowork::gateway::transport::slack::SlackClient;
+use cowork::gateway::transport::webhook::{SlackWebhook, WebhookApp};
+use cowork::gateway::{PAIRED_REPLY, PAIRING_FAILED_REPLY, PAIRING_PROMPT};
+use gateway_transport_common::*;
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+
+const SECRET: &str = "slack-signing-secret-0123456789";
+const BOT_TOKEN: &str = "xoxb-test-bot-token";
+
+#[derive(Default)]
+struct FakeSlack {
+    posted: Vec<(String, String)>,
+}
+type Fake = Arc<Mutex<FakeSlack>>;
+
+async fn post_message(
+    State(fake): State<Fake>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Json<Value> {
+    if headers.get("authorization").and_then(|v| v.to_str().ok())
+        != Some(&format!("Bearer {BOT_TOKEN}"))
+    {
+        return Json(json!({"ok": false, "error": "invalid_auth"}));
+    }
+    let (Some(ch), Some(text)) = (body["channel"].as_str(), body["text"].as_str()) else {
+        return Json(json!({"ok": false, "error": "invalid_arguments"}));
+    };
+    assert!(text.chars().count() <= 3000);
+    fake.lock()
+        .unwrap()
+        .posted
+        .push((ch.to_string(), text.to_string()));
+    Json(json!({"ok": true, "channel": ch, "ts": "1.0"}))
+}
+
+async fn start_fake() -> (Fake, SlackClient, TestTls) {
+    let fake: Fake = Arc::default();
+    let router = Router::new()
+        .route("/api/chat.postMessage", post(post_message))
+        .with_state(fake.clone());
+    let tls = test_tls();
+    let base = serve_tls(router, &tls).await;
+    let client = SlackClient::new(
+        &http_config(&format!("{base}/api"), &tls),
+        &Redacted::from(BOT_TOKEN.to_string()),
+    )
+    .unwrap();
+    (fake, client, tls)
+}
+
+fn sign(ts: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(format!("v0:{ts}:").as_bytes());
+    mac.update(body);
+    format!("v0={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+fn event(event_id: &str, user: &str, text: &str) -> Vec<u8> {
+    json!({
+        "token": "unused",
+        "team_id": "T1",
+        "api_app_id": "A1",
+        "type": "event_callback",
+        "event_id": event_id,
+        "event_time": NOW,
+        "event": {
+            "type": "message",
+            "channel_type": "im",
+            "channel": format!("D{user}"),
+            "user": user,
+            "text": text,
+            "ts": "1.0",
+        }
+    })
+    .to_string()
+    .into_bytes()
+}
+
+struct Harness {
+    env: Env,
+    fake: Fake,
+    addr: std::net::SocketAddr,
+    _tls: TestTls,
+}
+
+async fn harness() -> Harness {
+    harness_full(env(&["slack"])).await
+}
+
+async fn harness_full(env: Env) -> Harness {
+    let (fake, client, tls) = start_fake().await;
+    let addr = start_webhook(WebhookApp {
+        dispatcher: env.dispatcher.clone(),
+        telegram: None,
+        slack: Some(SlackWebhook {
+            verifier: Slack::new(SECRET.as_bytes(), "UBOT").unwrap(),
+            client: Arc::new(client),
+        }),
+        discord: None,
+    })
+    .await;
+    Harness {
+        env,
+        fake,
+        addr,
+        _tls: tls,
+    }
+}
+
+impl Harness {
+    async fn post_raw(&self, ts: &str, sig: &str, body: Vec<u8>) -> (u16, String) {
+        let r = reqwest::Client::new()
+            .post(format!("http://{}/slack/events", self.addr))
+            .header("content-type", "application/json")
+            .header(slack::TIMESTAMP_HEADER, ts)
+            .header(slack::SIGNATURE_HEADER, sig)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    async fn post(&self, body: Vec<u8>) -> (u16, String) {
+        let ts = NOW.to_string();
+        let sig = sign(&ts, &body);
+        self.post_raw(&ts, &sig, body).await
+    }
+
+    fn posted(&self) -> Vec<(String, String)> {
+        self.fake.lock().unwrap().posted.clone()
+    }
+}
+
+#[tokio::test]
+async fn url_verification_answers_the_challenge() {
+    let h = harness().await;
+    let body = json!({"token": "x", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P", "type": "url_verification"});
+    let (status, text) = h.post(body.to_string().into_bytes()).await;
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["challenge"], body["challenge"]);
+    // Unsigned, it gets nothing.
+    let (status, text) = h
+        .post_raw(&NOW.to_string(), "v0=00", body.to_string().into_bytes())
+        .await;
+    assert_eq!(status, 401);
+    assert!(!text.contains("3eZbrw"));
+}
+
+#[tokio::test]
+async fn pairing_flow_end_to_end() {
+    let h = harness().await;
+    // 1. Unknown user → prompt (once per window).
+    assert_eq!(h.post(event("Ev1", "U42", "hello")).await.0, 200);
+    eventually("prompt", || h.posted().len() == 1).await;
+    assert_eq!(
+        h.posted()[0],
+        ("DU42".to_string(), PAIRING_PROMPT.to_string())
+    );
+    assert_eq!(h.post(event("Ev2", "U42", "hello?")).await.0, 200);
+    // 2. A wrong code → the neutral failure.
+    assert_eq!(h.post(event("Ev3", "U42", "/pair ABCD-EFGH")).await.0, 200);
+    eventually("failure reply", || h.posted().len() == 2).await;
+    assert_eq!(h.posted()[1].1, PAIRING_FAILED_REPLY);
+    // 3. The right code.
+    let code = h.env.pairing.issue("slack").unwrap();
+    let text = format!("/pair {}", code.code.as_str());
+    assert_eq!(h.post(event("Ev4", "U42", &text)).await.0, 200);
+    eventually("paired reply", || h.posted().len() == 3).await;
+    assert_eq!(h.posted()[2].1, PAIRED_REPLY);
+    // 4. Accepted: the TaskSink sees it, the ack is posted.
+    assert_eq!(
+        h.post(event("Ev5", "U42", "summarize the logs")).await.0,
+        200
+    );
+    eventually("ack", || h.posted().len() == 4).await;
+    assert_eq!(h.posted()[3], ("DU42".to_string(), ACK.to_string()));
+    let task = h.env.try_task().unwrap();
+    assert_eq!(task.inbound.text(), "summarize the logs");
+    assert_eq!(task.inbound.account(), Some("T1"));
+    assert_eq!(
+        h.env.audited("gateway.message"),
+        vec![
+            "pairing_prompt",
+            "prompt_already_sent",
+            "redeem_pairing",
+            "redeem_pairing",
+            "authorized_paired"
+        ]
+    );
+    assert_eq!(
+        h.env.audited("gateway.pairing"),
+        vec!["invalid_code", "paired"]
+    );
+    // Message text never reaches the audit trail.
+    let dump = format!("{:?}", h.env.audit.events());
+    assert!(!dump.contains("summarize") && !dump.contains("hello"));
+}
+
+#[tokio::test]
+async fn long_reply_in_3000_char_blocks() {
+    let (fake, client, _tls) = start_fake().await;
+    let text = "word ".repeat(1500); // 7500 chars
+    client.post_message("C1", &text).await.unwrap();
+    let posted = fake.lock().unwrap().posted.clone();
+    assert_eq!(posted.len(), 3);
+    assert_eq!(
+        posted.iter().map(|p| p.1.as_str()).collect::<String>(),
+        text
+    );
+    // A wrong token is an error that does not show the token.
+    let tls = test_tls();
+    let fake2: Fake = Arc::default();
+    let base = serve_tls(
+        Router::new()
+            .route("/api/chat.postMessage", post(post_message))
+            .with_state(fake2),
+        &tls,
+    )
+    .await;
+    let bad = SlackClient::new(
+        &http_config(&format!("{base}/api"), &tls),
+        &Redacted::from("xoxb-wrong".to_string()),
+    )
+    .unwrap();
+    let err = bad.post_message("C1", "hi").await.unwrap_err().to_string();
+    assert!(
+        err.contains("invalid_auth") && !err.contains("xoxb"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn rejections_are_4xx_audited_and_change_nothing() {
+    let h = harness().await;
+    // A paired user exists, and one event was accepted.
+    assert_eq!(h.post(event("Ev1", "U42", "hello")).await.0, 200);
+    let before = h.env.snapshot();
+    let n_before = h.env.audit.events().len();
+    let body = event("Ev9", "U42", "hi");
+    let ts = NOW.to_string();
+    let good_sig = sign(&ts, &body);
+    let mut want = Vec::new();
+
+    // Bad signature, tampered body, missing headers.
+    assert_eq!(
+        h.post_raw(&ts, &sign(&ts, b"other"), body.clone()).await.0,
+        401
+    );
+    want.push("bad_signature");
+    let mut tampered = body.clone();
+    tampered[10] ^= 1;
+    assert_eq!(h.post_raw(&ts, &good_sig, tampered).await.0, 401);
+    want.push("bad_signature");
+    assert_eq!(h.post_raw(&ts, "sha1=abc", body.clone()).await.0, 401);
+    want.push("bad_auth_header");
+    // Stale and future timestamps (signed correctly).
+    for t in [NOW - 301, NOW + 301] {
+        let t = t.to_string();
+        assert_eq!(h.post_raw(&t, &sign(&t, &body), body.clone()).await.0, 401);
+        want.push("stale_timestamp");
+    }
+    // Replay of an accepted event id → 409 (audited as a replay, not a rejection).
+    assert_eq!(h.post(event("Ev1", "U42", "hello")).await.0, 409);
+    // Oversized.
+    let big = vec![b'a'; 1024 * 1024 + 1];
+    assert_eq!(h.post(big).await.0, 413);
+    want.push("body_too_large");
+    // Hostile but correctly signed payloads.
+    let hostile: Vec<Vec<u8>> = vec![
+        b"not json".to_vec(),
+        b"\xff\xfe\xfd".to_vec(),
+        br#"{"type": "event_callback"}"#.to_vec(),
+        br#"{"type": "event_callback", "team_id": 5, "event": {}}"#.to_vec(),
+        br#"{"type": "event_callback", "team_id": "T1", "event_id": "E", "event": {"type": "message", "channel_type": "im", "channel": "D1"}}"#.to_vec(),
+        br#"{"type": "event_callback", "team_id": "T1", "event_id": "E", "event": {"type": "message", "channel_type": "space", "channel": "D1", "user": "U1"}}"#.to_vec(),
+        br#"{"type": "event_callback", "team_id": "T1", "event_id": "E", "event": {"type": "message", "channel_type": "im", "channel": "D1", "user": "U1", "files": [{"size": 1e999}]}}"#.to_vec(),
+        br#"{"type": "event_callback", "team_id": "T1", "event_id": "E", "event": {"type": "message", "channel_type": "im", "channel": "D1", "user": "U1", "files": [{"size": -1}]}}"#.to_vec(),
+        br#"{"type": "url_verification", "challenge": ""}"#.to_vec(),
+        format!("{}{}", "{\"a\":".repeat(50_000), "}".repeat(50_000)).into_bytes(),
+        json!({"type": "event_callback", "team_id": "T1", "event_id": "E\u{1}x", "event": {"type": "message", "channel_type": "im", "channel": "D1", "user": "U1", "text": "x"}}).to_string().into_bytes(),
+        json!({"type": "event_callback", "team_id": "T1", "event_id": "E".repeat(200), "event": {"type": "message", "channel_type": "im", "channel": "D1", "user": "U1", "text": "x"}}).to_string().into_bytes(),
+        json!({"type": "event_callback", "team_id": "T1", "event_id": "E2", "event": {"type": "message", "channel_type": "im", "channel": "D1", "user": "*", "text": "x"}}).to_string().into_bytes(),
+    ];
+    for b in hostile {
+        let shown = String::from_utf8_lossy(&b[..b.len().min(60)]).to_string();
+        assert_eq!(h.post(b).await.0, 400, "{shown}");
+        want.push("malformed");
+    }
+    assert_eq!(
+        h.env.snapshot(),
+        before,
+        "no user, code or event id changed"
+    );
+    let got: Vec<String> = h.env.audit.events()[n_before..]
+        .iter()
+        .filter(|e| e.kind == "gateway.webhook_rejected")
+        .map(|e| e.reason.clone())
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(h.env.audited("gateway.replay").len(), 1);
+    assert!(h.env.try_task().is_none());
+    // No route for channels that are not configured; wrong method.
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/discord/interactions", h.addr))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let r = reqwest::get(format!("http://{}/slack/events", h.addr))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+    assert!(!format!("{:?}", h.env.audit.events()).contains(SECRET));
+}
+
+#[tokio::test]
+async fn replay_survives_a_restart() {
+    let h = harness().await;
+    assert_eq!(h.post(event("EvR", "U42", "hello")).await.0, 200);
+    // A new dispatcher on the same state.db (a restarted gateway) still refuses it.
+    let store = Arc::new(cowork::gateway::Store::open(h.env.dir.path()).unwrap());
+    let guard = cowork::gateway::ReplayGuard::new(store, 3600, 10_000).unwrap();
+    assert_eq!(
+        guard.check("slack", "EvR", NOW + 10).await.unwrap(),
+        cowork::gateway::Seen::Replay
+    );
+}
+
+/// An audit sink that always fails (the audit component is down).
+#[derive(Debug)]
+struct BrokenAudit;
+
+impl cowork::gateway::AuditSink for BrokenAudit {
+    fn record<'a>(
+        &'a self,
+        _event: cowork::gateway::AuditEvent,
+    ) -> cowork::gateway::BoxFuture<'a, Result<(), cowork::gateway::GatewayError>> {
+        Box::pin(async {
+            Err(cowork::gateway::GatewayError::Sink {
+                sink: "audit",
+                reason: "down".into(),
+            })
+        })
+    }
+}
+
+#[tokio::test]
+async fn nothing_is_acknowledged_unaudited() {
+    let h = harness_full(env_full(
+        &["slack"],
+        |c| c.allowlist = vec!["U42".into()],
+        ACK,
+        Some(Arc::new(BrokenAudit)),
+    ))
+    .await;
+    assert_eq!(h.post(event("EvA", "U42", "do it")).await.0, 500);
+    assert!(
+        h.env.try_task().is_none(),
+        "no task without its audit entry"
+    );
+    // The failed event id is not remembered: the platform's retry is not a replay.
+    assert_eq!(h.env.replay.len(), 0);
+    // A bad signature cannot be audited either: 500, not a silent 401.
+    let body = event("EvB", "U42", "x");
+    assert_eq!(h.post_raw(&NOW.to_string(), "v0=00", body).await.0, 500);
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(h.posted().is_empty());
+}

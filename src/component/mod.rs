@@ -234,6 +234,10 @@ impl Service for Lifecycle {
             }),
             ComponentRequest::Reload => match config::load(&self.paths.config) {
                 Ok(new) => {
+                    // Channels whose secrets were missing get another try.
+                    if let Some(gateway) = &self.roles.gateway {
+                        gateway.start_transports().await;
+                    }
                     self.log.set_level(new.log.level);
                     *self.config.lock().unwrap_or_else(|p| p.into_inner()) = new;
                     tracing::info!("configuration reloaded");

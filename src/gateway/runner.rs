@@ -107,6 +107,8 @@ pub struct Running {
     stop: tokio::sync::watch::Sender<bool>,
     pub webhook_addr: Option<std::net::SocketAddr>,
     pub started: Vec<String>,
+    /// Channels whose transport could not start, and why.
+    pub failed: Vec<(String, GatewayError)>,
 }
 
 impl Running {
@@ -174,106 +176,20 @@ pub async fn start(
         discord: None,
     };
     let mut started = Vec::new();
+    let mut failed = Vec::new();
     for (name, ch) in &settings.channels {
         let t = &ch.transport;
         if !ch.enabled || t.kind == TransportKind::None {
             continue;
         }
-        let http = http_config(name, t)?;
-        match t.kind {
-            TransportKind::None => {}
-            TransportKind::TelegramPolling | TransportKind::TelegramWebhook => {
-                let token = secret_of(secrets, name, &t.token_secret, "token_secret")?;
-                let bot_id = token
-                    .expose()
-                    .split_once(':')
-                    .and_then(|(id, _)| id.parse::<i64>().ok())
-                    .unwrap_or(0);
-                let client = Arc::new(TelegramClient::new(&http, token)?);
-                let bot = t.bot_user.clone().unwrap_or_default();
-                if t.kind == TransportKind::TelegramPolling {
-                    let parser = Arc::new(Telegram::new(&unused_secret_token(), bot_id, &bot)?);
-                    tokio::spawn(run_polling(
-                        client,
-                        parser,
-                        Arc::clone(&dispatcher),
-                        25,
-                        stop_rx.clone(),
-                    ));
-                } else {
-                    let secret = secret_of(secrets, name, &t.signing_secret, "signing_secret")?;
-                    app.telegram = Some(TelegramWebhook {
-                        verifier: Telegram::new(secret.expose(), bot_id, &bot)?,
-                        client,
-                    });
-                }
-            }
-            TransportKind::SlackEvents | TransportKind::SlackSocket => {
-                let token = secret_of(secrets, name, &t.token_secret, "token_secret")?;
-                let signing = match &t.signing_secret {
-                    Some(_) => secret_of(secrets, name, &t.signing_secret, "signing_secret")?,
-                    // Socket Mode needs no signing secret; the parser still wants one.
-                    None if t.kind == TransportKind::SlackSocket => {
-                        Redacted::from(unused_secret_token())
-                    }
-                    None => return Err(missing(name, "signing_secret")),
-                };
-                let bot = t.bot_user.clone().unwrap_or_default();
-                let parser = Slack::new(signing.expose().as_bytes(), &bot)?;
-                let replies = Arc::new(SlackClient::new(&http, &token)?);
-                if t.kind == TransportKind::SlackSocket {
-                    let app_token =
-                        secret_of(secrets, name, &t.app_token_secret, "app_token_secret")?;
-                    let socket = Arc::new(SocketModeClient::new(&http, &app_token)?);
-                    tokio::spawn(run_socket_mode(
-                        socket,
-                        Arc::new(parser),
-                        replies,
-                        Arc::clone(&dispatcher),
-                        stop_rx.clone(),
-                    ));
-                } else {
-                    app.slack = Some(SlackWebhook {
-                        verifier: parser,
-                        client: replies,
-                    });
-                }
-            }
-            TransportKind::DiscordGateway | TransportKind::DiscordInteractions => {
-                let token = secret_of(secrets, name, &t.token_secret, "token_secret")?;
-                let replies = Arc::new(DiscordClient::new(&http, &token)?);
-                if t.kind == TransportKind::DiscordGateway {
-                    let url = t
-                        .api_base
-                        .as_deref()
-                        .map(|b| b.replacen("https://", "wss://", 1))
-                        .unwrap_or_else(|| "wss://gateway.discord.gg/?v=10&encoding=json".into());
-                    let mut cfg = GatewayConfig::new(url);
-                    cfg.extra_root_pem = http.extra_root_pem.clone();
-                    tokio::spawn(run_gateway(
-                        DiscordGateway::new(cfg, token),
-                        Some(replies),
-                        Arc::clone(&dispatcher),
-                        stop_rx.clone(),
-                    ));
-                } else {
-                    let key = t
-                        .public_key
-                        .as_deref()
-                        .ok_or_else(|| missing(name, "public_key"))?;
-                    let app_id = t
-                        .application_id
-                        .as_deref()
-                        .ok_or_else(|| missing(name, "application_id"))?;
-                    app.discord = Some(DiscordWebhook {
-                        verifier: Discord::new(key, app_id)?,
-                        client: Some(replies),
-                    });
-                }
-            }
+        // One channel that cannot start (a missing token, say) does not keep
+        // the others down.
+        match start_channel(name, t, &dispatcher, secrets, &stop_rx, &mut app) {
+            Ok(()) => started.push(format!("{name} ({:?})", t.kind)),
+            Err(e) => failed.push((name.clone(), e)),
         }
-        started.push(format!("{name} ({:?})", t.kind));
     }
+
     let mut webhook_addr = None;
     let needs_webhook = settings
         .channels
@@ -297,5 +213,109 @@ pub async fn start(
         stop,
         webhook_addr,
         started,
+        failed,
     })
+}
+
+fn start_channel(
+    name: &str,
+    t: &TransportSettings,
+    dispatcher: &Arc<Dispatcher>,
+    secrets: &dyn SecretLookup,
+    stop_rx: &tokio::sync::watch::Receiver<bool>,
+    app: &mut WebhookApp,
+) -> Result<(), GatewayError> {
+    let http = http_config(name, t)?;
+    match t.kind {
+        TransportKind::None => {}
+        TransportKind::TelegramPolling | TransportKind::TelegramWebhook => {
+            let token = secret_of(secrets, name, &t.token_secret, "token_secret")?;
+            let bot_id = token
+                .expose()
+                .split_once(':')
+                .and_then(|(id, _)| id.parse::<i64>().ok())
+                .unwrap_or(0);
+            let client = Arc::new(TelegramClient::new(&http, token)?);
+            let bot = t.bot_user.clone().unwrap_or_default();
+            if t.kind == TransportKind::TelegramPolling {
+                let parser = Arc::new(Telegram::new(&unused_secret_token(), bot_id, &bot)?);
+                tokio::spawn(run_polling(
+                    client,
+                    parser,
+                    Arc::clone(dispatcher),
+                    25,
+                    stop_rx.clone(),
+                ));
+            } else {
+                let secret = secret_of(secrets, name, &t.signing_secret, "signing_secret")?;
+                app.telegram = Some(TelegramWebhook {
+                    verifier: Telegram::new(secret.expose(), bot_id, &bot)?,
+                    client,
+                });
+            }
+        }
+        TransportKind::SlackEvents | TransportKind::SlackSocket => {
+            let token = secret_of(secrets, name, &t.token_secret, "token_secret")?;
+            let signing = match &t.signing_secret {
+                Some(_) => secret_of(secrets, name, &t.signing_secret, "signing_secret")?,
+                // Socket Mode needs no signing secret; the parser still wants one.
+                None if t.kind == TransportKind::SlackSocket => {
+                    Redacted::from(unused_secret_token())
+                }
+                None => return Err(missing(name, "signing_secret")),
+            };
+            let bot = t.bot_user.clone().unwrap_or_default();
+            let parser = Slack::new(signing.expose().as_bytes(), &bot)?;
+            let replies = Arc::new(SlackClient::new(&http, &token)?);
+            if t.kind == TransportKind::SlackSocket {
+                let app_token = secret_of(secrets, name, &t.app_token_secret, "app_token_secret")?;
+                let socket = Arc::new(SocketModeClient::new(&http, &app_token)?);
+                tokio::spawn(run_socket_mode(
+                    socket,
+                    Arc::new(parser),
+                    replies,
+                    Arc::clone(dispatcher),
+                    stop_rx.clone(),
+                ));
+            } else {
+                app.slack = Some(SlackWebhook {
+                    verifier: parser,
+                    client: replies,
+                });
+            }
+        }
+        TransportKind::DiscordGateway | TransportKind::DiscordInteractions => {
+            let token = secret_of(secrets, name, &t.token_secret, "token_secret")?;
+            let replies = Arc::new(DiscordClient::new(&http, &token)?);
+            if t.kind == TransportKind::DiscordGateway {
+                let url = t
+                    .api_base
+                    .as_deref()
+                    .map(|b| b.replacen("https://", "wss://", 1))
+                    .unwrap_or_else(|| "wss://gateway.discord.gg/?v=10&encoding=json".into());
+                let mut cfg = GatewayConfig::new(url);
+                cfg.extra_root_pem = http.extra_root_pem.clone();
+                tokio::spawn(run_gateway(
+                    DiscordGateway::new(cfg, token),
+                    Some(replies),
+                    Arc::clone(dispatcher),
+                    stop_rx.clone(),
+                ));
+            } else {
+                let key = t
+                    .public_key
+                    .as_deref()
+                    .ok_or_else(|| missing(name, "public_key"))?;
+                let app_id = t
+                    .application_id
+                    .as_deref()
+                    .ok_or_else(|| missing(name, "application_id"))?;
+                app.discord = Some(DiscordWebhook {
+                    verifier: Discord::new(key, app_id)?,
+                    client: Some(replies),
+                });
+            }
+        }
+    }
+    Ok(())
 }

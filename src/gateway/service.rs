@@ -128,23 +128,36 @@ impl GatewayService {
         Ok(())
     }
 
-    /// Starts the configured channel transports (once; after the keys, since
-    /// their tokens live in the vault). A channel that cannot start is logged
-    /// and audited; the others run.
+    /// Starts the configured channel transports (after the keys, since their
+    /// tokens live in the vault). A channel that cannot start is logged and
+    /// audited; the others run. Called again on reload: when some channel had
+    /// failed (e.g. its token was not stored yet), everything is restarted.
     pub async fn start_transports(&self) {
-        if lock(&self.transports).is_some() {
-            return;
-        }
         let Some(dispatcher) = lock(&self.dispatcher).clone() else {
             return;
         };
+        {
+            let mut current = lock(&self.transports);
+            match current.as_ref() {
+                Some(r) if r.failed.is_empty() => return,
+                Some(r) => r.stop(),
+                None => {}
+            }
+            *current = None;
+        }
         match runner::start(&self.settings, &self.webhook, dispatcher, self).await {
             Ok(running) => {
                 for s in &running.started {
                     tracing::info!(channel = %s, "channel transport started");
                 }
+                for (channel, e) in &running.failed {
+                    tracing::error!(%channel, error = %e, "channel transport not started (store its secrets with coworkctl secret set, then coworkctl reload)");
+                    let mut ev = AuditEvent::new("gateway.transport_failed", "start", channel);
+                    ev.detail = Some(super::sinks::audit_detail(&e.to_string()));
+                    let _ = self.audit.record(ev).await;
+                }
                 if let Some(addr) = running.webhook_addr {
-                    tracing::info!(%addr, "webhook listener started");
+                    tracing::info!(%addr, "webhook listener started on {addr}");
                 }
                 *lock(&self.transports) = Some(running);
             }

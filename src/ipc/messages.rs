@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::roles::{Component, Role};
 
 /// Checked in every [`Hello`]; a mismatch refuses the connection.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// The first frame on every connection, from the connecting side.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -633,6 +633,8 @@ pub struct StatusReport {
     /// A component restarted too often; see its `recent_restarts`.
     pub degraded: bool,
     pub keystore: String,
+    /// Where components and sandboxed commands get their cgroups.
+    pub cgroups: String,
     pub components: Vec<ComponentStatus>,
 }
 

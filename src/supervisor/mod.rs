@@ -81,6 +81,7 @@ struct Shared {
     audit: AuditLog,
     /// The delegated cgroup subtree, when systemd gave us one.
     cgroups: Option<cgroups::Layout>,
+    cgroups_summary: String,
 }
 
 impl Shared {
@@ -137,6 +138,7 @@ impl Shared {
             ready: components.iter().all(|c| c.state == ComponentState::Up),
             degraded,
             keystore: self.keys.status(),
+            cgroups: self.cgroups_summary.clone(),
             components,
         }
     }
@@ -159,15 +161,19 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         );
     }
     prepare_dirs(&opts.paths, &plans)?;
-    let cgroups = match cgroups::prepare(Path::new("/sys/fs/cgroup"), &plans) {
+    let (cgroups, cgroups_summary) = match cgroups::prepare(Path::new("/sys/fs/cgroup"), &plans) {
         Ok(Some(layout)) => {
             tracing::info!("{}", layout.summary);
-            Some(layout)
+            let summary = layout.summary.clone();
+            (Some(layout), summary)
         }
-        Ok(None) => None,
+        Ok(None) => (
+            None,
+            "none delegated (not started by systemd as root)".to_string(),
+        ),
         Err(e) => {
             tracing::error!(error = %e, "cannot lay out the delegated cgroup subtree; commands get no cgroup");
-            None
+            (None, format!("not delegated: {e}"))
         }
     };
     let keys = keys::Keys::open(&config, &opts.paths)?;
@@ -184,6 +190,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         exe,
         log_target,
         cgroups,
+        cgroups_summary,
     };
     runtime.block_on(supervise(opts.paths, launch, config, plans, log, keys))
 }
@@ -243,6 +250,7 @@ struct Launch {
     exe: PathBuf,
     log_target: LogTarget,
     cgroups: Option<cgroups::Layout>,
+    cgroups_summary: String,
 }
 
 async fn supervise(
@@ -257,6 +265,7 @@ async fn supervise(
         exe,
         log_target,
         cgroups,
+        cgroups_summary,
     } = launch;
     let mut notifier = notify::Notifier::new();
     let policy = RestartPolicy::from_settings(&config.supervisor);
@@ -303,6 +312,7 @@ async fn supervise(
         keys,
         audit: AuditLog::start(paths.component_socket(Component::Audit), Role::Supervisor),
         cgroups,
+        cgroups_summary,
     });
     shared
         .audit

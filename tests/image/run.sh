@@ -130,6 +130,18 @@ check "coworkctl status exit 0 (healthy)" [ "$(field cowork-status-rc)" = 0 ]
 sandbox=$(jq -r '.components[] | select(.component=="sandbox") | .summary' "$work/status.json" 2>/dev/null)
 check "sandbox: full isolation with a memory+pids+cpu cgroup ($sandbox)" \
     sh -c "echo '$sandbox' | grep -q '^full isolation: .*cgroup v2 memory+pids+cpu'"
+check "cgroups delegated ($(jq -r .cgroups "$work/status.json" 2>/dev/null))" \
+    sh -c "jq -e '.cgroups | startswith(\"cgroup v2 subtree\")' '$work/status.json' >/dev/null"
+# The admin page, from the host through the forwarded port: the certificate it
+# serves is the one whose fingerprint the console shows, and it answers.
+console_fp=$(field admin-fingerprint)
+served_fp=$(openssl s_client -connect "127.0.0.1:$port" </dev/null 2>/dev/null \
+    | openssl x509 -noout -fingerprint -sha256 2>/dev/null | sed 's/^.*=//')
+check "admin certificate fingerprint on the console ($console_fp)" sh -c "echo '$console_fp' | grep -qE '^([0-9A-F]{2}:){31}[0-9A-F]{2}$'"
+check "admin page over TLS serves that certificate ($served_fp)" [ "$served_fp" = "$console_fp" ]
+check "one-time setup token on the console" sh -c "[ -n '$(field admin-setup-token)' ]"
+code=$(curl -sk -o /dev/null -w '%{http_code}' "https://127.0.0.1:$port/" || true)
+check "admin page answers over TLS (HTTP $code)" sh -c "[ '$code' = 200 ] || [ '$code' = 303 ]"
 
 echo "test-image: powering off (ACPI)"
 python3 - "$work/monitor.sock" <<'EOF'

@@ -250,6 +250,7 @@ fn print_status(r: &StatusReport) {
         r.version, r.profile, r.pid, r.uptime_secs
     );
     println!("keystore: {}", r.keystore);
+    println!("cgroups: {}", r.cgroups);
     println!(
         "{:<10} {:<13} {:>8} {:>9} {:>7} {:>10}  user",
         "component", "state", "pid", "restarts", "recent", "backoff"

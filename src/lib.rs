@@ -15,6 +15,7 @@ pub mod paths;
 pub mod privs;
 pub mod sandbox;
 pub mod supervisor;
+pub mod update;
 
 /// The version reported by `coworkctl status` and the admin page.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -47,12 +47,21 @@ enum Command {
         #[command(subcommand)]
         cmd: cowork::sandbox::SandboxCommand,
     },
+    /// Signed image updates (offline).
+    #[command(subcommand)]
+    Update(UpdateCommand),
     /// Check a configuration file (and its drop-ins); print every problem as
     /// FILE:LINE:COLUMN: MESSAGE and exit 1 if there is any.
     CheckConfig {
         /// Defaults to --config.
         path: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum UpdateCommand {
+    /// Verify a bundle's signature, version and payload; exit 0 valid, 1 refused.
+    Verify(cowork::update::cli::VerifyArgs),
 }
 
 fn parse_component(s: &str) -> Result<Component, String> {
@@ -94,6 +103,9 @@ fn main() -> ExitCode {
             cgroup_parent,
         }) => cowork::component::run(name, paths, log, cgroup_parent),
         Some(Command::Sandbox { cmd }) => return exit_code(cowork::sandbox::dispatch(cmd)),
+        Some(Command::Update(UpdateCommand::Verify(a))) => {
+            return exit_code(cowork::update::cli::verify_cli(&a));
+        }
         Some(Command::CheckConfig { path }) => {
             let path = path.unwrap_or(args.config);
             return match cowork::config::load(&path) {

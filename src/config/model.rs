@@ -30,6 +30,8 @@ pub struct Config {
     /// The gateway's webhook listener (Telegram webhook, Slack Events API,
     /// Discord interactions); never the admin page's listener.
     pub webhook: crate::gateway::WebhookSettings,
+    /// Signed image updates: trusted keys, slots, ESP, state.
+    pub update: crate::update::UpdateSettings,
 }
 
 impl Default for Config {
@@ -48,6 +50,7 @@ impl Default for Config {
             sandbox: crate::sandbox::SandboxSettings::default(),
             channels,
             webhook: crate::gateway::WebhookSettings::default(),
+            update: crate::update::UpdateSettings::default(),
         }
     }
 }

@@ -568,6 +568,13 @@ pub enum ControlRequest {
     },
     /// The admin page: fingerprint, setup token, certificate rotation.
     Admin(AdminRequest),
+    /// Slots, versions and the last update attempt.
+    UpdateStatus,
+    /// Verify a bundle and write it to the inactive slot. `path` is absolute
+    /// and must be a regular file owned by the caller (or root).
+    UpdateApply {
+        path: String,
+    },
 }
 
 impl RequestKind for ControlRequest {
@@ -589,6 +596,8 @@ impl RequestKind for ControlRequest {
             ControlRequest::Admin(AdminRequest::Info) => "admin-info",
             ControlRequest::Admin(AdminRequest::SetupToken) => "admin-setup-token",
             ControlRequest::Admin(AdminRequest::RotateCert) => "admin-rotate-cert",
+            ControlRequest::UpdateStatus => "update-status",
+            ControlRequest::UpdateApply { .. } => "update-apply",
         }
     }
 }
@@ -612,6 +621,8 @@ pub enum ControlResponse {
     Access(AccessResponse),
     Replies(Vec<String>),
     Admin(AdminResponse),
+    /// `update status` or the result of `update apply`, as JSON.
+    Update(serde_json::Value),
     Error(WireError),
 }
 

@@ -122,6 +122,8 @@ pub static PEER_TABLE: &[PeerRule] = &[
     rule(Role::Supervisor, "admin-info", &[Role::Ctl]),
     rule(Role::Supervisor, "admin-setup-token", &[Role::Ctl]),
     rule(Role::Supervisor, "admin-rotate-cert", &[Role::Ctl]),
+    rule(Role::Supervisor, "update-status", &[Role::Ctl]),
+    rule(Role::Supervisor, "update-apply", &[Role::Ctl]),
 ];
 
 const fn rule(server: Role, request: &'static str, senders: &'static [Role]) -> PeerRule {

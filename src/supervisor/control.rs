@@ -131,6 +131,25 @@ impl Service for Control {
             }
             ControlRequest::AuditTail(query) => self.audit(AuditRequest::Tail(query)).await,
             ControlRequest::AuditVerify => self.audit(AuditRequest::Verify).await,
+            ControlRequest::UpdateStatus => {
+                let settings = self.shared.config().update;
+                match super::updates::status(settings, self.shared.audit.clone()).await {
+                    Ok(v) => ControlResponse::Update(v),
+                    Err(e) => WireError::new(ErrorCode::BadRequest, e).into(),
+                }
+            }
+            ControlRequest::UpdateApply { path } => {
+                let path = match bundle_path(&path, peer.cred.uid) {
+                    Ok(p) => p,
+                    Err(e) => return WireError::new(ErrorCode::BadRequest, e).into(),
+                };
+                let settings = self.shared.config().update;
+                match super::updates::apply(settings, self.shared.audit.clone(), actor, path).await
+                {
+                    Ok(v) => ControlResponse::Update(v),
+                    Err(e) => WireError::new(ErrorCode::BadRequest, e).into(),
+                }
+            }
             ControlRequest::Admin(request) => {
                 let client = &self.shared.clients[&Component::Admin];
                 match client.call(ComponentRequest::Admin(request)).await {
@@ -224,4 +243,26 @@ impl Service for Control {
             }
         }
     }
+}
+
+/// The supervisor reads the bundle as root: only an absolute path to a regular
+/// file the caller owns (or root's) is accepted, so `update apply` cannot be
+/// used to probe files the caller could not read.
+fn bundle_path(path: &str, uid: u32) -> Result<std::path::PathBuf, String> {
+    use std::os::unix::fs::MetadataExt;
+    let p = std::path::PathBuf::from(path);
+    if !p.is_absolute() {
+        return Err(format!("{path:?} is not an absolute path"));
+    }
+    let meta = std::fs::symlink_metadata(&p).map_err(|e| format!("{path}: {e}"))?;
+    if !meta.file_type().is_file() {
+        return Err(format!("{path} is not a regular file"));
+    }
+    if meta.uid() != uid && meta.uid() != 0 {
+        return Err(format!(
+            "{path} is owned by uid {}, not by you (uid {uid}) or root",
+            meta.uid()
+        ));
+    }
+    Ok(p)
 }

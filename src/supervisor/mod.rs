@@ -15,6 +15,7 @@ mod keys;
 mod notify;
 mod restart;
 mod spawn;
+mod updates;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::{PermissionsExt, chown};
@@ -314,6 +315,7 @@ async fn supervise(
         cgroups,
         cgroups_summary,
     });
+    updates::check_boot_at_start(config.update.clone(), shared.audit.clone());
     shared
         .audit
         .record(

@@ -62,9 +62,29 @@ enum Command {
         #[command(subcommand)]
         command: access::AdminCommand,
     },
+    /// Signed image updates: status, apply, and pack (for release builds).
+    Update {
+        #[command(subcommand)]
+        command: UpdateCommand,
+    },
     /// Talk to the assistant on the local channel: one message, or lines from
     /// standard input. Pairing rules apply as on every channel.
     Chat { message: Vec<String> },
+}
+
+#[derive(Debug, Subcommand)]
+enum UpdateCommand {
+    /// Running slot and version, the other slot's version and state, the last
+    /// attempt and its result (and, after a fallback, why).
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify a bundle and write it to the inactive slot, bootable on trial
+    /// (3 tries); the running slot is not touched.
+    Apply { bundle: PathBuf },
+    /// Pack and sign a bundle (release builds; needs no daemon).
+    Pack(cowork::update::cli::PackArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -173,6 +193,12 @@ fn main() -> ExitCode {
     {
         return audit_verify_offline(db, anchor.as_deref(), *json);
     }
+    if let Command::Update {
+        command: UpdateCommand::Pack(a),
+    } = &args.command
+    {
+        return ExitCode::from(u8::try_from(cowork::update::cli::pack_cli(a)).unwrap_or(1));
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -196,6 +222,7 @@ fn main() -> ExitCode {
             Command::Users { command } => access::users(&client, command).await,
             Command::Chat { message } => access::chat(&client, message).await,
             Command::Admin { command } => access::admin(&client, command).await,
+            Command::Update { command } => update(&client, command).await,
             Command::Reload => match client.call(ControlRequest::Reload).await {
                 Ok(ControlResponse::Reloaded) => {
                     println!("configuration reloaded");
@@ -558,4 +585,47 @@ fn unreachable_daemon(e: &cowork::ipc::IpcError) -> ExitCode {
 fn unexpected(r: &ControlResponse) -> ExitCode {
     eprintln!("coworkctl: unexpected answer from coworkd: {r:?}");
     ExitCode::from(EXIT_UNREACHABLE)
+}
+
+async fn update(
+    client: &Client<ControlRequest, ControlResponse>,
+    command: UpdateCommand,
+) -> ExitCode {
+    let (request, json) = match command {
+        UpdateCommand::Status { json } => (ControlRequest::UpdateStatus, json),
+        UpdateCommand::Apply { bundle } => match cowork::update::cli::absolute(&bundle) {
+            Ok(p) => (
+                ControlRequest::UpdateApply {
+                    path: p.display().to_string(),
+                },
+                false,
+            ),
+            Err(e) => {
+                eprintln!("coworkctl update apply: {}: {e}", bundle.display());
+                return ExitCode::from(1);
+            }
+        },
+        UpdateCommand::Pack(_) => return ExitCode::SUCCESS,
+    };
+    let apply = matches!(request, ControlRequest::UpdateApply { .. });
+    match client
+        .call_with_timeout(request, Duration::from_secs(3600))
+        .await
+    {
+        Ok(ControlResponse::Update(v)) => {
+            if json || !apply {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            } else {
+                println!(
+                    "update version {} written to slot {}; it boots on trial ({}) at the next restart",
+                    v["version"],
+                    v["slot"],
+                    v["entry"].as_str().unwrap_or("")
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(other) => refused("update", &other),
+        Err(e) => unreachable_daemon(&e),
+    }
 }

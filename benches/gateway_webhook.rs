@@ -31,73 +31,54 @@ const CONCURRENCY: usize = 32;
 const WARMUP: usize = 500;
 const REQUESTS: usize = 10_000;
 
-/// Audit sink: one SQLite table, WAL, synchronous=FULL. Events are handed to a
-/// writer thread that commits whatever has queued up in one transaction (group
-/// commit) and only then completes each caller's future: an event is durable
-/// before the message is acknowledged.
+/// The appliance's own audit writer (hash chain, group commit, durable before
+/// the append returns), in process: the IPC hop to the audit component is not
+/// measured here (see benches/audit_append.rs and the IPC figures).
 #[derive(Debug)]
-struct SqliteAudit {
-    tx: std::sync::mpsc::Sender<(AuditEvent, tokio::sync::oneshot::Sender<()>)>,
+struct WriterAudit {
+    writer: Arc<cowork::audit::AuditWriter>,
 }
 
-impl SqliteAudit {
-    fn open(path: &std::path::Path) -> SqliteAudit {
-        let conn = rusqlite::Connection::open(path).unwrap();
-        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
-        conn.pragma_update(None, "synchronous", "FULL").unwrap();
-        conn.execute_batch(
-            "CREATE TABLE audit (seq INTEGER PRIMARY KEY, kind TEXT, reason TEXT,
-             channel TEXT, sender TEXT, chat TEXT, event_id TEXT, text_len INTEGER, detail TEXT)",
+impl WriterAudit {
+    fn open(dir: &std::path::Path) -> WriterAudit {
+        use cowork::audit::{AuditPaths, AuditSettings, AuditWriter, CheckpointKey, Redactor};
+        let paths = AuditPaths::in_state_dir(dir);
+        let writer = AuditWriter::open(
+            &paths,
+            CheckpointKey::generate(),
+            &AuditSettings::default(),
+            Redactor::new(),
         )
-        .unwrap();
-        let (tx, rx) = std::sync::mpsc::channel::<(AuditEvent, tokio::sync::oneshot::Sender<()>)>();
-        std::thread::spawn(move || {
-            let mut conn = conn;
-            while let Ok(first) = rx.recv() {
-                let mut batch = vec![first];
-                while let Ok(more) = rx.try_recv() {
-                    batch.push(more);
-                }
-                let t = conn.transaction().unwrap();
-                {
-                    let mut st = t
-                        .prepare_cached("INSERT INTO audit (kind, reason, channel, sender, chat, event_id, text_len, detail) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)")
-                        .unwrap();
-                    for (e, _) in &batch {
-                        st.execute(rusqlite::params![
-                            e.kind,
-                            e.reason,
-                            e.channel,
-                            e.sender,
-                            e.chat,
-                            e.event_id,
-                            e.text_len.map(|n| n as i64),
-                            e.detail
-                        ])
-                        .unwrap();
-                    }
-                }
-                t.commit().unwrap();
-                for (_, done) in batch {
-                    let _ = done.send(());
-                }
-            }
-        });
-        SqliteAudit { tx }
+        .expect("open the audit writer");
+        WriterAudit {
+            writer: Arc::new(writer),
+        }
     }
 }
 
-impl AuditSink for SqliteAudit {
+impl AuditSink for WriterAudit {
     fn record<'a>(&'a self, event: AuditEvent) -> BoxFuture<'a, Result<(), GatewayError>> {
-        let (done, wait) = tokio::sync::oneshot::channel();
-        let sent = self.tx.send((event, done));
         Box::pin(async move {
-            let fail = || GatewayError::Sink {
-                sink: "audit",
-                reason: "writer stopped".into(),
+            let entry = cowork::audit::NewEntry {
+                component: "gateway".into(),
+                kind: event.kind.to_string(),
+                actor: "gateway".into(),
+                subject: format!("{}:{}", event.channel, event.sender.unwrap_or_default()),
+                payload: serde_json::json!({
+                    "reason": event.reason,
+                    "chat": event.chat,
+                    "event_id": event.event_id,
+                    "length": event.text_len,
+                }),
             };
-            sent.map_err(|_| fail())?;
-            wait.await.map_err(|_| fail())
+            self.writer
+                .append(entry)
+                .await
+                .map(|_| ())
+                .map_err(|e| GatewayError::Sink {
+                    sink: "audit",
+                    reason: e.to_string(),
+                })
         })
     }
 }
@@ -238,7 +219,7 @@ async fn run() {
         RedeemOutcome::Paired(_)
     ));
     let replay = Arc::new(ReplayGuard::new(store.clone(), 3600, 1_000_000).unwrap());
-    let audit = Arc::new(SqliteAudit::open(&dir.path().join("audit.db")));
+    let audit = Arc::new(WriterAudit::open(dir.path()));
     let (task_tx, mut task_rx) = tokio::sync::mpsc::channel(4096);
     let drained = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let d2 = drained.clone();

@@ -3,6 +3,7 @@
 //! component, plus the admin CLI `coworkctl`. See ARCHITECTURE.md for the picture.
 
 pub mod admin;
+pub mod agent;
 pub mod audit;
 pub mod component;
 pub mod config;

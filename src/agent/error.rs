@@ -1,0 +1,149 @@
+//! Errors of the agent module. Messages are plain sentences naming the provider,
+//! model, tool or path involved; they never carry a secret or a response body.
+
+use std::path::PathBuf;
+
+/// A failed call to an LLM provider.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("{provider}: the secret `{name}` holding the credentials is missing")]
+    FetchSecret {
+        provider: &'static str,
+        name: String,
+    },
+    #[error("{provider}: the credentials in secret `{name}` are not in the expected form")]
+    ParseCredentials {
+        provider: &'static str,
+        name: String,
+    },
+    #[error("{provider}: invalid configuration: {what}")]
+    Configure {
+        provider: &'static str,
+        what: String,
+    },
+    #[error("{provider}: the server refused the credentials (HTTP {status}); not retried")]
+    Authenticate { provider: &'static str, status: u16 },
+    #[error("{provider}: still rate limited (HTTP 429) after {attempts} attempts")]
+    RateLimited {
+        provider: &'static str,
+        attempts: u32,
+    },
+    #[error("{provider}: the server failed (HTTP {status}) after {attempts} attempts")]
+    ServerFailure {
+        provider: &'static str,
+        status: u16,
+        attempts: u32,
+    },
+    #[error("{provider}: the server rejected the request (HTTP {status}{detail})")]
+    RejectRequest {
+        provider: &'static str,
+        status: u16,
+        /// The provider's error type (e.g. `invalid_request_error`), never its message.
+        detail: String,
+    },
+    #[error("{provider}: could not reach the server ({kind}) after {attempts} attempts")]
+    Connect {
+        provider: &'static str,
+        kind: &'static str,
+        attempts: u32,
+    },
+    #[error("{provider}: the response is malformed: {what}")]
+    ParseResponse {
+        provider: &'static str,
+        what: String,
+    },
+    #[error("{provider}: the response stream was cut after data had arrived ({kind})")]
+    StreamInterrupted {
+        provider: &'static str,
+        kind: &'static str,
+    },
+    #[error("{provider}: the server reported an error in the stream ({kind})")]
+    StreamError {
+        provider: &'static str,
+        kind: String,
+    },
+    #[error("{provider}: signing the request failed")]
+    Sign { provider: &'static str },
+    #[error("{provider}: the request was cancelled")]
+    Cancelled { provider: &'static str },
+}
+
+/// A failed workspace or memory operation, shown to the model as a tool error.
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    #[error("the path `{path}` is refused: {why}")]
+    RefusePath { path: String, why: &'static str },
+    #[error("opening `{path}` failed: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("reading `{path}` failed: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("writing `{path}` failed: {source}")]
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("listing `{path}` failed: {source}")]
+    List {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{path}` is {size} bytes, over the {limit}-byte limit")]
+    TooLarge { path: String, size: u64, limit: u64 },
+    #[error("`{path}` is not valid UTF-8 text")]
+    NotText { path: String },
+    #[error("the input for tool `{tool}` is invalid: {what}")]
+    ParseInput { tool: String, what: String },
+    #[error("opening the workspace `{}` failed: {source}", path.display())]
+    OpenWorkspace {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the memory store failed for user `{user}`: {what}")]
+    Memory { user: String, what: String },
+}
+
+/// A failed task or approval store operation.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("creating the `{table}` table failed: {source}")]
+    CreateTable {
+        table: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("{op} on task {id} failed: {source}")]
+    Task {
+        op: &'static str,
+        id: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("task {id} cannot go from {from} to {to}")]
+    Transition {
+        id: String,
+        from: &'static str,
+        to: &'static str,
+    },
+    #[error("task {id} does not exist")]
+    NoTask { id: String },
+    #[error("{op} on approval {id} failed: {source}")]
+    Approval {
+        op: &'static str,
+        id: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("task {id} has an unknown state `{state}` in the database")]
+    ParseState { id: String, state: String },
+}

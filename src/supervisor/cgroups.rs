@@ -158,8 +158,11 @@ fn prepare_v2(base: &Path, sandbox_owner: Option<(u32, u32)>) -> Result<Layout, 
             mkdir(&leaf)?;
             let inner = fs::read_to_string(parent.join("cgroup.controllers")).unwrap_or_default();
             enable_controllers(&parent, &inner)?;
+            // Only the inner node changes hands: the sandbox creates each
+            // command's cgroup there and moves processes within it (the common
+            // ancestor's cgroup.procs must be writable to it); its own leaf
+            // stays root's.
             hand_over(&parent, sandbox_owner)?;
-            hand_over(&leaf, sandbox_owner)?;
             layout.sandbox_parent = Some(parent);
             leaf
         } else {

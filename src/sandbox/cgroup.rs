@@ -194,7 +194,14 @@ impl RunCgroup {
         let mut failed = Vec::new();
         for dir in &self.dirs {
             if let Err(e) = write(dir, "cgroup.procs", &pid.to_string()) {
-                failed.push(format!("attach {}: {e}", dir.display()));
+                // Where we are decides whether we may move it (the common
+                // ancestor's cgroup.procs must be ours): say it.
+                let ours = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+                failed.push(format!(
+                    "attach {}: {e} (sandbox in {})",
+                    dir.display(),
+                    ours.lines().last().unwrap_or("?")
+                ));
                 let ctrl = dir.to_string_lossy();
                 if self.v2 {
                     self.report.memory = false;

@@ -169,6 +169,14 @@ check "machine ID made at first boot on the data partition ($mid)" sh -c "echo '
 check "journal persisted on the data partition" sh -c "debugfs -R 'ls -l /log/journal/$mid' '$work/data.ext4' 2>/dev/null | grep -q 'system.journal'"
 check "coworkd state directory on the data partition" sh -c "debugfs -R 'stat /lib/cowork' '$work/data.ext4' 2>/dev/null | grep -q Inode"
 
+# The supervisor's warnings and errors from the persisted journal, for whoever
+# reads a failed run.
+if [ "$failed" != 0 ]; then
+    debugfs -R "dump /log/journal/$mid/system.journal $work/system.journal" "$work/data.ext4" >/dev/null 2>&1
+    echo "test-image: coworkd warnings and errors from the image's journal:"
+    journalctl --file "$work/system.journal" -u coworkd.service -p warning -o cat --no-pager 2>/dev/null \
+        | tail -n 30 | sed 's/^/    /'
+fi
 echo "test-image: boot to report ${boot_secs}s (${accel%%,*}); total $(( $(date +%s) - start ))s"
 echo "test-image: $passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -651,7 +651,7 @@ async fn component_task(
             for file in layout.join_files(c) {
                 let path = std::path::Path::new(std::ffi::OsStr::from_bytes(file.as_bytes()));
                 if let Err(e) = std::fs::write(path, pid.to_string()) {
-                    tracing::warn!(child = c.name(), error = %e, "{c}: cannot move it into {}", path.display());
+                    tracing::warn!(child = c.name(), error = %e, "{c}: cannot move it into {}: {e}", path.display());
                 }
             }
         }

@@ -89,11 +89,17 @@ fn write(path: &Path, value: &str) -> Result<(), String> {
 }
 
 fn mkdir(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
     match fs::create_dir(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(format!("creating {}: {e}", path.display())),
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(format!("creating {}: {e}", path.display())),
     }
+    // The unit's UMask=0077 made it 0700; once `sandbox/` belongs to
+    // cowork-sandbox, root (without CAP_DAC_OVERRIDE) must still be able to
+    // walk through it to place the sandbox in `sandbox/service`.
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755))
+        .map_err(|e| format!("setting the mode of {}: {e}", path.display()))
 }
 
 /// Hands a cgroup directory to `owner` the way cgroup delegation expects: the

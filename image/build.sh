@@ -65,13 +65,16 @@ mmdebstrap_args=(
     --dpkgopt='path-exclude=/usr/share/man/*'
     --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-include=/usr/share/locale/locale.alias'
 )
-base_key=$( { echo "${mmdebstrap_args[*]}"; cat "$sources"; } | sha256sum | cut -d' ' -f1)
+# The kernel comes from bookworm-backports (Debian's archive): Landlock ABI 6
+# (6.12) is what the sandbox requires for full isolation; bookworm's 6.1 has ABI 2.
+backports=${IMAGE_BACKPORTS:-"deb http://deb.debian.org/debian bookworm-backports main"}
+base_key=$( { echo "${mmdebstrap_args[*]}"; cat "$sources"; echo "$backports"; } | sha256sum | cut -d' ' -f1)
 if [ -s "$out/base.tar" ] && [ "$(cat "$out/base.key" 2>/dev/null)" = "$base_key" ]; then
     say "base: cached ($out/base.tar)"
 else
     say "base: mmdebstrap bookworm (log: $out/mmdebstrap.log)"
     rm -f "$out/base.tar" "$out/base.key"
-    mmdebstrap "${mmdebstrap_args[@]}" bookworm "$out/base.tmp.tar" "$sources" >"$out/mmdebstrap.log" 2>&1 \
+    mmdebstrap "${mmdebstrap_args[@]}" bookworm "$out/base.tmp.tar" "$sources" "$backports" >"$out/mmdebstrap.log" 2>&1 \
         || { tail -20 "$out/mmdebstrap.log"; die "mmdebstrap failed"; }
     mv "$out/base.tmp.tar" "$out/base.tar"
     echo "$base_key" > "$out/base.key"

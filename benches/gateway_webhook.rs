@@ -180,9 +180,13 @@ fn main() {
     rt.block_on(run());
 }
 
-async fn run() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::open(dir.path()).unwrap());
+/// The gateway's webhook path with `audit` as its trail; returns its URL.
+async fn gateway_server(
+    dir: &std::path::Path,
+    audit: Arc<dyn AuditSink>,
+    drained: Arc<std::sync::atomic::AtomicUsize>,
+) -> String {
+    let store = Arc::new(Store::open(dir).unwrap());
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let mut settings = GatewaySettings::default();
     settings.channels.insert(
@@ -219,9 +223,7 @@ async fn run() {
         RedeemOutcome::Paired(_)
     ));
     let replay = Arc::new(ReplayGuard::new(store.clone(), 3600, 1_000_000).unwrap());
-    let audit = Arc::new(WriterAudit::open(dir.path()));
     let (task_tx, mut task_rx) = tokio::sync::mpsc::channel(4096);
-    let drained = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let d2 = drained.clone();
     tokio::spawn(async move {
         while task_rx.recv().await.is_some() {
@@ -263,6 +265,29 @@ async fn run() {
         webhook::router(Arc::new(app)),
         std::future::pending(),
     ));
+    gw_url
+}
+
+async fn run() {
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let durable_dir = dir.path().join("durable");
+    let memory_dir = dir.path().join("memory");
+    std::fs::create_dir_all(&durable_dir).unwrap();
+    std::fs::create_dir_all(&memory_dir).unwrap();
+    let drained = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let gw_url = gateway_server(
+        &durable_dir,
+        Arc::new(WriterAudit::open(&durable_dir)),
+        drained.clone(),
+    )
+    .await;
+    // The same path with the trail in memory: what the durable append costs.
+    let mem_url = gateway_server(
+        &memory_dir,
+        Arc::new(cowork::gateway::MemoryAudit::default()),
+        drained.clone(),
+    )
+    .await;
 
     let bare = Router::new().route("/slack/events", post(|| async { "" }));
     let bare_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -279,16 +304,22 @@ async fn run() {
     // Warm up both (connections, page cache, WAL).
     load(&client, &bare_url, requests(WARMUP, 0)).await;
     load(&client, &gw_url, requests(WARMUP, 0)).await;
+    load(&client, &mem_url, requests(WARMUP, 0)).await;
 
     let bare_fig = load(&client, &bare_url, requests(REQUESTS, WARMUP)).await;
     let gw_fig = load(&client, &gw_url, requests(REQUESTS, WARMUP)).await;
+    let mem_fig = load(&client, &mem_url, requests(REQUESTS, WARMUP)).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let tasks = drained.load(std::sync::atomic::Ordering::Relaxed);
 
     println!(
         "gateway_webhook: {REQUESTS} signed Slack messages, concurrency {CONCURRENCY}, loopback"
     );
-    for (name, f) in [("bare axum 200", &bare_fig), ("gateway full path", &gw_fig)] {
+    for (name, f) in [
+        ("bare axum 200", &bare_fig),
+        ("gateway full path", &gw_fig),
+        ("  (trail in memory)", &mem_fig),
+    ] {
         println!(
             "  {name:<18} {:>9.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   errors {}",
             f.rate,

@@ -52,7 +52,7 @@ test-systemd: build
 	@if [ "$$(id -u)" != 0 ]; then echo "test-systemd: SKIPPED (needs root for systemd-nspawn)"; \
 	else bash tests/systemd/run.sh; fi
 
-test: deps fmt-check clippy test-unit test-units test-systemd
+test: deps fmt-check clippy test-unit test-units test-systemd test-image
 	@echo "make test: all checks passed"
 
 bench:
@@ -77,6 +77,6 @@ image: image-deps
 	@if [ "$$(id -u)" != 0 ]; then echo "image: needs root (mmdebstrap, chroot)"; exit 1; fi
 	COWORK_BIN_DIR=$${CARGO_TARGET_DIR:-$(CURDIR)/target}/release bash image/build.sh
 
-test-image: image
+test-image:
 	@if [ "$$(id -u)" != 0 ]; then echo "test-image: SKIPPED (needs root to build the image)"; \
-	else bash tests/image/run.sh; fi
+	else $(MAKE) --no-print-directory image && bash tests/image/run.sh; fi

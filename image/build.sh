@@ -117,6 +117,12 @@ chroot_run() { # runs a command in the root with /proc, /sys and /dev, in a priv
 systemctl --root="$root" enable coworkd.service cowork-boot-ok.service cowork-console.service \
     nftables.service systemd-networkd.service systemd-resolved.service systemd-timesyncd.service \
     >/dev/null 2>&1
+# Every unit we ship, checked against the image's own files (binaries, scripts).
+for u in coworkd.service cowork-boot-ok.service cowork-console.service; do
+    problems=$(systemd-analyze verify --root="$root" "/usr/lib/systemd/system/$u" 2>&1) \
+        && [ -z "$problems" ] || die "systemd-analyze verify $u: $problems"
+done
+say "root: systemd-analyze verify clean for our units"
 # Nothing installs or upgrades packages on a read-only root: images replace it.
 systemctl --root="$root" mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer \
     e2scrub_reap.service >/dev/null 2>&1

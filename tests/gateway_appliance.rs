@@ -286,6 +286,26 @@ ca_file = \"{ca}\"
         "nothing else sent"
     );
 
+    // A master key rotation re-keys pairing codes: the transports restart with
+    // the new key, and a code issued afterwards pairs a new Telegram user.
+    ok(&i, &["secret", "rotate-master"]);
+    let code: Value =
+        serde_json::from_str(&ok(&i, &["pair", "new", "--channel", "telegram", "--json"])).unwrap();
+    let code = code["code"].as_str().unwrap().to_string();
+    fakes
+        .lock()
+        .unwrap()
+        .tg_updates
+        .push(dm(13, 43, &format!("/pair {code}")));
+    let paired = wait_until(Duration::from_secs(15), "pairing after rotation", || {
+        let f = fakes.lock().unwrap();
+        f.tg_sent
+            .iter()
+            .find(|(chat, text)| chat == "43" && text.contains("Paired"))
+            .cloned()
+    });
+    assert_eq!(paired.0, "43");
+
     let trail = ok(&i, &["audit", "tail", "-n", "200", "--json"]);
     for needle in [
         "gateway.replay",

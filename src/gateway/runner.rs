@@ -196,7 +196,18 @@ pub async fn start(
         .values()
         .any(|c| c.enabled && c.transport.kind.uses_webhook());
     if needs_webhook {
-        let listener = webhook::bind(webhook_settings).await?;
+        // A listener being stopped (reload, re-key) may hold the port a moment.
+        let mut tries = 0;
+        let listener = loop {
+            match webhook::bind(webhook_settings).await {
+                Ok(l) => break l,
+                Err(e) if tries >= 20 => return Err(e),
+                Err(_) => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
+        };
         webhook_addr = listener.local_addr().ok();
         let router = webhook::router(Arc::new(app));
         let mut rx = stop_rx.clone();

@@ -117,6 +117,12 @@ impl GatewayService {
         let pairing = Arc::new(pairing);
         *lock(&self.vault) = Some(Vault::new(vault_key));
         *lock(&self.pairing) = Some(Arc::clone(&pairing));
+        // New keys after a master key rotation: the running transports hold the
+        // old dispatcher (old code-hashing key); stop them, the component starts
+        // them again right after.
+        if let Some(running) = lock(&self.transports).take() {
+            running.stop();
+        }
         *lock(&self.dispatcher) = Some(Arc::new(Dispatcher::new(
             Arc::clone(&self.access),
             pairing,

@@ -246,8 +246,9 @@ impl Service for Control {
 }
 
 /// The supervisor reads the bundle as root: only an absolute path to a regular
-/// file the caller owns (or root's) is accepted, so `update apply` cannot be
-/// used to probe files the caller could not read.
+/// file the caller (or root) owns is accepted, not a symlink, not a device. A
+/// file that is not a bundle is refused at its header; nothing of its content
+/// is shown. (Callers are members of cowork-admin, the appliance's operators.)
 fn bundle_path(path: &str, uid: u32) -> Result<std::path::PathBuf, String> {
     use std::os::unix::fs::MetadataExt;
     let p = std::path::PathBuf::from(path);

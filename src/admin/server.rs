@@ -147,11 +147,7 @@ impl AdminServer {
         let cert_names = cert::certificate_names(&hostname, &addrs);
         let loaded = cert::load_or_create(state_dir, &keys, &cert_names, clock.now())?;
         // Make sure a setup token exists while no owner does (the caller logs it).
-        if owner::setup_token(state_dir)?.is_some() {
-            tracing::warn!(
-                "admin page: no owner yet; set one up with the one-time setup token from the log"
-            );
-        }
+        owner::setup_token(state_dir)?;
         let config = tls::server_config(&loaded)?;
         let mut listeners = Vec::new();
         for ip in addrs {

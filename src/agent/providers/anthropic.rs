@@ -12,8 +12,8 @@ use tokio_util::sync::CancellationToken;
 use super::retry::{AttemptError, classify_status, parse_retry_after, with_retry};
 use super::sse::SseParser;
 use super::{
-    MAX_ERROR_BODY_BYTES, MAX_RESPONSE_BYTES, Provider, ProviderConfig, build_client, json_what,
-    read_capped, too_large, transport_kind,
+    MAX_ERROR_BODY_BYTES, MAX_RESPONSE_BYTES, Provider, ProviderConfig, body_read_error,
+    build_client, json_what, read_capped, too_large, transport_kind,
 };
 use crate::agent::error::ProviderError;
 use crate::agent::types::{
@@ -293,24 +293,7 @@ async fn read_stream(resp: reqwest::Response, n: u32) -> Result<ChatResponse, At
     let mut finished = false;
     let mut total = 0usize;
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| {
-            let kind = transport_kind(&e);
-            if received {
-                AttemptError::Fatal(ProviderError::StreamInterrupted {
-                    provider: NAME,
-                    kind,
-                })
-            } else {
-                AttemptError::Retry {
-                    error: ProviderError::Connect {
-                        provider: NAME,
-                        kind,
-                        attempts: n,
-                    },
-                    after: None,
-                }
-            }
-        })?;
+        let chunk = chunk.map_err(|e| body_read_error(NAME, &e, received, n))?;
         total += chunk.len();
         if total > MAX_RESPONSE_BYTES {
             return Err(too_large(NAME));

@@ -176,20 +176,36 @@ pub(crate) async fn read_capped(
     let mut out = Vec::new();
     let mut body = resp.bytes_stream();
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| retry::AttemptError::Retry {
-            error: ProviderError::Connect {
-                provider,
-                kind: transport_kind(&e),
-                attempts: attempt,
-            },
-            after: None,
-        })?;
+        let chunk = chunk.map_err(|e| body_read_error(provider, &e, false, attempt))?;
         if out.len() + chunk.len() > cap {
             return Err(too_large(provider));
         }
         out.extend_from_slice(&chunk);
     }
     Ok(out)
+}
+
+/// A failure while reading a body: retryable while nothing of it had been
+/// received (the request can simply be sent again), final once content arrived.
+pub(crate) fn body_read_error(
+    provider: &'static str,
+    e: &reqwest::Error,
+    received: bool,
+    attempt: u32,
+) -> retry::AttemptError {
+    let kind = transport_kind(e);
+    if received {
+        retry::AttemptError::Fatal(ProviderError::StreamInterrupted { provider, kind })
+    } else {
+        retry::AttemptError::Retry {
+            error: ProviderError::Connect {
+                provider,
+                kind,
+                attempts: attempt,
+            },
+            after: None,
+        }
+    }
 }
 
 pub(crate) fn too_large(provider: &'static str) -> retry::AttemptError {

@@ -21,7 +21,7 @@ use super::runner::{self, SecretLookup};
 use super::secrets::{key_of, lock, open_db, vault_request};
 use super::settings::{GatewaySettings, Profile};
 use super::sinks::{AuditEvent, AuditSink, BoxFuture, Task, TaskSink};
-use super::store::{RevokeScope, Store, UserState};
+use super::store::{RevokeScope, Store};
 use super::transport::webhook::WebhookSettings;
 use crate::audit::AuditLog;
 use crate::ipc::{
@@ -332,7 +332,7 @@ impl GatewayService {
                         .map(|u| UserListing {
                             channel: u.channel,
                             sender: u.sender,
-                            state: state_name(u.state).to_string(),
+                            state: u.state.as_str().to_string(),
                             since: u.since,
                             last_seen: u.last_seen,
                             display_name: u.display_name,
@@ -510,14 +510,6 @@ impl SecretLookup for GatewayService {
             reason: format!("secret {name} is not UTF-8 text"),
         })?;
         Ok(Redacted::from(text.trim().to_string()))
-    }
-}
-
-fn state_name(state: UserState) -> &'static str {
-    match state {
-        UserState::Paired => "paired",
-        UserState::Allowlisted => "allowlisted",
-        UserState::Revoked => "revoked",
     }
 }
 

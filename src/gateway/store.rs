@@ -59,7 +59,7 @@ pub enum UserState {
 }
 
 impl UserState {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             UserState::Paired => "paired",
             UserState::Allowlisted => "allowlisted",

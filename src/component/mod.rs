@@ -32,9 +32,6 @@ pub fn run(
     let mut config = config::load(&paths.config)
         .with_context(|| format!("loading {}", paths.config.display()))?;
     let log_handle = logging::init(component.name(), config.log.level, log);
-    if let Some(parent) = &cgroup_parent {
-        wait_for_cgroup(&parent.join("service"));
-    }
     config.sandbox.cgroup_parent = cgroup_parent;
 
     let roles = Roles::start(component, &config, &paths)?;
@@ -284,21 +281,4 @@ impl Service for Lifecycle {
             },
         }
     }
-}
-
-/// The sandbox runs its self-test in the cgroup the supervisor delegated to it;
-/// the supervisor moves it there right after the spawn. Waits (briefly) for it.
-fn wait_for_cgroup(leaf: &std::path::Path) {
-    let want = leaf
-        .strip_prefix("/sys/fs/cgroup")
-        .map(|p| format!("0::/{}", p.display()))
-        .unwrap_or_default();
-    for _ in 0..200 {
-        let now = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-        if now.lines().any(|l| l == want) {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    tracing::warn!(cgroup = %leaf.display(), "not moved into the delegated cgroup");
 }

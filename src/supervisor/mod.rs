@@ -18,7 +18,6 @@ mod spawn;
 mod updates;
 
 use std::collections::BTreeMap;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{PermissionsExt, chown};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -645,16 +644,6 @@ async fn component_task(
         };
         let pid = child.id();
         tracing::info!(child = c.name(), pid = ?pid, "{c}: component spawned");
-        if let (Some(layout), Some(pid)) = (&shared.cgroups, pid) {
-            // The child joined its cgroup before exec; make sure of it from
-            // here too (the component waits for it before its self-test).
-            for file in layout.join_files(c) {
-                let path = std::path::Path::new(std::ffi::OsStr::from_bytes(file.as_bytes()));
-                if let Err(e) = std::fs::write(path, pid.to_string()) {
-                    tracing::warn!(child = c.name(), error = %e, "{c}: cannot move it into {}: {e}", path.display());
-                }
-            }
-        }
         let restarts = lock(&shared.slots).get(&c).map_or(0, |s| s.tracker.total());
         let kind = if restarts == 0 {
             "component.started"

@@ -90,6 +90,7 @@ tar -xf "$out/base.tar" -C "$root"
 install -m 0755 "$bin/coworkd" "$bin/coworkctl" "$bin/coworkd-component" "$bin/coworkd-sandbox-init" "$root/usr/bin/"
 install -m 0644 "$top"/systemd/*.service "$root/usr/lib/systemd/system/"
 install -D -m 0644 "$top/systemd/sysusers.d/cowork.conf" "$root/usr/lib/sysusers.d/cowork.conf"
+install -D -m 0644 "$top/systemd/tmpfiles.d/cowork.conf" "$root/usr/lib/tmpfiles.d/cowork.conf"
 install -D -m 0644 "$top"/udev/*.rules -t "$root/usr/lib/udev/rules.d/"
 install -D -m 0644 "$top/config/coworkd.toml" "$root/etc/cowork/coworkd.toml"
 install -d -m 0755 "$root/etc/cowork/coworkd.toml.d"
@@ -118,7 +119,7 @@ systemctl --root="$root" enable coworkd.service cowork-boot-ok.service cowork-co
     nftables.service systemd-networkd.service systemd-resolved.service systemd-timesyncd.service \
     >/dev/null 2>&1
 # Every unit we ship, checked against the image's own files (binaries, scripts).
-for u in coworkd.service cowork-boot-ok.service cowork-console.service; do
+for u in $(cd "$top/systemd" && ls -- *.service); do
     problems=$(systemd-analyze verify --root="$root" "/usr/lib/systemd/system/$u" 2>&1) \
         && [ -z "$problems" ] || die "systemd-analyze verify $u: $problems"
 done

@@ -25,6 +25,11 @@ struct Args {
     /// Executable to start for components (testing aid; default: this binary).
     #[arg(long, hide = true)]
     component_exe: Option<PathBuf>,
+    /// The sandbox runs as a systemd unit of its own and serves its socket in
+    /// DIR (the appliance: /run/cowork-sandbox/sandbox); the supervisor watches
+    /// it instead of spawning it.
+    #[arg(long, value_name = "DIR")]
+    external_sandbox: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -38,9 +43,13 @@ enum Command {
         name: Component,
         #[arg(long, value_enum, default_value = "stderr")]
         log: LogTarget,
-        /// Sandbox only: the delegated cgroup v2 directory for per-command cgroups.
+        /// Sandbox only: systemd delegated this process's cgroup to it (the
+        /// sandbox's own unit); per-command cgroups are made inside it.
         #[arg(long)]
-        cgroup_parent: Option<PathBuf>,
+        delegated_cgroup: bool,
+        /// A pipe from the supervisor: when it closes, exit at once.
+        #[arg(long, value_name = "FD")]
+        lifeline_fd: Option<i32>,
     },
     /// Run commands in the sandbox without the daemon (operators, tests, benchmarks).
     Sandbox {
@@ -96,12 +105,14 @@ fn main() -> ExitCode {
         None => cowork::supervisor::run(cowork::supervisor::Options {
             paths,
             component_exe: args.component_exe,
+            external_sandbox: args.external_sandbox,
         }),
         Some(Command::Component {
             name,
             log,
-            cgroup_parent,
-        }) => cowork::component::run(name, paths, log, cgroup_parent),
+            delegated_cgroup,
+            lifeline_fd,
+        }) => cowork::component::run(name, paths, log, delegated_cgroup, lifeline_fd),
         Some(Command::Sandbox { cmd }) => return exit_code(cowork::sandbox::dispatch(cmd)),
         Some(Command::Update(UpdateCommand::Verify(a))) => {
             return exit_code(cowork::update::cli::verify_cli(&a));

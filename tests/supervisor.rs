@@ -222,3 +222,110 @@ fn components_started_by_root_hold_no_capabilities() {
         );
     }
 }
+
+/// Starts `coworkd component audit` by hand with `--lifeline-fd` set to `fd`
+/// (or to the read end of a fresh pipe when `fd` is None, returning its write end).
+fn audit_component_with_lifeline(
+    dir: &std::path::Path,
+    fd: Option<i32>,
+) -> (std::process::Child, Option<std::os::fd::OwnedFd>) {
+    use std::os::fd::AsRawFd;
+    std::fs::write(dir.join("coworkd.toml"), DEV_CONFIG).unwrap();
+    for d in ["state/audit", "run/audit"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    let (fd, write_end, read_end) = match fd {
+        Some(fd) => (fd, None, None),
+        None => {
+            let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+            // Only the read end is inherited.
+            nix::fcntl::fcntl(
+                r.as_raw_fd(),
+                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+            )
+            .unwrap();
+            (r.as_raw_fd(), Some(w), Some(r))
+        }
+    };
+    let child = std::process::Command::new(COWORKD)
+        .arg("component")
+        .arg("audit")
+        .arg("--lifeline-fd")
+        .arg(fd.to_string())
+        .arg("--config")
+        .arg(dir.join("coworkd.toml"))
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .arg("--runtime-dir")
+        .arg(dir.join("run"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(read_end);
+    (child, write_end)
+}
+
+#[test]
+fn closing_the_lifeline_ends_a_component_at_once() {
+    // How the supervisor ends a component without signals (the unit has no
+    // CAP_KILL): it drops the write end of the component's lifeline pipe.
+    let dir = tempfile::Builder::new()
+        .prefix("cw")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let (mut child, write_end) = audit_component_with_lifeline(dir.path(), None);
+    let socket = dir.path().join("run/audit/audit.sock");
+    wait_until(Duration::from_secs(10), "audit socket", || {
+        socket.exists().then_some(())
+    });
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "running while the lifeline is held"
+    );
+    drop(write_end);
+    let status = wait_until(
+        Duration::from_secs(2),
+        "exit after the lifeline closed",
+        || child.try_wait().unwrap(),
+    );
+    assert_eq!(status.code(), Some(137), "{status}");
+}
+
+#[test]
+fn a_lifeline_that_is_not_a_pipe_is_refused() {
+    let dir = tempfile::Builder::new()
+        .prefix("cw")
+        .tempdir_in("/tmp")
+        .unwrap();
+    // fd 0 is /dev/null here (not a pipe); fd 999 is not open.
+    for fd in [0, 999] {
+        let (child, _) = audit_component_with_lifeline(dir.path(), Some(fd));
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "fd {fd}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("lifeline"), "fd {fd}: {err}");
+    }
+}
+
+#[test]
+fn an_unresponsive_component_is_replaced_through_its_lifeline() {
+    // SIGSTOP: it answers no health check; after three misses the supervisor
+    // cuts its lifeline (it sends no signal: the unit has no CAP_KILL). The
+    // process ends as soon as it runs again, and a new one takes its place.
+    let i = Instance::start();
+    let old = i.pid_of("gateway").expect("gateway pid");
+    let pid = nix::unistd::Pid::from_raw(old);
+    nix::sys::signal::kill(pid, Signal::SIGSTOP).unwrap();
+    wait_until(Duration::from_secs(10), "gateway unresponsive", || {
+        (i.component("gateway")["state"] == "unresponsive").then_some(())
+    });
+    // Three missed rounds at the development profile's interval, with room.
+    std::thread::sleep(Duration::from_secs(6));
+    nix::sys::signal::kill(pid, Signal::SIGCONT).unwrap();
+    let g = wait_until(Duration::from_secs(10), "a new gateway", || {
+        let g = i.component("gateway");
+        (g["state"] == "up" && g["pid"].as_i64() != Some(i64::from(old))).then_some(g)
+    });
+    assert!(g["restarts"].as_u64().unwrap() >= 1, "{g}");
+    assert!(!alive(old), "the old gateway is gone");
+}

@@ -43,7 +43,7 @@ pub enum AdminError {
     )]
     WildcardListenAddr { addr: std::net::IpAddr },
     #[error("listing the host's network interfaces: {0}")]
-    ListInterfaces(#[source] nix::Error),
+    ListInterfaces(#[source] std::io::Error),
     #[error("no loopback or private address found to listen on")]
     NoListenAddr,
     #[error("binding {addr}: {source}")]

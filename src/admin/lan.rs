@@ -63,19 +63,13 @@ pub fn parse_listen(addrs: &[String]) -> Result<Vec<IpAddr>, AdminError> {
 }
 
 /// The host's non-public addresses (loopback, private, link-local, CGNAT,
-/// ULA) from `getifaddrs`: the default listen set. IPv6 link-local addresses
-/// are skipped (they need a scope id to bind).
+/// ULA): the default listen set. IPv6 link-local addresses are skipped (they
+/// need a scope id to bind).
 pub fn host_lan_addresses() -> Result<Vec<IpAddr>, AdminError> {
     let mut out = Vec::new();
-    for ifa in nix::ifaddrs::getifaddrs().map_err(AdminError::ListInterfaces)? {
-        let Some(sa) = ifa.address else { continue };
-        let ip = if let Some(v4) = sa.as_sockaddr_in() {
-            IpAddr::V4(v4.ip())
-        } else if let Some(v6) = sa.as_sockaddr_in6() {
-            IpAddr::V6(v6.ip())
-        } else {
-            continue;
-        };
+    let mut all = interfaces::ipv4_addresses().map_err(AdminError::ListInterfaces)?;
+    all.extend(interfaces::ipv6_addresses().map_err(AdminError::ListInterfaces)?);
+    for ip in all {
         if let IpAddr::V6(v6) = ip
             && (v6.segments()[0] & 0xffc0) == 0xfe80
         {
@@ -86,6 +80,108 @@ pub fn host_lan_addresses() -> Result<Vec<IpAddr>, AdminError> {
         }
     }
     Ok(out)
+}
+
+/// Interface addresses without netlink: the appliance's units allow no
+/// AF_NETLINK sockets (glibc's `getifaddrs` needs one), and the two classic
+/// interfaces give all the admin page needs.
+mod interfaces {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    use std::os::fd::AsRawFd;
+
+    /// `SIOCGIFCONF` from <linux/sockios.h> (the libc crate has it only for Android).
+    const SIOCGIFCONF: libc::c_ulong = 0x8912;
+
+    /// IPv4 addresses of the interfaces that are up, from `SIOCGIFCONF`.
+    pub fn ipv4_addresses() -> std::io::Result<Vec<IpAddr>> {
+        use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};
+        let sock = socket(
+            AddressFamily::Inet,
+            SockType::Datagram,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )?;
+        let mut slots = 64usize;
+        loop {
+            let requests = ifconf(sock.as_raw_fd(), slots)?;
+            // A full buffer may have cut the list short: ask again with more room.
+            if requests.len() == slots && slots < 65536 {
+                slots *= 4;
+                continue;
+            }
+            return Ok(requests
+                .iter()
+                .filter_map(|r| {
+                    let addr = sockaddr_in(r)?;
+                    Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                        addr.sin_addr.s_addr,
+                    ))))
+                })
+                .collect());
+        }
+    }
+
+    #[allow(unsafe_code)]
+    fn ifconf(fd: libc::c_int, slots: usize) -> std::io::Result<Vec<libc::ifreq>> {
+        // SAFETY: ifreq is plain old data (arrays, integers and unions of them);
+        // all-zero is a valid value.
+        let mut requests: Vec<libc::ifreq> =
+            (0..slots).map(|_| unsafe { std::mem::zeroed() }).collect();
+        let mut conf = libc::ifconf {
+            ifc_len: libc::c_int::try_from(slots * std::mem::size_of::<libc::ifreq>())
+                .map_err(|_| std::io::Error::other("interface buffer too large"))?,
+            ifc_ifcu: libc::__c_anonymous_ifc_ifcu {
+                ifcu_req: requests.as_mut_ptr(),
+            },
+        };
+        // SAFETY: the kernel writes at most ifc_len bytes of ifreq records into
+        // `requests`, which is that long and outlives the call.
+        let rc = unsafe { libc::ioctl(fd, SIOCGIFCONF as _, &mut conf) };
+        if rc < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let filled =
+            usize::try_from(conf.ifc_len).unwrap_or(0) / std::mem::size_of::<libc::ifreq>();
+        requests.truncate(filled.min(slots));
+        Ok(requests)
+    }
+
+    #[allow(unsafe_code)]
+    fn sockaddr_in(request: &libc::ifreq) -> Option<libc::sockaddr_in> {
+        // SAFETY: SIOCGIFCONF fills the ifru_addr member of every record.
+        let addr = unsafe { request.ifr_ifru.ifru_addr };
+        if i32::from(addr.sa_family) != libc::AF_INET {
+            return None;
+        }
+        // SAFETY: an AF_INET sockaddr is a sockaddr_in, which is no larger than
+        // sockaddr; read_unaligned copes with the union's alignment.
+        Some(unsafe { std::ptr::read_unaligned((&raw const addr).cast::<libc::sockaddr_in>()) })
+    }
+
+    /// IPv6 addresses from `/proc/self/net/if_inet6` (absent when IPv6 is off).
+    pub fn ipv6_addresses() -> std::io::Result<Vec<IpAddr>> {
+        match std::fs::read_to_string("/proc/self/net/if_inet6") {
+            Ok(text) => Ok(parse_if_inet6(&text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Lines of "ADDRESS(32 hex) IFINDEX PREFIXLEN SCOPE FLAGS NAME"; lines that
+    /// do not parse are skipped.
+    pub fn parse_if_inet6(text: &str) -> Vec<IpAddr> {
+        text.lines()
+            .filter_map(|line| {
+                let hex = line.split_whitespace().next()?;
+                if hex.len() != 32 {
+                    return None;
+                }
+                u128::from_str_radix(hex, 16)
+                    .ok()
+                    .map(|v| IpAddr::V6(Ipv6Addr::from(v)))
+            })
+            .collect()
+    }
 }
 
 /// The addresses to bind: the configured ones (checked), or every LAN
@@ -105,6 +201,30 @@ pub fn listen_addresses(configured: &[String]) -> Result<Vec<IpAddr>, AdminError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn interface_enumeration_without_netlink_finds_loopback() {
+        let v4 = interfaces::ipv4_addresses().expect("SIOCGIFCONF");
+        assert!(v4.contains(&ip("127.0.0.1")), "{v4:?}");
+        assert!(
+            host_lan_addresses()
+                .expect("list")
+                .contains(&ip("127.0.0.1"))
+        );
+    }
+
+    #[test]
+    fn if_inet6_lines_parse_and_junk_is_skipped() {
+        let text = "00000000000000000000000000000001 01 80 10 80       lo\n\
+                    fe800000000000000000000000000001 02 40 20 80     eth0\n\
+                    fd00000000000000000000000000abcd 02 40 00 80     eth0\n\
+                    zz000000000000000000000000000001 01 80 10 80       lo\n\
+                    0001 01 80 10 80 short\n\
+                    \n\
+                    \u{0}\u{ff}garbage";
+        let got = interfaces::parse_if_inet6(text);
+        assert_eq!(got, vec![ip("::1"), ip("fe80::1"), ip("fd00::abcd")]);
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

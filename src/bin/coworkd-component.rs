@@ -1,5 +1,6 @@
 //! `coworkd-component NAME`: one component of the appliance (audit, sandbox,
-//! gateway, admin), started by the supervisor. A binary of its own so that no
+//! gateway, admin), started by the supervisor (the sandbox, on the appliance, by
+//! its own systemd unit). A binary of its own so that no
 //! component process maps the keystore's TPM stack (libtss2, libcrypto): only the
 //! supervisor talks to the TPM. `coworkd component NAME` is the same code, used
 //! when this binary is not installed beside coworkd.
@@ -29,9 +30,14 @@ struct Args {
     runtime_dir: PathBuf,
     #[arg(long, value_enum, default_value = "stderr")]
     log: LogTarget,
-    /// Sandbox only: the delegated cgroup v2 directory for per-command cgroups.
+    /// Sandbox only: systemd delegated this process's cgroup to it (the
+    /// sandbox's own unit, cowork-sandbox.service); per-command cgroups are made
+    /// inside it.
     #[arg(long)]
-    cgroup_parent: Option<PathBuf>,
+    delegated_cgroup: bool,
+    /// A pipe from the supervisor: when it closes, exit at once.
+    #[arg(long, value_name = "FD")]
+    lifeline_fd: Option<i32>,
 }
 
 fn parse_component(s: &str) -> Result<Component, String> {
@@ -46,7 +52,13 @@ fn main() -> ExitCode {
     }
     let args = Args::parse();
     let paths = Paths::new(args.config, args.state_dir, args.runtime_dir);
-    match cowork::component::run(args.name, paths, args.log, args.cgroup_parent) {
+    match cowork::component::run(
+        args.name,
+        paths,
+        args.log,
+        args.delegated_cgroup,
+        args.lifeline_fd,
+    ) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("coworkd-component {}: {e:#}", args.name.name());

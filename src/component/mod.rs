@@ -26,13 +26,28 @@ pub fn run(
     component: Component,
     paths: Paths,
     log: LogTarget,
-    cgroup_parent: Option<std::path::PathBuf>,
+    delegated_cgroup: bool,
+    lifeline_fd: Option<i32>,
 ) -> anyhow::Result<()> {
+    if let Some(fd) = lifeline_fd {
+        watch_lifeline(fd).context("watching the supervisor's lifeline")?;
+    }
     crate::privs::harden_process().context("hardening the process")?;
     let mut config = config::load(&paths.config)
         .with_context(|| format!("loading {}", paths.config.display()))?;
     let log_handle = logging::init(component.name(), config.log.level, log);
-    config.sandbox.cgroup_parent = cgroup_parent;
+    if delegated_cgroup && component == Component::Sandbox {
+        // Before the self-test, which reports whether commands get a cgroup.
+        match crate::sandbox::adopt_delegated(&config.sandbox.cgroup_root) {
+            Ok(parent) => {
+                tracing::info!(parent = %parent.display(), "delegated cgroup taken over for per-command cgroups");
+                config.sandbox.cgroup_parent = Some(parent);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot use the delegated cgroup; commands get no cgroup")
+            }
+        }
+    }
 
     let roles = Roles::start(component, &config, &paths)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -67,6 +82,20 @@ async fn serve(
     });
     let auth = Arc::new(crate::privs::component_peer_auth(component));
     tracing::info!(socket = %socket.display(), pid = std::process::id(), "component started");
+    // Only a component run as a systemd unit of its own (the sandbox on the
+    // appliance) has a NOTIFY_SOCKET: tell systemd it serves, and feed the unit's
+    // watchdog from this runtime, so a hung component is restarted by systemd.
+    let mut notifier = crate::supervisor::notify::Notifier::new();
+    notifier.ready();
+    if let Some(every) = crate::supervisor::notify::Notifier::watchdog_interval() {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every / 2);
+            loop {
+                tick.tick().await;
+                notifier.watchdog();
+            }
+        });
+    }
 
     let server = tokio::spawn(ipc::serve(
         listener,
@@ -85,6 +114,41 @@ async fn serve(
     let _ = server.await;
     let _ = std::fs::remove_file(&socket);
     tracing::info!("component stopped");
+    Ok(())
+}
+
+/// Exits the process at once when the supervisor closes the lifeline pipe
+/// (`--lifeline-fd`, see supervisor/spawn.rs) or dies. A thread of its own, so
+/// it works even when the component's event loop is stuck; `_exit` runs no
+/// destructors and takes no locks a stuck thread may hold.
+#[allow(unsafe_code)]
+fn watch_lifeline(fd: i32) -> anyhow::Result<()> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let stat = nix::sys::stat::fstat(fd).with_context(|| format!("fd {fd}"))?;
+    if stat.st_mode & libc::S_IFMT != libc::S_IFIFO {
+        anyhow::bail!("fd {fd} is not a pipe");
+    }
+    // SAFETY: the fd was inherited for exactly this purpose, is open (fstat
+    // succeeded) and nothing else in this process owns it.
+    let pipe = unsafe { OwnedFd::from_raw_fd(fd) };
+    // Not inherited further (the sandbox's commands must not hold it).
+    nix::fcntl::fcntl(
+        pipe.as_raw_fd(),
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )
+    .with_context(|| format!("fd {fd}: setting FD_CLOEXEC"))?;
+    std::thread::Builder::new()
+        .name("lifeline".into())
+        .spawn(move || {
+            let mut byte = [0u8; 1];
+            // Returns on EOF, a byte or an error: the supervisor let go.
+            while let Err(nix::errno::Errno::EINTR) = nix::unistd::read(pipe.as_raw_fd(), &mut byte)
+            {
+            }
+            // SAFETY: _exit ends the process without running anything else.
+            unsafe { libc::_exit(137) }
+        })
+        .context("starting the lifeline thread")?;
     Ok(())
 }
 

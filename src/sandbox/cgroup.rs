@@ -97,6 +97,61 @@ pub fn create(root: &Path, delegated: Option<&Path>, limits: Limits) -> RunCgrou
     }
 }
 
+/// Takes over the cgroup v2 subtree systemd delegated to the sandbox's own unit
+/// (`cowork-sandbox.service`, `Delegate=`): moves this process into a `service/`
+/// leaf (no process may sit in a node whose children have controllers), enables
+/// memory, pids and cpu for the children, and returns the node per-command
+/// cgroups are created in.
+///
+/// ```text
+/// cowork-sandbox.service/      returned: controllers enabled for its children
+///   service/                   the sandbox component itself
+///   cowork-sandbox-PID-N/      one per command
+/// ```
+pub fn adopt_delegated(root: &Path) -> Result<PathBuf, String> {
+    if !root.join("cgroup.controllers").exists() {
+        return Err(format!(
+            "{} is not a cgroup v2 hierarchy (the unit's delegation needs the unified one)",
+            root.display()
+        ));
+    }
+    let paths = own_paths().map_err(|e| format!("reading /proc/self/cgroup: {e}"))?;
+    let Some((_, rel)) = paths.iter().find(|(c, _)| c.is_empty()) else {
+        return Err("no cgroup v2 entry in /proc/self/cgroup".into());
+    };
+    let base = join(root, rel.trim());
+    let leaf = base.join("service");
+    match fs::create_dir(&leaf) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => {
+            return Err(format!(
+                "creating {} ({e}): is Delegate= set in the unit?",
+                leaf.display()
+            ));
+        }
+    }
+    write(&leaf, "cgroup.procs", &std::process::id().to_string())
+        .map_err(|e| format!("moving into {}: {e}", leaf.display()))?;
+    let available = fs::read_to_string(base.join("cgroup.controllers"))
+        .map_err(|e| format!("reading {}: {e}", base.join("cgroup.controllers").display()))?;
+    let wanted: Vec<String> = ["memory", "pids", "cpu"]
+        .iter()
+        .filter(|c| available.split_whitespace().any(|a| a == **c))
+        .map(|c| format!("+{c}"))
+        .collect();
+    if !wanted.is_empty() {
+        write(&base, "cgroup.subtree_control", &wanted.join(" ")).map_err(|e| {
+            format!(
+                "enabling {} in {}: {e}",
+                wanted.join(" "),
+                base.join("cgroup.subtree_control").display()
+            )
+        })?;
+    }
+    Ok(base)
+}
+
 fn create_v2(base: &Path, name: &str, limits: Limits) -> io::Result<RunCgroup> {
     let enabled = fs::read_to_string(base.join("cgroup.subtree_control")).unwrap_or_default();
     if !["memory", "pids", "cpu"]

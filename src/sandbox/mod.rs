@@ -47,6 +47,7 @@ mod wire;
 use std::path::Path;
 
 pub use capture::CancelHandle;
+pub use cgroup::adopt_delegated;
 pub use cli::{ExecArgs, SandboxCommand, dispatch, exec_cli};
 pub use docker::docker_argv;
 pub use error::{ConfineError, SandboxError};

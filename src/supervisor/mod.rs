@@ -8,11 +8,16 @@
 //! Privileges: started as root it creates the runtime and state directories and
 //! switches each component to its own user; it keeps no open database.
 //! Peers: every component (as their lifecycle client) and `coworkctl`.
+//!
+//! On the appliance the sandbox is not our child: it runs as a systemd unit of
+//! its own (`cowork-sandbox.service`, `--external-sandbox`), because building
+//! each command's namespaces needs what this unit is better without (user and
+//! mount namespaces, @mount, a delegated cgroup subtree). We wait for it to
+//! answer, watch it, and leave starting, stopping and restarting it to systemd.
 
-mod cgroups;
 mod control;
 mod keys;
-mod notify;
+pub(crate) mod notify;
 mod restart;
 mod spawn;
 mod updates;
@@ -48,6 +53,9 @@ pub struct Options {
     /// The executable started for components; normally this very binary. Tests
     /// point it at a wrapper to simulate a component that keeps dying.
     pub component_exe: Option<PathBuf>,
+    /// The sandbox is run by systemd (cowork-sandbox.service) and serves its
+    /// socket in this directory; `$RUNTIME/sandbox` becomes a link to it.
+    pub external_sandbox: Option<PathBuf>,
 }
 
 type ComponentClient = Client<ComponentRequest, ComponentResponse>;
@@ -62,6 +70,8 @@ struct Slot {
     user: String,
     degraded: bool,
     summary: Option<String>,
+    /// Dropping it ends the running child (see spawn.rs); `None` between runs.
+    lifeline: Option<spawn::Lifeline>,
 }
 
 /// State shared by the main loop, the component tasks and the control server.
@@ -80,8 +90,8 @@ struct Shared {
     keys: keys::Keys,
     /// Lifecycle events go to the audit trail, queued while it (re)starts.
     audit: AuditLog,
-    /// The delegated cgroup subtree, when systemd gave us one.
-    cgroups: Option<cgroups::Layout>,
+    /// The sandbox runs as a systemd unit of its own (not spawned here).
+    external_sandbox: bool,
     cgroups_summary: String,
 }
 
@@ -101,15 +111,21 @@ impl Shared {
         self.changed.notify_one();
     }
 
+    /// Whether systemd, not this supervisor, runs `c` (see the module doc).
+    fn is_external(&self, c: Component) -> bool {
+        c == Component::Sandbox && self.external_sandbox
+    }
+
     /// Kills a component so its task restarts it (e.g. it could not take new keys).
+    /// Not one systemd runs: its unit decides about its life.
     fn kill(&self, c: Component) {
-        let pid = lock(&self.slots).get(&c).and_then(|s| s.pid);
-        if let Some(pid) = pid {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+        if self.is_external(c) {
+            return;
         }
+        let lifeline = lock(&self.slots)
+            .get_mut(&c)
+            .and_then(|s| s.lifeline.take());
+        drop(lifeline);
     }
 
     fn report(&self) -> StatusReport {
@@ -161,21 +177,13 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
                 .with_context(|| format!("planning the {c} component"))?,
         );
     }
-    prepare_dirs(&opts.paths, &plans)?;
-    let (cgroups, cgroups_summary) = match cgroups::prepare(Path::new("/sys/fs/cgroup"), &plans) {
-        Ok(Some(layout)) => {
-            tracing::info!("{}", layout.summary);
-            let summary = layout.summary.clone();
-            (Some(layout), summary)
-        }
-        Ok(None) => (
-            None,
-            "none delegated (not started by systemd as root)".to_string(),
-        ),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot lay out the delegated cgroup subtree; commands get no cgroup");
-            (None, format!("not delegated: {e}"))
-        }
+    prepare_dirs(&opts.paths, &plans, opts.external_sandbox.as_deref())?;
+    // Per-command cgroups are the sandbox's business: it gets a delegated
+    // subtree from its own unit, or goes without (dev, tests, containers).
+    let cgroups_summary = if opts.external_sandbox.is_some() {
+        "delegated to the sandbox's own unit (cowork-sandbox.service)".to_string()
+    } else {
+        "none delegated (the sandbox runs as the supervisor's child)".to_string()
     };
     let keys = keys::Keys::open(&config, &opts.paths)?;
     let exe = match &opts.component_exe {
@@ -190,7 +198,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
     let launch = Launch {
         exe,
         log_target,
-        cgroups,
+        external_sandbox: opts.external_sandbox.is_some(),
         cgroups_summary,
     };
     runtime.block_on(supervise(opts.paths, launch, config, plans, log, keys))
@@ -198,7 +206,11 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
 
 /// Creates the runtime and state directories with owners and modes that keep each
 /// component to its own corner.
-fn prepare_dirs(paths: &Paths, plans: &BTreeMap<Component, Option<RunAs>>) -> anyhow::Result<()> {
+fn prepare_dirs(
+    paths: &Paths,
+    plans: &BTreeMap<Component, Option<RunAs>>,
+    external_sandbox: Option<&Path>,
+) -> anyhow::Result<()> {
     let shared_gid = privs::group_gid(SHARED_GROUP).map(|g| g.as_raw());
     let per_user = plans.values().any(Option::is_some);
     // Runtime dir: 0755 when components have their own users (coworkctl reaches the
@@ -211,6 +223,11 @@ fn prepare_dirs(paths: &Paths, plans: &BTreeMap<Component, Option<RunAs>>) -> an
     mkdir(&paths.state_dir, if per_user { 0o755 } else { 0o700 }, None)?;
     mkdir(&paths.supervisor_state_dir(), 0o700, None)?;
     for (c, plan) in plans {
+        if let (Component::Sandbox, Some(target)) = (c, external_sandbox) {
+            // Its unit makes its runtime and state directories (owned by it).
+            link(&paths.component_runtime_dir(*c), target)?;
+            continue;
+        }
         let owner = plan.as_ref().map(|r| (r.uid, shared_gid.unwrap_or(r.gid)));
         mkdir(
             &paths.component_runtime_dir(*c),
@@ -246,11 +263,31 @@ fn mkdir(path: &Path, mode: u32, owner: Option<(u32, u32)>) -> anyhow::Result<()
     Ok(())
 }
 
-/// How components are started: which executable, where they log, which cgroup.
+/// `link` -> `target`, replacing whatever `link` was (a directory left by a
+/// run that spawned the sandbox itself, or an old link).
+fn link(link: &Path, target: &Path) -> anyhow::Result<()> {
+    match std::fs::symlink_metadata(link) {
+        Ok(m) if m.file_type().is_symlink() => {
+            if std::fs::read_link(link).is_ok_and(|t| t == target) {
+                return Ok(());
+            }
+            std::fs::remove_file(link)
+        }
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(link),
+        Ok(_) => std::fs::remove_file(link),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+    .with_context(|| format!("replacing {}", link.display()))?;
+    std::os::unix::fs::symlink(target, link)
+        .with_context(|| format!("linking {} to {}", link.display(), target.display()))
+}
+
+/// How components are started: which executable, where they log.
 struct Launch {
     exe: PathBuf,
     log_target: LogTarget,
-    cgroups: Option<cgroups::Layout>,
+    external_sandbox: bool,
     cgroups_summary: String,
 }
 
@@ -265,7 +302,7 @@ async fn supervise(
     let Launch {
         exe,
         log_target,
-        cgroups,
+        external_sandbox,
         cgroups_summary,
     } = launch;
     let mut notifier = notify::Notifier::new();
@@ -289,6 +326,7 @@ async fn supervise(
                 user,
                 degraded: false,
                 summary: None,
+                lifeline: None,
             },
         );
         clients.insert(
@@ -312,7 +350,7 @@ async fn supervise(
         reload_tx,
         keys,
         audit: AuditLog::start(paths.component_socket(Component::Audit), Role::Supervisor),
-        cgroups,
+        external_sandbox,
         cgroups_summary,
     });
     updates::check_boot_at_start(config.update.clone(), shared.audit.clone());
@@ -501,6 +539,7 @@ async fn health_round(shared: &Arc<Shared>) -> bool {
         let ok = health.is_some();
         all_answered &= ok;
         let mut kill = false;
+        let external = shared.is_external(c);
         shared.update(c, |s| {
             if s.pid != Some(pid) {
                 return;
@@ -512,19 +551,16 @@ async fn health_round(shared: &Arc<Shared>) -> bool {
             } else {
                 s.missed_pings += 1;
                 s.state = ComponentState::Unresponsive;
-                kill = s.missed_pings >= MAX_MISSED_PINGS;
+                kill = s.missed_pings >= MAX_MISSED_PINGS && !external;
             }
         });
         if kill {
             tracing::error!(
                 child = c.name(),
                 pid,
-                "{c}: component stopped answering health checks; killing it"
+                "{c}: component stopped answering health checks; ending it"
             );
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+            shared.kill(c);
         }
     }
     all_answered
@@ -620,19 +656,25 @@ async fn component_task(
             _ = stop.changed() => return,
         }
     }
+    if shared.is_external(c) {
+        return external_component_task(shared, c, settled_tx, stop).await;
+    }
     let client = Arc::clone(&shared.clients[&c]);
     loop {
         let started = Instant::now();
-        let mut cmd = spawn::command(
+        let spawned = spawn::command(
             &shared.exe,
             c,
             &shared.paths,
             shared.log_target,
             run_as.as_ref(),
-            shared.cgroups.as_ref(),
-        );
-        let mut child = match cmd.spawn() {
-            Ok(child) => child,
+        )
+        .and_then(|(mut cmd, lifeline)| Ok((cmd.spawn()?, lifeline)));
+        let mut child = match spawned {
+            Ok((child, lifeline)) => {
+                shared.update(c, |s| s.lifeline = Some(lifeline));
+                child
+            }
             Err(e) => {
                 tracing::error!(child = c.name(), error = %e, "{c}: spawn failed");
                 let _ = settled_tx.send(true);
@@ -670,28 +712,9 @@ async fn component_task(
 
         // Starting: poll its health until it answers, or it dies, or we stop.
         let ready = async {
-            let mut complained = Instant::now();
-            loop {
-                let answer = client
-                    .call_with_timeout(ComponentRequest::Ping, Duration::from_millis(500))
-                    .await;
-                // Answering, then holding its keys, is what "up" means.
-                let problem = match answer {
-                    Ok(ComponentResponse::Pong(h)) if Some(h.pid) == pid => {
-                        match shared.keys.install(c, &client).await {
-                            Ok(()) => return h.summary,
-                            Err(e) => format!("installing its keys failed: {e:#}"),
-                        }
-                    }
-                    Ok(other) => format!("unexpected answer {other:?}"),
-                    Err(e) => crate::error_chain(&e),
-                };
-                if complained.elapsed() > Duration::from_secs(5) {
-                    complained = Instant::now();
-                    tracing::warn!(child = c.name(), %problem, "{c}: component not answering health checks yet");
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
+            first_answer(&shared, c, &client, pid, Duration::from_millis(10), || {})
+                .await
+                .summary
         };
         let exited = tokio::select! {
             summary = ready => {
@@ -700,8 +723,8 @@ async fn component_task(
             }
             status = child.wait() => Some(status),
             deadline = stop_deadline(&mut stop) => {
-                stop_child(c, &client, &mut child, deadline).await;
-                shared.update(c, |s| { s.state = ComponentState::Stopped; s.pid = None; });
+                stop_child(&shared, c, &client, &mut child, deadline).await;
+                shared.update(c, |s| { s.state = ComponentState::Stopped; s.pid = None; s.lifeline = None; });
                 return;
             }
         };
@@ -714,8 +737,8 @@ async fn component_task(
                 tokio::select! {
                     status = child.wait() => status,
                     deadline = stop_deadline(&mut stop) => {
-                        stop_child(c, &client, &mut child, deadline).await;
-                        shared.update(c, |s| { s.state = ComponentState::Stopped; s.pid = None; });
+                        stop_child(&shared, c, &client, &mut child, deadline).await;
+                        shared.update(c, |s| { s.state = ComponentState::Stopped; s.pid = None; s.lifeline = None; });
                         return;
                     }
                 }
@@ -749,6 +772,141 @@ async fn component_task(
     }
 }
 
+/// Polls a starting component until it answers (as process `pid`, when known)
+/// and has taken its keys: what "up" means. `waiting` runs after every miss.
+async fn first_answer(
+    shared: &Shared,
+    c: Component,
+    client: &ComponentClient,
+    pid: Option<u32>,
+    poll: Duration,
+    mut waiting: impl FnMut(),
+) -> crate::ipc::Health {
+    let mut complained = Instant::now();
+    loop {
+        let answer = client
+            .call_with_timeout(ComponentRequest::Ping, Duration::from_millis(500))
+            .await;
+        let problem = match answer {
+            Ok(ComponentResponse::Pong(h)) if pid.is_none_or(|p| p == h.pid) => {
+                match shared.keys.install(c, client).await {
+                    Ok(()) => return h,
+                    Err(e) => format!("installing its keys failed: {e:#}"),
+                }
+            }
+            Ok(other) => format!("unexpected answer {other:?}"),
+            Err(e) => crate::error_chain(&e),
+        };
+        waiting();
+        if complained.elapsed() > Duration::from_secs(5) {
+            complained = Instant::now();
+            tracing::warn!(child = c.name(), %problem, "{c}: component not answering health checks yet");
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
+
+/// Watches a component that systemd runs as a unit of its own: wait until it
+/// answers, hand it its keys, and when it has stopped answering (its unit's
+/// Restart= and WatchdogSec= bring up a new one) wait for the next instance.
+/// Never spawns, stops or signals it.
+async fn external_component_task(
+    shared: Arc<Shared>,
+    c: Component,
+    settled_tx: watch::Sender<bool>,
+    mut stop: watch::Receiver<Option<tokio::time::Instant>>,
+) {
+    /// The components after it start anyway after this long, so a missing or
+    /// failing unit does not keep the admin page from showing it.
+    const SETTLE_AFTER: Duration = Duration::from_secs(10);
+    let client = Arc::clone(&shared.clients[&c]);
+    let waiting_since = Instant::now();
+    let mut instances: u64 = 0;
+    loop {
+        shared.update(c, |s| {
+            s.state = ComponentState::Starting;
+            s.pid = None;
+            s.missed_pings = 0;
+        });
+        let answered = first_answer(
+            &shared,
+            c,
+            &client,
+            None,
+            Duration::from_millis(100),
+            || {
+                if waiting_since.elapsed() > SETTLE_AFTER {
+                    let _ = settled_tx.send(true);
+                }
+            },
+        );
+        let health = tokio::select! {
+            h = answered => h,
+            _ = stop_deadline(&mut stop) => {
+                shared.update(c, |s| { s.state = ComponentState::Stopped; s.pid = None; s.lifeline = None; });
+                return;
+            }
+        };
+        let kind = if instances == 0 {
+            "component.started"
+        } else {
+            "component.restarted"
+        };
+        instances += 1;
+        shared
+            .audit
+            .record(
+                kind,
+                "supervisor",
+                c.name(),
+                serde_json::json!({"pid": health.pid, "user": lock(&shared.slots).get(&c).map(|s| s.user.clone()), "run_by": "systemd"}),
+            )
+            .await;
+        tracing::info!(
+            child = c.name(),
+            pid = health.pid,
+            "{c}: component up (its own systemd unit)"
+        );
+        shared.update(c, |s| {
+            s.state = ComponentState::Up;
+            s.pid = Some(health.pid);
+            s.summary = health.summary;
+        });
+        let _ = settled_tx.send(true);
+        // The health rounds ping it; after MAX_MISSED_PINGS misses it is gone.
+        let lost = async {
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let missed = lock(&shared.slots).get(&c).map_or(0, |s| s.missed_pings);
+                if missed >= MAX_MISSED_PINGS {
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            _ = lost => {}
+            _ = stop_deadline(&mut stop) => {
+                shared.update(c, |s| { s.state = ComponentState::Stopped; s.pid = None; s.lifeline = None; });
+                return;
+            }
+        }
+        tracing::error!(
+            child = c.name(),
+            pid = health.pid,
+            "{c}: component stopped answering; waiting for systemd to restart its unit"
+        );
+        shared
+            .audit
+            .record(
+                "component.lost",
+                "supervisor",
+                c.name(),
+                serde_json::json!({"pid": health.pid, "run_by": "systemd"}),
+            )
+            .await;
+    }
+}
+
 /// Resolves when the supervisor asks this component to stop, with the deadline.
 async fn stop_deadline(
     stop: &mut watch::Receiver<Option<tokio::time::Instant>>,
@@ -775,6 +933,7 @@ async fn backoff(
             .on_exit(Instant::now(), started.elapsed(), &policy);
         s.state = ComponentState::Backoff;
         s.pid = None;
+        s.lifeline = None;
         let degraded = s.tracker.degraded(Instant::now(), &policy);
         if degraded && !s.degraded {
             tracing::error!(
@@ -798,9 +957,11 @@ async fn backoff(
     }
 }
 
-/// Orderly stop of one component: ask over IPC, then SIGTERM, then SIGKILL at the
-/// deadline.
+/// Orderly stop of one component: ask over IPC, else cut its lifeline; a
+/// signal at the deadline is the last resort (it needs CAP_KILL, which the
+/// unit does not give; a development instance has it).
 async fn stop_child(
+    shared: &Shared,
     c: Component,
     client: &ComponentClient,
     child: &mut tokio::process::Child,
@@ -811,13 +972,8 @@ async fn stop_child(
         client.call_with_timeout(ComponentRequest::Shutdown, Duration::from_millis(500)),
     )
     .await;
-    if !matches!(asked, Ok(Ok(ComponentResponse::Done)))
-        && let Some(pid) = child.id()
-    {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
+    if !matches!(asked, Ok(Ok(ComponentResponse::Done))) {
+        shared.kill(c);
     }
     match tokio::time::timeout_at(deadline, child.wait()).await {
         Ok(_) => tracing::info!(child = c.name(), "{c}: component stopped"),

@@ -1,6 +1,13 @@
 //! Starting a component: re-exec ourselves as `coworkd component NAME` with a clean
 //! environment, stdin closed, under the component's user, dying with the supervisor.
+//!
+//! Each component also gets a lifeline: the read end of a pipe whose write end
+//! only the supervisor holds. Closing it (or the supervisor dying) makes the
+//! component exit at once (see `component::watch_lifeline`). That is how a hung
+//! or stuck component is ended: signals would need CAP_KILL, as components run
+//! under other uids, and the unit does without it.
 
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::process::Stdio;
 
@@ -18,8 +25,7 @@ pub fn command(
     paths: &Paths,
     log: LogTarget,
     run_as: Option<&RunAs>,
-    cgroups: Option<&super::cgroups::Layout>,
-) -> tokio::process::Command {
+) -> std::io::Result<(tokio::process::Command, Lifeline)> {
     let mut cmd = match component_binary(exe) {
         Some(binary) => tokio::process::Command::new(binary),
         None => {
@@ -28,7 +34,10 @@ pub fn command(
             cmd
         }
     };
+    let (child_end, lifeline) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     cmd.arg(component.name())
+        .arg("--lifeline-fd")
+        .arg(child_end.as_raw_fd().to_string())
         .arg("--config")
         .arg(&paths.config)
         .arg("--state-dir")
@@ -42,12 +51,6 @@ pub fn command(
         .current_dir("/")
         .stdin(Stdio::null())
         .kill_on_drop(true);
-    if component == Component::Sandbox
-        && let Some(parent) = cgroups.and_then(|l| l.sandbox_parent.as_ref())
-    {
-        cmd.arg("--cgroup-parent").arg(parent);
-    }
-    let join = cgroups.map(|l| l.join_files(component)).unwrap_or_default();
     let run_as = run_as.cloned();
     let parent = std::process::id();
     // A development instance started as root without the component users runs
@@ -55,8 +58,19 @@ pub fn command(
     // which needs them to build each command's namespaces and drop to nobody.
     let drop_caps =
         run_as.is_none() && nix::unistd::geteuid().is_root() && component != Component::Sandbox;
-    install_pre_exec(&mut cmd, run_as, parent, drop_caps, join);
-    cmd
+    install_pre_exec(&mut cmd, run_as, parent, drop_caps, child_end);
+    Ok((
+        cmd,
+        Lifeline {
+            _write_end: lifeline,
+        },
+    ))
+}
+
+/// The supervisor's end of a component's lifeline: dropping it ends the component.
+#[derive(Debug)]
+pub struct Lifeline {
+    _write_end: OwnedFd,
 }
 
 /// The component binary installed beside coworkd (it maps no TPM libraries).
@@ -76,7 +90,7 @@ fn install_pre_exec(
     run_as: Option<RunAs>,
     parent: u32,
     drop_caps: bool,
-    join: Vec<std::ffi::CString>,
+    lifeline: OwnedFd,
 ) {
     use nix::unistd::{Gid, Uid, setgid, setgroups, setuid};
     let groups: Vec<Gid> = run_as
@@ -84,19 +98,15 @@ fn install_pre_exec(
         .map(|r| r.groups.iter().map(|g| Gid::from_raw(*g)).collect())
         .unwrap_or_default();
     // SAFETY: the closure runs in the forked child before exec and only makes
-    // async-signal-safe system calls (open, write, close, setgroups, setgid, setuid,
+    // async-signal-safe system calls (fcntl, setgroups, setgid, setuid,
     // setsid, prctl, capset, getppid) on data prepared before the fork; it
     // allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
-            // Join the component's cgroup while still root ("0": this process).
-            // A failure leaves it where it is; the sandbox then reports no cgroup.
-            for file in &join {
-                let fd = libc::open(file.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-                if fd >= 0 {
-                    let _ = libc::write(fd, b"0".as_ptr().cast(), 1);
-                    libc::close(fd);
-                }
+            // The lifeline's read end survives the exec (the only inherited fd
+            // beside stdio); it keeps its number, so nothing else is overwritten.
+            if libc::fcntl(lifeline.as_raw_fd(), libc::F_SETFD, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
             }
             if let Some(r) = &run_as {
                 setgroups(&groups)?;

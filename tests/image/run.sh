@@ -130,8 +130,8 @@ check "coworkctl status exit 0 (healthy)" [ "$(field cowork-status-rc)" = 0 ]
 sandbox=$(jq -r '.components[] | select(.component=="sandbox") | .summary' "$work/status.json" 2>/dev/null)
 check "sandbox: full isolation with a memory+pids+cpu cgroup ($sandbox)" \
     sh -c "echo '$sandbox' | grep -q '^full isolation: .*cgroup v2 memory+pids+cpu'"
-check "cgroups delegated ($(jq -r .cgroups "$work/status.json" 2>/dev/null))" \
-    sh -c "jq -e '.cgroups | startswith(\"cgroup v2 subtree\")' '$work/status.json' >/dev/null"
+check "cgroups delegated to cowork-sandbox.service ($(jq -r .cgroups "$work/status.json" 2>/dev/null))" \
+    sh -c "jq -e '.cgroups | endswith(\"(cowork-sandbox.service)\")' '$work/status.json' >/dev/null"
 # The admin page, from the host through the forwarded port: the certificate it
 # serves is the one whose fingerprint the console shows, and it answers.
 console_fp=$(field admin-fingerprint)

@@ -2,14 +2,17 @@
 # Runs inside the nspawn container as cowork-test.service (see run.sh). Asserts:
 # the unit starts and is active (Type=notify: start returns after READY=1), the
 # status text and coworkctl show all four components up under their own users,
-# journald holds the structured fields, a SIGKILLed component is healed, a
-# SIGKILLed supervisor is restarted by systemd, and `systemctl stop` is clean.
+# journald holds the structured fields, the sandbox runs in cowork-sandbox.service
+# and the supervisor keeps only setuid/setgid, a SIGKILLed component is healed
+# (the sandbox by its own unit), a SIGKILLed supervisor is restarted by systemd,
+# and `systemctl stop` is clean and takes the sandbox's unit with it.
 exec >/results/log 2>&1
 set -u
 
 fail() {
     echo "FAIL: $*"
-    systemctl status coworkd.service --no-pager -l || true
+    systemctl status coworkd.service cowork-sandbox.service --no-pager -l || true
+    journalctl -u cowork-sandbox.service --no-pager -n 30 || true
     ls -la /run/cowork /run/cowork/* || true
     for p in $(pgrep -f /usr/local/bin/coworkd); do grep -H "^Groups\|^Uid\|^Cap" /proc/$p/status; done
     journalctl -u coworkd.service -o json --no-pager -n 80 \
@@ -36,8 +39,10 @@ component_state() { coworkctl status --json | jq -r ".components[] | select(.com
 getent passwd cowork-audit >/dev/null || fail "sysusers did not create cowork-audit"
 pass "sysusers created the component users"
 
-verify=$(systemd-analyze verify /etc/systemd/system/coworkd.service 2>&1)
-[ -z "$verify" ] || fail "systemd-analyze verify: $verify"
+for unit in coworkd.service cowork-sandbox.service; do
+    verify=$(systemd-analyze verify /etc/systemd/system/$unit 2>&1)
+    [ -z "$verify" ] || fail "systemd-analyze verify $unit: $verify"
+done
 pass "systemd-analyze verify is clean"
 
 systemctl start --no-block coworkd.service
@@ -63,6 +68,21 @@ for c in audit sandbox gateway admin; do
         || fail "$c runs $(readlink /proc/"$pid"/exe), not coworkd-component"
 done
 pass "every component up under its own user with no capabilities and no TPM libraries"
+
+# The sandbox is not the supervisor's child: its own unit runs it, in its cgroup.
+sandbox=$(component_pid sandbox)
+[ "$(systemctl is-active cowork-sandbox.service)" = active ] || fail "cowork-sandbox.service not active"
+[ "$(systemctl show -p MainPID --value cowork-sandbox.service)" = "$sandbox" ] \
+    || fail "the sandbox the supervisor sees ($sandbox) is not cowork-sandbox.service's main process"
+grep -q 'cowork-sandbox.service' /proc/"$sandbox"/cgroup || fail "sandbox cgroup: $(cat /proc/"$sandbox"/cgroup)"
+[ "$(readlink /run/cowork/sandbox)" = /run/cowork-sandbox/sandbox ] || fail "no link to the sandbox's socket directory"
+pass "sandbox runs in cowork-sandbox.service, watched by the supervisor"
+
+# The supervisor keeps only CAP_SETUID and CAP_SETGID (no CAP_KILL, no CAP_CHOWN).
+main=$(systemctl show -p MainPID --value coworkd.service)
+capbnd=$(sed -n 's/^CapBnd:[[:space:]]*//p' /proc/"$main"/status)
+[ "$capbnd" = 00000000000000c0 ] || fail "supervisor bounding set $capbnd, want 00000000000000c0 (setgid, setuid)"
+pass "supervisor bounding set is CAP_SETGID and CAP_SETUID only"
 
 isolation=$(coworkctl status --json | jq -r '.components[] | select(.component=="sandbox") | .summary')
 echo "sandbox: $isolation"
@@ -91,6 +111,12 @@ wait_for 3 bash -c "[ \"\$(coworkctl status --json | jq -r '.components[] | sele
     || fail "SIGKILLed gateway not healed"
 pass "SIGKILLed component healed by the supervisor"
 
+old=$(component_pid sandbox)
+kill -KILL "$old"
+wait_for 15 bash -c "[ \"\$(coworkctl status --json | jq -r '.components[] | select(.component==\"sandbox\") | \"\(.state) \(.pid)\"')\" != 'up $old' ] && [ \"\$(coworkctl status --json | jq -r '.components[] | select(.component==\"sandbox\") | .state')\" = up ]" \
+    || fail "SIGKILLed sandbox not restarted by its unit and seen by the supervisor"
+pass "SIGKILLed sandbox restarted by systemd and watched again"
+
 systemctl reload coworkd.service || fail "systemctl reload"
 pass "systemctl reload"
 
@@ -105,6 +131,7 @@ systemctl stop coworkd.service || fail "systemctl stop"
 result=$(systemctl show -p Result --value coworkd.service)
 [ "$result" = success ] || fail "stop result: $result"
 pgrep -u cowork-audit,cowork-gateway,cowork-sandbox,cowork-admin >/dev/null && fail "component processes left behind"
+[ "$(systemctl is-active cowork-sandbox.service)" = inactive ] || fail "cowork-sandbox.service still $(systemctl is-active cowork-sandbox.service) after stopping coworkd"
 journalctl -u coworkd.service --no-pager | grep -q "did not stop in time" && fail "a component had to be killed on stop"
 pass "systemctl stop is clean"
 

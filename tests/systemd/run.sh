@@ -16,21 +16,29 @@ command -v systemd-nspawn >/dev/null || { echo "test-systemd: systemd-nspawn mis
 
 work=$(mktemp -d /tmp/cowork-nspawn.XXXXXX)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
-mkdir -p "$work/bin" "$work/results" "$work/units/coworkd.service.d"
+mkdir -p "$work/bin" "$work/results" "$work/units/coworkd.service.d" "$work/units/cowork-sandbox.service.d"
 cp "$bin/coworkd" "$bin/coworkctl" "$bin/coworkd-component" "$bin/coworkd-sandbox-init" "$work/bin/"
-cp "$top/systemd/coworkd.service" "$work/units/"
+cp "$top/systemd/coworkd.service" "$top/systemd/cowork-sandbox.service" "$work/units/"
 # The image installs to /usr/bin; the host's /usr is read-only here, so the test
-# points the unchanged unit at /usr/local/bin with a drop-in.
-cat > "$work/units/coworkd.service.d/test-paths.conf" <<'CONF'
+# points the unchanged units at /usr/local/bin with drop-ins (same arguments).
+exec_of() { sed -n "s|^$2=/usr/bin/|$2=/usr/local/bin/|p" "$top/systemd/$1"; }
+cat > "$work/units/coworkd.service.d/test-paths.conf" <<CONF
 [Service]
 ExecStartPre=
-ExecStartPre=/usr/local/bin/coworkd check-config
+$(exec_of coworkd.service ExecStartPre)
 ExecStart=
-ExecStart=/usr/local/bin/coworkd
+$(exec_of coworkd.service ExecStart)
 ExecReload=
-ExecReload=/usr/local/bin/coworkctl --runtime-dir /run/cowork reload
+$(exec_of coworkd.service ExecReload)
 TimeoutStartSec=20s
 CONF
+cat > "$work/units/cowork-sandbox.service.d/test-paths.conf" <<CONF
+[Service]
+ExecStart=
+$(exec_of cowork-sandbox.service ExecStart)
+CONF
+grep -q '^ExecStart=/usr/local/bin/coworkd --external-sandbox' "$work/units/coworkd.service.d/test-paths.conf" \
+    || { echo "test-systemd: could not derive the test drop-in"; cat "$work/units/coworkd.service.d/test-paths.conf"; exit 1; }
 # systemd-nspawn gives the container no cgroup to delegate, so the sandbox cannot
 # have its memory/pids/cpu cgroup here; accept rlimits for this test so the
 # self-test still proves namespaces, landlock and seccomp work under the unit.
@@ -56,6 +64,9 @@ timeout 300 systemd-nspawn -D / --volatile=yes --register=no --keep-unit --quiet
     --bind-ro="$work/bin:/usr/local/bin" \
     --bind-ro="$work/units/coworkd.service:/etc/systemd/system/coworkd.service" \
     --bind-ro="$work/units/coworkd.service.d:/etc/systemd/system/coworkd.service.d" \
+    --bind-ro="$work/units/cowork-sandbox.service:/etc/systemd/system/cowork-sandbox.service" \
+    --bind-ro="$work/units/cowork-sandbox.service.d:/etc/systemd/system/cowork-sandbox.service.d" \
+    --bind-ro="$top/systemd/tmpfiles.d/cowork.conf:/etc/tmpfiles.d/cowork.conf" \
     --bind-ro="$work/units/cowork-test.service:/etc/systemd/system/cowork-test.service" \
     --bind-ro="$top/systemd/sysusers.d/cowork.conf:/etc/sysusers.d/cowork.conf" \
     --bind-ro="$top/config/coworkd.toml:/etc/cowork/coworkd.toml" \

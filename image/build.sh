@@ -95,6 +95,16 @@ install -D -m 0644 "$top"/udev/*.rules -t "$root/usr/lib/udev/rules.d/"
 install -D -m 0644 "$top/config/coworkd.toml" "$root/etc/cowork/coworkd.toml"
 install -d -m 0755 "$root/etc/cowork/coworkd.toml.d"
 install -D -m 0644 "$top/README.md" "$root/usr/share/doc/cowork/README.md"
+install -D -m 0644 "$top/docs/update-format.md" "$root/usr/share/doc/cowork/update-format.md"
+# The image's version (monotonic, one decimal number: updates must go above
+# it) and the keys its updates must be signed with.
+version=${COWORK_IMAGE_VERSION:-$(cat "$img/VERSION")}
+case $version in ''|*[!0-9]*) die "image version must be a decimal number, not '$version'" ;; esac
+install -d -m 0755 "$root/usr/lib/cowork/update-keys"
+echo "$version" > "$root/usr/lib/cowork/image-version"
+for k in "$img"/update-keys/*.pub; do
+    if [ -e "$k" ]; then install -m 0644 "$k" "$root/usr/lib/cowork/update-keys/"; fi
+done
 cp -a --no-preserve=ownership "$img/rootfs/." "$root/"
 # /efi: the ESP's mount point; / is read-only on the target, so it exists here.
 install -d -m 0700 "$root/efi"
@@ -115,11 +125,11 @@ chroot_run() { # runs a command in the root with /proc, /sys and /dev, in a priv
         mount -t proc proc "$r/proc"; mount --rbind /sys "$r/sys"; mount --rbind /dev "$r/dev"
         chroot "$r" "$@"' sh "$root" "$@"
 }
-systemctl --root="$root" enable coworkd.service cowork-boot-ok.service cowork-console.service \
+systemctl --root="$root" enable coworkd.service cowork-boot-ok.service cowork-console.service cowork-update.socket \
     nftables.service systemd-networkd.service systemd-resolved.service systemd-timesyncd.service \
     >/dev/null 2>&1
 # Every unit we ship, checked against the image's own files (binaries, scripts).
-for u in $(cd "$top/systemd" && ls -- *.service); do
+for u in $(cd "$top/systemd" && ls -- *.service *.socket); do
     problems=$(systemd-analyze verify --root="$root" "/usr/lib/systemd/system/$u" 2>&1) \
         && [ -z "$problems" ] || die "systemd-analyze verify $u: $problems"
 done

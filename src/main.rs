@@ -71,6 +71,10 @@ enum Command {
 enum UpdateCommand {
     /// Verify a bundle's signature, version and payload; exit 0 valid, 1 refused.
     Verify(cowork::update::cli::VerifyArgs),
+    /// The update writer: one request on the connection systemd hands over as
+    /// stdin (cowork-update.socket), from root only.
+    #[command(hide = true)]
+    Serve,
 }
 
 fn parse_component(s: &str) -> Result<Component, String> {
@@ -117,6 +121,14 @@ fn main() -> ExitCode {
         Some(Command::Update(UpdateCommand::Verify(a))) => {
             return exit_code(cowork::update::cli::verify_cli(&a));
         }
+        Some(Command::Update(UpdateCommand::Serve)) => match cowork::config::load(&args.config) {
+            Ok(config) => {
+                let _log =
+                    cowork::logging::init("update-writer", config.log.level, LogTarget::detect());
+                cowork::update::writer::serve_stdin(config.update)
+            }
+            Err(e) => Err(anyhow::anyhow!("{e}")),
+        },
         Some(Command::CheckConfig { path }) => {
             let path = path.unwrap_or(args.config);
             return match cowork::config::load(&path) {

@@ -5,6 +5,10 @@
 //! through the supervisor while slot A stays byte-for-byte the same;
 //! `coworkctl update status` reports it; a tampered bundle, a downgrade and a
 //! bundle owned by someone else are refused; every step is in the audit trail.
+//! The same again with `[update] writer_socket` set: the supervisor hands the
+//! work to `coworkd update serve`, started per connection the way
+//! cowork-update.socket (Accept=yes) does; and that writer's answers to
+//! malformed, oversized and foreign requests.
 
 #![allow(clippy::unwrap_used)]
 
@@ -15,6 +19,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{COWORKCTL, COWORKD, DEV_CONFIG, Instance};
+use cowork::update::writer::{WriterMessage, WriterRequest};
 use update_common::{SLOT_A_ENTRY, data, pattern};
 
 fn run(cmd: &mut Command) -> (i32, String, String) {
@@ -28,11 +33,49 @@ fn run(cmd: &mut Command) -> (i32, String, String) {
 
 #[test]
 fn update_through_the_appliance() {
+    scenario(false);
+}
+
+#[test]
+fn update_through_the_appliance_and_its_update_writer() {
+    if !nix::unistd::geteuid().is_root() {
+        return; // the writer serves root only, as on the appliance
+    }
+    scenario(true);
+}
+
+/// Accepts connections on `socket` and runs `coworkd update serve` on each,
+/// the connection as its stdin: what systemd does for cowork-update.socket.
+fn socket_activator(socket: &std::path::Path, config: std::path::PathBuf) {
+    let listener = std::os::unix::net::UnixListener::bind(socket).unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let fd = std::os::fd::OwnedFd::from(stream);
+            let child = Command::new(COWORKD)
+                .args(["update", "serve", "--config"])
+                .arg(&config)
+                .stdin(std::process::Stdio::from(fd))
+                .spawn();
+            if let Ok(mut child) = child {
+                std::thread::spawn(move || child.wait());
+            }
+        }
+    });
+}
+
+fn scenario(via_writer: bool) {
     let dir = tempfile::Builder::new()
         .prefix("cw")
         .tempdir_in("/tmp")
         .unwrap();
     let d = dir.path();
+    // Through the writer, bundles must not be in /tmp (private to the units on
+    // the appliance, and refused for that reason).
+    let bundles = tempfile::Builder::new()
+        .prefix("bundles")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap();
     let slots = d.join("slots");
     std::fs::create_dir_all(slots.join("esp/loader/entries")).unwrap();
     std::fs::create_dir_all(slots.join("esp/cowork-a")).unwrap();
@@ -46,8 +89,13 @@ fn update_through_the_appliance() {
     std::fs::write(slots.join("image-version"), "5\n").unwrap();
     std::fs::copy(data("test-signing-key.pub"), slots.join("keys/test.pub")).unwrap();
     let s = |p: &str| slots.join(p).display().to_string();
+    let writer_line = if via_writer {
+        format!("writer_socket = \"{}\"\n", d.join("writer.sock").display())
+    } else {
+        String::new()
+    };
     let config = format!(
-        "{DEV_CONFIG}[update]\nkeys_dir = \"{}\"\nstate_dir = \"{}\"\nesp = \"{}\"\nroot_a = \"{}\"\nroot_b = \"{}\"\ncmdline_path = \"{}\"\nimage_version_file = \"{}\"\n",
+        "{DEV_CONFIG}[update]\n{writer_line}keys_dir = \"{}\"\nstate_dir = \"{}\"\nesp = \"{}\"\nroot_a = \"{}\"\nroot_b = \"{}\"\ncmdline_path = \"{}\"\nimage_version_file = \"{}\"\n",
         s("keys"),
         s("state"),
         s("esp"),
@@ -58,7 +106,11 @@ fn update_through_the_appliance() {
     );
 
     // Pack (offline) with the test key.
-    let work = d.join("work");
+    let work = if via_writer {
+        bundles.path().join("work")
+    } else {
+        d.join("work")
+    };
     std::fs::create_dir_all(&work).unwrap();
     std::fs::write(work.join("root.img"), pattern(300 * 1024, 6)).unwrap();
     std::fs::write(work.join("vmlinuz"), b"kernel 6").unwrap();
@@ -117,6 +169,9 @@ fn update_through_the_appliance() {
 
     // Through the daemon.
     std::fs::write(Instance::config_path(d), config).unwrap();
+    if via_writer {
+        socket_activator(&d.join("writer.sock"), Instance::config_path(d));
+    }
     let mut i = Instance::start_in(dir, &[], &[]);
     i.wait_notification("READY=1", Duration::from_secs(15));
     let status = |i: &Instance| -> serde_json::Value {
@@ -173,5 +228,64 @@ fn update_through_the_appliance() {
     ] {
         assert!(trail.contains(kind), "{kind} not in the trail");
     }
+    if via_writer {
+        // Under /tmp: invisible to the units on the appliance, so refused up front.
+        let in_tmp = i.dir.path().join("v6.bundle");
+        std::fs::copy(&bundle, &in_tmp).unwrap();
+        let out = i.ctl(&["update", "apply", &in_tmp.display().to_string()]);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("private to each service"),
+            "{out:?}"
+        );
+        hostile_writer_requests(&i.dir.path().join("writer.sock"), &work);
+    }
     i.stop();
+}
+
+/// Sends `bytes` to the writer, closes our side, and returns its last answer.
+fn writer_answer(socket: &std::path::Path, bytes: &[u8]) -> Option<WriterMessage> {
+    use std::io::{Read, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    stream.write_all(bytes).unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    let mut last = None;
+    let mut rest = &answer[..];
+    while rest.len() >= 4 {
+        let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+        last = Some(cowork::ipc::decode(&rest[4..4 + len]).unwrap());
+        rest = &rest[4 + len..];
+    }
+    last
+}
+
+fn framed(body: &[u8]) -> Vec<u8> {
+    let mut out = (body.len() as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(body);
+    out
+}
+
+fn hostile_writer_requests(socket: &std::path::Path, work: &std::path::Path) {
+    let refusal = |bytes: &[u8]| match writer_answer(socket, bytes) {
+        Some(WriterMessage::Done(Err(e))) => e,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    assert!(refusal(&framed(b"hello")).contains("malformed"));
+    assert!(refusal(&framed(&cowork::ipc::encode(&"Reboot").unwrap())).contains("malformed"));
+    assert!(refusal(&0x7fff_ffffu32.to_be_bytes()).contains("bad frame"));
+    assert!(
+        refusal(&[0, 0, 0, 9, 1, 2]).contains("bad frame"),
+        "cut short"
+    );
+    // Not a bundle: refused by verification, nothing written.
+    std::fs::write(work.join("junk.bundle"), vec![0x55; 4096]).unwrap();
+    let request = WriterRequest::Apply {
+        bundle: work.join("junk.bundle"),
+    };
+    let e = refusal(&framed(&cowork::ipc::encode(&request).unwrap()));
+    assert!(e.contains("refused") || e.contains("bundle"), "{e}");
+    // Nothing asked: the connection just closes.
+    assert_eq!(writer_answer(socket, b""), None);
 }

@@ -283,6 +283,17 @@ fn validate(c: &Config) -> Vec<(Vec<String>, String)> {
             "port 0 (any free port) is for the development profile only".to_string(),
         ));
     }
+    if let Some(socket) = &c.update.writer_socket
+        && !socket.is_absolute()
+    {
+        out.push((
+            key(&["update", "writer_socket"]),
+            format!(
+                "writer_socket must be an absolute path, not {}",
+                socket.display()
+            ),
+        ));
+    }
     out
 }
 

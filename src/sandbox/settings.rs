@@ -56,8 +56,9 @@ pub struct SandboxSettings {
     /// runtime and configuration directories). Filled in at start, not configured.
     #[serde(skip)]
     pub protected_paths: Vec<PathBuf>,
-    /// A cgroup v2 directory the supervisor delegated for per-command cgroups
-    /// (`coworkd component sandbox --cgroup-parent DIR`). Not configured.
+    /// The cgroup v2 directory per-command cgroups are made in: the subtree
+    /// systemd delegated to the sandbox's unit (`coworkd-component sandbox
+    /// --delegated-cgroup`, see `adopt_delegated`). Not configured.
     #[serde(skip)]
     pub cgroup_parent: Option<PathBuf>,
 }

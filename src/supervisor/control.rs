@@ -139,11 +139,12 @@ impl Service for Control {
                 }
             }
             ControlRequest::UpdateApply { path } => {
-                let path = match bundle_path(&path, peer.cred.uid) {
+                let settings = self.shared.config().update;
+                let path = match bundle_path(&path, peer.cred.uid, settings.writer_socket.is_some())
+                {
                     Ok(p) => p,
                     Err(e) => return WireError::new(ErrorCode::BadRequest, e).into(),
                 };
-                let settings = self.shared.config().update;
                 match super::updates::apply(settings, self.shared.audit.clone(), actor, path).await
                 {
                     Ok(v) => ControlResponse::Update(v),
@@ -249,11 +250,22 @@ impl Service for Control {
 /// file the caller (or root) owns is accepted, not a symlink, not a device. A
 /// file that is not a bundle is refused at its header; nothing of its content
 /// is shown. (Callers are members of cowork-admin, the appliance's operators.)
-fn bundle_path(path: &str, uid: u32) -> Result<std::path::PathBuf, String> {
+fn bundle_path(path: &str, uid: u32, via_writer: bool) -> Result<std::path::PathBuf, String> {
     use std::os::unix::fs::MetadataExt;
     let p = std::path::PathBuf::from(path);
     if !p.is_absolute() {
         return Err(format!("{path:?} is not an absolute path"));
+    }
+    // The supervisor and the update writer each have private /tmp and /var/tmp
+    // and no /home or /root: a bundle there is invisible to them.
+    if via_writer
+        && ["/tmp", "/var/tmp", "/home", "/root"]
+            .iter()
+            .any(|d| p.starts_with(d))
+    {
+        return Err(format!(
+            "{path}: /tmp, /var/tmp, /home and /root are private to each service; put the bundle elsewhere, readable by root (e.g. under /var/lib or on a mounted medium)"
+        ));
     }
     let meta = std::fs::symlink_metadata(&p).map_err(|e| format!("{path}: {e}"))?;
     if !meta.file_type().is_file() {

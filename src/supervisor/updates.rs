@@ -1,62 +1,34 @@
-//! `coworkctl update status|apply` in the supervisor: the only process that
-//! may write the inactive root slot and the ESP. The work is blocking file I/O
-//! on a helper thread; every step goes to the audit trail as it happens.
+//! `coworkctl update status|apply` in the supervisor. On the appliance the
+//! update writer (`cowork-update.socket`, see `update::writer`) does the work:
+//! this unit may open no block device. Without a writer socket configured, the
+//! same work runs here on a blocking thread. Either way every step goes to the
+//! audit trail as it happens.
 
 use std::path::PathBuf;
 
 use crate::audit::AuditLog;
-use crate::update::{Slots, UpdateAudit, UpdateEvent, UpdateSettings, Updater};
+use crate::update::writer::{self, WriterRequest};
+use crate::update::{Slots, UpdateEvent, UpdateSettings};
 
-/// Forwards update events to the trail from the blocking apply.
-#[derive(Debug)]
-struct TrailEvents(tokio::sync::mpsc::UnboundedSender<UpdateEvent>);
-
-impl UpdateAudit for TrailEvents {
-    fn record(&self, event: &UpdateEvent) {
-        let _ = self.0.send(event.clone());
-    }
-}
-
-fn event_kind(event: &UpdateEvent) -> &'static str {
-    match event {
-        UpdateEvent::VerifyStarted { .. } => "update.verify_started",
-        UpdateEvent::Refused { .. } => "update.refused",
-        UpdateEvent::Applying { .. } => "update.applying",
-        UpdateEvent::Applied { .. } => "update.applied",
-        UpdateEvent::BootMarked { .. } => "update.boot_marked",
-        UpdateEvent::RolledBack { .. } => "update.rolled_back",
-    }
-}
-
-/// The running image's version; 0 when the file is missing (development).
-fn current_version(settings: &UpdateSettings) -> u64 {
-    crate::update::read_image_version(&settings.image_version_file).unwrap_or(0)
-}
-
-/// Runs `work` on a blocking thread with an updater, recording its events.
-async fn with_updater<T: Send + 'static>(
+/// Runs `request` through the writer (or here), recording its events.
+async fn run(
     settings: UpdateSettings,
     audit: AuditLog,
     actor: String,
-    work: impl FnOnce(&Updater<'_>) -> Result<T, String> + Send + 'static,
-) -> Result<T, String> {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    request: WriterRequest,
+) -> Result<serde_json::Value, String> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<UpdateEvent>();
     let forward = tokio::spawn(async move {
         while let Some(event) = rx.recv().await {
             let payload = serde_json::to_value(&event).unwrap_or_default();
-            audit.record(event_kind(&event), &actor, "", payload).await;
+            audit.record(event.name(), &actor, "", payload).await;
         }
     });
-    let result = tokio::task::spawn_blocking(move || {
-        let slots = Slots::production(&settings).map_err(|e| {
-            format!("{e} (updates need the appliance image, booted from slot A or B)")
-        })?;
-        let sink = TrailEvents(tx);
-        let updater = Updater::new(slots, &settings, current_version(&settings), &sink);
-        work(&updater)
-    })
-    .await
-    .map_err(|e| format!("the update task failed: {e}"))?;
+    let result = match settings.writer_socket.clone() {
+        Some(socket) => writer::call(&socket, &request, &tx).await,
+        None => writer::execute_blocking(request, settings, tx.clone()).await,
+    };
+    drop(tx);
     let _ = forward.await;
     result
 }
@@ -67,14 +39,7 @@ pub async fn status(
     settings: UpdateSettings,
     audit: AuditLog,
 ) -> Result<serde_json::Value, String> {
-    with_updater(settings, audit, "supervisor".into(), |u| {
-        if let Err(e) = u.check_boot() {
-            tracing::warn!(error = %e, "checking the last update's boot");
-        }
-        let status = u.status().map_err(|e| e.to_string())?;
-        serde_json::to_value(&status).map_err(|e| e.to_string())
-    })
-    .await
+    run(settings, audit, "supervisor".into(), WriterRequest::Status).await
 }
 
 /// `coworkctl update apply FILE`: verify, write the inactive slot, make it
@@ -85,16 +50,7 @@ pub async fn apply(
     actor: String,
     bundle: PathBuf,
 ) -> Result<serde_json::Value, String> {
-    with_updater(settings, audit, actor, move |u| {
-        let applied = u.apply(&bundle).map_err(|e| e.to_string())?;
-        Ok(serde_json::json!({
-            "slot": applied.slot,
-            "version": applied.version,
-            "entry": applied.entry,
-            "key_id": applied.manifest.key_id.to_string(),
-        }))
-    })
-    .await
+    run(settings, audit, actor, WriterRequest::Apply { bundle }).await
 }
 
 /// At start: a blessed or rolled-back update since the last run is audited.
@@ -103,9 +59,12 @@ pub fn check_boot_at_start(settings: UpdateSettings, audit: AuditLog) {
         if Slots::production(&settings).is_err() {
             return; // not the appliance image
         }
-        if let Err(e) = with_updater(settings, audit, "supervisor".into(), |u| {
-            u.check_boot().map(|_| ()).map_err(|e| e.to_string())
-        })
+        if let Err(e) = run(
+            settings,
+            audit,
+            "supervisor".into(),
+            WriterRequest::CheckBoot,
+        )
         .await
         {
             tracing::warn!(error = %e, "checking the last update's boot");

@@ -31,6 +31,7 @@ mod state;
 mod status;
 mod trust;
 mod verify;
+pub mod writer;
 
 use std::path::{Path, PathBuf};
 

@@ -29,6 +29,10 @@ pub struct UpdateSettings {
     pub kernel_options: String,
     /// Boot tries a new entry gets (`cowork-b+3.conf`).
     pub boot_tries: u32,
+    /// The update writer's socket (`cowork-update.socket`): the supervisor asks
+    /// it to write slots and the ESP. Unset: the supervisor does it itself
+    /// (development, tests on file-backed slots).
+    pub writer_socket: Option<PathBuf>,
 }
 
 impl Default for UpdateSettings {
@@ -47,6 +51,7 @@ impl Default for UpdateSettings {
                              systemd.show_status=auto loglevel=4"
                 .into(),
             boot_tries: 3,
+            writer_socket: None,
         }
     }
 }

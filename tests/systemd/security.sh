@@ -10,6 +10,8 @@ cd "$(dirname "$0")/../.."
 declare -A ceiling=(
     [systemd/coworkd.service]=2.0
     [systemd/cowork-sandbox.service]=2.6
+    [systemd/cowork-update@.service]=1.0
+    [systemd/cowork-trial-failed.service]=1.0
     [systemd/cowork-boot-ok.service]=1.0
     [systemd/cowork-console.service]=1.0
 )

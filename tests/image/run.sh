@@ -9,7 +9,9 @@
 #            rule's mode, `coworkctl status --json` answering; boot-complete.target
 #            reached; then an ACPI power-off ends in a clean shutdown;
 #   after:   the entry renamed cowork-a.conf (blessed), the journal persisted on
-#            the data partition under the machine ID made at first boot.
+#            the data partition under the machine ID made at first boot;
+#   updates: signed A/B updates, a fallback and a refused downgrade on that same
+#            copy (tests/image/update.sh; SKIP_UPDATE_TEST=1 skips them).
 # KEEP=1 keeps the work directory; COWORK_IMAGE picks the image.
 set -euo pipefail
 
@@ -176,6 +178,10 @@ if [ "$failed" != 0 ]; then
     echo "test-image: coworkd warnings and errors from the image's journal:"
     journalctl --file "$work/system.journal" -u coworkd.service -p warning -o cat --no-pager 2>/dev/null \
         | tail -n 30 | sed 's/^/    /'
+fi
+# --- updates (tests/image/update.sh) ---------------------------------------------------
+if [ "$failed" = 0 ] && [ -z "${SKIP_UPDATE_TEST:-}" ]; then
+    . "$top/tests/image/update.sh"
 fi
 echo "test-image: boot to report ${boot_secs}s (${accel%%,*}); total $(( $(date +%s) - start ))s"
 echo "test-image: $passed passed, $failed failed"

@@ -1,0 +1,175 @@
+# Sourced by tests/image/run.sh after the first boot passed: signed A/B updates
+# on the booted copy of the image (same disk, firmware variables and TPM).
+#
+#   test copy: the test signing key and a test driver unit are written into
+#              the copy's slot A (debugfs): the built image has neither;
+#   bundles:   slot A's file system with image-version 2 (good), 3 with a broken
+#              configuration drop-in (coworkd never gets READY), and a version-1
+#              downgrade, each packed and signed with `coworkctl update pack`,
+#              handed to the guest on a second disk (label CWTEST);
+#   boots:     A v1 applies v2 and reboots -> B v2 (on trial, blessed) applies v3
+#              to A and reboots -> A v3 fails three times (cowork-trial-failed
+#              reboots each time) -> systemd-boot falls back to B v2, where
+#              `update status` says why and the downgrade is refused -> power off.
+# Expects from run.sh: work, disk, image, ovmf_code, accel, cpu, pids, check, ok,
+# bad, part_extract, part_offset.
+
+bin=${COWORK_BIN_DIR:-${CARGO_TARGET_DIR:-$top/target}/release}
+key=$top/tests/data/update/test-signing-key.pem
+pub=$top/tests/data/update/test-signing-key.pub
+echo "test-image: updates: preparing the test copy and three bundles"
+
+# Writes FILE (host) to PATH (in the ext4 image IMG), replacing it.
+e2put() { # IMG HOST_FILE PATH
+    debugfs -w -R "rm $3" "$1" >/dev/null 2>&1 || true
+    debugfs -w -R "write $2 $3" "$1" >/dev/null 2>&1
+    debugfs -R "stat $3" "$1" 2>/dev/null | grep -q Inode || { echo "test-image: cannot write $3"; return 1; }
+}
+part_write() { # NAME FILE: put a partition back into the disk copy
+    local start
+    start=$(jq -r --arg n "$1" '.partitiontable.partitions[] | select(.name == $n) | .start' "$work/table.json")
+    dd if="$2" of="$disk" bs=512 seek="$start" conv=notrunc,sparse status=none
+}
+
+# --- the test copy of slot A ------------------------------------------------------
+upd=$work/update
+mkdir -p "$upd/files" "$upd/medium"
+part_extract root-a "$upd/root.ext4" "$disk"
+cat > "$upd/files/test-driver" <<'EOF'
+#!/bin/sh
+# make test-image only: runs /run/cwtest/step.sh from the CWTEST disk.
+dev=/dev/disk/by-label/CWTEST
+[ -e "$dev" ] || exit 0
+mkdir -p /run/cwtest
+mount -o ro "$dev" /run/cwtest || exit 0
+exec sh /run/cwtest/step.sh
+EOF
+cat > "$upd/files/cowork-test-driver.service" <<'EOF'
+[Unit]
+Description=CoWork OS image test driver (make test-image only)
+Requires=boot-complete.target
+# An update is refused until the running slot is blessed.
+After=boot-complete.target systemd-bless-boot.service cowork-console.service
+[Service]
+Type=oneshot
+ExecStart=/bin/sh /usr/lib/cowork/test-driver
+StandardOutput=journal+console
+StandardError=journal+console
+EOF
+chmod 0755 "$upd/files/test-driver"
+e2put "$upd/root.ext4" "$upd/files/test-driver" /usr/lib/cowork/test-driver
+e2put "$upd/root.ext4" "$upd/files/cowork-test-driver.service" /usr/lib/systemd/system/cowork-test-driver.service
+e2put "$upd/root.ext4" "$pub" /usr/lib/cowork/update-keys/test.pub
+debugfs -w -R "symlink /etc/systemd/system/multi-user.target.wants/cowork-test-driver.service /usr/lib/systemd/system/cowork-test-driver.service" \
+    "$upd/root.ext4" >/dev/null 2>&1
+part_write root-a "$upd/root.ext4"
+
+# --- payloads and bundles -----------------------------------------------------------
+esp_at="$disk@@$(part_offset esp)"
+MTOOLS_SKIP_CHECK=1 mcopy -n -i "$esp_at" ::/cowork-a/vmlinuz "$upd/vmlinuz"
+MTOOLS_SKIP_CHECK=1 mcopy -n -i "$esp_at" ::/cowork-a/initrd.img "$upd/initrd.img"
+shrink() { # the payload is the file system only, not the empty rest of the slot
+    e2fsck -fy "$1" >/dev/null 2>&1 || true
+    resize2fs -M "$1" >/dev/null 2>&1
+    local blocks bsize
+    blocks=$(dumpe2fs -h "$1" 2>/dev/null | sed -n 's/^Block count: *//p')
+    bsize=$(dumpe2fs -h "$1" 2>/dev/null | sed -n 's/^Block size: *//p')
+    truncate -s $((blocks * bsize)) "$1"
+}
+pack() { # VERSION PAYLOAD OUT
+    "$bin/coworkctl" update pack --payload "$2" --kernel "$upd/vmlinuz" --initrd "$upd/initrd.img" \
+        --version "$1" --label "test-$1" --key "$key" --out "$3" >/dev/null
+}
+payload() { # VERSION [EXTRA_FILE PATH]: slot A's file system as image VERSION
+    local f=$upd/root-$1.ext4
+    cp --sparse=always "$upd/root.ext4" "$f"
+    echo "$1" > "$upd/version"
+    e2put "$f" "$upd/version" /usr/lib/cowork/image-version
+    if [ $# -eq 3 ]; then e2put "$f" "$2" "$3"; fi
+    shrink "$f"
+    pack "$1" "$f" "$upd/medium/v$1.bundle"
+    rm -f "$f"
+}
+payload 2
+# v3: coworkd refuses its configuration, so it never reports READY.
+printf 'surprise = "this key does not exist"\n' > "$upd/broken.toml"
+payload 3 "$upd/broken.toml" /etc/cowork/coworkd.toml.d/99-broken.toml
+rm -f "$upd/root.ext4"
+head -c 65536 /dev/urandom > "$upd/small.img"
+pack 1 "$upd/small.img" "$upd/medium/v1.bundle"
+check "three bundles packed and signed with the test key ($(cd "$upd/medium" && du -h -- *.bundle | tr '\t\n' ': '))" \
+    sh -c "[ -s '$upd/medium/v1.bundle' ] && [ -s '$upd/medium/v2.bundle' ] && [ -s '$upd/medium/v3.bundle' ]"
+
+# The guest's side: one step per boot, chosen by its version and a step file
+# on the data partition.
+cat > "$upd/medium/step.sh" <<'EOF'
+say() { echo "cowork-test: $*" | tr '\n' ' '; echo; }
+v=$(cat /usr/lib/cowork/image-version)
+mkdir -p /var/lib/cowork-test
+step=$(cat /var/lib/cowork-test/step 2>/dev/null || echo 0)
+status() { say "status-$1 $(coworkctl update status 2>&1 | tr -d '\n')"; }
+apply() { out=$(coworkctl update apply "/run/cwtest/$1.bundle" 2>&1); say "apply-$1 rc=$? $out"; }
+case "$v:$step" in
+1:0) status 1; apply v2; echo 1 > /var/lib/cowork-test/step; say reboot; systemctl reboot ;;
+2:1) status 2; apply v3; echo 2 > /var/lib/cowork-test/step; say reboot; systemctl reboot ;;
+2:2) status 3; apply v1; echo 3 > /var/lib/cowork-test/step; say poweroff; systemctl poweroff ;;
+*) say "unexpected version $v at step $step"; systemctl poweroff ;;
+esac
+EOF
+mkfs.ext4 -q -L CWTEST -d "$upd/medium" "$upd/medium.ext4" "$(( $(du -sm "$upd/medium" | cut -f1) + 64 ))M"
+rm -rf "$upd/medium"
+
+# --- boots --------------------------------------------------------------------------
+serial_log=$work/serial-update.log
+: > "$serial_log"
+start_update=$(date +%s)
+echo "test-image: updates: booting (reboots inside one QEMU run; serial log $serial_log)"
+qemu-system-x86_64 -machine q35 -accel "$accel" -cpu "$cpu" -smp 2 -m 1024 \
+    -nodefaults -display none \
+    -drive if=pflash,format=raw,readonly=on,file="$ovmf_code" \
+    -drive if=pflash,format=raw,file="$work/vars.fd" \
+    -drive if=virtio,format=raw,file="$disk" \
+    -drive if=virtio,format=raw,file="$upd/medium.ext4",readonly=on \
+    -netdev user,id=n0 -device virtio-net-pci,netdev=n0 \
+    -chardev socket,id=chrtpm,path="$work/swtpm.sock" -tpmdev emulator,id=tpm0,chardev=chrtpm \
+    -device tpm-tis,tpmdev=tpm0 \
+    -serial file:"$serial_log" \
+    >"$work/qemu-update.log" 2>&1 &
+qemu=$!
+pids+=($qemu)
+utimeout=${UPDATE_TIMEOUT:-2400}
+while kill -0 "$qemu" 2>/dev/null; do
+    if [ $(( $(date +%s) - start_update )) -gt "$utimeout" ]; then
+        bad "the update boots finished within ${utimeout}s"
+        kill "$qemu"
+        break
+    fi
+    sleep 5
+done
+wait "$qemu" 2>/dev/null || true
+echo "test-image: updates: QEMU ended after $(( $(date +%s) - start_update ))s"
+said() { tr -d '\r' < "$serial_log" | sed -n "s/^.*cowork-test: $1 //p" | head -n 1; }
+st1=$(said status-1) st2=$(said status-2) st3=$(said status-3)
+a2=$(said apply-v2) a3=$(said apply-v3) a1=$(said apply-v1)
+echo "    v1: status $st1"
+echo "    v1: apply v2: $a2"
+echo "    v2: status $st2"
+echo "    v2: apply v3: $a3"
+echo "    v2 again: status $st3"
+echo "    v2 again: apply v1: $a1"
+check "slot A (v1) wrote v2 to slot B" sh -c "echo '$a2' | grep -q '^rc=0 .*slot'"
+jqs() { echo "$1" | jq -r "$2" 2>/dev/null; }
+check "rebooted into slot B, version 2 ($(jqs "$st2" '"\(.running) v\(.running_version)"'))" \
+    [ "$(jqs "$st2" '"\(.running) \(.running_version)"')" = "b 2" ]
+check "slot B (v2) wrote v3 to slot A" sh -c "echo '$a3' | grep -q '^rc=0 .*slot'"
+fails=$(tr -d '\r' < "$serial_log" | grep -c 'failed: coworkd never became ready; rebooting' || true)
+check "the broken v3 failed its trial and rebooted 3 times ($fails)" [ "$fails" = 3 ]
+check "back on slot B, version 2, after the tries ($(jqs "$st3" '"\(.running) v\(.running_version)"'))" \
+    [ "$(jqs "$st3" '"\(.running) \(.running_version)"')" = "b 2" ]
+check "update status says why ($(jqs "$st3" .fallback))" \
+    sh -c "echo '$(jqs "$st3" .fallback)' | grep -q 'ran out of boot tries'"
+check "the floor stays at 3 after the rollback ($(jqs "$st3" .floor))" [ "$(jqs "$st3" .floor)" = 3 ]
+check "the downgrade to v1 is refused ($a1)" sh -c "echo '$a1' | grep -q '^rc=1 .*\(older\|version\|floor\)'"
+esp_at="$disk@@$(part_offset esp)"
+entries=$(MTOOLS_SKIP_CHECK=1 mdir -b -i "$esp_at" ::/loader/entries 2>/dev/null | sed 's|.*/||' | sort | tr '\n' ' ')
+check "entries: A exhausted, B blessed ($entries)" [ "$entries" = "cowork-a+0-3.conf cowork-b.conf " ]

@@ -8,7 +8,9 @@
 //! The same again with `[update] writer_socket` set: the supervisor hands the
 //! work to `coworkd update serve`, started per connection the way
 //! cowork-update.socket (Accept=yes) does; and that writer's answers to
-//! malformed, oversized and foreign requests.
+//! malformed, oversized and foreign requests. `update apply URL` downloads
+//! from a loopback HTTP server (a missing file, an oversized one and a
+//! non-loopback http:// URL are refused, nothing left behind).
 
 #![allow(clippy::unwrap_used)]
 
@@ -95,7 +97,7 @@ fn scenario(via_writer: bool) {
         String::new()
     };
     let config = format!(
-        "{DEV_CONFIG}[update]\n{writer_line}keys_dir = \"{}\"\nstate_dir = \"{}\"\nesp = \"{}\"\nroot_a = \"{}\"\nroot_b = \"{}\"\ncmdline_path = \"{}\"\nimage_version_file = \"{}\"\n",
+        "{DEV_CONFIG}[update]\n{writer_line}max_bundle_bytes = 10000000\nkeys_dir = \"{}\"\nstate_dir = \"{}\"\nesp = \"{}\"\nroot_a = \"{}\"\nroot_b = \"{}\"\ncmdline_path = \"{}\"\nimage_version_file = \"{}\"\n",
         s("keys"),
         s("state"),
         s("esp"),
@@ -228,6 +230,40 @@ fn scenario(via_writer: bool) {
     ] {
         assert!(trail.contains(kind), "{kind} not in the trail");
     }
+    // From a URL: a loopback HTTP server with v7, a missing file and a big one.
+    let (rc, out, err) = pack("7", "v7.bundle");
+    assert_eq!(rc, 0, "{out}{err}");
+    let port = http_server(vec![
+        ("/v7.bundle", std::fs::read(work.join("v7.bundle")).unwrap()),
+        ("/big.bundle", vec![0u8; 20_000_000]),
+    ]);
+    let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
+    let out = i.ctl(&["update", "apply", &url("/v7.bundle")]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(status(&i)["other_version"], "7");
+    for (u, why) in [
+        (url("/missing.bundle"), "404"),
+        (url("/big.bundle"), "max_bundle_bytes"),
+        (
+            "http://updates.example.com/v8.bundle".to_string(),
+            "loopback",
+        ),
+        ("https://127.0.0.1:1/v8.bundle".to_string(), "fetching"),
+    ] {
+        let out = i.ctl(&["update", "apply", &u]);
+        assert_eq!(out.status.code(), Some(1), "{u}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(why), "{u}: {err}");
+    }
+    let incoming = slots.join("state/incoming");
+    let left: Vec<_> = std::fs::read_dir(&incoming)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "downloads left behind: {left:?}");
+    let trail = String::from_utf8_lossy(&i.ctl(&["audit", "tail", "-n", "200", "--json"]).stdout)
+        .into_owned();
+    assert!(trail.contains("update.downloaded") && trail.contains("update.download_failed"));
+
     if via_writer {
         // Under /tmp: invisible to the units on the appliance, so refused up front.
         let in_tmp = i.dir.path().join("v6.bundle");
@@ -241,6 +277,45 @@ fn scenario(via_writer: bool) {
         hostile_writer_requests(&i.dir.path().join("writer.sock"), &work);
     }
     i.stop();
+}
+
+/// A loopback HTTP/1.1 server for `update apply URL`: the given paths, 404 for
+/// the rest. Returns its port.
+fn http_server(files: Vec<(&'static str, Vec<u8>)>) -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            if reader.read_line(&mut request_line).is_err() {
+                continue;
+            }
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let path = request_line.split_whitespace().nth(1).unwrap_or("");
+            match files.iter().find(|(p, _)| *p == path) {
+                Some((_, body)) => {
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = stream.write_all(head.as_bytes());
+                    let _ = stream.write_all(body);
+                }
+                None => {
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    );
+                }
+            }
+        }
+    });
+    port
 }
 
 /// Sends `bytes` to the writer, closes our side, and returns its last answer.

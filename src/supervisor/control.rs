@@ -138,6 +138,15 @@ impl Service for Control {
                     Err(e) => WireError::new(ErrorCode::BadRequest, e).into(),
                 }
             }
+            ControlRequest::UpdateApply { path } if crate::update::download::is_url(&path) => {
+                let settings = self.shared.config().update;
+                match super::updates::apply_url(settings, self.shared.audit.clone(), actor, &path)
+                    .await
+                {
+                    Ok(v) => ControlResponse::Update(v),
+                    Err(e) => WireError::new(ErrorCode::BadRequest, e).into(),
+                }
+            }
             ControlRequest::UpdateApply { path } => {
                 let settings = self.shared.config().update;
                 let path = match bundle_path(&path, peer.cred.uid, settings.writer_socket.is_some())

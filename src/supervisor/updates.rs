@@ -53,6 +53,53 @@ pub async fn apply(
     run(settings, audit, actor, WriterRequest::Apply { bundle }).await
 }
 
+/// `coworkctl update apply URL`: download into `<state_dir>/incoming/` (where
+/// the writer can read it), apply, and remove the download either way.
+pub async fn apply_url(
+    settings: UpdateSettings,
+    audit: AuditLog,
+    actor: String,
+    url: &str,
+) -> Result<serde_json::Value, String> {
+    use crate::update::download;
+    let url = download::check_url(url)?;
+    let shown = download::redacted(&url);
+    let ca = match &settings.ca_file {
+        Some(path) => Some(
+            std::fs::read(path).map_err(|e| format!("[update] ca_file {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+    let dir = settings.state_dir.join("incoming");
+    let fetched = download::download(&url, &dir, ca.as_deref(), settings.max_bundle_bytes).await;
+    let bundle = match fetched {
+        Ok(path) => path,
+        Err(e) => {
+            audit
+                .record(
+                    "update.download_failed",
+                    &actor,
+                    "",
+                    serde_json::json!({"url": shown, "error": e}),
+                )
+                .await;
+            return Err(e);
+        }
+    };
+    let bytes = std::fs::metadata(&bundle).map(|m| m.len()).unwrap_or(0);
+    audit
+        .record(
+            "update.downloaded",
+            &actor,
+            "",
+            serde_json::json!({"url": shown, "bytes": bytes}),
+        )
+        .await;
+    let result = apply(settings, audit, actor, bundle.clone()).await;
+    let _ = std::fs::remove_file(&bundle);
+    result
+}
+
 /// At start: a blessed or rolled-back update since the last run is audited.
 pub fn check_boot_at_start(settings: UpdateSettings, audit: AuditLog) {
     tokio::spawn(async move {

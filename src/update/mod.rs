@@ -22,6 +22,7 @@
 mod apply;
 mod audit;
 pub mod cli;
+pub mod download;
 mod error;
 mod format;
 mod pack;

@@ -33,6 +33,11 @@ pub struct UpdateSettings {
     /// it to write slots and the ESP. Unset: the supervisor does it itself
     /// (development, tests on file-backed slots).
     pub writer_socket: Option<PathBuf>,
+    /// Largest bundle `update apply URL` downloads.
+    pub max_bundle_bytes: u64,
+    /// PEM roots trusted for `update apply https://...` besides the system's
+    /// (a LAN mirror with its own CA).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for UpdateSettings {
@@ -52,6 +57,8 @@ impl Default for UpdateSettings {
                 .into(),
             boot_tries: 3,
             writer_socket: None,
+            max_bundle_bytes: 4 << 30,
+            ca_file: None,
         }
     }
 }

@@ -4,7 +4,7 @@
 
 mod access;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -80,9 +80,10 @@ enum UpdateCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Verify a bundle and write it to the inactive slot, bootable on trial
-    /// (3 tries); the running slot is not touched.
-    Apply { bundle: PathBuf },
+    /// Verify a bundle (a file, or an https:// URL the appliance downloads) and
+    /// write it to the inactive slot, bootable on trial (3 tries); the running
+    /// slot is not touched.
+    Apply { bundle: String },
     /// Pack and sign a bundle (release builds; needs no daemon).
     Pack(cowork::update::cli::PackArgs),
 }
@@ -593,18 +594,23 @@ async fn update(
 ) -> ExitCode {
     let (request, json) = match command {
         UpdateCommand::Status { json } => (ControlRequest::UpdateStatus, json),
-        UpdateCommand::Apply { bundle } => match cowork::update::cli::absolute(&bundle) {
-            Ok(p) => (
-                ControlRequest::UpdateApply {
-                    path: p.display().to_string(),
-                },
-                false,
-            ),
-            Err(e) => {
-                eprintln!("coworkctl update apply: {}: {e}", bundle.display());
-                return ExitCode::from(1);
+        UpdateCommand::Apply { bundle } if cowork::update::download::is_url(&bundle) => {
+            (ControlRequest::UpdateApply { path: bundle }, false)
+        }
+        UpdateCommand::Apply { bundle } => {
+            match cowork::update::cli::absolute(Path::new(&bundle)) {
+                Ok(p) => (
+                    ControlRequest::UpdateApply {
+                        path: p.display().to_string(),
+                    },
+                    false,
+                ),
+                Err(e) => {
+                    eprintln!("coworkctl update apply: {bundle}: {e}");
+                    return ExitCode::from(1);
+                }
             }
-        },
+        }
         UpdateCommand::Pack(_) => return ExitCode::SUCCESS,
     };
     let apply = matches!(request, ControlRequest::UpdateApply { .. });

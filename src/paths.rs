@@ -12,6 +12,8 @@ pub const DEFAULT_RUNTIME_DIR: &str = "/run/cowork";
 
 /// The supervisor's control socket, for `coworkctl`.
 pub const CONTROL_SOCKET: &str = "control.sock";
+/// The supervisor's socket for the admin page's `update status|apply`.
+pub const UPDATES_SOCKET: &str = "updates.sock";
 /// Members of this group may use `coworkctl` without being root.
 pub const ADMIN_GROUP: &str = "cowork-admin";
 /// Every component user is a member; component sockets are group-accessible to it.
@@ -37,6 +39,17 @@ impl Paths {
     /// `$RUNTIME/control.sock`
     pub fn control_socket(&self) -> PathBuf {
         self.runtime_dir.join(CONTROL_SOCKET)
+    }
+
+    /// `$RUNTIME/updates.sock`
+    pub fn updates_socket(&self) -> PathBuf {
+        self.runtime_dir.join(UPDATES_SOCKET)
+    }
+
+    /// `$STATE/upload/` — update bundles uploaded on the admin page, written by
+    /// its user, readable by root (group root, setgid) for the update writer.
+    pub fn upload_dir(&self) -> PathBuf {
+        self.state_dir.join("upload")
     }
 
     /// `$RUNTIME/NAME/` — one directory per component, owned by its user, so no

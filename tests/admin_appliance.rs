@@ -6,11 +6,15 @@
 //! user then shows on the Users page; revoking there stops the user; the audit
 //! page shows the trail; the certificate survives a restart and a master key
 //! rotation; `coworkctl admin rotate-cert` changes it and logs sessions out.
+//! On file-backed update slots, a signed bundle uploaded on the Updates page is
+//! written to slot B through the supervisor (its updates socket), and a
+//! tampered one is refused with the verifier's reason.
 
 #![allow(clippy::unwrap_used)]
 
 mod admin_common;
 mod common;
+mod update_common;
 
 use std::process::Command;
 
@@ -179,4 +183,130 @@ async fn admin_page_in_the_appliance() {
 /// Runs a future to completion from a synchronous closure inside the runtime.
 fn futures_block(f: impl std::future::Future<Output = admin_common::Resp>) -> String {
     tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f)).body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_uploaded_on_the_admin_page() {
+    let dir = tempfile::Builder::new()
+        .prefix("cw")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let slots = dir.path().join("slots");
+    for d in [
+        "esp/loader/entries",
+        "esp/cowork-a",
+        "state",
+        "keys",
+        "work",
+    ] {
+        std::fs::create_dir_all(slots.join(d)).unwrap();
+    }
+    std::fs::write(
+        slots.join("slot-a.img"),
+        update_common::pattern(128 * 1024, 1),
+    )
+    .unwrap();
+    std::fs::write(slots.join("slot-b.img"), b"old").unwrap();
+    std::fs::write(
+        slots.join("esp/loader/entries/cowork-a.conf"),
+        update_common::SLOT_A_ENTRY,
+    )
+    .unwrap();
+    std::fs::write(slots.join("cmdline"), "root=PARTLABEL=root-a ro\n").unwrap();
+    std::fs::write(slots.join("image-version"), "5\n").unwrap();
+    std::fs::copy(
+        update_common::data("test-signing-key.pub"),
+        slots.join("keys/test.pub"),
+    )
+    .unwrap();
+    let s = |p: &str| slots.join(p).display().to_string();
+    let config = format!(
+        "{}[update]\nkeys_dir = \"{}\"\nstate_dir = \"{}\"\nesp = \"{}\"\nroot_a = \"{}\"\nroot_b = \"{}\"\ncmdline_path = \"{}\"\nimage_version_file = \"{}\"\n",
+        common::DEV_CONFIG,
+        s("keys"),
+        s("state"),
+        s("esp"),
+        s("slot-a.img"),
+        s("slot-b.img"),
+        s("cmdline"),
+        s("image-version"),
+    );
+    let payload = update_common::pattern(200 * 1024, 6);
+    std::fs::write(slots.join("work/root.img"), &payload).unwrap();
+    std::fs::write(slots.join("work/vmlinuz"), b"kernel 6").unwrap();
+    std::fs::write(slots.join("work/initrd"), b"initrd 6").unwrap();
+    let out = Command::new(common::COWORKCTL)
+        .args([
+            "update",
+            "pack",
+            "--payload",
+            &s("work/root.img"),
+            "--kernel",
+            &s("work/vmlinuz"),
+        ])
+        .args([
+            "--initrd",
+            &s("work/initrd"),
+            "--version",
+            "6",
+            "--label",
+            "upload-test",
+        ])
+        .args([
+            "--key",
+            &update_common::data("test-signing-key.pem")
+                .display()
+                .to_string(),
+        ])
+        .args(["--out", &s("work/v6.bundle")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let bundle = std::fs::read(slots.join("work/v6.bundle")).unwrap();
+
+    std::fs::write(Instance::config_path(dir.path()), config).unwrap();
+    let mut i = Instance::start_in(dir, &[], &[]);
+    i.wait_notification("READY=1", std::time::Duration::from_secs(15));
+    let url = info(&i)["urls"][0]
+        .as_str()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
+    let der = served_der(&url);
+    let token = ctl_ok(&i, &["admin", "setup-token"]).trim().to_string();
+    let mut c = admin_common::Client::new(&url, &der);
+    c.setup(&token, PASSWORD).await;
+    assert_eq!(c.login(PASSWORD).await.status, 303);
+
+    let page = c.get("/updates").await;
+    assert!(page.body.contains("image version 5"), "{}", page.body);
+    let csrf = admin_common::extract(&page.body, r#"data-csrf=""#).expect("data-csrf");
+
+    // A changed byte: refused with the verifier's reason, slot B not bootable.
+    let mut tampered = bundle.clone();
+    let last = tampered.len() - 5;
+    tampered[last] ^= 1;
+    let r = c.upload(Some(&csrf), tampered).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("refused"), "{}", r.body);
+    assert!(!slots.join("esp/loader/entries/cowork-b+3.conf").exists());
+
+    let r = c.upload(Some(&csrf), bundle).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("slot B"), "{}", r.body);
+    let written = std::fs::read(slots.join("slot-b.img")).unwrap();
+    assert!(written.starts_with(&payload), "slot B holds the payload");
+    assert!(slots.join("esp/loader/entries/cowork-b+3.conf").exists());
+    let page = c.get("/updates").await;
+    assert!(page.body.contains("version 6"), "{}", page.body);
+    let uploads = i.dir.path().join("state/upload");
+    let left = std::fs::read_dir(&uploads).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0, "uploads removed after the apply");
+    let trail = ctl_ok(&i, &["audit", "tail", "-n", "50", "--json"]);
+    assert!(trail.contains("admin.update_uploaded") && trail.contains("update.applied"));
+    assert!(
+        trail.contains("admin-page"),
+        "the supervisor names the admin page as the actor"
+    );
+    i.stop();
 }

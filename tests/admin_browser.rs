@@ -1,7 +1,8 @@
 //! A real browser against the admin page: Debian's chromium driven through
 //! chromedriver (started here on a loopback port) with fantoccini. Drives
 //! owner setup with the token → login → issue a pairing code (QR + JS
-//! countdown, which must run under the page's CSP) → revoke a user, saving
+//! countdown, which must run under the page's CSP) → revoke a user → upload
+//! an update with the progress bar (same script, same CSP), saving
 //! PNG screenshots under target/admin-screenshots/. Fails with a clear
 //! message if chromedriver is missing (`make test` installs it from
 //! APT-PACKAGES: chromium, chromium-driver).
@@ -279,6 +280,48 @@ async fn owner_flow_in_chromium() {
             .state,
         UserState::Revoked
     );
+
+    // Install an update: choose a file, upload with the progress bar, read
+    // the appliance's answer (the fake accepts bundles starting "CWUPDATE").
+    let bundle = profile.path().join("v2.bundle");
+    let mut bytes = b"CWUPDATE".to_vec();
+    bytes.resize(200 * 1024, 9);
+    std::fs::write(&bundle, &bytes).unwrap();
+    client.goto(&format!("{}/updates", h.base)).await.unwrap();
+    client
+        .find(Locator::Css("#update-file"))
+        .await
+        .unwrap()
+        .send_keys(&bundle.display().to_string())
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("#update-start"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let result = client.find(Locator::Css("#update-result")).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let text = loop {
+        let t = result.text().await.unwrap();
+        if t.contains("slot B") || std::time::Instant::now() > deadline {
+            break t;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(text.contains("Version 2 was written to slot B"), "{text}");
+    let progress = client
+        .execute(
+            "return document.getElementById('update-progress').value;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(progress, serde_json::json!(100), "progress bar at 100%");
+    assert_eq!(h.backend.state().applied_updates, vec![bytes]);
+    shot("07-update-installed.png").await;
 
     // Log out.
     client

@@ -421,3 +421,89 @@ async fn hostile_forms_change_nothing() {
     );
     h.stop().await;
 }
+
+#[tokio::test]
+async fn update_upload() {
+    let dir = tempfile::tempdir().unwrap();
+    let uploads = dir.path().join("uploads");
+    let clock = cowork::admin::TestClock::new(admin_common::START);
+    let mut backend = cowork::admin::testing::FakeBackend::new(std::sync::Arc::new(clock.clone()));
+    backend.upload = cowork::admin::UploadTarget {
+        dir: uploads.clone(),
+        max_bytes: 64 * 1024,
+    };
+    let h = Harness::start_full(
+        admin_common::settings("127.0.0.1"),
+        tempfile::tempdir().unwrap(),
+        clock,
+        backend,
+    )
+    .await;
+    let mut c = h.owner_client().await;
+    let page = c.get("/updates").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("update-progress") && page.body.contains("Running slot"));
+    let csrf = admin_common::extract(&page.body, r#"data-csrf=""#).expect("data-csrf");
+    let bundle = |n: usize| {
+        let mut b = b"CWUPDATE".to_vec();
+        b.resize(n, 7);
+        b
+    };
+    let left = || std::fs::read_dir(&uploads).map(|d| d.count()).unwrap_or(0);
+
+    // Refusals that change nothing: no session, no or a foreign CSRF token,
+    // over the cap (declared, or streamed without a length), empty, junk.
+    let mut anon = h.client();
+    assert_eq!(anon.upload(Some(&csrf), bundle(100)).await.status, 403);
+    assert_eq!(c.upload(None, bundle(100)).await.status, 403);
+    assert_eq!(
+        c.upload(Some("0".repeat(64).as_str()), bundle(100))
+            .await
+            .status,
+        403
+    );
+    let big = c.upload(Some(&csrf), bundle(64 * 1024 + 1)).await;
+    assert_eq!(big.status, 413, "{}", big.body);
+    assert!(big.body.contains("max_bundle_bytes"), "{}", big.body);
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..20).map(|_| Ok(vec![7u8; 8192])).collect();
+    let streamed = c
+        .http
+        .post(format!("{}/updates/upload", c.base))
+        .header(
+            "cookie",
+            format!(
+                "{}={}",
+                cowork::admin::COOKIE_NAME,
+                c.cookies[cowork::admin::COOKIE_NAME]
+            ),
+        )
+        .header("x-csrf-token", &csrf)
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(streamed.status().as_u16(), 413);
+    assert_eq!(c.upload(Some(&csrf), Vec::new()).await.status, 400);
+    let junk = c.upload(Some(&csrf), vec![0x55; 1000]).await;
+    assert_eq!(junk.status, 400);
+    assert!(junk.body.contains("refused"), "{}", junk.body);
+    assert!(h.backend.state().applied_updates.is_empty());
+    assert_eq!(left(), 0, "nothing left in the upload directory");
+
+    // A bundle: applied with exactly the uploaded bytes, then removed.
+    let ok = c.upload(Some(&csrf), bundle(40_000)).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let answer: serde_json::Value = serde_json::from_str(&ok.body).unwrap();
+    assert_eq!(answer["ok"], true);
+    assert!(
+        answer["message"].as_str().unwrap().contains("slot B"),
+        "{answer}"
+    );
+    assert_eq!(h.backend.state().applied_updates, vec![bundle(40_000)]);
+    assert_eq!(left(), 0);
+    let audit = c.get("/audit").await;
+    assert!(audit.body.contains("admin.update_uploaded"), "audited");
+}

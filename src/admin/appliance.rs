@@ -11,15 +11,15 @@ use std::time::Duration;
 use super::backend::{
     AdminBackend, AuditEntry, AuditVerdict, BackendError, BackendErrorKind, BackendFuture,
     ChannelMode, ChannelUser, ComponentHealth, Dashboard, IssuedCode, PairingListing,
-    PendingApproval, TaskListing, UserState,
+    PendingApproval, TaskListing, UploadTarget, UserState,
 };
 use super::{AdminHandle, AdminKeys, AdminServer, AdminWebSettings};
 use crate::config::{AccessMode, ChannelSettings, Config, Profile};
 use crate::ipc::{
     AccessRequest, AccessResponse, AdminInfo, AdminRequest, AdminResponse, AuditAppend, AuditQuery,
     AuditRequest, AuditResponse, Client, Component, ComponentRequest, ComponentResponse,
-    ComponentState, ErrorCode, GatewayRequest, GatewayResponse, KeyBundle, Role, StatusReport,
-    WireError,
+    ComponentState, ControlRequest, ControlResponse, ErrorCode, GatewayRequest, GatewayResponse,
+    KeyBundle, Role, StatusReport, WireError,
 };
 use crate::keystore::Purpose;
 use crate::paths::Paths;
@@ -31,6 +31,9 @@ type ComponentClient = Client<ComponentRequest, ComponentResponse>;
 pub struct ApplianceBackend {
     gateway: ComponentClient,
     audit: ComponentClient,
+    /// The supervisor's `updates.sock` (update status and apply).
+    updates: crate::ipc::Client<ControlRequest, ControlResponse>,
+    upload: UploadTarget,
     status: Arc<Mutex<Option<StatusReport>>>,
     channels: BTreeMap<String, ChannelSettings>,
     profile: Profile,
@@ -107,9 +110,31 @@ impl ApplianceBackend {
                 Role::Admin,
                 timeout,
             ),
+            updates: Client::new(paths.updates_socket(), Role::Admin, timeout),
+            upload: UploadTarget {
+                dir: paths.upload_dir(),
+                max_bytes: config.update.max_bundle_bytes,
+            },
             status,
             channels: config.channels.clone(),
             profile: config.profile,
+        }
+    }
+
+    /// An update request to the supervisor; an apply may take minutes.
+    async fn update_call(
+        &self,
+        request: ControlRequest,
+    ) -> Result<serde_json::Value, BackendError> {
+        match self
+            .updates
+            .call_with_timeout(request, Duration::from_secs(3600))
+            .await
+        {
+            Ok(ControlResponse::Update(v)) => Ok(v),
+            Ok(ControlResponse::Error(e)) => Err(wire(e)),
+            Ok(_) => Err(unexpected("supervisor")),
+            Err(e) => Err(unreachable("supervisor", e)),
         }
     }
 
@@ -424,6 +449,21 @@ impl AdminBackend for ApplianceBackend {
                 AuditResponse::Appended { .. } => Ok(()),
                 _ => Err(unexpected("audit trail")),
             }
+        })
+    }
+
+    fn update_status(&self) -> BackendFuture<'_, serde_json::Value> {
+        Box::pin(async move { self.update_call(ControlRequest::UpdateStatus).await })
+    }
+
+    fn update_upload(&self) -> UploadTarget {
+        self.upload.clone()
+    }
+
+    fn update_apply(&self, bundle: PathBuf) -> BackendFuture<'_, serde_json::Value> {
+        Box::pin(async move {
+            let path = bundle.display().to_string();
+            self.update_call(ControlRequest::UpdateApply { path }).await
         })
     }
 

@@ -68,6 +68,23 @@ pub trait AdminBackend: Send + Sync + std::fmt::Debug {
 
     /// Names (never values) of the secrets held in the vault.
     fn secret_names(&self) -> BackendFuture<'_, Vec<String>>;
+
+    /// `update status` (slots, versions, last attempt, fallback reason) as JSON.
+    fn update_status(&self) -> BackendFuture<'_, serde_json::Value>;
+    /// Where an uploaded bundle is written before [`update_apply`], and the
+    /// largest one accepted.
+    ///
+    /// [`update_apply`]: AdminBackend::update_apply
+    fn update_upload(&self) -> UploadTarget;
+    /// Verifies and applies the bundle at `bundle` (in the upload directory).
+    fn update_apply(&self, bundle: std::path::PathBuf) -> BackendFuture<'_, serde_json::Value>;
+}
+
+/// Where and how large an update upload may be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadTarget {
+    pub dir: std::path::PathBuf,
+    pub max_bytes: u64,
 }
 
 /// Why a backend call failed; shown to the owner as a plain sentence.

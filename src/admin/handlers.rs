@@ -47,6 +47,8 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/audit", get(audit_page))
         .route("/audit/verify", post(audit_verify))
         .route("/security-reset", get(reset_page).post(reset_submit))
+        .route("/updates", get(super::updates::page))
+        .route("/updates/upload", post(super::updates::upload))
         .route(
             "/assets/admin.css",
             get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS) }),
@@ -78,11 +80,11 @@ fn ip_of(peer: PeerAddr) -> IpAddr {
     peer.0.ip().to_canonical()
 }
 
-fn actor(peer: PeerAddr) -> String {
+pub(crate) fn actor(peer: PeerAddr) -> String {
     format!("owner@{}", ip_of(peer))
 }
 
-async fn audit(
+pub(crate) async fn audit(
     st: &AppState,
     kind: &str,
     actor: String,
@@ -99,7 +101,10 @@ async fn audit(
 }
 
 /// For GET pages: the session, or where to redirect (setup or login).
-fn session_or_redirect(st: &AppState, headers: &HeaderMap) -> Result<SessionView, &'static str> {
+pub(crate) fn session_or_redirect(
+    st: &AppState,
+    headers: &HeaderMap,
+) -> Result<SessionView, &'static str> {
     if !owner::owner_exists(&st.state_dir) {
         return Err("/setup");
     }
@@ -129,7 +134,7 @@ fn authorize_post(
     }
 }
 
-fn ctx(s: &SessionView) -> PageCtx {
+pub(crate) fn ctx(s: &SessionView) -> PageCtx {
     PageCtx {
         csrf: s.csrf.clone(),
         flash: s.flash.clone(),

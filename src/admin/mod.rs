@@ -31,13 +31,14 @@ mod session;
 mod settings;
 pub mod testing;
 mod tls;
+mod updates;
 mod validate;
 mod views;
 
 pub use backend::{
     AdminBackend, AuditEntry, AuditVerdict, BackendError, BackendErrorKind, BackendFuture,
     ChannelMode, ChannelUser, ComponentHealth, Dashboard, IssuedCode, PairingListing,
-    PendingApproval, TaskListing, UserState,
+    PendingApproval, TaskListing, UploadTarget, UserState,
 };
 pub use cert::{
     AdminKeys, CERT_FILE, CertInfo, certificate_names, ensure_certificate, fingerprint,

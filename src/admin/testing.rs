@@ -36,6 +36,8 @@ pub struct FakeState {
     pub audit: Vec<AuditEntry>,
     pub secrets: Vec<String>,
     pub audit_tampered_at: Option<u64>,
+    /// Bundles applied through the upload (their bytes, read at apply time).
+    pub applied_updates: Vec<Vec<u8>>,
     next_id: u64,
     /// Every state-changing call, for "nothing changed" assertions.
     pub mutations: u64,
@@ -46,6 +48,8 @@ pub struct FakeState {
 pub struct FakeBackend {
     state: Arc<Mutex<FakeState>>,
     clock: Arc<dyn Clock>,
+    /// Where uploads go (a directory the test owns), and the cap.
+    pub upload: UploadTarget,
 }
 
 impl FakeBackend {
@@ -101,6 +105,11 @@ impl FakeBackend {
         FakeBackend {
             state: Arc::new(Mutex::new(state)),
             clock,
+            upload: UploadTarget {
+                dir: std::env::temp_dir()
+                    .join(format!("cowork-fake-upload-{}", std::process::id())),
+                max_bytes: 1024 * 1024,
+            },
         }
     }
 
@@ -419,5 +428,39 @@ impl AdminBackend for FakeBackend {
 
     fn secret_names(&self) -> BackendFuture<'_, Vec<String>> {
         ready(Ok(self.state().secrets.clone()))
+    }
+
+    fn update_status(&self) -> BackendFuture<'_, serde_json::Value> {
+        let applied = self.state().applied_updates.len();
+        ready(Ok(serde_json::json!({
+            "running": "a",
+            "running_version": 1,
+            "other": "b",
+            "other_version": if applied > 0 { Some("2") } else { None },
+            "floor": 1 + applied as u64,
+            "fallback": null,
+        })))
+    }
+
+    fn update_upload(&self) -> UploadTarget {
+        self.upload.clone()
+    }
+
+    /// Accepts a bundle that starts with "CWUPDATE" (anything else is refused
+    /// as the real verifier would), keeping its bytes.
+    fn update_apply(&self, bundle: std::path::PathBuf) -> BackendFuture<'_, serde_json::Value> {
+        let bytes = std::fs::read(&bundle).unwrap_or_default();
+        if !bytes.starts_with(b"CWUPDATE") {
+            return ready(Err(BackendError::new(
+                BackendErrorKind::BadRequest,
+                "refused (format): not a CoWork update bundle",
+            )));
+        }
+        let mut st = self.state();
+        st.applied_updates.push(bytes);
+        st.mutations += 1;
+        ready(Ok(
+            serde_json::json!({"slot": "b", "version": 2, "entry": "cowork-b+3.conf"}),
+        ))
     }
 }

@@ -1,5 +1,5 @@
 //! Server-rendered HTML (maud escapes every interpolated value). No inline
-//! script or style: the only script is `/assets/admin.js` (countdown).
+//! script or style: the only script is `/assets/admin.js` (countdown, update upload).
 
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
@@ -15,6 +15,7 @@ pub enum Nav {
     Tasks,
     Approvals,
     Audit,
+    Updates,
     Reset,
 }
 
@@ -25,6 +26,7 @@ const NAV: &[(Nav, &str, &str)] = &[
     (Nav::Tasks, "/tasks", "Tasks"),
     (Nav::Approvals, "/approvals", "Approvals"),
     (Nav::Audit, "/audit", "Audit"),
+    (Nav::Updates, "/updates", "Updates"),
     (Nav::Reset, "/security-reset", "Security reset"),
 ];
 
@@ -359,6 +361,48 @@ pub fn audit(
                     } } }
                 }
             }
+        }
+    }
+}
+
+/// The Updates page: `update status`, then the upload (needs the script for
+/// the progress bar; `coworkctl update apply` does the same from a shell).
+pub fn updates(ctx: &PageCtx, status: Result<&serde_json::Value, &str>) -> Markup {
+    let field = |v: &serde_json::Value, k: &str| match &v[k] {
+        serde_json::Value::Null => "none".to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    html! {
+        section.card {
+            h2 { "Slots" }
+            @match status {
+                Ok(v) => {
+                    @if let Some(why) = v["fallback"].as_str() {
+                        div.warning role="alert" id="update-fallback" { "The last update did not come up: " (why) }
+                    }
+                    table {
+                        tr { th { "Running slot" } td id="update-running" { (field(v, "running").to_uppercase()) ", image version " (field(v, "running_version")) } }
+                        tr { th { "Other slot" } td { (field(v, "other").to_uppercase()) ", version " (field(v, "other_version")) } }
+                        tr { th { "Accepts versions" } td { "above " (field(v, "floor")) } }
+                        @if let Some(a) = v.get("last_attempt").filter(|a| !a.is_null()) {
+                            tr { th { "Last attempt" } td { "version " (field(a, "version")) " to slot " (field(a, "target").to_uppercase()) ": " (a["result"].to_string()) } }
+                        }
+                    }
+                }
+                Err(e) => { p.error { "Update status is not available: " (e) } }
+            }
+        }
+        section.card {
+            h2 { "Install an update" }
+            p { "Choose a signed CoWork OS update bundle. It is checked (signature, version, hardware) and written to the other slot; the running slot is not touched. The appliance boots the new version on trial at the next restart." }
+            div id="update-upload" data-csrf=(ctx.csrf) {
+                input type="file" id="update-file" accept=".bundle,application/octet-stream";
+                button type="button" id="update-start" { "Upload and install" }
+                progress id="update-progress" max="100" value="0" {}
+                p id="update-result" role="status" {}
+            }
+            noscript { p { "Uploading needs JavaScript (for the progress bar). From a shell: " code { "coworkctl update apply FILE|URL" } "." } }
         }
     }
 }

@@ -122,8 +122,9 @@ pub static PEER_TABLE: &[PeerRule] = &[
     rule(Role::Supervisor, "admin-info", &[Role::Ctl]),
     rule(Role::Supervisor, "admin-setup-token", &[Role::Ctl]),
     rule(Role::Supervisor, "admin-rotate-cert", &[Role::Ctl]),
-    rule(Role::Supervisor, "update-status", &[Role::Ctl]),
-    rule(Role::Supervisor, "update-apply", &[Role::Ctl]),
+    // The admin page reaches these two through $RUNTIME/updates.sock.
+    rule(Role::Supervisor, "update-status", &[Role::Ctl, Role::Admin]),
+    rule(Role::Supervisor, "update-apply", &[Role::Ctl, Role::Admin]),
 ];
 
 const fn rule(server: Role, request: &'static str, senders: &'static [Role]) -> PeerRule {
@@ -257,6 +258,24 @@ impl PeerAuth {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_admin_page_may_ask_the_supervisor_for_updates_only() {
+        assert!(may_send(Role::Supervisor, "update-status", Role::Admin));
+        assert!(may_send(Role::Supervisor, "update-apply", Role::Admin));
+        for other in [
+            "status",
+            "reload",
+            "secret-set",
+            "secret-rotate-master",
+            "access-change",
+            "chat",
+            "admin-rotate-cert",
+            "audit-tail",
+        ] {
+            assert!(!may_send(Role::Supervisor, other, Role::Admin), "{other}");
+        }
+    }
 
     fn cred(uid: u32, gid: u32, groups: &[u32]) -> PeerCred {
         PeerCred {

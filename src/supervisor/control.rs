@@ -9,10 +9,11 @@ use tokio::sync::{oneshot, watch};
 use super::Shared;
 use crate::ipc::{
     self, AuditRequest, AuditResponse, Component, ComponentRequest, ComponentResponse,
-    ControlRequest, ControlResponse, ErrorCode, GatewayRequest, GatewayResponse, Peer, Role,
-    Service, WireError,
+    ControlRequest, ControlResponse, ErrorCode, GatewayRequest, GatewayResponse, Peer, PeerAuth,
+    Role, Service, WireError,
 };
 use crate::paths::ADMIN_GROUP;
+use crate::privs::RunAs;
 
 pub struct ControlServer {
     stop: watch::Sender<bool>,
@@ -24,7 +25,7 @@ impl ControlServer {
     }
 }
 
-pub fn start(shared: Arc<Shared>) -> anyhow::Result<ControlServer> {
+pub fn start(shared: Arc<Shared>, admin: Option<&RunAs>) -> anyhow::Result<ControlServer> {
     use anyhow::Context;
     let path = shared.paths.control_socket();
     let listener =
@@ -38,10 +39,44 @@ pub fn start(shared: Arc<Shared>) -> anyhow::Result<ControlServer> {
     tokio::spawn(ipc::serve(
         listener,
         auth,
+        Arc::new(Control {
+            shared: Arc::clone(&shared),
+        }),
+        stop_rx.clone(),
+    ));
+    start_updates_socket(shared, admin, stop_rx)?;
+    Ok(ControlServer { stop })
+}
+
+/// `$RUNTIME/updates.sock`: how the admin page asks for `update status|apply`
+/// (its user is deliberately not in cowork-admin, so the control socket is
+/// closed to it). The same handler serves it; the peer table lets the admin
+/// role send those two requests and nothing else.
+fn start_updates_socket(
+    shared: Arc<Shared>,
+    admin: Option<&RunAs>,
+    stop_rx: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let path = shared.paths.updates_socket();
+    let listener = ipc::bind_socket(&path, if admin.is_some() { 0o660 } else { 0o600 })
+        .with_context(|| format!("binding {}", path.display()))?;
+    let auth = match admin {
+        Some(r) => {
+            // Its own primary group (cowork-web), of which the unit makes us a member.
+            chown(&path, None, Some(r.gid))
+                .with_context(|| format!("giving {} to the admin page's group", path.display()))?;
+            PeerAuth::PerUser(vec![(r.uid, Role::Admin)])
+        }
+        None => PeerAuth::SharedUid(nix::unistd::Uid::effective().as_raw()),
+    };
+    tokio::spawn(ipc::serve(
+        listener,
+        Arc::new(auth),
         Arc::new(Control { shared }),
         stop_rx,
     ));
-    Ok(ControlServer { stop })
+    Ok(())
 }
 
 struct Control {
@@ -113,7 +148,11 @@ impl Service for Control {
     }
 
     async fn handle(&self, peer: Peer, request: ControlRequest) -> ControlResponse {
-        let actor = format!("coworkctl:uid={}", peer.cred.uid);
+        let actor = if peer.role == Role::Admin {
+            "admin-page".to_string()
+        } else {
+            format!("coworkctl:uid={}", peer.cred.uid)
+        };
         let audit = &self.shared.audit;
         match request {
             ControlRequest::Status => ControlResponse::Status(self.shared.report()),

@@ -364,7 +364,8 @@ async fn supervise(
         )
         .await;
 
-    let control = control::start(Arc::clone(&shared)).context("starting the control socket")?;
+    let control = control::start(Arc::clone(&shared), plans[&Component::Admin].as_ref())
+        .context("starting the control socket")?;
     tracing::info!(version = crate::VERSION, profile = config.profile.name(), runtime = %paths.runtime_dir.display(), "supervisor starting");
 
     // One task per component; each waits until the one before it in START_ORDER

@@ -220,6 +220,22 @@ impl Client {
         self.finish(r).await
     }
 
+    /// What the Updates page's script does: the bundle as the body, the CSRF
+    /// token (if any) in X-CSRF-Token.
+    pub async fn upload(&mut self, csrf: Option<&str>, bundle: Vec<u8>) -> Resp {
+        let mut req = self
+            .http
+            .post(format!("{}/updates/upload", self.base))
+            .header("cookie", self.cookie_header())
+            .header("content-type", "application/octet-stream")
+            .body(bundle);
+        if let Some(t) = csrf {
+            req = req.header("x-csrf-token", t);
+        }
+        let r = req.send().await.unwrap();
+        self.finish(r).await
+    }
+
     pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Resp {
         let body = serde_urlencoded_encode(form);
         self.post_raw(path, body).await

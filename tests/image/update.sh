@@ -120,6 +120,12 @@ mkfs.ext4 -q -L CWTEST -d "$upd/medium" "$upd/medium.ext4" "$(( $(du -sm "$upd/m
 rm -rf "$upd/medium"
 
 # --- boots --------------------------------------------------------------------------
+# The same TPM state as the first boot (the keystore is sealed to it); the
+# first swtpm ended with its QEMU.
+swtpm socket --tpm2 --tpmstate dir="$work/tpm" --ctrl type=unixio,path="$work/swtpm-update.sock" \
+    --log file="$work/swtpm-update.log" >/dev/null 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do [ -S "$work/swtpm-update.sock" ] && break; sleep 0.1; done
 serial_log=$work/serial-update.log
 : > "$serial_log"
 start_update=$(date +%s)
@@ -131,7 +137,7 @@ qemu-system-x86_64 -machine q35 -accel "$accel" -cpu "$cpu" -smp 2 -m 1024 \
     -drive if=virtio,format=raw,file="$disk" \
     -drive if=virtio,format=raw,file="$upd/medium.ext4",readonly=on \
     -netdev user,id=n0 -device virtio-net-pci,netdev=n0 \
-    -chardev socket,id=chrtpm,path="$work/swtpm.sock" -tpmdev emulator,id=tpm0,chardev=chrtpm \
+    -chardev socket,id=chrtpm,path="$work/swtpm-update.sock" -tpmdev emulator,id=tpm0,chardev=chrtpm \
     -device tpm-tis,tpmdev=tpm0 \
     -serial file:"$serial_log" \
     >"$work/qemu-update.log" 2>&1 &

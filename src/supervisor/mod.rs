@@ -5,8 +5,10 @@
 //! pings every component and tells systemd READY/WATCHDOG/STATUS/STOPPING, reloads
 //! the configuration on SIGHUP, stops everything in reverse order on SIGTERM, and
 //! serves `coworkctl` on the control socket.
-//! Privileges: started as root it creates the runtime and state directories and
-//! switches each component to its own user; it keeps no open database.
+//! Privileges: started as root it switches each component to its own user; it
+//! checks the runtime and state directories (on the appliance tmpfiles.d makes
+//! them, with their owners; elsewhere it makes them itself) and keeps no open
+//! database. It ends a component by closing its lifeline pipe, not by a signal.
 //! Peers: every component (as their lifecycle client) and `coworkctl`.
 //!
 //! On the appliance the sandbox is not our child: it runs as a systemd unit of

@@ -91,4 +91,4 @@ pub use sinks::{
 pub use transport::HttpConfig;
 pub use transport::webhook::{WebhookApp, WebhookSettings};
 
-pub use service::{GatewayService, LOCAL_CHANNEL};
+pub use service::{GatewayService, LOCAL_CHANNEL, NO_PROVIDER_REPLY};

@@ -128,7 +128,7 @@ impl GatewayService {
             pairing,
             Arc::clone(&self.replay),
             Arc::clone(&self.audit) as Arc<dyn AuditSink>,
-            Arc::new(NoAgentYet),
+            Arc::new(NoProvider),
             Arc::clone(&self.clock),
         )));
         Ok(())
@@ -478,18 +478,19 @@ impl AuditSink for TrailSink {
     }
 }
 
-/// Until the agent runtime exists, an authorized message is acknowledged and
-/// nothing more.
-#[derive(Debug)]
-struct NoAgentYet;
+/// Sent for an authorized message when no `[agent]` is configured.
+pub const NO_PROVIDER_REPLY: &str = "Received, but no LLM provider is configured on this \
+     appliance, so nothing will be done with this message. The owner can set one up in the \
+     [agent] section of the configuration.";
 
-impl TaskSink for NoAgentYet {
+/// Without an `[agent]` section, an authorized message gets a plain sentence
+/// saying so, and nothing more.
+#[derive(Debug)]
+struct NoProvider;
+
+impl TaskSink for NoProvider {
     fn submit<'a>(&'a self, _task: Task) -> BoxFuture<'a, Result<String, GatewayError>> {
-        Box::pin(std::future::ready(Ok(
-            "Received. The agent runtime is not installed on this appliance yet, so nothing \
-             will be done with this message."
-                .to_string(),
-        )))
+        Box::pin(std::future::ready(Ok(NO_PROVIDER_REPLY.to_string())))
     }
 }
 

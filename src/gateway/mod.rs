@@ -64,6 +64,7 @@ mod service;
 mod settings;
 pub mod sinks;
 pub mod store;
+pub mod tasks;
 pub mod transport;
 
 pub use access::{AccessControl, AuthorizedUser, Decision, Grant, Reason, decide};

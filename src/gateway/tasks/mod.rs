@@ -1,0 +1,1224 @@
+//! The agent runtime: the gateway's [`TaskSink`] when `[agent]` is configured.
+//!
+//! Role: every authorized message becomes a task (`agent_tasks` in
+//! `state.db`, through [`crate::agent::store`]) run by its own tokio task:
+//! the agent loop with the conversation of its (channel, chat, user) and the
+//! tools the chat's context policy allows. `run_command` goes through the
+//! guard: blocked → refused to the model; ask → an approval request
+//! (`agent_approvals`, bound to the exact command and workspace, expiring)
+//! and the task waits in `awaiting_approval`; allowed → the sandbox runs it.
+//! The file tools run inside the sandbox component, which owns the workspaces.
+//! Replies go back through the channel's reply path ([`Replies`]).
+//!
+//! Peers: the dispatcher (submits tasks), the sandbox (commands and files,
+//! over IPC), the LLM provider (HTTPS), the vault (the API key, read per
+//! request), the audit trail (every step), `coworkctl` and the admin page
+//! (list, show, cancel, approve, deny; through [`AgentRuntime::handle`]).
+//!
+//! Who answers approvals: `coworkctl` and the admin page (the appliance's
+//! operators), and the channel's owner in chat (`approve ID` / `deny ID`). The
+//! owner of a channel is its earliest paired or allowlisted user still holding
+//! access (on the local channel: the first uid that paired). In a group only
+//! the owner's answer counts, like everywhere else.
+//!
+//! Conversations live in memory (the last [`HISTORY_CAP`] messages); after a
+//! restart a user starts afresh. Tasks found `running` or `awaiting_approval`
+//! at start are marked `interrupted` ([`TaskStore::open`]) and can be closed
+//! with `coworkctl tasks cancel ID`.
+
+mod replies;
+mod tools;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::Connection;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+pub use replies::{Outbound, Replies};
+pub use tools::SandboxClient;
+
+use self::tools::{FileTool, RunCommandTool, SandboxFileTool, TaskScope};
+use super::error::GatewayError;
+use super::inbound::Context;
+use super::service::LOCAL_CHANNEL;
+use super::sinks::{BoxFuture, Task, TaskSink};
+use super::store::{Store, UserState};
+use crate::agent::store::{ApprovalStatus, ApprovalStore, TaskRecord, TaskState, TaskStore};
+use crate::agent::tools::{FileMemoryStore, MemoryTool};
+use crate::agent::{
+    Agent, AgentSettings, ApprovalRequest, EndReason, Limits, Message, Provider, RunOutcome,
+    SecretSource, SecretString, Tool, ToolOutcome,
+};
+use crate::guard::{Guard, GuardSettings};
+use crate::ipc::{
+    AgentRequest, AgentResponse, ApprovalListing, ComponentRequest, ErrorCode, LocalInbox, Role,
+    SandboxRequest, TaskListing, WireError,
+};
+use crate::keystore::vault::Vault;
+
+/// Messages of a conversation kept for the next task.
+pub const HISTORY_CAP: usize = 40;
+/// Longest prompt shown in a listing.
+const PROMPT_SHOWN: usize = 2000;
+/// How long `tasks cancel` waits for the task to end before answering.
+const CANCEL_WAIT: Duration = Duration::from_millis(1500);
+
+const SYSTEM_PROMPT: &str = "You are the assistant of a CoWork OS appliance, reached from a \
+messaging channel. Use the tools you are offered when they help. Commands run in a sandbox in \
+the user's workspace without network; some need the owner's approval and some are never \
+allowed. Answer in plain text.";
+
+/// Where the runtime records its steps (the gateway's audit trail).
+pub trait Trail: Send + Sync + std::fmt::Debug {
+    /// Appends one entry and waits until it is durable; a failure is logged
+    /// by the implementation (the sandbox refuses to run a command whose own
+    /// entry cannot be written).
+    fn note<'a>(&'a self, kind: &'a str, subject: &'a str, payload: Value) -> BoxFuture<'a, ()>;
+}
+
+/// Provider credentials from the gateway's vault, read per request on its own
+/// connection to `state.db`; the key arrives (and changes) with the keys.
+#[derive(Debug)]
+pub struct VaultSecrets {
+    db: Mutex<Connection>,
+    vault: Mutex<Option<Vault>>,
+}
+
+impl VaultSecrets {
+    pub fn new(db: Connection) -> Self {
+        VaultSecrets {
+            db: Mutex::new(db),
+            vault: Mutex::new(None),
+        }
+    }
+
+    pub fn set_vault(&self, vault: Vault) {
+        *lock(&self.vault) = Some(vault);
+    }
+}
+
+#[async_trait::async_trait]
+impl SecretSource for VaultSecrets {
+    async fn get(&self, name: &str) -> Option<SecretString> {
+        let vault = lock(&self.vault);
+        let bytes = vault.as_ref()?.get(&lock(&self.db), name).ok()?;
+        let text = std::str::from_utf8(&bytes).ok()?;
+        Some(SecretString::new(text.trim().to_string()))
+    }
+}
+
+/// What the runtime is built from.
+#[derive(Debug)]
+pub struct RuntimeSetup {
+    pub settings: AgentSettings,
+    pub guard: GuardSettings,
+    pub command_timeout_secs: u64,
+    pub sandbox_socket: PathBuf,
+    /// `$STATE/gateway`: `state.db` and the memory notes.
+    pub state_dir: PathBuf,
+}
+
+/// The runtime's setup from the configuration (`None` without `[agent]`).
+pub fn runtime_setup(
+    config: &crate::config::Config,
+    paths: &crate::paths::Paths,
+) -> Option<RuntimeSetup> {
+    Some(RuntimeSetup {
+        settings: config.agent_settings()?,
+        guard: config.guard.clone(),
+        command_timeout_secs: config.limits.command_timeout_secs,
+        sandbox_socket: paths.component_socket(crate::ipc::Component::Sandbox),
+        state_dir: paths.component_state_dir(crate::ipc::Component::Gateway),
+    })
+}
+
+/// Where a task came from and where its replies go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Origin {
+    channel: String,
+    chat: String,
+    sender: String,
+    group: bool,
+}
+
+impl Origin {
+    fn requester(&self) -> String {
+        format!("{}:{}", self.channel, self.sender)
+    }
+}
+
+/// A task paused for an approval: everything needed to continue it.
+#[derive(Debug)]
+struct Paused {
+    agent: Agent,
+    history: Vec<Message>,
+    tool_use_id: String,
+    approval_id: String,
+    request: ApprovalRequest,
+    scope: TaskScope,
+}
+
+/// A task this process is running or holding.
+#[derive(Debug)]
+struct Live {
+    origin: Origin,
+    cancel: CancellationToken,
+    run: Arc<Mutex<Option<u64>>>,
+    paused: Option<Paused>,
+    /// While a paused task is being resumed: its paused call (tool use id,
+    /// approval id, request).
+    resuming: Option<(String, String, ApprovalRequest)>,
+}
+
+/// How a run (re)starts.
+#[derive(Debug)]
+enum Start {
+    Fresh,
+    /// The paused call's result is already known (denied, expired).
+    Resume(ToolOutcome),
+    /// Approved: run the command (if the approval still matches), then resume.
+    Approved {
+        approver: String,
+    },
+}
+
+/// The agent runtime (cheap to clone; one per gateway).
+#[derive(Debug, Clone)]
+pub struct AgentRuntime {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    settings: AgentSettings,
+    provider: Arc<dyn Provider>,
+    guard: Arc<Guard>,
+    sandbox: Arc<SandboxClient>,
+    trail: Arc<dyn Trail>,
+    replies: Arc<Replies>,
+    users: Arc<Store>,
+    db: Mutex<Connection>,
+    memory: Arc<FileMemoryStore>,
+    command_timeout_secs: u64,
+    live: Mutex<HashMap<String, Live>>,
+    conversations: Mutex<HashMap<(String, String, String), Vec<Message>>>,
+    /// Tasks marked interrupted at start, announced once in the trail.
+    interrupted_at_start: Mutex<Option<usize>>,
+}
+
+/// A store error as the gateway reports it.
+fn store_err(e: crate::agent::StoreError) -> GatewayError {
+    GatewayError::Sink {
+        sink: "task",
+        reason: e.to_string(),
+    }
+}
+
+fn wire_store(e: crate::agent::StoreError) -> WireError {
+    WireError::new(ErrorCode::Internal, e.to_string())
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// `t-` / `a-` and 12 hex digits.
+fn new_id(prefix: &str) -> String {
+    format!("{prefix}-{:012x}", rand::random::<u64>() >> 16)
+}
+
+fn valid_id(prefix: char, id: &str) -> bool {
+    let b = id.as_bytes();
+    b.len() == 14
+        && b[0] == prefix as u8
+        && b[1] == b'-'
+        && b[2..]
+            .iter()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+}
+
+fn bad_id(what: &str, id: &str) -> WireError {
+    WireError::new(
+        ErrorCode::NotFound,
+        format!(
+            "no {what} {:?}",
+            id.chars()
+                .filter(|c| !c.is_control())
+                .take(40)
+                .collect::<String>()
+        ),
+    )
+}
+
+/// `approve a-…` / `deny a-…` (case-insensitive, alone in the message).
+fn parse_decision(text: &str) -> Option<(bool, String)> {
+    let mut words = text.split_whitespace();
+    let verb = words.next()?.to_ascii_lowercase();
+    let id = words.next()?.to_ascii_lowercase();
+    if words.next().is_some() || !valid_id('a', &id) {
+        return None;
+    }
+    match verb.as_str() {
+        "approve" | "/approve" => Some((true, id)),
+        "deny" | "/deny" => Some((false, id)),
+        _ => None,
+    }
+}
+
+/// The workspace of one user: a stable name the sandbox accepts, derived
+/// from `channel:sender` (which may hold any characters).
+fn workspace_of(requester: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(requester.as_bytes());
+    format!("u-{}", hex::encode(&digest[..8]))
+}
+
+/// Drop old messages, starting the kept part at a plain user message (never
+/// between a tool call and its result).
+fn trim_history(history: &mut Vec<Message>) {
+    if history.len() <= HISTORY_CAP {
+        return;
+    }
+    let mut start = history.len() - HISTORY_CAP;
+    while start < history.len() {
+        let m = &history[start];
+        let plain_user = m.role == crate::agent::Role::User
+            && m.content
+                .iter()
+                .all(|b| matches!(b, crate::agent::ContentBlock::Text { .. }));
+        if plain_user {
+            break;
+        }
+        start += 1;
+    }
+    history.drain(..start);
+}
+
+impl AgentRuntime {
+    /// Builds the runtime; marks tasks a previous process left running as
+    /// interrupted. `vault` must get its key before the first task.
+    pub fn new(
+        setup: RuntimeSetup,
+        vault: Arc<VaultSecrets>,
+        db: Connection,
+        users: Arc<Store>,
+        trail: Arc<dyn Trail>,
+        replies: Arc<Replies>,
+    ) -> anyhow::Result<AgentRuntime> {
+        use anyhow::Context as _;
+        let guard = Guard::from_settings(&setup.guard).context("loading the guard rules")?;
+        let extra_ca = match &setup.settings.ca_file {
+            Some(p) => Some(
+                std::fs::read(p)
+                    .with_context(|| format!("reading [agent] ca_file {}", p.display()))?,
+            ),
+            None => None,
+        };
+        let provider = crate::agent::provider_from_settings(&setup.settings, vault, extra_ca)
+            .context("setting up the LLM provider")?;
+        let (_, interrupted) = TaskStore::open(&db, now()).context("opening the task table")?;
+        ApprovalStore::open(&db).context("opening the approval table")?;
+        if interrupted > 0 {
+            tracing::warn!(
+                interrupted,
+                "tasks left running by the previous gateway were marked interrupted"
+            );
+        }
+        let memory_dir = setup.state_dir.join("memory");
+        std::fs::create_dir_all(&memory_dir)
+            .with_context(|| format!("creating {}", memory_dir.display()))?;
+        let memory = Arc::new(FileMemoryStore::new(memory_dir, 64 * 1024));
+        let sandbox = Arc::new(SandboxClient::new(
+            setup.sandbox_socket,
+            Role::Gateway,
+            Duration::from_secs(10),
+        ));
+        Ok(AgentRuntime {
+            inner: Arc::new(Inner {
+                settings: setup.settings,
+                provider,
+                guard: Arc::new(guard),
+                sandbox,
+                trail,
+                replies,
+                users,
+                db: Mutex::new(db),
+                memory,
+                command_timeout_secs: setup.command_timeout_secs,
+                live: Mutex::new(HashMap::new()),
+                conversations: Mutex::new(HashMap::new()),
+                interrupted_at_start: Mutex::new((interrupted > 0).then_some(interrupted)),
+            }),
+        })
+    }
+
+    /// Records, once, how many tasks the start found interrupted.
+    pub async fn announce(&self) {
+        let n = lock(&self.inner.interrupted_at_start).take();
+        if let Some(n) = n {
+            self.inner
+                .trail
+                .note("task.interrupted", "gateway", json!({"tasks": n}))
+                .await;
+        }
+    }
+
+    /// A `coworkctl tasks|approvals` or admin page request; `actor` is who asked.
+    pub async fn handle(
+        &self,
+        actor: &str,
+        request: AgentRequest,
+    ) -> Result<AgentResponse, WireError> {
+        let inner = &self.inner;
+        match request {
+            AgentRequest::TasksList { limit } => inner.list_tasks(limit.clamp(1, 1000)),
+            AgentRequest::TaskShow { id } => {
+                if !valid_id('t', &id) {
+                    return Err(bad_id("task", &id));
+                }
+                let db = lock(&inner.db);
+                match TaskStore::attach(&db).get(&id).map_err(wire_store)? {
+                    Some(t) => Ok(AgentResponse::Task(listing(t))),
+                    None => Err(bad_id("task", &id)),
+                }
+            }
+            AgentRequest::TaskCancel { id, force } => {
+                if !valid_id('t', &id) {
+                    return Err(bad_id("task", &id));
+                }
+                Inner::cancel(inner, &id, force, actor)
+                    .await
+                    .map(AgentResponse::Done)
+            }
+            AgentRequest::ApprovalsList => inner.list_approvals(),
+            AgentRequest::ApprovalDecide { id, approve } => {
+                if !valid_id('a', &id) {
+                    return Err(bad_id("approval", &id));
+                }
+                Inner::decide(inner, &id, approve, actor)
+                    .await
+                    .map(AgentResponse::Done)
+            }
+        }
+    }
+
+    /// Replies waiting for a local chat, and whether a task of it still runs.
+    pub fn local_inbox(&self, chat: &str) -> LocalInbox {
+        let replies = self.inner.replies.take_local(chat);
+        let busy = lock(&self.inner.live).values().any(|l| {
+            l.origin.channel == LOCAL_CHANNEL && l.origin.chat == chat && l.paused.is_none()
+        });
+        LocalInbox { replies, busy }
+    }
+}
+
+impl TaskSink for AgentRuntime {
+    fn submit<'a>(&'a self, task: Task) -> BoxFuture<'a, Result<String, GatewayError>> {
+        Box::pin(Inner::submit(Arc::clone(&self.inner), task))
+    }
+}
+
+fn listing(t: TaskRecord) -> TaskListing {
+    TaskListing {
+        id: t.id,
+        user: t.user,
+        state: t.state.as_str().to_string(),
+        prompt: t.prompt.chars().take(PROMPT_SHOWN).collect(),
+        detail: t.detail,
+        created_at: t.created_at,
+        updated_at: t.updated_at,
+    }
+}
+
+impl Inner {
+    fn list_tasks(&self, limit: u32) -> Result<AgentResponse, WireError> {
+        let db = lock(&self.db);
+        let tasks = TaskStore::attach(&db).recent(limit).map_err(wire_store)?;
+        Ok(AgentResponse::Tasks(
+            tasks.into_iter().map(listing).collect(),
+        ))
+    }
+
+    fn list_approvals(&self) -> Result<AgentResponse, WireError> {
+        let db = lock(&self.db);
+        let approvals = ApprovalStore::open(&db)
+            .and_then(|a| a.pending(now()))
+            .map_err(wire_store)?;
+        let tasks = TaskStore::attach(&db);
+        let mut out = Vec::new();
+        for a in approvals {
+            let requester = tasks
+                .get(&a.task_id)
+                .map_err(wire_store)?
+                .map(|t| t.user)
+                .unwrap_or_default();
+            out.push(ApprovalListing {
+                id: a.id,
+                task_id: a.task_id,
+                command: a.command,
+                cwd: a.cwd,
+                requester,
+                status: a.status.as_str().to_string(),
+                approver: a.approver,
+                created_at: a.created_at,
+                expires_at: a.expires_at,
+            });
+        }
+        Ok(AgentResponse::Approvals(out))
+    }
+
+    fn transition(&self, id: &str, to: TaskState, detail: Option<&str>) {
+        let db = lock(&self.db);
+        if let Err(e) = TaskStore::attach(&db).transition(id, to, detail, now()) {
+            tracing::error!(task = %id, error = %e, "task state not recorded");
+        }
+    }
+
+    async fn reply(&self, origin: &Origin, text: &str) {
+        let _ = self
+            .replies
+            .deliver(&origin.channel, &origin.chat, text)
+            .await;
+    }
+
+    /// The owner of `channel`: its earliest user still holding access.
+    fn owner_of(&self, channel: &str) -> Option<String> {
+        let users = self.users.list_users(Some(channel)).ok()?;
+        users
+            .into_iter()
+            .filter(|u| matches!(u.state, UserState::Paired | UserState::Allowlisted))
+            .min_by_key(|u| u.since)
+            .map(|u| u.sender)
+    }
+
+    async fn submit(self: Arc<Self>, task: Task) -> Result<String, GatewayError> {
+        let origin = Origin {
+            channel: task.user.channel.clone(),
+            chat: task.inbound.chat().to_string(),
+            sender: task.user.sender.clone(),
+            group: task.inbound.context() == Context::Group,
+        };
+        let text = task.inbound.text().trim().to_string();
+        if let Some((approve, id)) = parse_decision(&text) {
+            return Ok(Inner::decide_in_chat(&self, &origin, approve, &id).await);
+        }
+        let requester = origin.requester();
+        if let Some(busy) = lock(&self.live)
+            .iter()
+            .find(|(_, l)| l.origin == origin)
+            .map(|(id, _)| id.clone())
+        {
+            return Ok(format!(
+                "Task {busy} is still in progress. Wait for it to finish or ask the owner to cancel it."
+            ));
+        }
+        let id = new_id("t");
+        {
+            let db = lock(&self.db);
+            TaskStore::attach(&db)
+                .create(&id, &requester, &text, now())
+                .map_err(store_err)?;
+        }
+        self.trail
+            .note(
+                "task.created",
+                &requester,
+                json!({"task": id, "channel": origin.channel, "chat": origin.chat,
+                       "context": if origin.group { "group" } else { "dm" }, "length": text.len()}),
+            )
+            .await;
+        let run = Arc::new(Mutex::new(None));
+        let scope = TaskScope {
+            task_id: id.clone(),
+            requester: requester.clone(),
+            workspace: workspace_of(&requester),
+            sandbox: Arc::clone(&self.sandbox),
+            trail: Arc::clone(&self.trail),
+            run: Arc::clone(&run),
+            command_timeout_secs: self.command_timeout_secs,
+        };
+        let tools: Vec<Arc<dyn Tool>> = vec![
+            Arc::new(RunCommandTool {
+                scope: scope.clone(),
+                guard: Arc::clone(&self.guard),
+            }),
+            Arc::new(SandboxFileTool {
+                scope: scope.clone(),
+                kind: FileTool::Read,
+            }),
+            Arc::new(SandboxFileTool {
+                scope: scope.clone(),
+                kind: FileTool::Write,
+            }),
+            Arc::new(SandboxFileTool {
+                scope: scope.clone(),
+                kind: FileTool::List,
+            }),
+            Arc::new(MemoryTool::new(
+                Arc::clone(&self.memory) as Arc<dyn crate::agent::tools::MemoryStore>,
+                requester.clone(),
+            )),
+        ];
+        // The context policy decides (no memory in groups by default); there is
+        // no clipboard tool at all on a headless appliance.
+        let allowed: Vec<String> = tools
+            .iter()
+            .map(|t| t.name().to_string())
+            .filter(|n| task.tools.allows(n))
+            .collect();
+        let allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();
+        let s = &self.settings;
+        let price = s.prices.get(&s.model).copied();
+        let mut limits = Limits::from_defaults(&s.limits);
+        if price.is_none() {
+            limits.max_cost_usd = None;
+        }
+        let agent = Agent::new(
+            Arc::clone(&self.provider),
+            s.model.clone(),
+            SYSTEM_PROMPT,
+            tools,
+            &allowed,
+            price,
+            limits,
+        );
+        let key = (
+            origin.channel.clone(),
+            origin.chat.clone(),
+            origin.sender.clone(),
+        );
+        let mut history = lock(&self.conversations)
+            .get(&key)
+            .cloned()
+            .unwrap_or_default();
+        history.push(Message::user_text(text));
+        lock(&self.live).insert(
+            id.clone(),
+            Live {
+                origin,
+                cancel: CancellationToken::new(),
+                run,
+                paused: None,
+                resuming: None,
+            },
+        );
+        let me = Arc::clone(&self);
+        let task_id = id.clone();
+        tokio::spawn(async move { me.drive(task_id, agent, history, scope, Start::Fresh).await });
+        Ok(format!("Working on it (task {id})."))
+    }
+
+    /// Runs (or continues) a task until it ends or pauses, then settles it.
+    async fn drive(
+        self: Arc<Self>,
+        id: String,
+        mut agent: Agent,
+        mut history: Vec<Message>,
+        scope: TaskScope,
+        start: Start,
+    ) {
+        let cancel = match lock(&self.live).get(&id) {
+            Some(l) => l.cancel.clone(),
+            None => return,
+        };
+        self.transition(&id, TaskState::Running, None);
+        let outcome = match start {
+            Start::Fresh => {
+                self.trail
+                    .note(
+                        "task.started",
+                        &scope.requester,
+                        json!({"task": id, "tools": agent.offered_tools()}),
+                    )
+                    .await;
+                agent.run(&mut history, &cancel).await
+            }
+            Start::Resume(result) => {
+                let Some(tool_use_id) = self.paused_call(&id) else {
+                    return;
+                };
+                agent
+                    .resume(&mut history, &tool_use_id, result, &cancel)
+                    .await
+            }
+            Start::Approved { approver } => {
+                let Some((tool_use_id, approval_id, request)) = self.paused_request(&id) else {
+                    return;
+                };
+                let usable = {
+                    let db = lock(&self.db);
+                    ApprovalStore::open(&db)
+                        .and_then(|a| a.take(&approval_id, &request.command, &request.cwd, now()))
+                        .unwrap_or(false)
+                };
+                let result = if !usable {
+                    ToolOutcome::Denied("the approval does not match this command any more".into())
+                } else {
+                    tokio::select! {
+                        r = scope.run_in_sandbox(&request.command, "ask", &request.reason, Some(approver)) => r,
+                        _ = cancel.cancelled() => ToolOutcome::Denied("the task was cancelled".into()),
+                    }
+                };
+                agent
+                    .resume(&mut history, &tool_use_id, result, &cancel)
+                    .await
+            }
+        };
+        self.settle(id, agent, history, scope, outcome).await;
+    }
+
+    fn paused_call(&self, id: &str) -> Option<String> {
+        self.paused_request(id).map(|(t, _, _)| t)
+    }
+
+    /// The paused call of a task being resumed (kept in `Live` until settled).
+    fn paused_request(&self, id: &str) -> Option<(String, String, ApprovalRequest)> {
+        let mut live = lock(&self.live);
+        let resuming = live.get_mut(id)?.resuming.take()?;
+        Some(resuming)
+    }
+
+    async fn settle(
+        self: Arc<Self>,
+        id: String,
+        agent: Agent,
+        history: Vec<Message>,
+        scope: TaskScope,
+        outcome: RunOutcome,
+    ) {
+        let Some(origin) = lock(&self.live).get(&id).map(|l| l.origin.clone()) else {
+            return;
+        };
+        let requester = origin.requester();
+        let totals = json!({"task": id, "iterations": outcome.iterations,
+            "input_tokens": outcome.usage.input_tokens, "output_tokens": outcome.usage.output_tokens,
+            "cost_usd": outcome.cost_usd});
+        let (state, detail, text) = match outcome.end {
+            EndReason::AwaitingApproval {
+                tool_use_id,
+                request,
+            } => {
+                self.pause(id, origin, agent, history, scope, tool_use_id, request)
+                    .await;
+                return;
+            }
+            EndReason::Completed => {
+                let key = (
+                    origin.channel.clone(),
+                    origin.chat.clone(),
+                    origin.sender.clone(),
+                );
+                let mut history = history;
+                trim_history(&mut history);
+                lock(&self.conversations).insert(key, history);
+                self.trail.note("task.completed", &requester, totals).await;
+                let text = if outcome.final_text.trim().is_empty() {
+                    "(The assistant finished without an answer.)".to_string()
+                } else {
+                    outcome.final_text.clone()
+                };
+                (TaskState::Completed, "completed".to_string(), text)
+            }
+            EndReason::Cancelled => {
+                self.trail.note("task.cancelled", &requester, totals).await;
+                (
+                    TaskState::Cancelled,
+                    "cancelled".to_string(),
+                    format!("Task {id} was cancelled."),
+                )
+            }
+            EndReason::MaxIterations
+            | EndReason::MaxTokens
+            | EndReason::MaxCost
+            | EndReason::Deadline => {
+                let (limit, sentence) = match outcome.end {
+                    EndReason::MaxIterations => (
+                        "max_iterations",
+                        format!(
+                            "it reached its limit of {} model calls",
+                            self.settings.limits.max_iterations
+                        ),
+                    ),
+                    EndReason::MaxTokens => (
+                        "max_tokens",
+                        format!(
+                            "it reached its limit of {} tokens",
+                            self.settings.limits.max_total_tokens
+                        ),
+                    ),
+                    EndReason::MaxCost => (
+                        "max_cost",
+                        format!(
+                            "it reached its cost limit of {} USD",
+                            self.settings.limits.max_cost_usd
+                        ),
+                    ),
+                    _ => (
+                        "deadline",
+                        format!(
+                            "it ran out of its {} seconds",
+                            self.settings.limits.max_duration_secs
+                        ),
+                    ),
+                };
+                let mut p = totals.clone();
+                p["limit"] = json!(limit);
+                self.trail
+                    .note("task.limit_hit", &requester, p.clone())
+                    .await;
+                self.trail.note("task.failed", &requester, p).await;
+                (
+                    TaskState::Failed,
+                    limit.to_string(),
+                    format!("I stopped working on task {id} because {sentence}."),
+                )
+            }
+            EndReason::NoPrice { model } => {
+                let mut p = totals.clone();
+                p["error"] = json!("no_price");
+                self.trail.note("task.failed", &requester, p).await;
+                (
+                    TaskState::Failed,
+                    "no_price".to_string(),
+                    format!("Task {id} could not run: the model {model} has no price configured."),
+                )
+            }
+            EndReason::ProviderFailed(e) => {
+                // ProviderError texts name the provider and the failure, never
+                // a key or a response body.
+                let mut p = totals.clone();
+                p["error"] = json!(super::sinks::audit_detail(&e.to_string()));
+                self.trail.note("task.failed", &requester, p).await;
+                (
+                    TaskState::Failed,
+                    super::sinks::audit_detail(&e.to_string()),
+                    format!("Task {id} failed: the language model could not be used ({e})."),
+                )
+            }
+        };
+        self.transition(&id, state, Some(&detail));
+        // The reply is queued before the task stops counting as live, so a
+        // poller that sees it idle also sees its reply.
+        self.reply(&origin, &text).await;
+        lock(&self.live).remove(&id);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn pause(
+        self: Arc<Self>,
+        id: String,
+        origin: Origin,
+        agent: Agent,
+        history: Vec<Message>,
+        scope: TaskScope,
+        tool_use_id: String,
+        request: ApprovalRequest,
+    ) {
+        let approval_id = new_id("a");
+        let ttl = self.settings.approval_ttl_secs;
+        let requested = {
+            let db = lock(&self.db);
+            ApprovalStore::open(&db).and_then(|a| {
+                a.request(
+                    &approval_id,
+                    &id,
+                    &request.command,
+                    &request.cwd,
+                    now(),
+                    i64::try_from(ttl).unwrap_or(i64::MAX),
+                )
+            })
+        };
+        if let Err(e) = requested {
+            tracing::error!(task = %id, error = %e, "approval request not recorded");
+            self.transition(&id, TaskState::Failed, Some("approval_store"));
+            lock(&self.live).remove(&id);
+            self.reply(
+                &origin,
+                &format!("Task {id} failed: its approval request could not be recorded."),
+            )
+            .await;
+            return;
+        }
+        let requester = origin.requester();
+        self.transition(
+            &id,
+            TaskState::AwaitingApproval,
+            Some(&format!("approval {approval_id}")),
+        );
+        self.trail
+            .note(
+                "approval.requested",
+                &requester,
+                json!({"task": id, "approval": approval_id, "command": request.command,
+                       "cwd": request.cwd, "reason": request.reason, "requester": requester,
+                       "expires_in_secs": ttl}),
+            )
+            .await;
+        let text = format!(
+            "Task {id} wants to run a command that needs the owner's approval:\n\n{}\n\n\
+             (in workspace {}; {}). Approval {approval_id} expires in {} s. The owner can answer \
+             \"approve {approval_id}\" or \"deny {approval_id}\" here, with coworkctl approvals, \
+             or on the admin page.",
+            request.command, request.cwd, request.reason, ttl
+        );
+        self.reply(&origin, &text).await;
+        if let Some(l) = lock(&self.live).get_mut(&id) {
+            l.paused = Some(Paused {
+                agent,
+                history,
+                tool_use_id,
+                approval_id: approval_id.clone(),
+                request,
+                scope,
+            });
+        }
+        // The owner hears about it in their own DM too (where a DM's chat is
+        // the sender: the local channel and Telegram).
+        if let Some(owner) = self.owner_of(&origin.channel)
+            && owner != origin.sender
+            && (origin.channel == LOCAL_CHANNEL || origin.channel.starts_with("telegram"))
+        {
+            let _ = self.replies.deliver(&origin.channel, &owner, &text).await;
+        }
+        let me = Arc::clone(&self);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(ttl) + Duration::from_secs(1)).await;
+            me.expire(&approval_id).await;
+        });
+    }
+
+    /// Takes the paused state of the task waiting on `approval_id`.
+    fn take_paused(&self, approval_id: &str) -> Option<(String, Paused)> {
+        let mut live = lock(&self.live);
+        let (id, l) = live.iter_mut().find(|(_, l)| {
+            l.paused
+                .as_ref()
+                .is_some_and(|p| p.approval_id == approval_id)
+        })?;
+        let p = l.paused.take()?;
+        Some((id.clone(), p))
+    }
+
+    fn put_back(&self, id: &str, p: Paused) {
+        if let Some(l) = lock(&self.live).get_mut(id) {
+            l.paused = Some(p);
+        }
+    }
+
+    /// Continue a paused task with `start`.
+    fn resume(self: &Arc<Self>, id: String, p: Paused, start: Start) {
+        if let Some(l) = lock(&self.live).get_mut(&id) {
+            l.resuming = Some((
+                p.tool_use_id.clone(),
+                p.approval_id.clone(),
+                p.request.clone(),
+            ));
+        }
+        let me = Arc::clone(self);
+        tokio::spawn(async move { me.drive(id, p.agent, p.history, p.scope, start).await });
+    }
+
+    async fn expire(self: Arc<Self>, approval_id: &str) {
+        let status = {
+            let db = lock(&self.db);
+            ApprovalStore::open(&db).and_then(|a| a.status(approval_id, now()))
+        };
+        if !matches!(status, Ok(Some(ApprovalStatus::Expired))) {
+            return;
+        }
+        let Some((id, p)) = self.take_paused(approval_id) else {
+            return;
+        };
+        self.trail
+            .note(
+                "approval.expired",
+                &p.scope.requester,
+                json!({"task": id, "approval": approval_id, "command": p.request.command}),
+            )
+            .await;
+        self.resume(
+            id,
+            p,
+            Start::Resume(ToolOutcome::Denied(
+                "the approval request expired without an answer".into(),
+            )),
+        );
+    }
+
+    /// The owner's decision on `approval_id` (from coworkctl, the admin page or chat).
+    async fn decide(
+        self: &Arc<Self>,
+        approval_id: &str,
+        approve: bool,
+        approver: &str,
+    ) -> Result<String, WireError> {
+        let Some((id, p)) = self.take_paused(approval_id) else {
+            let db = lock(&self.db);
+            let known = ApprovalStore::open(&db)
+                .and_then(|a| {
+                    a.status(approval_id, now())?;
+                    a.get(approval_id)
+                })
+                .map_err(wire_store)?;
+            return match known {
+                None => Err(bad_id("approval", approval_id)),
+                Some(a) => Err(WireError::new(
+                    ErrorCode::BadRequest,
+                    format!(
+                        "approval {approval_id} is {} and its task {} is not waiting for it",
+                        a.status.as_str(),
+                        a.task_id
+                    ),
+                )),
+            };
+        };
+        let status = {
+            let db = lock(&self.db);
+            ApprovalStore::open(&db).and_then(|a| a.decide(approval_id, approve, approver, now()))
+        };
+        let status = match status {
+            Ok(s) => s,
+            Err(e) => {
+                self.put_back(&id, p);
+                return Err(wire_store(e));
+            }
+        };
+        let payload = json!({"task": id, "approval": approval_id, "command": p.request.command,
+                             "cwd": p.request.cwd, "approver": approver});
+        match status {
+            Some(ApprovalStatus::Approved) => {
+                self.trail
+                    .note("approval.approved", &p.scope.requester, payload)
+                    .await;
+                let msg = format!("Approved: task {id} continues and runs the command.");
+                self.resume(
+                    id,
+                    p,
+                    Start::Approved {
+                        approver: approver.to_string(),
+                    },
+                );
+                Ok(msg)
+            }
+            Some(ApprovalStatus::Denied) => {
+                self.trail
+                    .note("approval.denied", &p.scope.requester, payload)
+                    .await;
+                let msg = format!("Denied: task {id} continues without running the command.");
+                self.resume(
+                    id,
+                    p,
+                    Start::Resume(ToolOutcome::Denied(
+                        "the owner denied running this command".into(),
+                    )),
+                );
+                Ok(msg)
+            }
+            other => {
+                let shown = other.map_or("unknown", |s| s.as_str());
+                self.put_back(&id, p);
+                // An expired request is handled by its timer.
+                Err(WireError::new(
+                    ErrorCode::BadRequest,
+                    format!("approval {approval_id} can no longer be decided: it is {shown}"),
+                ))
+            }
+        }
+    }
+
+    /// `approve ID` / `deny ID` sent in chat: only the channel's owner.
+    async fn decide_in_chat(self: &Arc<Self>, origin: &Origin, approve: bool, id: &str) -> String {
+        if self.owner_of(&origin.channel).as_deref() != Some(origin.sender.as_str()) {
+            self.trail
+                .note(
+                    "approval.refused",
+                    &origin.requester(),
+                    json!({"approval": id, "why": "not_owner", "group": origin.group}),
+                )
+                .await;
+            return "Only the owner of this assistant can answer approval requests.".to_string();
+        }
+        match self.decide(id, approve, &origin.requester()).await {
+            Ok(s) => s,
+            Err(e) => e.message,
+        }
+    }
+
+    async fn cancel(
+        self: &Arc<Self>,
+        id: &str,
+        force: bool,
+        actor: &str,
+    ) -> Result<String, WireError> {
+        let live = {
+            let mut live = lock(&self.live);
+            match live.get_mut(id) {
+                Some(l) => {
+                    l.cancel.cancel();
+                    let run = *lock(&l.run);
+                    let paused = l.paused.take();
+                    Some((l.origin.clone(), run, paused))
+                }
+                None => None,
+            }
+        };
+        if let Some((origin, run, paused)) = live {
+            self.trail
+                .note(
+                    "task.cancel_requested",
+                    &origin.requester(),
+                    json!({"task": id, "by": actor, "force": force}),
+                )
+                .await;
+            if let Some(run_id) = run {
+                let _ = self
+                    .sandbox
+                    .call(ComponentRequest::Sandbox(SandboxRequest::Cancel { run_id }))
+                    .await;
+            }
+            if let Some(p) = paused {
+                // Waiting for an approval: nothing runs; close it here.
+                {
+                    let db = lock(&self.db);
+                    let _ = ApprovalStore::open(&db)
+                        .and_then(|a| a.decide(&p.approval_id, false, actor, now()));
+                }
+                self.transition(id, TaskState::Cancelled, Some("cancelled"));
+                lock(&self.live).remove(id);
+                self.trail
+                    .note(
+                        "task.cancelled",
+                        &origin.requester(),
+                        json!({"task": id, "by": actor}),
+                    )
+                    .await;
+                self.reply(&origin, &format!("Task {id} was cancelled."))
+                    .await;
+                return Ok(format!("task {id} cancelled"));
+            }
+            // Running: the loop ends on the token; wait briefly for it.
+            let deadline = tokio::time::Instant::now() + CANCEL_WAIT;
+            while tokio::time::Instant::now() < deadline {
+                if !lock(&self.live).contains_key(id) {
+                    return Ok(format!("task {id} cancelled"));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            return Ok(format!(
+                "task {id}: cancel requested; it stops at its next step"
+            ));
+        }
+        let record = {
+            let db = lock(&self.db);
+            TaskStore::attach(&db).get(id).map_err(wire_store)?
+        };
+        let Some(t) = record else {
+            return Err(bad_id("task", id));
+        };
+        let closable = matches!(t.state, TaskState::Interrupted | TaskState::Queued)
+            || (force && matches!(t.state, TaskState::Running | TaskState::AwaitingApproval));
+        if !closable {
+            return Err(WireError::new(
+                ErrorCode::BadRequest,
+                if t.state.is_terminal() {
+                    format!("task {id} has already ended ({})", t.state.as_str())
+                } else {
+                    format!(
+                        "task {id} is {} but not live in this gateway; use --force to close it",
+                        t.state.as_str()
+                    )
+                },
+            ));
+        }
+        {
+            let db = lock(&self.db);
+            TaskStore::attach(&db)
+                .transition(id, TaskState::Cancelled, Some("closed"), now())
+                .map_err(|e| WireError::new(ErrorCode::BadRequest, e.to_string()))?;
+        }
+        self.trail
+            .note(
+                "task.cancelled",
+                &t.user,
+                json!({"task": id, "by": actor, "was": t.state.as_str(), "force": force}),
+            )
+            .await;
+        Ok(format!("task {id} closed (was {})", t.state.as_str()))
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_decisions_parse_strictly() {
+        let id = new_id("a");
+        assert!(valid_id('a', &id), "{id}");
+        assert!(!valid_id('t', &id));
+        for bad in [
+            "",
+            "a-",
+            "a-12345678901g",
+            "a-1234567890123",
+            "../etc/passwd",
+            "a-12345678901\u{0}",
+        ] {
+            assert!(!valid_id('a', bad), "{bad:?}");
+        }
+        assert_eq!(
+            parse_decision(&format!("approve {id}")),
+            Some((true, id.clone()))
+        );
+        assert_eq!(
+            parse_decision(&format!(
+                "  DENY {}  ",
+                id.to_uppercase().replace("A-", "a-")
+            )),
+            Some((false, id.clone()))
+        );
+        assert_eq!(parse_decision(&format!("approve {id} please")), None);
+        assert_eq!(parse_decision("approve everything"), None);
+        assert_eq!(parse_decision("approve"), None);
+    }
+
+    #[test]
+    fn workspace_names_are_fixed_form() {
+        let w = workspace_of("telegram:../../etc");
+        assert!(w.starts_with("u-") && w.len() == 18, "{w}");
+        assert_ne!(w, workspace_of("telegram:1"));
+    }
+
+    #[test]
+    fn history_is_trimmed_at_a_user_message() {
+        let mut h: Vec<Message> = (0..(HISTORY_CAP + 3))
+            .map(|i| {
+                if i % 2 == 0 {
+                    Message::user_text(format!("u{i}"))
+                } else {
+                    Message {
+                        role: crate::agent::Role::Assistant,
+                        content: vec![crate::agent::ContentBlock::Text {
+                            text: format!("a{i}"),
+                        }],
+                    }
+                }
+            })
+            .collect();
+        trim_history(&mut h);
+        assert!(h.len() <= HISTORY_CAP);
+        assert_eq!(h[0].role, crate::agent::Role::User);
+    }
+}

@@ -4,14 +4,16 @@
 //! trusted through `[agent] ca_file`. Covers: message → tool call run_command →
 //! guard "ask" → approval through `coworkctl approvals approve` → the sandbox
 //! runs it → tool result → final reply to the user, every step in the audit
-//! trail and the API key nowhere; deny and expiry; the iteration limit reached
+//! trail and the API key nowhere; deny (by the owner in chat) and expiry; the iteration limit reached
 //! through the daemon; cancel during a long command (no process survives) and
 //! during a slow model response; a restart mid-task leaves it `interrupted`;
-//! hostile ids to the new control requests; no provider configured → a plain
-//! sentence.
+//! hostile ids to the new control requests; the admin page lists the pending
+//! approval with its full command and approves it; no provider configured →
+//! a plain sentence.
 
 #![allow(clippy::unwrap_used)]
 
+mod admin_common;
 mod agent_support;
 mod common;
 
@@ -34,7 +36,7 @@ fn ok(out: &std::process::Output) -> String {
 
 /// A fake provider on a runtime that keeps serving while the test blocks.
 struct Provider {
-    _rt: tokio::runtime::Runtime,
+    rt: tokio::runtime::Runtime,
     fake: Fake,
 }
 
@@ -45,7 +47,7 @@ fn provider(replies: Vec<Reply>) -> Provider {
         .build()
         .unwrap();
     let fake = rt.block_on(agent_support::serve(Script::new(replies)));
-    Provider { _rt: rt, fake }
+    Provider { rt, fake }
 }
 
 /// Starts coworkd with `[agent]` pointing at the fake; pairs the local user.
@@ -226,10 +228,10 @@ fn deny_and_expiry_reach_the_model_as_denials() {
 
     let first = chat(&i, "touch a");
     let aid = approvals(&i)[0]["id"].as_str().unwrap().to_string();
-    let denied = ok(&i.ctl(&["approvals", "deny", &aid]));
+    // The owner (the first paired user of the channel: us) answers in chat.
+    let denied = chat(&i, &format!("deny {aid}"));
     assert!(denied.contains("Denied"), "{denied}");
-    let answer = ok(&i.ctl(&["chat", "--inbox"]));
-    assert!(answer.contains("I did not run it"), "{answer}");
+    assert!(denied.contains("I did not run it"), "{denied}");
     assert!(last_request(&p).contains("denied: the owner denied"));
     assert_eq!(task(&i, &task_id(&first))["state"], "completed");
 
@@ -396,4 +398,75 @@ fn without_a_provider_tasks_are_refused_plainly() {
     let out = i.ctl(&["tasks", "list"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no LLM provider is configured"));
+}
+
+#[test]
+fn admin_page_shows_and_decides_approvals() {
+    let p = provider(vec![
+        anth_tool(
+            "toolu_1",
+            "run_command",
+            json!({"command": "echo via-admin"}),
+            1,
+            1,
+        ),
+        anth_text("Ran it from the admin page's approval.", 1, 1),
+    ]);
+    let i = start(&p, "anthropic", "");
+    let id = task_id(&chat(&i, "echo via admin"));
+    let info: Value = wait_until(Duration::from_secs(10), "admin info", || {
+        let out = i.ctl(&["admin", "info", "--json"]);
+        out.status
+            .success()
+            .then(|| serde_json::from_slice(&out.stdout).unwrap())
+    });
+    let url = info["urls"][0]
+        .as_str()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
+    let host = url.trim_start_matches("https://").to_string();
+    let der = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect {host} </dev/null 2>/dev/null | openssl x509 -outform DER"
+        ))
+        .output()
+        .unwrap()
+        .stdout;
+    let token = ok(&i.ctl(&["admin", "setup-token"])).trim().to_string();
+    let mut c = admin_common::Client::new(&url, &der);
+    p.rt.block_on(c.setup(&token, "correct horse battery staple"));
+    assert_eq!(
+        p.rt.block_on(c.login("correct horse battery staple"))
+            .status,
+        303
+    );
+
+    let tasks = p.rt.block_on(c.get("/tasks")).body;
+    assert!(tasks.contains("waiting_approval"), "{tasks}");
+    let page = p.rt.block_on(c.get("/approvals")).body;
+    assert!(page.contains("echo via-admin"), "{page}");
+    let aid = approvals(&i)[0]["id"].as_str().unwrap().to_string();
+    let number = u64::from_str_radix(&aid[2..], 16).unwrap().to_string();
+    let r = p.rt.block_on(c.submit(
+        "/approvals",
+        "/approvals/decide",
+        &[("id", &number), ("decision", "approve")],
+    ));
+    assert!(r.status == 303 || r.status == 200, "{}", r.body);
+    let answer = ok(&i.ctl(&["chat", "--inbox"]));
+    assert!(answer.contains("Ran it from the admin page"), "{answer}");
+    assert_eq!(task(&i, &id)["state"], "completed");
+    let approved = audit(&i)
+        .into_iter()
+        .find(|e| e["kind"] == "approval.approved")
+        .unwrap();
+    assert!(
+        approved["payload"]["approver"]
+            .as_str()
+            .unwrap()
+            .starts_with("admin"),
+        "{approved}"
+    );
 }

@@ -185,6 +185,20 @@ fn file_tools_stay_inside_the_workspace() {
                 .await,
         );
         assert!(listing.contains("notes/"), "{listing}");
+        // A command in the same workspace reads what the file tool wrote and
+        // writes what the file tool then reads (whoever commands run as).
+        let r = finished(
+            gateway
+                .call(run(command(
+                    7,
+                    "/bin/sh",
+                    &["-c", "cat notes/a.txt; echo back > notes/b.txt"],
+                    "u-files",
+                )))
+                .await,
+        );
+        assert_eq!(r.stdout, "hello", "{r:?}");
+        assert_eq!(text(gateway.call(read("notes/b.txt")).await), "back\n");
 
         // Escapes: .., absolute paths, NUL, a symlink planted in the workspace.
         std::os::unix::fs::symlink("/etc", root.join("u-files/etc-link")).unwrap();

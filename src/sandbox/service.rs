@@ -158,8 +158,17 @@ impl SandboxService {
     /// real path checked, hard links and oversized files refused.
     async fn file(&self, req: FileRequest) -> Result<String, WireError> {
         let dir = self.workspace(&req.workspace)?;
-        let ws = crate::agent::tools::Workspace::new(&dir, MAX_FILE_BYTES)
-            .map_err(|e| WireError::new(ErrorCode::Internal, e.to_string()))?;
+        // Started as root, commands run as the sandbox user: what the file
+        // tools create must be theirs too (as the workspace directory is).
+        let ws = if nix::unistd::geteuid().is_root() {
+            let (uid, gid) = super::command_identity(&self.settings).map_err(|e| {
+                WireError::new(ErrorCode::Internal, format!("choosing the file owner: {e}"))
+            })?;
+            crate::agent::tools::Workspace::with_owner(&dir, MAX_FILE_BYTES, uid, gid)
+        } else {
+            crate::agent::tools::Workspace::new(&dir, MAX_FILE_BYTES)
+        }
+        .map_err(|e| WireError::new(ErrorCode::Internal, e.to_string()))?;
         let done = tokio::task::spawn_blocking(move || match req.op {
             FileOp::Read { path } => ws.read(&path),
             FileOp::List { path } => ws.list(&path),

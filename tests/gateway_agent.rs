@@ -6,7 +6,8 @@
 //! runs it → tool result → final reply to the user, every step in the audit
 //! trail and the API key nowhere; deny (by the owner in chat) and expiry; the iteration limit reached
 //! through the daemon; cancel during a long command (no process survives) and
-//! during a slow model response; a restart mid-task leaves it `interrupted`;
+//! during a slow model response; a restart mid-task leaves it `interrupted`,
+//! then closed or resumed;
 //! hostile ids to the new control requests; the admin page lists the pending
 //! approval with its full command and approves it; no provider configured →
 //! a plain sentence.
@@ -367,14 +368,24 @@ fn cancel_stops_a_long_command_and_a_slow_model() {
 }
 
 #[test]
-fn restart_mid_task_leaves_it_interrupted_and_it_can_be_closed() {
-    let p = provider(vec![anth_tool(
-        "toolu_1",
-        "run_command",
-        json!({"command": "touch x"}),
-        1,
-        1,
-    )]);
+fn restart_mid_task_leaves_it_interrupted_then_closed_or_resumed() {
+    let p = provider(vec![
+        anth_tool(
+            "toolu_1",
+            "run_command",
+            json!({"command": "touch x"}),
+            1,
+            1,
+        ),
+        anth_tool(
+            "toolu_2",
+            "run_command",
+            json!({"command": "touch y"}),
+            1,
+            1,
+        ),
+        anth_text("resumed and done", 1, 1),
+    ]);
     let i = start(&p, "anthropic", "");
     let first = chat(&i, "touch x");
     let id = task_id(&first);
@@ -389,7 +400,24 @@ fn restart_mid_task_leaves_it_interrupted_and_it_can_be_closed() {
     let closed = ok(&i.ctl(&["tasks", "cancel", &id]));
     assert!(closed.contains("closed"), "{closed}");
     assert_eq!(task(&i, &id)["state"], "cancelled");
+    assert!(!i.ctl(&["tasks", "resume", &id]).status.success());
     assert!(kinds(&audit(&i)).iter().any(|k| k == "task.interrupted"));
+
+    // The next one is resumed after the restart: it runs again from its message.
+    let second = chat(&i, "touch y");
+    let id = task_id(&second);
+    let i = i.restart();
+    assert_eq!(task(&i, &id)["state"], "interrupted");
+    let resumed = ok(&i.ctl(&["tasks", "resume", &id]));
+    assert!(resumed.contains("resumed"), "{resumed}");
+    let answer = ok(&i.ctl(&["chat", "--inbox"]));
+    assert!(answer.contains("resumed and done"), "{answer}");
+    assert_eq!(task(&i, &id)["state"], "completed");
+    assert!(
+        last_request(&p).contains("touch y"),
+        "the model saw the message again"
+    );
+    assert!(kinds(&audit(&i)).iter().any(|k| k == "task.resumed"));
 }
 
 #[test]

@@ -352,9 +352,9 @@ impl RequestKind for GatewayRequest {
                 AgentRequest::TasksList { .. }
                 | AgentRequest::TaskShow { .. }
                 | AgentRequest::ApprovalsList => "gateway.tasks-read",
-                AgentRequest::TaskCancel { .. } | AgentRequest::ApprovalDecide { .. } => {
-                    "gateway.tasks-change"
-                }
+                AgentRequest::TaskCancel { .. }
+                | AgentRequest::TaskResume { .. }
+                | AgentRequest::ApprovalDecide { .. } => "gateway.tasks-change",
             },
         }
     }
@@ -408,6 +408,10 @@ pub enum AgentRequest {
     TaskCancel {
         id: String,
         force: bool,
+    },
+    /// Run an `interrupted` task again from its message.
+    TaskResume {
+        id: String,
     },
     /// Pending approval requests.
     ApprovalsList,
@@ -725,9 +729,9 @@ impl RequestKind for ControlRequest {
                 AgentRequest::TasksList { .. }
                 | AgentRequest::TaskShow { .. }
                 | AgentRequest::ApprovalsList => "tasks-read",
-                AgentRequest::TaskCancel { .. } | AgentRequest::ApprovalDecide { .. } => {
-                    "tasks-change"
-                }
+                AgentRequest::TaskCancel { .. }
+                | AgentRequest::TaskResume { .. }
+                | AgentRequest::ApprovalDecide { .. } => "tasks-change",
             },
             ControlRequest::Admin(AdminRequest::Info) => "admin-info",
             ControlRequest::Admin(AdminRequest::SetupToken) => "admin-setup-token",

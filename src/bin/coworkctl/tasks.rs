@@ -38,6 +38,8 @@ pub enum TasksCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Run a task left `interrupted` by a restart again, from its message.
+    Resume { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -89,6 +91,11 @@ pub async fn tasks(client: &Ctl, command: TasksCommand) -> ExitCode {
                 id: id.clone(),
                 force: *force,
             },
+            false,
+        ),
+        TasksCommand::Resume { id } => (
+            "tasks resume",
+            AgentRequest::TaskResume { id: id.clone() },
             false,
         ),
     };

@@ -23,8 +23,9 @@
 //!
 //! Conversations live in memory (the last [`HISTORY_CAP`] messages); after a
 //! restart a user starts afresh. Tasks found `running` or `awaiting_approval`
-//! at start are marked `interrupted` ([`TaskStore::open`]) and can be closed
-//! with `coworkctl tasks cancel ID`.
+//! at start are marked `interrupted` ([`TaskStore::open`]); `coworkctl tasks
+//! resume ID` runs one again from its message (in its chat, with the tools it
+//! was allowed), `coworkctl tasks cancel ID` closes it.
 
 mod replies;
 mod tools;
@@ -134,6 +135,65 @@ pub fn runtime_setup(
         sandbox_socket: paths.component_socket(crate::ipc::Component::Sandbox),
         state_dir: paths.component_state_dir(crate::ipc::Component::Gateway),
     })
+}
+
+/// Every tool the runtime has (the context policy may withhold some).
+const TOOL_NAMES: [&str; 5] = [
+    "run_command",
+    "read_file",
+    "write_file",
+    "list_files",
+    "memory",
+];
+
+/// `gateway_task_origins`: where each task came from and which tools it was
+/// allowed, so an interrupted task can be resumed after a restart.
+fn origins_table(db: &Connection) -> rusqlite::Result<()> {
+    db.execute_batch(
+        "CREATE TABLE IF NOT EXISTS gateway_task_origins (
+             task_id TEXT PRIMARY KEY,
+             channel TEXT NOT NULL,
+             chat TEXT NOT NULL,
+             sender TEXT NOT NULL,
+             grp INTEGER NOT NULL,
+             tools TEXT NOT NULL
+         );",
+    )
+}
+
+fn save_origin(db: &Connection, id: &str, o: &Origin, tools: &[String]) -> rusqlite::Result<()> {
+    db.execute(
+        "INSERT INTO gateway_task_origins (task_id, channel, chat, sender, grp, tools)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        rusqlite::params![id, o.channel, o.chat, o.sender, o.group, tools.join(",")],
+    )?;
+    Ok(())
+}
+
+fn load_origin(db: &Connection, id: &str) -> rusqlite::Result<Option<(Origin, Vec<String>)>> {
+    use rusqlite::OptionalExtension;
+    db.query_row(
+        "SELECT channel, chat, sender, grp, tools FROM gateway_task_origins WHERE task_id = ?1",
+        rusqlite::params![id],
+        |r| {
+            let tools: String = r.get(4)?;
+            Ok((
+                Origin {
+                    channel: r.get(0)?,
+                    chat: r.get(1)?,
+                    sender: r.get(2)?,
+                    group: r.get(3)?,
+                },
+                // Only names the runtime knows, whatever the row says.
+                tools
+                    .split(',')
+                    .filter(|t| TOOL_NAMES.contains(t))
+                    .map(str::to_string)
+                    .collect(),
+            ))
+        },
+    )
+    .optional()
 }
 
 /// Where a task came from and where its replies go.
@@ -325,6 +385,7 @@ impl AgentRuntime {
             .context("setting up the LLM provider")?;
         let (_, interrupted) = TaskStore::open(&db, now()).context("opening the task table")?;
         ApprovalStore::open(&db).context("opening the approval table")?;
+        origins_table(&db).context("opening the task origin table")?;
         if interrupted > 0 {
             tracing::warn!(
                 interrupted,
@@ -394,6 +455,15 @@ impl AgentRuntime {
                     return Err(bad_id("task", &id));
                 }
                 Inner::cancel(inner, &id, force, actor)
+                    .await
+                    .map(AgentResponse::Done)
+            }
+            AgentRequest::TaskResume { id } => {
+                if !valid_id('t', &id) {
+                    return Err(bad_id("task", &id));
+                }
+                inner
+                    .resume_interrupted(&id, actor)
                     .await
                     .map(AgentResponse::Done)
             }
@@ -520,11 +590,22 @@ impl Inner {
             ));
         }
         let id = new_id("t");
+        // The context policy decides (no memory in groups by default); there is
+        // no clipboard tool at all on a headless appliance.
+        let allowed: Vec<String> = TOOL_NAMES
+            .iter()
+            .filter(|n| task.tools.allows(n))
+            .map(|n| n.to_string())
+            .collect();
         {
             let db = lock(&self.db);
             TaskStore::attach(&db)
                 .create(&id, &requester, &text, now())
                 .map_err(store_err)?;
+            save_origin(&db, &id, &origin, &allowed).map_err(|e| GatewayError::Sink {
+                sink: "task",
+                reason: format!("recording where task {id} came from: {e}"),
+            })?;
         }
         self.trail
             .note(
@@ -534,6 +615,13 @@ impl Inner {
                        "context": if origin.group { "group" } else { "dm" }, "length": text.len()}),
             )
             .await;
+        self.start(id.clone(), origin, text, &allowed);
+        Ok(format!("Working on it (task {id})."))
+    }
+
+    /// Builds the task's agent with its tools and runs it on a tokio task.
+    fn start(self: &Arc<Self>, id: String, origin: Origin, text: String, allowed: &[String]) {
+        let requester = origin.requester();
         let run = Arc::new(Mutex::new(None));
         let scope = TaskScope {
             task_id: id.clone(),
@@ -566,13 +654,6 @@ impl Inner {
                 requester.clone(),
             )),
         ];
-        // The context policy decides (no memory in groups by default); there is
-        // no clipboard tool at all on a headless appliance.
-        let allowed: Vec<String> = tools
-            .iter()
-            .map(|t| t.name().to_string())
-            .filter(|n| task.tools.allows(n))
-            .collect();
         let allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();
         let s = &self.settings;
         let price = s.prices.get(&s.model).copied();
@@ -609,10 +690,63 @@ impl Inner {
                 resuming: None,
             },
         );
-        let me = Arc::clone(&self);
-        let task_id = id.clone();
-        tokio::spawn(async move { me.drive(task_id, agent, history, scope, Start::Fresh).await });
-        Ok(format!("Working on it (task {id})."))
+        let me = Arc::clone(self);
+        tokio::spawn(async move { me.drive(id, agent, history, scope, Start::Fresh).await });
+    }
+
+    /// Runs an `interrupted` task again from its message (its earlier tool
+    /// calls are not replayed; the model starts afresh).
+    async fn resume_interrupted(
+        self: &Arc<Self>,
+        id: &str,
+        actor: &str,
+    ) -> Result<String, WireError> {
+        let (task, origin) = {
+            let db = lock(&self.db);
+            let task = TaskStore::attach(&db)
+                .get(id)
+                .map_err(wire_store)?
+                .ok_or_else(|| bad_id("task", id))?;
+            (
+                task,
+                load_origin(&db, id)
+                    .map_err(|e| WireError::new(ErrorCode::Internal, e.to_string()))?,
+            )
+        };
+        if task.state != TaskState::Interrupted {
+            return Err(WireError::new(
+                ErrorCode::BadRequest,
+                format!(
+                    "task {id} is {}; only an interrupted task can be resumed",
+                    task.state.as_str()
+                ),
+            ));
+        }
+        let Some((origin, allowed)) = origin else {
+            return Err(WireError::new(
+                ErrorCode::BadRequest,
+                format!(
+                    "task {id} has no record of its chat; close it with coworkctl tasks cancel"
+                ),
+            ));
+        };
+        if lock(&self.live).values().any(|l| l.origin == origin) {
+            return Err(WireError::new(
+                ErrorCode::BadRequest,
+                "another task of the same chat is in progress; resume this one after it"
+                    .to_string(),
+            ));
+        }
+        self.transition(id, TaskState::Queued, Some("resumed"));
+        self.trail
+            .note(
+                "task.resumed",
+                &origin.requester(),
+                json!({"task": id, "by": actor}),
+            )
+            .await;
+        self.start(id.to_string(), origin, task.prompt, &allowed);
+        Ok(format!("task {id} resumed"))
     }
 
     /// Runs (or continues) a task until it ends or pauses, then settles it.

@@ -252,6 +252,15 @@ fn deny_and_expiry_reach_the_model_as_denials() {
         assert!(!out.status.success(), "{bad}");
     }
 
+    // Listing limits out of range are clamped, not errors.
+    for n in ["0", "4294967295"] {
+        let list: Value =
+            serde_json::from_str(&ok(&i.ctl(&["tasks", "list", "-n", n, "--json"]))).unwrap();
+        assert!(!list.as_array().unwrap().is_empty(), "-n {n}");
+    }
+    // An approval id that does not exist, answered in chat: a plain sentence.
+    assert!(chat(&i, "approve a-0123456789ab").contains("no approval request"));
+
     let second = chat(&i, "touch b");
     let id = task_id(&second);
     assert_eq!(approvals(&i).len(), 1);

@@ -1180,6 +1180,23 @@ impl Inner {
                 .await;
             return "Only the owner of this assistant can answer approval requests.".to_string();
         }
+        // The owner of this channel answers for this channel's tasks only.
+        let same_channel = {
+            let db = lock(&self.db);
+            let task = ApprovalStore::open(&db)
+                .and_then(|a| a.get(id))
+                .ok()
+                .flatten()
+                .and_then(|a| TaskStore::attach(&db).get(&a.task_id).ok().flatten());
+            task.is_some_and(|t| {
+                t.user
+                    .split_once(':')
+                    .is_some_and(|(channel, _)| channel == origin.channel)
+            })
+        };
+        if !same_channel {
+            return format!("There is no approval request {id} for this channel.");
+        }
         match self.decide(id, approve, &origin.requester()).await {
             Ok(s) => s,
             Err(e) => e.message,

@@ -9,7 +9,8 @@
 //! during a slow model response; a restart mid-task leaves it `interrupted`,
 //! then closed or resumed;
 //! hostile ids to the new control requests; the admin page lists the pending
-//! approval with its full command and approves it; no provider configured →
+//! approval with its full command and approves it; streamed answers and the
+//! file tools inside the sandbox (an escape refused); no provider configured →
 //! a plain sentence.
 
 #![allow(clippy::unwrap_used)]
@@ -53,6 +54,10 @@ fn provider(replies: Vec<Reply>) -> Provider {
 
 /// Starts coworkd with `[agent]` pointing at the fake; pairs the local user.
 fn start(p: &Provider, kind: &str, extra: &str) -> Instance {
+    start_streaming(p, kind, extra, false)
+}
+
+fn start_streaming(p: &Provider, kind: &str, extra: &str, stream: bool) -> Instance {
     let dir = tempfile::Builder::new()
         .prefix("cwa")
         .tempdir_in("/tmp")
@@ -64,7 +69,7 @@ fn start(p: &Provider, kind: &str, extra: &str) -> Instance {
          [sandbox]\nrequire_full_isolation = false\n\
          [agent]\nprovider = \"{kind}\"\nmodel = \"claude-test\"\nbase_url = \"{}\"\n\
          secret_name = \"llm_key\"\nca_file = \"{}\"\n{extra}\n\
-         [agent.http]\nstream = false\nmax_attempts = 1\n\
+         [agent.http]\nstream = {stream}\nmax_attempts = 1\n\
          [agent.prices.claude-test]\ninput_usd_per_mtok = 1.0\noutput_usd_per_mtok = 1.0\n",
         p.fake.base_url,
         ca.display()
@@ -176,8 +181,26 @@ fn approved_command_runs_in_the_sandbox_and_the_answer_reaches_the_user() {
     let sent = last_request(&p);
     assert!(sent.contains("hello-from-sandbox\\n"), "{sent}");
     assert!(sent.contains("tool_result"), "{sent}");
-    let (headers, _) = p.fake.script.request(0);
+    let (headers, body) = p.fake.script.request(0);
     assert_eq!(headers["x-api-key"], API_KEY);
+    // A DM on the local channel: every tool of the runtime, and no clipboard.
+    let mut offered: Vec<&str> = body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    offered.sort();
+    assert_eq!(
+        offered,
+        [
+            "list_files",
+            "memory",
+            "read_file",
+            "run_command",
+            "write_file"
+        ]
+    );
     // An approval is used once: approving again is refused.
     assert!(!i.ctl(&["approvals", "approve", &aid]).status.success());
 
@@ -505,5 +528,64 @@ fn admin_page_shows_and_decides_approvals() {
             .unwrap()
             .starts_with("admin"),
         "{approved}"
+    );
+}
+
+#[test]
+fn streamed_answers_and_file_tools_through_the_sandbox() {
+    let p = provider(vec![
+        Reply::Sse(
+            agent_support::anth_sse_tool_events(
+                "toolu_1",
+                "write_file",
+                &json!({"path": "notes/plan.txt", "content": "step one"}),
+            ),
+            false,
+        ),
+        Reply::Sse(
+            agent_support::anth_sse_tool_events(
+                "toolu_2",
+                "read_file",
+                &json!({"path": "notes/plan.txt"}),
+            ),
+            false,
+        ),
+        Reply::Sse(
+            agent_support::anth_sse_tool_events(
+                "toolu_3",
+                "read_file",
+                &json!({"path": "../../../../etc/passwd"}),
+            ),
+            false,
+        ),
+        Reply::Sse(
+            agent_support::anth_sse_text_events(&["The plan ", "is saved."]),
+            false,
+        ),
+    ]);
+    let i = start_streaming(&p, "anthropic", "", true);
+    let out = chat(&i, "save the plan");
+    assert!(out.contains("The plan is saved."), "{out}");
+    // The read came back with what was written; the escape was refused.
+    let third = p.fake.script.request(2).1.to_string();
+    assert!(third.contains("step one"), "{third}");
+    let fourth = last_request(&p);
+    assert!(fourth.contains("is refused"), "{fourth}");
+    assert!(!fourth.contains("root:x:0:0"), "{fourth}");
+    let ws = std::fs::read_dir(i.dir.path().join("state/sandbox/workspaces"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("u-"))
+        .unwrap()
+        .path();
+    assert_eq!(
+        std::fs::read_to_string(ws.join("notes/plan.txt")).unwrap(),
+        "step one"
+    );
+    let k = kinds(&audit(&i));
+    assert_eq!(
+        k.iter().filter(|x| *x == "task.tool_call").count(),
+        3,
+        "{k:?}"
     );
 }

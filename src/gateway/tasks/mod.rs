@@ -146,6 +146,16 @@ const TOOL_NAMES: [&str; 5] = [
     "memory",
 ];
 
+/// The tools a chat's context policy leaves (no memory in groups by default);
+/// there is no clipboard tool at all on a headless appliance.
+fn allowed_tools(policy: &super::settings::ToolPolicy) -> Vec<String> {
+    TOOL_NAMES
+        .iter()
+        .filter(|n| policy.allows(n))
+        .map(|n| n.to_string())
+        .collect()
+}
+
 /// `gateway_task_origins`: where each task came from and which tools it was
 /// allowed, so an interrupted task can be resumed after a restart.
 fn origins_table(db: &Connection) -> rusqlite::Result<()> {
@@ -373,6 +383,7 @@ impl AgentRuntime {
         replies: Arc<Replies>,
     ) -> anyhow::Result<AgentRuntime> {
         use anyhow::Context as _;
+        use std::os::unix::fs::DirBuilderExt;
         let guard = Guard::from_settings(&setup.guard).context("loading the guard rules")?;
         let extra_ca = match &setup.settings.ca_file {
             Some(p) => Some(
@@ -393,7 +404,10 @@ impl AgentRuntime {
             );
         }
         let memory_dir = setup.state_dir.join("memory");
-        std::fs::create_dir_all(&memory_dir)
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&memory_dir)
             .with_context(|| format!("creating {}", memory_dir.display()))?;
         let memory = Arc::new(FileMemoryStore::new(memory_dir, 64 * 1024));
         let sandbox = Arc::new(SandboxClient::new(
@@ -590,13 +604,7 @@ impl Inner {
             ));
         }
         let id = new_id("t");
-        // The context policy decides (no memory in groups by default); there is
-        // no clipboard tool at all on a headless appliance.
-        let allowed: Vec<String> = TOOL_NAMES
-            .iter()
-            .filter(|n| task.tools.allows(n))
-            .map(|n| n.to_string())
-            .collect();
+        let allowed = allowed_tools(&task.tools);
         {
             let db = lock(&self.db);
             TaskStore::attach(&db)
@@ -1343,6 +1351,21 @@ mod tests {
         assert_eq!(parse_decision(&format!("approve {id} please")), None);
         assert_eq!(parse_decision("approve everything"), None);
         assert_eq!(parse_decision("approve"), None);
+    }
+
+    #[test]
+    fn groups_get_no_memory_and_nobody_a_clipboard() {
+        use crate::gateway::ToolPolicy;
+        let dm = allowed_tools(&ToolPolicy::default());
+        assert!(dm.contains(&"memory".to_string()) && dm.contains(&"run_command".to_string()));
+        let group = allowed_tools(&ToolPolicy::group_default());
+        assert!(!group.contains(&"memory".to_string()), "{group:?}");
+        assert_eq!(group.len(), TOOL_NAMES.len() - 1);
+        assert!(!TOOL_NAMES.contains(&"clipboard"));
+        let none = allowed_tools(&ToolPolicy {
+            deny: TOOL_NAMES.iter().map(|s| s.to_string()).collect(),
+        });
+        assert!(none.is_empty());
     }
 
     #[test]

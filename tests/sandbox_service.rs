@@ -1,6 +1,7 @@
 //! The sandbox component over IPC, as the gateway uses it: runs an approved command
 //! in a named task workspace, refuses bad workspace names and other senders,
-//! cancels a long run within two seconds, reports the isolation in force; the
+//! cancels a long run within two seconds (forced: at once; graceful: SIGTERM,
+//! then the kill after the grace for a command that ignores it), reports the isolation in force; the
 //! agent's file tools (`SandboxRequest::File`) confined to the workspace against
 //! hostile paths, symlinks, oversized content and other senders.
 
@@ -98,7 +99,8 @@ fn gateway_runs_and_cancels_commands() {
         assert!(matches!(
             gateway
                 .call(ComponentRequest::Sandbox(SandboxRequest::Cancel {
-                    run_id: 3
+                    run_id: 3,
+                    force: true,
                 }))
                 .await,
             Ok(ComponentResponse::Done)
@@ -109,6 +111,53 @@ fn gateway_runs_and_cancels_commands() {
             t.elapsed() < Duration::from_secs(2),
             "cancel took {:?}",
             t.elapsed()
+        );
+
+        // A graceful cancel: SIGTERM ends a plain command at once...
+        let cancel = |run_id: u64, force: bool| {
+            ComponentRequest::Sandbox(SandboxRequest::Cancel { run_id, force })
+        };
+        let g = Arc::clone(&gateway);
+        let long = tokio::spawn(async move {
+            g.call(run(command(5, "/bin/sleep", &["30"], "task-1")))
+                .await
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let t = Instant::now();
+        assert!(matches!(
+            gateway.call(cancel(5, false)).await,
+            Ok(ComponentResponse::Done)
+        ));
+        let r = finished(long.await.unwrap());
+        assert_eq!(r.status, "killed", "{r:?}");
+        assert!(
+            t.elapsed() < Duration::from_millis(1400),
+            "{:?}",
+            t.elapsed()
+        );
+        // ...and one that ignores it is killed after the grace.
+        let g = Arc::clone(&gateway);
+        let stubborn = tokio::spawn(async move {
+            g.call(run(command(
+                6,
+                "/bin/sh",
+                &["-c", "trap '' TERM; sleep 30"],
+                "task-1",
+            )))
+            .await
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let t = Instant::now();
+        assert!(matches!(
+            gateway.call(cancel(6, false)).await,
+            Ok(ComponentResponse::Done)
+        ));
+        let r = finished(stubborn.await.unwrap());
+        assert_eq!(r.status, "killed", "{r:?}");
+        let took = t.elapsed();
+        assert!(
+            took >= Duration::from_millis(1400) && took < Duration::from_secs(4),
+            "{took:?}"
         );
 
         // Nobody but the gateway may run commands.

@@ -598,8 +598,9 @@ impl std::fmt::Debug for SecretBytes {
 pub enum SandboxRequest {
     /// Run one approved command to completion.
     Run(Box<RunCommand>),
-    /// Kill a running command and its whole process tree.
-    Cancel { run_id: u64 },
+    /// Stop a running command and its whole process tree: SIGTERM, then the
+    /// kill after a short grace; `force` kills at once.
+    Cancel { run_id: u64, force: bool },
     /// A workspace file operation for the agent's file tools (the workspaces
     /// belong to the sandbox's user; the gateway cannot open them).
     File(FileRequest),

@@ -136,11 +136,15 @@ impl SandboxService {
                 Ok(text) => ComponentResponse::Sandbox(SandboxResponse::File(text)),
                 Err(e) => ComponentResponse::Error(e),
             },
-            SandboxRequest::Cancel { run_id } => {
+            SandboxRequest::Cancel { run_id, force } => {
                 let handle = lock(&self.running).get(&run_id).cloned();
                 match handle {
                     Some(h) => {
-                        h.cancel();
+                        if force {
+                            h.cancel();
+                        } else {
+                            h.cancel_gracefully();
+                        }
                         ComponentResponse::Done
                     }
                     None => {

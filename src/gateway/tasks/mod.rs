@@ -1240,7 +1240,10 @@ impl Inner {
             if let Some(run_id) = run {
                 let _ = self
                     .sandbox
-                    .call(ComponentRequest::Sandbox(SandboxRequest::Cancel { run_id }))
+                    .call(ComponentRequest::Sandbox(SandboxRequest::Cancel {
+                        run_id,
+                        force,
+                    }))
                     .await;
             }
             if let Some(p) = paused {

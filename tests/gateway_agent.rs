@@ -386,7 +386,7 @@ fn cancel_stops_a_long_command_and_a_slow_model() {
     let id = task_id(&ack);
     std::thread::sleep(Duration::from_millis(500));
     let started = Instant::now();
-    ok(&i.ctl(&["tasks", "cancel", &id]));
+    ok(&i.ctl(&["tasks", "cancel", "--force", &id]));
     wait_until(
         Duration::from_secs(2),
         "the slow task to be cancelled",

@@ -402,9 +402,10 @@ pub enum AgentRequest {
     TaskShow {
         id: String,
     },
-    /// Abort the in-flight model request and kill the running command. A task
-    /// left `interrupted` by a restart is closed; `force` also closes a task
-    /// this gateway has no live handle for.
+    /// Abort the in-flight model request and stop the running command
+    /// (SIGTERM, then the kill after a grace). A task left `interrupted` by a
+    /// restart is closed; `force` kills the command at once and also closes a
+    /// task this gateway has no live handle for.
     TaskCancel {
         id: String,
         force: bool,

@@ -30,9 +30,10 @@ pub enum TasksCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Stop a task: aborts its model request and kills its running command. A
-    /// task left `interrupted` by a restart is closed. --force also closes a
-    /// task the gateway has no live handle for.
+    /// Stop a task: aborts its model request and stops its running command
+    /// (SIGTERM, the kill 1.5 s later). A task left `interrupted` by a restart
+    /// is closed. --force kills the command at once and also closes a task the
+    /// gateway has no live handle for.
     Cancel {
         id: String,
         #[arg(long)]

@@ -232,7 +232,7 @@ ca_file = \"{ca}\"
         .unwrap()
         .tg_updates
         .push(dm(12, 42, "summarise my inbox"));
-    assert!(sent(3).contains("Received"));
+    assert!(sent(3).contains("no LLM provider is configured"));
     let users = ok(&i, &["users", "list", "--json"]);
     assert!(
         users.contains("\"telegram\"") && users.contains("\"42\""),

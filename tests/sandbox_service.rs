@@ -1,6 +1,9 @@
 //! The sandbox component over IPC, as the gateway uses it: runs an approved command
 //! in a named task workspace, refuses bad workspace names and other senders,
-//! cancels a long run within two seconds, reports the isolation in force.
+//! cancels a long run within two seconds (forced: at once; graceful: SIGTERM,
+//! then the kill after the grace for a command that ignores it), reports the isolation in force; the
+//! agent's file tools (`SandboxRequest::File`) confined to the workspace against
+//! hostile paths, symlinks, oversized content and other senders.
 
 #![allow(clippy::unwrap_used)]
 
@@ -11,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use common::Instance;
 use cowork::ipc::{
-    Client, Component, ComponentRequest, ComponentResponse, ErrorCode, Role, RunCommand, RunResult,
-    SandboxRequest, SandboxResponse,
+    Client, Component, ComponentRequest, ComponentResponse, ErrorCode, FileOp, FileRequest, Role,
+    RunCommand, RunResult, SandboxRequest, SandboxResponse,
 };
 
 fn command(run_id: u64, program: &str, args: &[&str], workspace: &str) -> RunCommand {
@@ -96,7 +99,8 @@ fn gateway_runs_and_cancels_commands() {
         assert!(matches!(
             gateway
                 .call(ComponentRequest::Sandbox(SandboxRequest::Cancel {
-                    run_id: 3
+                    run_id: 3,
+                    force: true,
                 }))
                 .await,
             Ok(ComponentResponse::Done)
@@ -107,6 +111,53 @@ fn gateway_runs_and_cancels_commands() {
             t.elapsed() < Duration::from_secs(2),
             "cancel took {:?}",
             t.elapsed()
+        );
+
+        // A graceful cancel: SIGTERM ends a plain command at once...
+        let cancel = |run_id: u64, force: bool| {
+            ComponentRequest::Sandbox(SandboxRequest::Cancel { run_id, force })
+        };
+        let g = Arc::clone(&gateway);
+        let long = tokio::spawn(async move {
+            g.call(run(command(5, "/bin/sleep", &["30"], "task-1")))
+                .await
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let t = Instant::now();
+        assert!(matches!(
+            gateway.call(cancel(5, false)).await,
+            Ok(ComponentResponse::Done)
+        ));
+        let r = finished(long.await.unwrap());
+        assert_eq!(r.status, "killed", "{r:?}");
+        assert!(
+            t.elapsed() < Duration::from_millis(1400),
+            "{:?}",
+            t.elapsed()
+        );
+        // ...and one that ignores it is killed after the grace.
+        let g = Arc::clone(&gateway);
+        let stubborn = tokio::spawn(async move {
+            g.call(run(command(
+                6,
+                "/bin/sh",
+                &["-c", "trap '' TERM; sleep 30"],
+                "task-1",
+            )))
+            .await
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let t = Instant::now();
+        assert!(matches!(
+            gateway.call(cancel(6, false)).await,
+            Ok(ComponentResponse::Done)
+        ));
+        let r = finished(stubborn.await.unwrap());
+        assert_eq!(r.status, "killed", "{r:?}");
+        let took = t.elapsed();
+        assert!(
+            took >= Duration::from_millis(1400) && took < Duration::from_secs(4),
+            "{took:?}"
         );
 
         // Nobody but the gateway may run commands.
@@ -125,4 +176,127 @@ fn gateway_runs_and_cancels_commands() {
 
 fn run(cmd: RunCommand) -> ComponentRequest {
     ComponentRequest::Sandbox(SandboxRequest::Run(Box::new(cmd)))
+}
+
+fn file(workspace: &str, op: FileOp) -> ComponentRequest {
+    ComponentRequest::Sandbox(SandboxRequest::File(FileRequest {
+        workspace: workspace.to_string(),
+        op,
+    }))
+}
+
+#[test]
+fn file_tools_stay_inside_the_workspace() {
+    let i = Instance::start();
+    let socket = i.runtime_dir().join("sandbox/sandbox.sock");
+    let root = i.dir.path().join("state/sandbox/workspaces");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let gateway = Client::<ComponentRequest, ComponentResponse>::new(
+            &socket,
+            Role::Gateway,
+            Duration::from_secs(10),
+        );
+        let text = |r: Result<ComponentResponse, cowork::ipc::IpcError>| match r {
+            Ok(ComponentResponse::Sandbox(SandboxResponse::File(t))) => t,
+            other => panic!("expected file text, got {other:?}"),
+        };
+        let refused = |r: Result<ComponentResponse, cowork::ipc::IpcError>| match r {
+            Ok(ComponentResponse::Error(e)) => e,
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+        let write = |path: &str, content: &str| {
+            file(
+                "u-files",
+                FileOp::Write {
+                    path: path.to_string(),
+                    content: content.to_string(),
+                },
+            )
+        };
+        let read = |path: &str| {
+            file(
+                "u-files",
+                FileOp::Read {
+                    path: path.to_string(),
+                },
+            )
+        };
+        let wrote = text(gateway.call(write("notes/a.txt", "hello")).await);
+        assert!(wrote.contains("wrote 5 bytes"), "{wrote}");
+        assert_eq!(text(gateway.call(read("notes/a.txt")).await), "hello");
+        let listing = text(
+            gateway
+                .call(file("u-files", FileOp::List { path: ".".into() }))
+                .await,
+        );
+        assert!(listing.contains("notes/"), "{listing}");
+        // A command in the same workspace reads what the file tool wrote and
+        // writes what the file tool then reads (whoever commands run as).
+        let r = finished(
+            gateway
+                .call(run(command(
+                    7,
+                    "/bin/sh",
+                    &["-c", "cat notes/a.txt; echo back > notes/b.txt"],
+                    "u-files",
+                )))
+                .await,
+        );
+        assert_eq!(r.stdout, "hello", "{r:?}");
+        assert_eq!(text(gateway.call(read("notes/b.txt")).await), "back\n");
+
+        // Escapes: .., absolute paths, NUL, a symlink planted in the workspace.
+        std::os::unix::fs::symlink("/etc", root.join("u-files/etc-link")).unwrap();
+        for bad in [
+            "../../../etc/passwd",
+            "/etc/passwd",
+            "notes/../../x",
+            "a\0b",
+            "etc-link/passwd",
+            "etc-link",
+        ] {
+            let bad = bad.to_string();
+            let e = refused(gateway.call(read(&bad)).await);
+            assert_eq!(e.code, ErrorCode::BadRequest, "{bad:?}: {e:?}");
+            let e = refused(gateway.call(write(&bad, "x")).await);
+            assert_eq!(e.code, ErrorCode::BadRequest, "{bad:?}: {e:?}");
+        }
+        // Bad workspace names, as for commands.
+        for ws in ["../sandbox", "", ".x", "a/b"] {
+            let e = refused(
+                gateway
+                    .call(file(ws, FileOp::List { path: ".".into() }))
+                    .await,
+            );
+            assert_eq!(e.code, ErrorCode::BadRequest, "{ws:?}");
+        }
+        // Content over the cap: refused by the sandbox (or, past the frame cap,
+        // by the transport), nothing written.
+        let big = "x".repeat(cowork::sandbox::MAX_FILE_BYTES as usize + 1);
+        let _ = refused(gateway.call(write("big.txt", &big)).await);
+        assert!(!root.join("u-files/big.txt").exists());
+        let huge = "x".repeat(2 * 1024 * 1024);
+        assert!(!matches!(
+            gateway.call(write("huge.txt", &huge)).await,
+            Ok(ComponentResponse::Sandbox(_))
+        ));
+        assert!(!root.join("u-files/huge.txt").exists());
+        // The sandbox still serves afterwards.
+        assert_eq!(text(gateway.call(read("notes/a.txt")).await), "hello");
+
+        // Only the gateway may touch workspaces.
+        for role in [Role::Admin, Role::Audit, Role::Supervisor] {
+            let other = Client::<ComponentRequest, ComponentResponse>::new(
+                &socket,
+                role,
+                Duration::from_secs(5),
+            );
+            let e = refused(other.call(read("notes/a.txt")).await);
+            assert_eq!(e.code, ErrorCode::Forbidden, "{role:?}");
+        }
+    });
 }

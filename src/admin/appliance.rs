@@ -16,10 +16,10 @@ use super::backend::{
 use super::{AdminHandle, AdminKeys, AdminServer, AdminWebSettings};
 use crate::config::{AccessMode, ChannelSettings, Config, Profile};
 use crate::ipc::{
-    AccessRequest, AccessResponse, AdminInfo, AdminRequest, AdminResponse, AuditAppend, AuditQuery,
-    AuditRequest, AuditResponse, Client, Component, ComponentRequest, ComponentResponse,
-    ComponentState, ControlRequest, ControlResponse, ErrorCode, GatewayRequest, GatewayResponse,
-    KeyBundle, Role, StatusReport, WireError,
+    AccessRequest, AccessResponse, AdminInfo, AdminRequest, AdminResponse, AgentRequest,
+    AgentResponse, AuditAppend, AuditQuery, AuditRequest, AuditResponse, Client, Component,
+    ComponentRequest, ComponentResponse, ComponentState, ControlRequest, ControlResponse,
+    ErrorCode, GatewayRequest, GatewayResponse, KeyBundle, Role, StatusReport, WireError,
 };
 use crate::keystore::Purpose;
 use crate::paths::Paths;
@@ -138,6 +138,26 @@ impl ApplianceBackend {
         }
     }
 
+    /// Tasks and approvals from the gateway's agent runtime; `None` when the
+    /// gateway answers that it has none (no `[agent]` configured).
+    async fn agent(
+        &self,
+        actor: &str,
+        request: AgentRequest,
+    ) -> Result<Option<AgentResponse>, BackendError> {
+        let request = ComponentRequest::Gateway(GatewayRequest::Agent {
+            actor: actor.to_string(),
+            request,
+        });
+        match self.gateway.call(request).await {
+            Ok(ComponentResponse::Gateway(GatewayResponse::Agent(r))) => Ok(Some(r)),
+            Ok(ComponentResponse::Error(e)) if e.code == ErrorCode::Unavailable => Ok(None),
+            Ok(ComponentResponse::Error(e)) => Err(wire(e)),
+            Ok(_) => Err(unexpected("gateway")),
+            Err(e) => Err(unreachable("gateway", e)),
+        }
+    }
+
     async fn access(
         &self,
         actor: &str,
@@ -236,11 +256,33 @@ impl ApplianceBackend {
     }
 }
 
-fn no_agent<T>() -> Result<T, BackendError> {
-    Err(BackendError::new(
+/// The gateway's task and approval ids are `t-`/`a-` and 12 hex digits; the
+/// page's forms carry the number.
+fn gateway_id(prefix: char, id: u64) -> String {
+    format!("{prefix}-{id:012x}")
+}
+
+fn page_id(id: &str) -> u64 {
+    id.get(2..)
+        .and_then(|h| u64::from_str_radix(h, 16).ok())
+        .unwrap_or(0)
+}
+
+fn no_agent() -> BackendError {
+    BackendError::new(
         BackendErrorKind::NotFound,
-        "no such task: the agent runtime is not installed on this appliance yet",
-    ))
+        "no LLM provider is configured on this appliance, so there are no tasks or approvals",
+    )
+}
+
+/// The page's names for task states.
+fn page_status(state: &str) -> String {
+    match state {
+        "awaiting_approval" => "waiting_approval",
+        "completed" => "done",
+        other => other,
+    }
+    .to_string()
 }
 
 impl AdminBackend for ApplianceBackend {
@@ -370,19 +412,85 @@ impl AdminBackend for ApplianceBackend {
     }
 
     fn tasks_list(&self) -> BackendFuture<'_, Vec<TaskListing>> {
-        Box::pin(async move { Ok(Vec::new()) })
+        Box::pin(async move {
+            let tasks = match self
+                .agent("admin", AgentRequest::TasksList { limit: 200 })
+                .await?
+            {
+                Some(AgentResponse::Tasks(t)) => t,
+                // No [agent] configured: no tasks, not an error page.
+                None => Vec::new(),
+                Some(_) => return Err(unexpected("gateway")),
+            };
+            Ok(tasks
+                .into_iter()
+                .map(|t| {
+                    let (channel, user) = t.user.split_once(':').unwrap_or(("", &t.user));
+                    TaskListing {
+                        id: page_id(&t.id),
+                        channel: channel.to_string(),
+                        user: user.to_string(),
+                        status: page_status(&t.state),
+                        summary: t.prompt.chars().take(120).collect(),
+                        created_at: u64::try_from(t.created_at).unwrap_or(0),
+                        updated_at: u64::try_from(t.updated_at).unwrap_or(0),
+                    }
+                })
+                .collect())
+        })
     }
 
-    fn task_cancel(&self, _id: u64, _force: bool) -> BackendFuture<'_, bool> {
-        Box::pin(async move { no_agent() })
+    fn task_cancel(&self, id: u64, force: bool) -> BackendFuture<'_, bool> {
+        Box::pin(async move {
+            let request = AgentRequest::TaskCancel {
+                id: gateway_id('t', id),
+                force,
+            };
+            match self.agent("admin:owner", request).await {
+                Ok(Some(AgentResponse::Done(_))) => Ok(true),
+                Ok(Some(_)) => Err(unexpected("gateway")),
+                Ok(None) => Err(no_agent()),
+                // Already ended, or not live without force.
+                Err(e) if e.kind == BackendErrorKind::BadRequest => Ok(false),
+                Err(e) => Err(e),
+            }
+        })
     }
 
     fn approvals_list(&self) -> BackendFuture<'_, Vec<PendingApproval>> {
-        Box::pin(async move { Ok(Vec::new()) })
+        Box::pin(async move {
+            let list = match self.agent("admin", AgentRequest::ApprovalsList).await? {
+                Some(AgentResponse::Approvals(a)) => a,
+                None => Vec::new(),
+                Some(_) => return Err(unexpected("gateway")),
+            };
+            Ok(list
+                .into_iter()
+                .map(|a| PendingApproval {
+                    id: page_id(&a.id),
+                    task_id: page_id(&a.task_id),
+                    command: a.command,
+                    cwd: a.cwd,
+                    requester: a.requester,
+                    expires_at: u64::try_from(a.expires_at).unwrap_or(0),
+                })
+                .collect())
+        })
     }
 
-    fn approval_decide(&self, _id: u64, _approve: bool, _by: String) -> BackendFuture<'_, ()> {
-        Box::pin(async move { no_agent() })
+    fn approval_decide(&self, id: u64, approve: bool, by: String) -> BackendFuture<'_, ()> {
+        Box::pin(async move {
+            let request = AgentRequest::ApprovalDecide {
+                id: gateway_id('a', id),
+                approve,
+            };
+            // The trail says the answer came from the admin page, and from whom.
+            match self.agent(&format!("admin:{by}"), request).await? {
+                Some(AgentResponse::Done(_)) => Ok(()),
+                Some(_) => Err(unexpected("gateway")),
+                None => Err(no_agent()),
+            }
+        })
     }
 
     fn audit_tail(

@@ -1,6 +1,7 @@
 //! `[agent]` configuration section.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -10,7 +11,19 @@ use serde::{Deserialize, Serialize};
 pub enum ProviderKind {
     Anthropic,
     Bedrock,
+    /// An OpenAI-compatible server (OpenAI itself, or a LAN/local model server).
+    #[serde(alias = "openai")]
     OpenaiCompatible,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Bedrock => "bedrock",
+            ProviderKind::OpenaiCompatible => "openai_compatible",
+        }
+    }
 }
 
 /// Price of one model, in USD per million tokens.
@@ -88,7 +101,12 @@ impl Default for HttpSettings {
     }
 }
 
-/// The `[agent]` section.
+/// Default life of an approval request, in seconds.
+pub const DEFAULT_APPROVAL_TTL_SECS: u64 = 300;
+
+/// The `[agent]` section. The per-task limits and the file size cap are not
+/// written here: they come from the appliance's `[limits]` section (shared with
+/// the sandbox) and are filled in by the configuration loader.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AgentSettings {
@@ -104,9 +122,19 @@ pub struct AgentSettings {
     pub region: String,
     /// Model name → price. A model without a price cannot run under a cost limit.
     pub prices: BTreeMap<String, ModelPrice>,
+    /// PEM file of root certificates to trust in addition to the system roots
+    /// (a LAN model server with its own CA; local fakes in tests).
+    pub ca_file: Option<PathBuf>,
+    /// `max_tokens` of each LLM call.
+    pub max_tokens_per_call: u32,
+    /// How long an approval request stays open before it counts as denied.
+    pub approval_ttl_secs: u64,
+    /// From `[limits]` (not read from `[agent]`).
+    #[serde(skip)]
     pub limits: LimitDefaults,
     pub http: HttpSettings,
-    /// Cap of one file read or written by the workspace tools.
+    /// Cap of one file read or written by the workspace tools (from `[limits]`).
+    #[serde(skip)]
     pub max_file_bytes: u64,
     /// Cap of one user's memory notes.
     pub max_memory_bytes: u64,
@@ -121,6 +149,9 @@ impl Default for AgentSettings {
             secret_name: "anthropic_api_key".to_string(),
             region: "us-east-1".to_string(),
             prices: BTreeMap::new(),
+            ca_file: None,
+            max_tokens_per_call: LimitDefaults::default().max_tokens_per_call,
+            approval_ttl_secs: DEFAULT_APPROVAL_TTL_SECS,
             limits: LimitDefaults::default(),
             http: HttpSettings::default(),
             max_file_bytes: 1024 * 1024,
@@ -145,5 +176,9 @@ mod tests {
         .unwrap();
         assert_eq!(s.provider, ProviderKind::OpenaiCompatible);
         assert!((s.prices["m"].cost_usd(1_000_000, 500_000) - 2.0).abs() < 1e-9);
+        let s: AgentSettings = toml::from_str("provider = \"openai\"").unwrap();
+        assert_eq!(s.provider, ProviderKind::OpenaiCompatible);
+        // Limits live in `[limits]`, not here.
+        assert!(toml::from_str::<AgentSettings>("[limits]\nmax_iterations = 5").is_err());
     }
 }

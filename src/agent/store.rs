@@ -123,6 +123,37 @@ impl<'c> TaskStore<'c> {
         Ok((TaskStore { conn }, n))
     }
 
+    /// The store on a connection whose table [`TaskStore::open`] already set up
+    /// in this process (does not mark anything interrupted).
+    pub fn attach(conn: &'c Connection) -> Self {
+        TaskStore { conn }
+    }
+
+    /// The most recent `limit` tasks, newest first.
+    pub fn recent(&self, limit: u32) -> Result<Vec<TaskRecord>, StoreError> {
+        let err = |source| StoreError::Task {
+            op: "listing",
+            id: "*".into(),
+            source,
+        };
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id FROM agent_tasks ORDER BY created_at DESC, rowid DESC LIMIT ?1")
+            .map_err(err)?;
+        let ids = stmt
+            .query_map(params![limit], |r| r.get::<_, String>(0))
+            .map_err(err)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(t) = self.get(&id)? {
+                out.push(t);
+            }
+        }
+        Ok(out)
+    }
+
     /// Insert a new `queued` task.
     pub fn create(&self, id: &str, user: &str, prompt: &str, now: i64) -> Result<(), StoreError> {
         self.conn
@@ -256,7 +287,7 @@ pub enum ApprovalStatus {
 }
 
 impl ApprovalStatus {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             ApprovalStatus::Pending => "pending",
             ApprovalStatus::Approved => "approved",
@@ -276,6 +307,19 @@ impl ApprovalStatus {
             _ => return None,
         })
     }
+}
+
+/// One approval row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalRecord {
+    pub id: String,
+    pub task_id: String,
+    pub command: String,
+    pub cwd: String,
+    pub status: ApprovalStatus,
+    pub approver: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
 }
 
 /// The `agent_approvals` table: each approval is bound to one task, the exact
@@ -374,6 +418,83 @@ impl<'c> ApprovalStore<'c> {
             )
             .map_err(Self::err("deciding", id))?;
         self.status(id, now)
+    }
+
+    /// One request (its status as stored; call [`ApprovalStore::status`] first
+    /// to turn an expired one into `Expired`).
+    pub fn get(&self, id: &str) -> Result<Option<ApprovalRecord>, StoreError> {
+        Ok(self
+            .select("WHERE id = ?1", params![id], id)?
+            .into_iter()
+            .next())
+    }
+
+    /// Requests still pending at `now`, oldest first (expired ones are marked so).
+    pub fn pending(&self, now: i64) -> Result<Vec<ApprovalRecord>, StoreError> {
+        self.conn
+            .execute(
+                "UPDATE agent_approvals SET status = 'expired'
+                 WHERE status = 'pending' AND expires_at <= ?1",
+                params![now],
+            )
+            .map_err(Self::err("expiring", "*"))?;
+        self.select("WHERE status = 'pending'", params![], "*")
+    }
+
+    /// The most recent `limit` requests, newest first.
+    pub fn recent(&self, limit: u32) -> Result<Vec<ApprovalRecord>, StoreError> {
+        let mut v = self.select(
+            "ORDER BY created_at DESC, rowid DESC LIMIT ?1",
+            params![limit],
+            "*",
+        )?;
+        v.truncate(limit as usize);
+        Ok(v)
+    }
+
+    fn select(
+        &self,
+        tail: &str,
+        args: &[&dyn rusqlite::ToSql],
+        id: &str,
+    ) -> Result<Vec<ApprovalRecord>, StoreError> {
+        let sql = format!(
+            "SELECT id, task_id, command, cwd, status, approver, created_at, expires_at
+             FROM agent_approvals {tail}"
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(Self::err("listing", id))?;
+        let rows = stmt
+            .query_map(args, |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, i64>(6)?,
+                    r.get::<_, i64>(7)?,
+                ))
+            })
+            .map_err(Self::err("listing", id))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, task_id, command, cwd, status, approver, created_at, expires_at) =
+                row.map_err(Self::err("listing", id))?;
+            // An unknown status in the database is shown as expired (never usable).
+            let status = ApprovalStatus::parse(&status).unwrap_or(ApprovalStatus::Expired);
+            out.push(ApprovalRecord {
+                id,
+                task_id,
+                command,
+                cwd,
+                status,
+                approver,
+                created_at,
+                expires_at,
+            });
+        }
+        Ok(out)
     }
 
     /// Whether `command` may run in `cwd` now under approval `id`: only if it

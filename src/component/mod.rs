@@ -192,6 +192,7 @@ impl Roles {
                 config.profile.into(),
                 Some(paths.component_socket(Component::Audit)),
             )
+            .and_then(|g| g.with_agent(crate::gateway::tasks::runtime_setup(config, paths)))
             .with_context(|| format!("opening {}", dir.join("state.db").display()))?;
             roles.gateway = Some(Arc::new(service));
         }

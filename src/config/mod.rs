@@ -262,6 +262,11 @@ fn validate(c: &Config) -> Vec<(Vec<String>, String)> {
     {
         out.push((key(&["limits", field]), format!("{field}: {reason}")));
     }
+    if let Some(agent) = &c.agent {
+        for (field, problem) in agent_problems(agent, c.limits.max_cost_usd) {
+            out.push((key(&["agent", field]), problem));
+        }
+    }
     match c.webhook.listen.parse::<std::net::SocketAddr>() {
         Err(_) => out.push((
             key(&["webhook", "listen"]),
@@ -295,6 +300,121 @@ fn validate(c: &Config) -> Vec<(Vec<String>, String)> {
         ));
     }
     out
+}
+
+/// `[agent]` checks: (field, problem). Keys never appear here: only the name
+/// of the vault secret that holds one.
+fn agent_problems(
+    a: &crate::agent::AgentSettings,
+    max_cost_usd: f64,
+) -> Vec<(&'static str, String)> {
+    use crate::agent::ProviderKind;
+    let mut out = Vec::new();
+    if a.model.trim().is_empty() {
+        out.push((
+            "model",
+            "model must name the model to use, e.g. \"claude-sonnet-4-5\"".to_string(),
+        ));
+    }
+    if !a.base_url.is_empty() {
+        match reqwest::Url::parse(&a.base_url) {
+            Err(_) => out.push(("base_url", format!("{:?} is not a URL", a.base_url))),
+            Ok(u) if u.scheme() == "https" => {}
+            Ok(u) if u.scheme() == "http" && is_loopback_host(&u) => {}
+            Ok(_) => out.push((
+                "base_url",
+                format!(
+                    "{:?}: the provider must be reached over https (http only on loopback)",
+                    a.base_url
+                ),
+            )),
+        }
+    }
+    if !a.secret_name.is_empty() && crate::keystore::vault::validate_name(&a.secret_name).is_err() {
+        out.push((
+            "secret_name",
+            "secret_name must be 1-64 characters of A-Z a-z 0-9 _ - . (the name given to coworkctl secret set)".to_string(),
+        ));
+    }
+    if a.secret_name.is_empty() && a.provider != ProviderKind::OpenaiCompatible {
+        out.push((
+            "secret_name",
+            format!(
+                "the {} provider needs its credentials: name the vault secret (coworkctl secret set NAME)",
+                a.provider.as_str()
+            ),
+        ));
+    }
+    if a.provider == ProviderKind::Bedrock && a.region.trim().is_empty() {
+        out.push(("region", "bedrock needs an AWS region".to_string()));
+    }
+    if let Some(path) = &a.ca_file {
+        match std::fs::read(path) {
+            Err(e) => out.push(("ca_file", format!("{}: {e}", path.display()))),
+            Ok(pem)
+                if reqwest::Certificate::from_pem(&pem).is_err()
+                    || !pem.starts_with(b"-----BEGIN") =>
+            {
+                out.push((
+                    "ca_file",
+                    format!("{} is not a PEM certificate", path.display()),
+                ))
+            }
+            Ok(_) => {}
+        }
+    }
+    if a.max_tokens_per_call == 0 {
+        out.push((
+            "max_tokens_per_call",
+            "max_tokens_per_call must be greater than 0".to_string(),
+        ));
+    }
+    if !(30..=86_400).contains(&a.approval_ttl_secs) {
+        out.push((
+            "approval_ttl_secs",
+            "approval_ttl_secs must be between 30 and 86400".to_string(),
+        ));
+    }
+    for (model, price) in &a.prices {
+        for v in [price.input_usd_per_mtok, price.output_usd_per_mtok] {
+            if !v.is_finite() || v < 0.0 {
+                out.push((
+                    "prices",
+                    format!("the price of {model:?} must be a finite number of USD, 0 or more"),
+                ));
+                break;
+            }
+        }
+    }
+    if max_cost_usd > 0.0 && !a.model.trim().is_empty() && !a.prices.contains_key(&a.model) {
+        out.push((
+            "model",
+            format!(
+                "model {:?} has no price in [agent.prices.\"{}\"], so the cost limit ([limits] max_cost_usd) cannot be kept; add input_usd_per_mtok and output_usd_per_mtok (0.0 for a local server)",
+                a.model, a.model
+            ),
+        ));
+    }
+    if a.http.request_timeout_secs == 0
+        || a.http.connect_timeout_secs == 0
+        || a.http.max_attempts == 0
+    {
+        out.push((
+            "http",
+            "http timeouts and max_attempts must be greater than 0".to_string(),
+        ));
+    }
+    out
+}
+
+fn is_loopback_host(u: &reqwest::Url) -> bool {
+    let host = u.host_str().unwrap_or("");
+    host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn valid_name(name: &str) -> bool {
@@ -434,6 +554,49 @@ mod tests {
             "{p:?}"
         );
         assert!(problems("profile = \"development\"\n[log]\nlevel = \"debug\"\n[channels.telegram]\ndm = \"open\"\n").is_empty());
+    }
+
+    #[test]
+    fn agent_section_is_checked_and_placed() {
+        let ok = "[agent]\nprovider = \"anthropic\"\nmodel = \"m\"\n[agent.prices.m]\ninput_usd_per_mtok = 3.0\noutput_usd_per_mtok = 15.0\n";
+        assert!(problems(ok).is_empty(), "{:?}", problems(ok));
+        let c = load_str(Path::new("x.toml"), ok).unwrap();
+        let a = c.agent_settings().unwrap();
+        assert_eq!(a.limits.max_iterations, 50);
+        assert_eq!(a.approval_ttl_secs, 300);
+        assert!(
+            load_str(Path::new("x.toml"), "")
+                .unwrap()
+                .agent_settings()
+                .is_none()
+        );
+
+        // No price for the model under a cost limit: placed at `model`.
+        let p = problems("[agent]\nprovider = \"openai\"\nmodel = \"llama\"\n");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with("/etc/cowork/coworkd.toml:3:1: model \"llama\" has no price"),
+            "{p:?}"
+        );
+        // Plain http only on loopback; a missing ca_file; an unknown provider.
+        let p = problems(
+            "[agent]\nmodel = \"m\"\nbase_url = \"http://10.0.0.2:8080\"\nca_file = \"/nonexistent/ca.pem\"\n[agent.prices.m]\ninput_usd_per_mtok = 0.0\noutput_usd_per_mtok = 0.0\n",
+        );
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(p[0].contains(":3:1:") && p[0].contains("https"), "{p:?}");
+        assert!(
+            p[1].contains(":4:1:") && p[1].contains("/nonexistent/ca.pem"),
+            "{p:?}"
+        );
+        assert!(problems("[agent]\nprovider = \"gpt\"\nmodel = \"m\"\n")[0].contains(":2:"));
+        // Keys never in the configuration: an api_key field is unknown.
+        let p = problems("[agent]\nmodel = \"m\"\napi_key = \"sk-1\"\n");
+        assert!(p[0].contains("unknown field `api_key`"), "{p:?}");
+        let p = problems(
+            "[agent]\nprovider = \"bedrock\"\nmodel = \"m\"\nsecret_name = \"\"\napproval_ttl_secs = 1\n[agent.prices.m]\ninput_usd_per_mtok = -1.0\noutput_usd_per_mtok = 0.0\n",
+        );
+        assert_eq!(p.len(), 3, "{p:?}");
+        assert!(p.iter().any(|m| m.contains("approval_ttl_secs")), "{p:?}");
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub struct Config {
     pub webhook: crate::gateway::WebhookSettings,
     /// Signed image updates: trusted keys, slots, ESP, state.
     pub update: crate::update::UpdateSettings,
+    /// The LLM provider of the agent runtime. Absent = no agent: authorized
+    /// messages are answered with a sentence saying so.
+    pub agent: Option<crate::agent::AgentSettings>,
 }
 
 impl Default for Config {
@@ -51,6 +54,7 @@ impl Default for Config {
             channels,
             webhook: crate::gateway::WebhookSettings::default(),
             update: crate::update::UpdateSettings::default(),
+            agent: None,
         }
     }
 }
@@ -165,6 +169,21 @@ impl From<Profile> for crate::gateway::Profile {
 }
 
 impl Config {
+    /// The agent runtime's settings, if `[agent]` is configured: `[agent]` with
+    /// the per-task limits and the file size cap of `[limits]`.
+    pub fn agent_settings(&self) -> Option<crate::agent::AgentSettings> {
+        let mut agent = self.agent.clone()?;
+        agent.limits = crate::agent::LimitDefaults {
+            max_iterations: self.limits.max_iterations,
+            max_total_tokens: self.limits.max_tokens_per_task,
+            max_cost_usd: self.limits.max_cost_usd,
+            max_duration_secs: self.limits.task_deadline_secs,
+            max_tokens_per_call: agent.max_tokens_per_call,
+        };
+        agent.max_file_bytes = self.limits.max_file_bytes;
+        Some(agent)
+    }
+
     /// The gateway's view of the configuration: its channels.
     pub fn gateway_settings(&self) -> crate::gateway::GatewaySettings {
         crate::gateway::GatewaySettings {

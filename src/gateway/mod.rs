@@ -1,15 +1,17 @@
 //! The gateway component.
 //!
 //! Role: the messaging side of the appliance — channels, access control, tasks and
-//! the agent loop (growing issue by issue). Today: the secrets vault (served over
-//! IPC) and the access-control core below, which is built and tested but not yet
-//! wired to running channel adapters.
+//! the agent loop: the secrets vault (served over IPC), the access-control core
+//! below, the channel transports, and the agent runtime ([`tasks`]) that turns
+//! every authorized message into a task when `[agent]` is configured.
 //! Peers: the supervisor (lifecycle, keys, secret operations for `coworkctl`), the
 //! audit component (its trail), the sandbox (commands), the admin page.
 //! Privileges: runs as `cowork-gateway`, no capabilities; holds the vault key and the
 //! pairing-code hashing key, never the master key.
 //! Data: `$STATE/gateway/state.db` (SQLite, WAL): `vault_secrets` (via
-//! [`crate::keystore::vault`]) and the access-control tables listed below.
+//! [`crate::keystore::vault`]), the access-control tables listed below, and
+//! `agent_tasks` / `agent_approvals` (via [`crate::agent::store`]);
+//! `$STATE/gateway/memory/` (the agent's per-user notes).
 //!
 //! ## Access control
 //!
@@ -64,6 +66,7 @@ mod service;
 mod settings;
 pub mod sinks;
 pub mod store;
+pub mod tasks;
 pub mod transport;
 
 pub use access::{AccessControl, AuthorizedUser, Decision, Grant, Reason, decide};
@@ -91,4 +94,4 @@ pub use sinks::{
 pub use transport::HttpConfig;
 pub use transport::webhook::{WebhookApp, WebhookSettings};
 
-pub use service::{GatewayService, LOCAL_CHANNEL};
+pub use service::{GatewayService, LOCAL_CHANNEL, NO_PROVIDER_REPLY};

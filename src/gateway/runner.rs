@@ -15,6 +15,7 @@ use super::channels::telegram::Telegram;
 use super::dispatch::Dispatcher;
 use super::error::GatewayError;
 use super::settings::GatewaySettings;
+use super::tasks::{Outbound, Replies};
 use super::transport::HttpConfig;
 use super::transport::discord::DiscordClient;
 use super::transport::discord_gateway::{DiscordGateway, GatewayConfig, run_gateway};
@@ -167,6 +168,7 @@ pub async fn start(
     webhook_settings: &WebhookSettings,
     dispatcher: Arc<Dispatcher>,
     secrets: &dyn SecretLookup,
+    replies: &Replies,
 ) -> Result<Running, GatewayError> {
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let mut app = WebhookApp {
@@ -184,7 +186,7 @@ pub async fn start(
         }
         // One channel that cannot start (a missing token, say) does not keep
         // the others down.
-        match start_channel(name, t, &dispatcher, secrets, &stop_rx, &mut app) {
+        match start_channel(name, t, &dispatcher, secrets, &stop_rx, &mut app, replies) {
             Ok(()) => started.push(format!("{name} ({:?})", t.kind)),
             Err(e) => failed.push((name.clone(), e)),
         }
@@ -235,6 +237,7 @@ fn start_channel(
     secrets: &dyn SecretLookup,
     stop_rx: &tokio::sync::watch::Receiver<bool>,
     app: &mut WebhookApp,
+    replies: &Replies,
 ) -> Result<(), GatewayError> {
     let http = http_config(name, t)?;
     match t.kind {
@@ -247,6 +250,7 @@ fn start_channel(
                 .and_then(|(id, _)| id.parse::<i64>().ok())
                 .unwrap_or(0);
             let client = Arc::new(TelegramClient::new(&http, token)?);
+            replies.register(name, Arc::clone(&client) as Arc<dyn Outbound>);
             let bot = t.bot_user.clone().unwrap_or_default();
             if t.kind == TransportKind::TelegramPolling {
                 let parser = Arc::new(Telegram::new(&unused_secret_token(), bot_id, &bot)?);
@@ -277,7 +281,9 @@ fn start_channel(
             };
             let bot = t.bot_user.clone().unwrap_or_default();
             let parser = Slack::new(signing.expose().as_bytes(), &bot)?;
-            let replies = Arc::new(SlackClient::new(&http, &token)?);
+            let slack = Arc::new(SlackClient::new(&http, &token)?);
+            replies.register(name, Arc::clone(&slack) as Arc<dyn Outbound>);
+            let replies = slack;
             if t.kind == TransportKind::SlackSocket {
                 let app_token = secret_of(secrets, name, &t.app_token_secret, "app_token_secret")?;
                 let socket = Arc::new(SocketModeClient::new(&http, &app_token)?);
@@ -297,7 +303,9 @@ fn start_channel(
         }
         TransportKind::DiscordGateway | TransportKind::DiscordInteractions => {
             let token = secret_of(secrets, name, &t.token_secret, "token_secret")?;
-            let replies = Arc::new(DiscordClient::new(&http, &token)?);
+            let discord = Arc::new(DiscordClient::new(&http, &token)?);
+            replies.register(name, Arc::clone(&discord) as Arc<dyn Outbound>);
+            let replies = discord;
             if t.kind == TransportKind::DiscordGateway {
                 let url = t
                     .api_base

@@ -64,7 +64,10 @@ pub(super) fn vault_request(
             tracing::info!(secrets, "vault re-wrapped under a new master key");
             Ok(GatewayResponse::Rewrapped { secrets })
         }
-        GatewayRequest::Access { .. } | GatewayRequest::LocalMessage { .. } => {
+        GatewayRequest::Access { .. }
+        | GatewayRequest::LocalMessage { .. }
+        | GatewayRequest::LocalPoll { .. }
+        | GatewayRequest::Agent { .. } => {
             Err(WireError::new(ErrorCode::Internal, "not a vault request"))
         }
     }

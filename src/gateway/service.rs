@@ -22,6 +22,7 @@ use super::secrets::{key_of, lock, open_db, vault_request};
 use super::settings::{GatewaySettings, Profile};
 use super::sinks::{AuditEvent, AuditSink, BoxFuture, Task, TaskSink};
 use super::store::{RevokeScope, Store};
+use super::tasks::{AgentRuntime, Replies, RuntimeSetup, Trail, VaultSecrets};
 use super::transport::webhook::WebhookSettings;
 use crate::audit::AuditLog;
 use crate::ipc::{
@@ -55,6 +56,10 @@ pub struct GatewayService {
     dispatcher: Mutex<Option<Arc<Dispatcher>>>,
     transports: Mutex<Option<runner::Running>>,
     audit: Arc<TrailSink>,
+    /// Reply paths of the running channels, for replies after the fact.
+    replies: Arc<Replies>,
+    /// The agent runtime, when `[agent]` is configured.
+    agent: Option<(AgentRuntime, Arc<VaultSecrets>)>,
 }
 
 impl GatewayService {
@@ -101,7 +106,33 @@ impl GatewayService {
                 socket: audit_socket,
                 log: OnceLock::new(),
             }),
+            replies: Arc::new(Replies::default()),
+            agent: None,
         })
+    }
+
+    /// Adds the agent runtime (when `setup` is given: `[agent]` is configured).
+    /// Tasks a previous gateway left running are marked interrupted here.
+    pub fn with_agent(mut self, setup: Option<RuntimeSetup>) -> anyhow::Result<GatewayService> {
+        use anyhow::Context as _;
+        let Some(setup) = setup else {
+            return Ok(self);
+        };
+        let dir = setup.state_dir.clone();
+        let vault = Arc::new(VaultSecrets::new(
+            open_db(&dir).context("opening state.db for the provider credentials")?,
+        ));
+        let db = open_db(&dir).context("opening state.db for the task tables")?;
+        let runtime = AgentRuntime::new(
+            setup,
+            Arc::clone(&vault),
+            db,
+            Arc::clone(&self.store),
+            Arc::clone(&self.audit) as Arc<dyn Trail>,
+            Arc::clone(&self.replies),
+        )?;
+        self.agent = Some((runtime, vault));
+        Ok(self)
     }
 
     /// Keys from the supervisor: the vault key and the pairing-code hashing key.
@@ -116,6 +147,13 @@ impl GatewayService {
         );
         let pairing = Arc::new(pairing);
         *lock(&self.vault) = Some(Vault::new(vault_key));
+        if let Some((_, secrets)) = &self.agent {
+            secrets.set_vault(Vault::new(key_of(bundle, Purpose::Vault)?));
+        }
+        let tasks: Arc<dyn TaskSink> = match &self.agent {
+            Some((runtime, _)) => Arc::new(runtime.clone()),
+            None => Arc::new(NoProvider),
+        };
         *lock(&self.pairing) = Some(Arc::clone(&pairing));
         // New keys after a master key rotation: the running transports hold the
         // old dispatcher (old code-hashing key); stop them, the component starts
@@ -128,7 +166,7 @@ impl GatewayService {
             pairing,
             Arc::clone(&self.replay),
             Arc::clone(&self.audit) as Arc<dyn AuditSink>,
-            Arc::new(NoAgentYet),
+            tasks,
             Arc::clone(&self.clock),
         )));
         Ok(())
@@ -139,6 +177,9 @@ impl GatewayService {
     /// audited; the others run. Called again on reload: when some channel had
     /// failed (e.g. its token was not stored yet), everything is restarted.
     pub async fn start_transports(&self) {
+        if let Some((runtime, _)) = &self.agent {
+            runtime.announce().await;
+        }
         let Some(dispatcher) = lock(&self.dispatcher).clone() else {
             return;
         };
@@ -151,7 +192,15 @@ impl GatewayService {
             }
             *current = None;
         }
-        match runner::start(&self.settings, &self.webhook, dispatcher, self).await {
+        match runner::start(
+            &self.settings,
+            &self.webhook,
+            dispatcher,
+            self,
+            &self.replies,
+        )
+        .await
+        {
             Ok(running) => {
                 for s in &running.started {
                     tracing::info!(channel = %s, "channel transport started");
@@ -195,6 +244,26 @@ impl GatewayService {
                 .local_message(uid, text)
                 .await
                 .map(GatewayResponse::Replies),
+            GatewayRequest::LocalPoll { uid } => {
+                let chat = format!("uid:{uid}");
+                Ok(GatewayResponse::LocalInbox(match &self.agent {
+                    Some((runtime, _)) => runtime.local_inbox(&chat),
+                    None => crate::ipc::LocalInbox {
+                        replies: self.replies.take_local(&chat),
+                        busy: false,
+                    },
+                }))
+            }
+            GatewayRequest::Agent { actor, request } => match &self.agent {
+                Some((runtime, _)) => runtime
+                    .handle(&actor, request)
+                    .await
+                    .map(GatewayResponse::Agent),
+                None => Err(WireError::new(
+                    ErrorCode::Unavailable,
+                    "no LLM provider is configured on this appliance ([agent] in the configuration), so there are no tasks or approvals",
+                )),
+            },
             vault => vault_request(&lock(&self.db), &self.vault, vault),
         };
         match result {
@@ -478,18 +547,44 @@ impl AuditSink for TrailSink {
     }
 }
 
-/// Until the agent runtime exists, an authorized message is acknowledged and
-/// nothing more.
-#[derive(Debug)]
-struct NoAgentYet;
+impl Trail for TrailSink {
+    fn note<'a>(
+        &'a self,
+        kind: &'a str,
+        subject: &'a str,
+        payload: serde_json::Value,
+    ) -> BoxFuture<'a, ()> {
+        // Durable before the step's effect (a command run, a reply, a resume).
+        Box::pin(async move {
+            let Some(log) = self.log() else {
+                return;
+            };
+            let entry = crate::ipc::AuditAppend {
+                kind: kind.to_string(),
+                actor: "gateway".to_string(),
+                subject: subject.to_string(),
+                payload,
+            };
+            if let Err(e) = log.append(entry).await {
+                tracing::error!(kind, error = %e, "task step not in the audit trail");
+            }
+        })
+    }
+}
 
-impl TaskSink for NoAgentYet {
+/// Sent for an authorized message when no `[agent]` is configured.
+pub const NO_PROVIDER_REPLY: &str = "Received, but no LLM provider is configured on this \
+     appliance, so nothing will be done with this message. The owner can set one up in the \
+     [agent] section of the configuration.";
+
+/// Without an `[agent]` section, an authorized message gets a plain sentence
+/// saying so, and nothing more.
+#[derive(Debug)]
+struct NoProvider;
+
+impl TaskSink for NoProvider {
     fn submit<'a>(&'a self, _task: Task) -> BoxFuture<'a, Result<String, GatewayError>> {
-        Box::pin(std::future::ready(Ok(
-            "Received. The agent runtime is not installed on this appliance yet, so nothing \
-             will be done with this message."
-                .to_string(),
-        )))
+        Box::pin(std::future::ready(Ok(NO_PROVIDER_REPLY.to_string())))
     }
 }
 

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::roles::{Component, Role};
 
 /// Checked in every [`Hello`]; a mismatch refuses the connection.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// The first frame on every connection, from the connecting side.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -119,6 +119,7 @@ impl RequestKind for ComponentRequest {
             ComponentRequest::Audit(AuditRequest::Verify) => "audit.verify",
             ComponentRequest::Sandbox(SandboxRequest::Run(_)) => "sandbox.run",
             ComponentRequest::Sandbox(SandboxRequest::Cancel { .. }) => "sandbox.cancel",
+            ComponentRequest::Sandbox(SandboxRequest::File(_)) => "sandbox.file",
         }
     }
 }
@@ -322,6 +323,18 @@ pub enum GatewayRequest {
         uid: u32,
         text: String,
     },
+    /// Replies the agent produced for the local sender `uid` since the last
+    /// poll (`coworkctl chat` waits on these), and whether a task of theirs
+    /// is still running.
+    LocalPoll {
+        uid: u32,
+    },
+    /// Tasks and approvals, for the admin page and `coworkctl`. `actor` as in
+    /// [`GatewayRequest::Access`].
+    Agent {
+        actor: String,
+        request: AgentRequest,
+    },
 }
 
 impl RequestKind for GatewayRequest {
@@ -334,6 +347,15 @@ impl RequestKind for GatewayRequest {
             GatewayRequest::VaultRewrap { .. } => "gateway.vault-rewrap",
             GatewayRequest::Access { request, .. } => request.kind(),
             GatewayRequest::LocalMessage { .. } => "gateway.local-message",
+            GatewayRequest::LocalPoll { .. } => "gateway.local-poll",
+            GatewayRequest::Agent { request, .. } => match request {
+                AgentRequest::TasksList { .. }
+                | AgentRequest::TaskShow { .. }
+                | AgentRequest::ApprovalsList => "gateway.tasks-read",
+                AgentRequest::TaskCancel { .. }
+                | AgentRequest::TaskResume { .. }
+                | AgentRequest::ApprovalDecide { .. } => "gateway.tasks-change",
+            },
         }
     }
 }
@@ -355,6 +377,91 @@ pub enum GatewayResponse {
     Access(AccessResponse),
     /// The gateway's replies to a local message, in order.
     Replies(Vec<String>),
+    /// Answer to [`GatewayRequest::LocalPoll`].
+    LocalInbox(LocalInbox),
+    Agent(AgentResponse),
+}
+
+/// Replies waiting for a local sender.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LocalInbox {
+    pub replies: Vec<String>,
+    /// A task of this sender is queued or running (more replies will come);
+    /// false when nothing is in flight or it waits for an approval.
+    pub busy: bool,
+}
+
+/// Tasks and approvals (served by the gateway's agent runtime). Ids are the
+/// gateway's (`t-…`, `a-…`); anything else is refused as not found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum AgentRequest {
+    /// The most recent tasks (at most 1000).
+    TasksList {
+        limit: u32,
+    },
+    TaskShow {
+        id: String,
+    },
+    /// Abort the in-flight model request and stop the running command
+    /// (SIGTERM, then the kill after a grace). A task left `interrupted` by a
+    /// restart is closed; `force` kills the command at once and also closes a
+    /// task this gateway has no live handle for.
+    TaskCancel {
+        id: String,
+        force: bool,
+    },
+    /// Run an `interrupted` task again from its message.
+    TaskResume {
+        id: String,
+    },
+    /// Pending approval requests.
+    ApprovalsList,
+    ApprovalDecide {
+        id: String,
+        approve: bool,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum AgentResponse {
+    Tasks(Vec<TaskListing>),
+    Task(TaskListing),
+    Approvals(Vec<ApprovalListing>),
+    /// What was done, one sentence.
+    Done(String),
+}
+
+/// One task as listed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskListing {
+    pub id: String,
+    /// `channel:sender`
+    pub user: String,
+    /// queued | running | awaiting_approval | completed | failed | cancelled | interrupted
+    pub state: String,
+    /// The message that started it (at most 2000 characters).
+    pub prompt: String,
+    /// Why it ended, or what it waits for.
+    pub detail: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// One approval request as listed: the full command and where it would run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalListing {
+    pub id: String,
+    pub task_id: String,
+    pub command: String,
+    /// The task workspace the command would run in.
+    pub cwd: String,
+    /// `channel:sender` of the task.
+    pub requester: String,
+    /// pending | approved | denied | expired | used
+    pub status: String,
+    pub approver: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
 }
 
 /// Pairing-code and user management (served by the gateway).
@@ -492,8 +599,29 @@ impl std::fmt::Debug for SecretBytes {
 pub enum SandboxRequest {
     /// Run one approved command to completion.
     Run(Box<RunCommand>),
-    /// Kill a running command and its whole process tree.
-    Cancel { run_id: u64 },
+    /// Stop a running command and its whole process tree: SIGTERM, then the
+    /// kill after a short grace; `force` kills at once.
+    Cancel { run_id: u64, force: bool },
+    /// A workspace file operation for the agent's file tools (the workspaces
+    /// belong to the sandbox's user; the gateway cannot open them).
+    File(FileRequest),
+}
+
+/// One file tool call in a task workspace. Paths are relative to the
+/// workspace; the sandbox refuses `..`, absolute paths, symlinks and
+/// oversized content.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileRequest {
+    /// Workspace name, as in [`RunCommand::workspace`].
+    pub workspace: String,
+    pub op: FileOp,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum FileOp {
+    Read { path: String },
+    Write { path: String, content: String },
+    List { path: String },
 }
 
 /// One approved command, with what the audit entry needs to say about it.
@@ -522,6 +650,8 @@ pub struct RunCommand {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum SandboxResponse {
     Finished(RunResult),
+    /// A file operation's result text (file content, listing, or what was written).
+    File(String),
 }
 
 /// How a sandboxed command ended. Output is text (lossy UTF-8), capped.
@@ -566,6 +696,10 @@ pub enum ControlRequest {
     Chat {
         text: String,
     },
+    /// The agent's replies waiting for the caller on the local channel.
+    ChatPoll,
+    /// Tasks and approvals, relayed to the gateway.
+    Agent(AgentRequest),
     /// The admin page: fingerprint, setup token, certificate rotation.
     Admin(AdminRequest),
     /// Slots, versions and the last update attempt.
@@ -592,7 +726,15 @@ impl RequestKind for ControlRequest {
                 AccessRequest::PairList { .. } | AccessRequest::UsersList { .. } => "access-read",
                 _ => "access-change",
             },
-            ControlRequest::Chat { .. } => "chat",
+            ControlRequest::Chat { .. } | ControlRequest::ChatPoll => "chat",
+            ControlRequest::Agent(r) => match r {
+                AgentRequest::TasksList { .. }
+                | AgentRequest::TaskShow { .. }
+                | AgentRequest::ApprovalsList => "tasks-read",
+                AgentRequest::TaskCancel { .. }
+                | AgentRequest::TaskResume { .. }
+                | AgentRequest::ApprovalDecide { .. } => "tasks-change",
+            },
             ControlRequest::Admin(AdminRequest::Info) => "admin-info",
             ControlRequest::Admin(AdminRequest::SetupToken) => "admin-setup-token",
             ControlRequest::Admin(AdminRequest::RotateCert) => "admin-rotate-cert",
@@ -620,6 +762,8 @@ pub enum ControlResponse {
     AuditVerified(AuditVerdict),
     Access(AccessResponse),
     Replies(Vec<String>),
+    ChatInbox(LocalInbox),
+    Agent(AgentResponse),
     Admin(AdminResponse),
     /// `update status` or the result of `update apply`, as JSON.
     Update(serde_json::Value),

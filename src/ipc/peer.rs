@@ -104,9 +104,24 @@ pub static PEER_TABLE: &[PeerRule] = &[
     ),
     // The local channel: only the supervisor, which vouches for the sender's uid.
     rule(Role::Gateway, "gateway.local-message", &[Role::Supervisor]),
+    rule(Role::Gateway, "gateway.local-poll", &[Role::Supervisor]),
+    // Tasks and approvals: the owner, from coworkctl (through the supervisor)
+    // or the admin page.
+    rule(
+        Role::Gateway,
+        "gateway.tasks-read",
+        &[Role::Supervisor, Role::Admin],
+    ),
+    rule(
+        Role::Gateway,
+        "gateway.tasks-change",
+        &[Role::Supervisor, Role::Admin],
+    ),
     // Only the gateway (its agent loop) runs commands.
     rule(Role::Sandbox, "sandbox.run", &[Role::Gateway]),
     rule(Role::Sandbox, "sandbox.cancel", &[Role::Gateway]),
+    // The workspaces are the sandbox's; only the agent's file tools reach them.
+    rule(Role::Sandbox, "sandbox.file", &[Role::Gateway]),
     // The control socket serves coworkctl.
     rule(Role::Supervisor, "status", &[Role::Ctl]),
     rule(Role::Supervisor, "reload", &[Role::Ctl]),
@@ -119,6 +134,8 @@ pub static PEER_TABLE: &[PeerRule] = &[
     rule(Role::Supervisor, "access-read", &[Role::Ctl]),
     rule(Role::Supervisor, "access-change", &[Role::Ctl]),
     rule(Role::Supervisor, "chat", &[Role::Ctl]),
+    rule(Role::Supervisor, "tasks-read", &[Role::Ctl]),
+    rule(Role::Supervisor, "tasks-change", &[Role::Ctl]),
     rule(Role::Supervisor, "admin-info", &[Role::Ctl]),
     rule(Role::Supervisor, "admin-setup-token", &[Role::Ctl]),
     rule(Role::Supervisor, "admin-rotate-cert", &[Role::Ctl]),
@@ -293,6 +310,35 @@ mod tests {
         assert!(!may_send(Role::Audit, "launch-missiles", Role::Supervisor));
         assert!(may_send(Role::Supervisor, "status", Role::Ctl));
         assert!(!may_send(Role::Supervisor, "status", Role::Admin));
+    }
+
+    #[test]
+    fn agent_requests_have_their_senders_only() {
+        use Role::*;
+        // Workspace files: the gateway's file tools and nobody else.
+        assert!(may_send(Sandbox, "sandbox.file", Gateway));
+        for r in [Supervisor, Admin, Audit, Sandbox, Ctl] {
+            assert!(!may_send(Sandbox, "sandbox.file", r), "{r:?}");
+            assert!(!may_send(Gateway, "gateway.local-poll", r) || r == Supervisor);
+        }
+        // Tasks and approvals: coworkctl through the supervisor, the admin page.
+        for kind in ["gateway.tasks-read", "gateway.tasks-change"] {
+            assert!(may_send(Gateway, kind, Supervisor));
+            assert!(may_send(Gateway, kind, Admin));
+            assert!(!may_send(Gateway, kind, Sandbox));
+            assert!(!may_send(Gateway, kind, Audit));
+            assert!(
+                !may_send(Gateway, kind, Ctl),
+                "coworkctl goes through the supervisor"
+            );
+        }
+        for kind in ["tasks-read", "tasks-change"] {
+            assert!(may_send(Supervisor, kind, Ctl));
+            assert!(!may_send(Supervisor, kind, Admin));
+            assert!(!may_send(Supervisor, kind, Gateway));
+        }
+        // The sandbox never takes a command from anyone but the gateway.
+        assert!(!may_send(Sandbox, "sandbox.run", Admin));
     }
 
     #[test]

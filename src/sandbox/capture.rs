@@ -5,7 +5,7 @@
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
@@ -13,20 +13,48 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 /// Cancels a running `run_with_cancel` from another thread (the agent's cancel).
 #[derive(Debug, Clone, Default)]
-pub struct CancelHandle(Arc<AtomicBool>);
+pub struct CancelHandle(Arc<AtomicU8>);
+
+const NOT_CANCELLED: u8 = 0;
+const GRACEFUL: u8 = 1;
+const FORCED: u8 = 2;
 
 impl CancelHandle {
     pub fn new() -> Self {
         Self::default()
     }
-    /// Asks the run to kill the command; `run_with_cancel` returns `ExitKind::Killed`.
+    /// Asks the run to kill the command at once; `run_with_cancel` returns
+    /// `ExitKind::Killed`.
     pub fn cancel(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.0.store(FORCED, Ordering::SeqCst);
+    }
+    /// Asks the run to stop the command: SIGTERM first, the kill after
+    /// [`TERM_GRACE`] if it is still there (a later [`CancelHandle::cancel`]
+    /// kills at once).
+    pub fn cancel_gracefully(&self) {
+        let _ =
+            self.0
+                .compare_exchange(NOT_CANCELLED, GRACEFUL, Ordering::SeqCst, Ordering::SeqCst);
     }
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.0.load(Ordering::SeqCst) != NOT_CANCELLED
+    }
+    fn is_forced(&self) -> bool {
+        self.0.load(Ordering::SeqCst) == FORCED
     }
 }
+
+/// What the kill callback of [`pump`] is asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KillStep {
+    /// A graceful cancel: ask the command's processes to end (SIGTERM).
+    Terminate,
+    /// Kill everything now.
+    Kill,
+}
+
+/// After a graceful cancel's SIGTERM, how long the command may take to end.
+pub const TERM_GRACE: Duration = Duration::from_millis(1500);
 
 /// One captured stream.
 #[derive(Debug, Default)]
@@ -110,8 +138,10 @@ impl<R: Read + AsFd> Stream<R> {
     }
 }
 
-/// Pumps the three streams until all are closed. At the deadline or on cancel it calls
-/// `kill` once and keeps draining for a short grace period.
+/// Pumps the three streams until all are closed. At the deadline or on a forced
+/// cancel it calls `kill(Kill)` once and keeps draining for a short grace period;
+/// on a graceful cancel it calls `kill(Terminate)` first and `kill(Kill)` after
+/// [`TERM_GRACE`] (or as soon as the cancel is forced).
 #[allow(clippy::too_many_arguments)]
 pub fn pump<A, B, C>(
     stdout: Option<A>,
@@ -121,7 +151,7 @@ pub fn pump<A, B, C>(
     control_cap: usize,
     deadline: Instant,
     cancel: Option<&CancelHandle>,
-    mut kill: impl FnMut(),
+    mut kill: impl FnMut(KillStep),
 ) -> io::Result<Pumped>
 where
     A: Read + AsFd,
@@ -133,28 +163,42 @@ where
     let mut ctl = Stream::new(control, control_cap)?;
     let mut stop = Stop::Finished;
     let mut give_up: Option<Instant> = None;
+    // Set after a graceful cancel's SIGTERM: when the kill follows.
+    let mut terminating: Option<Instant> = None;
     loop {
         let fds_present = [out.fd(), err.fd(), ctl.fd()];
         if fds_present.iter().all(Option::is_none) {
             break;
         }
         let now = Instant::now();
+        let cancelled = cancel.is_some_and(CancelHandle::is_cancelled);
+        let forced = cancel.is_some_and(CancelHandle::is_forced);
         if stop == Stop::Finished {
-            let cancelled = cancel.is_some_and(CancelHandle::is_cancelled);
-            if cancelled || now >= deadline {
+            if cancelled && !forced && now < deadline {
+                stop = Stop::Cancelled;
+                kill(KillStep::Terminate);
+                terminating = Some(now + TERM_GRACE);
+            } else if cancelled || now >= deadline {
                 stop = if cancelled {
                     Stop::Cancelled
                 } else {
                     Stop::TimedOut
                 };
-                kill();
+                kill(KillStep::Kill);
                 give_up = Some(now + KILL_GRACE);
             }
+        } else if let Some(t) = terminating
+            && (forced || now >= t || now >= deadline)
+        {
+            kill(KillStep::Kill);
+            terminating = None;
+            give_up = Some(now + KILL_GRACE);
         }
         if give_up.is_some_and(|g| now >= g) {
             break;
         }
         let limit = give_up
+            .or(terminating)
             .unwrap_or(deadline)
             .saturating_duration_since(now)
             .min(TICK);

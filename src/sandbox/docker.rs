@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use super::capture::{CancelHandle, Stop, pump};
+use super::capture::{CancelHandle, KillStep, Stop, pump};
 use super::error::SandboxError;
 use super::outcome::{ExitKind, RunOutcome};
 use super::report::{IsolationReport, RlimitEntry};
@@ -121,13 +121,20 @@ pub fn run_docker(
         0,
         started + spec.timeout,
         cancel,
-        || {
+        |step| {
+            // `docker stop` sends SIGTERM and kills after its own grace.
+            let verb = match step {
+                KillStep::Terminate => "stop",
+                KillStep::Kill => "kill",
+            };
             let _ = Command::new("docker")
-                .args(["kill", &name])
+                .args([verb, &name])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status();
-            let _ = child.kill();
+            if step == KillStep::Kill {
+                let _ = child.kill();
+            }
         },
     )
     .map_err(|source| SandboxError::CaptureOutput { source })?;

@@ -56,7 +56,7 @@ pub use outcome::{ExitKind, RunOutcome};
 pub use report::{
     CgroupReport, Enforcement, IsolationReport, LandlockReport, RlimitEntry, SeccompReport,
 };
-pub use service::SandboxService;
+pub use service::{MAX_FILE_BYTES, SandboxService, capped_text};
 pub use settings::{Backend, SandboxSettings};
 pub use spec::{RunSpec, ValidSpec};
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use nix::unistd::{Gid, Uid, User, getegid, geteuid};
 
-use super::capture::{CancelHandle, Stop, pump};
+use super::capture::{CancelHandle, KillStep, Stop, pump};
 use super::cgroup::{self, Limits, RunCgroup};
 use super::error::SandboxError;
 use super::outcome::{ExitKind, RunOutcome};
@@ -262,11 +262,17 @@ fn collect(
         MAX_CONTROL_BYTES,
         deadline,
         cancel,
-        || {
+        |step| match step {
+            // A graceful cancel: SIGTERM to the command's processes (the
+            // helper's descendants below the sandbox init, which ignores
+            // signals from outside its namespace); the kill follows.
+            KillStep::Terminate => terminate_descendants(child.id()),
             // The helper's death takes the sandbox init (PDEATHSIG) and so the whole
             // pid namespace with it; the cgroup kill catches anything in between.
-            let _ = child.kill();
-            cg.kill_all();
+            KillStep::Kill => {
+                let _ = child.kill();
+                cg.kill_all();
+            }
         },
     )
     .map_err(|source| SandboxError::CaptureOutput { source })?;
@@ -316,4 +322,41 @@ fn collect(
         duration: Duration::ZERO,
         isolation,
     })
+}
+
+/// SIGTERM to the command's processes: the descendants of the helper `pid`
+/// below the sandbox init (helper → init → payload...), found through
+/// `/proc/PID/task/TID/children`. The helper and the init are left alone (their
+/// death would kill everything at once); processes that appear meanwhile are
+/// left to the kill that follows.
+fn terminate_descendants(pid: u32) {
+    let mut queue = vec![(pid, 0u32)];
+    let mut seen = 0usize;
+    while let Some((p, depth)) = queue.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for t in tasks.flatten() {
+            let children = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+            for c in children
+                .split_whitespace()
+                .filter_map(|c| c.parse::<u32>().ok())
+            {
+                seen += 1;
+                if seen > 4096 {
+                    return;
+                }
+                // depth + 1: 1 is the sandbox init, 2 and more the command.
+                if depth + 1 >= 2
+                    && let Ok(raw) = i32::try_from(c)
+                {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(raw),
+                        nix::sys::signal::Signal::SIGTERM,
+                    );
+                }
+                queue.push((c, depth + 1));
+            }
+        }
+    }
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use crate::audit::AuditLog;
 use crate::ipc::{
-    AuditAppend, ComponentResponse, ErrorCode, RunCommand, RunResult, SandboxRequest,
-    SandboxResponse, WireError,
+    AuditAppend, ComponentResponse, ErrorCode, FileOp, FileRequest, RunCommand, RunResult,
+    SandboxRequest, SandboxResponse, WireError,
 };
 use crate::paths::Paths;
 
@@ -18,6 +18,9 @@ use super::{CancelHandle, ExitKind, RunOutcome, RunSpec, SandboxSettings};
 /// Transport cap for each of stdout and stderr in an IPC answer, so one answer
 /// always fits a frame (the capture cap itself may be larger).
 pub const MAX_REPLY_OUTPUT: usize = 448 * 1024;
+/// Cap of one file read or written by the agent's file tools: the content
+/// crosses a socket in one frame.
+pub const MAX_FILE_BYTES: u64 = 448 * 1024;
 /// Output kept in the audit trail per stream (the trail caps a payload at 64 KiB).
 const AUDIT_OUTPUT: usize = 24 * 1024;
 /// Workspace of the start-up self-test.
@@ -129,11 +132,19 @@ impl SandboxService {
                 Ok(result) => ComponentResponse::Sandbox(SandboxResponse::Finished(result)),
                 Err(e) => ComponentResponse::Error(e),
             },
-            SandboxRequest::Cancel { run_id } => {
+            SandboxRequest::File(req) => match self.file(req).await {
+                Ok(text) => ComponentResponse::Sandbox(SandboxResponse::File(text)),
+                Err(e) => ComponentResponse::Error(e),
+            },
+            SandboxRequest::Cancel { run_id, force } => {
                 let handle = lock(&self.running).get(&run_id).cloned();
                 match handle {
                     Some(h) => {
-                        h.cancel();
+                        if force {
+                            h.cancel();
+                        } else {
+                            h.cancel_gracefully();
+                        }
                         ComponentResponse::Done
                     }
                     None => {
@@ -143,6 +154,36 @@ impl SandboxService {
                 }
             }
         }
+    }
+
+    /// A file tool call, confined to the named workspace by the agent's
+    /// [`Workspace`](crate::agent::tools::Workspace) rules: relative paths
+    /// only, no `..`, every component opened without following symlinks, the
+    /// real path checked, hard links and oversized files refused.
+    async fn file(&self, req: FileRequest) -> Result<String, WireError> {
+        let dir = self.workspace(&req.workspace)?;
+        // Started as root, commands run as the sandbox user: what the file
+        // tools create must be theirs too (as the workspace directory is).
+        let ws = if nix::unistd::geteuid().is_root() {
+            let (uid, gid) = super::command_identity(&self.settings).map_err(|e| {
+                WireError::new(ErrorCode::Internal, format!("choosing the file owner: {e}"))
+            })?;
+            crate::agent::tools::Workspace::with_owner(&dir, MAX_FILE_BYTES, uid, gid)
+        } else {
+            crate::agent::tools::Workspace::new(&dir, MAX_FILE_BYTES)
+        }
+        .map_err(|e| WireError::new(ErrorCode::Internal, e.to_string()))?;
+        let done = tokio::task::spawn_blocking(move || match req.op {
+            FileOp::Read { path } => ws.read(&path),
+            FileOp::List { path } => ws.list(&path),
+            FileOp::Write { path, content } => ws
+                .write(&path, &content)
+                .map(|()| format!("wrote {} bytes to {path}", content.len())),
+        })
+        .await
+        .map_err(|e| WireError::new(ErrorCode::Internal, format!("file task failed: {e}")))?;
+        // Tool errors are plain sentences naming the path and the reason.
+        done.map_err(|e| WireError::new(ErrorCode::BadRequest, e.to_string()))
     }
 
     fn audit(&self) -> &AuditLog {

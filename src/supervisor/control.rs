@@ -124,6 +124,10 @@ impl Control {
             Ok(ComponentResponse::Gateway(GatewayResponse::Replies(r))) => {
                 ControlResponse::Replies(r)
             }
+            Ok(ComponentResponse::Gateway(GatewayResponse::LocalInbox(r))) => {
+                ControlResponse::ChatInbox(r)
+            }
+            Ok(ComponentResponse::Gateway(GatewayResponse::Agent(r))) => ControlResponse::Agent(r),
             Ok(ComponentResponse::Error(e)) => ControlResponse::Error(e),
             Ok(other) => WireError::new(
                 ErrorCode::Internal,
@@ -248,6 +252,15 @@ impl Service for Control {
                     text,
                 })
                 .await
+            }
+            ControlRequest::ChatPoll => {
+                self.gateway(GatewayRequest::LocalPoll { uid: peer.cred.uid })
+                    .await
+            }
+            // Tasks and approvals belong to the gateway's agent runtime; the
+            // actor (who approved, who cancelled) is the caller's uid.
+            ControlRequest::Agent(request) => {
+                self.gateway(GatewayRequest::Agent { actor, request }).await
             }
             ControlRequest::SecretDelete { name } => {
                 match self

@@ -29,6 +29,9 @@ const MAX_LIST_ENTRIES: usize = 1000;
 pub struct Workspace {
     root: PathBuf,
     max_file_bytes: u64,
+    /// Owner given to created files and directories (uid, gid): when a root
+    /// process writes for commands that run as another user.
+    owner: Option<(u32, u32)>,
 }
 
 #[allow(unsafe_code)]
@@ -60,7 +63,41 @@ impl Workspace {
         Ok(Arc::new(Workspace {
             root,
             max_file_bytes,
+            owner: None,
         }))
+    }
+
+    /// Like [`Workspace::new`], handing what it creates to `uid:gid`.
+    pub fn with_owner(
+        root: &Path,
+        max_file_bytes: u64,
+        uid: u32,
+        gid: u32,
+    ) -> Result<Arc<Self>, ToolError> {
+        let mut ws = Arc::try_unwrap(Self::new(root, max_file_bytes)?).map_err(|_| {
+            ToolError::OpenWorkspace {
+                path: root.to_path_buf(),
+                source: std::io::Error::other("workspace shared while being set up"),
+            }
+        })?;
+        ws.owner = Some((uid, gid));
+        Ok(Arc::new(ws))
+    }
+
+    /// Hand a just-created file or directory (by descriptor) to the owner.
+    fn give(&self, path: &str, fd: &OwnedFd) -> Result<(), ToolError> {
+        let Some((uid, gid)) = self.owner else {
+            return Ok(());
+        };
+        nix::unistd::fchown(
+            fd.as_raw_fd(),
+            Some(nix::unistd::Uid::from_raw(uid)),
+            Some(nix::unistd::Gid::from_raw(gid)),
+        )
+        .map_err(|e| ToolError::Write {
+            path: path.to_string(),
+            source: io(e),
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -124,7 +161,11 @@ impl Workspace {
                         path: path.to_string(),
                         source: io(e),
                     })?;
-                    openat(Some(cur.as_raw_fd()), *d, flags, Mode::empty())
+                    let made = openat(Some(cur.as_raw_fd()), *d, flags, Mode::empty())
+                        .map_err(|e| self.open_error(path, e, &cur, d))
+                        .map(owned)?;
+                    self.give(path, &made)?;
+                    Ok(std::os::fd::IntoRawFd::into_raw_fd(made))
                 }
                 r => r,
             };
@@ -268,6 +309,7 @@ impl Workspace {
         .map_err(|e| self.open_error(path, e, &dir, last))?;
         let fd = owned(fd);
         self.check_real_path(path, &fd)?;
+        self.give(path, &fd)?;
         let mut file = File::from(fd);
         file.write_all(content.as_bytes())
             .map_err(|source| ToolError::Write {

@@ -83,7 +83,7 @@ async fn access(
     }
 }
 
-fn time(unix: i64) -> String {
+pub(crate) fn time(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
         .and_then(|t| {
@@ -93,7 +93,7 @@ fn time(unix: i64) -> String {
         .unwrap_or_else(|| unix.to_string())
 }
 
-fn print_json(value: &impl serde::Serialize) {
+pub(crate) fn print_json(value: &impl serde::Serialize) {
     println!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_default()
@@ -228,11 +228,14 @@ pub async fn users(client: &Ctl, command: UsersCommand) -> ExitCode {
 
 /// `coworkctl chat [MESSAGE...]`: one message, or (without one) a line-by-line
 /// session on standard input. The local channel knows you by your uid.
-pub async fn chat(client: &Ctl, message: Vec<String>) -> ExitCode {
+pub async fn chat(client: &Ctl, message: Vec<String>, wait: bool, inbox: bool) -> ExitCode {
     use std::io::BufRead;
     const MAX_LINE: usize = 64 * 1024;
+    if inbox {
+        return poll(client).await;
+    }
     if !message.is_empty() {
-        return send(client, message.join(" ")).await;
+        return send(client, message.join(" "), wait).await;
     }
     let stdin = std::io::stdin();
     let mut status = ExitCode::SUCCESS;
@@ -252,21 +255,47 @@ pub async fn chat(client: &Ctl, message: Vec<String>) -> ExitCode {
             status = ExitCode::from(1);
             continue;
         }
-        status = send(client, line).await;
+        status = send(client, line, wait).await;
     }
     status
 }
 
-async fn send(client: &Ctl, text: String) -> ExitCode {
+async fn send(client: &Ctl, text: String, wait: bool) -> ExitCode {
     match client.call(ControlRequest::Chat { text }).await {
         Ok(ControlResponse::Replies(replies)) => {
             for r in replies {
                 println!("{r}");
             }
-            ExitCode::SUCCESS
+            if wait {
+                poll(client).await
+            } else {
+                ExitCode::SUCCESS
+            }
         }
         Ok(other) => refused("chat", &other),
         Err(e) => unreachable_daemon(&e),
+    }
+}
+
+/// Prints the agent's replies as they come, until none of our tasks runs
+/// (it ended, or it waits for an approval).
+async fn poll(client: &Ctl) -> ExitCode {
+    use std::io::Write;
+    loop {
+        match client.call(ControlRequest::ChatPoll).await {
+            Ok(ControlResponse::ChatInbox(inbox)) => {
+                for r in &inbox.replies {
+                    println!("{r}");
+                }
+                let _ = std::io::stdout().flush();
+                if !inbox.busy {
+                    return ExitCode::SUCCESS;
+                }
+            }
+            Ok(other) => return refused("chat", &other),
+            Err(e) => return unreachable_daemon(&e),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
 

@@ -3,6 +3,7 @@
 //! `--json`. Exit codes: 0 ok/healthy, 1 degraded or refused, 2 daemon unreachable.
 
 mod access;
+mod tasks;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -68,8 +69,28 @@ enum Command {
         command: UpdateCommand,
     },
     /// Talk to the assistant on the local channel: one message, or lines from
-    /// standard input. Pairing rules apply as on every channel.
-    Chat { message: Vec<String> },
+    /// standard input. Pairing rules apply as on every channel. Waits for the
+    /// agent's replies until its task ends or waits for an approval.
+    Chat {
+        /// Print the acknowledgement only; do not wait for the agent.
+        #[arg(long)]
+        no_wait: bool,
+        /// Send nothing: print the replies waiting for you (waiting while a
+        /// task of yours still runs).
+        #[arg(long, conflicts_with = "message")]
+        inbox: bool,
+        message: Vec<String>,
+    },
+    /// The agent's tasks: list, show, cancel.
+    Tasks {
+        #[command(subcommand)]
+        command: tasks::TasksCommand,
+    },
+    /// Approval requests of the agent's commands: list, approve, deny.
+    Approvals {
+        #[command(subcommand)]
+        command: tasks::ApprovalsCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -221,7 +242,13 @@ fn main() -> ExitCode {
             Command::Audit { command } => audit(&client, command).await,
             Command::Pair { command } => access::pair(&client, command).await,
             Command::Users { command } => access::users(&client, command).await,
-            Command::Chat { message } => access::chat(&client, message).await,
+            Command::Chat {
+                message,
+                no_wait,
+                inbox,
+            } => access::chat(&client, message, !no_wait, inbox).await,
+            Command::Tasks { command } => tasks::tasks(&client, command).await,
+            Command::Approvals { command } => tasks::approvals(&client, command).await,
             Command::Admin { command } => access::admin(&client, command).await,
             Command::Update { command } => update(&client, command).await,
             Command::Reload => match client.call(ControlRequest::Reload).await {

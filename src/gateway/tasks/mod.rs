@@ -1,0 +1,948 @@
+//! The agent runtime: the gateway's [`TaskSink`] when `[agent]` is configured.
+//!
+//! Role: every authorized message becomes a task (`agent_tasks` in
+//! `state.db`, through [`crate::agent::store`]) run by its own tokio task:
+//! the agent loop with the conversation of its (channel, chat, user) and the
+//! tools the chat's context policy allows. `run_command` goes through the
+//! guard: blocked → refused to the model; ask → an approval request
+//! (`agent_approvals`, bound to the exact command and workspace, expiring)
+//! and the task waits in `awaiting_approval`; allowed → the sandbox runs it.
+//! The file tools run inside the sandbox component, which owns the workspaces.
+//! Replies go back through the channel's reply path ([`Replies`]).
+//!
+//! Peers: the dispatcher (submits tasks), the sandbox (commands and files,
+//! over IPC), the LLM provider (HTTPS), the vault (the API key, read per
+//! request), the audit trail (every step), `coworkctl` and the admin page
+//! (list, show, cancel, approve, deny; through [`AgentRuntime::handle`]).
+//!
+//! Who answers approvals: `coworkctl` and the admin page (the appliance's
+//! operators), and the channel's owner in chat (`approve ID` / `deny ID`). The
+//! owner of a channel is its earliest paired or allowlisted user still holding
+//! access (on the local channel: the first uid that paired). In a group only
+//! the owner's answer counts, like everywhere else.
+//!
+//! Conversations live in memory (the last [`HISTORY_CAP`] messages); after a
+//! restart a user starts afresh. Tasks found `running` or `awaiting_approval`
+//! at start are marked `interrupted` ([`TaskStore::open`]); `coworkctl tasks
+//! resume ID` runs one again from its message (in its chat, with the tools it
+//! was allowed), `coworkctl tasks cancel ID` closes it.
+
+mod approvals;
+mod control;
+mod replies;
+mod tools;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::Connection;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+pub use replies::{Outbound, Replies};
+pub use tools::SandboxClient;
+
+use self::tools::{FileTool, RunCommandTool, SandboxFileTool, TaskScope};
+use super::error::GatewayError;
+use super::inbound::Context;
+use super::service::LOCAL_CHANNEL;
+use super::sinks::{BoxFuture, Task, TaskSink};
+use super::store::{Store, UserState};
+use crate::agent::store::{ApprovalStatus, ApprovalStore, TaskRecord, TaskState, TaskStore};
+use crate::agent::tools::{FileMemoryStore, MemoryTool};
+use crate::agent::{
+    Agent, AgentSettings, ApprovalRequest, EndReason, Limits, Message, Provider, RunOutcome,
+    SecretSource, SecretString, Tool, ToolOutcome,
+};
+use crate::guard::{Guard, GuardSettings};
+use crate::ipc::{
+    AgentRequest, AgentResponse, ApprovalListing, ComponentRequest, ErrorCode, LocalInbox, Role,
+    SandboxRequest, TaskListing, WireError,
+};
+use crate::keystore::vault::Vault;
+
+/// Messages of a conversation kept for the next task.
+pub const HISTORY_CAP: usize = 40;
+/// Longest prompt shown in a listing.
+const PROMPT_SHOWN: usize = 2000;
+/// How long `tasks cancel` waits for the task to end before answering.
+const CANCEL_WAIT: Duration = Duration::from_millis(1500);
+
+const SYSTEM_PROMPT: &str = "You are the assistant of a CoWork OS appliance, reached from a \
+messaging channel. Use the tools you are offered when they help. Commands run in a sandbox in \
+the user's workspace without network; some need the owner's approval and some are never \
+allowed. Answer in plain text.";
+
+/// Where the runtime records its steps (the gateway's audit trail).
+pub trait Trail: Send + Sync + std::fmt::Debug {
+    /// Appends one entry and waits until it is durable; a failure is logged
+    /// by the implementation (the sandbox refuses to run a command whose own
+    /// entry cannot be written).
+    fn note<'a>(&'a self, kind: &'a str, subject: &'a str, payload: Value) -> BoxFuture<'a, ()>;
+}
+
+/// Provider credentials from the gateway's vault, read per request on its own
+/// connection to `state.db`; the key arrives (and changes) with the keys.
+#[derive(Debug)]
+pub struct VaultSecrets {
+    db: Mutex<Connection>,
+    vault: Mutex<Option<Vault>>,
+}
+
+impl VaultSecrets {
+    pub fn new(db: Connection) -> Self {
+        VaultSecrets {
+            db: Mutex::new(db),
+            vault: Mutex::new(None),
+        }
+    }
+
+    pub fn set_vault(&self, vault: Vault) {
+        *lock(&self.vault) = Some(vault);
+    }
+}
+
+#[async_trait::async_trait]
+impl SecretSource for VaultSecrets {
+    async fn get(&self, name: &str) -> Option<SecretString> {
+        let vault = lock(&self.vault);
+        let bytes = vault.as_ref()?.get(&lock(&self.db), name).ok()?;
+        let text = std::str::from_utf8(&bytes).ok()?;
+        Some(SecretString::new(text.trim().to_string()))
+    }
+}
+
+/// What the runtime is built from.
+#[derive(Debug)]
+pub struct RuntimeSetup {
+    pub settings: AgentSettings,
+    pub guard: GuardSettings,
+    pub command_timeout_secs: u64,
+    pub sandbox_socket: PathBuf,
+    /// `$STATE/gateway`: `state.db` and the memory notes.
+    pub state_dir: PathBuf,
+}
+
+/// The runtime's setup from the configuration (`None` without `[agent]`).
+pub fn runtime_setup(
+    config: &crate::config::Config,
+    paths: &crate::paths::Paths,
+) -> Option<RuntimeSetup> {
+    Some(RuntimeSetup {
+        settings: config.agent_settings()?,
+        guard: config.guard.clone(),
+        command_timeout_secs: config.limits.command_timeout_secs,
+        sandbox_socket: paths.component_socket(crate::ipc::Component::Sandbox),
+        state_dir: paths.component_state_dir(crate::ipc::Component::Gateway),
+    })
+}
+
+/// Every tool the runtime has (the context policy may withhold some).
+const TOOL_NAMES: [&str; 5] = [
+    "run_command",
+    "read_file",
+    "write_file",
+    "list_files",
+    "memory",
+];
+
+/// The tools a chat's context policy leaves (no memory in groups by default);
+/// there is no clipboard tool at all on a headless appliance.
+fn allowed_tools(policy: &super::settings::ToolPolicy) -> Vec<String> {
+    TOOL_NAMES
+        .iter()
+        .filter(|n| policy.allows(n))
+        .map(|n| n.to_string())
+        .collect()
+}
+
+/// `gateway_task_origins`: where each task came from and which tools it was
+/// allowed, so an interrupted task can be resumed after a restart.
+fn origins_table(db: &Connection) -> rusqlite::Result<()> {
+    db.execute_batch(
+        "CREATE TABLE IF NOT EXISTS gateway_task_origins (
+             task_id TEXT PRIMARY KEY,
+             channel TEXT NOT NULL,
+             chat TEXT NOT NULL,
+             sender TEXT NOT NULL,
+             grp INTEGER NOT NULL,
+             tools TEXT NOT NULL
+         );",
+    )
+}
+
+fn save_origin(db: &Connection, id: &str, o: &Origin, tools: &[String]) -> rusqlite::Result<()> {
+    db.execute(
+        "INSERT INTO gateway_task_origins (task_id, channel, chat, sender, grp, tools)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        rusqlite::params![id, o.channel, o.chat, o.sender, o.group, tools.join(",")],
+    )?;
+    Ok(())
+}
+
+fn load_origin(db: &Connection, id: &str) -> rusqlite::Result<Option<(Origin, Vec<String>)>> {
+    use rusqlite::OptionalExtension;
+    db.query_row(
+        "SELECT channel, chat, sender, grp, tools FROM gateway_task_origins WHERE task_id = ?1",
+        rusqlite::params![id],
+        |r| {
+            let tools: String = r.get(4)?;
+            Ok((
+                Origin {
+                    channel: r.get(0)?,
+                    chat: r.get(1)?,
+                    sender: r.get(2)?,
+                    group: r.get(3)?,
+                },
+                // Only names the runtime knows, whatever the row says.
+                tools
+                    .split(',')
+                    .filter(|t| TOOL_NAMES.contains(t))
+                    .map(str::to_string)
+                    .collect(),
+            ))
+        },
+    )
+    .optional()
+}
+
+/// Where a task came from and where its replies go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Origin {
+    channel: String,
+    chat: String,
+    sender: String,
+    group: bool,
+}
+
+impl Origin {
+    fn requester(&self) -> String {
+        format!("{}:{}", self.channel, self.sender)
+    }
+}
+
+/// A task paused for an approval: everything needed to continue it.
+#[derive(Debug)]
+struct Paused {
+    agent: Agent,
+    history: Vec<Message>,
+    tool_use_id: String,
+    approval_id: String,
+    request: ApprovalRequest,
+    scope: TaskScope,
+}
+
+/// A task this process is running or holding.
+#[derive(Debug)]
+struct Live {
+    origin: Origin,
+    cancel: CancellationToken,
+    run: Arc<Mutex<Option<u64>>>,
+    paused: Option<Paused>,
+    /// While a paused task is being resumed: its paused call (tool use id,
+    /// approval id, request).
+    resuming: Option<(String, String, ApprovalRequest)>,
+}
+
+/// How a run (re)starts.
+#[derive(Debug)]
+enum Start {
+    Fresh,
+    /// The paused call's result is already known (denied, expired).
+    Resume(ToolOutcome),
+    /// Approved: run the command (if the approval still matches), then resume.
+    Approved {
+        approver: String,
+    },
+}
+
+/// The agent runtime (cheap to clone; one per gateway).
+#[derive(Debug, Clone)]
+pub struct AgentRuntime {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    settings: AgentSettings,
+    provider: Arc<dyn Provider>,
+    guard: Arc<Guard>,
+    sandbox: Arc<SandboxClient>,
+    trail: Arc<dyn Trail>,
+    replies: Arc<Replies>,
+    users: Arc<Store>,
+    db: Mutex<Connection>,
+    memory: Arc<FileMemoryStore>,
+    command_timeout_secs: u64,
+    live: Mutex<HashMap<String, Live>>,
+    conversations: Mutex<HashMap<(String, String, String), Vec<Message>>>,
+    /// Tasks marked interrupted at start, announced once in the trail.
+    interrupted_at_start: Mutex<Option<usize>>,
+}
+
+/// A store error as the gateway reports it.
+fn store_err(e: crate::agent::StoreError) -> GatewayError {
+    GatewayError::Sink {
+        sink: "task",
+        reason: e.to_string(),
+    }
+}
+
+fn wire_store(e: crate::agent::StoreError) -> WireError {
+    WireError::new(ErrorCode::Internal, e.to_string())
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// `t-` / `a-` and 12 hex digits.
+fn new_id(prefix: &str) -> String {
+    format!("{prefix}-{:012x}", rand::random::<u64>() >> 16)
+}
+
+fn valid_id(prefix: char, id: &str) -> bool {
+    let b = id.as_bytes();
+    b.len() == 14
+        && b[0] == prefix as u8
+        && b[1] == b'-'
+        && b[2..]
+            .iter()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+}
+
+fn bad_id(what: &str, id: &str) -> WireError {
+    WireError::new(
+        ErrorCode::NotFound,
+        format!(
+            "no {what} {:?}",
+            id.chars()
+                .filter(|c| !c.is_control())
+                .take(40)
+                .collect::<String>()
+        ),
+    )
+}
+
+/// `approve a-…` / `deny a-…` (case-insensitive, alone in the message).
+fn parse_decision(text: &str) -> Option<(bool, String)> {
+    let mut words = text.split_whitespace();
+    let verb = words.next()?.to_ascii_lowercase();
+    let id = words.next()?.to_ascii_lowercase();
+    if words.next().is_some() || !valid_id('a', &id) {
+        return None;
+    }
+    match verb.as_str() {
+        "approve" | "/approve" => Some((true, id)),
+        "deny" | "/deny" => Some((false, id)),
+        _ => None,
+    }
+}
+
+/// The workspace of one user: a stable name the sandbox accepts, derived
+/// from `channel:sender` (which may hold any characters).
+fn workspace_of(requester: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(requester.as_bytes());
+    format!("u-{}", hex::encode(&digest[..8]))
+}
+
+/// Drop old messages, starting the kept part at a plain user message (never
+/// between a tool call and its result).
+fn trim_history(history: &mut Vec<Message>) {
+    if history.len() <= HISTORY_CAP {
+        return;
+    }
+    let mut start = history.len() - HISTORY_CAP;
+    while start < history.len() {
+        let m = &history[start];
+        let plain_user = m.role == crate::agent::Role::User
+            && m.content
+                .iter()
+                .all(|b| matches!(b, crate::agent::ContentBlock::Text { .. }));
+        if plain_user {
+            break;
+        }
+        start += 1;
+    }
+    history.drain(..start);
+}
+
+impl AgentRuntime {
+    /// Builds the runtime; marks tasks a previous process left running as
+    /// interrupted. `vault` must get its key before the first task.
+    pub fn new(
+        setup: RuntimeSetup,
+        vault: Arc<VaultSecrets>,
+        db: Connection,
+        users: Arc<Store>,
+        trail: Arc<dyn Trail>,
+        replies: Arc<Replies>,
+    ) -> anyhow::Result<AgentRuntime> {
+        use anyhow::Context as _;
+        use std::os::unix::fs::DirBuilderExt;
+        let guard = Guard::from_settings(&setup.guard).context("loading the guard rules")?;
+        let extra_ca = match &setup.settings.ca_file {
+            Some(p) => Some(
+                std::fs::read(p)
+                    .with_context(|| format!("reading [agent] ca_file {}", p.display()))?,
+            ),
+            None => None,
+        };
+        let provider = crate::agent::provider_from_settings(&setup.settings, vault, extra_ca)
+            .context("setting up the LLM provider")?;
+        let (_, interrupted) = TaskStore::open(&db, now()).context("opening the task table")?;
+        ApprovalStore::open(&db).context("opening the approval table")?;
+        origins_table(&db).context("opening the task origin table")?;
+        if interrupted > 0 {
+            tracing::warn!(
+                interrupted,
+                "tasks left running by the previous gateway were marked interrupted"
+            );
+        }
+        let memory_dir = setup.state_dir.join("memory");
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&memory_dir)
+            .with_context(|| format!("creating {}", memory_dir.display()))?;
+        let memory = Arc::new(FileMemoryStore::new(memory_dir, 64 * 1024));
+        let sandbox = Arc::new(SandboxClient::new(
+            setup.sandbox_socket,
+            Role::Gateway,
+            Duration::from_secs(10),
+        ));
+        Ok(AgentRuntime {
+            inner: Arc::new(Inner {
+                settings: setup.settings,
+                provider,
+                guard: Arc::new(guard),
+                sandbox,
+                trail,
+                replies,
+                users,
+                db: Mutex::new(db),
+                memory,
+                command_timeout_secs: setup.command_timeout_secs,
+                live: Mutex::new(HashMap::new()),
+                conversations: Mutex::new(HashMap::new()),
+                interrupted_at_start: Mutex::new((interrupted > 0).then_some(interrupted)),
+            }),
+        })
+    }
+
+    /// Records, once, how many tasks the start found interrupted.
+    pub async fn announce(&self) {
+        let n = lock(&self.inner.interrupted_at_start).take();
+        if let Some(n) = n {
+            self.inner
+                .trail
+                .note("task.interrupted", "gateway", json!({"tasks": n}))
+                .await;
+        }
+    }
+
+    /// A `coworkctl tasks|approvals` or admin page request; `actor` is who asked.
+    pub async fn handle(
+        &self,
+        actor: &str,
+        request: AgentRequest,
+    ) -> Result<AgentResponse, WireError> {
+        let inner = &self.inner;
+        match request {
+            AgentRequest::TasksList { limit } => inner.list_tasks(limit.clamp(1, 1000)),
+            AgentRequest::TaskShow { id } => {
+                if !valid_id('t', &id) {
+                    return Err(bad_id("task", &id));
+                }
+                let db = lock(&inner.db);
+                match TaskStore::attach(&db).get(&id).map_err(wire_store)? {
+                    Some(t) => Ok(AgentResponse::Task(listing(t))),
+                    None => Err(bad_id("task", &id)),
+                }
+            }
+            AgentRequest::TaskCancel { id, force } => {
+                if !valid_id('t', &id) {
+                    return Err(bad_id("task", &id));
+                }
+                Inner::cancel(inner, &id, force, actor)
+                    .await
+                    .map(AgentResponse::Done)
+            }
+            AgentRequest::TaskResume { id } => {
+                if !valid_id('t', &id) {
+                    return Err(bad_id("task", &id));
+                }
+                inner
+                    .resume_interrupted(&id, actor)
+                    .await
+                    .map(AgentResponse::Done)
+            }
+            AgentRequest::ApprovalsList => inner.list_approvals(),
+            AgentRequest::ApprovalDecide { id, approve } => {
+                if !valid_id('a', &id) {
+                    return Err(bad_id("approval", &id));
+                }
+                Inner::decide(inner, &id, approve, actor)
+                    .await
+                    .map(AgentResponse::Done)
+            }
+        }
+    }
+
+    /// Replies waiting for a local chat, and whether a task of it still runs.
+    pub fn local_inbox(&self, chat: &str) -> LocalInbox {
+        let replies = self.inner.replies.take_local(chat);
+        let busy = lock(&self.inner.live).values().any(|l| {
+            l.origin.channel == LOCAL_CHANNEL && l.origin.chat == chat && l.paused.is_none()
+        });
+        LocalInbox { replies, busy }
+    }
+}
+
+impl TaskSink for AgentRuntime {
+    fn submit<'a>(&'a self, task: Task) -> BoxFuture<'a, Result<String, GatewayError>> {
+        Box::pin(Inner::submit(Arc::clone(&self.inner), task))
+    }
+}
+
+fn listing(t: TaskRecord) -> TaskListing {
+    TaskListing {
+        id: t.id,
+        user: t.user,
+        state: t.state.as_str().to_string(),
+        prompt: t.prompt.chars().take(PROMPT_SHOWN).collect(),
+        detail: t.detail,
+        created_at: t.created_at,
+        updated_at: t.updated_at,
+    }
+}
+
+impl Inner {
+    fn transition(&self, id: &str, to: TaskState, detail: Option<&str>) {
+        let db = lock(&self.db);
+        if let Err(e) = TaskStore::attach(&db).transition(id, to, detail, now()) {
+            tracing::error!(task = %id, error = %e, "task state not recorded");
+        }
+    }
+
+    async fn reply(&self, origin: &Origin, text: &str) {
+        let _ = self
+            .replies
+            .deliver(&origin.channel, &origin.chat, text)
+            .await;
+    }
+
+    /// The owner of `channel`: its earliest user still holding access.
+    fn owner_of(&self, channel: &str) -> Option<String> {
+        let users = self.users.list_users(Some(channel)).ok()?;
+        users
+            .into_iter()
+            .filter(|u| matches!(u.state, UserState::Paired | UserState::Allowlisted))
+            .min_by_key(|u| u.since)
+            .map(|u| u.sender)
+    }
+
+    async fn submit(self: Arc<Self>, task: Task) -> Result<String, GatewayError> {
+        let origin = Origin {
+            channel: task.user.channel.clone(),
+            chat: task.inbound.chat().to_string(),
+            sender: task.user.sender.clone(),
+            group: task.inbound.context() == Context::Group,
+        };
+        let text = task.inbound.text().trim().to_string();
+        if let Some((approve, id)) = parse_decision(&text) {
+            return Ok(Inner::decide_in_chat(&self, &origin, approve, &id).await);
+        }
+        let requester = origin.requester();
+        if let Some(busy) = lock(&self.live)
+            .iter()
+            .find(|(_, l)| l.origin == origin)
+            .map(|(id, _)| id.clone())
+        {
+            return Ok(format!(
+                "Task {busy} is still in progress. Wait for it to finish or ask the owner to cancel it."
+            ));
+        }
+        let id = new_id("t");
+        let allowed = allowed_tools(&task.tools);
+        {
+            let db = lock(&self.db);
+            TaskStore::attach(&db)
+                .create(&id, &requester, &text, now())
+                .map_err(store_err)?;
+            save_origin(&db, &id, &origin, &allowed).map_err(|e| GatewayError::Sink {
+                sink: "task",
+                reason: format!("recording where task {id} came from: {e}"),
+            })?;
+        }
+        self.trail
+            .note(
+                "task.created",
+                &requester,
+                json!({"task": id, "channel": origin.channel, "chat": origin.chat,
+                       "context": if origin.group { "group" } else { "dm" }, "length": text.len()}),
+            )
+            .await;
+        self.start(id.clone(), origin, text, &allowed);
+        Ok(format!("Working on it (task {id})."))
+    }
+
+    /// Builds the task's agent with its tools and runs it on a tokio task.
+    fn start(self: &Arc<Self>, id: String, origin: Origin, text: String, allowed: &[String]) {
+        let requester = origin.requester();
+        let run = Arc::new(Mutex::new(None));
+        let scope = TaskScope {
+            task_id: id.clone(),
+            requester: requester.clone(),
+            workspace: workspace_of(&requester),
+            sandbox: Arc::clone(&self.sandbox),
+            trail: Arc::clone(&self.trail),
+            run: Arc::clone(&run),
+            command_timeout_secs: self.command_timeout_secs,
+        };
+        let tools: Vec<Arc<dyn Tool>> = vec![
+            Arc::new(RunCommandTool {
+                scope: scope.clone(),
+                guard: Arc::clone(&self.guard),
+            }),
+            Arc::new(SandboxFileTool {
+                scope: scope.clone(),
+                kind: FileTool::Read,
+            }),
+            Arc::new(SandboxFileTool {
+                scope: scope.clone(),
+                kind: FileTool::Write,
+            }),
+            Arc::new(SandboxFileTool {
+                scope: scope.clone(),
+                kind: FileTool::List,
+            }),
+            Arc::new(MemoryTool::new(
+                Arc::clone(&self.memory) as Arc<dyn crate::agent::tools::MemoryStore>,
+                requester.clone(),
+            )),
+        ];
+        let allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();
+        let s = &self.settings;
+        let price = s.prices.get(&s.model).copied();
+        let mut limits = Limits::from_defaults(&s.limits);
+        if price.is_none() {
+            limits.max_cost_usd = None;
+        }
+        let agent = Agent::new(
+            Arc::clone(&self.provider),
+            s.model.clone(),
+            SYSTEM_PROMPT,
+            tools,
+            &allowed,
+            price,
+            limits,
+        );
+        let key = (
+            origin.channel.clone(),
+            origin.chat.clone(),
+            origin.sender.clone(),
+        );
+        let mut history = lock(&self.conversations)
+            .get(&key)
+            .cloned()
+            .unwrap_or_default();
+        history.push(Message::user_text(text));
+        lock(&self.live).insert(
+            id.clone(),
+            Live {
+                origin,
+                cancel: CancellationToken::new(),
+                run,
+                paused: None,
+                resuming: None,
+            },
+        );
+        let me = Arc::clone(self);
+        tokio::spawn(async move { me.drive(id, agent, history, scope, Start::Fresh).await });
+    }
+
+    /// Runs (or continues) a task until it ends or pauses, then settles it.
+    async fn drive(
+        self: Arc<Self>,
+        id: String,
+        mut agent: Agent,
+        mut history: Vec<Message>,
+        scope: TaskScope,
+        start: Start,
+    ) {
+        let cancel = match lock(&self.live).get(&id) {
+            Some(l) => l.cancel.clone(),
+            None => return,
+        };
+        self.transition(&id, TaskState::Running, None);
+        let outcome = match start {
+            Start::Fresh => {
+                self.trail
+                    .note(
+                        "task.started",
+                        &scope.requester,
+                        json!({"task": id, "tools": agent.offered_tools()}),
+                    )
+                    .await;
+                agent.run(&mut history, &cancel).await
+            }
+            Start::Resume(result) => {
+                let Some(tool_use_id) = self.paused_call(&id) else {
+                    return;
+                };
+                agent
+                    .resume(&mut history, &tool_use_id, result, &cancel)
+                    .await
+            }
+            Start::Approved { approver } => {
+                let Some((tool_use_id, approval_id, request)) = self.paused_request(&id) else {
+                    return;
+                };
+                let usable = {
+                    let db = lock(&self.db);
+                    ApprovalStore::open(&db)
+                        .and_then(|a| a.take(&approval_id, &request.command, &request.cwd, now()))
+                        .unwrap_or(false)
+                };
+                let result = if !usable {
+                    ToolOutcome::Denied("the approval does not match this command any more".into())
+                } else {
+                    tokio::select! {
+                        r = scope.run_in_sandbox(&request.command, "ask", &request.reason, Some(approver)) => r,
+                        _ = cancel.cancelled() => ToolOutcome::Denied("the task was cancelled".into()),
+                    }
+                };
+                agent
+                    .resume(&mut history, &tool_use_id, result, &cancel)
+                    .await
+            }
+        };
+        self.settle(id, agent, history, scope, outcome).await;
+    }
+
+    fn paused_call(&self, id: &str) -> Option<String> {
+        self.paused_request(id).map(|(t, _, _)| t)
+    }
+
+    /// The paused call of a task being resumed (kept in `Live` until settled).
+    fn paused_request(&self, id: &str) -> Option<(String, String, ApprovalRequest)> {
+        let mut live = lock(&self.live);
+        let resuming = live.get_mut(id)?.resuming.take()?;
+        Some(resuming)
+    }
+
+    async fn settle(
+        self: Arc<Self>,
+        id: String,
+        agent: Agent,
+        history: Vec<Message>,
+        scope: TaskScope,
+        outcome: RunOutcome,
+    ) {
+        let Some(origin) = lock(&self.live).get(&id).map(|l| l.origin.clone()) else {
+            return;
+        };
+        let requester = origin.requester();
+        let totals = json!({"task": id, "iterations": outcome.iterations,
+            "input_tokens": outcome.usage.input_tokens, "output_tokens": outcome.usage.output_tokens,
+            "cost_usd": outcome.cost_usd});
+        let (state, detail, text) = match outcome.end {
+            EndReason::AwaitingApproval {
+                tool_use_id,
+                request,
+            } => {
+                self.pause(id, origin, agent, history, scope, tool_use_id, request)
+                    .await;
+                return;
+            }
+            EndReason::Completed => {
+                let key = (
+                    origin.channel.clone(),
+                    origin.chat.clone(),
+                    origin.sender.clone(),
+                );
+                let mut history = history;
+                trim_history(&mut history);
+                lock(&self.conversations).insert(key, history);
+                self.trail.note("task.completed", &requester, totals).await;
+                let text = if outcome.final_text.trim().is_empty() {
+                    "(The assistant finished without an answer.)".to_string()
+                } else {
+                    outcome.final_text.clone()
+                };
+                (TaskState::Completed, "completed".to_string(), text)
+            }
+            EndReason::Cancelled => {
+                self.trail.note("task.cancelled", &requester, totals).await;
+                (
+                    TaskState::Cancelled,
+                    "cancelled".to_string(),
+                    format!("Task {id} was cancelled."),
+                )
+            }
+            EndReason::MaxIterations
+            | EndReason::MaxTokens
+            | EndReason::MaxCost
+            | EndReason::Deadline => {
+                let (limit, sentence) = match outcome.end {
+                    EndReason::MaxIterations => (
+                        "max_iterations",
+                        format!(
+                            "it reached its limit of {} model calls",
+                            self.settings.limits.max_iterations
+                        ),
+                    ),
+                    EndReason::MaxTokens => (
+                        "max_tokens",
+                        format!(
+                            "it reached its limit of {} tokens",
+                            self.settings.limits.max_total_tokens
+                        ),
+                    ),
+                    EndReason::MaxCost => (
+                        "max_cost",
+                        format!(
+                            "it reached its cost limit of {} USD",
+                            self.settings.limits.max_cost_usd
+                        ),
+                    ),
+                    _ => (
+                        "deadline",
+                        format!(
+                            "it ran out of its {} seconds",
+                            self.settings.limits.max_duration_secs
+                        ),
+                    ),
+                };
+                let mut p = totals.clone();
+                p["limit"] = json!(limit);
+                self.trail
+                    .note("task.limit_hit", &requester, p.clone())
+                    .await;
+                self.trail.note("task.failed", &requester, p).await;
+                (
+                    TaskState::Failed,
+                    limit.to_string(),
+                    format!("I stopped working on task {id} because {sentence}."),
+                )
+            }
+            EndReason::NoPrice { model } => {
+                let mut p = totals.clone();
+                p["error"] = json!("no_price");
+                self.trail.note("task.failed", &requester, p).await;
+                (
+                    TaskState::Failed,
+                    "no_price".to_string(),
+                    format!("Task {id} could not run: the model {model} has no price configured."),
+                )
+            }
+            EndReason::ProviderFailed(e) => {
+                // ProviderError texts name the provider and the failure, never
+                // a key or a response body.
+                let mut p = totals.clone();
+                p["error"] = json!(super::sinks::audit_detail(&e.to_string()));
+                self.trail.note("task.failed", &requester, p).await;
+                (
+                    TaskState::Failed,
+                    super::sinks::audit_detail(&e.to_string()),
+                    format!("Task {id} failed: the language model could not be used ({e})."),
+                )
+            }
+        };
+        self.transition(&id, state, Some(&detail));
+        // The reply is queued before the task stops counting as live, so a
+        // poller that sees it idle also sees its reply.
+        self.reply(&origin, &text).await;
+        lock(&self.live).remove(&id);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_decisions_parse_strictly() {
+        let id = new_id("a");
+        assert!(valid_id('a', &id), "{id}");
+        assert!(!valid_id('t', &id));
+        for bad in [
+            "",
+            "a-",
+            "a-12345678901g",
+            "a-1234567890123",
+            "../etc/passwd",
+            "a-12345678901\u{0}",
+        ] {
+            assert!(!valid_id('a', bad), "{bad:?}");
+        }
+        assert_eq!(
+            parse_decision(&format!("approve {id}")),
+            Some((true, id.clone()))
+        );
+        assert_eq!(
+            parse_decision(&format!(
+                "  DENY {}  ",
+                id.to_uppercase().replace("A-", "a-")
+            )),
+            Some((false, id.clone()))
+        );
+        assert_eq!(parse_decision(&format!("approve {id} please")), None);
+        assert_eq!(parse_decision("approve everything"), None);
+        assert_eq!(parse_decision("approve"), None);
+    }
+
+    #[test]
+    fn groups_get_no_memory_and_nobody_a_clipboard() {
+        use crate::gateway::ToolPolicy;
+        let dm = allowed_tools(&ToolPolicy::default());
+        assert!(dm.contains(&"memory".to_string()) && dm.contains(&"run_command".to_string()));
+        let group = allowed_tools(&ToolPolicy::group_default());
+        assert!(!group.contains(&"memory".to_string()), "{group:?}");
+        assert_eq!(group.len(), TOOL_NAMES.len() - 1);
+        assert!(!TOOL_NAMES.contains(&"clipboard"));
+        let none = allowed_tools(&ToolPolicy {
+            deny: TOOL_NAMES.iter().map(|s| s.to_string()).collect(),
+        });
+        assert!(none.is_empty());
+    }
+
+    #[test]
+    fn workspace_names_are_fixed_form() {
+        let w = workspace_of("telegram:../../etc");
+        assert!(w.starts_with("u-") && w.len() == 18, "{w}");
+        assert_ne!(w, workspace_of("telegram:1"));
+    }
+
+    #[test]
+    fn history_is_trimmed_at_a_user_message() {
+        let mut h: Vec<Message> = (0..(HISTORY_CAP + 3))
+            .map(|i| {
+                if i % 2 == 0 {
+                    Message::user_text(format!("u{i}"))
+                } else {
+                    Message {
+                        role: crate::agent::Role::Assistant,
+                        content: vec![crate::agent::ContentBlock::Text {
+                            text: format!("a{i}"),
+                        }],
+                    }
+                }
+            })
+            .collect();
+        trim_history(&mut h);
+        assert!(h.len() <= HISTORY_CAP);
+        assert_eq!(h[0].role, crate::agent::Role::User);
+    }
+}

@@ -1,0 +1,113 @@
+//! Where a task's replies go after the message that started it was answered:
+//! the channel's own reply path (the transport's client, which splits text to
+//! the platform's limit, see [`crate::gateway::chunk`]), or, for the `local`
+//! channel, an inbox per chat that `coworkctl chat` polls.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use crate::gateway::error::GatewayError;
+use crate::gateway::service::LOCAL_CHANNEL;
+use crate::gateway::sinks::BoxFuture;
+use crate::gateway::transport::discord::DiscordClient;
+use crate::gateway::transport::slack::SlackClient;
+use crate::gateway::transport::telegram::TelegramClient;
+
+/// Replies kept per local chat until polled (older ones are dropped).
+const LOCAL_INBOX_CAP: usize = 100;
+
+/// A channel's way of sending a message to a chat (chunked to its limit).
+pub trait Outbound: Send + Sync + std::fmt::Debug {
+    fn send<'a>(&'a self, chat: &'a str, text: &'a str) -> BoxFuture<'a, Result<(), GatewayError>>;
+}
+
+impl Outbound for TelegramClient {
+    fn send<'a>(&'a self, chat: &'a str, text: &'a str) -> BoxFuture<'a, Result<(), GatewayError>> {
+        Box::pin(self.send_message(chat, text))
+    }
+}
+
+impl Outbound for SlackClient {
+    fn send<'a>(&'a self, chat: &'a str, text: &'a str) -> BoxFuture<'a, Result<(), GatewayError>> {
+        Box::pin(self.post_message(chat, text))
+    }
+}
+
+impl Outbound for DiscordClient {
+    fn send<'a>(&'a self, chat: &'a str, text: &'a str) -> BoxFuture<'a, Result<(), GatewayError>> {
+        Box::pin(self.create_message(chat, text))
+    }
+}
+
+/// The reply paths of every running channel.
+#[derive(Debug, Default)]
+pub struct Replies {
+    channels: Mutex<HashMap<String, Arc<dyn Outbound>>>,
+    local: Mutex<HashMap<String, VecDeque<String>>>,
+}
+
+impl Replies {
+    /// Set (or replace, after a transport restart) `channel`'s reply path.
+    pub fn register(&self, channel: &str, out: Arc<dyn Outbound>) {
+        lock(&self.channels).insert(channel.to_string(), out);
+    }
+
+    /// Deliver `text` to `chat` on `channel`. A failure is logged (never the
+    /// text) and reported to the caller; there is nobody else to tell.
+    pub async fn deliver(&self, channel: &str, chat: &str, text: &str) -> Result<(), String> {
+        if text.is_empty() {
+            return Ok(());
+        }
+        if channel == LOCAL_CHANNEL {
+            let mut local = lock(&self.local);
+            let inbox = local.entry(chat.to_string()).or_default();
+            if inbox.len() >= LOCAL_INBOX_CAP {
+                inbox.pop_front();
+            }
+            inbox.push_back(text.to_string());
+            return Ok(());
+        }
+        let out = lock(&self.channels).get(channel).cloned();
+        let Some(out) = out else {
+            tracing::warn!(%channel, "no reply path for this channel; a task reply was dropped");
+            return Err(format!("channel {channel} has no running transport"));
+        };
+        out.send(chat, text).await.map_err(|e| {
+            tracing::warn!(%channel, error = %e, "a task reply could not be sent");
+            e.to_string()
+        })
+    }
+
+    /// The replies waiting for a local chat, oldest first; the inbox is emptied.
+    pub fn take_local(&self, chat: &str) -> Vec<String> {
+        lock(&self.local)
+            .remove(chat)
+            .map(Vec::from)
+            .unwrap_or_default()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn local_inbox_is_capped_and_emptied() {
+        let r = Replies::default();
+        for i in 0..(LOCAL_INBOX_CAP + 5) {
+            r.deliver(LOCAL_CHANNEL, "uid:1", &format!("m{i}"))
+                .await
+                .unwrap();
+        }
+        let got = r.take_local("uid:1");
+        assert_eq!(got.len(), LOCAL_INBOX_CAP);
+        assert_eq!(got[0], "m5");
+        assert!(r.take_local("uid:1").is_empty());
+        assert!(r.take_local("uid:2").is_empty());
+        assert!(r.deliver("telegram", "1", "x").await.is_err());
+    }
+}

@@ -1,0 +1,283 @@
+//! The tools a task's agent may call, as the gateway provides them:
+//! `run_command` (guard → approval or sandbox) and the workspace file tools,
+//! which run inside the sandbox component (it owns the workspaces) over IPC.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+
+use crate::agent::{ApprovalRequest, Tool, ToolOutcome};
+use crate::guard::{Decision, Guard};
+use crate::ipc::{
+    Client, ComponentRequest, ComponentResponse, FileOp, FileRequest, RunCommand, RunResult,
+    SandboxRequest, SandboxResponse,
+};
+
+use super::Trail;
+
+/// The gateway's connection to the sandbox component.
+pub type SandboxClient = Client<ComponentRequest, ComponentResponse>;
+
+/// Command output handed back to the model, per stream.
+const MODEL_OUTPUT_CAP: usize = 16 * 1024;
+/// Beyond the command's own timeout, how long the sandbox may take to answer.
+const SANDBOX_SLACK: Duration = Duration::from_secs(30);
+/// Cap of a file's content in one tool call (what fits a frame).
+const MAX_FILE_BYTES: usize = crate::sandbox::MAX_FILE_BYTES as usize;
+
+/// What every tool of one task shares: who asked, where, and the handle that
+/// lets a cancel reach the command in flight.
+#[derive(Debug, Clone)]
+pub struct TaskScope {
+    pub task_id: String,
+    /// `channel:sender`
+    pub requester: String,
+    /// The sandbox workspace name of this user.
+    pub workspace: String,
+    pub sandbox: Arc<SandboxClient>,
+    pub trail: Arc<dyn Trail>,
+    /// The sandbox run in flight, if any (for cancel).
+    pub run: Arc<Mutex<Option<u64>>>,
+    pub command_timeout_secs: u64,
+}
+
+impl TaskScope {
+    async fn tool_call(&self, tool: &str, payload: Value) {
+        let mut payload = payload;
+        payload["tool"] = json!(tool);
+        payload["task"] = json!(self.task_id);
+        self.trail
+            .note("task.tool_call", &self.requester, payload)
+            .await;
+    }
+
+    /// Runs `command` in this task's workspace through the sandbox (which
+    /// audits command.started / output / finished itself).
+    pub async fn run_in_sandbox(
+        &self,
+        command: &str,
+        decision: &str,
+        rule: &str,
+        approver: Option<String>,
+    ) -> ToolOutcome {
+        let run_id = rand::random::<u64>() >> 1;
+        *lock(&self.run) = Some(run_id);
+        let request = ComponentRequest::Sandbox(SandboxRequest::Run(Box::new(RunCommand {
+            run_id,
+            program: "/bin/sh".to_string(),
+            args: vec!["-c".to_string(), command.to_string()],
+            workspace: self.workspace.clone(),
+            allow_network: false,
+            timeout_secs: Some(self.command_timeout_secs),
+            command_line: command.to_string(),
+            task: Some(self.task_id.clone()),
+            requester: self.requester.clone(),
+            decision: decision.to_string(),
+            rule: rule.to_string(),
+            approver,
+        })));
+        let wait = Duration::from_secs(self.command_timeout_secs) + SANDBOX_SLACK;
+        // Cleared however the call ends (a dropped future included).
+        let _clear = ClearOnDrop(Arc::clone(&self.run));
+        let answer = self.sandbox.call_with_timeout(request, wait).await;
+        self.trail
+            .note(
+                "command.run",
+                &self.requester,
+                json!({"task": self.task_id, "run_id": run_id, "decision": decision, "rule": rule,
+                       "ok": matches!(answer, Ok(ComponentResponse::Sandbox(SandboxResponse::Finished(_))))}),
+            )
+            .await;
+        match answer {
+            Ok(ComponentResponse::Sandbox(SandboxResponse::Finished(r))) => command_outcome(&r),
+            Ok(ComponentResponse::Error(e)) => {
+                ToolOutcome::Failed(format!("the sandbox refused the command: {}", e.message))
+            }
+            Ok(_) => ToolOutcome::Failed("the sandbox gave an unexpected answer".to_string()),
+            Err(e) => ToolOutcome::Failed(format!("the sandbox is unreachable: {e}")),
+        }
+    }
+}
+
+struct ClearOnDrop(Arc<Mutex<Option<u64>>>);
+
+impl Drop for ClearOnDrop {
+    fn drop(&mut self) {
+        *lock(&self.0) = None;
+    }
+}
+
+fn command_outcome(r: &RunResult) -> ToolOutcome {
+    let cut = |s: &str, truncated: bool| {
+        let (t, c) = crate::sandbox::capped_text(s.as_bytes(), MODEL_OUTPUT_CAP);
+        if c || truncated {
+            format!("{t}\n[output truncated]")
+        } else {
+            t
+        }
+    };
+    let text = format!(
+        "exit code {} ({})\nstdout:\n{}\nstderr:\n{}",
+        r.exit_code,
+        r.status,
+        cut(&r.stdout, r.stdout_truncated),
+        cut(&r.stderr, r.stderr_truncated)
+    );
+    if r.exit_code == 0 {
+        ToolOutcome::Output(text)
+    } else {
+        ToolOutcome::Failed(text)
+    }
+}
+
+/// `run_command`: one shell command line in the user's workspace. The guard
+/// judges it: blocked → refused; ask → the task pauses for the owner's
+/// approval; allowed (a trusted pattern) → run at once in the sandbox.
+#[derive(Debug)]
+pub struct RunCommandTool {
+    pub scope: TaskScope,
+    pub guard: Arc<Guard>,
+}
+
+#[async_trait]
+impl Tool for RunCommandTool {
+    fn name(&self) -> &str {
+        "run_command"
+    }
+    fn description(&self) -> &str {
+        "Run a shell command (POSIX sh) in the task workspace, without network. Some commands need the owner's approval first; some are never allowed."
+    }
+    fn input_schema(&self) -> Value {
+        json!({"type": "object",
+               "properties": {"command": {"type": "string", "description": "The command line"}},
+               "required": ["command"]})
+    }
+    async fn call(&self, input: Value) -> ToolOutcome {
+        let Some(command) = input["command"].as_str() else {
+            return ToolOutcome::Failed("`command` must be a string".to_string());
+        };
+        let verdict = self.guard.check(command);
+        self.scope
+            .tool_call(
+                "run_command",
+                json!({"command": command, "decision": verdict.decision.as_str(),
+                       "rule": verdict.rule, "reason": verdict.reason}),
+            )
+            .await;
+        match verdict.decision {
+            Decision::Block => ToolOutcome::Denied(format!(
+                "blocked by the guard ({}): {}",
+                verdict.rule, verdict.reason
+            )),
+            Decision::Ask => ToolOutcome::NeedsApproval(ApprovalRequest {
+                tool: "run_command".to_string(),
+                command: command.to_string(),
+                cwd: self.scope.workspace.clone(),
+                reason: format!("{}: {}", verdict.rule, verdict.reason),
+            }),
+            Decision::Allow => {
+                self.scope
+                    .run_in_sandbox(command, "allow", &verdict.rule, None)
+                    .await
+            }
+        }
+    }
+}
+
+/// Which file tool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileTool {
+    Read,
+    Write,
+    List,
+}
+
+/// `read_file` / `write_file` / `list_files`, executed by the sandbox
+/// component in the user's workspace.
+#[derive(Debug)]
+pub struct SandboxFileTool {
+    pub scope: TaskScope,
+    pub kind: FileTool,
+}
+
+fn path_schema(with_content: bool) -> Value {
+    let mut props =
+        json!({"path": {"type": "string", "description": "Path relative to the workspace"}});
+    let mut required = vec!["path"];
+    if with_content {
+        props["content"] =
+            json!({"type": "string", "description": "The full new content of the file"});
+        required.push("content");
+    }
+    json!({"type": "object", "properties": props, "required": required})
+}
+
+#[async_trait]
+impl Tool for SandboxFileTool {
+    fn name(&self) -> &str {
+        match self.kind {
+            FileTool::Read => "read_file",
+            FileTool::Write => "write_file",
+            FileTool::List => "list_files",
+        }
+    }
+    fn description(&self) -> &str {
+        match self.kind {
+            FileTool::Read => "Read a text file of the task workspace.",
+            FileTool::Write => "Create or replace a text file of the task workspace.",
+            FileTool::List => "List a directory of the task workspace (\".\" for its top).",
+        }
+    }
+    fn input_schema(&self) -> Value {
+        path_schema(self.kind == FileTool::Write)
+    }
+    async fn call(&self, input: Value) -> ToolOutcome {
+        let path = match (self.kind, input["path"].as_str()) {
+            (_, Some(p)) => p.to_string(),
+            (FileTool::List, None) => ".".to_string(),
+            (_, None) => return ToolOutcome::Failed("`path` must be a string".to_string()),
+        };
+        let op = match self.kind {
+            FileTool::Read => FileOp::Read { path: path.clone() },
+            FileTool::List => FileOp::List { path: path.clone() },
+            FileTool::Write => {
+                let Some(content) = input["content"].as_str() else {
+                    return ToolOutcome::Failed("`content` must be a string".to_string());
+                };
+                if content.len() > MAX_FILE_BYTES {
+                    return ToolOutcome::Failed(format!(
+                        "the content is {} bytes, over the {MAX_FILE_BYTES}-byte limit",
+                        content.len()
+                    ));
+                }
+                FileOp::Write {
+                    path: path.clone(),
+                    content: content.to_string(),
+                }
+            }
+        };
+        let mut payload = json!({"path": path});
+        if let FileOp::Write { content, .. } = &op {
+            payload["length"] = json!(content.len());
+        }
+        self.scope.tool_call(self.name(), payload).await;
+        let request = ComponentRequest::Sandbox(SandboxRequest::File(FileRequest {
+            workspace: self.scope.workspace.clone(),
+            op,
+        }));
+        match self.scope.sandbox.call(request).await {
+            Ok(ComponentResponse::Sandbox(SandboxResponse::File(text))) => {
+                ToolOutcome::Output(text)
+            }
+            Ok(ComponentResponse::Error(e)) => ToolOutcome::Failed(e.message),
+            Ok(_) => ToolOutcome::Failed("the sandbox gave an unexpected answer".to_string()),
+            Err(e) => ToolOutcome::Failed(format!("the sandbox is unreachable: {e}")),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -94,7 +94,6 @@ struct Shared {
     audit: AuditLog,
     /// The sandbox runs as a systemd unit of its own (not spawned here).
     external_sandbox: bool,
-    cgroups_summary: String,
 }
 
 impl Shared {
@@ -157,7 +156,13 @@ impl Shared {
             ready: components.iter().all(|c| c.state == ComponentState::Up),
             degraded,
             keystore: self.keys.status(),
-            cgroups: self.cgroups_summary.clone(),
+            // Per-command cgroups are the sandbox's business: it gets a delegated
+            // subtree from its own unit, or goes without (dev, tests, containers).
+            cgroups: if self.external_sandbox {
+                "delegated to the sandbox's own unit (cowork-sandbox.service)".to_string()
+            } else {
+                "none delegated (the sandbox runs as the supervisor's child)".to_string()
+            },
             components,
         }
     }
@@ -180,13 +185,6 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         );
     }
     prepare_dirs(&opts.paths, &plans, opts.external_sandbox.as_deref())?;
-    // Per-command cgroups are the sandbox's business: it gets a delegated
-    // subtree from its own unit, or goes without (dev, tests, containers).
-    let cgroups_summary = if opts.external_sandbox.is_some() {
-        "delegated to the sandbox's own unit (cowork-sandbox.service)".to_string()
-    } else {
-        "none delegated (the sandbox runs as the supervisor's child)".to_string()
-    };
     let keys = keys::Keys::open(&config, &opts.paths)?;
     let exe = match &opts.component_exe {
         Some(p) => p.clone(),
@@ -201,7 +199,6 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         exe,
         log_target,
         external_sandbox: opts.external_sandbox.is_some(),
-        cgroups_summary,
     };
     runtime.block_on(supervise(opts.paths, launch, config, plans, log, keys))
 }
@@ -290,7 +287,6 @@ struct Launch {
     exe: PathBuf,
     log_target: LogTarget,
     external_sandbox: bool,
-    cgroups_summary: String,
 }
 
 async fn supervise(
@@ -305,7 +301,6 @@ async fn supervise(
         exe,
         log_target,
         external_sandbox,
-        cgroups_summary,
     } = launch;
     let mut notifier = notify::Notifier::new();
     let policy = RestartPolicy::from_settings(&config.supervisor);
@@ -353,7 +348,6 @@ async fn supervise(
         keys,
         audit: AuditLog::start(paths.component_socket(Component::Audit), Role::Supervisor),
         external_sandbox,
-        cgroups_summary,
     });
     updates::check_boot_at_start(config.update.clone(), shared.audit.clone());
     shared

@@ -127,6 +127,14 @@ pub async fn tasks(client: &Ctl, command: TasksCommand) -> ExitCode {
             println!("message: {}", t.prompt);
             ExitCode::SUCCESS
         }
+        other => common_answer(what, other),
+    }
+}
+
+/// The answers every agent command shares: a sentence, something unexpected,
+/// or a failure already reported.
+fn common_answer(what: &str, answer: Result<AgentResponse, ExitCode>) -> ExitCode {
+    match answer {
         Ok(AgentResponse::Done(s)) => {
             println!("{s}");
             ExitCode::SUCCESS
@@ -188,14 +196,6 @@ pub async fn approvals(client: &Ctl, command: ApprovalsCommand) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Ok(AgentResponse::Done(s)) => {
-            println!("{s}");
-            ExitCode::SUCCESS
-        }
-        Ok(other) => {
-            eprintln!("coworkctl {what}: unexpected answer: {other:?}");
-            ExitCode::from(1)
-        }
-        Err(code) => code,
+        other => common_answer(what, other),
     }
 }

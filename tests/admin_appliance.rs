@@ -192,45 +192,13 @@ async fn update_uploaded_on_the_admin_page() {
         .tempdir_in("/tmp")
         .unwrap();
     let slots = dir.path().join("slots");
-    for d in [
-        "esp/loader/entries",
-        "esp/cowork-a",
-        "state",
-        "keys",
-        "work",
-    ] {
-        std::fs::create_dir_all(slots.join(d)).unwrap();
-    }
-    std::fs::write(
-        slots.join("slot-a.img"),
-        update_common::pattern(128 * 1024, 1),
-    )
-    .unwrap();
-    std::fs::write(slots.join("slot-b.img"), b"old").unwrap();
-    std::fs::write(
-        slots.join("esp/loader/entries/cowork-a.conf"),
-        update_common::SLOT_A_ENTRY,
-    )
-    .unwrap();
-    std::fs::write(slots.join("cmdline"), "root=PARTLABEL=root-a ro\n").unwrap();
-    std::fs::write(slots.join("image-version"), "5\n").unwrap();
-    std::fs::copy(
-        update_common::data("test-signing-key.pub"),
-        slots.join("keys/test.pub"),
-    )
-    .unwrap();
-    let s = |p: &str| slots.join(p).display().to_string();
+    std::fs::create_dir_all(slots.join("work")).unwrap();
     let config = format!(
-        "{}[update]\nkeys_dir = \"{}\"\nstate_dir = \"{}\"\nesp = \"{}\"\nroot_a = \"{}\"\nroot_b = \"{}\"\ncmdline_path = \"{}\"\nimage_version_file = \"{}\"\n",
+        "{}[update]\n{}",
         common::DEV_CONFIG,
-        s("keys"),
-        s("state"),
-        s("esp"),
-        s("slot-a.img"),
-        s("slot-b.img"),
-        s("cmdline"),
-        s("image-version"),
+        update_common::daemon_slots(&slots, &update_common::pattern(128 * 1024, 1), 5)
     );
+    let s = |p: &str| slots.join(p).display().to_string();
     let payload = update_common::pattern(200 * 1024, 6);
     std::fs::write(slots.join("work/root.img"), &payload).unwrap();
     std::fs::write(slots.join("work/vmlinuz"), b"kernel 6").unwrap();

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use common::{COWORKCTL, COWORKD, DEV_CONFIG, Instance};
 use cowork::update::writer::{WriterMessage, WriterRequest};
-use update_common::{SLOT_A_ENTRY, data, pattern};
+use update_common::{SLOT_A_ENTRY, daemon_slots, data, pattern};
 
 fn run(cmd: &mut Command) -> (i32, String, String) {
     let out = cmd.output().unwrap();
@@ -80,33 +80,16 @@ fn scenario(via_writer: bool) {
         .tempdir_in(if via_writer { "/var/lib" } else { "/tmp" })
         .unwrap();
     let slots = d.join("slots");
-    std::fs::create_dir_all(slots.join("esp/loader/entries")).unwrap();
-    std::fs::create_dir_all(slots.join("esp/cowork-a")).unwrap();
-    std::fs::create_dir_all(slots.join("state")).unwrap();
-    std::fs::create_dir_all(slots.join("keys")).unwrap();
     let slot_a = pattern(256 * 1024, 1);
-    std::fs::write(slots.join("slot-a.img"), &slot_a).unwrap();
-    std::fs::write(slots.join("slot-b.img"), b"old").unwrap();
-    std::fs::write(slots.join("esp/loader/entries/cowork-a.conf"), SLOT_A_ENTRY).unwrap();
-    std::fs::write(slots.join("cmdline"), "root=PARTLABEL=root-a ro quiet\n").unwrap();
-    std::fs::write(slots.join("image-version"), "5\n").unwrap();
-    std::fs::copy(data("test-signing-key.pub"), slots.join("keys/test.pub")).unwrap();
+    let slot_lines = daemon_slots(&slots, &slot_a, 5);
     let s = |p: &str| slots.join(p).display().to_string();
     let writer_line = if via_writer {
         format!("writer_socket = \"{}\"\n", d.join("writer.sock").display())
     } else {
         String::new()
     };
-    let config = format!(
-        "{DEV_CONFIG}[update]\n{writer_line}max_bundle_bytes = 10000000\nkeys_dir = \"{}\"\nstate_dir = \"{}\"\nesp = \"{}\"\nroot_a = \"{}\"\nroot_b = \"{}\"\ncmdline_path = \"{}\"\nimage_version_file = \"{}\"\n",
-        s("keys"),
-        s("state"),
-        s("esp"),
-        s("slot-a.img"),
-        s("slot-b.img"),
-        s("cmdline"),
-        s("image-version"),
-    );
+    let config =
+        format!("{DEV_CONFIG}[update]\n{writer_line}max_bundle_bytes = 10000000\n{slot_lines}");
 
     // Pack (offline) with the test key.
     let work = if via_writer {

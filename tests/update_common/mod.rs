@@ -17,6 +17,33 @@ pub fn data(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// File-backed slots for a running daemon under `slots`: slot A holds
+/// `slot_a` and boots (its entry, `root=PARTLABEL=root-a` on the command
+/// line), slot B holds "old", the running image is `version`, the test key is
+/// trusted. Returns the `[update]` lines that point at them.
+pub fn daemon_slots(slots: &Path, slot_a: &[u8], version: u64) -> String {
+    for d in ["esp/loader/entries", "esp/cowork-a", "state", "keys"] {
+        std::fs::create_dir_all(slots.join(d)).unwrap();
+    }
+    std::fs::write(slots.join("slot-a.img"), slot_a).unwrap();
+    std::fs::write(slots.join("slot-b.img"), b"old").unwrap();
+    std::fs::write(slots.join("esp/loader/entries/cowork-a.conf"), SLOT_A_ENTRY).unwrap();
+    std::fs::write(slots.join("cmdline"), "root=PARTLABEL=root-a ro quiet\n").unwrap();
+    std::fs::write(slots.join("image-version"), format!("{version}\n")).unwrap();
+    std::fs::copy(data("test-signing-key.pub"), slots.join("keys/test.pub")).unwrap();
+    let s = |p: &str| slots.join(p).display().to_string();
+    format!(
+        "keys_dir = \"{}\"\nstate_dir = \"{}\"\nesp = \"{}\"\nroot_a = \"{}\"\nroot_b = \"{}\"\ncmdline_path = \"{}\"\nimage_version_file = \"{}\"\n",
+        s("keys"),
+        s("state"),
+        s("esp"),
+        s("slot-a.img"),
+        s("slot-b.img"),
+        s("cmdline"),
+        s("image-version"),
+    )
+}
+
 pub struct Fixture {
     pub dir: tempfile::TempDir,
     pub settings: UpdateSettings,

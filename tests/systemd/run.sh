@@ -7,7 +7,7 @@
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
-bin=${COWORK_BIN_DIR:-$top/target/debug}
+bin=${COWORK_BIN_DIR:-${CARGO_TARGET_DIR:-$top/target}/debug}
 for b in coworkd coworkctl coworkd-component coworkd-sandbox-init; do
     [ -x "$bin/$b" ] || { echo "test-systemd: $bin/$b is missing (cargo build first)"; exit 1; }
 done

@@ -12,6 +12,7 @@ pub mod guard;
 pub mod ipc;
 pub mod keystore;
 pub mod logging;
+pub mod net;
 pub mod paths;
 pub mod privs;
 pub mod sandbox;

@@ -319,15 +319,11 @@ fn agent_problems(
     if !a.base_url.is_empty() {
         match reqwest::Url::parse(&a.base_url) {
             Err(_) => out.push(("base_url", format!("{:?} is not a URL", a.base_url))),
-            Ok(u) if u.scheme() == "https" => {}
-            Ok(u) if u.scheme() == "http" && is_loopback_host(&u) => {}
-            Ok(_) => out.push((
-                "base_url",
-                format!(
-                    "{:?}: the provider must be reached over https (http only on loopback)",
-                    a.base_url
-                ),
-            )),
+            Ok(u) => {
+                if let Err(e) = crate::net::check_url(&u, "https", "http") {
+                    out.push(("base_url", format!("{:?}: {e}", a.base_url)));
+                }
+            }
         }
     }
     if !a.secret_name.is_empty() && crate::keystore::vault::validate_name(&a.secret_name).is_err() {
@@ -405,16 +401,6 @@ fn agent_problems(
         ));
     }
     out
-}
-
-fn is_loopback_host(u: &reqwest::Url) -> bool {
-    let host = u.host_str().unwrap_or("");
-    host == "localhost"
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn valid_name(name: &str) -> bool {

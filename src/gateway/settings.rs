@@ -282,6 +282,10 @@ impl ChannelSettings {
                 "failure limits must be > 0 and durations within 1..=86400 s".into(),
             ));
         }
+        if let Some(base) = &self.transport.api_base {
+            crate::net::parse_url(base.trim_end_matches('/'), "https", "http")
+                .map_err(|e| err("transport.api_base", format!("{base:?}: {e}")))?;
+        }
         Ok(())
     }
 
@@ -355,6 +359,29 @@ mod tests {
             let s: GatewaySettings = toml::from_str(&toml).unwrap();
             let e = s.validate(Profile::Development).unwrap_err();
             assert!(e.to_string().contains("wildcard"), "{field}: {e}");
+        }
+    }
+
+    #[test]
+    fn api_base_is_https_or_loopback_http_by_host_not_prefix() {
+        let with = |base: &str| {
+            let toml = format!(
+                "[channels.t.transport]\nkind = \"telegram-polling\"\napi_base = {base:?}\n"
+            );
+            toml::from_str::<GatewaySettings>(&toml)
+                .unwrap()
+                .validate(Profile::Production)
+        };
+        with("https://api.telegram.org").unwrap();
+        with("http://127.0.0.1:8081/").unwrap();
+        for bad in [
+            "http://localhost.example.com",
+            "http://127.0.0.1.nip.io",
+            "ftp://127.0.0.1",
+            "not a url",
+        ] {
+            let e = with(bad).unwrap_err().to_string();
+            assert!(e.contains("transport.api_base"), "{bad}: {e}");
         }
     }
 

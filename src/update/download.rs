@@ -27,20 +27,7 @@ pub fn is_url(arg: &str) -> bool {
 
 /// Parses and checks the URL: https://, or http:// to a loopback address.
 pub fn check_url(arg: &str) -> Result<reqwest::Url, String> {
-    let url = reqwest::Url::parse(arg).map_err(|e| format!("not a valid URL: {e}"))?;
-    let host = url.host_str().unwrap_or("");
-    let loopback = host == "localhost"
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    match url.scheme() {
-        "https" => Ok(url),
-        "http" if loopback => Ok(url),
-        "http" => Err("http:// is accepted only from loopback; use https://".into()),
-        other => Err(format!("{other}:// is not supported; use https://")),
-    }
+    crate::net::parse_url(arg, "https", "http")
 }
 
 /// Downloads `url` into a new file in `dir`, at most `max_bytes`. The caller
@@ -51,20 +38,11 @@ pub async fn download(
     extra_root_pem: Option<&[u8]>,
     max_bytes: u64,
 ) -> Result<PathBuf, String> {
-    let mut builder = reqwest::Client::builder()
-        .use_rustls_tls()
-        .redirect(reqwest::redirect::Policy::none())
+    let client = crate::net::client_builder(extra_root_pem)
+        .map_err(|e| format!("[update] ca_file: {e}"))?
         .connect_timeout(Duration::from_secs(15))
         .read_timeout(Duration::from_secs(60))
-        .user_agent(concat!("coworkd/", env!("CARGO_PKG_VERSION")));
-    if let Some(pem) = extra_root_pem {
-        for cert in reqwest::Certificate::from_pem_bundle(pem)
-            .map_err(|e| format!("[update] ca_file: {e}"))?
-        {
-            builder = builder.add_root_certificate(cert);
-        }
-    }
-    let client = builder
+        .user_agent(concat!("coworkd/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| format!("building the HTTP client: {e}"))?;
     let shown = redacted(url);

@@ -126,22 +126,18 @@ pub(crate) fn build_client(
     provider: &'static str,
     config: &ProviderConfig,
 ) -> Result<reqwest::Client, ProviderError> {
-    let mut builder = reqwest::Client::builder()
-        .use_rustls_tls()
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(Duration::from_secs(config.http.connect_timeout_secs))
-        .timeout(Duration::from_secs(config.http.request_timeout_secs));
-    if let Some(pem) = &config.extra_root_ca_pem {
-        let cert = reqwest::Certificate::from_pem(pem).map_err(|_| ProviderError::Configure {
+    crate::net::client_builder(config.extra_root_ca_pem.as_deref())
+        .map_err(|_| ProviderError::Configure {
             provider,
             what: "the extra root certificate is not valid PEM".into(),
-        })?;
-        builder = builder.add_root_certificate(cert);
-    }
-    builder.build().map_err(|_| ProviderError::Configure {
-        provider,
-        what: "the HTTP client could not be built".into(),
-    })
+        })?
+        .connect_timeout(Duration::from_secs(config.http.connect_timeout_secs))
+        .timeout(Duration::from_secs(config.http.request_timeout_secs))
+        .build()
+        .map_err(|_| ProviderError::Configure {
+            provider,
+            what: "the HTTP client could not be built".into(),
+        })
 }
 
 /// Describe a reqwest error without its URL or any server text.

@@ -46,29 +46,15 @@ impl HttpConfig {
 
     pub(crate) fn client(&self, channel: &'static str) -> Result<reqwest::Client, GatewayError> {
         let err = |reason: String| GatewayError::HttpClient { channel, reason };
-        let base = self.base();
-        let loopback_http = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
-            .iter()
-            .any(|p| base.starts_with(p));
-        if !base.starts_with("https://") && !loopback_http {
-            return Err(err(
-                "base URL must be https:// (http:// only on loopback)".into()
-            ));
-        }
-        let mut b = reqwest::Client::builder()
-            .use_rustls_tls()
-            .redirect(reqwest::redirect::Policy::none())
+        crate::net::parse_url(self.base(), "https", "http")
+            .map_err(|e| err(format!("base URL: {e}")))?;
+        crate::net::client_builder(self.extra_root_pem.as_deref())
+            .map_err(err)?
             .timeout(self.timeout)
             .connect_timeout(Duration::from_secs(10))
-            .user_agent("cowork-gateway");
-        if let Some(pem) = &self.extra_root_pem {
-            for cert in reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| err(format!("root CA: {e}")))?
-            {
-                b = b.add_root_certificate(cert);
-            }
-        }
-        b.build().map_err(|e| err(e.without_url().to_string()))
+            .user_agent("cowork-gateway")
+            .build()
+            .map_err(|e| err(e.without_url().to_string()))
     }
 }
 
@@ -140,12 +126,7 @@ pub(crate) async fn ws_connect(
         operation: "websocket connect",
         reason,
     };
-    let loopback_ws = ["ws://127.0.0.1", "ws://localhost", "ws://[::1]"]
-        .iter()
-        .any(|p| url.starts_with(p));
-    if !url.starts_with("wss://") && !loopback_ws {
-        return Err(err("URL must be wss:// (ws:// only on loopback)".into()));
-    }
+    crate::net::parse_url(url, "wss", "ws").map_err(|e| err(format!("URL: {e}")))?;
     let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };

@@ -1,0 +1,164 @@
+//! Rules for connections that leave the process: the gateway's platform APIs,
+//! the agent's LLM providers, image downloads. One place decides which URLs
+//! may be reached and how an HTTP client is built, so no caller drifts.
+//!
+//! The rule: encrypted (`https`, `wss`) to anywhere; plain (`http`, `ws`)
+//! only to this box's loopback interface, for local fakes in tests and a
+//! model server the owner runs on the same machine. It is decided on the
+//! parsed host, never on a string prefix: `http://localhost.example.com`
+//! and `http://127.0.0.1.nip.io` are public names.
+
+use std::net::IpAddr;
+
+use reqwest::Url;
+
+/// Is `url`'s host the loopback interface (`localhost`, 127.0.0.0/8, `::1`)?
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host_str() {
+        // The URL parser lowercases host names of http(s)/ws(s) URLs.
+        Some("localhost") => true,
+        Some(host) => host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+        None => false,
+    }
+}
+
+/// Checks `url` against the rule: scheme `secure` (e.g. "https") to any
+/// host, scheme `plain` (e.g. "http") only to loopback, nothing else.
+pub fn check_url(url: &Url, secure: &str, plain: &str) -> Result<(), String> {
+    let scheme = url.scheme();
+    if scheme == secure || (scheme == plain && is_loopback(url)) {
+        Ok(())
+    } else if scheme == plain {
+        Err(format!(
+            "{plain}:// is allowed only to a loopback address; use {secure}://"
+        ))
+    } else {
+        Err(format!("{scheme}:// is not supported; use {secure}://"))
+    }
+}
+
+/// Parses `text` as a URL and checks it with [`check_url`].
+pub fn parse_url(text: &str, secure: &str, plain: &str) -> Result<Url, String> {
+    let url = Url::parse(text).map_err(|e| format!("not a valid URL: {e}"))?;
+    check_url(&url, secure, plain)?;
+    Ok(url)
+}
+
+/// A reqwest client builder for a remote service: rustls with the built-in
+/// web roots plus every certificate in `extra_root_pem` (a configured
+/// `ca_file`, a test CA), and no redirects (one could carry a request and its
+/// credentials to another host). Callers add their timeouts and user agent.
+pub fn client_builder(extra_root_pem: Option<&[u8]>) -> Result<reqwest::ClientBuilder, String> {
+    let mut builder = reqwest::Client::builder()
+        .use_rustls_tls()
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some(pem) = extra_root_pem {
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| format!("extra root certificates: {e}"))?;
+        if certs.is_empty() {
+            return Err("extra root certificates: no certificate in the PEM text".into());
+        }
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    Ok(builder)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn http(text: &str) -> Result<Url, String> {
+        parse_url(text, "https", "http")
+    }
+
+    #[test]
+    fn encrypted_to_anywhere_plain_to_loopback_only() {
+        for ok in [
+            "https://api.anthropic.com/v1/messages",
+            "https://10.0.0.5:8443/",
+            "http://localhost:11434/v1",
+            "HTTP://LOCALHOST/",
+            "http://127.0.0.1:8080/",
+            "http://127.255.255.254/",
+            "http://[::1]:9000/x",
+            // WHATWG IPv4 forms the parser normalises to 127.0.0.1.
+            "http://0x7f.1/",
+            "http://2130706433/",
+        ] {
+            assert!(http(ok).is_ok(), "{ok} refused: {:?}", http(ok));
+        }
+    }
+
+    #[test]
+    fn hostile_hosts_that_only_look_like_loopback_are_refused() {
+        for bad in [
+            "http://localhost.example.com/",
+            "http://127.0.0.1.nip.io/",
+            "http://localhost./",
+            "http://127.0.0.1@evil.example/",
+            "http://evil.example#@127.0.0.1/",
+            "http://evil.example?@127.0.0.1/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://0.0.0.0/",
+            "http://10.0.0.5/",
+            "http://[fe80::1]/",
+        ] {
+            let e = http(bad).expect_err(bad);
+            assert!(e.contains("only to a loopback address"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn other_schemes_and_garbage_are_refused_with_a_reason() {
+        assert!(
+            http("ftp://127.0.0.1/x")
+                .unwrap_err()
+                .contains("ftp:// is not supported")
+        );
+        assert!(
+            http("file:///etc/passwd")
+                .unwrap_err()
+                .contains("file:// is not supported")
+        );
+        assert!(
+            http("ws://127.0.0.1/")
+                .unwrap_err()
+                .contains("not supported")
+        );
+        assert!(
+            http("not a url")
+                .unwrap_err()
+                .starts_with("not a valid URL")
+        );
+        assert!(http("").unwrap_err().starts_with("not a valid URL"));
+        assert!(http(&format!("http://{}/", "a".repeat(70_000))).is_err());
+    }
+
+    #[test]
+    fn websocket_schemes_follow_the_same_rule() {
+        let ws = |t: &str| parse_url(t, "wss", "ws");
+        assert!(ws("wss://gateway.discord.gg/?v=10").is_ok());
+        assert!(ws("ws://127.0.0.1:9001/").is_ok());
+        assert!(ws("ws://localhost.example.com/").is_err());
+        assert!(ws("https://slack.com/").is_err());
+    }
+
+    #[test]
+    fn extra_roots_must_hold_a_certificate() {
+        assert!(client_builder(None).is_ok());
+        assert!(client_builder(Some(b"")).is_err());
+        assert!(client_builder(Some(b"just text, no PEM block")).is_err());
+        let garbage =
+            b"-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n";
+        assert!(client_builder(Some(garbage)).is_err());
+        let ca = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let two = format!("{}{}", ca.cert.pem(), ca.cert.pem());
+        assert!(client_builder(Some(two.as_bytes())).is_ok());
+    }
+}

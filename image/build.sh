@@ -88,7 +88,7 @@ mkdir -p "$root"
 tar -xf "$out/base.tar" -C "$root"
 
 install -m 0755 "$bin/coworkd" "$bin/coworkctl" "$bin/coworkd-component" "$bin/coworkd-sandbox-init" "$root/usr/bin/"
-install -m 0644 "$top"/systemd/*.service "$top"/systemd/*.socket "$root/usr/lib/systemd/system/"
+install -m 0644 "$top"/systemd/*.service "$top"/systemd/*.socket "$top"/systemd/*.timer "$root/usr/lib/systemd/system/"
 install -D -m 0644 "$top/systemd/sysusers.d/cowork.conf" "$root/usr/lib/sysusers.d/cowork.conf"
 install -D -m 0644 "$top/systemd/tmpfiles.d/cowork.conf" "$root/usr/lib/tmpfiles.d/cowork.conf"
 install -D -m 0644 "$top"/udev/*.rules -t "$root/usr/lib/udev/rules.d/"
@@ -126,10 +126,11 @@ chroot_run() { # runs a command in the root with /proc, /sys and /dev, in a priv
         chroot "$r" "$@"' sh "$root" "$@"
 }
 systemctl --root="$root" enable coworkd.service cowork-boot-ok.service cowork-console.service cowork-update.socket \
+    cowork-trial-deadline.timer \
     nftables.service systemd-networkd.service systemd-resolved.service systemd-timesyncd.service \
     >"$out/enable.log" 2>&1 || die "systemctl --root enable: $(cat "$out/enable.log")"
 # Every unit we ship, checked against the image's own files (binaries, scripts).
-for u in $(cd "$top/systemd" && ls -- *.service *.socket); do
+for u in $(cd "$top/systemd" && ls -- *.service *.socket *.timer); do
     problems=$(systemd-analyze verify --root="$root" "/usr/lib/systemd/system/$u" 2>&1) \
         && [ -z "$problems" ] || die "systemd-analyze verify $u: $problems"
 done

@@ -122,6 +122,7 @@ check "booted slot A, root read-only ($(field slot))" sh -c "echo '$(field slot)
 check "boot assessed good ($(field boot))" sh -c "echo '$(field boot)' | grep -q 'assessment good'"
 check "boot-complete.target reached ($(field boot-complete.target))" [ "$(field boot-complete.target)" = active ]
 check "/dev/tpmrm0 is crw------- root:root ($(field TPM))" [ "$(field TPM)" = "/dev/tpmrm0 crw------- root:root" ]
+check "hardware watchdog armed by systemd ($(field watchdog))" sh -c "echo '$(field watchdog)' | grep -q '^/dev/watchdog0 (.*), 30 s, active$'"
 field cowork-status-json > "$work/status.json"
 [ -s "$work/status.json" ] || echo null > "$work/status.json"
 check "coworkctl status --json answers (ready: $(jq -r .ready "$work/status.json" 2>/dev/null))" \
@@ -145,16 +146,19 @@ check "one-time setup token on the console" sh -c "[ -n '$(field admin-setup-tok
 code=$(curl -sk -o /dev/null -w '%{http_code}' "https://127.0.0.1:$port/" || true)
 check "admin page answers over TLS (HTTP $code)" sh -c "[ '$code' = 200 ] || [ '$code' = 303 ]"
 
-echo "test-image: powering off (ACPI)"
-python3 - "$work/monitor.sock" <<'EOF'
+monitor() { # SOCKET COMMAND: one command to a QEMU's human monitor
+    python3 - "$1" "$2" <<'EOF'
 import socket, sys, time
 s = socket.socket(socket.AF_UNIX)
 s.connect(sys.argv[1])
 time.sleep(0.5)
-s.sendall(b"system_powerdown\n")
+s.sendall(sys.argv[2].encode() + b"\n")
 time.sleep(0.5)
 s.close()
 EOF
+}
+echo "test-image: powering off (ACPI)"
+monitor "$work/monitor.sock" system_powerdown
 for _ in $(seq 180); do kill -0 "$qemu" 2>/dev/null || break; sleep 1; done
 if kill -0 "$qemu" 2>/dev/null; then bad "clean power-off within 180 s"; kill "$qemu"; else
     check "clean power-off (reboot: Power down)" sh -c "tr -d '\r' < '$work/serial.log' | grep -q 'reboot: Power down'"

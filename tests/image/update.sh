@@ -12,7 +12,7 @@
 #              reboots each time) -> systemd-boot falls back to B v2, where
 #              `update status` says why and the downgrade is refused -> power off.
 # Expects from run.sh: work, disk, image, ovmf_code, accel, cpu, pids, check, ok,
-# bad, part_extract, part_offset.
+# bad, part_extract, part_offset, monitor, mid.
 
 bin=${COWORK_BIN_DIR:-${CARGO_TARGET_DIR:-$top/target}/release}
 key=$top/tests/data/update/test-signing-key.pem
@@ -140,19 +140,55 @@ qemu-system-x86_64 -machine q35 -accel "$accel" -cpu "$cpu" -smp 2 -m 1024 \
     -chardev socket,id=chrtpm,path="$work/swtpm-update.sock" -tpmdev emulator,id=tpm0,chardev=chrtpm \
     -device tpm-tis,tpmdev=tpm0 \
     -serial file:"$serial_log" \
+    -monitor unix:"$work/monitor-update.sock",server,nowait \
     >"$work/qemu-update.log" 2>&1 &
 qemu=$!
 pids+=($qemu)
-utimeout=${UPDATE_TIMEOUT:-2400}
+# Progress as it happens (a CI log then shows where a run stood), and a stall
+# (no console output for UPDATE_STALL seconds: even a hung reboot is reset by
+# the watchdog within 2 minutes) ends the run early instead of at the timeout.
+# One stall is not the image's: the kernel said "reboot: Restarting system"
+# (its part is done) and the firmware never got to its "BdsDxe: starting"
+# line; QEMU is then reset from its monitor, at most twice, and the run says so.
+seen=0 rescues=0
+progress() {
+    local total
+    total=$(wc -l < "$serial_log")
+    [ "$total" -gt "$seen" ] || return 0
+    tr -d '\r' < "$serial_log" | sed -n "$((seen + 1)),${total}p" \
+        | grep -aE 'cowork-test: |cowork: |console-report\[[0-9]+\]: (slot|boot|watchdog): |reboot: |BdsDxe: starting' \
+        | sed 's/^.*\(cowork-test: \|cowork: \|console-report\[[0-9]*\]: \|reboot: \|BdsDxe: \)/\1/' \
+        | cut -c1-150 | sed "s/^/    [$(( $(date +%s) - start_update ))s] /" || true
+    seen=$total
+}
+utimeout=${UPDATE_TIMEOUT:-1800} ustall=${UPDATE_STALL:-600}
+last_size=0 last_change=$start_update
 while kill -0 "$qemu" 2>/dev/null; do
-    if [ $(( $(date +%s) - start_update )) -gt "$utimeout" ]; then
+    now=$(date +%s)
+    progress
+    size=$(stat -c %s "$serial_log")
+    if [ "$size" != "$last_size" ]; then last_size=$size last_change=$now; fi
+    if [ $((now - start_update)) -gt "$utimeout" ]; then
         bad "the update boots finished within ${utimeout}s"
+        kill "$qemu"
+        break
+    fi
+    last_line=$(tr -d '\r' < "$serial_log" | grep -av '^[[:space:]]*$' | tail -n 1 || true)
+    in_reset=$(tr -d '\r' < "$serial_log" | awk '/reboot: Restarting system/ { r = 1 } /BdsDxe: starting/ { r = 0 } END { print r + 0 }')
+    if [ $((now - last_change)) -gt 180 ] && [ "$rescues" -lt 2 ] && [ "$in_reset" = 1 ]; then
+        rescues=$((rescues + 1))
+        echo "    note: QEMU's firmware printed nothing for 180 s after the guest's reset; resetting QEMU ($rescues)"
+        monitor "$work/monitor-update.sock" system_reset
+        last_change=$now
+    elif [ $((now - last_change)) -gt "$ustall" ]; then
+        bad "the guest hung: no console output for ${ustall}s (last: ${last_line:0:120})"
         kill "$qemu"
         break
     fi
     sleep 5
 done
 wait "$qemu" 2>/dev/null || true
+progress
 echo "test-image: updates: QEMU ended after $(( $(date +%s) - start_update ))s"
 said() { tr -d '\r' < "$serial_log" | sed -n "s/^.*cowork-test: $1 //p" | head -n 1; }
 st1=$(said status-1) st2=$(said status-2) st3=$(said status-3)
@@ -168,7 +204,7 @@ jqs() { echo "$1" | jq -r "$2" 2>/dev/null; }
 check "rebooted into slot B, version 2 ($(jqs "$st2" '"\(.running) v\(.running_version)"'))" \
     [ "$(jqs "$st2" '"\(.running) \(.running_version)"')" = "b 2" ]
 check "slot B (v2) wrote v3 to slot A" sh -c "echo '$a3' | grep -q '^rc=0 .*slot'"
-fails=$(tr -d '\r' < "$serial_log" | grep -c 'failed: coworkd never became ready; rebooting' || true)
+fails=$(tr -d '\r' < "$serial_log" | grep -c 'failed: coworkd never became ready (.*); rebooting' || true)
 check "the broken v3 failed its trial and rebooted 3 times ($fails)" [ "$fails" = 3 ]
 check "back on slot B, version 2, after the tries ($(jqs "$st3" '"\(.running) v\(.running_version)"'))" \
     [ "$(jqs "$st3" '"\(.running) \(.running_version)"')" = "b 2" ]
@@ -179,3 +215,21 @@ check "the downgrade to v1 is refused ($a1)" sh -c "echo '$a1' | grep -q '^rc=1 
 esp_at="$disk@@$(part_offset esp)"
 entries=$(MTOOLS_SKIP_CHECK=1 mdir -b -i "$esp_at" ::/loader/entries 2>/dev/null | sed 's|.*/||' | sort | tr '\n' ' ')
 check "entries: A exhausted, B blessed ($entries)" [ "$entries" = "cowork-a+0-3.conf cowork-b.conf " ]
+
+# For whoever reads a failed run: the console's last lines, QEMU's own
+# messages, and the last boot as the image's persisted journal has it.
+if [ "$failed" != 0 ]; then
+    echo "test-image: updates: the serial console's last lines:"
+    tr -d '\r' < "$serial_log" | tail -n 40 | cut -c1-200 | sed 's/^/    | /'
+    [ -s "$work/qemu-update.log" ] && sed 's/^/    qemu: /' "$work/qemu-update.log"
+    part_extract data "$work/data-update.ext4" "$disk"
+    jdir=$work/journal-update
+    mkdir -p "$jdir"
+    debugfs -R "rdump /log/journal/$mid $jdir" "$work/data-update.ext4" >/dev/null 2>&1 || true
+    echo "test-image: updates: boots in the image's journal:"
+    journalctl -D "$jdir/$mid" --list-boots --no-pager 2>&1 | sed 's/^/    /'
+    last_boot=$(journalctl -D "$jdir/$mid" --list-boots --no-pager 2>/dev/null | tail -n 1 | awk '{print $2}')
+    echo "test-image: updates: the last boot's notices and worse:"
+    journalctl -D "$jdir/$mid" "_BOOT_ID=$last_boot" -p notice -o short-monotonic --no-pager 2>&1 \
+        | tail -n 40 | cut -c1-200 | sed 's/^/    /'
+fi

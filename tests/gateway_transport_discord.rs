@@ -33,6 +33,9 @@ const BOT_TOKEN: &str = "discord-bot-token.abc";
 #[derive(Default)]
 struct FakeDiscord {
     messages: Vec<(String, String)>,
+    /// `retry_after` (seconds) of HTTP 429 answers served first.
+    rate_limits: std::collections::VecDeque<f64>,
+    attempts: usize,
 }
 type Fake = Arc<Mutex<FakeDiscord>>;
 
@@ -53,7 +56,17 @@ async fn create_message(
     let text = body["content"].as_str().unwrap().to_string();
     assert!(text.chars().count() <= 2000);
     assert_eq!(body["allowed_mentions"]["parse"], json!([]));
-    fake.lock().unwrap().messages.push((channel.clone(), text));
+    let mut f = fake.lock().unwrap();
+    f.attempts += 1;
+    if let Some(secs) = f.rate_limits.pop_front() {
+        return (
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            Json(
+                json!({"message": "You are being rate limited.", "retry_after": secs, "global": false}),
+            ),
+        );
+    }
+    f.messages.push((channel.clone(), text));
     (
         axum::http::StatusCode::OK,
         Json(json!({"id": "1", "channel_id": channel})),
@@ -75,7 +88,8 @@ async fn harness_with(tweak: impl Fn(&mut cowork::gateway::ChannelSettings)) -> 
     harness_full(env_with(&["discord"], tweak)).await
 }
 
-async fn harness_full(env: Env) -> Harness {
+/// The fake REST API and a client for it.
+async fn start_rest() -> (Fake, DiscordClient, TestTls) {
     let fake: Fake = Arc::default();
     let router = Router::new()
         .route("/api/v10/channels/{id}/messages", post(create_message))
@@ -87,6 +101,32 @@ async fn harness_full(env: Env) -> Harness {
         &Redacted::from(BOT_TOKEN.to_string()),
     )
     .unwrap();
+    (fake, client, tls)
+}
+
+#[tokio::test]
+async fn rate_limited_message_waits_and_is_delivered_or_fails_after_three_tries() {
+    let (fake, client, _tls) = start_rest().await;
+    fake.lock().unwrap().rate_limits.push_back(0.05);
+    client.create_message("1234", "hello").await.unwrap();
+    {
+        let f = fake.lock().unwrap();
+        assert_eq!(f.attempts, 2);
+        assert_eq!(f.messages, vec![("1234".to_string(), "hello".to_string())]);
+    }
+    fake.lock()
+        .unwrap()
+        .rate_limits
+        .extend([0.01, 0.01, 0.01, 0.01]);
+    let e = client.create_message("1234", "again").await.unwrap_err();
+    assert_rate_limited(&e, "3 tries", BOT_TOKEN);
+    let f = fake.lock().unwrap();
+    assert_eq!(f.attempts, 5);
+    assert_eq!(f.messages.len(), 1);
+}
+
+async fn harness_full(env: Env) -> Harness {
+    let (fake, client, tls) = start_rest().await;
     let verifier = Discord::new(&hex::encode(key().verifying_key().to_bytes()), APP_ID).unwrap();
     let addr = start_webhook(WebhookApp {
         dispatcher: env.dispatcher.clone(),

@@ -31,6 +31,9 @@ const BOT_TOKEN: &str = "xoxb-test-bot-token";
 #[derive(Default)]
 struct FakeSlack {
     posted: Vec<(String, String)>,
+    /// HTTP 429 answers (with `Retry-After: 0`) served first.
+    rate_limits: usize,
+    attempts: usize,
 }
 type Fake = Arc<Mutex<FakeSlack>>;
 
@@ -38,21 +41,31 @@ async fn post_message(
     State(fake): State<Fake>,
     headers: HeaderMap,
     Json(body): Json<Value>,
-) -> Json<Value> {
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
     if headers.get("authorization").and_then(|v| v.to_str().ok())
         != Some(&format!("Bearer {BOT_TOKEN}"))
     {
-        return Json(json!({"ok": false, "error": "invalid_auth"}));
+        return Json(json!({"ok": false, "error": "invalid_auth"})).into_response();
     }
     let (Some(ch), Some(text)) = (body["channel"].as_str(), body["text"].as_str()) else {
-        return Json(json!({"ok": false, "error": "invalid_arguments"}));
+        return Json(json!({"ok": false, "error": "invalid_arguments"})).into_response();
     };
     assert!(text.chars().count() <= 3000);
-    fake.lock()
-        .unwrap()
-        .posted
-        .push((ch.to_string(), text.to_string()));
-    Json(json!({"ok": true, "channel": ch, "ts": "1.0"}))
+    let mut f = fake.lock().unwrap();
+    f.attempts += 1;
+    if f.rate_limits > 0 {
+        f.rate_limits -= 1;
+        // Slack's Web API: 429 with the wait in Retry-After, no JSON to rely on.
+        return (
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", "0")],
+            "",
+        )
+            .into_response();
+    }
+    f.posted.push((ch.to_string(), text.to_string()));
+    Json(json!({"ok": true, "channel": ch, "ts": "1.0"})).into_response()
 }
 
 async fn start_fake() -> (Fake, SlackClient, TestTls) {
@@ -218,6 +231,22 @@ async fn pairing_flow_end_to_end() {
     // Message text never reaches the audit trail.
     let dump = format!("{:?}", h.env.audit.events());
     assert!(!dump.contains("summarize") && !dump.contains("hello"));
+}
+
+#[tokio::test]
+async fn rate_limited_post_is_retried_then_given_up_after_three_tries() {
+    let (fake, client, _tls) = start_fake().await;
+    fake.lock().unwrap().rate_limits = 2;
+    client.post_message("C1", "hello").await.unwrap();
+    {
+        let f = fake.lock().unwrap();
+        assert_eq!(f.attempts, 3);
+        assert_eq!(f.posted, vec![("C1".to_string(), "hello".to_string())]);
+    }
+    fake.lock().unwrap().rate_limits = 3;
+    let e = client.post_message("C1", "again").await.unwrap_err();
+    assert_rate_limited(&e, "3 tries", BOT_TOKEN);
+    assert_eq!(fake.lock().unwrap().posted.len(), 1);
 }
 
 #[tokio::test]

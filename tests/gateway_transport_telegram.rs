@@ -34,6 +34,9 @@ struct FakeTelegram {
     ignore_offset: bool,
     offsets: Vec<Option<i64>>,
     sent: Vec<(String, String)>,
+    /// `retry_after` of HTTP 429 answers served to sendMessage first.
+    rate_limits: std::collections::VecDeque<i64>,
+    send_attempts: usize,
 }
 
 type Fake = Arc<Mutex<FakeTelegram>>;
@@ -71,6 +74,19 @@ async fn fake_method(
             Json(json!({"ok": true, "result": result})).into_response()
         }
         "sendMessage" => {
+            f.send_attempts += 1;
+            if let Some(secs) = f.rate_limits.pop_front() {
+                return (
+                    axum::http::StatusCode::TOO_MANY_REQUESTS,
+                    Json(json!({
+                        "ok": false,
+                        "error_code": 429,
+                        "description": format!("Too Many Requests: retry after {secs}"),
+                        "parameters": {"retry_after": secs},
+                    })),
+                )
+                    .into_response();
+            }
             let chat = match &body["chat_id"] {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
@@ -207,6 +223,29 @@ async fn long_reply_is_chunked_to_4096() {
     assert_eq!(sent.len(), 3);
     assert_eq!(sent.iter().map(|s| s.1.as_str()).collect::<String>(), text);
     drop(env);
+}
+
+#[tokio::test]
+async fn rate_limited_reply_waits_as_asked_and_is_delivered() {
+    let (fake, client, _tls) = start_fake().await;
+    fake.lock().unwrap().rate_limits.push_back(1);
+    let started = std::time::Instant::now();
+    client.send_message("42", "hello").await.unwrap();
+    assert!(started.elapsed() >= std::time::Duration::from_secs(1));
+    let f = fake.lock().unwrap();
+    assert_eq!(f.send_attempts, 2);
+    assert_eq!(f.sent, vec![("42".to_string(), "hello".to_string())]);
+}
+
+#[tokio::test]
+async fn rate_limit_past_the_cap_fails_at_once_with_a_reason() {
+    let (fake, client, _tls) = start_fake().await;
+    fake.lock().unwrap().rate_limits.push_back(3600);
+    let e = client.send_message("42", "hello").await.unwrap_err();
+    assert_rate_limited(&e, "3600", TOKEN);
+    let f = fake.lock().unwrap();
+    assert_eq!(f.send_attempts, 1);
+    assert!(f.sent.is_empty());
 }
 
 #[tokio::test]

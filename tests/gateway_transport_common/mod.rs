@@ -251,3 +251,11 @@ where
     });
     format!("wss://127.0.0.1:{}/", addr.port())
 }
+
+/// A reply given up under a platform's rate limit: the error says so and
+/// why (`why`: "3 tries", the wait asked for), and never shows `secret`.
+pub fn assert_rate_limited(e: &cowork::gateway::GatewayError, why: &str, secret: &str) {
+    let e = e.to_string();
+    assert!(e.contains("rate limited") && e.contains(why), "{e}");
+    assert!(!e.contains(secret), "{e}");
+}

@@ -1,6 +1,6 @@
 //! Discord REST client: `POST /channels/{id}/messages` with the bot token.
 
-use super::{HttpConfig, api_err, auth_header, read_capped};
+use super::{HttpConfig, auth_header, send_rate_limited};
 use crate::gateway::channels::Redacted;
 use crate::gateway::chunk::{DISCORD_MAX_CHARS, chunk_text};
 use crate::gateway::error::GatewayError;
@@ -41,19 +41,16 @@ impl DiscordClient {
             });
         }
         for part in chunk_text(text, DISCORD_MAX_CHARS) {
-            let resp = self
-                .http
-                .post(format!("{}/channels/{channel_id}/messages", self.base))
-                .header(reqwest::header::AUTHORIZATION, self.auth.clone())
-                .json(&serde_json::json!({
-                    "content": part,
-                    "allowed_mentions": { "parse": [] },
-                }))
-                .send()
-                .await
-                .map_err(api_err(CHANNEL, op))?;
-            let status = resp.status();
-            let _ = read_capped(CHANNEL, op, resp).await?;
+            let (status, _) = send_rate_limited(CHANNEL, op, || {
+                self.http
+                    .post(format!("{}/channels/{channel_id}/messages", self.base))
+                    .header(reqwest::header::AUTHORIZATION, self.auth.clone())
+                    .json(&serde_json::json!({
+                        "content": part,
+                        "allowed_mentions": { "parse": [] },
+                    }))
+            })
+            .await?;
             if !status.is_success() {
                 return Err(GatewayError::ChannelApi {
                     channel: CHANNEL,

@@ -90,6 +90,83 @@ pub(crate) async fn read_capped(
     Ok(out)
 }
 
+/// Longest wait a platform's rate limit may ask for before a request is
+/// given up (a reply later than this is worse than a clear failure).
+pub const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(30);
+/// Tries of one request while the platform answers HTTP 429.
+pub const RATE_LIMIT_TRIES: u32 = 3;
+
+/// Sends the request `build` makes and reads its body (capped); while the
+/// platform answers HTTP 429, waits as long as it asks and tries again, at
+/// most [`RATE_LIMIT_TRIES`] times, so a reply is delayed, not lost. The
+/// status and body returned are the last answer's, for the caller to judge.
+pub(crate) async fn send_rate_limited(
+    channel: &'static str,
+    operation: &'static str,
+    build: impl Fn() -> reqwest::RequestBuilder,
+) -> Result<(reqwest::StatusCode, Vec<u8>), GatewayError> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let resp = build().send().await.map_err(api_err(channel, operation))?;
+        let status = resp.status();
+        let header = resp.headers().get(reqwest::header::RETRY_AFTER).cloned();
+        let body = read_capped(channel, operation, resp).await?;
+        if status != reqwest::StatusCode::TOO_MANY_REQUESTS {
+            return Ok((status, body));
+        }
+        match retry_after(header.as_ref(), &body) {
+            Some(wait) if wait <= MAX_RATE_LIMIT_WAIT && tries < RATE_LIMIT_TRIES => {
+                tracing::info!(
+                    channel,
+                    operation,
+                    wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                    "rate limited; waiting"
+                );
+                tokio::time::sleep(wait).await;
+            }
+            wait => {
+                let asked = wait.map_or("an unusable time".to_string(), |w| {
+                    format!("{:.1} s", w.as_secs_f64())
+                });
+                return Err(GatewayError::ChannelApi {
+                    channel,
+                    operation,
+                    reason: format!(
+                        "rate limited by the platform (HTTP 429, retry after {asked}, {tries} tries); not sent"
+                    ),
+                });
+            }
+        }
+    }
+}
+
+/// How long a 429 answer asks to wait: the `Retry-After` header (seconds),
+/// else the body's `retry_after` (Discord, fractional seconds) or
+/// `parameters.retry_after` (Telegram); one second when it says nothing.
+/// `None`: a negative, non-finite or absurd value.
+pub(crate) fn retry_after(
+    header: Option<&reqwest::header::HeaderValue>,
+    body: &[u8],
+) -> Option<Duration> {
+    let from_header = header
+        .and_then(|h| h.to_str().ok())
+        .and_then(|s| s.trim().parse::<f64>().ok());
+    let from_body = || {
+        let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+        v.get("retry_after")
+            .or_else(|| v.get("parameters")?.get("retry_after"))?
+            .as_f64()
+    };
+    match from_header.or_else(from_body) {
+        None => Some(Duration::from_secs(1)),
+        Some(secs) if secs.is_finite() && (0.0..=86_400.0).contains(&secs) => {
+            Some(Duration::from_secs_f64(secs))
+        }
+        Some(_) => None,
+    }
+}
+
 /// An `Authorization` header value marked sensitive (hidden from debug output).
 pub(crate) fn auth_header(
     channel: &'static str,
@@ -173,5 +250,50 @@ fn ws_error_kind(e: &tokio_tungstenite::tungstenite::Error) -> &'static str {
         E::Http(_) | E::HttpFormat(_) => "HTTP handshake refused",
         E::Url(_) => "bad URL",
         _ => "websocket error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn retry_after_from_header_then_body_then_a_second() {
+        let h = HeaderValue::from_static("7");
+        assert_eq!(retry_after(Some(&h), b"{}"), Some(Duration::from_secs(7)));
+        let discord =
+            br#"{"message":"You are being rate limited.","retry_after":0.25,"global":false}"#;
+        assert_eq!(retry_after(None, discord), Some(Duration::from_millis(250)));
+        let telegram = br#"{"ok":false,"error_code":429,"parameters":{"retry_after":3}}"#;
+        assert_eq!(retry_after(None, telegram), Some(Duration::from_secs(3)));
+        assert_eq!(retry_after(None, b""), Some(Duration::from_secs(1)));
+        assert_eq!(
+            retry_after(None, b"<html>busy</html>"),
+            Some(Duration::from_secs(1))
+        );
+        // An HTTP date in the header is not used; the body still is.
+        let date = HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT");
+        assert_eq!(
+            retry_after(Some(&date), telegram),
+            Some(Duration::from_secs(3))
+        );
+    }
+
+    #[test]
+    fn hostile_retry_after_values_are_unusable() {
+        for v in ["-1", "NaN", "inf", "1e300", "86401"] {
+            let h = HeaderValue::from_str(v).unwrap();
+            assert_eq!(retry_after(Some(&h), b""), None, "{v}");
+        }
+        assert_eq!(retry_after(None, br#"{"retry_after":-5}"#), None);
+        assert_eq!(
+            retry_after(None, br#"{"retry_after":1e999}"#),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(
+            retry_after(None, br#"{"retry_after":"soon"}"#),
+            Some(Duration::from_secs(1))
+        );
     }
 }

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::{HttpConfig, api_err, auth_header, read_capped};
+use super::{HttpConfig, auth_header, send_rate_limited};
 use crate::gateway::channels::Redacted;
 use crate::gateway::chunk::{SLACK_MAX_CHARS, chunk_text};
 use crate::gateway::error::GatewayError;
@@ -39,16 +39,13 @@ impl SlackClient {
     pub async fn post_message(&self, channel: &str, text: &str) -> Result<(), GatewayError> {
         for part in chunk_text(text, SLACK_MAX_CHARS) {
             let op = "chat.postMessage";
-            let resp = self
-                .http
-                .post(format!("{}/chat.postMessage", self.base))
-                .header(reqwest::header::AUTHORIZATION, self.auth.clone())
-                .json(&serde_json::json!({ "channel": channel, "text": part }))
-                .send()
-                .await
-                .map_err(api_err(CHANNEL, op))?;
-            let status = resp.status();
-            let body = read_capped(CHANNEL, op, resp).await?;
+            let (status, body) = send_rate_limited(CHANNEL, op, || {
+                self.http
+                    .post(format!("{}/chat.postMessage", self.base))
+                    .header(reqwest::header::AUTHORIZATION, self.auth.clone())
+                    .json(&serde_json::json!({ "channel": channel, "text": part }))
+            })
+            .await?;
             let parsed: ApiResponse =
                 serde_json::from_slice(&body).map_err(|e| GatewayError::ChannelApi {
                     channel: CHANNEL,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{HttpConfig, api_err, read_capped};
+use super::{HttpConfig, send_rate_limited};
 use crate::gateway::channels::Redacted;
 use crate::gateway::channels::telegram::{Telegram, TelegramUpdate};
 use crate::gateway::chunk::{TELEGRAM_MAX_CHARS, chunk_text};
@@ -82,16 +82,10 @@ impl TelegramClient {
         body: serde_json::Value,
         timeout: Duration,
     ) -> Result<T, GatewayError> {
-        let resp = self
-            .http
-            .post(self.url(op))
-            .timeout(timeout)
-            .json(&body)
-            .send()
-            .await
-            .map_err(api_err(CHANNEL, op))?;
-        let status = resp.status();
-        let bytes = read_capped(CHANNEL, op, resp).await?;
+        let (status, bytes) = send_rate_limited(CHANNEL, op, || {
+            self.http.post(self.url(op)).timeout(timeout).json(&body)
+        })
+        .await?;
         let parsed: ApiResponse<T> =
             serde_json::from_slice(&bytes).map_err(|e| GatewayError::ChannelApi {
                 channel: CHANNEL,

@@ -2,7 +2,7 @@
 //! token and short password refused, token gone afterwards); no default
 //! password; login lockout per address; cookie attributes; security headers;
 //! idle timeout and absolute lifetime with the injected clock; logout; CSRF on
-//! the pre-login forms.
+//! the pre-login forms; changing the owner password.
 
 #![allow(clippy::unwrap_used)]
 
@@ -212,6 +212,93 @@ async fn wrong_password_lockout() {
     h.clock.advance(15 * 60);
     let r = c.login(PASSWORD).await;
     assert_eq!((r.status, r.location()), (303, "/"));
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owner_password_change() {
+    const NEW: &str = "a brand new passphrase 42";
+    let h = Harness::start().await;
+    let mut c = h.owner_client().await;
+    let mut other = h.client();
+    other.login(PASSWORD).await;
+    assert_eq!(other.get("/").await.status, 200);
+    let page = c.get("/password").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains(r#"autocomplete="current-password""#));
+    let change = |current: &'static str, p1: &'static str, p2: &'static str| {
+        [("current", current), ("password", p1), ("password2", p2)]
+    };
+
+    // A wrong current password: 401, counted and audited, nothing changed.
+    let r = c
+        .submit("/password", "/password", &change("not it at all", NEW, NEW))
+        .await;
+    assert_eq!(r.status, 401);
+    assert!(r.body.contains("current password is wrong"), "{}", r.body);
+    // New passwords the setup rules refuse: 400 with the reason.
+    for (p1, p2, why) in [
+        ("short", "short", "at least 12"),
+        (NEW, "a different passphrase", "differ"),
+        (PASSWORD, PASSWORD, "same as the current"),
+        (
+            "control\u{7}characters!",
+            "control\u{7}characters!",
+            "control",
+        ),
+    ] {
+        let r = c
+            .submit("/password", "/password", &change(PASSWORD, p1, p2))
+            .await;
+        assert_eq!(r.status, 400, "{why}");
+        assert!(r.body.contains(why), "{why}: {}", r.body);
+    }
+    // Hostile posts: no CSRF token, a foreign one, a missing field, no session.
+    let r = c.post("/password", &change(PASSWORD, NEW, NEW)).await;
+    assert_eq!(r.status, 403);
+    let foreign = "0".repeat(64);
+    let mut f = vec![("csrf", foreign.as_str())];
+    f.extend(change(PASSWORD, NEW, NEW));
+    assert_eq!(c.post("/password", &f).await.status, 403);
+    let r = c
+        .submit(
+            "/password",
+            "/password",
+            &[("current", PASSWORD), ("password", NEW)],
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    let mut anon = h.client();
+    assert_eq!(
+        anon.post("/password", &change(PASSWORD, NEW, NEW))
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        h.client().login(PASSWORD).await.status,
+        303,
+        "unchanged so far"
+    );
+
+    // The change: this browser stays in with a new session, the others are out.
+    let r = c
+        .submit("/password", "/password", &change(PASSWORD, NEW, NEW))
+        .await;
+    assert_eq!((r.status, r.location()), (303, "/"));
+    let home = c.get("/").await;
+    assert_eq!(home.status, 200);
+    assert!(home.body.contains("Password changed"), "{}", home.body);
+    assert_eq!(other.get("/").await.location(), "/login");
+    assert_eq!(h.client().login(PASSWORD).await.status, 401);
+    assert_eq!(h.client().login(NEW).await.status, 303);
+    assert_eq!(h.backend.audit_of_kind("admin.password_changed").len(), 1);
+    assert_eq!(
+        h.backend
+            .audit_of_kind("admin.password_change_failed")
+            .len(),
+        1
+    );
     h.stop().await;
 }
 

@@ -46,6 +46,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/approvals/decide", post(approval_decide))
         .route("/audit", get(audit_page))
         .route("/audit/verify", post(audit_verify))
+        .route("/password", get(password_page).post(password_submit))
         .route("/security-reset", get(reset_page).post(reset_submit))
         .route("/updates", get(super::updates::page))
         .route("/updates/upload", post(super::updates::upload))
@@ -82,6 +83,18 @@ fn ip_of(peer: PeerAddr) -> IpAddr {
 
 pub(crate) fn actor(peer: PeerAddr) -> String {
     format!("owner@{}", ip_of(peer))
+}
+
+/// An owner-account event (setup, login, password) from `ip`.
+async fn audit_owner(st: &AppState, kind: &str, actor: String, ip: IpAddr) {
+    audit(
+        st,
+        kind,
+        actor,
+        "owner",
+        serde_json::json!({ "peer": ip.to_string() }),
+    )
+    .await;
 }
 
 pub(crate) async fn audit(
@@ -197,14 +210,7 @@ async fn setup_submit(
     let token = form.require("token")?;
     if !owner::check_setup_token(&st.state_dir, token)? {
         st.lock_limiter().record_failure(ip, now);
-        audit(
-            &st,
-            "admin.setup_failed",
-            ip.to_string(),
-            "owner",
-            serde_json::json!({ "peer": ip.to_string() }),
-        )
-        .await;
+        audit_owner(&st, "admin.setup_failed", ip.to_string(), ip).await;
         return Ok(pre_form(StatusCode::FORBIDDEN, "Owner setup", |pre| {
             views::setup_form(pre, Some("The setup token is wrong."))
         }));
@@ -218,18 +224,8 @@ async fn setup_submit(
             views::setup_form(pre, Some(&p))
         }));
     }
-    let dir = st.state_dir.clone();
-    tokio::task::spawn_blocking(move || owner::set_owner_password(&dir, &password))
-        .await
-        .map_err(|e| PageError::Internal(e.to_string()))??;
-    audit(
-        &st,
-        "admin.setup",
-        actor(peer),
-        "owner",
-        serde_json::json!({ "peer": ip.to_string() }),
-    )
-    .await;
+    store_owner_password(&st, password).await?;
+    audit_owner(&st, "admin.setup", actor(peer), ip).await;
     tracing::info!(peer = %ip, "admin page: owner password set; setup token discarded");
     Ok(redirect("/login?setup=done"))
 }
@@ -267,47 +263,20 @@ async fn login_submit(
     }
     let ip = ip_of(peer);
     if st.lock_limiter().locked(ip, st.clock.now()) {
-        audit(
-            &st,
-            "admin.login_locked",
-            ip.to_string(),
-            "owner",
-            serde_json::json!({ "peer": ip.to_string() }),
-        )
-        .await;
+        audit_owner(&st, "admin.login_locked", ip.to_string(), ip).await;
         return Err(PageError::TooManyAttempts(
             "Too many failed logins. Logins are locked for a while; try again later.".into(),
         ));
     }
     let password = zeroize::Zeroizing::new(form.require("password")?.to_string());
-    let dir = st.state_dir.clone();
-    let ok = tokio::task::spawn_blocking(move || owner::verify_owner_password(&dir, &password))
-        .await
-        .map_err(|e| PageError::Internal(e.to_string()))??;
-    if !ok {
-        st.lock_limiter().record_failure(ip, st.clock.now());
-        audit(
-            &st,
-            "admin.login_failed",
-            ip.to_string(),
-            "owner",
-            serde_json::json!({ "peer": ip.to_string() }),
-        )
-        .await;
+    if !owner_password_ok(&st, ip, password).await? {
+        audit_owner(&st, "admin.login_failed", ip.to_string(), ip).await;
         return Ok(pre_form(StatusCode::UNAUTHORIZED, "Log in", |pre| {
             views::login_form(pre, Some("Wrong password."))
         }));
     }
-    st.lock_limiter().record_success(ip);
     let id = st.sessions.create(st.clock.now());
-    audit(
-        &st,
-        "admin.login",
-        actor(peer),
-        "owner",
-        serde_json::json!({ "peer": ip.to_string() }),
-    )
-    .await;
+    audit_owner(&st, "admin.login", actor(peer), ip).await;
     let mut r = redirect("/");
     r.headers_mut()
         .append(header::SET_COOKIE, set_cookie(COOKIE_NAME, &id, None));
@@ -616,6 +585,127 @@ async fn audit_verify(State(st): St, headers: HeaderMap, body: Body) -> PageResu
     let (sess, _) = authorize_post(&st, &headers, body)?;
     let verdict = st.backend.audit_verify().await?;
     render_audit(&st, &sess, None, Some(&verdict)).await
+}
+
+// ---- owner password ----
+
+/// Checks `password` against the owner's hash (argon2, off the async
+/// threads); a wrong one counts towards `ip`'s lockout, a right one clears it.
+async fn owner_password_ok(
+    st: &AppState,
+    ip: IpAddr,
+    password: zeroize::Zeroizing<String>,
+) -> Result<bool, PageError> {
+    let dir = st.state_dir.clone();
+    let ok = tokio::task::spawn_blocking(move || owner::verify_owner_password(&dir, &password))
+        .await
+        .map_err(|e| PageError::Internal(e.to_string()))??;
+    if ok {
+        st.lock_limiter().record_success(ip);
+    } else {
+        st.lock_limiter().record_failure(ip, st.clock.now());
+    }
+    Ok(ok)
+}
+
+/// Hashes and stores a new owner password (off the async threads).
+async fn store_owner_password(
+    st: &AppState,
+    password: zeroize::Zeroizing<String>,
+) -> Result<(), PageError> {
+    let dir = st.state_dir.clone();
+    tokio::task::spawn_blocking(move || owner::set_owner_password(&dir, &password))
+        .await
+        .map_err(|e| PageError::Internal(e.to_string()))?
+        .map_err(PageError::from)
+}
+
+async fn password_page(State(st): St, headers: HeaderMap) -> PageResult {
+    let sess = match session_or_redirect(&st, &headers) {
+        Ok(s) => s,
+        Err(to) => return Ok(redirect(to)),
+    };
+    Ok(password_form(&sess, StatusCode::OK, None))
+}
+
+fn password_form(sess: &SessionView, status: StatusCode, error: Option<&str>) -> Response {
+    let c = ctx(sess);
+    let page = views::page(
+        &c,
+        Nav::Password,
+        "Owner password",
+        views::password_form(&c, error),
+    );
+    (status, html(page)).into_response()
+}
+
+/// Changes the owner password: the current one is checked (failures count
+/// towards the login lockout), the new one must pass the setup rules, and
+/// every session but this one ends.
+async fn password_submit(
+    State(st): St,
+    Extension(peer): Extension<PeerAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> PageResult {
+    let (sess, form) = authorize_post(&st, &headers, body)?;
+    let ip = ip_of(peer);
+    if st.lock_limiter().locked(ip, st.clock.now()) {
+        return Err(PageError::TooManyAttempts(
+            "Too many wrong passwords. Wait and try again later.".into(),
+        ));
+    }
+    let current = zeroize::Zeroizing::new(form.require("current")?.to_string());
+    let password = zeroize::Zeroizing::new(form.require("password")?.to_string());
+    let again = zeroize::Zeroizing::new(form.require("password2")?.to_string());
+    // One change at a time (the hash file is replaced through one temp name).
+    let _guard = st.setup_lock.lock().await;
+    if !owner_password_ok(&st, ip, current.clone()).await? {
+        audit(
+            &st,
+            "admin.password_change_failed",
+            actor(peer),
+            "owner",
+            serde_json::json!({ "peer": ip.to_string(), "reason": "wrong current password" }),
+        )
+        .await;
+        return Ok(password_form(
+            &sess,
+            StatusCode::UNAUTHORIZED,
+            Some("The current password is wrong; nothing was changed."),
+        ));
+    }
+    let problem = owner::password_problem(&password)
+        .or_else(|| {
+            (!ct_eq(&password, &again)).then(|| "The two new passwords differ.".to_string())
+        })
+        .or_else(|| {
+            ct_eq(&password, &current)
+                .then(|| "The new password is the same as the current one.".to_string())
+        });
+    if let Some(p) = problem {
+        return Ok(password_form(
+            &sess,
+            StatusCode::BAD_REQUEST,
+            Some(&format!("{p} Nothing was changed.")),
+        ));
+    }
+    store_owner_password(&st, password).await?;
+    // Every other browser is logged out; this one gets a fresh session.
+    st.sessions.clear();
+    let id = st.sessions.create(st.clock.now());
+    audit_owner(&st, "admin.password_changed", actor(peer), ip).await;
+    tracing::info!(peer = %ip, "admin page: owner password changed; other sessions ended");
+    if let Some(new) = st.sessions.get(&id, st.clock.now()) {
+        st.sessions.set_flash(
+            &new.key,
+            "Password changed. Every other browser was logged out.".into(),
+        );
+    }
+    let mut r = redirect("/");
+    r.headers_mut()
+        .append(header::SET_COOKIE, set_cookie(COOKIE_NAME, &id, None));
+    Ok(r)
 }
 
 // ---- security reset ----

@@ -16,6 +16,7 @@ pub enum Nav {
     Approvals,
     Audit,
     Updates,
+    Password,
     Reset,
 }
 
@@ -27,6 +28,7 @@ const NAV: &[(Nav, &str, &str)] = &[
     (Nav::Approvals, "/approvals", "Approvals"),
     (Nav::Audit, "/audit", "Audit"),
     (Nav::Updates, "/updates", "Updates"),
+    (Nav::Password, "/password", "Password"),
     (Nav::Reset, "/security-reset", "Security reset"),
 ];
 
@@ -405,6 +407,23 @@ pub fn updates(ctx: &PageCtx, status: Result<&serde_json::Value, &str>) -> Marku
             noscript { p { "Uploading needs JavaScript (for the progress bar). From a shell: " code { "coworkctl update apply FILE|URL" } "." } }
         }
     }
+}
+
+pub fn password_form(ctx: &PageCtx, error: Option<&str>) -> Markup {
+    html! { section.card {
+        p { "Changing the owner password logs out every other browser." }
+        @if let Some(e) = error { p.error role="alert" id="password-error" { (e) } }
+        form method="post" action="/password" {
+            (csrf_field(&ctx.csrf))
+            label for="current" { "Current password" }
+            input type="password" id="current" name="current" autocomplete="current-password" required;
+            label for="password" { "New password (at least 12 characters)" }
+            input type="password" id="password" name="password" autocomplete="new-password" minlength="12" required;
+            label for="password2" { "New password again" }
+            input type="password" id="password2" name="password2" autocomplete="new-password" minlength="12" required;
+            p { button type="submit" id="change-password" { "Change password" } }
+        }
+    } }
 }
 
 pub fn reset_form(ctx: &PageCtx) -> Markup {

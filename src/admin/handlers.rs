@@ -217,8 +217,7 @@ async fn setup_submit(
     }
     let password = zeroize::Zeroizing::new(form.require("password")?.to_string());
     let again = zeroize::Zeroizing::new(form.require("password2")?.to_string());
-    let problem = owner::password_problem(&password)
-        .or_else(|| (!ct_eq(&password, &again)).then(|| "The two passwords differ.".to_string()));
+    let problem = owner::new_password_problem(&password, &again);
     if let Some(p) = problem {
         return Ok(pre_form(StatusCode::BAD_REQUEST, "Owner setup", |pre| {
             views::setup_form(pre, Some(&p))
@@ -675,14 +674,10 @@ async fn password_submit(
             Some("The current password is wrong; nothing was changed."),
         ));
     }
-    let problem = owner::password_problem(&password)
-        .or_else(|| {
-            (!ct_eq(&password, &again)).then(|| "The two new passwords differ.".to_string())
-        })
-        .or_else(|| {
-            ct_eq(&password, &current)
-                .then(|| "The new password is the same as the current one.".to_string())
-        });
+    let problem = owner::new_password_problem(&password, &again).or_else(|| {
+        ct_eq(&password, &current)
+            .then(|| "The new password is the same as the current one.".to_string())
+    });
     if let Some(p) = problem {
         return Ok(password_form(
             &sess,

@@ -102,6 +102,15 @@ pub(crate) fn password_problem(password: &str) -> Option<String> {
     None
 }
 
+/// Why a new password typed twice (`again`) is not acceptable: the rules of
+/// [`password_problem`], then the two must match (compared in constant time).
+pub(crate) fn new_password_problem(password: &str, again: &str) -> Option<String> {
+    password_problem(password).or_else(|| {
+        (!bool::from(password.as_bytes().ct_eq(again.as_bytes())))
+            .then(|| "The two passwords differ.".to_string())
+    })
+}
+
 /// Hash and store the owner password, then remove the setup token.
 pub(crate) fn set_owner_password(state_dir: &Path, password: &str) -> Result<(), AdminError> {
     let salt = SaltString::generate(&mut rand::rngs::OsRng);

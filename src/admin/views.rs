@@ -130,12 +130,21 @@ pub fn setup_form(pre: &str, error: Option<&str>) -> Markup {
             (csrf_field(pre))
             label for="token" { "Setup token" }
             input type="text" id="token" name="token" autocomplete="off" required size="44";
-            label for="password" { "Owner password (at least 12 characters)" }
-            input type="password" id="password" name="password" autocomplete="new-password" required minlength="12";
-            label for="password2" { "Repeat the password" }
-            input type="password" id="password2" name="password2" autocomplete="new-password" required minlength="12";
+            (new_password_inputs("Owner password", "Repeat the password"))
             p { button type="submit" id="setup-submit" { "Set owner password" } }
         }
+    }
+}
+
+/// The two inputs of a new owner password (`password`, `password2`), with the
+/// minimum length the server enforces.
+fn new_password_inputs(label: &str, again_label: &str) -> Markup {
+    let min = super::owner::MIN_PASSWORD_CHARS;
+    html! {
+        label for="password" { (label) " (at least " (min) " characters)" }
+        input type="password" id="password" name="password" autocomplete="new-password" required minlength=(min);
+        label for="password2" { (again_label) }
+        input type="password" id="password2" name="password2" autocomplete="new-password" required minlength=(min);
     }
 }
 
@@ -417,10 +426,7 @@ pub fn password_form(ctx: &PageCtx, error: Option<&str>) -> Markup {
             (csrf_field(&ctx.csrf))
             label for="current" { "Current password" }
             input type="password" id="current" name="current" autocomplete="current-password" required;
-            label for="password" { "New password (at least 12 characters)" }
-            input type="password" id="password" name="password" autocomplete="new-password" minlength="12" required;
-            label for="password2" { "New password again" }
-            input type="password" id="password2" name="password2" autocomplete="new-password" minlength="12" required;
+            (new_password_inputs("New password", "New password again"))
             p { button type="submit" id="change-password" { "Change password" } }
         }
     } }

@@ -50,6 +50,10 @@ enum Command {
         /// A pipe from the supervisor: when it closes, exit at once.
         #[arg(long, value_name = "FD")]
         lifeline_fd: Option<i32>,
+        /// Serve this component's own socket in DIR instead of RUNTIME_DIR/NAME/
+        /// (the sandbox's own unit); peers are still reached under --runtime-dir.
+        #[arg(long, value_name = "DIR")]
+        socket_dir: Option<PathBuf>,
     },
     /// Run commands in the sandbox without the daemon (operators, tests, benchmarks).
     Sandbox {
@@ -116,7 +120,14 @@ fn main() -> ExitCode {
             log,
             delegated_cgroup,
             lifeline_fd,
-        }) => cowork::component::run(name, paths, log, delegated_cgroup, lifeline_fd),
+            socket_dir,
+        }) => cowork::component::run(
+            name,
+            paths.with_own_socket_dir(socket_dir),
+            log,
+            delegated_cgroup,
+            lifeline_fd,
+        ),
         Some(Command::Sandbox { cmd }) => return exit_code(cowork::sandbox::dispatch(cmd)),
         Some(Command::Update(UpdateCommand::Verify(a))) => {
             return exit_code(cowork::update::cli::verify_cli(&a));

@@ -24,7 +24,12 @@ pub const SHARED_GROUP: &str = "cowork";
 pub struct Paths {
     pub config: PathBuf,
     pub state_dir: PathBuf,
+    /// Where every component's socket is reached (`$RUNTIME/NAME/NAME.sock`).
     pub runtime_dir: PathBuf,
+    /// Where this process serves its own socket, when not under `runtime_dir`:
+    /// the sandbox run by its own unit serves in `/run/cowork-sandbox/sandbox`
+    /// (its RuntimeDirectory) and still reaches its peers under `/run/cowork`.
+    pub own_socket_dir: Option<PathBuf>,
 }
 
 impl Paths {
@@ -33,7 +38,14 @@ impl Paths {
             config,
             state_dir,
             runtime_dir,
+            own_socket_dir: None,
         }
+    }
+
+    /// The same paths, with this process's own socket served in `dir`.
+    pub fn with_own_socket_dir(mut self, dir: Option<PathBuf>) -> Paths {
+        self.own_socket_dir = dir;
+        self
     }
 
     /// `$RUNTIME/control.sock`
@@ -62,6 +74,15 @@ impl Paths {
     pub fn component_socket(&self, c: Component) -> PathBuf {
         self.component_runtime_dir(c)
             .join(format!("{}.sock", c.name()))
+    }
+
+    /// Where component `c`, run in this process, serves its socket: in
+    /// `own_socket_dir` when one was given, else `$RUNTIME/NAME/NAME.sock`.
+    pub fn serve_socket(&self, c: Component) -> PathBuf {
+        match &self.own_socket_dir {
+            Some(dir) => dir.join(format!("{}.sock", c.name())),
+            None => self.component_socket(c),
+        }
     }
 
     /// `$STATE/NAME/` — the data a component owns.
@@ -95,8 +116,29 @@ mod tests {
         );
         assert_eq!(p.control_socket(), PathBuf::from("/r/control.sock"));
         assert_eq!(
+            p.serve_socket(Component::Sandbox),
+            p.component_socket(Component::Sandbox)
+        );
+        assert_eq!(
             Paths::config_dropin_dir(Path::new("/etc/cowork/coworkd.toml")),
             PathBuf::from("/etc/cowork/coworkd.toml.d")
+        );
+    }
+
+    /// The sandbox's own unit serves in its RuntimeDirectory, but its peers (the
+    /// audit trail) are reached under the appliance's runtime directory: an
+    /// audit socket derived from the serving directory never exists (#17).
+    #[test]
+    fn own_socket_dir_moves_only_the_served_socket() {
+        let p = Paths::new("/c.toml".into(), "/s".into(), "/run/cowork".into())
+            .with_own_socket_dir(Some("/run/cowork-sandbox/sandbox".into()));
+        assert_eq!(
+            p.serve_socket(Component::Sandbox),
+            PathBuf::from("/run/cowork-sandbox/sandbox/sandbox.sock")
+        );
+        assert_eq!(
+            p.component_socket(Component::Audit),
+            PathBuf::from("/run/cowork/audit/audit.sock")
         );
     }
 }

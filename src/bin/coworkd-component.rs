@@ -26,8 +26,14 @@ struct Args {
     config: PathBuf,
     #[arg(long)]
     state_dir: PathBuf,
+    /// The appliance's runtime directory: every component's socket is reached
+    /// under it.
     #[arg(long)]
     runtime_dir: PathBuf,
+    /// Serve this component's own socket in DIR instead of RUNTIME_DIR/NAME/
+    /// (the sandbox's own unit: its RuntimeDirectory, /run/cowork-sandbox/sandbox).
+    #[arg(long, value_name = "DIR")]
+    socket_dir: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "stderr")]
     log: LogTarget,
     /// Sandbox only: systemd delegated this process's cgroup to it (the
@@ -51,7 +57,8 @@ fn main() -> ExitCode {
         return ExitCode::from(u8::try_from(cowork::sandbox::init_main()).unwrap_or(125));
     }
     let args = Args::parse();
-    let paths = Paths::new(args.config, args.state_dir, args.runtime_dir);
+    let paths = Paths::new(args.config, args.state_dir, args.runtime_dir)
+        .with_own_socket_dir(args.socket_dir);
     match cowork::component::run(
         args.name,
         paths,

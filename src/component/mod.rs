@@ -64,7 +64,7 @@ async fn serve(
     log: LogHandle,
     roles: Roles,
 ) -> anyhow::Result<()> {
-    let socket = paths.component_socket(component);
+    let socket = paths.serve_socket(component);
     // 0660: the supervisor and peer components reach it through the shared group;
     // the directory around it (created by the supervisor) keeps everyone else out.
     let listener = ipc::bind_socket(&socket, 0o660)

@@ -60,6 +60,9 @@ impl SandboxService {
                 .map(Path::to_path_buf)
                 .unwrap_or_else(|| PathBuf::from("/etc/cowork")),
         ];
+        settings
+            .protected_paths
+            .extend(paths.own_socket_dir.iter().cloned());
         let self_exe = std::env::current_exe()?;
         let mut service = SandboxService {
             settings,

@@ -6,6 +6,11 @@
 # and the supervisor keeps only setuid/setgid, a SIGKILLed component is healed
 # (the sandbox by its own unit), a SIGKILLed supervisor is restarted by systemd,
 # and `systemctl stop` is clean and takes the sandbox's unit with it.
+# One command goes the whole way under the shipped units: a local chat message
+# -> the agent (a fake OpenAI-compatible server on loopback, fake-llm.py) ->
+# run_command -> the guard asks -> `coworkctl approvals approve` -> the sandbox
+# (its own unit) runs it -> the audit trail has command.started/finished -> the
+# reply with the command's real output reaches the chat.
 exec >/results/log 2>&1
 set -u
 
@@ -45,6 +50,25 @@ for unit in coworkd.service cowork-sandbox.service; do
 done
 pass "systemd-analyze verify is clean"
 
+# The fake LLM, and the agent's drop-in naming it, before coworkd starts.
+LLM_KEY=nspawn-test-llm-key
+PROOF_COMMAND='echo sandboxed-$((6*7)) > proof.txt && cat proof.txt'
+python3 /cowork-test/fake-llm.py --port-file /run/fake-llm.port --log /run/fake-llm.log \
+    --key "$LLM_KEY" --command "$PROOF_COMMAND" &
+wait_for 10 test -s /run/fake-llm.port || fail "the fake LLM did not start"
+cat > /etc/cowork/coworkd.toml.d/60-nspawn-agent.toml <<CONF
+[agent]
+provider = "openai"
+model = "fake-local"
+base_url = "http://127.0.0.1:$(cat /run/fake-llm.port)"
+secret_name = "llm_key"
+[agent.prices.fake-local]
+input_usd_per_mtok = 0.0
+output_usd_per_mtok = 0.0
+CONF
+pass "fake LLM on 127.0.0.1:$(cat /run/fake-llm.port), agent configured"
+
+[ "$(systemctl is-active coworkd.service)" = inactive ] || fail "coworkd.service started before the test started it"
 systemctl start --no-block coworkd.service
 wait_for 15 bash -c '[ "$(systemctl is-active coworkd.service)" = active ]' || fail "coworkd.service did not become active"
 [ "$(systemctl is-active coworkd.service)" = active ] || fail "unit not active"
@@ -104,6 +128,29 @@ echo "journal entries with COMPONENT=audit: $n"
 n=$(journal_count '.COMPONENT=="supervisor" and .CHILD=="audit" and (.MESSAGE | test("component up"))')
 [ "$n" -gt 0 ] || fail "journald has no structured supervisor entries"
 pass "journald holds structured fields"
+
+# --- one command through gateway -> guard -> approval -> sandbox -> audit ---
+printf '%s' "$LLM_KEY" | coworkctl secret set llm_key >/dev/null || fail "secret set llm_key"
+code=$(coworkctl pair new --channel local --json | jq -r .code)
+paired=$(coworkctl chat "/pair $code" 2>&1)
+[[ "$paired" == *Paired* ]] || fail "pairing the local user: $paired"
+asked=$(timeout 60 coworkctl chat "please write the proof file" 2>&1)
+echo "chat: $asked"
+[[ "$asked" == *"needs the owner's approval"* ]] || fail "the guard did not ask for approval: $asked"
+approval=$(coworkctl approvals list --json | jq -r '.[0].id')
+[ -n "$approval" ] && [ "$approval" != null ] || fail "no pending approval: $(coworkctl approvals list 2>&1)"
+coworkctl approvals approve "$approval" || fail "approving $approval"
+wait_for 60 bash -c 'coworkctl chat --inbox > /run/inbox.txt 2>&1; grep -q "The command printed" /run/inbox.txt' \
+    || fail "no answer after the approval: $(cat /run/inbox.txt); $(journalctl -u cowork-sandbox.service --no-pager -n 20)"
+echo "inbox: $(cat /run/inbox.txt)"
+grep -q 'sandboxed-42' /run/inbox.txt || fail "the command's output did not reach the chat: $(cat /run/inbox.txt)"
+kinds=$(coworkctl audit tail -n 200 --json | jq -r .kind | tr '\n' ' ')
+for k in approval.requested approval.approved command.started command.finished task.completed; do
+    [[ " $kinds" == *" $k "* ]] || fail "no $k in the audit trail: $kinds"
+done
+coworkctl audit verify >/dev/null || fail "audit verify after the command"
+grep -q '"authorized": false' /run/fake-llm.log && fail "the LLM saw a request without the stored key"
+pass "a command ran through gateway -> guard -> approval -> sandbox -> audit under the shipped units"
 
 old=$(component_pid gateway)
 kill -KILL "$old"

@@ -42,11 +42,15 @@ grep -q '^ExecStart=/usr/local/bin/coworkd --external-sandbox' "$work/units/cowo
 # systemd-nspawn gives the container no cgroup to delegate, so the sandbox cannot
 # have its memory/pids/cpu cgroup here; accept rlimits for this test so the
 # self-test still proves namespaces, landlock and seccomp work under the unit.
+# (Writable: in-container.sh adds the agent's drop-in pointing at its fake LLM.)
 mkdir -p "$work/config.d"
 cat > "$work/config.d/50-nspawn-test.toml" <<'CONF'
 [sandbox]
 require_full_isolation = false
 CONF
+# A volatile /etc is a first boot, where systemd applies presets ("enable *"):
+# coworkd.service would start before the test driver. The driver starts it.
+printf 'disable coworkd.service\n' > "$work/units/00-cowork-test.preset"
 cat > "$work/units/cowork-test.service" <<'UNIT'
 [Unit]
 Description=CoWork systemd integration test driver
@@ -68,9 +72,10 @@ timeout 300 systemd-nspawn -D / --volatile=yes --register=no --keep-unit --quiet
     --bind-ro="$work/units/cowork-sandbox.service.d:/etc/systemd/system/cowork-sandbox.service.d" \
     --bind-ro="$top/systemd/tmpfiles.d/cowork.conf:/etc/tmpfiles.d/cowork.conf" \
     --bind-ro="$work/units/cowork-test.service:/etc/systemd/system/cowork-test.service" \
+    --bind-ro="$work/units/00-cowork-test.preset:/etc/systemd/system-preset/00-cowork-test.preset" \
     --bind-ro="$top/systemd/sysusers.d/cowork.conf:/etc/sysusers.d/cowork.conf" \
     --bind-ro="$top/config/coworkd.toml:/etc/cowork/coworkd.toml" \
-    --bind-ro="$work/config.d:/etc/cowork/coworkd.toml.d" \
+    --bind="$work/config.d:/etc/cowork/coworkd.toml.d" \
     --bind-ro="$top/tests/systemd:/cowork-test" \
     --bind="$work/results:/results" \
     -b systemd.firstboot=off systemd.wants=cowork-test.service \

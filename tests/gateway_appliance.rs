@@ -17,10 +17,11 @@ mod gateway_transport_common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
 use common::{DEV_CONFIG, Instance, wait_until};
+use gateway_transport_common::telegram::{self, SharedTelegram, dm};
 use gateway_transport_common::{serve_tls, test_tls};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
@@ -31,45 +32,10 @@ const SLACK_SECRET: &str = "slack-signing-secret-0123456789";
 
 #[derive(Default)]
 struct Fakes {
-    tg_updates: Vec<Value>,
-    tg_sent: Vec<(String, String)>,
     slack_posted: Vec<(String, String)>,
 }
 
 type Shared = Arc<Mutex<Fakes>>;
-
-async fn telegram(
-    State(f): State<Shared>,
-    Path((bot, method)): Path<(String, String)>,
-    Json(body): Json<Value>,
-) -> Json<Value> {
-    assert_eq!(bot, format!("bot{TG_TOKEN}"));
-    let mut f = f.lock().unwrap();
-    match method.as_str() {
-        "getUpdates" => {
-            let offset = body["offset"].as_i64();
-            let result: Vec<Value> = f
-                .tg_updates
-                .iter()
-                .filter(|u| offset.is_none_or(|o| u["update_id"].as_i64().unwrap() >= o))
-                .cloned()
-                .collect();
-            drop(f);
-            if result.is_empty() {
-                // A short long-poll, so the test stays quick.
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            Json(json!({"ok": true, "result": result}))
-        }
-        "sendMessage" => {
-            let chat = body["chat_id"].to_string().trim_matches('"').to_string();
-            f.tg_sent
-                .push((chat, body["text"].as_str().unwrap().to_string()));
-            Json(json!({"ok": true, "result": {"message_id": 1}}))
-        }
-        _ => Json(json!({"ok": false})),
-    }
-}
 
 async fn slack_post(State(f): State<Shared>, Json(body): Json<Value>) -> Json<Value> {
     f.lock().unwrap().slack_posted.push((
@@ -77,19 +43,6 @@ async fn slack_post(State(f): State<Shared>, Json(body): Json<Value>) -> Json<Va
         body["text"].as_str().unwrap_or("").to_string(),
     ));
     Json(json!({"ok": true}))
-}
-
-fn dm(update_id: i64, from: i64, text: &str) -> Value {
-    json!({
-        "update_id": update_id,
-        "message": {
-            "message_id": update_id,
-            "date": 1_800_000_000,
-            "from": {"id": from, "is_bot": false, "first_name": "Ada"},
-            "chat": {"id": from, "type": "private"},
-            "text": text,
-        }
-    })
 }
 
 fn slack_event(event_id: &str, user: &str, text: &str) -> Vec<u8> {
@@ -142,14 +95,9 @@ fn now() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn telegram_and_slack_through_the_appliance() {
     let fakes: Shared = Arc::default();
+    let tg: SharedTelegram = Arc::default();
     let tls = test_tls();
-    let tg_base = serve_tls(
-        Router::new()
-            .route("/{bot}/{method}", post(telegram))
-            .with_state(fakes.clone()),
-        &tls,
-    )
-    .await;
+    let tg_base = serve_tls(telegram::router(tg.clone(), TG_TOKEN), &tls).await;
     let slack_base = serve_tls(
         Router::new()
             .route("/api/chat.postMessage", post(slack_post))
@@ -210,28 +158,22 @@ ca_file = \"{ca}\"
 
     // --- Telegram, long polling ---------------------------------------------
     let sent = |n: usize| {
-        let f = fakes.clone();
+        let f = tg.clone();
         wait_until(Duration::from_secs(10), "telegram reply", move || {
             let f = f.lock().unwrap();
-            (f.tg_sent.len() >= n).then(|| f.tg_sent[n - 1].1.clone())
+            (f.sent.len() >= n).then(|| f.sent[n - 1].1.clone())
         })
     };
-    fakes.lock().unwrap().tg_updates.push(dm(10, 42, "hello"));
+    tg.lock().unwrap().push(dm(10, 42, "hello"));
     assert!(sent(1).contains("requires pairing"));
     let code: Value =
         serde_json::from_str(&ok(&i, &["pair", "new", "--channel", "telegram", "--json"])).unwrap();
     let code = code["code"].as_str().unwrap().to_string();
-    fakes
-        .lock()
+    tg.lock()
         .unwrap()
-        .tg_updates
         .push(dm(11, 42, &format!("/pair {code}")));
     assert!(sent(2).contains("Paired"));
-    fakes
-        .lock()
-        .unwrap()
-        .tg_updates
-        .push(dm(12, 42, "summarise my inbox"));
+    tg.lock().unwrap().push(dm(12, 42, "summarise my inbox"));
     assert!(sent(3).contains("no LLM provider is configured"));
     let users = ok(&i, &["users", "list", "--json"]);
     assert!(
@@ -292,14 +234,12 @@ ca_file = \"{ca}\"
     let code: Value =
         serde_json::from_str(&ok(&i, &["pair", "new", "--channel", "telegram", "--json"])).unwrap();
     let code = code["code"].as_str().unwrap().to_string();
-    fakes
-        .lock()
+    tg.lock()
         .unwrap()
-        .tg_updates
         .push(dm(13, 43, &format!("/pair {code}")));
     let paired = wait_until(Duration::from_secs(15), "pairing after rotation", || {
-        let f = fakes.lock().unwrap();
-        f.tg_sent
+        let f = tg.lock().unwrap();
+        f.sent
             .iter()
             .find(|(chat, text)| chat == "43" && text.contains("Paired"))
             .cloned()

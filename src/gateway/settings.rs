@@ -158,8 +158,24 @@ pub struct ChannelSettings {
     pub prompt_window_secs: u64,
     pub rate_limit: RateLimitSettings,
     pub lockout: LockoutSettings,
+    /// Which tasks share a sandbox workspace (default: one per chat).
+    pub workspace: WorkspaceScope,
     /// How the channel reaches its platform (none for `local`).
     pub transport: super::runner::TransportSettings,
+}
+
+/// Which tasks of one sender share a sandbox workspace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WorkspaceScope {
+    /// One workspace per (channel, chat, sender): a group never sees what the
+    /// same sender's DM tasks wrote, nor another group's.
+    #[default]
+    PerChat,
+    /// One workspace per (channel, sender) across their DM and groups, only
+    /// when the owner says so. An approval then lapses when another task
+    /// writes the workspace before the approved command runs.
+    PerSender,
 }
 
 pub const DEFAULT_PAIRING_TTL_SECS: u64 = 300;
@@ -183,6 +199,7 @@ impl Default for ChannelSettings {
             prompt_window_secs: 3600,
             rate_limit: RateLimitSettings::default(),
             lockout: LockoutSettings::default(),
+            workspace: WorkspaceScope::default(),
             transport: Default::default(),
         }
     }

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod telegram;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

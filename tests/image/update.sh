@@ -12,6 +12,13 @@
 #              reboots each time) -> systemd-boot falls back to B v2, where
 #              `update status` says why and the downgrade is refused -> power off.
 #              Each boot is its own QEMU (a reboot ends it; see "boots" below).
+#   command:   before it applies v2, slot A v1 runs one command the whole way
+#              under the shipped units: a local chat message -> the agent (a fake
+#              OpenAI-compatible server on the host, tests/systemd/fake-llm.py,
+#              over TLS with its own CA, reached from the guest at 10.0.2.2) ->
+#              run_command -> the guard asks -> `coworkctl approvals approve` ->
+#              the sandbox (its own unit, full isolation) -> the audit trail ->
+#              the reply with the command's real output.
 # Expects from run.sh: work, disk, image, ovmf_code, accel, cpu, pids, check, ok,
 # bad, part_extract, part_offset, mid.
 
@@ -32,9 +39,45 @@ part_write() { # NAME FILE: put a partition back into the disk copy
     dd if="$2" of="$disk" bs=512 seek="$start" conv=notrunc,sparse status=none
 }
 
-# --- the test copy of slot A ------------------------------------------------------
+# --- the fake LLM on the host (TLS, its own CA) ------------------------------------
 upd=$work/update
-mkdir -p "$upd/files" "$upd/medium"
+mkdir -p "$upd/files" "$upd/medium" "$upd/llm"
+llm_key=image-test-llm-key
+(
+    cd "$upd/llm"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj /CN=cowork-image-test-ca -keyout ca.key -out ca.pem \
+        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign >/dev/null 2>&1
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=10.0.2.2 \
+        -keyout server.key -out server.csr >/dev/null 2>&1
+    printf 'subjectAltName=IP:10.0.2.2\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > server.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+        -extfile server.ext -out server.pem >/dev/null 2>&1
+)
+# Guest connections to 10.0.2.2 reach the host's 127.0.0.1 (QEMU user networking).
+python3 "$top/tests/systemd/fake-llm.py" --port-file "$upd/llm/port" --log "$upd/llm/requests.log" \
+    --key "$llm_key" --command 'echo sandboxed-$((6*7)) > proof.txt && cat proof.txt' \
+    --cert "$upd/llm/server.pem" --cert-key "$upd/llm/server.key" >"$upd/llm/server.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$upd/llm/port" ] && break; sleep 0.1; done
+llm_port=$(cat "$upd/llm/port" 2>/dev/null || true)
+check "fake LLM serving TLS on 127.0.0.1:${llm_port:-?} for the guest" [ -n "$llm_port" ]
+chmod 0644 "$upd/llm/ca.pem"
+cat > "$upd/files/60-test-agent.toml" <<CONF
+# make test-image only: the agent talks to the host's fake LLM.
+[agent]
+provider = "openai"
+model = "fake-local"
+base_url = "https://10.0.2.2:$llm_port"
+ca_file = "/etc/cowork/test-llm-ca.pem"
+secret_name = "llm_key"
+[agent.prices.fake-local]
+input_usd_per_mtok = 0.0
+output_usd_per_mtok = 0.0
+CONF
+chmod 0644 "$upd/files/60-test-agent.toml"
+
+# --- the test copy of slot A ------------------------------------------------------
 part_extract root-a "$upd/root.ext4" "$disk"
 cat > "$upd/files/test-driver" <<'EOF'
 #!/bin/sh
@@ -61,6 +104,8 @@ chmod 0755 "$upd/files/test-driver"
 e2put "$upd/root.ext4" "$upd/files/test-driver" /usr/lib/cowork/test-driver
 e2put "$upd/root.ext4" "$upd/files/cowork-test-driver.service" /usr/lib/systemd/system/cowork-test-driver.service
 e2put "$upd/root.ext4" "$pub" /usr/lib/cowork/update-keys/test.pub
+e2put "$upd/root.ext4" "$upd/llm/ca.pem" /etc/cowork/test-llm-ca.pem
+e2put "$upd/root.ext4" "$upd/files/60-test-agent.toml" /etc/cowork/coworkd.toml.d/60-test-agent.toml
 debugfs -w -R "symlink /etc/systemd/system/multi-user.target.wants/cowork-test-driver.service /usr/lib/systemd/system/cowork-test-driver.service" \
     "$upd/root.ext4" >/dev/null 2>&1
 part_write root-a "$upd/root.ext4"
@@ -110,8 +155,27 @@ mkdir -p /var/lib/cowork-test
 step=$(cat /var/lib/cowork-test/step 2>/dev/null || echo 0)
 status() { say "status-$1 $(coworkctl update status 2>&1 | tr -d '\n')"; }
 apply() { out=$(coworkctl update apply "/run/cwtest/$1.bundle" 2>&1); say "apply-$1 rc=$? $out"; }
+# One command through gateway -> guard -> approval -> sandbox -> audit.
+command_path() {
+    printf '%s' image-test-llm-key | coworkctl secret set llm_key >/dev/null 2>&1
+    code=$(coworkctl pair new --channel local --json | sed -n 's/.*"code": *"\([^"]*\)".*/\1/p')
+    say "command-pair $(coworkctl chat "/pair $code" 2>&1)"
+    asked=$(timeout 120 coworkctl chat "please write the proof file" 2>&1)
+    say "command-asked $asked"
+    id=$(echo "$asked" | grep -o 'a-[0-9a-f]\{12\}' | head -n 1)
+    say "command-approve $(coworkctl approvals approve "$id" 2>&1)"
+    n=0
+    while [ $n -lt 120 ]; do
+        inbox=$(coworkctl chat --inbox 2>&1)
+        case "$inbox" in *"The command printed"*) break ;; esac
+        n=$((n + 1)); sleep 1
+    done
+    say "command-inbox $inbox"
+    say "command-audit $(coworkctl audit tail -n 200 --json | grep -o '"kind": *"[^"]*"' | sed 's/.*"\([^"]*\)"$/\1/' | tr '\n' ' ')"
+    coworkctl audit verify >/dev/null 2>&1; say "command-verify rc=$?"
+}
 case "$v:$step" in
-1:0) status 1; apply v2; echo 1 > /var/lib/cowork-test/step; say reboot; systemctl reboot ;;
+1:0) command_path; status 1; apply v2; echo 1 > /var/lib/cowork-test/step; say reboot; systemctl reboot ;;
 2:1) status 2; apply v3; echo 2 > /var/lib/cowork-test/step; say reboot; systemctl reboot ;;
 2:2) status 3; apply v1; echo 3 > /var/lib/cowork-test/step; say poweroff; systemctl poweroff ;;
 *) say "unexpected version $v at step $step"; systemctl poweroff ;;
@@ -205,6 +269,19 @@ else
 fi
 echo "test-image: updates: $boots boots in $(( $(date +%s) - start_update ))s"
 said() { tr -d '\r' < "$serial_log" | sed -n "s/^.*cowork-test: $1 //p" | head -n 1; }
+contains() { printf '%s' "$1" | grep -q -- "$2"; } # TEXT PATTERN
+asked=$(said command-asked) reply=$(said command-inbox) audit_kinds=" $(said command-audit) "
+echo "    v1: command: ${asked:0:200}"
+echo "    v1: approve: $(said command-approve)"
+echo "    v1: reply: $reply"
+check "v1: the guard asked for the owner's approval" contains "$asked" "needs the owner's approval"
+check "v1: the approved command ran in the sandbox and its output reached the chat" contains "$reply" "sandboxed-42"
+for k in approval.requested approval.approved command.started command.finished task.completed; do
+    check "v1: $k in the audit trail" contains "$audit_kinds" " $k "
+done
+check "v1: the audit trail verifies after the command ($(said command-verify))" [ "$(said command-verify)" = "rc=0" ]
+check "v1: the fake LLM got requests, each with the stored key ($(grep -c . "$upd/llm/requests.log" 2>/dev/null || echo 0))" \
+    sh -c "grep -q '\"authorized\": true' '$upd/llm/requests.log' && ! grep -q '\"authorized\": false' '$upd/llm/requests.log'"
 st1=$(said status-1) st2=$(said status-2) st3=$(said status-3)
 a2=$(said apply-v2) a3=$(said apply-v3) a1=$(said apply-v1)
 echo "    v1: status $st1"

@@ -17,6 +17,9 @@ impl Inner {
         request: ApprovalRequest,
     ) {
         let approval_id = new_id("a");
+        // What the owner is shown is the workspace as it is now: a write by
+        // another task before the run makes this approval lapse.
+        let generation = self.writes.generation(&scope.workspace);
         let ttl = self.settings.approval_ttl_secs;
         let requested = {
             let db = lock(&self.db);
@@ -72,6 +75,7 @@ impl Inner {
                 tool_use_id,
                 approval_id: approval_id.clone(),
                 request,
+                generation,
                 scope,
             });
         }
@@ -111,11 +115,12 @@ impl Inner {
     /// Continue a paused task with `start`.
     pub(super) fn resume(self: &Arc<Self>, id: String, p: Paused, start: Start) {
         if let Some(l) = lock(&self.live).get_mut(&id) {
-            l.resuming = Some((
-                p.tool_use_id.clone(),
-                p.approval_id.clone(),
-                p.request.clone(),
-            ));
+            l.resuming = Some(PausedCall {
+                tool_use_id: p.tool_use_id.clone(),
+                approval_id: p.approval_id.clone(),
+                request: p.request.clone(),
+                generation: p.generation,
+            });
         }
         let me = Arc::clone(self);
         tokio::spawn(async move { me.drive(id, p.agent, p.history, p.scope, start).await });

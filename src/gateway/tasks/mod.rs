@@ -44,7 +44,7 @@ use tokio_util::sync::CancellationToken;
 pub use replies::{Outbound, Replies};
 pub use tools::SandboxClient;
 
-use self::tools::{FileTool, RunCommandTool, SandboxFileTool, TaskScope};
+use self::tools::{FileTool, RunCommandTool, SandboxFileTool, TaskScope, WorkspaceWrites};
 use super::error::GatewayError;
 use super::inbound::Context;
 use super::service::LOCAL_CHANNEL;
@@ -123,6 +123,9 @@ pub struct RuntimeSetup {
     pub sandbox_socket: PathBuf,
     /// `$STATE/gateway`: `state.db` and the memory notes.
     pub state_dir: PathBuf,
+    /// Channels whose senders share one workspace across their chats
+    /// (`workspace = "per-sender"`); every other channel has one per chat.
+    pub shared_workspaces: std::collections::BTreeSet<String>,
 }
 
 /// The runtime's setup from the configuration (`None` without `[agent]`).
@@ -136,6 +139,12 @@ pub fn runtime_setup(
         command_timeout_secs: config.limits.command_timeout_secs,
         sandbox_socket: paths.component_socket(crate::ipc::Component::Sandbox),
         state_dir: paths.component_state_dir(crate::ipc::Component::Gateway),
+        shared_workspaces: config
+            .channels
+            .iter()
+            .filter(|(_, c)| c.workspace == super::settings::WorkspaceScope::PerSender)
+            .map(|(name, _)| name.clone())
+            .collect(),
     })
 }
 
@@ -232,6 +241,17 @@ struct Paused {
     approval_id: String,
     request: ApprovalRequest,
     scope: TaskScope,
+    /// The workspace's write generation when the approval was asked.
+    generation: u64,
+}
+
+/// The paused call of a task being resumed.
+#[derive(Debug)]
+struct PausedCall {
+    tool_use_id: String,
+    approval_id: String,
+    request: ApprovalRequest,
+    generation: u64,
 }
 
 /// A task this process is running or holding.
@@ -241,9 +261,8 @@ struct Live {
     cancel: CancellationToken,
     run: Arc<Mutex<Option<u64>>>,
     paused: Option<Paused>,
-    /// While a paused task is being resumed: its paused call (tool use id,
-    /// approval id, request).
-    resuming: Option<(String, String, ApprovalRequest)>,
+    /// While a paused task is being resumed: its paused call.
+    resuming: Option<PausedCall>,
 }
 
 /// How a run (re)starts.
@@ -276,6 +295,8 @@ struct Inner {
     db: Mutex<Connection>,
     memory: Arc<FileMemoryStore>,
     command_timeout_secs: u64,
+    shared_workspaces: std::collections::BTreeSet<String>,
+    writes: Arc<WorkspaceWrites>,
     live: Mutex<HashMap<String, Live>>,
     conversations: Mutex<HashMap<(String, String, String), Vec<Message>>>,
     /// Tasks marked interrupted at start, announced once in the trail.
@@ -344,12 +365,21 @@ fn parse_decision(text: &str) -> Option<(bool, String)> {
     }
 }
 
-/// The workspace of one user: a stable name the sandbox accepts, derived
-/// from `channel:sender` (which may hold any characters).
-fn workspace_of(requester: &str) -> String {
+/// The workspace of a task's context: a stable name the sandbox accepts.
+/// A sender's DM keeps the name derived from `channel:sender` (the DM is their
+/// one chat there); each group chat gets its own, so a group never lists what
+/// the DM tasks wrote. `shared`: one per sender across every chat, as the owner
+/// chose for the channel.
+fn workspace_of(origin: &Origin, shared: bool) -> String {
     use sha2::Digest;
-    let digest = sha2::Sha256::digest(requester.as_bytes());
-    format!("u-{}", hex::encode(&digest[..8]))
+    let mut h = sha2::Sha256::new();
+    h.update(origin.requester().as_bytes());
+    if origin.group && !shared {
+        // NUL cannot occur in a requester, so no group id can collide with a DM.
+        h.update(b"\0group\0");
+        h.update(origin.chat.as_bytes());
+    }
+    format!("u-{}", hex::encode(&h.finalize()[..8]))
 }
 
 /// Drop old messages, starting the kept part at a plain user message (never
@@ -429,6 +459,8 @@ impl AgentRuntime {
                 db: Mutex::new(db),
                 memory,
                 command_timeout_secs: setup.command_timeout_secs,
+                shared_workspaces: setup.shared_workspaces,
+                writes: Arc::new(WorkspaceWrites::default()),
                 live: Mutex::new(HashMap::new()),
                 conversations: Mutex::new(HashMap::new()),
                 interrupted_at_start: Mutex::new((interrupted > 0).then_some(interrupted)),
@@ -600,7 +632,8 @@ impl Inner {
         let scope = TaskScope {
             task_id: id.clone(),
             requester: requester.clone(),
-            workspace: workspace_of(&requester),
+            workspace: workspace_of(&origin, self.shared_workspaces.contains(&origin.channel)),
+            writes: Arc::clone(&self.writes),
             sandbox: Arc::clone(&self.sandbox),
             trail: Arc::clone(&self.trail),
             run: Arc::clone(&run),
@@ -702,7 +735,13 @@ impl Inner {
                     .await
             }
             Start::Approved { approver } => {
-                let Some((tool_use_id, approval_id, request)) = self.paused_request(&id) else {
+                let Some(PausedCall {
+                    tool_use_id,
+                    approval_id,
+                    request,
+                    generation,
+                }) = self.paused_request(&id)
+                else {
                     return;
                 };
                 let usable = {
@@ -711,6 +750,25 @@ impl Inner {
                         .and_then(|a| a.take(&approval_id, &request.command, &request.cwd, now()))
                         .unwrap_or(false)
                 };
+                let now_generation = self.writes.generation(&scope.workspace);
+                if usable && now_generation != generation {
+                    // Another task wrote the workspace after the owner was
+                    // asked: what they approved is not what would run.
+                    self.trail
+                        .note(
+                            "approval.lapsed",
+                            &scope.requester,
+                            json!({"task": id, "approval": approval_id, "command": request.command,
+                                   "workspace": scope.workspace, "why": "workspace_changed"}),
+                        )
+                        .await;
+                    let Some(origin) = lock(&self.live).get(&id).map(|l| l.origin.clone()) else {
+                        return;
+                    };
+                    self.pause(id, origin, agent, history, scope, tool_use_id, request)
+                        .await;
+                    return;
+                }
                 let result = if !usable {
                     ToolOutcome::Denied("the approval does not match this command any more".into())
                 } else {
@@ -728,11 +786,11 @@ impl Inner {
     }
 
     fn paused_call(&self, id: &str) -> Option<String> {
-        self.paused_request(id).map(|(t, _, _)| t)
+        self.paused_request(id).map(|c| c.tool_use_id)
     }
 
     /// The paused call of a task being resumed (kept in `Live` until settled).
-    fn paused_request(&self, id: &str) -> Option<(String, String, ApprovalRequest)> {
+    fn paused_request(&self, id: &str) -> Option<PausedCall> {
         let mut live = lock(&self.live);
         let resuming = live.get_mut(id)?.resuming.take()?;
         Some(resuming)
@@ -920,9 +978,59 @@ mod tests {
 
     #[test]
     fn workspace_names_are_fixed_form() {
-        let w = workspace_of("telegram:../../etc");
+        let o = |sender: &str, chat: &str, group: bool| Origin {
+            channel: "telegram".into(),
+            chat: chat.into(),
+            sender: sender.into(),
+            group,
+        };
+        let w = workspace_of(&o("../../etc", "../../etc", false), false);
         assert!(w.starts_with("u-") && w.len() == 18, "{w}");
-        assert_ne!(w, workspace_of("telegram:1"));
+        assert_ne!(w, workspace_of(&o("1", "1", false), false));
+        // A DM keeps the name it had when workspaces were per sender.
+        assert_eq!(w, {
+            use sha2::Digest;
+            let d = sha2::Sha256::digest(b"telegram:../../etc");
+            format!("u-{}", hex::encode(&d[..8]))
+        });
+    }
+
+    /// Issue 17.4: a group and the same sender's DM shared one workspace.
+    #[test]
+    fn each_chat_has_its_own_workspace_unless_the_channel_shares() {
+        let o = |chat: &str, group: bool| Origin {
+            channel: "telegram".into(),
+            chat: chat.into(),
+            sender: "111".into(),
+            group,
+        };
+        let dm = workspace_of(&o("111", false), false);
+        let g1 = workspace_of(&o("-100", true), false);
+        let g2 = workspace_of(&o("-200", true), false);
+        assert_ne!(dm, g1);
+        assert_ne!(g1, g2);
+        // Another sender in the same group has a workspace of their own.
+        let other = Origin {
+            sender: "222".into(),
+            ..o("-100", true)
+        };
+        assert_ne!(workspace_of(&other, false), g1);
+        // per-sender: one across the DM and every group.
+        assert_eq!(workspace_of(&o("-100", true), true), dm);
+        assert_eq!(workspace_of(&o("-200", true), true), dm);
+    }
+
+    #[test]
+    fn a_write_moves_the_workspace_generation_before_and_after() {
+        let w = WorkspaceWrites::default();
+        assert_eq!(w.generation("u-1"), 0);
+        {
+            let _g = w.writing("u-1");
+            // Seen as changed while the write is in progress.
+            assert_eq!(w.generation("u-1"), 1);
+        }
+        assert_eq!(w.generation("u-1"), 2);
+        assert_eq!(w.generation("u-2"), 0);
     }
 
     #[test]

@@ -34,8 +34,10 @@ pub struct TaskScope {
     pub task_id: String,
     /// `channel:sender`
     pub requester: String,
-    /// The sandbox workspace name of this user.
+    /// The sandbox workspace name of this task's context.
     pub workspace: String,
+    /// Write generations of every workspace (shared by the runtime's tasks).
+    pub writes: Arc<WorkspaceWrites>,
     pub sandbox: Arc<SandboxClient>,
     pub trail: Arc<dyn Trail>,
     /// The sandbox run in flight, if any (for cancel).
@@ -81,6 +83,8 @@ impl TaskScope {
         let wait = Duration::from_secs(self.command_timeout_secs) + SANDBOX_SLACK;
         // Cleared however the call ends (a dropped future included).
         let _clear = ClearOnDrop(Arc::clone(&self.run));
+        // A command may write anything in its workspace, while it runs too.
+        let _written = self.writes.writing(&self.workspace);
         let answer = self.sandbox.call_with_timeout(request, wait).await;
         self.trail
             .note(
@@ -98,6 +102,40 @@ impl TaskScope {
             Ok(_) => ToolOutcome::Failed("the sandbox gave an unexpected answer".to_string()),
             Err(e) => ToolOutcome::Failed(format!("the sandbox is unreachable: {e}")),
         }
+    }
+}
+
+/// A counter per workspace, moved on every command run and file write, so an
+/// approval can tell whether the workspace is still as the owner saw it.
+#[derive(Debug, Default)]
+pub struct WorkspaceWrites {
+    generations: Mutex<std::collections::HashMap<String, u64>>,
+}
+
+impl WorkspaceWrites {
+    pub fn generation(&self, workspace: &str) -> u64 {
+        lock(&self.generations).get(workspace).copied().unwrap_or(0)
+    }
+
+    fn bump(&self, workspace: &str) {
+        let mut g = lock(&self.generations);
+        let n = g.entry(workspace.to_string()).or_insert(0);
+        *n = n.wrapping_add(1);
+    }
+
+    /// Moves the generation now and again when the returned guard drops (a
+    /// write in progress is a change whichever side of it an approval falls).
+    pub fn writing<'a>(&'a self, workspace: &'a str) -> impl Drop + 'a {
+        self.bump(workspace);
+        BumpOnDrop(self, workspace)
+    }
+}
+
+struct BumpOnDrop<'a>(&'a WorkspaceWrites, &'a str);
+
+impl Drop for BumpOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.bump(self.1);
     }
 }
 
@@ -263,10 +301,12 @@ impl Tool for SandboxFileTool {
             payload["length"] = json!(content.len());
         }
         self.scope.tool_call(self.name(), payload).await;
+        let writes = matches!(op, FileOp::Write { .. });
         let request = ComponentRequest::Sandbox(SandboxRequest::File(FileRequest {
             workspace: self.scope.workspace.clone(),
             op,
         }));
+        let _written = writes.then(|| self.scope.writes.writing(&self.scope.workspace));
         match self.scope.sandbox.call(request).await {
             Ok(ComponentResponse::Sandbox(SandboxResponse::File(text))) => {
                 ToolOutcome::Output(text)

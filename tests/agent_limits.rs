@@ -249,3 +249,38 @@ async fn cancel_and_deadline_interrupt_a_running_tool() {
         assert!(start.elapsed() < Duration::from_secs(2));
     }
 }
+
+/// Issue 17.5: one model answer with 60 tool calls ran every one of them (a
+/// turn of 60 `write_file` calls wrote 27 MB in 0.4 s). Only the first
+/// `max_tool_calls_per_turn` run; the rest are answered "not run".
+#[tokio::test]
+async fn one_answer_runs_at_most_the_per_turn_tool_calls() {
+    let calls: Vec<serde_json::Value> = (0..60)
+        .map(|n| json!({"type": "tool_use", "id": format!("toolu_{n}"), "name": "echo", "input": {"text": n}}))
+        .collect();
+    let flood = Reply::Json(
+        200,
+        json!({"id": "msg_f", "type": "message", "role": "assistant", "model": "claude-test",
+               "content": calls, "stop_reason": "tool_use", "stop_sequence": null,
+               "usage": {"input_tokens": 10, "output_tokens": 10}}),
+    );
+    let fake = serve(Script::new(vec![flood, anth_text("done", 5, 5)])).await;
+    let limits = Limits {
+        max_tool_calls_per_turn: 16,
+        ..Limits::default()
+    };
+    let (mut a, echo) = agent(&fake, limits);
+    let mut history = vec![Message::user_text("flood")];
+    let out = a.run(&mut history, &CancellationToken::new()).await;
+    assert!(matches!(out.end, EndReason::Completed), "{:?}", out.end);
+    assert_eq!(echo.calls.lock().unwrap().len(), 16);
+    // Every call got an answer, the refused ones say why.
+    let (_, second) = fake.script.request(1);
+    let sent = second.to_string();
+    assert_eq!(sent.matches("tool_result").count(), 60, "{sent}");
+    assert_eq!(
+        sent.matches("at most 16 tool calls are run per answer")
+            .count(),
+        44
+    );
+}

@@ -1,10 +1,14 @@
-//! Workspaces per context, through the running appliance (the real coworkd in
-//! development mode, a fake Telegram Bot API and a fake OpenAI-compatible LLM,
-//! both over TLS on loopback). Covers issue 17.4: by default a sender's group
-//! task does not see what their DM tasks wrote (one workspace per chat); with
-//! `workspace = "per-sender"` the owner shares one, and then an approval lapses
-//! and is asked again when another task writes the workspace between the
-//! request and the run, so what runs is what the owner saw.
+//! Workspaces per context and what one sender may use, through the running
+//! appliance (the real coworkd in development mode, a fake Telegram Bot API and
+//! a fake OpenAI-compatible LLM, both over TLS on loopback).
+//! Issue 17.4: by default a sender's group task does not see what their DM
+//! tasks wrote (one workspace per chat); with `workspace_scope = "per-sender"` the
+//! owner shares one, and then an approval lapses and is asked again when
+//! another task writes the workspace between the request and the run.
+//! Issue 17.5: a sender's tasks at once and daily tokens are bounded; file-tool
+//! writes stop at the workspace quota, a command writing past it is stopped,
+//! and below the disk reserve nothing grows; each ends in a plain refusal while
+//! the appliance keeps answering and auditing.
 
 #![allow(clippy::unwrap_used)]
 
@@ -39,9 +43,27 @@ fn ok(i: &Instance, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// coworkd with a Telegram channel (`channel_extra` added to its section) and
-/// the fake LLM answering `replies`; user 111 paired through a DM.
-fn start(replies: Vec<Reply>, channel_extra: &str) -> Setup {
+/// Lines added to the configuration's sections.
+#[derive(Default)]
+struct Extra {
+    channel: &'static str,
+    sandbox: &'static str,
+    limits: &'static str,
+}
+
+/// coworkd with a Telegram channel and the fake LLM answering `replies`; user
+/// 111 paired through a DM.
+fn start(replies: Vec<Reply>, channel_extra: &'static str) -> Setup {
+    start_with(
+        replies,
+        Extra {
+            channel: channel_extra,
+            ..Extra::default()
+        },
+    )
+}
+
+fn start_with(replies: Vec<Reply>, extra: Extra) -> Setup {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -64,16 +86,19 @@ fn start(replies: Vec<Reply>, channel_extra: &str) -> Setup {
     std::fs::write(&llm_ca, &llm.ca_pem).unwrap();
     let config = format!(
         "{DEV_CONFIG}\
-         [sandbox]\nrequire_full_isolation = false\n\
+         [sandbox]\nrequire_full_isolation = false\n{}\n[limits]\n{}\n\
          [agent]\nprovider = \"openai\"\nmodel = \"fake\"\nbase_url = \"{}\"\n\
          secret_name = \"llm_key\"\nca_file = \"{}\"\n\
          [agent.http]\nstream = false\nmax_attempts = 1\n\
          [agent.prices.fake]\ninput_usd_per_mtok = 0.0\noutput_usd_per_mtok = 0.0\n\
-         [channels.telegram]\n{channel_extra}\n\
+         [channels.telegram]\n{}\n\
          [channels.telegram.transport]\nkind = \"telegram-polling\"\napi_base = \"{tg_base}\"\n\
          token_secret = \"telegram_bot_token\"\nbot_user = \"cowork_bot\"\nca_file = \"{}\"\n",
+        extra.sandbox,
+        extra.limits,
         llm.base_url,
         llm_ca.display(),
+        extra.channel,
         tg_ca.display()
     );
     std::fs::write(Instance::config_path(dir.path()), config).unwrap();
@@ -218,7 +243,7 @@ fn a_shared_workspace_written_after_the_request_makes_the_approval_lapse() {
             // The DM task, after the second approval.
             oai_text("Done."),
         ],
-        "workspace = \"per-sender\"",
+        "workspace_scope = \"per-sender\"",
     );
     s.send_dm("run the check");
     s.reply_containing(USER, "needs the owner's approval");
@@ -249,4 +274,174 @@ fn a_shared_workspace_written_after_the_request_makes_the_approval_lapse() {
     let result = s.tool_result(3);
     assert!(result.contains("ran-42"), "{result}");
     assert!(result.contains("written by the group task"), "{result}");
+}
+
+impl Setup {
+    /// The appliance still answers and its trail verifies.
+    fn still_answers_and_audits(&self) {
+        let status = self.i.ctl(&["status"]);
+        assert!(status.status.success(), "{status:?}");
+        let verify = self.i.ctl(&["audit", "verify"]);
+        assert!(verify.status.success(), "{verify:?}");
+    }
+}
+
+#[test]
+fn a_sender_runs_a_bounded_number_of_tasks_at_once() {
+    let mut s = start_with(
+        vec![oai_tool(
+            "c1",
+            "run_command",
+            &json!({"command": "echo waiting-for-$((1+1))"}),
+        )],
+        Extra {
+            limits: "max_tasks_per_user = 1",
+            ..Extra::default()
+        },
+    );
+    s.send_dm("run something");
+    s.reply_containing(USER, "needs the owner's approval");
+    // The same sender from a group: a second task at once is refused.
+    s.send_group("and something else");
+    let refused = s.reply_containing(GROUP, "in progress");
+    assert!(refused.contains("at most 1 at once"), "{refused}");
+    assert!(s.audit_kinds().iter().any(|k| k == "task.refused"));
+    assert_eq!(s.llm.script.count(), 1, "the refused task called no model");
+    s.still_answers_and_audits();
+}
+
+#[test]
+fn a_sender_past_the_daily_budget_is_told_so() {
+    let mut s = start_with(
+        vec![
+            // 24 + 27 tokens: past the day's 40.
+            oai_tool("c1", "list_files", &json!({"path": "."})),
+            oai_text("Listed."),
+        ],
+        Extra {
+            limits: "max_tokens_per_user_per_day = 40",
+            ..Extra::default()
+        },
+    );
+    s.send_dm("list my files");
+    s.reply_containing(USER, "Listed.");
+    s.send_dm("and again");
+    let refused = s.reply_containing(USER, "today's budget");
+    assert!(refused.contains("40 tokens"), "{refused}");
+    assert_eq!(s.llm.script.count(), 2, "the refused task called no model");
+    s.still_answers_and_audits();
+}
+
+#[test]
+fn file_writes_stop_at_the_workspace_quota() {
+    let chunk = "x".repeat(400 * 1024);
+    let write = |n: u32| {
+        oai_tool(
+            &format!("c{n}"),
+            "write_file",
+            &json!({"path": format!("part{n}.txt"), "content": chunk}),
+        )
+    };
+    let mut s = start_with(
+        vec![write(1), write(2), write(3), oai_text("Stored.")],
+        Extra {
+            sandbox: "workspace_quota_bytes = 1048576",
+            ..Extra::default()
+        },
+    );
+    s.send_dm("store three parts");
+    s.reply_containing(USER, "Stored.");
+    assert!(s.tool_result(1).contains("wrote"), "{}", s.tool_result(1));
+    assert!(s.tool_result(2).contains("wrote"), "{}", s.tool_result(2));
+    let third = s.tool_result(3);
+    assert!(
+        third.contains("not written") && third.contains("quota"),
+        "{third}"
+    );
+    s.still_answers_and_audits();
+}
+
+#[test]
+fn a_command_writing_past_the_quota_is_stopped() {
+    let mut s = start_with(
+        vec![
+            oai_tool(
+                "c1",
+                "run_command",
+                &json!({"command": "head -c 5000000 /dev/zero > big.bin; echo exit-$?"}),
+            ),
+            oai_text("Tried."),
+        ],
+        Extra {
+            sandbox: "workspace_quota_bytes = 1048576",
+            ..Extra::default()
+        },
+    );
+    s.send_dm("make a big file");
+    s.reply_containing(USER, "needs the owner's approval");
+    let id = s.pending()[0]["id"].as_str().unwrap().to_string();
+    ok(&s.i, &["approvals", "approve", &id]);
+    s.reply_containing(USER, "Tried.");
+    let result = s.tool_result(1);
+    // The file size limit (the quota) stops the write: head fails.
+    assert!(!result.contains("exit-0"), "{result}");
+    let kinds = s.audit_kinds();
+    assert!(kinds.iter().any(|k| k == "command.finished"), "{kinds:?}");
+    s.still_answers_and_audits();
+}
+
+#[test]
+fn below_the_disk_reserve_no_workspace_grows() {
+    let mut s = start_with(
+        vec![
+            oai_tool(
+                "c1",
+                "write_file",
+                &json!({"path": "a.txt", "content": "small"}),
+            ),
+            oai_text("Could not."),
+        ],
+        // More than any test machine has free: the disk counts as full.
+        Extra {
+            sandbox: "disk_reserve_bytes = 1152921504606846976",
+            ..Extra::default()
+        },
+    );
+    s.send_dm("write a file");
+    s.reply_containing(USER, "Could not.");
+    let result = s.tool_result(1);
+    assert!(result.contains("nearly full"), "{result}");
+    s.still_answers_and_audits();
+}
+
+#[test]
+fn a_command_growing_past_the_quota_while_it_runs_is_stopped() {
+    // Many files, each under the file size limit, written over seconds: the
+    // sandbox's watch of the workspace stops it.
+    let mut s = start_with(
+        vec![
+            oai_tool(
+                "c1",
+                "run_command",
+                &json!({"command": "for i in $(seq 1 100); do head -c 200000 /dev/zero > f$i; sleep 0.1; done; echo finished"}),
+            ),
+            oai_text("Tried."),
+        ],
+        Extra {
+            sandbox: "workspace_quota_bytes = 1048576",
+            ..Extra::default()
+        },
+    );
+    s.send_dm("fill the workspace slowly");
+    s.reply_containing(USER, "needs the owner's approval");
+    let id = s.pending()[0]["id"].as_str().unwrap().to_string();
+    ok(&s.i, &["approvals", "approve", &id]);
+    s.reply_containing(USER, "Tried.");
+    let result = s.tool_result(1);
+    assert!(!result.contains("finished"), "{result}");
+    assert!(
+        result.contains("the sandbox stopped the command: the workspace uses"),
+        "{result}"
+    );
+    s.still_answers_and_audits();
 }

@@ -26,6 +26,8 @@ pub struct Limits {
     /// `None` = no deadline.
     pub deadline: Option<Instant>,
     pub max_tokens_per_call: u32,
+    /// Tool calls of one model answer that are run; the rest are refused.
+    pub max_tool_calls_per_turn: u32,
 }
 
 impl Limits {
@@ -37,6 +39,7 @@ impl Limits {
             max_cost_usd: Some(d.max_cost_usd),
             deadline: Some(Instant::now() + Duration::from_secs(d.max_duration_secs)),
             max_tokens_per_call: d.max_tokens_per_call,
+            max_tool_calls_per_turn: d.max_tool_calls_per_turn,
         }
     }
 }
@@ -288,7 +291,22 @@ impl Agent {
     ) -> Option<EndReason> {
         let mut results: Vec<(String, Option<ContentBlock>)> = Vec::new();
         let mut paused: Option<(String, ApprovalRequest)> = None;
-        for (id, name, input) in calls {
+        let cap = usize::try_from(self.limits.max_tool_calls_per_turn).unwrap_or(usize::MAX);
+        for (n, (id, name, input)) in calls.into_iter().enumerate() {
+            if n >= cap {
+                // One answer may not flood the workspace or the sandbox.
+                results.push((
+                    id.clone(),
+                    Some(ContentBlock::ToolResult {
+                        tool_use_id: id,
+                        content: format!(
+                            "not run: at most {cap} tool calls are run per answer; ask again for the rest"
+                        ),
+                        is_error: true,
+                    }),
+                ));
+                continue;
+            }
             if paused.is_some() {
                 results.push((
                     id.clone(),

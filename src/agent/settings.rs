@@ -57,6 +57,8 @@ pub struct LimitDefaults {
     pub max_duration_secs: u64,
     /// `max_tokens` of each LLM call.
     pub max_tokens_per_call: u32,
+    /// Tool calls of one model answer that are run; the rest are refused.
+    pub max_tool_calls_per_turn: u32,
 }
 
 impl Default for LimitDefaults {
@@ -67,6 +69,7 @@ impl Default for LimitDefaults {
             max_cost_usd: 2.0,
             max_duration_secs: 1800,
             max_tokens_per_call: 4096,
+            max_tool_calls_per_turn: 16,
         }
     }
 }

@@ -258,6 +258,12 @@ fn validate(c: &Config) -> Vec<(Vec<String>, String)> {
         };
         out.push((key(&["guard", field]), e.to_string()));
     }
+    if c.sandbox.workspace_quota_bytes < 1024 * 1024 {
+        out.push((
+            key(&["sandbox", "workspace_quota_bytes"]),
+            "workspace_quota_bytes must be at least 1048576 (1 MiB)".to_string(),
+        ));
+    }
     if let Err(crate::guard::GuardError::InvalidLimit { key: field, reason }) = c.limits.validate()
     {
         out.push((key(&["limits", field]), format!("{field}: {reason}")));

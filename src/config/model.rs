@@ -179,6 +179,7 @@ impl Config {
             max_cost_usd: self.limits.max_cost_usd,
             max_duration_secs: self.limits.task_deadline_secs,
             max_tokens_per_call: agent.max_tokens_per_call,
+            max_tool_calls_per_turn: self.limits.max_tool_calls_per_turn,
         };
         agent.max_file_bytes = self.limits.max_file_bytes;
         Some(agent)

@@ -158,8 +158,9 @@ pub struct ChannelSettings {
     pub prompt_window_secs: u64,
     pub rate_limit: RateLimitSettings,
     pub lockout: LockoutSettings,
-    /// Which tasks share a sandbox workspace (default: one per chat).
-    pub workspace: WorkspaceScope,
+    /// Which tasks share a sandbox workspace (default: one per chat). Not
+    /// `accounts`' alias `workspaces`, which are Slack workspace ids.
+    pub workspace_scope: WorkspaceScope,
     /// How the channel reaches its platform (none for `local`).
     pub transport: super::runner::TransportSettings,
 }
@@ -199,7 +200,7 @@ impl Default for ChannelSettings {
             prompt_window_secs: 3600,
             rate_limit: RateLimitSettings::default(),
             lockout: LockoutSettings::default(),
-            workspace: WorkspaceScope::default(),
+            workspace_scope: WorkspaceScope::default(),
             transport: Default::default(),
         }
     }

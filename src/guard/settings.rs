@@ -32,6 +32,14 @@ pub struct LimitSettings {
     pub command_timeout_max_secs: u64,
     pub output_cap_bytes: u64,
     pub max_file_bytes: u64,
+    /// Tool calls of one model answer that are run; the rest are refused.
+    pub max_tool_calls_per_turn: u32,
+    /// Tasks one sender may have in progress at once, across their chats.
+    pub max_tasks_per_user: u32,
+    /// What one sender's tasks may cost in a UTC day (needs the model's price).
+    pub max_cost_usd_per_user_per_day: f64,
+    /// Input + output tokens one sender's tasks may use in a UTC day.
+    pub max_tokens_per_user_per_day: u64,
 }
 
 impl Default for LimitSettings {
@@ -45,6 +53,10 @@ impl Default for LimitSettings {
             command_timeout_max_secs: 600,
             output_cap_bytes: 1024 * 1024,
             max_file_bytes: 10 * 1024 * 1024,
+            max_tool_calls_per_turn: 16,
+            max_tasks_per_user: 2,
+            max_cost_usd_per_user_per_day: 20.0,
+            max_tokens_per_user_per_day: 2_000_000,
         }
     }
 }
@@ -97,6 +109,26 @@ impl LimitSettings {
         }
         nonzero("output_cap_bytes", self.output_cap_bytes)?;
         nonzero("max_file_bytes", self.max_file_bytes)?;
+        nonzero(
+            "max_tool_calls_per_turn",
+            u64::from(self.max_tool_calls_per_turn),
+        )?;
+        nonzero("max_tasks_per_user", u64::from(self.max_tasks_per_user))?;
+        if !self.max_cost_usd_per_user_per_day.is_finite()
+            || self.max_cost_usd_per_user_per_day < 0.0
+        {
+            return Err(GuardError::InvalidLimit {
+                key: "max_cost_usd_per_user_per_day",
+                reason: format!(
+                    "must be a finite number >= 0, got {}",
+                    self.max_cost_usd_per_user_per_day
+                ),
+            });
+        }
+        nonzero(
+            "max_tokens_per_user_per_day",
+            self.max_tokens_per_user_per_day,
+        )?;
         Ok(Limits {
             max_iterations: self.max_iterations,
             max_tokens_per_task: self.max_tokens_per_task,

@@ -32,6 +32,7 @@ mod capture;
 mod cgroup;
 mod cli;
 mod confine;
+pub mod disk;
 mod docker;
 mod error;
 mod init;

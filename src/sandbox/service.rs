@@ -165,6 +165,12 @@ impl SandboxService {
     /// real path checked, hard links and oversized files refused.
     async fn file(&self, req: FileRequest) -> Result<String, WireError> {
         let dir = self.workspace(&req.workspace)?;
+        if let FileOp::Write { content, .. } = &req.op {
+            self.settings
+                .disk_policy()
+                .check(&dir, content.len() as u64)
+                .map_err(|e| WireError::new(ErrorCode::BadRequest, format!("not written: {e}")))?;
+        }
         // Started as root, commands run as the sandbox user: what the file
         // tools create must be theirs too (as the workspace directory is).
         let ws = if nix::unistd::geteuid().is_root() {
@@ -218,6 +224,14 @@ impl SandboxService {
 
     async fn run(self: &Arc<Self>, cmd: Box<RunCommand>) -> Result<RunResult, WireError> {
         let workspace = self.workspace(&cmd.workspace)?;
+        let disk = self.settings.disk_policy();
+        disk.check(&workspace, 0).map_err(|e| {
+            WireError::new(
+                ErrorCode::BadRequest,
+                format!("refusing to start the command: {e}"),
+            )
+        })?;
+        let watched = workspace.clone();
         let started_seq = self
             .audited(
                 "command.started",
@@ -254,16 +268,25 @@ impl SandboxService {
         let this = Arc::clone(self);
         let run_id = cmd.run_id;
         let outcome = tokio::task::spawn_blocking(move || {
+            let watch = DiskWatch::start(disk, watched, cancel.clone());
             let r = super::run_with_cancel(&spec, &this.settings, &this.self_exe, &cancel);
             lock(&this.running).remove(&run_id);
-            r
+            (r, watch.stop())
         })
         .await
         .map_err(|e| {
             WireError::new(ErrorCode::Internal, format!("sandbox run task failed: {e}"))
         })?;
+        let (outcome, stopped_by_disk) = outcome;
         let result = match outcome {
-            Ok(o) => result_of(&o),
+            Ok(o) => {
+                let mut r = result_of(&o);
+                if let Some(why) = stopped_by_disk {
+                    r.stderr
+                        .push_str(&format!("\n[the sandbox stopped the command: {why}]"));
+                }
+                r
+            }
             Err(e) => {
                 let message = crate::error_chain(&e);
                 self.audited(
@@ -299,6 +322,41 @@ impl SandboxService {
         )
         .await?;
         Ok(result)
+    }
+}
+
+/// Watches a running command's workspace: past the quota, or with the disk
+/// down to its reserve, the command is killed (checked every 250 ms; the
+/// quota's directory walk once a second).
+struct DiskWatch {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<Option<super::disk::DiskRefusal>>,
+}
+
+impl DiskWatch {
+    fn start(policy: super::disk::DiskPolicy, dir: PathBuf, cancel: CancelHandle) -> DiskWatch {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let mut tick = 0u32;
+            loop {
+                match stopped.recv_timeout(Duration::from_millis(250)) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    _ => return None,
+                }
+                tick = tick.wrapping_add(1);
+                if let Err(why) = policy.check_running(&dir, tick.is_multiple_of(4)) {
+                    cancel.cancel();
+                    return Some(why);
+                }
+            }
+        });
+        DiskWatch { stop, thread }
+    }
+
+    /// Ends the watch; why it killed the command, if it did.
+    fn stop(self) -> Option<super::disk::DiskRefusal> {
+        let _ = self.stop.send(());
+        self.thread.join().ok().flatten()
     }
 }
 

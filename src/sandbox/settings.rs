@@ -38,6 +38,11 @@ pub struct SandboxSettings {
     pub max_file_bytes: u64,
     /// Size of the private /tmp tmpfs.
     pub tmp_size_bytes: u64,
+    /// Space one workspace may take (file-tool writes and commands).
+    pub workspace_quota_bytes: u64,
+    /// Free space kept on the workspaces' file system (the appliance's /var,
+    /// shared with the audit trail and the stores): below it no workspace grows.
+    pub disk_reserve_bytes: u64,
     /// CPU bandwidth in percent of one core (cgroup cpu).
     pub cpu_percent: u32,
     /// Executor backend.
@@ -63,6 +68,16 @@ pub struct SandboxSettings {
     pub cgroup_parent: Option<PathBuf>,
 }
 
+impl SandboxSettings {
+    /// The workspaces' disk bounds.
+    pub fn disk_policy(&self) -> super::disk::DiskPolicy {
+        super::disk::DiskPolicy {
+            quota_bytes: self.workspace_quota_bytes,
+            reserve_bytes: self.disk_reserve_bytes,
+        }
+    }
+}
+
 impl Default for SandboxSettings {
     fn default() -> Self {
         Self {
@@ -74,6 +89,8 @@ impl Default for SandboxSettings {
             output_cap_bytes: 1024 * 1024,
             max_file_bytes: 1024 * 1024 * 1024,
             tmp_size_bytes: 256 * 1024 * 1024,
+            workspace_quota_bytes: 256 * 1024 * 1024,
+            disk_reserve_bytes: 128 * 1024 * 1024,
             cpu_percent: 100,
             backend: Backend::Builtin,
             docker_image: None,

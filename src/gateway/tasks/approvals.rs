@@ -67,7 +67,8 @@ impl Inner {
              or on the admin page.",
             request.command, request.cwd, request.reason, ttl
         );
-        self.reply(&origin, &text).await;
+        // Decidable before anyone is told of it: an answer right after the
+        // message must find the task waiting.
         if let Some(l) = lock(&self.live).get_mut(&id) {
             l.paused = Some(Paused {
                 agent,
@@ -79,6 +80,7 @@ impl Inner {
                 scope,
             });
         }
+        self.reply(&origin, &text).await;
         // The owner hears about it in their own DM too (where a DM's chat is
         // the sender: the local channel and Telegram).
         if let Some(owner) = self.owner_of(&origin.channel)

@@ -28,6 +28,7 @@
 //! was allowed), `coworkctl tasks cancel ID` closes it.
 
 mod approvals;
+mod budget;
 mod control;
 mod replies;
 mod tools;
@@ -124,8 +125,10 @@ pub struct RuntimeSetup {
     /// `$STATE/gateway`: `state.db` and the memory notes.
     pub state_dir: PathBuf,
     /// Channels whose senders share one workspace across their chats
-    /// (`workspace = "per-sender"`); every other channel has one per chat.
+    /// (`workspace_scope = "per-sender"`); every other channel has one per chat.
     pub shared_workspaces: std::collections::BTreeSet<String>,
+    /// Tasks at once and the daily budget of each sender.
+    pub user_limits: budget::UserLimits,
 }
 
 /// The runtime's setup from the configuration (`None` without `[agent]`).
@@ -142,9 +145,10 @@ pub fn runtime_setup(
         shared_workspaces: config
             .channels
             .iter()
-            .filter(|(_, c)| c.workspace == super::settings::WorkspaceScope::PerSender)
+            .filter(|(_, c)| c.workspace_scope == super::settings::WorkspaceScope::PerSender)
             .map(|(name, _)| name.clone())
             .collect(),
+        user_limits: budget::UserLimits::from_settings(&config.limits),
     })
 }
 
@@ -296,6 +300,7 @@ struct Inner {
     memory: Arc<FileMemoryStore>,
     command_timeout_secs: u64,
     shared_workspaces: std::collections::BTreeSet<String>,
+    user_limits: budget::UserLimits,
     writes: Arc<WorkspaceWrites>,
     live: Mutex<HashMap<String, Live>>,
     conversations: Mutex<HashMap<(String, String, String), Vec<Message>>>,
@@ -429,6 +434,7 @@ impl AgentRuntime {
         let (_, interrupted) = TaskStore::open(&db, now()).context("opening the task table")?;
         ApprovalStore::open(&db).context("opening the approval table")?;
         origins_table(&db).context("opening the task origin table")?;
+        budget::create_table(&db).context("opening the daily usage table")?;
         if interrupted > 0 {
             tracing::warn!(
                 interrupted,
@@ -460,6 +466,7 @@ impl AgentRuntime {
                 memory,
                 command_timeout_secs: setup.command_timeout_secs,
                 shared_workspaces: setup.shared_workspaces,
+                user_limits: setup.user_limits,
                 writes: Arc::new(WorkspaceWrites::default()),
                 live: Mutex::new(HashMap::new()),
                 conversations: Mutex::new(HashMap::new()),
@@ -601,6 +608,16 @@ impl Inner {
                 "Task {busy} is still in progress. Wait for it to finish or ask the owner to cancel it."
             ));
         }
+        if let Some(refusal) = self.over_user_limits(&requester) {
+            self.trail
+                .note(
+                    "task.refused",
+                    &requester,
+                    json!({"channel": origin.channel, "chat": origin.chat, "why": refusal}),
+                )
+                .await;
+            return Ok(refusal);
+        }
         let id = new_id("t");
         let allowed = allowed_tools(&task.tools);
         {
@@ -623,6 +640,35 @@ impl Inner {
             .await;
         self.start(id.clone(), origin, text, &allowed);
         Ok(format!("Working on it (task {id})."))
+    }
+
+    /// Why `requester` may not start another task now: too many in progress
+    /// across their chats, or today's budget used.
+    fn over_user_limits(&self, requester: &str) -> Option<String> {
+        let max = self.user_limits.max_tasks;
+        let running = lock(&self.live)
+            .values()
+            .filter(|l| l.origin.requester() == requester)
+            .count();
+        if running >= usize::try_from(max).unwrap_or(usize::MAX) {
+            return Some(format!(
+                "You already have {running} tasks in progress (at most {max} at once). \
+                 Wait for one to finish or ask the owner to cancel it."
+            ));
+        }
+        let priced = self.settings.prices.contains_key(&self.settings.model);
+        self.day_usage(requester).refusal(&self.user_limits, priced)
+    }
+
+    fn day_usage(&self, requester: &str) -> budget::DayUsage {
+        let db = lock(&self.db);
+        budget::usage(&db, requester, budget::day_of(now())).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "reading the daily usage; counting the day as used");
+            budget::DayUsage {
+                tokens: u64::MAX,
+                cost_usd: f64::MAX,
+            }
+        })
     }
 
     /// Builds the task's agent with its tools and runs it on a tokio task.
@@ -665,9 +711,13 @@ impl Inner {
         let s = &self.settings;
         let price = s.prices.get(&s.model).copied();
         let mut limits = Limits::from_defaults(&s.limits);
-        if price.is_none() {
-            limits.max_cost_usd = None;
-        }
+        // No task outlives what is left of its sender's day.
+        let (tokens_left, cost_left) = self.day_usage(&requester).remaining(&self.user_limits);
+        limits.max_total_tokens = limits.max_total_tokens.min(tokens_left.max(1));
+        limits.max_cost_usd = match price {
+            None => None,
+            Some(_) => limits.max_cost_usd.map(|c| c.min(cost_left)),
+        };
         let agent = Agent::new(
             Arc::clone(&self.provider),
             s.model.clone(),
@@ -808,6 +858,22 @@ impl Inner {
             return;
         };
         let requester = origin.requester();
+        if !matches!(outcome.end, EndReason::AwaitingApproval { .. }) {
+            let db = lock(&self.db);
+            let tokens = outcome
+                .usage
+                .input_tokens
+                .saturating_add(outcome.usage.output_tokens);
+            if let Err(e) = budget::record(
+                &db,
+                &requester,
+                budget::day_of(now()),
+                tokens,
+                outcome.cost_usd,
+            ) {
+                tracing::error!(task = %id, error = %e, "recording the task's usage");
+            }
+        }
         let totals = json!({"task": id, "iterations": outcome.iterations,
             "input_tokens": outcome.usage.input_tokens, "output_tokens": outcome.usage.output_tokens,
             "cost_usd": outcome.cost_usd});

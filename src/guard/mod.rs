@@ -45,6 +45,7 @@ mod checks;
 mod commands;
 mod decode;
 mod error;
+mod files;
 mod interp;
 mod parser;
 mod paths;
@@ -56,6 +57,7 @@ mod verdict;
 mod wrappers;
 
 pub use error::GuardError;
+pub use files::{WriteClass, classify_write};
 pub use render::{render_json, render_text};
 pub use settings::{GuardSettings, LimitSettings, Limits};
 pub use verdict::{Decision, SegmentVerdict, Verdict};
@@ -153,6 +155,40 @@ impl Guard {
             }
         }
         Ok(())
+    }
+
+    /// Judge a write of `path` (relative to the workspace) by the agent's file tools, like a
+    /// command: a file that configures execution ([`classify_write`]) is `Ask`, any other
+    /// `Allow`. The verdict's one segment shows the write as `write_file PATH`.
+    pub fn check_write(&self, path: &str) -> Verdict {
+        let (decision, rule, reason) = match classify_write(path) {
+            WriteClass::Ordinary => (
+                Decision::Allow,
+                "builtin:ordinary-file",
+                "an ordinary workspace file".to_string(),
+            ),
+            WriteClass::ExecConfig(why) => (
+                Decision::Ask,
+                "builtin:exec-config-file",
+                format!("writes a file that configures execution: {why}"),
+            ),
+            WriteClass::Unclear(what) => (
+                Decision::Ask,
+                "builtin:unclear-path",
+                format!("writes {what}, not a plain workspace path"),
+            ),
+        };
+        Verdict {
+            decision,
+            rule: rule.to_string(),
+            reason: reason.clone(),
+            segments: vec![SegmentVerdict {
+                command: format!("write_file {path}"),
+                decision,
+                rule: rule.to_string(),
+                reason,
+            }],
+        }
     }
 
     /// Judge one proposed command line. Never panics; bad input is `Ask`.

@@ -614,14 +614,17 @@ impl Inner {
             Arc::new(SandboxFileTool {
                 scope: scope.clone(),
                 kind: FileTool::Read,
+                guard: Arc::clone(&self.guard),
             }),
             Arc::new(SandboxFileTool {
                 scope: scope.clone(),
                 kind: FileTool::Write,
+                guard: Arc::clone(&self.guard),
             }),
             Arc::new(SandboxFileTool {
                 scope: scope.clone(),
                 kind: FileTool::List,
+                guard: Arc::clone(&self.guard),
             }),
             Arc::new(MemoryTool::new(
                 Arc::clone(&self.memory) as Arc<dyn crate::agent::tools::MemoryStore>,
@@ -711,8 +714,18 @@ impl Inner {
                         .and_then(|a| a.take(&approval_id, &request.command, &request.cwd, now()))
                         .unwrap_or(false)
                 };
-                let result = if !usable {
+                // A file write runs only if its content still hashes to what was approved.
+                let bound = request
+                    .write
+                    .as_ref()
+                    .is_none_or(|w| w.binding() == request.command);
+                let result = if !usable || !bound {
                     ToolOutcome::Denied("the approval does not match this command any more".into())
+                } else if let Some(write) = &request.write {
+                    tokio::select! {
+                        r = scope.write_approved(write, &approver) => r,
+                        _ = cancel.cancelled() => ToolOutcome::Denied("the task was cancelled".into()),
+                    }
                 } else {
                     tokio::select! {
                         r = scope.run_in_sandbox(&request.command, "ask", &request.reason, Some(approver)) => r,

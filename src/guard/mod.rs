@@ -38,6 +38,24 @@
 //! because relative paths no longer point inside the workspace; `cd DIR` inside it is `Allow`.
 //! Reading files outside the workspace by a trusted command (`cat /etc/hosts`) stays `Allow`,
 //! except credential/history files (`Block`), `.env` files and raw disks (`Ask`).
+//!
+//! **Code run through files.** A trusted or approved command can be made to execute code it
+//! never shows when a program reads a file implicitly and acts on it: `git status` runs
+//! `core.fsmonitor` from `.git/config`, `python3` imports every `*.pth` of its site
+//! directories, `sqlite3` runs `~/.sqliterc`, `bash -i` sources `~/.bashrc`. Three things
+//! stop it. (1) The sandbox gives every command an empty per-run HOME outside the workspace
+//! and an environment that loads no user code (see [`crate::sandbox`]), so HOME-relative
+//! start-up files the agent writes are never read. (2) [`classify_write`] names the files
+//! that configure execution (the rule and the list are in `files.rs`): anything under
+//! `.git/`, `.config/`, `.local/`, shell and client start-up files, `*.pth`,
+//! `sitecustomize.py`; a write of one by the agent's file tools is judged by
+//! [`Guard::check_write`] as `Ask`, and the approval is bound to path, content hash and
+//! workspace; a trusted command's redirection, `tee` or `cp` into one is `Ask` too. Reads stay
+//! free. (3) Git gets command-line config overrides (fsmonitor, hooksPath, pager) that outrank
+//! a repository's own config. What is left: such files written by a command in ways the guard
+//! cannot see statically (an interpreter's own code, an archive unpacked with `tar x`), and
+//! project build files (`Makefile`, `package.json`, `conftest.py`), which are the project's
+//! code by definition: approving `make` approves running them.
 
 mod analyze;
 mod ast;

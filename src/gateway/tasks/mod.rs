@@ -7,7 +7,10 @@
 //! guard: blocked → refused to the model; ask → an approval request
 //! (`agent_approvals`, bound to the exact command and workspace, expiring)
 //! and the task waits in `awaiting_approval`; allowed → the sandbox runs it.
-//! The file tools run inside the sandbox component, which owns the workspaces.
+//! The file tools run inside the sandbox component, which owns the workspaces;
+//! `write_file` is judged first ([`Guard::check_write`]): a file that configures
+//! execution (`.git/config`, `.bashrc`, `*.pth`...) becomes an approval bound to
+//! its path, content hash and workspace, and only the approved content is written.
 //! Replies go back through the channel's reply path ([`Replies`]).
 //!
 //! Peers: the dispatcher (submits tasks), the sandbox (commands and files,

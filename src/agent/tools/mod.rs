@@ -152,7 +152,7 @@ mod tests {
         };
         let a = w("[core]\n\tfsmonitor = x\n").binding();
         assert!(
-            a.starts_with("write_file .git/config (21 bytes, sha256 "),
+            a.starts_with("write_file .git/config (22 bytes, sha256 "),
             "{a}"
         );
         assert_ne!(a, w("[core]\n\tfsmonitor = y\n").binding());

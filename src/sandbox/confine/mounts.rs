@@ -8,7 +8,8 @@
 //! /dev         tmpfs with null zero full random urandom bound from the host, fd links, /dev/shm
 //! /proc        fresh procfs of the new pid namespace
 //! /tmp         private tmpfs
-//! /sandbox-home  HOME: an empty private tmpfs (0700), new for every run, gone after it
+//! /sandbox-home
+//!              HOME: an empty private tmpfs (0700), new for every run, gone after it
 //! /workspace   the workspace, read-write (the only host directory that is)
 //! ```
 //! No /home, /root, /run, /var, /srv, /opt, /mnt, /sys: none of the appliance's state.

@@ -199,6 +199,7 @@ impl Tool for ShellTool {
             command: input["command"].as_str().unwrap_or("").into(),
             cwd: "/work/ws".into(),
             reason: "rm needs approval".into(),
+            write: None,
         })
     }
 }

@@ -2,7 +2,8 @@
 //! tool, on a temp dir: happy paths, then hostile paths — `..`, absolute paths,
 //! symlinks (final and intermediate, to files and directories outside), hard
 //! links, oversized files and content, non-UTF-8, FIFOs — all refused without
-//! touching anything outside the workspace.
+//! touching anything outside the workspace; files that configure execution
+//! (`.git/config`, `.sqliterc`, `*.pth`) asked for, not written.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::os::unix::fs::symlink;
@@ -298,4 +299,42 @@ async fn memory_notes_are_per_user_and_capped() {
     );
     // User ids never become paths outside the store directory.
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
+}
+
+/// A file some program reads and acts on implicitly is not written: the tool asks
+/// for the owner's approval, bound to the path and the content's hash.
+#[tokio::test]
+async fn execution_configuring_files_are_asked_not_written() {
+    let e = env();
+    for path in [
+        ".git/config",
+        "./.git/hooks/pre-commit",
+        ".sqliterc",
+        "x/.local/lib/python3.11/site-packages/zz.pth",
+        "sitecustomize.py",
+    ] {
+        let out = e
+            .write
+            .call(json!({"path": path, "content": "[core]\n\tfsmonitor = ./x\n"}))
+            .await;
+        let ToolOutcome::NeedsApproval(req) = out else {
+            panic!("{path}: {out:?}");
+        };
+        assert_eq!(req.tool, "write_file");
+        assert!(
+            req.command
+                .starts_with(&format!("write_file {path} (24 bytes, sha256 "))
+        );
+        assert_eq!(req.write.as_ref().unwrap().path, path);
+    }
+    assert!(!e.ws_dir.join(".git").exists());
+    assert!(!e.ws_dir.join(".sqliterc").exists());
+    assert!(!e.ws_dir.join("x").exists());
+    // An ordinary dotfile is written as before.
+    assert!(matches!(
+        e.write
+            .call(json!({"path": ".editorconfig", "content": "root = true\n"}))
+            .await,
+        ToolOutcome::Output(_)
+    ));
 }

@@ -10,8 +10,9 @@
 //! then closed or resumed;
 //! hostile ids to the new control requests; the admin page lists the pending
 //! approval with its full command and approves it; streamed answers and the
-//! file tools inside the sandbox (an escape refused); no provider configured →
-//! a plain sentence.
+//! file tools inside the sandbox (an escape refused); a write of a file that
+//! configures execution (`.git/config`) asked, then written exactly or not at all;
+//! no provider configured → a plain sentence.
 
 #![allow(clippy::unwrap_used)]
 
@@ -588,4 +589,91 @@ fn streamed_answers_and_file_tools_through_the_sandbox() {
         3,
         "{k:?}"
     );
+}
+
+/// The workspace directory of the (only) paired user.
+fn user_workspace(i: &Instance) -> std::path::PathBuf {
+    std::fs::read_dir(i.dir.path().join("state/sandbox/workspaces"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("u-"))
+        .unwrap()
+        .path()
+}
+
+/// write_file of a file that configures execution (`.git/config`) is an approval,
+/// not a write: approved, exactly the approved content is written; denied, nothing
+/// is. An ordinary file is still written at once (issue 17.3, 16.5).
+#[test]
+fn writes_of_execution_configuring_files_need_approval() {
+    let planted = "[core]\n\tfsmonitor = /workspace/hook.sh\n";
+    let p = provider(vec![
+        anth_tool(
+            "toolu_1",
+            "write_file",
+            json!({"path": "notes.txt", "content": "plain"}),
+            1,
+            1,
+        ),
+        anth_tool(
+            "toolu_2",
+            "write_file",
+            json!({"path": ".git/config", "content": planted}),
+            1,
+            1,
+        ),
+        anth_text("Denied, so not written.", 1, 1),
+        anth_tool(
+            "toolu_3",
+            "write_file",
+            json!({"path": "./.git/config", "content": planted}),
+            1,
+            1,
+        ),
+        anth_text("Written after approval.", 1, 1),
+    ]);
+    let i = start(&p, "anthropic", "");
+
+    let first = chat(&i, "configure git");
+    assert!(first.contains("needs the owner's approval"), "{first}");
+    assert!(
+        first.contains("write_file .git/config (39 bytes, sha256 "),
+        "{first}"
+    );
+    assert!(first.contains("> [core]"), "first lines shown: {first}");
+    let ws = user_workspace(&i);
+    assert_eq!(
+        std::fs::read_to_string(ws.join("notes.txt")).unwrap(),
+        "plain"
+    );
+    assert!(!ws.join(".git").exists(), "written before approval");
+    let pending = approvals(&i);
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert!(
+        pending[0]["command"]
+            .as_str()
+            .unwrap()
+            .starts_with("write_file .git/config (39 bytes, sha256 "),
+        "{pending:?}"
+    );
+    let aid = pending[0]["id"].as_str().unwrap().to_string();
+    let denied = ok(&i.ctl(&["approvals", "deny", &aid]));
+    assert!(denied.contains("Denied"), "{denied}");
+    let answer = ok(&i.ctl(&["chat", "--inbox"]));
+    assert!(answer.contains("Denied, so not written."), "{answer}");
+    assert!(!ws.join(".git").exists(), "written after a denial");
+
+    chat(&i, "configure git again");
+    let aid = approvals(&i)[0]["id"].as_str().unwrap().to_string();
+    let approved = ok(&i.ctl(&["approvals", "approve", &aid]));
+    assert!(approved.contains("Approved"), "{approved}");
+    let answer = ok(&i.ctl(&["chat", "--inbox"]));
+    assert!(answer.contains("Written after approval."), "{answer}");
+    assert_eq!(
+        std::fs::read_to_string(ws.join(".git/config")).unwrap(),
+        planted
+    );
+    let k = kinds(&audit(&i));
+    assert!(k.iter().any(|x| x == "file.write_approved"), "{k:?}");
+    assert_eq!(k.iter().filter(|x| *x == "approval.requested").count(), 2);
 }

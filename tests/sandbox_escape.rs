@@ -159,7 +159,19 @@ fn env_is_scrubbed() {
         ws.path(),
         &[],
         &["/usr/bin/env"],
-        &[("SECRET", "hunter2"), ("HOME", "/root")],
+        &[
+            ("SECRET", "hunter2"),
+            ("HOME", "/root"),
+            ("PYTHONSTARTUP", "/workspace/x.py"),
+            ("PYTHONPATH", "/workspace"),
+            ("PERL5OPT", "-Mx"),
+            ("RUBYOPT", "-rx"),
+            ("NODE_OPTIONS", "--require=/workspace/x.js"),
+            ("BASH_ENV", "/workspace/x.sh"),
+            ("ENV", "/workspace/x.sh"),
+            ("LD_PRELOAD", "/workspace/x.so"),
+            ("GIT_CONFIG_GLOBAL", "/workspace/gitconfig"),
+        ],
     );
     assert_eq!(o.code, 0, "{}", o.stderr);
     let mut lines: Vec<&str> = o.stdout.lines().collect();
@@ -167,11 +179,145 @@ fn env_is_scrubbed() {
     assert_eq!(
         lines,
         [
-            "HOME=/workspace",
+            "GIT_CONFIG_COUNT=3",
+            "GIT_CONFIG_KEY_0=core.fsmonitor",
+            "GIT_CONFIG_KEY_1=core.hooksPath",
+            "GIT_CONFIG_KEY_2=core.pager",
+            "GIT_CONFIG_NOSYSTEM=1",
+            "GIT_CONFIG_VALUE_0=false",
+            "GIT_CONFIG_VALUE_1=/dev/null",
+            "GIT_CONFIG_VALUE_2=cat",
+            "HOME=/sandbox-home",
             "LANG=C.UTF-8",
-            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "PYTHONNOUSERSITE=1",
         ]
     );
+}
+
+/// HOME is an empty tmpfs of its own run: not the workspace, empty at start, and
+/// what one run leaves in it is gone for the next.
+#[test]
+fn home_is_empty_private_and_new_for_every_run() {
+    let ws = workspace();
+    let script = "echo \"$HOME\"; ls -A \"$HOME\" | wc -l; stat -c %a \"$HOME\"; \
+                  echo x > \"$HOME/.bashrc\" && echo wrote";
+    let first = sh(ws.path(), script);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let lines: Vec<&str> = first.stdout.lines().collect();
+    assert_eq!(
+        lines,
+        ["/sandbox-home", "0", "700", "wrote"],
+        "{}",
+        first.stderr
+    );
+    // The second run does not see the first run's file.
+    let second = sh(ws.path(), script);
+    assert_eq!(second.stdout, first.stdout, "{}", second.stderr);
+    // Nothing reached the workspace, and HOME is not reachable through it.
+    assert!(!ws.path().join(".bashrc").exists());
+    assert!(!ws.path().join("sandbox-home").exists());
+}
+
+/// Startup files planted in the workspace (as the agent's write_file could) are not
+/// read by an ordinary, trusted-looking command (issue 17.3).
+#[test]
+fn startup_files_in_the_workspace_do_not_run() {
+    let ws = workspace();
+    let version = exec(
+        ws.path(),
+        &[
+            PY,
+            "-c",
+            "import sys; print('%d.%d' % sys.version_info[:2])",
+        ],
+    );
+    assert_eq!(version.code, 0, "{}", version.stderr);
+    let site = ws.path().join(format!(
+        ".local/lib/python{}/site-packages",
+        version.stdout.trim()
+    ));
+    fs::create_dir_all(&site).expect("site dir");
+    fs::write(
+        site.join("zz.pth"),
+        "import os; open('/workspace/pwned-pth', 'w').write('x'); print('PLANTED-PTH')\n",
+    )
+    .expect("pth");
+    fs::write(
+        ws.path().join("sitecustomize.py"),
+        "print('PLANTED-SITECUSTOMIZE')\n",
+    )
+    .expect("sitecustomize");
+    fs::write(ws.path().join(".bashrc"), "echo PLANTED-BASHRC\n").expect("bashrc");
+    make_world_writable(ws.path());
+    let o = exec(ws.path(), &["python3", "-c", "print(1)"]);
+    assert_eq!((o.code, o.stdout.as_str()), (0, "1\n"), "{}", o.stderr);
+    assert!(!ws.path().join("pwned-pth").exists(), ".pth ran");
+    let o = exec(ws.path(), &["python3", "-m", "json.tool", "--help"]);
+    assert!(!o.stdout.contains("PLANTED"), "{}", o.stdout);
+    let o = exec(ws.path(), &["bash", "-i", "-c", "echo ok"]);
+    assert!(!o.stdout.contains("PLANTED-BASHRC"), "{}", o.stdout);
+
+    if !Path::new("/usr/bin/sqlite3").exists() {
+        println!("SKIPPED: the .sqliterc half: sqlite3 is not installed at /usr/bin/sqlite3");
+        return;
+    }
+    fs::write(
+        ws.path().join(".sqliterc"),
+        ".shell touch /workspace/pwned-sqlite\nselect 'PLANTED-SQLITERC';\n",
+    )
+    .expect("sqliterc");
+    let o = exec(ws.path(), &["sqlite3", ":memory:", "select 1"]);
+    assert_eq!((o.code, o.stdout.as_str()), (0, "1\n"), "{}", o.stderr);
+    assert!(!ws.path().join("pwned-sqlite").exists(), ".sqliterc ran");
+}
+
+/// A repository's own `.git/config` cannot make `git status` run its fsmonitor hook,
+/// nor a hook from `.git/hooks` (issue 16.5).
+#[test]
+fn git_ignores_the_repository_fsmonitor_and_hooks() {
+    if !Path::new("/usr/bin/git").exists() && !Path::new("/usr/local/bin/git").exists() {
+        println!("SKIPPED: git is not installed");
+        return;
+    }
+    let ws = workspace();
+    let o = sh(
+        ws.path(),
+        "git init -q . && printf '#!/bin/sh\\ntouch /workspace/pwned-$1\\n' > hook.sh && chmod +x hook.sh \
+         && cp hook.sh .git/hooks/post-commit && cp hook.sh .git/hooks/pre-commit \
+         && printf '[core]\\n\\tfsmonitor = /workspace/hook.sh\\n' >> .git/config \
+         && git status --short >/dev/null && git -c user.name=a -c user.email=a@b add hook.sh \
+         && git -c user.name=a -c user.email=a@b commit -q -m x && echo done",
+    );
+    assert!(o.stdout.contains("done"), "{} {}", o.stdout, o.stderr);
+    let planted: Vec<_> = fs::read_dir(ws.path())
+        .expect("ws")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("pwned"))
+        .collect();
+    assert!(planted.is_empty(), "repository hooks ran: {planted:?}");
+}
+
+/// Files the test wrote as root become the sandbox user's to read.
+fn make_world_writable(dir: &Path) {
+    for entry in walk(dir) {
+        let mode = if entry.is_dir() { 0o777 } else { 0o666 };
+        fs::set_permissions(&entry, fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![dir.to_path_buf()];
+    for e in fs::read_dir(dir).expect("read_dir").flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }
 
 #[test]

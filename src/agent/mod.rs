@@ -38,7 +38,7 @@ pub use providers::{
 pub use run::{Agent, EndReason, Limits, RunOutcome};
 pub use secret::{SecretSource, SecretString, StaticSecrets};
 pub use settings::{AgentSettings, HttpSettings, LimitDefaults, ModelPrice, ProviderKind};
-pub use tools::{ApprovalRequest, Tool, ToolOutcome};
+pub use tools::{ApprovalRequest, FileWrite, Tool, ToolOutcome};
 pub use types::{
     ChatRequest, ChatResponse, ContentBlock, Message, Role, StopReason, ToolDefinition, Usage,
 };

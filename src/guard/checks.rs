@@ -145,7 +145,14 @@ pub(crate) fn write_target(a: &Arg, how: &str) -> Option<Finding> {
             "builtin:system-write",
             format!("{how} {}: {}", a.text, describe(k)),
         )),
-        PathKind::Relative | PathKind::SafeDevice => None,
+        PathKind::Relative => match super::files::classify_write(&a.text) {
+            super::files::WriteClass::ExecConfig(why) => Some(Finding::ask(
+                "builtin:exec-config-file",
+                format!("{how} {}: a file that configures execution: {why}", a.text),
+            )),
+            _ => None,
+        },
+        PathKind::SafeDevice => None,
         PathKind::Home if a.text.contains(".ssh") => Some(Finding::block(
             "builtin:credential-write",
             format!("{how} {}", a.text),

@@ -38,6 +38,24 @@
 //! because relative paths no longer point inside the workspace; `cd DIR` inside it is `Allow`.
 //! Reading files outside the workspace by a trusted command (`cat /etc/hosts`) stays `Allow`,
 //! except credential/history files (`Block`), `.env` files and raw disks (`Ask`).
+//!
+//! **Code run through files.** A trusted or approved command can be made to execute code it
+//! never shows when a program reads a file implicitly and acts on it: `git status` runs
+//! `core.fsmonitor` from `.git/config`, `python3` imports every `*.pth` of its site
+//! directories, `sqlite3` runs `~/.sqliterc`, `bash -i` sources `~/.bashrc`. Three things
+//! stop it. (1) The sandbox gives every command an empty per-run HOME outside the workspace
+//! and an environment that loads no user code (see [`crate::sandbox`]), so HOME-relative
+//! start-up files the agent writes are never read. (2) [`classify_write`] names the files
+//! that configure execution (the rule and the list are in `files.rs`): anything under
+//! `.git/`, `.config/`, `.local/`, shell and client start-up files, `*.pth`,
+//! `sitecustomize.py`; a write of one by the agent's file tools is judged by
+//! [`Guard::check_write`] as `Ask`, and the approval is bound to path, content hash and
+//! workspace; a trusted command's redirection, `tee` or `cp` into one is `Ask` too. Reads stay
+//! free. (3) Git gets command-line config overrides (fsmonitor, hooksPath, pager) that outrank
+//! a repository's own config. What is left: such files written by a command in ways the guard
+//! cannot see statically (an interpreter's own code, an archive unpacked with `tar x`), and
+//! project build files (`Makefile`, `package.json`, `conftest.py`), which are the project's
+//! code by definition: approving `make` approves running them.
 
 mod analyze;
 mod ast;
@@ -45,6 +63,7 @@ mod checks;
 mod commands;
 mod decode;
 mod error;
+mod files;
 mod interp;
 mod parser;
 mod paths;
@@ -56,6 +75,7 @@ mod verdict;
 mod wrappers;
 
 pub use error::GuardError;
+pub use files::{WriteClass, classify_write};
 pub use render::{render_json, render_text};
 pub use settings::{GuardSettings, LimitSettings, Limits};
 pub use verdict::{Decision, SegmentVerdict, Verdict};
@@ -153,6 +173,40 @@ impl Guard {
             }
         }
         Ok(())
+    }
+
+    /// Judge a write of `path` (relative to the workspace) by the agent's file tools, like a
+    /// command: a file that configures execution ([`classify_write`]) is `Ask`, any other
+    /// `Allow`. The verdict's one segment shows the write as `write_file PATH`.
+    pub fn check_write(&self, path: &str) -> Verdict {
+        let (decision, rule, reason) = match classify_write(path) {
+            WriteClass::Ordinary => (
+                Decision::Allow,
+                "builtin:ordinary-file",
+                "an ordinary workspace file".to_string(),
+            ),
+            WriteClass::ExecConfig(why) => (
+                Decision::Ask,
+                "builtin:exec-config-file",
+                format!("writes a file that configures execution: {why}"),
+            ),
+            WriteClass::Unclear(what) => (
+                Decision::Ask,
+                "builtin:unclear-path",
+                format!("writes {what}, not a plain workspace path"),
+            ),
+        };
+        Verdict {
+            decision,
+            rule: rule.to_string(),
+            reason: reason.clone(),
+            segments: vec![SegmentVerdict {
+                command: format!("write_file {path}"),
+                decision,
+                rule: rule.to_string(),
+                reason,
+            }],
+        }
     }
 
     /// Judge one proposed command line. Never panics; bad input is `Ask`.

@@ -35,6 +35,24 @@ fn trusted_prefix() {
 }
 
 #[test]
+fn writes_of_exec_config_files_are_asked() {
+    let g = guard(&["ls", "echo", "tee", "cp"]);
+    expect(&g, "ls > notes.txt", Decision::Allow);
+    expect(&g, "echo x > .git/config", Decision::Ask);
+    expect(&g, "echo x >> sub/.git/hooks/pre-commit", Decision::Ask);
+    expect(&g, "echo 'import os' > zz.pth", Decision::Ask);
+    expect(&g, "ls | tee .sqliterc", Decision::Ask);
+    expect(&g, "cp a .bashrc", Decision::Ask);
+    // The file tools' writes, judged the same way.
+    assert_eq!(g.check_write("notes.txt").decision, Decision::Allow);
+    let v = g.check_write(".git/config");
+    assert_eq!(v.decision, Decision::Ask);
+    assert_eq!(v.rule, "builtin:exec-config-file");
+    assert_eq!(v.segments[0].command, "write_file .git/config");
+    assert_eq!(g.check_write("../x").decision, Decision::Ask);
+}
+
+#[test]
 fn empty_and_bad_input() {
     let g = guard(&["ls"]);
     expect(&g, "", Decision::Ask);

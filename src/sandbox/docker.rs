@@ -7,6 +7,8 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use super::capture::{CancelHandle, KillStep, Stop, pump};
+use super::confine::env::payload_env;
+use super::confine::mounts::{HOME, WORKSPACE};
 use super::error::SandboxError;
 use super::outcome::{ExitKind, RunOutcome};
 use super::report::{IsolationReport, RlimitEntry};
@@ -58,14 +60,21 @@ pub fn docker_argv(
         "nofile=1024:1024".to_string(),
         "--tmpfs".to_string(),
         format!("/tmp:rw,nosuid,nodev,size={}", settings.tmp_size_bytes),
+        // HOME: empty and private to this container, as in the built-in backend.
+        "--tmpfs".to_string(),
+        format!(
+            "{HOME}:rw,nosuid,nodev,mode=0700,uid={uid},gid={gid},size={}",
+            settings.tmp_size_bytes
+        ),
         "-v".to_string(),
-        format!("{}:/workspace:rw", spec.workspace.display()),
+        format!("{}:{WORKSPACE}:rw", spec.workspace.display()),
         "-w".to_string(),
-        "/workspace".to_string(),
-        "-e".to_string(),
-        "HOME=/workspace".to_string(),
-        "-e".to_string(),
-        "LANG=C.UTF-8".to_string(),
+        WORKSPACE.to_string(),
+    ]);
+    for (name, value) in payload_env() {
+        argv.extend(["-e".to_string(), format!("{name}={value}")]);
+    }
+    argv.extend([
         // One token, so a program starting with "-" can never be read as a docker option.
         format!("--entrypoint={}", spec.program),
         image.to_string(),
@@ -164,7 +173,9 @@ pub fn run_docker(
             } else {
                 "none (--network none)".into()
             },
-            filesystem: format!("image {image} read-only, /workspace rw, /tmp tmpfs"),
+            filesystem: format!(
+                "image {image} read-only, /workspace rw, /tmp and an empty HOME tmpfs"
+            ),
             no_new_privs: true,
             capabilities_dropped: true,
             rlimits: vec![RlimitEntry {
@@ -231,6 +242,13 @@ mod tests {
             Some("/srv/ws/t1:/workspace:rw")
         );
         assert!(!argv.iter().any(|a| a == "--privileged"));
+        // HOME is a private tmpfs, not the workspace; interpreters load no user code.
+        assert!(argv.contains(&"HOME=/sandbox-home".to_string()));
+        assert!(argv.contains(&"PYTHONNOUSERSITE=1".to_string()));
+        assert!(!argv.iter().any(|a| a == "HOME=/workspace"));
+        assert!(argv.iter().any(|a| a.starts_with("/sandbox-home:rw,")
+            && a.contains("mode=0700")
+            && a.contains("uid=65534")));
         // image, then the command's arguments, last
         let img = argv.iter().position(|a| a == "debian:12").expect("image");
         assert_eq!(&argv[img + 1..], ["-c", "echo hi"]);

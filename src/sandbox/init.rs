@@ -19,7 +19,8 @@
 //!  13. report to the parent, fork the payload, reap, report its status
 //! payload (spawned by the sandbox init)
 //!  14. setsid (no controlling tty), posix_spawn: stdin /dev/null, SIGPIPE default,
-//!      only fds 0-2, cwd /workspace, env PATH/HOME/LANG only
+//!      only fds 0-2, cwd /workspace, the fixed env of env::payload_env (HOME: the
+//!      empty per-run tmpfs mounted in step 8, never the workspace)
 //! ```
 
 use std::fs::File;
@@ -35,13 +36,10 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{AccessFlags, ForkResult, Pid, access, pipe2, setsid};
 
-use super::confine::{fds, identity, landlock, mounts, namespaces, rlimits, seccomp, sys};
+use super::confine::{env, fds, identity, landlock, mounts, namespaces, rlimits, seccomp, sys};
 use super::error::ConfineError;
 use super::report::{Enforcement, IsolationReport, RlimitEntry};
 use super::wire::{CONTROL_FD, ControlMessage, InitSpec, MAX_SPEC_BYTES, PayloadStatus};
-
-/// The payload's environment: nothing from the caller.
-pub const SANDBOX_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Entry point of `coworkd sandbox init`. Returns the process exit code.
 pub fn init_main() -> i32 {
@@ -222,7 +220,7 @@ fn sandbox_init(ctx: InitContext) -> Result<i32, ConfineError> {
         } else {
             "none (empty network namespace, inet sockets denied)".into()
         },
-        filesystem: "tmpfs root + pivot_root; read-only /usr, minimal /etc, /dev, /proc; rw /workspace and private /tmp".into(),
+        filesystem: "tmpfs root + pivot_root; read-only /usr, minimal /etc, /dev, /proc; rw /workspace, private /tmp and an empty per-run HOME".into(),
         no_new_privs: true,
         capabilities_dropped: true,
         landlock,
@@ -269,7 +267,7 @@ fn reap_until(payload: Pid) -> PayloadStatus {
 /// Step 14: the payload. We become a session leader without a controlling terminal
 /// (the payload inherits that session), then spawn it with std's posix_spawn path
 /// (vfork-like, the cheapest): stdin = /dev/null, SIGPIPE back to default, cwd
-/// /workspace, a fresh three-variable environment. Nothing but fds 0-2 is inherited:
+/// /workspace, a fresh fixed environment ([`env::payload_env`]). Nothing but fds 0-2 is inherited:
 /// every other descriptor in this process is close-on-exec.
 fn spawn_payload(spec: &InitSpec) -> Result<Pid, (i32, String)> {
     setsid().map_err(|e| (126, format!("setsid: {e}")))?;
@@ -279,9 +277,7 @@ fn spawn_payload(spec: &InitSpec) -> Result<Pid, (i32, String)> {
         .arg0(&spec.program)
         .args(&spec.args)
         .env_clear()
-        .env("PATH", SANDBOX_PATH)
-        .env("HOME", mounts::WORKSPACE)
-        .env("LANG", "C.UTF-8")
+        .envs(env::payload_env())
         .current_dir(mounts::WORKSPACE)
         .stdin(std::process::Stdio::null())
         .spawn()
@@ -302,7 +298,7 @@ fn resolve_program(program: &str) -> Option<PathBuf> {
     if program.contains('/') {
         return Some(PathBuf::from(program));
     }
-    SANDBOX_PATH.split(':').find_map(|dir| {
+    env::SANDBOX_PATH.split(':').find_map(|dir| {
         let candidate = Path::new(dir).join(program);
         access(&candidate, AccessFlags::X_OK).ok()?;
         (!candidate.is_dir()).then_some(candidate)

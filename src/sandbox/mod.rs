@@ -19,12 +19,26 @@
 //!
 //! **Isolation (built-in backend).** New user, mount, pid, ipc, uts, cgroup and (unless
 //! `allow_network`) net namespaces; a tmpfs root with read-only system dirs, a minimal
-//! generated /etc, five /dev nodes, a fresh /proc, a private /tmp and the workspace
-//! **at `/workspace`** (HOME=/workspace, cwd /workspace); landlock (writes only
-//! /workspace, /tmp, /dev/shm); a seccomp deny-list (EPERM); rlimits; a memory/pids/cpu
+//! generated /etc, five /dev nodes, a fresh /proc, a private /tmp, an empty private HOME
+//! and the workspace **at `/workspace`** (cwd /workspace); landlock (writes only
+//! /workspace, /tmp, HOME, /dev/shm); a seccomp deny-list (EPERM); rlimits; a memory/pids/cpu
 //! cgroup when the host allows; a wall-clock timeout that kills the whole pid namespace.
 //! Network off = an empty network namespace (lo down) plus seccomp and landlock TCP
 //! denial; `allow_network` keeps the host network. **No domain allow-list proxy is built.**
+//!
+//! **Code run through files.** The agent writes the workspace without running anything, so
+//! the workspace must not be where programs look for their start-up files. HOME is
+//! `/sandbox-home`, an empty 0700 tmpfs mounted in the run's private mount namespace (new
+//! for every run, gone after it; also the passwd home, which sqlite3 and others prefer to
+//! `$HOME`); `XDG_*_HOME` are unset and so default inside it. The environment is fixed, never
+//! inherited (`confine/env.rs`): `PYTHONNOUSERSITE=1`, no `PYTHONSTARTUP`, `PYTHONPATH`,
+//! `PERL5LIB`, `PERL5OPT`, `RUBYOPT`, `NODE_OPTIONS`, `BASH_ENV`, `ENV`, `LD_PRELOAD`;
+//! `GIT_CONFIG_NOSYSTEM=1` and `GIT_CONFIG_COUNT` overrides (`core.fsmonitor=false`,
+//! `core.hooksPath=/dev/null`, `core.pager=cat`) that outrank the repository's
+//! `.git/config`. What the working directory itself holds (`.git/config` with other exec
+//! keys, `*.pth` on a `PYTHONPATH` a command sets, a `.sqliterc` named by `-init`) is the
+//! guard's to judge: writes of such files by the file tools need the owner's approval
+//! ([`crate::guard::classify_write`]).
 //!
 //! The workspace must be writable by the sandbox uid (the executor does not chown it).
 

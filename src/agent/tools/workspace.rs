@@ -17,8 +17,9 @@ use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::Mode;
 use serde_json::{Value, json};
 
-use super::{Tool, ToolOutcome, str_field};
+use super::{ApprovalRequest, FileWrite, Tool, ToolOutcome, str_field};
 use crate::agent::error::ToolError;
+use crate::guard::{WriteClass, classify_write};
 
 const MAX_PATH_LEN: usize = 1024;
 const MAX_DEPTH: usize = 32;
@@ -415,7 +416,8 @@ impl Tool for ReadFileTool {
     }
 }
 
-/// `write_file`: create or replace a file of the workspace.
+/// `write_file`: create or replace a file of the workspace; a file that configures
+/// execution is not written but asked for ([`ToolOutcome::NeedsApproval`]).
 #[derive(Debug, Clone)]
 pub struct WriteFileTool(pub Arc<Workspace>);
 
@@ -438,6 +440,15 @@ impl Tool for WriteFileTool {
             (Ok(p), Ok(c)) => (p.to_string(), c.to_string()),
             (Err(e), _) | (_, Err(e)) => return ToolOutcome::Failed(e.to_string()),
         };
+        // A file some program would read and act on implicitly is the owner's matter
+        // (crate::guard::classify_write); the rest is refused or written below.
+        if let WriteClass::ExecConfig(why) = classify_write(&path) {
+            return ToolOutcome::NeedsApproval(ApprovalRequest::file_write(
+                FileWrite { path, content },
+                self.0.root().display().to_string(),
+                format!("builtin:exec-config-file: writes a file that configures execution: {why}"),
+            ));
+        }
         let ws = self.0.clone();
         let n = content.len();
         let shown = path.clone();

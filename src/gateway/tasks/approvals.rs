@@ -60,12 +60,24 @@ impl Inner {
                        "expires_in_secs": ttl}),
             )
             .await;
+        let what = match &request.write {
+            None => format!(
+                "run a command that needs the owner's approval:\n\n{}",
+                request.command
+            ),
+            Some(w) => format!(
+                "write a file that configures execution, which needs the owner's approval:\n\n\
+                 {}\nIt begins:\n{}",
+                request.command,
+                w.preview()
+            ),
+        };
         let text = format!(
-            "Task {id} wants to run a command that needs the owner's approval:\n\n{}\n\n\
+            "Task {id} wants to {what}\n\n\
              (in workspace {}; {}). Approval {approval_id} expires in {} s. The owner can answer \
              \"approve {approval_id}\" or \"deny {approval_id}\" here, with coworkctl approvals, \
              or on the admin page.",
-            request.command, request.cwd, request.reason, ttl
+            request.cwd, request.reason, ttl
         );
         // Decidable before anyone is told of it: an answer right after the
         // message must find the task waiting.
@@ -200,7 +212,12 @@ impl Inner {
                 self.trail
                     .note("approval.approved", &p.scope.requester, payload)
                     .await;
-                let msg = format!("Approved: task {id} continues and runs the command.");
+                let action = if p.request.write.is_some() {
+                    "writes the file"
+                } else {
+                    "runs the command"
+                };
+                let msg = format!("Approved: task {id} continues and {action}.");
                 self.resume(
                     id,
                     p,
@@ -214,14 +231,16 @@ impl Inner {
                 self.trail
                     .note("approval.denied", &p.scope.requester, payload)
                     .await;
-                let msg = format!("Denied: task {id} continues without running the command.");
-                self.resume(
-                    id,
-                    p,
-                    Start::Resume(ToolOutcome::Denied(
-                        "the owner denied running this command".into(),
-                    )),
-                );
+                let (action, denial) = if p.request.write.is_some() {
+                    ("writing the file", "the owner denied writing this file")
+                } else {
+                    (
+                        "running the command",
+                        "the owner denied running this command",
+                    )
+                };
+                let msg = format!("Denied: task {id} continues without {action}.");
+                self.resume(id, p, Start::Resume(ToolOutcome::Denied(denial.into())));
                 Ok(msg)
             }
             other => {

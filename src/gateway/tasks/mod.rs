@@ -7,7 +7,10 @@
 //! guard: blocked → refused to the model; ask → an approval request
 //! (`agent_approvals`, bound to the exact command and workspace, expiring)
 //! and the task waits in `awaiting_approval`; allowed → the sandbox runs it.
-//! The file tools run inside the sandbox component, which owns the workspaces.
+//! The file tools run inside the sandbox component, which owns the workspaces;
+//! `write_file` is judged first ([`Guard::check_write`]): a file that configures
+//! execution (`.git/config`, `.bashrc`, `*.pth`...) becomes an approval bound to
+//! its path, content hash and workspace, and only the approved content is written.
 //! Replies go back through the channel's reply path ([`Replies`]).
 //!
 //! Peers: the dispatcher (submits tasks), the sandbox (commands and files,
@@ -693,14 +696,17 @@ impl Inner {
             Arc::new(SandboxFileTool {
                 scope: scope.clone(),
                 kind: FileTool::Read,
+                guard: Arc::clone(&self.guard),
             }),
             Arc::new(SandboxFileTool {
                 scope: scope.clone(),
                 kind: FileTool::Write,
+                guard: Arc::clone(&self.guard),
             }),
             Arc::new(SandboxFileTool {
                 scope: scope.clone(),
                 kind: FileTool::List,
+                guard: Arc::clone(&self.guard),
             }),
             Arc::new(MemoryTool::new(
                 Arc::clone(&self.memory) as Arc<dyn crate::agent::tools::MemoryStore>,
@@ -819,8 +825,18 @@ impl Inner {
                         .await;
                     return;
                 }
-                let result = if !usable {
+                // A file write runs only if its content still hashes to what was approved.
+                let bound = request
+                    .write
+                    .as_ref()
+                    .is_none_or(|w| w.binding() == request.command);
+                let result = if !usable || !bound {
                     ToolOutcome::Denied("the approval does not match this command any more".into())
+                } else if let Some(write) = &request.write {
+                    tokio::select! {
+                        r = scope.write_approved(write, &approver) => r,
+                        _ = cancel.cancelled() => ToolOutcome::Denied("the task was cancelled".into()),
+                    }
                 } else {
                     tokio::select! {
                         r = scope.run_in_sandbox(&request.command, "ask", &request.reason, Some(approver)) => r,

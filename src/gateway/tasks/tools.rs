@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use crate::agent::{ApprovalRequest, Tool, ToolOutcome};
+use crate::agent::{ApprovalRequest, FileWrite, Tool, ToolOutcome};
 use crate::guard::{Decision, Guard};
 use crate::ipc::{
     Client, ComponentRequest, ComponentResponse, FileOp, FileRequest, RunCommand, RunResult,
@@ -139,6 +139,43 @@ impl Drop for BumpOnDrop<'_> {
     }
 }
 
+impl TaskScope {
+    /// Runs one file operation in this task's workspace through the sandbox.
+    async fn file_in_sandbox(&self, op: FileOp) -> ToolOutcome {
+        let writes = matches!(op, FileOp::Write { .. });
+        let request = ComponentRequest::Sandbox(SandboxRequest::File(FileRequest {
+            workspace: self.workspace.clone(),
+            op,
+        }));
+        let _written = writes.then(|| self.writes.writing(&self.workspace));
+        match self.sandbox.call(request).await {
+            Ok(ComponentResponse::Sandbox(SandboxResponse::File(text))) => {
+                ToolOutcome::Output(text)
+            }
+            Ok(ComponentResponse::Error(e)) => ToolOutcome::Failed(e.message),
+            Ok(_) => ToolOutcome::Failed("the sandbox gave an unexpected answer".to_string()),
+            Err(e) => ToolOutcome::Failed(format!("the sandbox is unreachable: {e}")),
+        }
+    }
+
+    /// Writes a file the owner approved: exactly the approved path and content.
+    pub async fn write_approved(&self, write: &FileWrite, approver: &str) -> ToolOutcome {
+        self.trail
+            .note(
+                "file.write_approved",
+                &self.requester,
+                json!({"task": self.task_id, "path": write.path, "length": write.content.len(),
+                       "approver": approver}),
+            )
+            .await;
+        self.file_in_sandbox(FileOp::Write {
+            path: write.path.clone(),
+            content: write.content.clone(),
+        })
+        .await
+    }
+}
+
 struct ClearOnDrop(Arc<Mutex<Option<u64>>>);
 
 impl Drop for ClearOnDrop {
@@ -214,6 +251,7 @@ impl Tool for RunCommandTool {
                 command: command.to_string(),
                 cwd: self.scope.workspace.clone(),
                 reason: format!("{}: {}", verdict.rule, verdict.reason),
+                write: None,
             }),
             Decision::Allow => {
                 self.scope
@@ -233,11 +271,14 @@ pub enum FileTool {
 }
 
 /// `read_file` / `write_file` / `list_files`, executed by the sandbox
-/// component in the user's workspace.
+/// component in the user's workspace. A write is judged by the guard first
+/// ([`Guard::check_write`]): a file that configures execution waits for the
+/// owner's approval, bound to its path, content hash and workspace.
 #[derive(Debug)]
 pub struct SandboxFileTool {
     pub scope: TaskScope,
     pub kind: FileTool,
+    pub guard: Arc<Guard>,
 }
 
 fn path_schema(with_content: bool) -> Value {
@@ -290,30 +331,42 @@ impl Tool for SandboxFileTool {
                         content.len()
                     ));
                 }
-                FileOp::Write {
-                    path: path.clone(),
-                    content: content.to_string(),
-                }
+                return self.write(path, content.to_string()).await;
             }
         };
-        let mut payload = json!({"path": path});
-        if let FileOp::Write { content, .. } = &op {
-            payload["length"] = json!(content.len());
-        }
-        self.scope.tool_call(self.name(), payload).await;
-        let writes = matches!(op, FileOp::Write { .. });
-        let request = ComponentRequest::Sandbox(SandboxRequest::File(FileRequest {
-            workspace: self.scope.workspace.clone(),
-            op,
-        }));
-        let _written = writes.then(|| self.scope.writes.writing(&self.scope.workspace));
-        match self.scope.sandbox.call(request).await {
-            Ok(ComponentResponse::Sandbox(SandboxResponse::File(text))) => {
-                ToolOutcome::Output(text)
+        self.scope
+            .tool_call(self.name(), json!({"path": path}))
+            .await;
+        self.scope.file_in_sandbox(op).await
+    }
+}
+
+impl SandboxFileTool {
+    /// `write_file`: judged like a command; written at once only when the guard allows.
+    async fn write(&self, path: String, content: String) -> ToolOutcome {
+        let verdict = self.guard.check_write(&path);
+        self.scope
+            .tool_call(
+                self.name(),
+                json!({"path": path, "length": content.len(),
+                       "decision": verdict.decision.as_str(), "rule": verdict.rule}),
+            )
+            .await;
+        match verdict.decision {
+            Decision::Allow => {
+                self.scope
+                    .file_in_sandbox(FileOp::Write { path, content })
+                    .await
             }
-            Ok(ComponentResponse::Error(e)) => ToolOutcome::Failed(e.message),
-            Ok(_) => ToolOutcome::Failed("the sandbox gave an unexpected answer".to_string()),
-            Err(e) => ToolOutcome::Failed(format!("the sandbox is unreachable: {e}")),
+            Decision::Ask => ToolOutcome::NeedsApproval(ApprovalRequest::file_write(
+                FileWrite { path, content },
+                self.scope.workspace.clone(),
+                format!("{}: {}", verdict.rule, verdict.reason),
+            )),
+            Decision::Block => ToolOutcome::Denied(format!(
+                "blocked by the guard ({}): {}",
+                verdict.rule, verdict.reason
+            )),
         }
     }
 }

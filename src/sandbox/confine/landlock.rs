@@ -1,6 +1,6 @@
-//! Landlock: writes only to /workspace, /tmp and /dev/shm; reads only the system dirs,
-//! /etc (already minimal), /proc (of the sandbox's pid namespace), the five /dev nodes,
-//! the workspace and /tmp. With the network off, TCP bind/connect are denied too
+//! Landlock: writes only to /workspace, /tmp, the per-run HOME and /dev/shm; reads only
+//! the system dirs, /etc (already minimal), /proc (of the sandbox's pid namespace), the
+//! five /dev nodes and those writable dirs. With the network off, TCP bind/connect are denied too
 //! (ABI >= 4); abstract unix sockets and signals are scoped to the sandbox (ABI >= 6).
 
 use std::path::Path;
@@ -13,7 +13,7 @@ use landlock::{
 use crate::sandbox::error::ConfineError;
 use crate::sandbox::report::{Enforcement, LandlockReport};
 
-use super::mounts::{DEV_NODES, SYSTEM_DIRS, WORKSPACE};
+use super::mounts::{DEV_NODES, HOME, SYSTEM_DIRS, WORKSPACE};
 use super::sys;
 
 /// The ABI whose rights we ask for; a kernel at or above it enforces everything.
@@ -69,7 +69,7 @@ pub fn restrict(allow_network: bool) -> Result<LandlockReport, ConfineError> {
         };
         created = add(created, &format!("/dev/{node}"), access)?;
     }
-    for dir in [WORKSPACE, "/tmp", "/dev/shm"] {
+    for dir in [WORKSPACE, "/tmp", HOME, "/dev/shm"] {
         created = add(created, dir, all)?;
     }
     let status = created.restrict_self().map_err(ll_err)?;

@@ -1,6 +1,7 @@
 //! Confinement mechanisms, one small function per mechanism. `init.rs` runs them in
 //! the fixed order documented there.
 
+pub mod env;
 pub mod fds;
 pub mod identity;
 pub mod landlock;

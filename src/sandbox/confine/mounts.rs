@@ -8,9 +8,14 @@
 //! /dev         tmpfs with null zero full random urandom bound from the host, fd links, /dev/shm
 //! /proc        fresh procfs of the new pid namespace
 //! /tmp         private tmpfs
+//! /sandbox-home
+//!              HOME: an empty private tmpfs (0700), new for every run, gone after it
 //! /workspace   the workspace, read-write (the only host directory that is)
 //! ```
 //! No /home, /root, /run, /var, /srv, /opt, /mnt, /sys: none of the appliance's state.
+//! HOME is never the workspace: files the agent writes there (`.bashrc`, `.sqliterc`,
+//! `.local/lib/python3*/site-packages/*.pth`, `.gitconfig`) are not startup files of
+//! the command's user.
 
 use std::ffi::CString;
 use std::fs;
@@ -29,6 +34,8 @@ use super::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, M
 const STAGING: &str = "/tmp";
 /// Where the workspace appears inside the sandbox.
 pub const WORKSPACE: &str = "/workspace";
+/// The command's HOME: an empty tmpfs of its own run, outside the workspace.
+pub const HOME: &str = "/sandbox-home";
 /// Hostname inside the sandbox.
 pub const HOSTNAME: &str = "sandbox";
 
@@ -79,6 +86,7 @@ pub fn build_root(plan: RootPlan) -> Result<(), ConfineError> {
     populate_dev()?;
     mount_proc()?;
     mount_private_tmp(plan.tmp_size_bytes)?;
+    mount_private_home(&plan)?;
     mount_workspace(&plan.workspace)?;
     drop(plan.workspace);
     pivot()?;
@@ -212,7 +220,7 @@ fn populate_etc(plan: &RootPlan) -> Result<(), ConfineError> {
 
 /// passwd/group naming only the sandbox user, and no shadow at all.
 fn generated_etc(uid: u32, gid: u32) -> Vec<(&'static str, String)> {
-    let mut passwd = format!("sandbox:x:{uid}:{gid}:cowork sandbox:{WORKSPACE}:/bin/sh\n");
+    let mut passwd = format!("sandbox:x:{uid}:{gid}:cowork sandbox:{HOME}:/bin/sh\n");
     let mut group = format!("sandbox:x:{gid}:\n");
     if uid != 65534 {
         passwd.push_str("nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n");
@@ -284,6 +292,21 @@ fn mount_private_tmp(size: u64) -> Result<(), ConfineError> {
     mount_tmpfs(
         &tmp,
         &format!("mode=1777,size={size}"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+    )
+}
+
+/// HOME: empty, owned by the sandbox user, private to this run (it lives in this mount
+/// namespace only and vanishes with it).
+fn mount_private_home(plan: &RootPlan) -> Result<(), ConfineError> {
+    let home = staged(HOME);
+    fs::create_dir_all(&home).map_err(prep_err(&home))?;
+    mount_tmpfs(
+        &home,
+        &format!(
+            "mode=0700,uid={},gid={},size={}",
+            plan.uid, plan.gid, plan.tmp_size_bytes
+        ),
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
     )
 }

@@ -43,7 +43,7 @@ mod analyze;
 mod ast;
 mod checks;
 mod commands;
-mod decode;
+pub(crate) mod decode;
 mod error;
 mod interp;
 mod parser;

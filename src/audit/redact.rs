@@ -182,6 +182,10 @@ impl Redactor {
 }
 
 fn sensitive_key(key: &str) -> Option<&'static str> {
+    // A path or URL as a key (`node_modules/jsonwebtoken`) names no credential.
+    if key.contains('/') {
+        return None;
+    }
     let norm = key.to_ascii_lowercase().replace('-', "_");
     SENSITIVE_KEYS.iter().copied().find(|k| norm.contains(k))
 }

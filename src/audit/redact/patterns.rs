@@ -72,7 +72,8 @@ fn credential_name(name: &str) -> bool {
     if matches!(norm, "pwd" | "oldpwd")
         || norm.contains("tokens")
         || [
-            "_file", "_path", "_dir", "_type", "_count", "_limit", "_len",
+            "_file", "_path", "_dir", "_type", "_count", "_limit", "_len", "_length", "_size",
+            "_secs", "_seconds", "_ms", "_ttl", "_name", "_header", "_policy", "_at",
         ]
         .iter()
         .any(|s| norm.ends_with(s))
@@ -93,10 +94,22 @@ fn placeholder_value(value: &str) -> bool {
         || v.starts_with('<')
         || v.starts_with("{{")
         || v.chars().all(|c| c == '*' || c == 'x' || c == 'X')
+        || version(v)
         || matches!(
             v.to_ascii_lowercase().as_str(),
             "true" | "false" | "null" | "none" | "yes" | "no" | "required" | "optional"
         )
+}
+
+/// A version or a version requirement (`==1.2.3`, `^0.8.0`, `>=2`): package
+/// lists name packages after credentials (`jsonwebtoken`, `secretstorage`).
+fn version(v: &str) -> bool {
+    let core = v.trim_start_matches(['=', '^', '~', '<', '>', '!', 'v']);
+    core.len() < v.len() && core.starts_with(|c: char| c.is_ascii_digit())
+        || core.split('.').count() >= 2
+            && core
+                .split('.')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// `NAME=value` with a credential name: the name and a real-looking value.
@@ -236,7 +249,7 @@ pub(super) fn rules() -> Vec<Rule> {
         // mysql/mariadb -pSECRET (no space: `-p` alone prompts).
         rule(
             "command_password",
-            r"(\b(?:mysql|mysqldump|mysqladmin|mysqlimport|mariadb|mariadb-dump)\b[^\n|;&]*?\s-p['\x22]?)[^\s'\x22-][^\s'\x22]*",
+            r"(\b(?:mysql|mysqldump|mysqladmin|mysqlimport|mariadb|mariadb-dump)\b[^\n|;&]*?\s-p['\x22]?)[^\s'\x22,)-][^\s'\x22]*",
             Some(1),
         ),
         rule(

@@ -603,8 +603,10 @@ mod tests {
                 "{bad}: {p:?}"
             );
         }
-        assert!(problems("[agent]\nmodel = \"m\"\nmax_memory_bytes = 4096\n").is_empty());
-        assert!(problems("[agent]\nmodel = \"m\"\n").is_empty());
+        for good in ["max_memory_bytes = 4096\n", ""] {
+            let p = problems(&format!("[agent]\nmodel = \"m\"\n{good}"));
+            assert!(!p.iter().any(|m| m.contains("max_memory_bytes")), "{p:?}");
+        }
     }
 
     #[test]

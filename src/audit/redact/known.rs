@@ -177,7 +177,7 @@ fn base64(prefix: &[u8], v: &[u8], alphabet: &[u8; 64]) -> Zeroizing<String> {
 
 fn pad(unpadded: &str) -> Zeroizing<String> {
     let mut s = Zeroizing::new(unpadded.to_string());
-    while s.len() % 4 != 0 {
+    while !s.len().is_multiple_of(4) {
         s.push('=');
     }
     s

@@ -12,7 +12,8 @@
 //! approval with its full command and approves it; streamed answers and the
 //! file tools inside the sandbox (an escape refused); a write of a file that
 //! configures execution (`.git/config`) asked, then written exactly or not at all;
-//! no provider configured → a plain sentence.
+//! no provider configured → a plain sentence; a vault value a command prints
+//! (plain and base64), and one stored after start, never reaches the audit trail.
 
 #![allow(clippy::unwrap_used)]
 
@@ -227,6 +228,106 @@ fn approved_command_runs_in_the_sandbox_and_the_answer_reaches_the_user() {
         !text.contains("please run the greeting"),
         "message text in the trail"
     );
+}
+
+/// Runs the task the fake model drives with `message` through its one
+/// approval; returns the final answer.
+fn run_approved(i: &Instance, message: &str) -> String {
+    let first = chat(i, message);
+    assert!(first.contains("needs the owner's approval"), "{first}");
+    let pending = approvals(i);
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    let aid = pending[0]["id"].as_str().unwrap().to_string();
+    ok(&i.ctl(&["approvals", "approve", &aid]));
+    ok(&i.ctl(&["chat", "--inbox"]))
+}
+
+/// base64 of `s` (standard alphabet, padded), as `base64` prints it.
+fn b64(s: &str) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in s.as_bytes().chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for k in 0..4 {
+            if k <= chunk.len() {
+                out.push(char::from(A[((n >> (18 - 6 * k)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn vault_values_printed_by_commands_never_reach_the_trail() {
+    // Shapes no pattern knows: only the vault's own values can hide them.
+    const STORED: &str = "e2eVaultValue7Qx9mZ";
+    const LATER: &str = "lateVaultValue3Kp2wR";
+    let p = provider(vec![
+        anth_tool(
+            "toolu_1",
+            "run_command",
+            json!({"command": format!("echo {STORED}; printf %s {STORED} | base64")}),
+            1,
+            1,
+        ),
+        anth_text("printed it", 1, 1),
+        anth_tool(
+            "toolu_2",
+            "run_command",
+            json!({"command": format!("echo {LATER}; printf %s {LATER} | base64")}),
+            1,
+            1,
+        ),
+        anth_text("printed the new one", 1, 1),
+    ]);
+    let i = start(&p, "anthropic", "");
+    ok(&i.ctl_with_input(&["secret", "set", "deploy_token"], STORED.as_bytes()));
+
+    let answer = run_approved(&i, "print the stored token");
+    assert!(answer.contains("printed it"), "{answer}");
+    // The command really printed both forms (the model saw them).
+    let sent = last_request(&p);
+    assert!(
+        sent.contains(STORED) && sent.contains(&b64(STORED)),
+        "{sent}"
+    );
+
+    // A secret stored after start is redacted from the next entry on.
+    ok(&i.ctl_with_input(
+        &["secret", "set", "late_token"],
+        format!("{LATER}\n").as_bytes(),
+    ));
+    let answer = run_approved(&i, "print the new token");
+    assert!(answer.contains("printed the new one"), "{answer}");
+
+    let entries = audit(&i);
+    let k = kinds(&entries);
+    for want in ["task.tool_call", "approval.requested", "command.finished"] {
+        assert!(k.iter().any(|x| x == want), "no {want} in {k:?}");
+    }
+    let text = serde_json::to_string(&entries).unwrap();
+    for (what, value) in [
+        ("stored value", STORED.to_string()),
+        ("stored value in base64", b64(STORED)),
+        ("later value", LATER.to_string()),
+        ("later value in base64", b64(LATER)),
+    ] {
+        assert!(!text.contains(&value), "{what} in the audit trail: {text}");
+    }
+    // Command lines and outputs of both tasks: at least 2 marks each.
+    assert!(
+        text.matches("[REDACTED:known_secret]").count() >= 4,
+        "{text}"
+    );
+    assert!(!i.log().contains(STORED), "vault value in the log");
+    assert!(!i.log().contains(LATER), "vault value in the log");
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! IPC under hostile input: an oversized frame, garbage CBOR, an unknown request,
 //! a wrong protocol version, a peer whose uid the table does not allow and a
 //! request the peer table forbids are each refused with an error, while the server
-//! keeps serving other clients. Also: request ids multiplex, clients reconnect.
+//! keeps serving other clients. Also: request ids multiplex, clients reconnect;
+//! `audit.known-secrets` (the vault's values) with malformed values, over the
+//! frame cap, or from a sender other than the gateway is refused.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream as StdStream;
@@ -184,6 +186,90 @@ fn hostile_frames_are_refused_and_others_keep_being_served() {
         ping(&mut good, 6).body,
         ComponentResponse::Pong(_)
     ));
+}
+
+fn known_secrets(values: Vec<Vec<u8>>) -> ComponentRequest {
+    ComponentRequest::Audit(ipc::AuditRequest::KnownSecrets(ipc::KnownSecrets {
+        values: values.into_iter().map(ipc::SecretBytes).collect(),
+    }))
+}
+
+fn answer_to(s: &mut StdStream, body: &[u8]) -> Frame<ComponentResponse> {
+    raw_frame(s, body);
+    ipc::decode(&read_raw(s).expect("answer")).expect("decode")
+}
+
+#[test]
+fn hostile_known_secrets_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (path, _stop) = server(dir.path(), PeerAuth::SharedUid(me()));
+    let (mut gw, _) = connect(&path, Role::Gateway, PROTOCOL_VERSION);
+    // Well-formed from the gateway: served.
+    let ok = ipc::encode(&Frame {
+        id: 1,
+        body: known_secrets(vec![b"a-vault-value".to_vec()]),
+    })
+    .expect("enc");
+    assert_eq!(error_code(&answer_to(&mut gw, &ok)), None);
+
+    // Values that are text, not byte strings; an audit variant that does not exist.
+    #[derive(serde::Serialize)]
+    enum Evil {
+        Audit(EvilAudit),
+    }
+    #[derive(serde::Serialize)]
+    enum EvilAudit {
+        KnownSecrets {
+            values: Vec<String>,
+        },
+        #[allow(dead_code)]
+        KnownSecretsMap(std::collections::BTreeMap<String, u8>),
+    }
+    let text_values = ipc::encode(&Frame {
+        id: 2,
+        body: Evil::Audit(EvilAudit::KnownSecrets {
+            values: vec!["not bytes".into()],
+        }),
+    })
+    .expect("enc");
+    assert_eq!(
+        error_code(&answer_to(&mut gw, &text_values)),
+        Some(ErrorCode::Malformed)
+    );
+    let map = ipc::encode(&Frame {
+        id: 3,
+        body: Evil::Audit(EvilAudit::KnownSecretsMap(Default::default())),
+    })
+    .expect("enc");
+    assert_eq!(
+        error_code(&answer_to(&mut gw, &map)),
+        Some(ErrorCode::Malformed)
+    );
+    // Truncated: the frame cut in the middle of a value.
+    assert_eq!(
+        error_code(&answer_to(&mut gw, &ok[..ok.len() - 4])),
+        Some(ErrorCode::Malformed)
+    );
+
+    // Over the frame cap: the sender cannot even encode it...
+    let huge = known_secrets(vec![vec![b'x'; ipc::MAX_FRAME_BYTES]]);
+    assert!(ipc::encode(&Frame { id: 4, body: huge }).is_err());
+    // ...and a raw length over the cap is refused before reading.
+    gw.write_all(&((ipc::MAX_FRAME_BYTES as u32) + 1).to_be_bytes())
+        .expect("len");
+    let answer: Frame<ComponentResponse> =
+        ipc::decode(&read_raw(&mut gw).expect("answer")).expect("decode");
+    assert_eq!(error_code(&answer), Some(ErrorCode::TooLarge));
+
+    // Only the gateway may send the vault's values.
+    for role in [Role::Supervisor, Role::Sandbox, Role::Admin] {
+        let (mut other, _) = connect(&path, role, PROTOCOL_VERSION);
+        assert_eq!(
+            error_code(&answer_to(&mut other, &ok)),
+            Some(ErrorCode::Forbidden),
+            "{role:?}"
+        );
+    }
 }
 
 #[test]

@@ -104,6 +104,10 @@ impl Default for HttpSettings {
     }
 }
 
+/// Range of `[agent] max_memory_bytes` (one user's notes), checked at load.
+pub const MIN_MEMORY_BYTES: u64 = 1024;
+pub const MAX_MEMORY_BYTES: u64 = 16 * 1024 * 1024;
+
 /// Default life of an approval request, in seconds.
 pub const DEFAULT_APPROVAL_TTL_SECS: u64 = 300;
 
@@ -139,7 +143,8 @@ pub struct AgentSettings {
     /// Cap of one file read or written by the workspace tools (from `[limits]`).
     #[serde(skip)]
     pub max_file_bytes: u64,
-    /// Cap of one user's memory notes.
+    /// Cap of one user's memory notes, in bytes
+    /// ([`MIN_MEMORY_BYTES`]..=[`MAX_MEMORY_BYTES`]).
     pub max_memory_bytes: u64,
 }
 

@@ -15,7 +15,7 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::ipc::{
     AuditAppend, AuditRequest, AuditResponse, Client, ComponentRequest, ComponentResponse,
-    ErrorCode, Role,
+    ErrorCode, KnownSecrets, Role, SecretBytes,
 };
 
 /// Entries waiting for delivery; past this, `record` waits for room.
@@ -61,6 +61,24 @@ impl AuditLog {
             Ok(other) => Err(format!("unexpected answer from the audit trail: {other:?}")),
             Err(e) => Err(format!("the audit trail is unreachable: {e}")),
         }
+    }
+
+    /// Sends the vault's values for redaction; returns how many are matched.
+    pub async fn known_secrets(&self, values: Vec<SecretBytes>) -> Result<u32, String> {
+        let request = AuditRequest::KnownSecrets(KnownSecrets { values });
+        match self.client.call(ComponentRequest::Audit(request)).await {
+            Ok(ComponentResponse::Audit(AuditResponse::KnownSecretsTaken { matched })) => {
+                Ok(matched)
+            }
+            Ok(ComponentResponse::Error(e)) => Err(e.message),
+            Ok(_) => Err("unexpected answer from the audit trail".to_string()),
+            Err(e) => Err(format!("the audit trail is unreachable: {e}")),
+        }
+    }
+
+    /// Connections made to the audit component so far (see [`Client::connections`]).
+    pub fn connections(&self) -> u64 {
+        self.client.connections()
     }
 
     /// Queues an entry for in-order delivery and returns without waiting.

@@ -70,7 +70,9 @@
 //! ## Redaction
 //! Payload strings and keys, actor and subject pass through [`redact::Redactor`]
 //! before hashing; the secret never reaches the db, the WAL, the anchor or
-//! journald. See `redact.rs` for the patterns.
+//! journald. See `redact.rs` for the patterns and for the vault's values,
+//! which the gateway sends (`AuditRequest::KnownSecrets`) and this component
+//! keeps in memory only.
 //!
 //! ## Journald
 //! Every committed entry emits `tracing::info!(target: "cowork::audit", audit_seq,

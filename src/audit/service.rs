@@ -1,7 +1,8 @@
 //! The audit component's IPC side: opens the trail once the supervisor has sent the
 //! checkpoint key, appends for every peer (stamping the peer's authenticated role
-//! as the component), serves tail and verify, and re-keys the trail when the
-//! master key rotates.
+//! as the component), serves tail and verify, re-keys the trail when the
+//! master key rotates, and redacts the vault's values once the gateway has
+//! sent them (`KnownSecrets`, kept in memory only; see `redact.rs`).
 
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use super::{
 };
 use crate::ipc::{
     AuditEntry, AuditQuery, AuditRequest, AuditResponse, AuditVerdict, ComponentResponse,
-    ErrorCode, KeyBundle, Peer, WireError,
+    ErrorCode, KeyBundle, KnownSecrets, MAX_KNOWN_SECRETS, Peer, WireError,
 };
 use crate::keystore::Purpose;
 
@@ -26,6 +27,9 @@ pub struct AuditService {
     paths: AuditPaths,
     settings: AuditSettings,
     open: RwLock<Option<Open>>,
+    /// The redactor for new entries: the patterns plus the vault's values
+    /// last sent by the gateway (given to the writer when it opens).
+    redactor: std::sync::Mutex<Redactor>,
 }
 
 #[derive(Debug)]
@@ -41,6 +45,7 @@ impl AuditService {
             paths: AuditPaths::in_state_dir(state_dir),
             settings: settings.clone(),
             open: RwLock::new(None),
+            redactor: std::sync::Mutex::new(Redactor::new()),
         }
     }
 
@@ -68,7 +73,7 @@ impl AuditService {
                     &self.paths,
                     CheckpointKey::from_bytes(wire.bytes),
                     &self.settings,
-                    Redactor::new(),
+                    self.current_redactor(),
                 )
                 .map_err(|e| internal("opening the audit trail", &e))?;
                 tracing::info!(db = %self.paths.db.display(), "audit trail open");
@@ -105,11 +110,63 @@ impl AuditService {
         }
     }
 
+    fn current_redactor(&self) -> Redactor {
+        self.redactor
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The vault's values from the gateway (the peer table lets nobody else
+    /// send them): a new redactor for every entry appended from now on. Works
+    /// before the trail is open, too. The values are never logged.
+    async fn known_secrets(&self, known: KnownSecrets) -> Result<AuditResponse, WireError> {
+        if known.values.len() > MAX_KNOWN_SECRETS {
+            return Err(WireError::new(
+                ErrorCode::BadRequest,
+                format!(
+                    "{} known secrets, more than {MAX_KNOWN_SECRETS}",
+                    known.values.len()
+                ),
+            ));
+        }
+        let max = crate::keystore::vault::MAX_VALUE;
+        if let Some(i) = known.values.iter().position(|v| v.0.len() > max) {
+            return Err(WireError::new(
+                ErrorCode::BadRequest,
+                format!("known secret #{i} is longer than a vault value ({max} bytes)"),
+            ));
+        }
+        let count = known.values.len();
+        let redactor = tokio::task::spawn_blocking(move || {
+            Redactor::new().with_known_secrets(known.values.iter().map(|v| v.0.as_slice()))
+        })
+        .await
+        .map_err(|e| WireError::new(ErrorCode::Internal, format!("known-secret task: {e}")))?;
+        let matched = redactor.known_secret_count();
+        *self.redactor.lock().unwrap_or_else(|p| p.into_inner()) = redactor.clone();
+        if let Some(open) = self.open.read().await.as_ref() {
+            open.writer.set_redactor(redactor);
+        }
+        tracing::info!(
+            values = count,
+            matched,
+            "known secrets from the gateway: redacting them from now on"
+        );
+        Ok(AuditResponse::KnownSecretsTaken {
+            matched: u32::try_from(matched).unwrap_or(u32::MAX),
+        })
+    }
+
     async fn dispatch(
         &self,
         peer: &Peer,
         request: AuditRequest,
     ) -> Result<AuditResponse, WireError> {
+        let request = match request {
+            AuditRequest::KnownSecrets(known) => return self.known_secrets(known).await,
+            other => other,
+        };
         let (writer, key) = {
             let open = self.open.read().await;
             let open = open.as_ref().ok_or_else(|| {
@@ -152,6 +209,10 @@ impl AuditService {
                 })?;
                 Ok(AuditResponse::Verified(verdict(report)))
             }
+            AuditRequest::KnownSecrets(_) => Err(WireError::new(
+                ErrorCode::Internal,
+                "known secrets are handled before the trail is needed",
+            )),
         }
     }
 }
@@ -253,4 +314,124 @@ fn append_error(e: AuditError) -> WireError {
 
 fn internal(what: &str, e: &AuditError) -> WireError {
     WireError::new(ErrorCode::Internal, format!("{what}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipc::{AuditAppend, PeerCred, Role, SecretBytes, WireKey};
+
+    fn peer(role: Role) -> Peer {
+        Peer {
+            role,
+            cred: PeerCred {
+                pid: None,
+                uid: 0,
+                gid: 0,
+                groups: Vec::new(),
+            },
+        }
+    }
+
+    fn known(values: &[&[u8]]) -> AuditRequest {
+        AuditRequest::KnownSecrets(KnownSecrets {
+            values: values.iter().map(|v| SecretBytes(v.to_vec())).collect(),
+        })
+    }
+
+    async fn append(s: &AuditService, text: &str) {
+        let r = s
+            .handle(
+                &peer(Role::Sandbox),
+                AuditRequest::Append(AuditAppend {
+                    kind: "command.output".into(),
+                    actor: "sandbox".into(),
+                    subject: "t-1".into(),
+                    payload: serde_json::json!({ "stdout": text }),
+                }),
+            )
+            .await;
+        assert!(
+            matches!(r, ComponentResponse::Audit(AuditResponse::Appended { .. })),
+            "{r:?}"
+        );
+    }
+
+    async fn stored(s: &AuditService) -> String {
+        match s
+            .handle(
+                &peer(Role::Supervisor),
+                AuditRequest::Tail(AuditQuery {
+                    limit: 100,
+                    ..AuditQuery::default()
+                }),
+            )
+            .await
+        {
+            ComponentResponse::Audit(AuditResponse::Entries(e)) => {
+                serde_json::to_string(&e).unwrap_or_default()
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn known_secrets_before_and_after_the_trail_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = AuditService::new(dir.path(), &AuditSettings::default());
+        // Before the key: taken, and used once the trail opens.
+        let r = s
+            .handle(
+                &peer(Role::Gateway),
+                known(&[b"first-vault-value", b"short"]),
+            )
+            .await;
+        assert!(
+            matches!(
+                r,
+                ComponentResponse::Audit(AuditResponse::KnownSecretsTaken { matched: 1 })
+            ),
+            "{r:?}"
+        );
+        let bundle = KeyBundle {
+            keys: vec![WireKey {
+                purpose: Purpose::AuditCheckpoint,
+                bytes: [7; 32],
+            }],
+        };
+        s.install_keys(&bundle).await.unwrap();
+        append(&s, "printed first-vault-value").await;
+        // A new set replaces the old one, on the open writer.
+        s.handle(&peer(Role::Gateway), known(&[b"second-vault-value\n"]))
+            .await;
+        append(&s, "printed second-vault-value and first-vault-value").await;
+        let text = stored(&s).await;
+        assert!(!text.contains("second-vault-value"), "{text}");
+        assert_eq!(text.matches("[REDACTED:known_secret]").count(), 2, "{text}");
+        // The first value was dropped from the set: it is no longer a secret.
+        assert!(text.contains("and first-vault-value"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn hostile_known_secret_sets_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = AuditService::new(dir.path(), &AuditSettings::default());
+        let many: Vec<&[u8]> = vec![b"abcdefgh"; MAX_KNOWN_SECRETS + 1];
+        let big = vec![b'x'; crate::keystore::vault::MAX_VALUE + 1];
+        for request in [known(&many), known(&[big.as_slice()])] {
+            match s.handle(&peer(Role::Gateway), request).await {
+                ComponentResponse::Error(e) => assert_eq!(e.code, ErrorCode::BadRequest),
+                other => panic!("{other:?}"),
+            }
+        }
+        // An empty set is fine (the vault was emptied).
+        let r = s.handle(&peer(Role::Gateway), known(&[])).await;
+        assert!(
+            matches!(
+                r,
+                ComponentResponse::Audit(AuditResponse::KnownSecretsTaken { matched: 0 })
+            ),
+            "{r:?}"
+        );
+    }
 }

@@ -210,6 +210,7 @@ impl Roles {
             if let Err(e) = gateway.install_keys(&bundle) {
                 return e.into();
             }
+            gateway.send_known_secrets().await;
             gateway.start_transports().await;
         }
         if let Some(admin) = &self.admin

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 pub use error::{ConfigError, ConfigProblem};
 pub use model::*;
 
+use crate::agent::settings::{MAX_MEMORY_BYTES, MIN_MEMORY_BYTES};
+
 /// One configuration file as read from disk.
 #[derive(Debug, Clone)]
 struct Source {
@@ -371,6 +373,14 @@ fn agent_problems(
             "max_tokens_per_call must be greater than 0".to_string(),
         ));
     }
+    if !(MIN_MEMORY_BYTES..=MAX_MEMORY_BYTES).contains(&a.max_memory_bytes) {
+        out.push((
+            "max_memory_bytes",
+            format!(
+                "max_memory_bytes must be between {MIN_MEMORY_BYTES} and {MAX_MEMORY_BYTES} (one user's memory notes)"
+            ),
+        ));
+    }
     if !(30..=86_400).contains(&a.approval_ttl_secs) {
         out.push((
             "approval_ttl_secs",
@@ -589,6 +599,20 @@ mod tests {
         );
         assert_eq!(p.len(), 3, "{p:?}");
         assert!(p.iter().any(|m| m.contains("approval_ttl_secs")), "{p:?}");
+        // The memory cap: a sane range, the default inside it.
+        for bad in [0, 1023, 16 * 1024 * 1024 + 1] {
+            let p = problems(&format!(
+                "[agent]\nmodel = \"m\"\nmax_memory_bytes = {bad}\n"
+            ));
+            assert!(
+                p.iter().any(|m| m.contains("max_memory_bytes")),
+                "{bad}: {p:?}"
+            );
+        }
+        for good in ["max_memory_bytes = 4096\n", ""] {
+            let p = problems(&format!("[agent]\nmodel = \"m\"\n{good}"));
+            assert!(!p.iter().any(|m| m.contains("max_memory_bytes")), "{p:?}");
+        }
     }
 
     #[test]

@@ -5,12 +5,87 @@ use std::sync::Mutex;
 
 use rusqlite::Connection;
 
-use crate::ipc::{ErrorCode, GatewayRequest, GatewayResponse, KeyBundle, SecretListing, WireError};
+use zeroize::Zeroizing;
+
+use crate::ipc::{
+    ErrorCode, GatewayRequest, GatewayResponse, KeyBundle, SecretBytes, SecretListing, WireError,
+};
 use crate::keystore::vault::{self, Vault};
 use crate::keystore::{DerivedKey, Purpose, VaultError};
 
+/// The vault on the gateway's `state.db` connection, once its key is in.
+/// Locks are always taken in one order: the connection, then the key.
+#[derive(Debug)]
+pub(super) struct VaultCell {
+    db: Mutex<Connection>,
+    vault: Mutex<Option<Vault>>,
+}
+
+impl VaultCell {
+    pub(super) fn new(db: Connection) -> VaultCell {
+        VaultCell {
+            db: Mutex::new(db),
+            vault: Mutex::new(None),
+        }
+    }
+
+    pub(super) fn set_key(&self, vault: Vault) {
+        let _db = lock(&self.db);
+        *lock(&self.vault) = Some(vault);
+    }
+
+    pub(super) fn has_key(&self) -> bool {
+        lock(&self.vault).is_some()
+    }
+
+    /// Serves one vault request; `true` with the answer when the set of
+    /// stored values changed (set, delete, re-wrap).
+    pub(super) fn request(
+        &self,
+        request: GatewayRequest,
+    ) -> Result<(GatewayResponse, bool), WireError> {
+        let changes = matches!(
+            request,
+            GatewayRequest::SecretSet { .. }
+                | GatewayRequest::SecretDelete { .. }
+                | GatewayRequest::VaultRewrap { .. }
+        );
+        let db = lock(&self.db);
+        vault_request(&db, &self.vault, request).map(|r| (r, changes))
+    }
+
+    /// One secret's value.
+    pub(super) fn get(&self, name: &str) -> Result<Zeroizing<Vec<u8>>, WireError> {
+        let db = lock(&self.db);
+        let vault = lock(&self.vault);
+        vault
+            .as_ref()
+            .ok_or_else(no_keys)?
+            .get(&db, name)
+            .map_err(vault_error)
+    }
+
+    /// Every stored value, for the audit trail's redactor.
+    pub(super) fn values(&self) -> Result<Vec<SecretBytes>, WireError> {
+        let db = lock(&self.db);
+        let vault = lock(&self.vault);
+        let vault = vault.as_ref().ok_or_else(no_keys)?;
+        vault
+            .list(&db)
+            .map_err(vault_error)?
+            .iter()
+            .map(|s| {
+                vault
+                    .get(&db, &s.name)
+                    .map(|v| SecretBytes(v.to_vec()))
+                    .map_err(vault_error)
+            })
+            .collect()
+    }
+}
+
 /// Serves one vault request on the gateway's `state.db` connection.
-pub(super) fn vault_request(
+fn vault_request(
     db: &Connection,
     vault: &Mutex<Option<Vault>>,
     request: GatewayRequest,

@@ -5,9 +5,8 @@
 //! and every decision on an inbound message goes to the audit trail.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-
-use rusqlite::Connection;
 
 use super::access::AccessControl;
 use super::channels::Redacted;
@@ -18,7 +17,7 @@ use super::inbound::{Context, Inbound, RawInbound};
 use super::pairing::{Pairing, PairingKey};
 use super::replay::ReplayGuard;
 use super::runner::{self, SecretLookup};
-use super::secrets::{key_of, lock, open_db, vault_request};
+use super::secrets::{VaultCell, key_of, lock, open_db};
 use super::settings::{GatewaySettings, Profile};
 use super::sinks::{AuditEvent, AuditSink, BoxFuture, Task, TaskSink};
 use super::store::{RevokeScope, Store};
@@ -42,8 +41,7 @@ const REPLAY_MAX_ENTRIES: i64 = 100_000;
 /// The gateway's service: owns `state.db`; holds the keys the supervisor sent.
 #[derive(Debug)]
 pub struct GatewayService {
-    db: Mutex<Connection>,
-    vault: Mutex<Option<Vault>>,
+    vault: Arc<VaultCell>,
     store: Arc<Store>,
     settings: Arc<GatewaySettings>,
     webhook: WebhookSettings,
@@ -90,9 +88,9 @@ impl GatewayService {
             ReplayGuard::new(Arc::clone(&store), REPLAY_WINDOW_SECS, REPLAY_MAX_ENTRIES)
                 .context("opening the replay table")?,
         );
+        let vault = Arc::new(VaultCell::new(db));
         Ok(GatewayService {
-            db: Mutex::new(db),
-            vault: Mutex::new(None),
+            vault: Arc::clone(&vault),
             store,
             settings,
             webhook,
@@ -105,6 +103,7 @@ impl GatewayService {
             audit: Arc::new(TrailSink {
                 socket: audit_socket,
                 log: OnceLock::new(),
+                known: KnownSecretsFeed::new(vault),
             }),
             replies: Arc::new(Replies::default()),
             agent: None,
@@ -146,7 +145,7 @@ impl GatewayService {
             Arc::clone(&self.settings),
         );
         let pairing = Arc::new(pairing);
-        *lock(&self.vault) = Some(Vault::new(vault_key));
+        self.vault.set_key(Vault::new(vault_key));
         if let Some((_, secrets)) = &self.agent {
             secrets.set_vault(Vault::new(key_of(bundle, Purpose::Vault)?));
         }
@@ -230,8 +229,14 @@ impl GatewayService {
         lock(&self.transports).as_ref().and_then(|r| r.webhook_addr)
     }
 
+    /// Sends the vault's values to the audit component for redaction (after
+    /// the keys are installed; changes are sent by the requests themselves).
+    pub async fn send_known_secrets(&self) {
+        self.audit.send_known_secrets().await;
+    }
+
     pub fn has_keys(&self) -> bool {
-        lock(&self.vault).is_some()
+        self.vault.has_key()
     }
 
     pub async fn handle(&self, request: GatewayRequest) -> ComponentResponse {
@@ -264,7 +269,16 @@ impl GatewayService {
                     "no LLM provider is configured on this appliance ([agent] in the configuration), so there are no tasks or approvals",
                 )),
             },
-            vault => vault_request(&lock(&self.db), &self.vault, vault),
+            vault => match self.vault.request(vault) {
+                Ok((answer, changed)) => {
+                    if changed {
+                        // Redacted from the next entry on: sent before answering.
+                        self.audit.send_known_secrets().await;
+                    }
+                    Ok(answer)
+                }
+                Err(e) => Err(e),
+            },
         };
         match result {
             Ok(r) => ComponentResponse::Gateway(r),
@@ -502,6 +516,34 @@ impl GatewayService {
 struct TrailSink {
     socket: Option<PathBuf>,
     log: OnceLock<AuditLog>,
+    known: KnownSecretsFeed,
+}
+
+/// Keeps the audit component's known-secret set equal to the vault: sent
+/// after the keys arrive, after every change, and again whenever the
+/// connection to the audit component was re-made (a restarted audit
+/// component has forgotten them). Values are read from the vault for each
+/// send and dropped (zeroized) after it; never logged.
+#[derive(Debug)]
+struct KnownSecretsFeed {
+    vault: Arc<VaultCell>,
+    /// `Client::connections()` when the set was last taken; 0 = never.
+    synced_connection: AtomicU64,
+    /// A send failed or the vault changed: send before the next entry.
+    stale: AtomicBool,
+    /// One send at a time.
+    sending: tokio::sync::Mutex<()>,
+}
+
+impl KnownSecretsFeed {
+    fn new(vault: Arc<VaultCell>) -> KnownSecretsFeed {
+        KnownSecretsFeed {
+            vault,
+            synced_connection: AtomicU64::new(0),
+            stale: AtomicBool::new(true),
+            sending: tokio::sync::Mutex::new(()),
+        }
+    }
 }
 
 impl TrailSink {
@@ -511,6 +553,53 @@ impl TrailSink {
             self.log
                 .get_or_init(|| AuditLog::start(socket.clone(), Role::Gateway)),
         )
+    }
+
+    /// Sends the vault's current values to the audit component.
+    async fn send_known_secrets(&self) {
+        let Some(log) = self.log() else {
+            return;
+        };
+        let _one = self.known.sending.lock().await;
+        let values = match self.known.vault.values() {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::debug!(error = %e, "known secrets not sent yet");
+                return;
+            }
+        };
+        let count = values.len();
+        match log.known_secrets(values).await {
+            Ok(matched) => {
+                self.known
+                    .synced_connection
+                    .store(log.connections(), Ordering::Release);
+                self.known.stale.store(false, Ordering::Release);
+                tracing::info!(
+                    values = count,
+                    matched,
+                    "vault values sent to the audit trail for redaction"
+                );
+            }
+            Err(e) => {
+                self.known.stale.store(true, Ordering::Release);
+                tracing::error!(error = %e, "vault values not sent to the audit trail; retrying before the next entry");
+            }
+        }
+    }
+
+    /// After an entry: re-sends the set when it is stale or the connection
+    /// to the audit component is a new one (before the step's effect, e.g. a
+    /// command whose output the sandbox appends).
+    async fn refresh_known_secrets(&self) {
+        let Some(log) = self.log() else {
+            return;
+        };
+        if self.known.stale.load(Ordering::Acquire)
+            || log.connections() != self.known.synced_connection.load(Ordering::Acquire)
+        {
+            self.send_known_secrets().await;
+        }
     }
 }
 
@@ -536,13 +625,12 @@ impl AuditSink for TrailSink {
                     "detail": event.detail,
                 }),
             };
-            log.append(entry)
-                .await
-                .map(|_| ())
-                .map_err(|reason| GatewayError::Sink {
-                    sink: "audit",
-                    reason,
-                })
+            let appended = log.append(entry).await;
+            self.refresh_known_secrets().await;
+            appended.map(|_| ()).map_err(|reason| GatewayError::Sink {
+                sink: "audit",
+                reason,
+            })
         })
     }
 }
@@ -568,6 +656,7 @@ impl Trail for TrailSink {
             if let Err(e) = log.append(entry).await {
                 tracing::error!(kind, error = %e, "task step not in the audit trail");
             }
+            self.refresh_known_secrets().await;
         })
     }
 }
@@ -590,15 +679,9 @@ impl TaskSink for NoProvider {
 
 impl SecretLookup for GatewayService {
     fn secret(&self, name: &str) -> Result<Redacted, GatewayError> {
-        let vault = lock(&self.vault);
-        let vault = vault.as_ref().ok_or_else(|| GatewayError::Sink {
+        let bytes = self.vault.get(name).map_err(|e| GatewayError::Sink {
             sink: "vault",
-            reason: "no vault key yet".into(),
-        })?;
-        let db = lock(&self.db);
-        let bytes = vault.get(&db, name).map_err(|e| GatewayError::Sink {
-            sink: "vault",
-            reason: e.to_string(),
+            reason: e.message,
         })?;
         let text = std::str::from_utf8(&bytes).map_err(|_| GatewayError::Sink {
             sink: "vault",

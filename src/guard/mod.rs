@@ -61,7 +61,7 @@ mod analyze;
 mod ast;
 mod checks;
 mod commands;
-mod decode;
+pub(crate) mod decode;
 mod error;
 mod files;
 mod interp;

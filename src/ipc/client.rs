@@ -32,6 +32,8 @@ pub struct Client<Req, Resp> {
     role: Role,
     timeout: Duration,
     next_id: AtomicU64,
+    /// Connections made so far (a new one means the peer may have restarted).
+    connections: AtomicU64,
     conn: tokio::sync::Mutex<Option<Connection<Resp>>>,
     _req: PhantomData<fn(Req)>,
 }
@@ -58,6 +60,7 @@ where
             role,
             timeout,
             next_id: AtomicU64::new(1),
+            connections: AtomicU64::new(0),
             conn: tokio::sync::Mutex::new(None),
             _req: PhantomData,
         }
@@ -65,6 +68,12 @@ where
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// How many connections this client has made: a change means the peer
+    /// may have restarted and forgotten per-connection state it was sent.
+    pub fn connections(&self) -> u64 {
+        self.connections.load(Ordering::Acquire)
     }
 
     /// Sends one request and waits for its response.
@@ -134,7 +143,10 @@ where
         let mut delay = Duration::from_millis(10);
         loop {
             match self.connect_once().await {
-                Ok(c) => return Ok(c),
+                Ok(c) => {
+                    self.connections.fetch_add(1, Ordering::AcqRel);
+                    return Ok(c);
+                }
                 Err(e @ IpcError::Refused { .. }) => return Err(e),
                 Err(e) => {
                     if tokio::time::Instant::now() + delay >= deadline {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::roles::{Component, Role};
 
 /// Checked in every [`Hello`]; a mismatch refuses the connection.
-pub const PROTOCOL_VERSION: u32 = 6;
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// The first frame on every connection, from the connecting side.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -117,6 +117,7 @@ impl RequestKind for ComponentRequest {
             ComponentRequest::Audit(AuditRequest::Append(_)) => "audit.append",
             ComponentRequest::Audit(AuditRequest::Tail(_)) => "audit.tail",
             ComponentRequest::Audit(AuditRequest::Verify) => "audit.verify",
+            ComponentRequest::Audit(AuditRequest::KnownSecrets(_)) => "audit.known-secrets",
             ComponentRequest::Sandbox(SandboxRequest::Run(_)) => "sandbox.run",
             ComponentRequest::Sandbox(SandboxRequest::Cancel { .. }) => "sandbox.cancel",
             ComponentRequest::Sandbox(SandboxRequest::File(_)) => "sandbox.file",
@@ -201,6 +202,26 @@ pub enum AuditRequest {
     Append(AuditAppend),
     Tail(AuditQuery),
     Verify,
+    /// Every value in the gateway's vault, to be redacted wherever it (or an
+    /// encoding of it) appears in later entries. Replaces the previous set.
+    /// From the gateway alone; the audit component keeps the values in memory
+    /// only (see `audit::redact`).
+    KnownSecrets(KnownSecrets),
+}
+
+/// Most values in one [`AuditRequest::KnownSecrets`].
+pub const MAX_KNOWN_SECRETS: usize = 1024;
+
+/// The vault's current values. Zeroized on drop, never printed.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct KnownSecrets {
+    pub values: Vec<SecretBytes>,
+}
+
+impl std::fmt::Debug for KnownSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KnownSecrets(<{} values redacted>)", self.values.len())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -227,9 +248,15 @@ pub struct AuditQuery {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum AuditResponse {
-    Appended { seq: u64 },
+    Appended {
+        seq: u64,
+    },
     Entries(Vec<AuditEntry>),
     Verified(AuditVerdict),
+    /// How many of the values are matched (the others were too short).
+    KnownSecretsTaken {
+        matched: u32,
+    },
 }
 
 /// One committed entry, as `coworkctl audit tail` shows it.

@@ -45,6 +45,8 @@ pub static PEER_TABLE: &[PeerRule] = &[
         "audit.verify",
         &[Role::Supervisor, Role::Admin],
     ),
+    // The vault's values, for redaction: from the vault's owner alone.
+    rule(Role::Audit, "audit.known-secrets", &[Role::Gateway]),
     // Keys come from the supervisor alone.
     rule(Role::Audit, "install-keys", &[Role::Supervisor]),
     rule(Role::Gateway, "install-keys", &[Role::Supervisor]),
@@ -339,6 +341,21 @@ mod tests {
         }
         // The sandbox never takes a command from anyone but the gateway.
         assert!(!may_send(Sandbox, "sandbox.run", Admin));
+    }
+
+    #[test]
+    fn only_the_gateway_sends_known_secrets() {
+        use Role::*;
+        assert!(may_send(Audit, "audit.known-secrets", Gateway));
+        for r in [Supervisor, Admin, Sandbox, Audit, Ctl] {
+            assert!(!may_send(Audit, "audit.known-secrets", r), "{r:?}");
+        }
+        for server in [Supervisor, Gateway, Sandbox, Admin] {
+            assert!(
+                !may_send(server, "audit.known-secrets", Gateway),
+                "{server:?}"
+            );
+        }
     }
 
     #[test]

@@ -48,7 +48,9 @@ use tokio_util::sync::CancellationToken;
 pub use replies::{Outbound, Replies};
 pub use tools::SandboxClient;
 
-use self::tools::{FileTool, RunCommandTool, SandboxFileTool, TaskScope, WorkspaceWrites};
+use self::tools::{
+    AuditedMemoryTool, FileTool, RunCommandTool, SandboxFileTool, TaskScope, WorkspaceWrites,
+};
 use super::error::GatewayError;
 use super::inbound::Context;
 use super::service::LOCAL_CHANNEL;
@@ -153,6 +155,23 @@ pub fn runtime_setup(
             .collect(),
         user_limits: budget::UserLimits::from_settings(&config.limits),
     })
+}
+
+/// The per-user notes under `$STATE/gateway/memory` (0700), capped at
+/// `[agent] max_memory_bytes` per user.
+fn memory_store(setup: &RuntimeSetup) -> anyhow::Result<FileMemoryStore> {
+    use anyhow::Context as _;
+    use std::os::unix::fs::DirBuilderExt;
+    let memory_dir = setup.state_dir.join("memory");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&memory_dir)
+        .with_context(|| format!("creating {}", memory_dir.display()))?;
+    Ok(FileMemoryStore::new(
+        memory_dir,
+        setup.settings.max_memory_bytes,
+    ))
 }
 
 /// Every tool the runtime has (the context policy may withhold some).
@@ -423,7 +442,6 @@ impl AgentRuntime {
         replies: Arc<Replies>,
     ) -> anyhow::Result<AgentRuntime> {
         use anyhow::Context as _;
-        use std::os::unix::fs::DirBuilderExt;
         let guard = Guard::from_settings(&setup.guard).context("loading the guard rules")?;
         let extra_ca = match &setup.settings.ca_file {
             Some(p) => Some(
@@ -444,13 +462,7 @@ impl AgentRuntime {
                 "tasks left running by the previous gateway were marked interrupted"
             );
         }
-        let memory_dir = setup.state_dir.join("memory");
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&memory_dir)
-            .with_context(|| format!("creating {}", memory_dir.display()))?;
-        let memory = Arc::new(FileMemoryStore::new(memory_dir, 64 * 1024));
+        let memory = Arc::new(memory_store(&setup)?);
         let sandbox = Arc::new(SandboxClient::new(
             setup.sandbox_socket,
             Role::Gateway,
@@ -708,10 +720,13 @@ impl Inner {
                 kind: FileTool::List,
                 guard: Arc::clone(&self.guard),
             }),
-            Arc::new(MemoryTool::new(
-                Arc::clone(&self.memory) as Arc<dyn crate::agent::tools::MemoryStore>,
-                requester.clone(),
-            )),
+            Arc::new(AuditedMemoryTool {
+                scope: scope.clone(),
+                inner: MemoryTool::new(
+                    Arc::clone(&self.memory) as Arc<dyn crate::agent::tools::MemoryStore>,
+                    requester.clone(),
+                ),
+            }),
         ];
         let allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();
         let s = &self.settings;
@@ -1011,6 +1026,30 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_configured_memory_cap_is_enforced() {
+        use crate::agent::tools::MemoryStore as _;
+        let dir = tempfile::tempdir().unwrap();
+        let setup = RuntimeSetup {
+            settings: AgentSettings {
+                max_memory_bytes: 2048,
+                ..AgentSettings::default()
+            },
+            guard: GuardSettings::default(),
+            command_timeout_secs: 10,
+            sandbox_socket: dir.path().join("sandbox.sock"),
+            state_dir: dir.path().to_path_buf(),
+        };
+        let store = memory_store(&setup).unwrap();
+        store.append("local:uid:1", &"a".repeat(1500)).unwrap();
+        // 1501 + 600 + 1 > 2048: refused (the old hard-coded 64 KiB took it).
+        let e = store.append("local:uid:1", &"b".repeat(600)).unwrap_err();
+        assert!(e.to_string().contains("2048"), "{e}");
+        assert_eq!(store.read("local:uid:1").unwrap().len(), 1501);
+        // Another user has a cap of their own.
+        store.append("local:uid:2", &"c".repeat(600)).unwrap();
+    }
 
     #[test]
     fn ids_and_decisions_parse_strictly() {

@@ -1,6 +1,7 @@
 //! The tools a task's agent may call, as the gateway provides them:
 //! `run_command` (guard → approval or sandbox) and the workspace file tools,
-//! which run inside the sandbox component (it owns the workspaces) over IPC.
+//! which run inside the sandbox component (it owns the workspaces) over IPC,
+//! and the memory notes. Every call is audited as `task.tool_call` first.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -8,6 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
+use crate::agent::tools::MemoryTool;
 use crate::agent::{ApprovalRequest, FileWrite, Tool, ToolOutcome};
 use crate::guard::{Decision, Guard};
 use crate::ipc::{
@@ -371,6 +373,105 @@ impl SandboxFileTool {
     }
 }
 
+/// `memory`, audited like every other tool. The entry records the operation
+/// and the note's size, not its text: notes are what the model chose to keep
+/// about a person, the trail is append-only (a `forget` could never remove
+/// them from it) and redaction only catches secret shapes, not personal data.
+#[derive(Debug)]
+pub struct AuditedMemoryTool {
+    pub scope: TaskScope,
+    pub inner: MemoryTool,
+}
+
+#[async_trait]
+impl Tool for AuditedMemoryTool {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn description(&self) -> &str {
+        self.inner.description()
+    }
+    fn input_schema(&self) -> Value {
+        self.inner.input_schema()
+    }
+    async fn call(&self, input: Value) -> ToolOutcome {
+        let mut payload = json!({"action": input["action"].as_str().map(|a| a.chars().take(32).collect::<String>())});
+        if let Some(note) = input["note"].as_str() {
+            payload["length"] = json!(note.len());
+        }
+        self.scope.tool_call(self.name(), payload).await;
+        self.inner.call(input).await
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::tools::FileMemoryStore;
+    use crate::gateway::sinks::BoxFuture;
+
+    #[derive(Debug, Default)]
+    struct Notes(Mutex<Vec<(String, String, Value)>>);
+
+    impl Trail for Notes {
+        fn note<'a>(
+            &'a self,
+            kind: &'a str,
+            subject: &'a str,
+            payload: Value,
+        ) -> BoxFuture<'a, ()> {
+            lock(&self.0).push((kind.to_string(), subject.to_string(), payload));
+            Box::pin(std::future::ready(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn memory_calls_are_audited_by_operation_and_size_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let notes = Arc::new(Notes::default());
+        let scope = TaskScope {
+            task_id: "t-1".into(),
+            requester: "local:uid:1".into(),
+            workspace: "w".into(),
+            sandbox: Arc::new(SandboxClient::new(
+                dir.path().join("none.sock"),
+                crate::ipc::Role::Gateway,
+                Duration::from_secs(1),
+            )),
+            trail: Arc::clone(&notes) as Arc<dyn Trail>,
+            run: Arc::new(Mutex::new(None)),
+            command_timeout_secs: 1,
+        };
+        let tool = AuditedMemoryTool {
+            scope,
+            inner: MemoryTool::new(
+                Arc::new(FileMemoryStore::new(dir.path().join("m"), 4096)),
+                "local:uid:1",
+            ),
+        };
+        let note = "likes tea; lives at 12 Private Road";
+        let out = tool.call(json!({"action": "remember", "note": note})).await;
+        assert!(matches!(out, ToolOutcome::Output(_)), "{out:?}");
+        tool.call(json!({"action": "recall"})).await;
+        tool.call(json!({"action": 7})).await; // hostile: audited, refused
+        let notes = lock(&notes.0);
+        assert_eq!(notes.len(), 3, "{notes:?}");
+        assert!(notes.iter().all(|(k, s, p)| k == "task.tool_call"
+            && s == "local:uid:1"
+            && p["tool"] == "memory"
+            && p["task"] == "t-1"));
+        assert_eq!(notes[0].2["action"], "remember");
+        assert_eq!(notes[0].2["length"], note.len());
+        assert_eq!(notes[1].2["action"], "recall");
+        assert!(notes[2].2["action"].is_null());
+        let all = serde_json::to_string(&*notes).unwrap();
+        assert!(
+            !all.contains("Private Road"),
+            "note text in the trail: {all}"
+        );
+    }
 }

@@ -1040,6 +1040,8 @@ mod tests {
             command_timeout_secs: 10,
             sandbox_socket: dir.path().join("sandbox.sock"),
             state_dir: dir.path().to_path_buf(),
+            shared_workspaces: Default::default(),
+            user_limits: budget::UserLimits::from_settings(&Default::default()),
         };
         let store = memory_store(&setup).unwrap();
         store.append("local:uid:1", &"a".repeat(1500)).unwrap();

@@ -437,6 +437,7 @@ mod tests {
             task_id: "t-1".into(),
             requester: "local:uid:1".into(),
             workspace: "w".into(),
+            writes: Arc::default(),
             sandbox: Arc::new(SandboxClient::new(
                 dir.path().join("none.sock"),
                 crate::ipc::Role::Gateway,

@@ -411,7 +411,21 @@ fn below_the_disk_reserve_no_workspace_grows() {
     s.reply_containing(USER, "Could not.");
     let result = s.tool_result(1);
     assert!(result.contains("nearly full"), "{result}");
-    s.still_answers_and_audits();
+    // Loudly degraded, still answering and auditing.
+    let status = s.i.ctl(&["status"]);
+    assert_eq!(status.status.code(), Some(1), "{status:?}");
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains("DEGRADED") && text.contains("under the"),
+        "{text}"
+    );
+    let json = s.i.ctl(&["status", "--json"]);
+    let json: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["degraded"], true);
+    assert!(json["disk"]["free_bytes"].as_u64().is_some(), "{json}");
+    let verify = s.i.ctl(&["audit", "verify"]);
+    assert!(verify.status.success(), "{verify:?}");
+    assert!(s.i.log().contains("APPLIANCE DEGRADED: the data disk"));
 }
 
 #[test]

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::roles::{Component, Role};
 
 /// Checked in every [`Hello`]; a mismatch refuses the connection.
-pub const PROTOCOL_VERSION: u32 = 7;
+pub const PROTOCOL_VERSION: u32 = 8;
 
 /// The first frame on every connection, from the connecting side.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -812,12 +812,30 @@ pub struct StatusReport {
     pub uptime_secs: u64,
     /// Every component is up and answering.
     pub ready: bool,
-    /// A component restarted too often; see its `recent_restarts`.
+    /// A component restarted too often (see its `recent_restarts`), or the
+    /// data disk is down to its reserve (see `disk`).
     pub degraded: bool,
+    /// Free space on the state directory's file system and the reserve kept.
+    pub disk: DiskStatus,
     pub keystore: String,
     /// Where components and sandboxed commands get their cgroups.
     pub cgroups: String,
     pub components: Vec<ComponentStatus>,
+}
+
+/// The data disk as the supervisor sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskStatus {
+    /// Bytes free for unprivileged writers; `None` when it cannot be read.
+    pub free_bytes: Option<u64>,
+    /// `[sandbox] disk_reserve_bytes`: below it no workspace grows.
+    pub reserve_bytes: u64,
+}
+
+impl DiskStatus {
+    pub fn low(&self) -> bool {
+        self.free_bytes.is_some_and(|f| f < self.reserve_bytes)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

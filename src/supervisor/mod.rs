@@ -147,7 +147,11 @@ impl Shared {
                 summary: s.summary.clone(),
             })
             .collect();
-        let degraded = slots.values_mut().any(|s| s.tracker.degraded(now, &policy));
+        let disk = crate::ipc::DiskStatus {
+            free_bytes: crate::sandbox::disk::free_bytes(&self.paths.state_dir).ok(),
+            reserve_bytes: lock(&self.config).sandbox.disk_reserve_bytes,
+        };
+        let degraded = slots.values_mut().any(|s| s.tracker.degraded(now, &policy)) || disk.low();
         StatusReport {
             version: crate::VERSION.to_string(),
             profile,
@@ -155,6 +159,7 @@ impl Shared {
             uptime_secs: self.started.elapsed().as_secs(),
             ready: components.iter().all(|c| c.state == ComponentState::Up),
             degraded,
+            disk,
             keystore: self.keys.status(),
             // Per-command cgroups are the sandbox's business: it gets a delegated
             // subtree from its own unit, or goes without (dev, tests, containers).
@@ -439,6 +444,13 @@ async fn supervise(
                         "APPLIANCE DEGRADED: component is crash-looping; the others keep running"
                     );
                 }
+                if report.disk.low() {
+                    tracing::error!(
+                        free_bytes = report.disk.free_bytes,
+                        reserve_bytes = report.disk.reserve_bytes,
+                        "APPLIANCE DEGRADED: the data disk is down to its reserve; workspaces may not grow until files are deleted"
+                    );
+                }
             } else {
                 tracing::warn!("appliance no longer degraded");
                 shared
@@ -506,6 +518,9 @@ fn status_line(r: &StatusReport) -> String {
     );
     if r.degraded {
         line.push_str(", DEGRADED");
+    }
+    if r.disk.low() {
+        line.push_str(", data disk at its reserve");
     }
     line
 }

@@ -306,6 +306,20 @@ fn print_status(r: &StatusReport) {
     );
     println!("keystore: {}", r.keystore);
     println!("cgroups: {}", r.cgroups);
+    let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0));
+    match r.disk.free_bytes {
+        Some(free) if r.disk.low() => println!(
+            "disk: {} free, under the {} reserve: workspaces may not grow until files are deleted",
+            mib(free),
+            mib(r.disk.reserve_bytes)
+        ),
+        Some(free) => println!(
+            "disk: {} free ({} kept in reserve)",
+            mib(free),
+            mib(r.disk.reserve_bytes)
+        ),
+        None => println!("disk: free space unknown"),
+    }
     println!(
         "{:<10} {:<13} {:>8} {:>9} {:>7} {:>10}  user",
         "component", "state", "pid", "restarts", "recent", "backoff"

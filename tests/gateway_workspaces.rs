@@ -325,8 +325,19 @@ fn a_sender_past_the_daily_budget_is_told_so() {
     );
     s.send_dm("list my files");
     s.reply_containing(USER, "Listed.");
-    s.send_dm("and again");
-    let refused = s.reply_containing(USER, "today's budget");
+    // The reply goes out just before the task stops counting as in progress:
+    // a message in between is told so, and is sent again.
+    let refused = loop {
+        let seen = s.tg.lock().unwrap().sent.len();
+        s.send_dm("and again");
+        let answer = wait_until(Duration::from_secs(20), "an answer", || {
+            s.tg.lock().unwrap().sent.get(seen).map(|(_, t)| t.clone())
+        });
+        if !answer.contains("still in progress") {
+            break answer;
+        }
+    };
+    assert!(refused.contains("today's budget"), "{refused}");
     assert!(refused.contains("40 tokens"), "{refused}");
     assert_eq!(s.llm.script.count(), 2, "the refused task called no model");
     s.still_answers_and_audits();

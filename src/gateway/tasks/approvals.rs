@@ -21,45 +21,7 @@ impl Inner {
         // another task before the run makes this approval lapse.
         let generation = self.writes.generation(&scope.workspace);
         let ttl = self.settings.approval_ttl_secs;
-        let requested = {
-            let db = lock(&self.db);
-            ApprovalStore::open(&db).and_then(|a| {
-                a.request(
-                    &approval_id,
-                    &id,
-                    &request.command,
-                    &request.cwd,
-                    now(),
-                    i64::try_from(ttl).unwrap_or(i64::MAX),
-                )
-            })
-        };
-        if let Err(e) = requested {
-            tracing::error!(task = %id, error = %e, "approval request not recorded");
-            self.transition(&id, TaskState::Failed, Some("approval_store"));
-            lock(&self.live).remove(&id);
-            self.reply(
-                &origin,
-                &format!("Task {id} failed: its approval request could not be recorded."),
-            )
-            .await;
-            return;
-        }
         let requester = origin.requester();
-        self.transition(
-            &id,
-            TaskState::AwaitingApproval,
-            Some(&format!("approval {approval_id}")),
-        );
-        self.trail
-            .note(
-                "approval.requested",
-                &requester,
-                json!({"task": id, "approval": approval_id, "command": request.command,
-                       "cwd": request.cwd, "reason": request.reason, "requester": requester,
-                       "expires_in_secs": ttl}),
-            )
-            .await;
         let what = match &request.write {
             None => format!(
                 "run a command that needs the owner's approval:\n\n{}",
@@ -79,8 +41,24 @@ impl Inner {
              or on the admin page.",
             request.cwd, request.reason, ttl
         );
-        // Decidable before anyone is told of it: an answer right after the
-        // message must find the task waiting.
+        // The trail says it was asked before anyone can answer it.
+        self.trail
+            .note(
+                "approval.requested",
+                &requester,
+                json!({"task": id, "approval": approval_id, "command": request.command,
+                       "cwd": request.cwd, "reason": request.reason, "requester": requester,
+                       "expires_in_secs": ttl}),
+            )
+            .await;
+        // Listed means decidable: the task waits on the request before the
+        // request is in the store (where coworkctl and the page list it).
+        let (command, cwd) = (request.command.clone(), request.cwd.clone());
+        self.transition(
+            &id,
+            TaskState::AwaitingApproval,
+            Some(&format!("approval {approval_id}")),
+        );
         if let Some(l) = lock(&self.live).get_mut(&id) {
             l.paused = Some(Paused {
                 agent,
@@ -91,6 +69,30 @@ impl Inner {
                 generation,
                 scope,
             });
+        }
+        let requested = {
+            let db = lock(&self.db);
+            ApprovalStore::open(&db).and_then(|a| {
+                a.request(
+                    &approval_id,
+                    &id,
+                    &command,
+                    &cwd,
+                    now(),
+                    i64::try_from(ttl).unwrap_or(i64::MAX),
+                )
+            })
+        };
+        if let Err(e) = requested {
+            tracing::error!(task = %id, error = %e, "approval request not recorded");
+            self.transition(&id, TaskState::Failed, Some("approval_store"));
+            lock(&self.live).remove(&id);
+            self.reply(
+                &origin,
+                &format!("Task {id} failed: its approval request could not be recorded."),
+            )
+            .await;
+            return;
         }
         self.reply(&origin, &text).await;
         // The owner hears about it in their own DM too (where a DM's chat is

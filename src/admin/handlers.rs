@@ -14,6 +14,7 @@ use axum::routing::{get, post};
 use maud::Markup;
 
 use super::backend::IssuedCode;
+use super::ratelimit::{Finished, Refusal, Ticket};
 use super::http::{self, BODY_LIMIT, Form, PageError, PeerAddr, cookie, redirect, set_cookie};
 use super::server::AppState;
 use super::session::{COOKIE_NAME, PRE_COOKIE_NAME, SessionView, ct_eq, random_token};
@@ -201,15 +202,11 @@ async fn setup_submit(
         ));
     }
     let ip = ip_of(peer);
-    let now = st.clock.now();
-    if st.lock_limiter().locked(ip, now) {
-        return Err(PageError::TooManyAttempts(
-            "Too many failed attempts. Wait and try again later.".into(),
-        ));
-    }
     let token = form.require("token")?;
-    if !owner::check_setup_token(&st.state_dir, token)? {
-        st.lock_limiter().record_failure(ip, now);
+    let ticket = reserve_check(&st, ip)?;
+    let right = owner::check_setup_token(&st.state_dir, token);
+    finish_check(&st, ticket, ip, matches!(right, Ok(true))).await;
+    if !right? {
         audit_owner(&st, "admin.setup_failed", ip.to_string(), ip).await;
         return Ok(pre_form(StatusCode::FORBIDDEN, "Owner setup", |pre| {
             views::setup_form(pre, Some("The setup token is wrong."))
@@ -261,12 +258,6 @@ async fn login_submit(
         return Ok(redirect("/setup"));
     }
     let ip = ip_of(peer);
-    if st.lock_limiter().locked(ip, st.clock.now()) {
-        audit_owner(&st, "admin.login_locked", ip.to_string(), ip).await;
-        return Err(PageError::TooManyAttempts(
-            "Too many failed logins. Logins are locked for a while; try again later.".into(),
-        ));
-    }
     let password = zeroize::Zeroizing::new(form.require("password")?.to_string());
     if !owner_password_ok(&st, ip, password).await? {
         audit_owner(&st, "admin.login_failed", ip.to_string(), ip).await;
@@ -588,23 +579,57 @@ async fn audit_verify(State(st): St, headers: HeaderMap, body: Body) -> PageResu
 
 // ---- owner password ----
 
+/// Reserves one password check for `ip` under the lockout rule (see
+/// `ratelimit`), before any hashing; a refusal is the 429 to send.
+fn reserve_check(st: &AppState, ip: IpAddr) -> Result<Ticket, PageError> {
+    st.lock_limiter()
+        .reserve(ip, st.clock.now())
+        .map_err(|why| match why {
+            Refusal::AddressLocked => PageError::TooManyAttempts(
+                "Too many wrong passwords from this address. Wait and try again later.".into(),
+            ),
+            Refusal::Busy => PageError::TooManyAttempts(
+                "Too many password attempts on this appliance right now. Try again in a few seconds."
+                    .into(),
+            ),
+        })
+}
+
+/// Records a reserved check's result; a lockout it starts is logged and
+/// audited once.
+async fn finish_check(st: &AppState, ticket: Ticket, ip: IpAddr, passed: bool) {
+    let now = st.clock.now();
+    let done = st.lock_limiter().finish(ticket, passed, now);
+    if let Finished::LockedOut { until } = done {
+        let secs = until.saturating_sub(now);
+        tracing::warn!(peer = %ip, secs, "admin page: too many wrong passwords; address locked out");
+        audit(
+            st,
+            "admin.login_lockout",
+            ip.to_string(),
+            "owner",
+            serde_json::json!({ "peer": ip.to_string(), "until": until, "secs": secs }),
+        )
+        .await;
+    }
+}
+
 /// Checks `password` against the owner's hash (argon2, off the async
-/// threads); a wrong one counts towards `ip`'s lockout, a right one clears it.
+/// threads) after reserving the check: a wrong one counts towards `ip`'s
+/// lockout, a right one clears it, a refused one is never hashed (429).
 async fn owner_password_ok(
     st: &AppState,
     ip: IpAddr,
     password: zeroize::Zeroizing<String>,
 ) -> Result<bool, PageError> {
+    let ticket = reserve_check(st, ip)?;
     let dir = st.state_dir.clone();
     let ok = tokio::task::spawn_blocking(move || owner::verify_owner_password(&dir, &password))
         .await
-        .map_err(|e| PageError::Internal(e.to_string()))??;
-    if ok {
-        st.lock_limiter().record_success(ip);
-    } else {
-        st.lock_limiter().record_failure(ip, st.clock.now());
-    }
-    Ok(ok)
+        .map_err(|e| PageError::Internal(e.to_string()))
+        .and_then(|r| r.map_err(PageError::from));
+    finish_check(st, ticket, ip, matches!(ok, Ok(true))).await;
+    ok
 }
 
 /// Hashes and stores a new owner password (off the async threads).
@@ -638,8 +663,8 @@ fn password_form(sess: &SessionView, status: StatusCode, error: Option<&str>) ->
     (status, html(page)).into_response()
 }
 
-/// Changes the owner password: the current one is checked (failures count
-/// towards the login lockout), the new one must pass the setup rules, and
+/// Changes the owner password: the current one is checked under the login
+/// lockout rule (reserved first, failures count, 429 when refused), the new one must pass the setup rules, and
 /// every session but this one ends.
 async fn password_submit(
     State(st): St,
@@ -649,11 +674,6 @@ async fn password_submit(
 ) -> PageResult {
     let (sess, form) = authorize_post(&st, &headers, body)?;
     let ip = ip_of(peer);
-    if st.lock_limiter().locked(ip, st.clock.now()) {
-        return Err(PageError::TooManyAttempts(
-            "Too many wrong passwords. Wait and try again later.".into(),
-        ));
-    }
     let current = zeroize::Zeroizing::new(form.require("current")?.to_string());
     let password = zeroize::Zeroizing::new(form.require("password")?.to_string());
     let again = zeroize::Zeroizing::new(form.require("password2")?.to_string());

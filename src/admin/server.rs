@@ -166,6 +166,8 @@ impl AdminServer {
             limiter: Mutex::new(LoginLimiter::new(
                 settings.login_lockout_after,
                 settings.login_lockout_secs,
+                settings.login_checks_per_minute,
+                clock.now(),
             )),
             clock,
             cert_names,

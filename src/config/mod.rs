@@ -231,6 +231,10 @@ fn validate(c: &Config) -> Vec<(Vec<String>, String)> {
         ("session_max_secs", c.admin.session_max_secs),
         ("login_lockout_secs", c.admin.login_lockout_secs),
         (
+            "login_checks_per_minute",
+            u64::from(c.admin.login_checks_per_minute),
+        ),
+        (
             "login_lockout_after",
             u64::from(c.admin.login_lockout_after),
         ),

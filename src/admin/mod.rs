@@ -47,7 +47,7 @@ pub use cert::{
 pub use clock::{Clock, SystemClock, TestClock};
 pub use error::AdminError;
 pub use http::{BODY_LIMIT, CSP};
-pub use lan::{host_lan_addresses, is_lan, listen_addresses};
+pub use lan::{LanFilter, host_lan_addresses, listen_addresses};
 pub use owner::{MIN_PASSWORD_CHARS, OWNER_FILE, SETUP_TOKEN_FILE, owner_exists, setup_token};
 pub use server::{AdminHandle, AdminServer, serve};
 pub use session::{COOKIE_NAME, PRE_COOKIE_NAME};

@@ -25,6 +25,9 @@ pub struct AdminWebSettings {
     /// Password checks per minute across all addresses: a token bucket of
     /// this size refilling one check every 60/N s; never a lockout (20).
     pub login_checks_per_minute: u32,
+    /// Treat CGNAT addresses (100.64/10, e.g. a Tailscale interface) as LAN:
+    /// listen on them by default and admit their peers (false).
+    pub allow_cgnat: bool,
 }
 
 impl Default for AdminWebSettings {
@@ -37,6 +40,7 @@ impl Default for AdminWebSettings {
             login_lockout_after: 5,
             login_lockout_secs: 15 * 60,
             login_checks_per_minute: 20,
+            allow_cgnat: false,
         }
     }
 }

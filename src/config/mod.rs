@@ -211,14 +211,17 @@ fn validate(c: &Config) -> Vec<(Vec<String>, String)> {
             "tcti must not be empty".to_string(),
         ));
     }
+    let lan = crate::admin::LanFilter {
+        allow_cgnat: c.admin.allow_cgnat,
+    };
     for addr in &c.admin.listen {
         let problem = match addr.parse::<std::net::IpAddr>() {
             Err(_) if addr.parse::<std::net::SocketAddr>().is_ok() => Some(format!(
                 "{addr:?}: give the address without a port; the port is [admin] port"
             )),
             Err(_) => Some(format!("{addr:?} is not an IP address")),
-            Ok(ip) if !crate::admin::is_lan(ip) || ip.is_unspecified() => Some(format!(
-                "{addr} is not a loopback or LAN address; the admin page never listens on public or wildcard addresses"
+            Ok(ip) if !lan.admits(ip) || ip.is_unspecified() => Some(format!(
+                "{addr} is not a loopback or LAN address (CGNAT needs allow_cgnat = true); the admin page never listens on public or wildcard addresses"
             )),
             Ok(_) => None,
         };

@@ -103,16 +103,7 @@ impl NetNs {
         run(&["ip", "addr", "add", &host_cidr, "dev", &n.host_if]);
         run(&["ip", "link", "set", &n.host_if, "up"]);
         run(&[
-            "ip",
-            "netns",
-            "exec",
-            &n.ns,
-            "ip",
-            "addr",
-            "add",
-            &ns_cidr,
-            "dev",
-            &peer_if,
+            "ip", "netns", "exec", &n.ns, "ip", "addr", "add", &ns_cidr, "dev", &peer_if,
         ]);
         run(&[
             "ip", "netns", "exec", &n.ns, "ip", "link", "set", &peer_if, "up",
@@ -149,30 +140,10 @@ async fn non_lan_peer_gets_403_and_audit() {
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let h = Harness::start_with(settings("198.51.100.1"), tempfile::tempdir().unwrap()).await;
     let url = format!("https://198.51.100.1:{}/login", h.addr.port());
-    let curl = |url: String, nsname: String| async move {
-        tokio::process::Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &nsname,
-                "curl",
-                "-sk",
-                "--max-time",
-                "10",
-                "-w",
-                "\n%{http_code}",
-                &url,
-            ])
-            .output()
-            .await
-            .unwrap()
-    };
-    let out = curl(url.clone(), ns.ns.clone()).await;
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let text = curl_in(&ns.ns, &url).await;
     assert!(
         text.trim_end().ends_with("403"),
-        "expected 403 from a non-LAN peer, got:\n{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        "expected 403 from a non-LAN peer, got:\n{text}"
     );
     assert!(text.contains("only reachable from the local network"));
     let refused = h.backend.audit_of_kind("admin.lan_refused");
@@ -181,12 +152,7 @@ async fn non_lan_peer_gets_403_and_audit() {
     assert_eq!(refused[0].payload["path"], "/login");
 
     // A second request in the same minute: still 403, but no audit flood.
-    let out = curl(url.clone(), ns.ns.clone()).await;
-    assert!(
-        String::from_utf8_lossy(&out.stdout)
-            .trim_end()
-            .ends_with("403")
-    );
+    assert!(curl_in(&ns.ns, &url).await.trim_end().ends_with("403"));
     assert_eq!(h.backend.audit_of_kind("admin.lan_refused").len(), 1);
     // A POST with a body is refused the same way, and changes nothing.
     let before = h.backend.state().mutations;

@@ -14,8 +14,8 @@ use axum::routing::{get, post};
 use maud::Markup;
 
 use super::backend::IssuedCode;
-use super::ratelimit::{Finished, Refusal, Ticket};
 use super::http::{self, BODY_LIMIT, Form, PageError, PeerAddr, cookie, redirect, set_cookie};
+use super::ratelimit::{Finished, Refusal, Ticket};
 use super::server::AppState;
 use super::session::{COOKIE_NAME, PRE_COOKIE_NAME, SessionView, ct_eq, random_token};
 use super::views::{self, Nav, PageCtx};

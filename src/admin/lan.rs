@@ -32,10 +32,7 @@ impl LanFilter {
     }
 
     fn admits_v4(self, a: Ipv4Addr) -> bool {
-        a.is_loopback()
-            || a.is_private()
-            || a.is_link_local()
-            || (self.allow_cgnat && is_cgnat(a))
+        a.is_loopback() || a.is_private() || a.is_link_local() || (self.allow_cgnat && is_cgnat(a))
     }
 }
 

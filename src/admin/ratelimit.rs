@@ -66,7 +66,9 @@ pub enum Finished {
     Passed,
     Failed,
     /// This failure started a lockout of the address (reported once).
-    LockedOut { until: u64 },
+    LockedOut {
+        until: u64,
+    },
 }
 
 #[derive(Debug)]

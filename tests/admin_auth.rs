@@ -333,15 +333,6 @@ async fn attackers_elsewhere_cannot_lock_the_owner_out() {
             statuses.push(c.login(WRONG).await.status);
         }
     }
-    assert_eq!(count(&statuses, 401), 19, "the bucket's 20 minus setup");
-    assert_eq!(count(&statuses, 429), 21);
-    let locked: Vec<_> = h
-        .backend
-        .audit_of_kind("admin.login_lockout")
-        .iter()
-        .map(|e| e.payload["peer"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(locked, ["127.0.0.2", "127.0.0.3", "127.0.0.4"]);
 
     let mut owner = h.client_from("127.0.0.1");
     let r = owner.login(PASSWORD).await;
@@ -350,6 +341,17 @@ async fn attackers_elsewhere_cannot_lock_the_owner_out() {
     h.clock.advance(3);
     let r = owner.login(PASSWORD).await;
     assert_eq!((r.status, r.location()), (303, "/"), "{}", r.body);
+    // What the attack got: 19 checks (the bucket's 20 minus setup's), three
+    // addresses locked, each reported once.
+    assert_eq!(count(&statuses, 401), 19, "{statuses:?}");
+    assert_eq!(count(&statuses, 429), 21);
+    let locked: Vec<_> = h
+        .backend
+        .audit_of_kind("admin.login_lockout")
+        .iter()
+        .map(|e| e.payload["peer"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(locked, ["127.0.0.2", "127.0.0.3", "127.0.0.4"]);
     // The attackers stay locked out.
     h.clock.advance(60);
     let r = h.client_from("127.0.0.2").login(PASSWORD).await;

@@ -634,6 +634,24 @@ mod tests {
         assert!(problems("[admin]\nport = 0\n")[0].contains("development"));
         assert!(problems("profile = \"development\"\n[admin]\nport = 0\n").is_empty());
         assert!(problems("[admin]\nsession_idle_secs = 0\n")[0].contains("session_idle_secs"));
+        assert!(
+            problems("[admin]\nlogin_checks_per_minute = 0\n")[0]
+                .contains("login_checks_per_minute")
+        );
+    }
+
+    /// A CGNAT listen address (Tailscale) needs `allow_cgnat = true`.
+    #[test]
+    fn cgnat_admin_address_needs_opt_in() {
+        let p = problems("[admin]\nlisten = [\"100.64.0.1\", \"::ffff:100.100.1.1\"]\n");
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(p[0].contains("allow_cgnat"), "{p:?}");
+        let allowed =
+            "[admin]\nallow_cgnat = true\nlisten = [\"100.64.0.1\", \"::ffff:100.100.1.1\"]\n";
+        assert!(problems(allowed).is_empty(), "{:?}", problems(allowed));
+        // Still never a public neighbour of the range.
+        let p = problems("[admin]\nallow_cgnat = true\nlisten = [\"100.128.0.1\"]\n");
+        assert_eq!(p.len(), 1, "{p:?}");
     }
 
     #[test]

@@ -203,9 +203,9 @@ async fn setup_submit(
     }
     let ip = ip_of(peer);
     let token = form.require("token")?;
-    let ticket = reserve_check(&st, ip)?;
+    let check = reserve_check(&st, ip)?;
     let right = owner::check_setup_token(&st.state_dir, token);
-    finish_check(&st, ticket, ip, matches!(right, Ok(true))).await;
+    check.finish(matches!(right, Ok(true))).await;
     if !right? {
         audit_owner(&st, "admin.setup_failed", ip.to_string(), ip).await;
         return Ok(pre_form(StatusCode::FORBIDDEN, "Owner setup", |pre| {
@@ -579,10 +579,56 @@ async fn audit_verify(State(st): St, headers: HeaderMap, body: Body) -> PageResu
 
 // ---- owner password ----
 
+/// A reserved password check. Dropped unfinished (the client went away while
+/// the hash ran, so axum dropped the handler) it counts as a failure, so the
+/// reservation is never leaked and aborting a request does not buy a free
+/// check.
+struct Reserved<'a> {
+    st: &'a AppState,
+    ip: IpAddr,
+    ticket: Option<Ticket>,
+}
+
+impl Reserved<'_> {
+    /// Records the result; a lockout it starts is logged and audited once.
+    async fn finish(mut self, passed: bool) {
+        let Some(ticket) = self.ticket.take() else {
+            return;
+        };
+        let now = self.st.clock.now();
+        let done = self.st.lock_limiter().finish(ticket, passed, now);
+        if let Finished::LockedOut { until } = done {
+            let secs = until.saturating_sub(now);
+            tracing::warn!(peer = %self.ip, secs, "admin page: too many wrong passwords; address locked out");
+            audit(
+                self.st,
+                "admin.login_lockout",
+                self.ip.to_string(),
+                "owner",
+                serde_json::json!({ "peer": self.ip.to_string(), "until": until, "secs": secs }),
+            )
+            .await;
+        }
+    }
+}
+
+impl Drop for Reserved<'_> {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.ticket.take() {
+            let now = self.st.clock.now();
+            if let Finished::LockedOut { until } = self.st.lock_limiter().finish(ticket, false, now)
+            {
+                tracing::warn!(peer = %self.ip, secs = until.saturating_sub(now), "admin page: too many wrong or abandoned password attempts; address locked out");
+            }
+        }
+    }
+}
+
 /// Reserves one password check for `ip` under the lockout rule (see
 /// `ratelimit`), before any hashing; a refusal is the 429 to send.
-fn reserve_check(st: &AppState, ip: IpAddr) -> Result<Ticket, PageError> {
-    st.lock_limiter()
+fn reserve_check(st: &AppState, ip: IpAddr) -> Result<Reserved<'_>, PageError> {
+    let ticket = st
+        .lock_limiter()
         .reserve(ip, st.clock.now())
         .map_err(|why| match why {
             Refusal::AddressLocked => PageError::TooManyAttempts(
@@ -592,26 +638,12 @@ fn reserve_check(st: &AppState, ip: IpAddr) -> Result<Ticket, PageError> {
                 "Too many password attempts on this appliance right now. Try again in a few seconds."
                     .into(),
             ),
-        })
-}
-
-/// Records a reserved check's result; a lockout it starts is logged and
-/// audited once.
-async fn finish_check(st: &AppState, ticket: Ticket, ip: IpAddr, passed: bool) {
-    let now = st.clock.now();
-    let done = st.lock_limiter().finish(ticket, passed, now);
-    if let Finished::LockedOut { until } = done {
-        let secs = until.saturating_sub(now);
-        tracing::warn!(peer = %ip, secs, "admin page: too many wrong passwords; address locked out");
-        audit(
-            st,
-            "admin.login_lockout",
-            ip.to_string(),
-            "owner",
-            serde_json::json!({ "peer": ip.to_string(), "until": until, "secs": secs }),
-        )
-        .await;
-    }
+        })?;
+    Ok(Reserved {
+        st,
+        ip,
+        ticket: Some(ticket),
+    })
 }
 
 /// Checks `password` against the owner's hash (argon2, off the async
@@ -622,13 +654,13 @@ async fn owner_password_ok(
     ip: IpAddr,
     password: zeroize::Zeroizing<String>,
 ) -> Result<bool, PageError> {
-    let ticket = reserve_check(st, ip)?;
+    let check = reserve_check(st, ip)?;
     let dir = st.state_dir.clone();
     let ok = tokio::task::spawn_blocking(move || owner::verify_owner_password(&dir, &password))
         .await
         .map_err(|e| PageError::Internal(e.to_string()))
         .and_then(|r| r.map_err(PageError::from));
-    finish_check(st, ticket, ip, matches!(ok, Ok(true))).await;
+    check.finish(matches!(ok, Ok(true))).await;
     ok
 }
 

@@ -104,13 +104,10 @@ impl LoginLimiter {
     }
 
     /// Reserve one password check for `ip`, or say why not. Call before hashing.
+    /// Only admitted checks create an entry, so the table is bounded by the
+    /// bucket (a refused flood from many addresses adds nothing).
     pub fn reserve(&mut self, ip: IpAddr, now: u64) -> Result<Ticket, Refusal> {
-        if self.per_ip.len() >= MAX_TRACKED {
-            let window = self.lockout_secs;
-            self.per_ip
-                .retain(|_, c| !c.idle(now) || now < c.window_start.saturating_add(window));
-        }
-        let c = self.per_ip.entry(ip).or_default();
+        let mut c = self.per_ip.get(&ip).copied().unwrap_or_default();
         if c.locked(now) {
             return Err(Refusal::AddressLocked);
         }
@@ -126,8 +123,13 @@ impl LoginLimiter {
             return Err(Refusal::Busy);
         }
         self.tokens -= UNIT;
-        let c = self.per_ip.entry(ip).or_default();
         c.in_flight += 1;
+        if self.per_ip.len() >= MAX_TRACKED {
+            let window = self.lockout_secs;
+            self.per_ip
+                .retain(|_, c| !c.idle(now) || now < c.window_start.saturating_add(window));
+        }
+        self.per_ip.insert(ip, c);
         Ok(Ticket { ip })
     }
 
@@ -247,6 +249,20 @@ mod tests {
         }
         assert_eq!(l.tokens, 0);
         assert!(l.reserve(owner, 1_000_000).is_err());
+    }
+
+    /// Hostile: a flood from 10,000 addresses (IPv6 makes them cheap) once
+    /// the bucket is empty adds no entries.
+    #[test]
+    fn refused_floods_add_no_state() {
+        let mut l = LoginLimiter::new(5, 900, 20, 0);
+        for i in 0..10_000u32 {
+            let a = IpAddr::from(std::net::Ipv6Addr::from(0xfd00_u128 << 112 | u128::from(i)));
+            if let Ok(t) = l.reserve(a, 0) {
+                l.finish(t, false, 0);
+            }
+        }
+        assert_eq!(l.per_ip.len(), 20);
     }
 
     /// A clock that steps back does not mint tokens or panic.

@@ -632,7 +632,7 @@ fn reserve_check(st: &AppState, ip: IpAddr) -> Result<Reserved<'_>, PageError> {
         .reserve(ip, st.clock.now())
         .map_err(|why| match why {
             Refusal::AddressLocked => PageError::TooManyAttempts(
-                "Too many wrong passwords from this address. Wait and try again later.".into(),
+                "Too many failed attempts from this address. Wait and try again later.".into(),
             ),
             Refusal::Busy => PageError::TooManyAttempts(
                 "Too many password attempts on this appliance right now. Try again in a few seconds."

@@ -15,6 +15,7 @@ use maud::Markup;
 
 use super::backend::IssuedCode;
 use super::http::{self, BODY_LIMIT, Form, PageError, PeerAddr, cookie, redirect, set_cookie};
+use super::ratelimit::{Finished, Refusal, Ticket};
 use super::server::AppState;
 use super::session::{COOKIE_NAME, PRE_COOKIE_NAME, SessionView, ct_eq, random_token};
 use super::views::{self, Nav, PageCtx};
@@ -201,15 +202,11 @@ async fn setup_submit(
         ));
     }
     let ip = ip_of(peer);
-    let now = st.clock.now();
-    if st.lock_limiter().locked(ip, now) {
-        return Err(PageError::TooManyAttempts(
-            "Too many failed attempts. Wait and try again later.".into(),
-        ));
-    }
     let token = form.require("token")?;
-    if !owner::check_setup_token(&st.state_dir, token)? {
-        st.lock_limiter().record_failure(ip, now);
+    let check = reserve_check(&st, ip)?;
+    let right = owner::check_setup_token(&st.state_dir, token);
+    check.finish(matches!(right, Ok(true))).await;
+    if !right? {
         audit_owner(&st, "admin.setup_failed", ip.to_string(), ip).await;
         return Ok(pre_form(StatusCode::FORBIDDEN, "Owner setup", |pre| {
             views::setup_form(pre, Some("The setup token is wrong."))
@@ -261,12 +258,6 @@ async fn login_submit(
         return Ok(redirect("/setup"));
     }
     let ip = ip_of(peer);
-    if st.lock_limiter().locked(ip, st.clock.now()) {
-        audit_owner(&st, "admin.login_locked", ip.to_string(), ip).await;
-        return Err(PageError::TooManyAttempts(
-            "Too many failed logins. Logins are locked for a while; try again later.".into(),
-        ));
-    }
     let password = zeroize::Zeroizing::new(form.require("password")?.to_string());
     if !owner_password_ok(&st, ip, password).await? {
         audit_owner(&st, "admin.login_failed", ip.to_string(), ip).await;
@@ -588,23 +579,89 @@ async fn audit_verify(State(st): St, headers: HeaderMap, body: Body) -> PageResu
 
 // ---- owner password ----
 
+/// A reserved password check. Dropped unfinished (the client went away while
+/// the hash ran, so axum dropped the handler) it counts as a failure, so the
+/// reservation is never leaked and aborting a request does not buy a free
+/// check.
+struct Reserved<'a> {
+    st: &'a AppState,
+    ip: IpAddr,
+    ticket: Option<Ticket>,
+}
+
+impl Reserved<'_> {
+    /// Records the result; a lockout it starts is logged and audited once.
+    async fn finish(mut self, passed: bool) {
+        let Some(ticket) = self.ticket.take() else {
+            return;
+        };
+        let now = self.st.clock.now();
+        let done = self.st.lock_limiter().finish(ticket, passed, now);
+        if let Finished::LockedOut { until } = done {
+            let secs = until.saturating_sub(now);
+            tracing::warn!(peer = %self.ip, secs, "admin page: too many wrong passwords; address locked out");
+            audit(
+                self.st,
+                "admin.login_lockout",
+                self.ip.to_string(),
+                "owner",
+                serde_json::json!({ "peer": self.ip.to_string(), "until": until, "secs": secs }),
+            )
+            .await;
+        }
+    }
+}
+
+impl Drop for Reserved<'_> {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.ticket.take() {
+            let now = self.st.clock.now();
+            if let Finished::LockedOut { until } = self.st.lock_limiter().finish(ticket, false, now)
+            {
+                tracing::warn!(peer = %self.ip, secs = until.saturating_sub(now), "admin page: too many wrong or abandoned password attempts; address locked out");
+            }
+        }
+    }
+}
+
+/// Reserves one password check for `ip` under the lockout rule (see
+/// `ratelimit`), before any hashing; a refusal is the 429 to send.
+fn reserve_check(st: &AppState, ip: IpAddr) -> Result<Reserved<'_>, PageError> {
+    let ticket = st
+        .lock_limiter()
+        .reserve(ip, st.clock.now())
+        .map_err(|why| match why {
+            Refusal::AddressLocked => PageError::TooManyAttempts(
+                "Too many failed attempts from this address. Wait and try again later.".into(),
+            ),
+            Refusal::Busy => PageError::TooManyAttempts(
+                "Too many password attempts on this appliance right now. Try again in a few seconds."
+                    .into(),
+            ),
+        })?;
+    Ok(Reserved {
+        st,
+        ip,
+        ticket: Some(ticket),
+    })
+}
+
 /// Checks `password` against the owner's hash (argon2, off the async
-/// threads); a wrong one counts towards `ip`'s lockout, a right one clears it.
+/// threads) after reserving the check: a wrong one counts towards `ip`'s
+/// lockout, a right one clears it, a refused one is never hashed (429).
 async fn owner_password_ok(
     st: &AppState,
     ip: IpAddr,
     password: zeroize::Zeroizing<String>,
 ) -> Result<bool, PageError> {
+    let check = reserve_check(st, ip)?;
     let dir = st.state_dir.clone();
     let ok = tokio::task::spawn_blocking(move || owner::verify_owner_password(&dir, &password))
         .await
-        .map_err(|e| PageError::Internal(e.to_string()))??;
-    if ok {
-        st.lock_limiter().record_success(ip);
-    } else {
-        st.lock_limiter().record_failure(ip, st.clock.now());
-    }
-    Ok(ok)
+        .map_err(|e| PageError::Internal(e.to_string()))
+        .and_then(|r| r.map_err(PageError::from));
+    check.finish(matches!(ok, Ok(true))).await;
+    ok
 }
 
 /// Hashes and stores a new owner password (off the async threads).
@@ -638,8 +695,8 @@ fn password_form(sess: &SessionView, status: StatusCode, error: Option<&str>) ->
     (status, html(page)).into_response()
 }
 
-/// Changes the owner password: the current one is checked (failures count
-/// towards the login lockout), the new one must pass the setup rules, and
+/// Changes the owner password: the current one is checked under the login
+/// lockout rule (reserved first, failures count, 429 when refused), the new one must pass the setup rules, and
 /// every session but this one ends.
 async fn password_submit(
     State(st): St,
@@ -649,11 +706,6 @@ async fn password_submit(
 ) -> PageResult {
     let (sess, form) = authorize_post(&st, &headers, body)?;
     let ip = ip_of(peer);
-    if st.lock_limiter().locked(ip, st.clock.now()) {
-        return Err(PageError::TooManyAttempts(
-            "Too many wrong passwords. Wait and try again later.".into(),
-        ));
-    }
     let current = zeroize::Zeroizing::new(form.require("current")?.to_string());
     let password = zeroize::Zeroizing::new(form.require("password")?.to_string());
     let again = zeroize::Zeroizing::new(form.require("password2")?.to_string());

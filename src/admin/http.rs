@@ -13,7 +13,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::backend::{BackendError, BackendErrorKind};
-use super::lan::is_lan;
 use super::server::AppState;
 use super::views;
 
@@ -221,7 +220,7 @@ pub async fn lan_guard(State(st): State<Arc<AppState>>, req: Request, next: Next
             .into_response();
     };
     let ip = peer.0.ip().to_canonical();
-    if is_lan(ip) {
+    if st.lan.admits(ip) {
         return next.run(req).await;
     }
     let now = st.clock.now();

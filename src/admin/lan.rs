@@ -2,31 +2,44 @@
 //! host addresses it may listen on.
 //!
 //! Allowed: loopback, RFC 1918 (10/8, 172.16/12, 192.168/16), link-local
-//! (169.254/16, fe80::/10), CGNAT (100.64/10) and IPv6 ULA (fc00::/7).
+//! (169.254/16, fe80::/10) and IPv6 ULA (fc00::/7); CGNAT (100.64/10, the
+//! range of Tailscale and carrier NAT) only with `[admin] allow_cgnat = true`.
 //! IPv4-mapped IPv6 (`::ffff:a.b.c.d`) is judged as the IPv4 address it carries.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::error::AdminError;
 
-/// Is `addr` a loopback, private, link-local, CGNAT or ULA address?
-pub fn is_lan(addr: IpAddr) -> bool {
-    match addr {
-        IpAddr::V4(v4) => is_lan_v4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => is_lan_v4(v4),
-            None => is_lan_v6(v6),
-        },
+/// Which addresses count as LAN: the fixed private ranges, plus CGNAT when
+/// the owner opted in. Used both for the default listen set and for peers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LanFilter {
+    /// Admit and listen on CGNAT (100.64/10) addresses.
+    pub allow_cgnat: bool,
+}
+
+impl LanFilter {
+    /// Is `addr` a loopback, private, link-local or ULA address (or CGNAT,
+    /// when allowed)?
+    pub fn admits(self, addr: IpAddr) -> bool {
+        match addr {
+            IpAddr::V4(v4) => self.admits_v4(v4),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => self.admits_v4(v4),
+                None => is_lan_v6(v6),
+            },
+        }
+    }
+
+    fn admits_v4(self, a: Ipv4Addr) -> bool {
+        a.is_loopback() || a.is_private() || a.is_link_local() || (self.allow_cgnat && is_cgnat(a))
     }
 }
 
-fn is_lan_v4(a: Ipv4Addr) -> bool {
+/// CGNAT 100.64.0.0/10: 100.64.0.0 ..= 100.127.255.255.
+fn is_cgnat(a: Ipv4Addr) -> bool {
     let o = a.octets();
-    a.is_loopback()
-        || a.is_private()
-        || a.is_link_local()
-        // CGNAT 100.64.0.0/10: 100.64.0.0 ..= 100.127.255.255
-        || (o[0] == 100 && (o[1] & 0b1100_0000) == 0b0100_0000)
+    o[0] == 100 && (o[1] & 0b1100_0000) == 0b0100_0000
 }
 
 fn is_lan_v6(a: Ipv6Addr) -> bool {
@@ -42,7 +55,7 @@ fn is_lan_v6(a: Ipv6Addr) -> bool {
 /// concrete address (never a wildcard such as `0.0.0.0` or `::`). A public
 /// address is accepted only because the owner named it, with a warning; the
 /// LAN filter still refuses every non-LAN peer on it.
-pub fn parse_listen(addrs: &[String]) -> Result<Vec<IpAddr>, AdminError> {
+pub fn parse_listen(addrs: &[String], filter: LanFilter) -> Result<Vec<IpAddr>, AdminError> {
     let mut out = Vec::new();
     for a in addrs {
         let trimmed = a.trim().trim_start_matches('[').trim_end_matches(']');
@@ -52,7 +65,7 @@ pub fn parse_listen(addrs: &[String]) -> Result<Vec<IpAddr>, AdminError> {
         if ip.is_unspecified() || ip.is_multicast() {
             return Err(AdminError::WildcardListenAddr { addr: ip });
         }
-        if !is_lan(ip) {
+        if !filter.admits(ip) {
             tracing::warn!(addr = %ip, "admin page configured to listen on a non-LAN address; non-LAN peers will still get 403");
         }
         if !out.contains(&ip) {
@@ -62,24 +75,29 @@ pub fn parse_listen(addrs: &[String]) -> Result<Vec<IpAddr>, AdminError> {
     Ok(out)
 }
 
-/// The host's non-public addresses (loopback, private, link-local, CGNAT,
-/// ULA): the default listen set. IPv6 link-local addresses are skipped (they
-/// need a scope id to bind).
-pub fn host_lan_addresses() -> Result<Vec<IpAddr>, AdminError> {
-    let mut out = Vec::new();
+/// The host's addresses `filter` admits (loopback, private, link-local, ULA,
+/// CGNAT only when allowed): the default listen set. IPv6 link-local
+/// addresses are skipped (they need a scope id to bind).
+pub fn host_lan_addresses(filter: LanFilter) -> Result<Vec<IpAddr>, AdminError> {
     let mut all = interfaces::ipv4_addresses().map_err(AdminError::ListInterfaces)?;
     all.extend(interfaces::ipv6_addresses().map_err(AdminError::ListInterfaces)?);
+    Ok(default_listen_set(all, filter))
+}
+
+/// Of the host's interface addresses, those to listen on by default.
+fn default_listen_set(all: Vec<IpAddr>, filter: LanFilter) -> Vec<IpAddr> {
+    let mut out = Vec::new();
     for ip in all {
         if let IpAddr::V6(v6) = ip
             && (v6.segments()[0] & 0xffc0) == 0xfe80
         {
             continue;
         }
-        if is_lan(ip) && !ip.is_unspecified() && !out.contains(&ip) {
+        if filter.admits(ip) && !ip.is_unspecified() && !out.contains(&ip) {
             out.push(ip);
         }
     }
-    Ok(out)
+    out
 }
 
 /// Interface addresses without netlink: the appliance's units allow no
@@ -186,11 +204,14 @@ mod interfaces {
 
 /// The addresses to bind: the configured ones (checked), or every LAN
 /// address of the host when none are configured.
-pub fn listen_addresses(configured: &[String]) -> Result<Vec<IpAddr>, AdminError> {
+pub fn listen_addresses(
+    configured: &[String],
+    filter: LanFilter,
+) -> Result<Vec<IpAddr>, AdminError> {
     let addrs = if configured.is_empty() {
-        host_lan_addresses()?
+        host_lan_addresses(filter)?
     } else {
-        parse_listen(configured)?
+        parse_listen(configured, filter)?
     };
     if addrs.is_empty() {
         return Err(AdminError::NoListenAddr);
@@ -207,7 +228,7 @@ mod tests {
         let v4 = interfaces::ipv4_addresses().expect("SIOCGIFCONF");
         assert!(v4.contains(&ip("127.0.0.1")), "{v4:?}");
         assert!(
-            host_lan_addresses()
+            host_lan_addresses(LanFilter::default())
                 .expect("list")
                 .contains(&ip("127.0.0.1"))
         );
@@ -228,6 +249,53 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    /// The ranges with CGNAT opted in (the strict default: `cgnat_is_opt_in`).
+    fn is_lan(a: IpAddr) -> bool {
+        LanFilter { allow_cgnat: true }.admits(a)
+    }
+
+    /// Issue 16 item 7: CGNAT (e.g. Tailscale's 100.64/10) is neither admitted
+    /// nor listened on by default; with `allow_cgnat` it is both.
+    #[test]
+    fn cgnat_is_opt_in() {
+        let strict = LanFilter::default();
+        let opt_in = LanFilter { allow_cgnat: true };
+        let cgnat = [
+            "100.64.0.0",
+            "100.100.100.100",
+            "100.127.255.255",
+            "::ffff:100.64.0.1",
+        ];
+        for a in cgnat {
+            assert!(!strict.admits(ip(a)), "{a} refused by default");
+            assert!(opt_in.admits(ip(a)), "{a} admitted when allowed");
+        }
+        // The edges stay public either way; the private ranges stay LAN.
+        for a in ["100.63.255.255", "100.128.0.0", "::ffff:100.128.0.1"] {
+            assert!(!strict.admits(ip(a)) && !opt_in.admits(ip(a)), "{a}");
+        }
+        for a in ["127.0.0.1", "192.168.1.2", "fd00::1"] {
+            assert!(strict.admits(ip(a)) && opt_in.admits(ip(a)), "{a}");
+        }
+        let host = vec![
+            ip("127.0.0.1"),
+            ip("100.101.102.103"),
+            ip("192.168.1.2"),
+            ip("8.8.8.8"),
+            ip("fe80::1"),
+            ip("0.0.0.0"),
+            ip("127.0.0.1"),
+        ];
+        assert_eq!(
+            default_listen_set(host.clone(), strict),
+            vec![ip("127.0.0.1"), ip("192.168.1.2")]
+        );
+        assert_eq!(
+            default_listen_set(host, opt_in),
+            vec![ip("127.0.0.1"), ip("100.101.102.103"), ip("192.168.1.2")]
+        );
     }
 
     #[test]
@@ -301,37 +369,41 @@ mod tests {
     #[test]
     fn listen_refuses_wildcards() {
         assert!(matches!(
-            parse_listen(&["0.0.0.0".into()]),
+            parse_listen(&["0.0.0.0".into()], LanFilter::default()),
             Err(AdminError::WildcardListenAddr { .. })
         ));
         assert!(matches!(
-            parse_listen(&["::".into()]),
+            parse_listen(&["::".into()], LanFilter::default()),
             Err(AdminError::WildcardListenAddr { .. })
         ));
         assert!(matches!(
-            parse_listen(&["[::]".into()]),
+            parse_listen(&["[::]".into()], LanFilter::default()),
             Err(AdminError::WildcardListenAddr { .. })
         ));
         // Explicitly named public addresses are allowed (the peer filter still applies);
         // the default set never contains one (host_addresses_are_all_lan).
         assert_eq!(
-            parse_listen(&["198.51.100.1".into()]).unwrap(),
+            parse_listen(&["198.51.100.1".into()], LanFilter::default()).unwrap(),
             vec![ip("198.51.100.1")]
         );
         assert!(matches!(
-            parse_listen(&["example.com".into()]),
+            parse_listen(&["example.com".into()], LanFilter::default()),
             Err(AdminError::ParseListenAddr { .. })
         ));
         assert_eq!(
-            parse_listen(&["127.0.0.1".into(), "[::1]".into()]).unwrap(),
+            parse_listen(&["127.0.0.1".into(), "[::1]".into()], LanFilter::default()).unwrap(),
             vec![ip("127.0.0.1"), ip("::1")]
         );
     }
 
     #[test]
     fn host_addresses_are_all_lan() {
-        let addrs = host_lan_addresses().unwrap();
-        assert!(addrs.iter().all(|a| is_lan(*a) && !a.is_unspecified()));
+        let addrs = host_lan_addresses(LanFilter::default()).unwrap();
+        assert!(
+            addrs
+                .iter()
+                .all(|a| LanFilter::default().admits(*a) && !a.is_unspecified())
+        );
         assert!(addrs.contains(&ip("127.0.0.1")));
     }
 }

@@ -6,7 +6,15 @@
 //!   self-signed certificate it generates and keeps.
 //! - **Peers:** calls the gateway and the audit component through
 //!   [`AdminBackend`] (implemented by the lead over IPC); talks to browsers on
-//!   the LAN. Requests from non-LAN socket peers get 403 and an audit entry.
+//!   the LAN. Requests from non-LAN socket peers get 403 and an audit entry;
+//!   CGNAT (100.64/10, e.g. Tailscale) is LAN only with `allow_cgnat`.
+//! - **Password checks** (login, setup token, current password) are reserved
+//!   before hashing (`ratelimit`): per client address at most
+//!   `login_lockout_after` (5) per `login_lockout_secs` (900 s), then that
+//!   address is locked out for 900 s (one `warn!` and one
+//!   `admin.login_lockout` audit entry); across addresses a token bucket of
+//!   `login_checks_per_minute` (20, one more every 3 s) slows guessing but
+//!   never locks anyone out.
 //! - **Privileges:** binds the admin port on loopback/private addresses only;
 //!   holds the `AdminTlsKey` (wraps its TLS key on disk). No database.
 //! - **Data it owns** (in the state directory, files 0600, atomic writes):
@@ -47,7 +55,7 @@ pub use cert::{
 pub use clock::{Clock, SystemClock, TestClock};
 pub use error::AdminError;
 pub use http::{BODY_LIMIT, CSP};
-pub use lan::{host_lan_addresses, is_lan, listen_addresses};
+pub use lan::{LanFilter, host_lan_addresses, listen_addresses};
 pub use owner::{MIN_PASSWORD_CHARS, OWNER_FILE, SETUP_TOKEN_FILE, owner_exists, setup_token};
 pub use server::{AdminHandle, AdminServer, serve};
 pub use session::{COOKIE_NAME, PRE_COOKIE_NAME};

@@ -40,6 +40,8 @@ pub struct AppState {
     pub(crate) sessions: SessionStore,
     pub(crate) limiter: Mutex<LoginLimiter>,
     pub(crate) cert_names: Vec<String>,
+    /// Which peers are LAN (CGNAT only when `allow_cgnat`).
+    pub(crate) lan: lan::LanFilter,
     pub(crate) setup_lock: tokio::sync::Mutex<()>,
     tls: RwLock<(Arc<ServerConfig>, CertInfo)>,
     refused: Mutex<HashMap<IpAddr, u64>>,
@@ -139,7 +141,10 @@ impl AdminServer {
         backend: Arc<dyn AdminBackend>,
         clock: Arc<dyn Clock>,
     ) -> Result<AdminServer, AdminError> {
-        let addrs = lan::listen_addresses(&settings.listen)?;
+        let filter = lan::LanFilter {
+            allow_cgnat: settings.allow_cgnat,
+        };
+        let addrs = lan::listen_addresses(&settings.listen, filter)?;
         let hostname = nix::unistd::gethostname()
             .ok()
             .and_then(|h| h.into_string().ok())
@@ -166,9 +171,12 @@ impl AdminServer {
             limiter: Mutex::new(LoginLimiter::new(
                 settings.login_lockout_after,
                 settings.login_lockout_secs,
+                settings.login_checks_per_minute,
+                clock.now(),
             )),
             clock,
             cert_names,
+            lan: filter,
             setup_lock: tokio::sync::Mutex::new(()),
             tls: RwLock::new((config, loaded.info)),
             refused: Mutex::new(HashMap::new()),

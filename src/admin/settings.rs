@@ -17,10 +17,17 @@ pub struct AdminWebSettings {
     pub session_idle_secs: u64,
     /// A session ends this long after login whatever its use (43200 s = 12 h).
     pub session_max_secs: u64,
-    /// Failed logins (per client address, and 4x that globally) before lockout (5).
+    /// Password checks (login, setup token, current password) one client
+    /// address may make per window; that many failures lock it out (5).
     pub login_lockout_after: u32,
-    /// How long a lockout lasts (900 s).
+    /// The window and how long a lockout lasts (900 s).
     pub login_lockout_secs: u64,
+    /// Password checks per minute across all addresses: a token bucket of
+    /// this size refilling one check every 60/N s; never a lockout (20).
+    pub login_checks_per_minute: u32,
+    /// Treat CGNAT addresses (100.64/10, e.g. a Tailscale interface) as LAN:
+    /// listen on them by default and admit their peers (false).
+    pub allow_cgnat: bool,
 }
 
 impl Default for AdminWebSettings {
@@ -32,6 +39,8 @@ impl Default for AdminWebSettings {
             session_max_secs: 12 * 60 * 60,
             login_lockout_after: 5,
             login_lockout_secs: 15 * 60,
+            login_checks_per_minute: 20,
+            allow_cgnat: false,
         }
     }
 }

@@ -211,14 +211,17 @@ fn validate(c: &Config) -> Vec<(Vec<String>, String)> {
             "tcti must not be empty".to_string(),
         ));
     }
+    let lan = crate::admin::LanFilter {
+        allow_cgnat: c.admin.allow_cgnat,
+    };
     for addr in &c.admin.listen {
         let problem = match addr.parse::<std::net::IpAddr>() {
             Err(_) if addr.parse::<std::net::SocketAddr>().is_ok() => Some(format!(
                 "{addr:?}: give the address without a port; the port is [admin] port"
             )),
             Err(_) => Some(format!("{addr:?} is not an IP address")),
-            Ok(ip) if !crate::admin::is_lan(ip) || ip.is_unspecified() => Some(format!(
-                "{addr} is not a loopback or LAN address; the admin page never listens on public or wildcard addresses"
+            Ok(ip) if !lan.admits(ip) || ip.is_unspecified() => Some(format!(
+                "{addr} is not a loopback or LAN address (CGNAT needs allow_cgnat = true); the admin page never listens on public or wildcard addresses"
             )),
             Ok(_) => None,
         };
@@ -230,6 +233,10 @@ fn validate(c: &Config) -> Vec<(Vec<String>, String)> {
         ("session_idle_secs", c.admin.session_idle_secs),
         ("session_max_secs", c.admin.session_max_secs),
         ("login_lockout_secs", c.admin.login_lockout_secs),
+        (
+            "login_checks_per_minute",
+            u64::from(c.admin.login_checks_per_minute),
+        ),
         (
             "login_lockout_after",
             u64::from(c.admin.login_lockout_after),
@@ -627,6 +634,24 @@ mod tests {
         assert!(problems("[admin]\nport = 0\n")[0].contains("development"));
         assert!(problems("profile = \"development\"\n[admin]\nport = 0\n").is_empty());
         assert!(problems("[admin]\nsession_idle_secs = 0\n")[0].contains("session_idle_secs"));
+        assert!(
+            problems("[admin]\nlogin_checks_per_minute = 0\n")[0]
+                .contains("login_checks_per_minute")
+        );
+    }
+
+    /// A CGNAT listen address (Tailscale) needs `allow_cgnat = true`.
+    #[test]
+    fn cgnat_admin_address_needs_opt_in() {
+        let p = problems("[admin]\nlisten = [\"100.64.0.1\", \"::ffff:100.100.1.1\"]\n");
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(p[0].contains("allow_cgnat"), "{p:?}");
+        let allowed =
+            "[admin]\nallow_cgnat = true\nlisten = [\"100.64.0.1\", \"::ffff:100.100.1.1\"]\n";
+        assert!(problems(allowed).is_empty(), "{:?}", problems(allowed));
+        // Still never a public neighbour of the range.
+        let p = problems("[admin]\nallow_cgnat = true\nlisten = [\"100.128.0.1\"]\n");
+        assert_eq!(p.len(), 1, "{p:?}");
     }
 
     #[test]

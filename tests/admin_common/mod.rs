@@ -100,6 +100,17 @@ impl Harness {
         Client::new(&self.base, &self.cert.der)
     }
 
+    /// A client whose connections come from `local` (any 127.0.0.x works on
+    /// Linux loopback), so tests can play several LAN hosts.
+    pub fn client_from(&self, local: &str) -> Client {
+        let mut c = self.client();
+        c.http = reqwest_builder(&self.cert.der)
+            .local_address(Some(local.parse().unwrap()))
+            .build()
+            .unwrap();
+        c
+    }
+
     /// Owner setup with the token, then a logged-in client.
     pub async fn owner_client(&self) -> Client {
         let mut c = self.client();
@@ -111,12 +122,14 @@ impl Harness {
 }
 
 pub fn reqwest_client(der: &[u8]) -> reqwest::Client {
+    reqwest_builder(der).build().unwrap()
+}
+
+fn reqwest_builder(der: &[u8]) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_der(der).unwrap())
         .redirect(reqwest::redirect::Policy::none())
         .https_only(true)
-        .build()
-        .unwrap()
 }
 
 #[derive(Debug)]
@@ -152,7 +165,9 @@ pub fn extract(body: &str, prefix: &str) -> Option<String> {
     Some(body[i..i + j].to_string())
 }
 
-/// A cookie-keeping client.
+/// A cookie-keeping client; a clone shares the connection pool and copies
+/// the cookies.
+#[derive(Clone)]
 pub struct Client {
     pub http: reqwest::Client,
     pub base: String,

@@ -934,3 +934,59 @@ fn telegram_hostile_payloads() {
     let i = tg_inbound(&t, &body);
     assert!(!i.mentions_bot());
 }
+
+/// Issue 16 item 7: in a Slack Connect channel the envelope's team is ours but
+/// the sender's own team is another organization's; the workspace allowlist
+/// (`accounts`) judges the sender's team.
+#[test]
+fn slack_connect_sender_team_is_checked_not_the_envelope_team() {
+    let s = slack();
+    let msg = |extra: &str| {
+        format!(
+            r#"{{"type":"event_callback","team_id":"TOURS","event_id":"Ev1","event":{{"type":"message","channel_type":"channel","channel":"C1","user":"UEXT","text":"<@UBOT1> hi"{extra}}}}}"#
+        )
+    };
+    let parse = |body: &str| match s.parse(body.as_bytes()) {
+        Ok(SlackEvent::Message { inbound, .. }) => Ok(inbound),
+        Ok(other) => panic!("{other:?}"),
+        Err(e) => Err(e),
+    };
+    let ext = parse(&msg(r#","user_team":"TOTHER""#)).unwrap();
+    assert_eq!(ext.account(), Some("TOTHER"));
+    let ext_profile = parse(&msg(r#","user_profile":{"team":"TOTHER","name":"x"}"#)).unwrap();
+    assert_eq!(ext_profile.account(), Some("TOTHER"));
+    let same = parse(&msg("")).unwrap();
+    assert_eq!(
+        same.account(),
+        Some("TOURS"),
+        "no claim: the envelope's team"
+    );
+    let ch = ChannelSettings {
+        accounts: vec!["TOURS".into()],
+        allowlist: vec!["UEXT".into()],
+        ..ChannelSettings::default()
+    };
+    let (_d, a) = engine("slack", ch);
+    for inbound in [&ext, &ext_profile] {
+        assert_eq!(
+            a.evaluate(inbound).unwrap(),
+            Decision::Denied {
+                reason: Reason::AccountNotAllowed
+            }
+        );
+    }
+    assert!(matches!(
+        a.evaluate(&same).unwrap(),
+        Decision::Authorized { .. }
+    ));
+    // Hostile: disagreeing claims, wrong types, an empty team.
+    for extra in [
+        r#","user_team":"TOURS","user_profile":{"team":"TOTHER"}"#,
+        r#","user_team":5"#,
+        r#","user_profile":{"team":["TOURS"]}"#,
+        r#","user_team":"""#,
+        r#","user_team":"T\u0000"#,
+    ] {
+        assert!(parse(&msg(extra)).is_err(), "{extra}");
+    }
+}

@@ -43,12 +43,16 @@ use crate::gateway::sinks::{AuditEvent, audit_detail};
 pub struct WebhookSettings {
     /// `address:port`; loopback by default (a reverse tunnel forwards to it).
     pub listen: String,
+    /// A public or wildcard `listen` address is refused in production unless
+    /// the owner sets this (e.g. the box sits behind no tunnel on purpose).
+    pub allow_public: bool,
 }
 
 impl Default for WebhookSettings {
     fn default() -> Self {
         WebhookSettings {
             listen: "127.0.0.1:8444".into(),
+            allow_public: false,
         }
     }
 }
@@ -407,6 +411,7 @@ mod tests {
         assert!(toml::from_str::<WebhookSettings>("lisen = \"x\"").is_err());
         let bad = WebhookSettings {
             listen: "localhost".into(),
+            ..WebhookSettings::default()
         };
         assert!(bad.addr().is_err());
     }

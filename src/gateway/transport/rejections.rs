@@ -8,9 +8,10 @@
 //! (`gateway.webhook_rejected`); the rest are only counted, by reason, and
 //! written as one `gateway.webhook_rejected_summary` entry (reason
 //! `suppressed`, detail `N rejected: bad_signature=.., malformed=..`) when the
-//! window is over — at the next rejection from any source, or at
-//! [`Rejections::flush`]. Nothing is dropped silently: every rejection is
-//! either its own entry or part of a summary's count.
+//! window is over — at the next rejection from any source, or when the
+//! listener stops (the runner calls [`Rejections::flush`]). Nothing is dropped
+//! silently: every rejection is either its own entry or part of a summary's
+//! count.
 //!
 //! Bound: at most `FULL_PER_WINDOW + 1` entries per source per window, so three
 //! routes write at most 3 × 21 = 63 entries an hour however many requests

@@ -101,7 +101,7 @@ pub struct WebhookApp {
 #[derive(Debug)]
 struct Listener {
     app: Arc<WebhookApp>,
-    rejections: Rejections,
+    rejections: Arc<Rejections>,
 }
 
 impl std::ops::Deref for Listener {
@@ -113,9 +113,16 @@ impl std::ops::Deref for Listener {
 
 /// The router (routes only for the configured channels).
 pub fn router(app: Arc<WebhookApp>) -> Router {
+    router_with_rejections(app).0
+}
+
+/// The router and its rejection windows, whose pending counts the caller
+/// audits when the listener stops ([`Rejections::flush`]).
+pub fn router_with_rejections(app: Arc<WebhookApp>) -> (Router, Arc<Rejections>) {
+    let rejections = Arc::new(Rejections::default());
     let app = Arc::new(Listener {
         app,
-        rejections: Rejections::default(),
+        rejections: rejections.clone(),
     });
     let mut r = Router::new();
     if app.telegram.is_some() {
@@ -127,7 +134,7 @@ pub fn router(app: Arc<WebhookApp>) -> Router {
     if app.discord.is_some() {
         r = r.route("/discord/interactions", post(discord_interactions));
     }
-    r.with_state(app)
+    (r.with_state(app), rejections)
 }
 
 /// Binds the listener where `settings` says.

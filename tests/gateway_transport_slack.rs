@@ -5,7 +5,8 @@
 //! user goes through pairing prompt → code redemption → accepted message
 //! (TaskSink) → reply delivered. Bad signatures, stale timestamps, replayed
 //! event ids, oversized and hostile bodies: 4xx, audited, store unchanged; a
-//! flood of 10,000 bad requests adds a bounded number of audit entries.
+//! flood of 10,000 bad requests adds a bounded number of audit entries; 55
+//! strangers' wrong pairing codes do not keep a fresh code from redeeming.
 
 #![allow(clippy::unwrap_used)] // test helpers unwrap: a failure is the test failing
 
@@ -489,4 +490,53 @@ async fn a_flood_of_bad_requests_adds_a_bounded_number_of_entries() {
     assert_eq!(added(&h).len(), FULL_PER_WINDOW as usize + 3);
     let bytes: usize = added(&h).iter().map(|e| format!("{e:?}").len()).sum();
     assert!(bytes < 24 * 1024, "{bytes} bytes for 10,001 requests");
+}
+
+/// Issue 16 item 6, end to end: 55 signed DMs from different senders with
+/// wrong codes (before any code exists, then against an active code, which
+/// they burn) no longer keep the owner's fresh code from redeeming.
+#[tokio::test]
+async fn strangers_flooding_pair_attempts_do_not_block_a_fresh_code() {
+    let h = harness().await;
+    let flood = async |tag: &str| {
+        for i in 0..55 {
+            let body = event(
+                &format!("Ev{tag}{i}"),
+                &format!("U9{i:03}"),
+                "/pair ABCD-EFGH",
+            );
+            assert_eq!(h.post(body).await.0, 200);
+        }
+    };
+    flood("a").await;
+    assert!(
+        h.env
+            .audited("gateway.pairing")
+            .iter()
+            .all(|r| r == "invalid_code"),
+        "no code active: nothing counts, nothing locks"
+    );
+    let burned = h.env.pairing.issue("slack").unwrap();
+    flood("b").await;
+    assert!(h.env.pairing.was_burned(burned.id).unwrap());
+    assert_eq!(
+        h.env
+            .audited("gateway.pairing")
+            .iter()
+            .filter(|r| *r == "code_burned")
+            .count(),
+        1,
+        "the owner sees the burn in the trail"
+    );
+    // The owner issues a fresh code; their user redeems it at once.
+    let fresh = h.env.pairing.issue("slack").unwrap();
+    let text = format!("/pair {}", fresh.code.as_str());
+    assert_eq!(h.post(event("EvOwner", "U42", &text)).await.0, 200);
+    eventually("paired reply", || {
+        h.posted()
+            .iter()
+            .any(|(chat, t)| chat == "DU42" && t == PAIRED_REPLY)
+    })
+    .await;
+    assert_eq!(h.env.audited("gateway.pairing").last().unwrap(), "paired");
 }

@@ -256,6 +256,7 @@ async fn gateway_server(
     };
     let listener = webhook::bind(&webhook::WebhookSettings {
         listen: "127.0.0.1:0".into(),
+        ..Default::default()
     })
     .await
     .unwrap();

@@ -1,7 +1,8 @@
 //! The writer from the caller's side: malformed appends are refused and
 //! change nothing; secrets in payload/actor never reach the db file, the WAL
 //! or the anchor; many concurrent async tasks get unique, durable seqs from
-//! group commit; tail filters and JSON-lines export; the checkpoint key file.
+//! group commit; tail filters and JSON-lines export; the checkpoint key file;
+//! `max_bytes` pruning the oldest entries with the chain still verifying.
 
 #![allow(clippy::unwrap_used)] // test helpers unwrap: a failure is the test failing
 
@@ -415,4 +416,59 @@ fn key_file_and_dir_permissions() {
         matches!(err, AuditError::OpenAnchorMismatch { .. }),
         "{err}"
     );
+}
+
+/// Issue 16 item 4: `max_bytes` bounds the trail by pruning the oldest entries
+/// with a MAC'd 'prune' checkpoint: the chain still verifies (with the key and
+/// the anchor), starts past seq 1, and the db's entries stay under the bound.
+#[test]
+fn max_bytes_prunes_the_oldest_entries_and_the_chain_still_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = AuditPaths::in_state_dir(dir.path());
+    let max_bytes = 64 * 1024;
+    let settings = AuditSettings {
+        max_bytes,
+        ..AuditSettings::default()
+    };
+    let w = AuditWriter::open(&paths, key(), &settings, Redactor::new()).unwrap();
+    let big = |i: u64| NewEntry {
+        payload: json!({"i": i, "pad": "p".repeat(200)}),
+        ..ok_entry(i)
+    };
+    for i in 0..2_000 {
+        w.append_blocking(big(i)).unwrap();
+    }
+    // The writer checked on its own every SIZE_CHECK_EVERY entries; once more now.
+    w.prune_to_size_blocking().unwrap();
+    let reader = AuditReader::open(&paths.db).unwrap();
+    let kept = reader.count().unwrap();
+    assert!(kept > 0 && kept < 2_000, "kept {kept}");
+    // Each entry takes well over 200 bytes: the bound holds on the kept count.
+    assert!(kept * 200 <= max_bytes, "kept {kept} entries");
+    match verify(&paths.db, Some(&paths.anchor), Some(&key())).unwrap() {
+        VerifyReport::Intact {
+            first_seq,
+            last_seq,
+            entries,
+            ..
+        } => {
+            assert!(first_seq > 1, "the oldest entries were pruned");
+            assert_eq!(last_seq, 2_000, "the newest entries are kept");
+            assert_eq!(entries, kept);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Without a bound nothing is pruned.
+    let dir2 = tempfile::tempdir().unwrap();
+    let paths2 = AuditPaths::in_state_dir(dir2.path());
+    let unbounded = AuditSettings {
+        max_bytes: 0,
+        ..AuditSettings::default()
+    };
+    let w2 = AuditWriter::open(&paths2, key(), &unbounded, Redactor::new()).unwrap();
+    for i in 0..600 {
+        w2.append_blocking(big(i)).unwrap();
+    }
+    assert_eq!(w2.prune_to_size_blocking().unwrap().deleted, 0);
+    assert_eq!(AuditReader::open(&paths2.db).unwrap().count().unwrap(), 600);
 }

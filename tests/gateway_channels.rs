@@ -1,6 +1,8 @@
 //! Channel authenticity and payload parsing: Slack signing secret (Slack's
 //! published example), Discord Ed25519 (RFC 8032 §7.1 TESTs 1–3, a self-signed
-//! interaction, application id, guild allowlist through the policy engine),
+//! interaction, application id, guild allowlist through the policy engine,
+//! the interaction `context` deciding DM vs group DM), Slack Connect's sender
+//! team judged by the workspace allowlist,
 //! Telegram secret token and Update parsing (mentions with UTF-16 offsets, group
 //! allowlist). Hostile inputs for each: malformed JSON, oversized bodies,
 //! missing fields, wrong types, deep nesting, NULs, replayed timestamps — a
@@ -933,4 +935,113 @@ fn telegram_hostile_payloads() {
     assert!(body.len() < MAX_BODY_BYTES);
     let i = tg_inbound(&t, &body);
     assert!(!i.mentions_bot());
+}
+
+/// Issue 16 item 7: in a Slack Connect channel the envelope's team is ours but
+/// the sender's own team is another organization's; the workspace allowlist
+/// (`accounts`) judges the sender's team.
+#[test]
+fn slack_connect_sender_team_is_checked_not_the_envelope_team() {
+    let s = slack();
+    let msg = |extra: &str| {
+        format!(
+            r#"{{"type":"event_callback","team_id":"TOURS","event_id":"Ev1","event":{{"type":"message","channel_type":"channel","channel":"C1","user":"UEXT","text":"<@UBOT1> hi"{extra}}}}}"#
+        )
+    };
+    let parse = |body: &str| match s.parse(body.as_bytes()) {
+        Ok(SlackEvent::Message { inbound, .. }) => Ok(inbound),
+        Ok(other) => panic!("{other:?}"),
+        Err(e) => Err(e),
+    };
+    let ext = parse(&msg(r#","user_team":"TOTHER""#)).unwrap();
+    assert_eq!(ext.account(), Some("TOTHER"));
+    let ext_profile = parse(&msg(r#","user_profile":{"team":"TOTHER","name":"x"}"#)).unwrap();
+    assert_eq!(ext_profile.account(), Some("TOTHER"));
+    let same = parse(&msg("")).unwrap();
+    assert_eq!(
+        same.account(),
+        Some("TOURS"),
+        "no claim: the envelope's team"
+    );
+    let ch = ChannelSettings {
+        accounts: vec!["TOURS".into()],
+        allowlist: vec!["UEXT".into()],
+        ..ChannelSettings::default()
+    };
+    let (_d, a) = engine("slack", ch);
+    for inbound in [&ext, &ext_profile] {
+        assert_eq!(
+            a.evaluate(inbound).unwrap(),
+            Decision::Denied {
+                reason: Reason::AccountNotAllowed
+            }
+        );
+    }
+    assert!(matches!(
+        a.evaluate(&same).unwrap(),
+        Decision::Authorized { .. }
+    ));
+    // Hostile: disagreeing claims, wrong types, an empty team.
+    for extra in [
+        r#","user_team":"TOURS","user_profile":{"team":"TOTHER"}"#,
+        r#","user_team":5"#,
+        r#","user_profile":{"team":["TOURS"]}"#,
+        r#","user_team":"""#,
+        r#","user_team":"T\u0000"#,
+    ] {
+        assert!(parse(&msg(extra)).is_err(), "{extra}");
+    }
+}
+
+/// Issue 16 item 7: a Discord interaction without `guild_id` is not always a
+/// DM: `context` 2 (a group DM or private channel) gets group policy, 1 (the
+/// bot's DM) DM policy; a context that disagrees with `guild_id` is refused.
+#[test]
+fn discord_group_dm_interaction_gets_group_policy() {
+    let d = discord();
+    let a = APP_ID;
+    let cmd = |extra: &str| {
+        format!(
+            r#"{{"id":"1","application_id":"{a}","type":2,"token":"t","channel_id":"5","user":{{"id":"6","username":"eve"}},"data":{{"name":"ask","options":[{{"type":3,"name":"prompt","value":"hi"}}]}}{extra}}}"#
+        )
+    };
+    let inbound = |body: &str| match d.parse(body.as_bytes()).unwrap() {
+        DiscordInteraction::Command { inbound, .. } => inbound,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(inbound(&cmd(r#","context":2"#)).context(), Context::Group);
+    assert_eq!(inbound(&cmd(r#","context":1"#)).context(), Context::Dm);
+    assert_eq!(
+        inbound(&cmd("")).context(),
+        Context::Dm,
+        "no context: as before"
+    );
+    // Through the engine: the group DM gets group policy (unknown sender in a
+    // group is ignored), not the DM's pairing prompt.
+    let (_d, engine_) = engine("discord", ChannelSettings::default());
+    assert!(matches!(
+        engine_.evaluate(&inbound(&cmd(r#","context":2"#))).unwrap(),
+        Decision::Ignored { .. } | Decision::Denied { .. }
+    ));
+    assert_eq!(
+        engine_.evaluate(&inbound(&cmd(r#","context":1"#))).unwrap(),
+        Decision::PairingPrompt
+    );
+    // Hostile: contexts that disagree with guild_id, unknown values, wrong types.
+    let guild = r#","guild_id":"900000000000000001","member":{"user":{"id":"6"}}"#;
+    for extra in [
+        r#","context":0"#.to_string(),
+        format!(r#","context":1{guild}"#),
+        format!(r#","context":2{guild}"#),
+        r#","context":3"#.to_string(),
+        r#","context":"2""#.to_string(),
+        r#","context":-1"#.to_string(),
+        r#","context":256"#.to_string(),
+    ] {
+        assert!(d.parse(cmd(&extra).as_bytes()).is_err(), "{extra}");
+    }
+    assert_eq!(
+        inbound(&cmd(&format!(r#","context":0{guild}"#))).context(),
+        Context::Group
+    );
 }

@@ -485,10 +485,7 @@ fn paired_users_short_messages_are_never_mistaken_for_codes() {
     }
     // The other user's code is untouched and no failure was counted.
     assert_eq!(r.pairing.list(Some(CH)).unwrap().len(), 1);
-    assert_eq!(
-        r.store.lockout(CH, Some("friend"), r.clock_now()).unwrap(),
-        None
-    );
+    assert_eq!(r.store.lockout(CH, "friend", r.clock_now()).unwrap(), None);
     // Only unknown senders in pairing mode redeem, and only exact codes or /pair.
     for (text, is_code) in [
         ("ABCD2345", true),

@@ -4,7 +4,9 @@
 //! over TLS (`chat.postMessage`, Bearer bot token, 3000-char blocks). An unknown
 //! user goes through pairing prompt → code redemption → accepted message
 //! (TaskSink) → reply delivered. Bad signatures, stale timestamps, replayed
-//! event ids, oversized and hostile bodies: 4xx, audited, store unchanged.
+//! event ids, oversized and hostile bodies: 4xx, audited, store unchanged; a
+//! flood of 10,000 bad requests adds a bounded number of audit entries; 55
+//! strangers' wrong pairing codes do not keep a fresh code from redeeming.
 
 #![allow(clippy::unwrap_used)] // test helpers unwrap: a failure is the test failing
 
@@ -419,4 +421,122 @@ async fn nothing_is_acknowledged_unaudited() {
     assert_eq!(h.post_raw(&NOW.to_string(), "v0=00", body).await.0, 500);
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     assert!(h.posted().is_empty());
+}
+
+/// Issue 16 item 4: 10,000 bad-signature requests add a bounded number of
+/// entries (the first `FULL_PER_WINDOW` in full, then one summary with the
+/// count once the window is over); a legitimate request in the middle is
+/// processed and audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_bad_requests_adds_a_bounded_number_of_entries() {
+    use cowork::gateway::transport::rejections::{FULL_PER_WINDOW, WINDOW_SECS};
+    let h = Arc::new(harness().await);
+    let n_before = h.env.audit.events().len();
+    let flood = |n: usize| {
+        let h = h.clone();
+        async move {
+            let mut tasks = Vec::new();
+            for t in 0..8 {
+                let h = h.clone();
+                tasks.push(tokio::spawn(async move {
+                    let ts = NOW.to_string();
+                    let bad = format!("v0={}", "00".repeat(32));
+                    for i in 0..n / 8 {
+                        let body = event(&format!("Ebad{t}x{i}"), "U666", "hi");
+                        let (status, _) = h.post_raw(&ts, &bad, body).await;
+                        assert_eq!(status, 401);
+                    }
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+        }
+    };
+    flood(5_000).await;
+    // A legitimate request in the middle: processed (prompt) and audited.
+    assert_eq!(h.post(event("EvOK", "U42", "hello")).await.0, 200);
+    eventually("prompt", || h.posted().len() == 1).await;
+    assert_eq!(h.env.audited("gateway.message").len(), 1);
+    flood(5_000).await;
+    let added = |h: &Harness| h.env.audit.events()[n_before..].to_vec();
+    let rejected = added(&h)
+        .iter()
+        .filter(|e| e.kind == "gateway.webhook_rejected")
+        .count();
+    assert_eq!(rejected, FULL_PER_WINDOW as usize);
+    // Bounded: the full entries and the legitimate message's, nothing else yet.
+    assert_eq!(added(&h).len(), FULL_PER_WINDOW as usize + 1);
+    // The window ends: the next rejection writes the summary with the count.
+    h.env.clock.advance(WINDOW_SECS);
+    assert_eq!(
+        h.post_raw(&NOW.to_string(), "v0=00", b"{}".to_vec())
+            .await
+            .0,
+        401
+    );
+    let summaries: Vec<_> = added(&h)
+        .into_iter()
+        .filter(|e| e.kind == "gateway.webhook_rejected_summary")
+        .collect();
+    assert_eq!(summaries.len(), 1);
+    let d = summaries[0].detail.clone().unwrap();
+    let suppressed = 10_000 - FULL_PER_WINDOW as usize;
+    assert!(
+        d.starts_with(&format!("{suppressed} rejected")) && d.contains("bad_signature="),
+        "{d}"
+    );
+    // 20 full + 1 message + 1 summary + the first rejection of the new window.
+    assert_eq!(added(&h).len(), FULL_PER_WINDOW as usize + 3);
+    let bytes: usize = added(&h).iter().map(|e| format!("{e:?}").len()).sum();
+    assert!(bytes < 24 * 1024, "{bytes} bytes for 10,001 requests");
+}
+
+/// Issue 16 item 6, end to end: 55 signed DMs from different senders with
+/// wrong codes (before any code exists, then against an active code, which
+/// they burn) no longer keep the owner's fresh code from redeeming.
+#[tokio::test]
+async fn strangers_flooding_pair_attempts_do_not_block_a_fresh_code() {
+    let h = harness().await;
+    let flood = async |tag: &str| {
+        for i in 0..55 {
+            let body = event(
+                &format!("Ev{tag}{i}"),
+                &format!("U9{i:03}"),
+                "/pair ABCD-EFGH",
+            );
+            assert_eq!(h.post(body).await.0, 200);
+        }
+    };
+    flood("a").await;
+    assert!(
+        h.env
+            .audited("gateway.pairing")
+            .iter()
+            .all(|r| r == "invalid_code"),
+        "no code active: nothing counts, nothing locks"
+    );
+    let burned = h.env.pairing.issue("slack").unwrap();
+    flood("b").await;
+    assert!(h.env.pairing.was_burned(burned.id).unwrap());
+    assert_eq!(
+        h.env
+            .audited("gateway.pairing")
+            .iter()
+            .filter(|r| *r == "code_burned")
+            .count(),
+        1,
+        "the owner sees the burn in the trail"
+    );
+    // The owner issues a fresh code; their user redeems it at once.
+    let fresh = h.env.pairing.issue("slack").unwrap();
+    let text = format!("/pair {}", fresh.code.as_str());
+    assert_eq!(h.post(event("EvOwner", "U42", &text)).await.0, 200);
+    eventually("paired reply", || {
+        h.posted()
+            .iter()
+            .any(|(chat, t)| chat == "DU42" && t == PAIRED_REPLY)
+    })
+    .await;
+    assert_eq!(h.env.audited("gateway.pairing").last().unwrap(), "paired");
 }

@@ -110,6 +110,11 @@ pub use writer::AuditWriter;
 pub struct AuditSettings {
     /// Entries older than this are pruned (daily and at start). 0 disables pruning.
     pub retention_days: u32,
+    /// Bytes the entries may take (0: no bound). Checked every 500 appended
+    /// entries and daily; when over, the oldest entries are pruned down to 90%
+    /// of it with a MAC'd 'prune' checkpoint (as for `retention_days`), so the
+    /// chain still verifies and records what was cut. Default 256 MiB.
+    pub max_bytes: u64,
     /// Write an interval checkpoint after this many entries...
     pub checkpoint_every_entries: u64,
     /// ...or after this many seconds with new entries, whichever comes first.
@@ -120,6 +125,7 @@ impl Default for AuditSettings {
     fn default() -> Self {
         AuditSettings {
             retention_days: 365,
+            max_bytes: 256 * 1024 * 1024,
             checkpoint_every_entries: 1000,
             checkpoint_every_secs: 300,
         }
@@ -137,5 +143,8 @@ mod tests {
         let s: AuditSettings = toml::from_str("retention_days = 30").unwrap();
         assert_eq!(s.retention_days, 30);
         assert!(toml::from_str::<AuditSettings>("retention = 30").is_err());
+        let s: AuditSettings = toml::from_str("max_bytes = 1048576").unwrap();
+        assert_eq!(s.max_bytes, 1 << 20);
+        assert_eq!(AuditSettings::default().max_bytes, 256 << 20);
     }
 }

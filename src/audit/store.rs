@@ -21,6 +21,10 @@ pub const SCHEMA_VERSION: &str = "1";
 /// id, seq, head_hash, time, mac, reason of one `checkpoints` row.
 type CheckpointRow = (i64, u64, Vec<u8>, String, Vec<u8>, String);
 
+/// One entry's size in bytes, as SQL over an `entries` row.
+const ROW_BYTES: &str = "8 + length(time) + length(component) + length(kind) + length(actor) \
+     + length(subject) + length(payload) + length(prev_hash) + length(hash)";
+
 pub(crate) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS entries(
     seq       INTEGER PRIMARY KEY,
@@ -617,6 +621,57 @@ impl WriteStore {
             )
             .optional()
             .map_err(werr)?;
+        Self::prune_below(self, tx, first_kept, werr)
+    }
+
+    /// The bytes the entries take (their columns' lengths plus 8 for the seq).
+    pub fn entries_bytes(&self) -> Result<u64> {
+        let n: i64 = self
+            .conn
+            .query_row(
+                &format!("SELECT coalesce(sum({ROW_BYTES}), 0) FROM entries"),
+                [],
+                |r| r.get(0),
+            )
+            .map_err(self.write_err("measure entries"))?;
+        Ok(sql_u64(n))
+    }
+
+    /// Deletes the oldest entries (never the newest) until the rest take at
+    /// most `target` bytes, with the same MAC'd 'prune' checkpoint as
+    /// [`WriteStore::prune_before`]: the chain records what was pruned.
+    pub fn prune_to_bytes(&mut self, target: u64) -> Result<PruneReport> {
+        let db_path = self.db_path.clone();
+        let werr = |source| AuditError::Write {
+            op: "prune by size",
+            path: db_path.clone(),
+            source,
+        };
+        let tx =
+            Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate).map_err(werr)?;
+        let first_kept: Option<(i64, Vec<u8>)> = tx
+            .query_row(
+                &format!(
+                    "SELECT seq, prev_hash FROM entries WHERE seq = coalesce(
+                        (SELECT min(seq) FROM (SELECT seq, sum({ROW_BYTES}) OVER
+                            (ORDER BY seq DESC) AS suffix FROM entries) WHERE suffix <= ?1),
+                        (SELECT max(seq) FROM entries))"
+                ),
+                [sql_i64(target)],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(werr)?;
+        Self::prune_below(self, tx, first_kept, werr)
+    }
+
+    /// Deletes the entries below `first_kept` and records the prune.
+    fn prune_below(
+        &self,
+        tx: Transaction<'_>,
+        first_kept: Option<(i64, Vec<u8>)>,
+        werr: impl Fn(rusqlite::Error) -> AuditError,
+    ) -> Result<PruneReport> {
         let Some((first, prev)) = first_kept else {
             return Ok(PruneReport {
                 deleted: 0,
@@ -626,7 +681,7 @@ impl WriteStore {
         let first = sql_u64(first);
         let deleted = tx
             .execute("DELETE FROM entries WHERE seq < ?1", [sql_i64(first)])
-            .map_err(werr)? as u64;
+            .map_err(&werr)? as u64;
         if deleted > 0 {
             let boundary = first - 1;
             let prev = blob32(prev).unwrap_or(GENESIS_PREV);
@@ -634,20 +689,20 @@ impl WriteStore {
                 "DELETE FROM checkpoints WHERE seq < ?1",
                 [sql_i64(boundary)],
             )
-            .map_err(werr)?;
+            .map_err(&werr)?;
             tx.execute(
                 "DELETE FROM checkpoints WHERE reason = 'prune' AND seq <= ?1",
                 [sql_i64(boundary)],
             )
-            .map_err(werr)?;
+            .map_err(&werr)?;
             self.insert_checkpoint(&tx, boundary, &prev, CheckpointReason::Prune)?;
             tx.execute(
                 "INSERT OR REPLACE INTO meta(key, value) VALUES ('pruned_through', ?1)",
                 [boundary.to_string()],
             )
-            .map_err(werr)?;
+            .map_err(&werr)?;
         }
-        tx.commit().map_err(werr)?;
+        tx.commit().map_err(&werr)?;
         Ok(PruneReport {
             deleted,
             first_kept_seq: Some(first),

@@ -28,6 +28,8 @@ use super::store::{
 pub const MAX_BATCH: usize = 1024;
 /// How often retention runs while the writer is up.
 const RETENTION_EVERY: Duration = Duration::from_secs(24 * 3600);
+/// Appended entries between two checks of `[audit] max_bytes`.
+pub const SIZE_CHECK_EVERY: u64 = 500;
 
 type Reply<T> = oneshot::Sender<Result<T>>;
 
@@ -35,6 +37,7 @@ enum Command {
     Append(Prepared, Reply<AppendReceipt>),
     Checkpoint(CheckpointReason, Reply<CheckpointInfo>),
     Prune(OffsetDateTime, Reply<PruneReport>),
+    PruneToSize(Reply<PruneReport>),
     Shutdown(Reply<CheckpointInfo>),
     Rekey(CheckpointKey, Reply<usize>),
 }
@@ -54,6 +57,7 @@ impl std::fmt::Debug for Command {
             Command::Append(..) => "Append",
             Command::Checkpoint(..) => "Checkpoint",
             Command::Prune(..) => "Prune",
+            Command::PruneToSize(..) => "PruneToSize",
             Command::Shutdown(..) => "Shutdown",
             Command::Rekey(..) => "Rekey",
         })
@@ -79,9 +83,10 @@ impl AuditWriter {
         let db_path = store.db_path().to_owned();
         let (tx, rx) = mpsc::channel();
         let retention_days = settings.retention_days;
+        let max_bytes = settings.max_bytes;
         let thread = std::thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || writer_loop(store, rx, retention_days))
+            .spawn(move || writer_loop(store, rx, retention_days, max_bytes))
             .map_err(|source| AuditError::SpawnWriter { source })?;
         Ok(AuditWriter {
             tx,
@@ -189,6 +194,14 @@ impl AuditWriter {
         rx.blocking_recv().map_err(|_| AuditError::WriterStopped)?
     }
 
+    /// Blocking: prunes the oldest entries now if the trail is over
+    /// `[audit] max_bytes` (the writer also does so every [`SIZE_CHECK_EVERY`]
+    /// appended entries and with the daily retention).
+    pub fn prune_to_size_blocking(&self) -> Result<PruneReport> {
+        let rx = self.send(Command::PruneToSize)?;
+        rx.blocking_recv().map_err(|_| AuditError::WriterStopped)?
+    }
+
     /// The database this writer owns.
     pub fn db_path(&self) -> &std::path::Path {
         &self.db_path
@@ -230,15 +243,28 @@ fn cutoff_for(older_than: Duration) -> OffsetDateTime {
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
-fn writer_loop(mut store: WriteStore, rx: mpsc::Receiver<Command>, retention_days: u32) {
+fn writer_loop(
+    mut store: WriteStore,
+    rx: mpsc::Receiver<Command>,
+    retention_days: u32,
+    max_bytes: u64,
+) {
     let mut pending: Option<Command> = None;
     let mut next_retention = Instant::now();
+    let mut since_size_check: u64 = 0;
     loop {
         if retention_days > 0 && Instant::now() >= next_retention {
             next_retention = Instant::now() + RETENTION_EVERY;
             let cutoff = cutoff_for(Duration::from_secs(u64::from(retention_days) * 86_400));
             if let Err(e) = do_prune(&mut store, cutoff) {
                 tracing::error!(target: "cowork::audit", error = %e, "audit retention failed");
+            }
+            since_size_check = SIZE_CHECK_EVERY;
+        }
+        if since_size_check >= SIZE_CHECK_EVERY {
+            since_size_check = 0;
+            if let Err(e) = do_prune_to_size(&mut store, max_bytes) {
+                tracing::error!(target: "cowork::audit", error = %e, "audit size bound failed");
             }
         }
         let cmd = match pending.take() {
@@ -284,7 +310,11 @@ fn writer_loop(mut store: WriteStore, rx: mpsc::Receiver<Command>, retention_day
                         Err(_) => break,
                     }
                 }
+                since_size_check = since_size_check.saturating_add(batch.len() as u64);
                 commit_and_answer(&mut store, batch, replies);
+            }
+            Command::PruneToSize(reply) => {
+                let _ = reply.send(do_prune_to_size(&mut store, max_bytes));
             }
             Command::Checkpoint(reason, reply) => {
                 let _ = reply.send(store.checkpoint(reason));
@@ -308,7 +338,7 @@ fn writer_loop(mut store: WriteStore, rx: mpsc::Receiver<Command>, retention_day
                         Command::Checkpoint(_, r) => {
                             let _ = r.send(Err(AuditError::WriterStopped));
                         }
-                        Command::Prune(_, r) => {
+                        Command::Prune(_, r) | Command::PruneToSize(r) => {
                             let _ = r.send(Err(AuditError::WriterStopped));
                         }
                         Command::Rekey(_, r) => {
@@ -344,6 +374,33 @@ fn do_prune(store: &mut WriteStore, cutoff: OffsetDateTime) -> Result<PruneRepor
             audit_pruned = report.deleted,
             audit_first_kept_seq = report.first_kept_seq,
             "audit pruned {} entries older than {cutoff}",
+            report.deleted
+        );
+    }
+    Ok(report)
+}
+
+/// Over `max_bytes` (0: no bound), prunes the oldest entries down to 90% of it
+/// (so not every check prunes), recorded like an age prune.
+fn do_prune_to_size(store: &mut WriteStore, max_bytes: u64) -> Result<PruneReport> {
+    let none = PruneReport {
+        deleted: 0,
+        first_kept_seq: None,
+    };
+    if max_bytes == 0 {
+        return Ok(none);
+    }
+    let size = store.entries_bytes()?;
+    if size <= max_bytes {
+        return Ok(none);
+    }
+    let report = store.prune_to_bytes(max_bytes / 10 * 9)?;
+    if report.deleted > 0 {
+        tracing::warn!(
+            target: "cowork::audit",
+            audit_pruned = report.deleted,
+            audit_first_kept_seq = report.first_kept_seq,
+            "audit trail at {size} bytes, over max_bytes {max_bytes}: pruned the {} oldest entries",
             report.deleted
         );
     }

@@ -295,6 +295,20 @@ fn validate(c: &Config) -> Vec<(Vec<String>, String)> {
             key(&["webhook", "listen"]),
             "port 0 (any free port) is for the development profile only".to_string(),
         )),
+        Ok(a)
+            if production
+                && !c.webhook.allow_public
+                && (a.ip().is_unspecified() || !crate::admin::is_lan(a.ip())) =>
+        {
+            out.push((
+                key(&["webhook", "listen"]),
+                format!(
+                    "{a} is a public or wildcard address; the webhook listener stays on \
+                     loopback or the LAN (behind a reverse tunnel) unless [webhook] \
+                     allow_public = true says otherwise"
+                ),
+            ))
+        }
         Ok(_) => {}
     }
     if c.admin.port == 0 && production {
@@ -548,6 +562,33 @@ mod tests {
         assert!(p[0].contains("pairing_ttl_secs"), "{p:?}");
         let p = problems("[channels.local]\nrequire_mention = false\nsilent = true\n");
         assert!(p.is_empty(), "{p:?}");
+    }
+
+    /// Issue 16 item 7: a public or wildcard webhook address needs the owner's
+    /// explicit `allow_public` in production.
+    #[test]
+    fn production_refuses_a_public_webhook_listener_unless_allowed() {
+        for addr in [
+            "0.0.0.0:8444",
+            "203.0.113.7:8444",
+            "[::]:8444",
+            "[2001:db8::1]:8444",
+        ] {
+            let p = problems(&format!("[webhook]\nlisten = \"{addr}\"\n"));
+            assert_eq!(p.len(), 1, "{addr}: {p:?}");
+            assert!(
+                p[0].starts_with("/etc/cowork/coworkd.toml:2:1: ") && p[0].contains("allow_public"),
+                "{addr}: {p:?}"
+            );
+            let allowed = format!("[webhook]\nlisten = \"{addr}\"\nallow_public = true\n");
+            assert!(problems(&allowed).is_empty(), "{addr}");
+            let dev = format!("profile = \"development\"\n[webhook]\nlisten = \"{addr}\"\n");
+            assert!(problems(&dev).is_empty(), "{addr}");
+        }
+        for addr in ["127.0.0.1:8444", "192.168.1.5:8444", "[::1]:8444"] {
+            let p = problems(&format!("[webhook]\nlisten = \"{addr}\"\n"));
+            assert!(p.is_empty(), "{addr}: {p:?}");
+        }
     }
 
     #[test]

@@ -64,7 +64,6 @@ pub enum Reason {
     Silent,
     RateLimited,
     SenderLockedOut { until: i64 },
-    ChannelLockedOut { until: i64 },
 }
 
 impl Reason {
@@ -85,7 +84,6 @@ impl Reason {
             Reason::Silent => "silent",
             Reason::RateLimited => "rate_limited",
             Reason::SenderLockedOut { .. } => "sender_locked_out",
-            Reason::ChannelLockedOut { .. } => "channel_locked_out",
         }
     }
 }
@@ -284,13 +282,9 @@ impl AccessControl {
                 }
             }
             Decision::RedeemPairing { .. } => {
-                if let Some(until) = self.store.lockout(msg.channel(), Some(msg.sender()), now)? {
+                if let Some(until) = self.store.lockout(msg.channel(), msg.sender(), now)? {
                     Decision::Denied {
                         reason: Reason::SenderLockedOut { until },
-                    }
-                } else if let Some(until) = self.store.lockout(msg.channel(), None, now)? {
-                    Decision::Denied {
-                        reason: Reason::ChannelLockedOut { until },
                     }
                 } else {
                     decision

@@ -150,12 +150,12 @@ impl Dispatcher {
                 let (reason, reply) = match &outcome {
                     RedeemOutcome::Paired(_) => ("paired", PAIRED_REPLY),
                     RedeemOutcome::AlreadyAuthorized => ("already_authorized", PAIRED_REPLY),
+                    RedeemOutcome::Invalid { burned: true, .. } => {
+                        ("code_burned", PAIRING_FAILED_REPLY)
+                    }
                     RedeemOutcome::Invalid { .. } => ("invalid_code", PAIRING_FAILED_REPLY),
                     RedeemOutcome::SenderLockedOut { .. } => {
                         ("sender_locked_out", PAIRING_FAILED_REPLY)
-                    }
-                    RedeemOutcome::ChannelLockedOut { .. } => {
-                        ("channel_locked_out", PAIRING_FAILED_REPLY)
                     }
                     RedeemOutcome::Revoked => ("revoked", PAIRING_FAILED_REPLY),
                 };
@@ -164,9 +164,16 @@ impl Dispatcher {
                 if let RedeemOutcome::Invalid {
                     detail,
                     sender_attempts_left,
+                    burned,
                 } = &outcome
                 {
                     ev.detail = Some(format!("{detail:?}; attempts left {sender_attempts_left}"));
+                    if *burned {
+                        tracing::warn!(
+                            channel = msg.channel(),
+                            "pairing code burned after too many wrong guesses; issue a fresh one"
+                        );
+                    }
                 }
                 self.audit.record(ev).await?;
                 Some(reply.to_string())

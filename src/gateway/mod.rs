@@ -28,7 +28,8 @@
 //! Privileges: none beyond its data; holds the pairing-code hashing key (from the
 //! keystore) and the channels' verification secrets, never the master key.
 //! Data: `$STATE/gateway/state.db` tables `gateway_users`, `gateway_pairing_codes`
-//! (keyed hashes only), `gateway_redeem_limits`, `gateway_pairing_prompts`,
+//! (keyed hashes only), `gateway_code_guesses` (wrong guesses per code, burned
+//! codes), `gateway_redeem_limits`, `gateway_pairing_prompts`,
 //! `gateway_seen_events` (replay dedupe, [`replay`]).
 //!
 //! ## Channel transports and dispatch

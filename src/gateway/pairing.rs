@@ -7,8 +7,25 @@
 //!   `subtle`'s constant-time equality. The plaintext exists only in the
 //!   [`IssuedCode`] handed to the issuer and in the redeemer's message.
 //! - Single use, TTL 60..=3600 s (default 300 s).
-//! - Failed redemptions count per sender and per channel in `state.db` (so they
-//!   survive restarts); a locked-out sender's or channel's correct code is refused.
+//! - Only guesses against an active, unexpired code count; with no code active
+//!   an attempt gets the same "invalid or expired" answer and counts nowhere, so
+//!   strangers cannot run up a counter before the owner issues a code.
+//! - Failed guesses count per sender in `state.db` (so they survive restarts): a
+//!   sender locked out (`sender_max_failures` in `window_secs`) is refused even
+//!   with the correct code.
+//! - Failed guesses from anyone count against the active code: after
+//!   `code_max_failures` (default 50) the code is *burned* (revoked, marked in
+//!   `gateway_code_guesses`, audited as `gateway.pairing` `code_burned`) and the
+//!   owner issues a fresh one, which redeems at once: the channel is never
+//!   locked. Issuing is refused while `max_codes_per_day` (default 24) codes
+//!   of the channel created in the last 24 hours took wrong guesses (a code
+//!   takes guesses only until the next one is issued, so no 24 hours see more
+//!   than that many guessed codes); codes nobody guessed at do not count.
+//! - The bound on guessing: a year sees at most 50 × 24 × 366 = 439,200 failed
+//!   guesses per channel; each hits a 40-bit code with probability 2^-40 ≈
+//!   9.09e-13, so the expected number of successful guesses a year is at most
+//!   439,200 × 2^-40 ≈ 4.0e-7 < 1e-6. Settings whose product breaks that bound
+//!   are refused (`LockoutSettings::expected_successes_per_year`).
 
 use std::sync::Arc;
 
@@ -173,16 +190,17 @@ pub enum RedeemOutcome {
     Paired(UserRecord),
     /// The sender was already paired or allowlisted; nothing consumed or counted.
     AlreadyAuthorized,
-    /// Wrong, expired or malformed; counted against sender and channel.
+    /// Wrong, expired or malformed. Counted against the sender and the active
+    /// code only when a code was active (`Mismatch`, `Malformed`).
     Invalid {
         detail: InvalidCode,
         /// Failures the sender has left before a lockout (0: now locked).
         sender_attempts_left: u32,
+        /// This guess was the active code's `code_max_failures`-th: the code is
+        /// burned and the owner must issue a fresh one.
+        burned: bool,
     },
     SenderLockedOut {
-        until: i64,
-    },
-    ChannelLockedOut {
         until: i64,
     },
     /// Revoked users cannot pair again until the owner forgets or re-admits them.
@@ -264,7 +282,29 @@ impl Pairing {
         let hash = self.hash(channel, code.0.as_bytes());
         let now = self.clock.now();
         let expires_at = now + i64::try_from(ttl_secs).unwrap_or(3600);
+        let per_day = self
+            .settings
+            .channels
+            .get(channel)
+            .map(|c| c.lockout.max_codes_per_day)
+            .unwrap_or(0);
         let id = self.store.transaction("issue pairing code", |tx| {
+            // Codes of the last 24 hours that took wrong guesses (a code takes
+            // guesses only until the next is issued, so this check bounds them).
+            let recent: i64 = tx
+                .query_row(
+                    "SELECT count(*) FROM gateway_pairing_codes c
+                     JOIN gateway_code_guesses g ON g.code_id = c.id
+                     WHERE c.channel = ?1 AND c.created_at > ?2 - 86400",
+                    params![channel, now],
+                    |r| r.get(0),
+                )
+                .map_err(GatewayError::db("count recent pairing codes"))?;
+            if recent >= i64::from(per_day) {
+                return Err(fail(format!(
+                    "{recent} codes of the last 24 hours took wrong guesses (max_codes_per_day {per_day})"
+                )));
+            }
             tx.execute(
                 "UPDATE gateway_pairing_codes SET state = 'revoked'
                  WHERE channel = ?1 AND state = 'active'",
@@ -344,7 +384,6 @@ impl Pairing {
         let lockout = i64::try_from(lo.lockout_secs).unwrap_or(i64::MAX);
         let now = self.clock.now();
         let sender_scope = LimitScope::Sender { channel, sender };
-        let channel_scope = LimitScope::Channel { channel };
         self.store.transaction("redeem pairing code", |tx| {
             match store::user_in(tx, channel, sender)?.map(|u| u.state) {
                 Some(UserState::Paired | UserState::Allowlisted) => {
@@ -355,9 +394,6 @@ impl Pairing {
             }
             if let Some(until) = Store::locked_until(tx, sender_scope, now)? {
                 return Ok(RedeemOutcome::SenderLockedOut { until });
-            }
-            if let Some(until) = Store::locked_until(tx, channel_scope, now)? {
-                return Ok(RedeemOutcome::ChannelLockedOut { until });
             }
             let active: Option<(i64, Vec<u8>, i64)> = tx
                 .query_row(
@@ -374,15 +410,29 @@ impl Pairing {
                 // Hash anyway so a malformed attempt costs the same.
                 None => self.hash(channel, attempt.0.as_bytes()),
             };
-            let detail = match &active {
-                None => InvalidCode::NoActiveCode,
+            let uncounted = |detail| -> Result<RedeemOutcome, GatewayError> {
+                Ok(RedeemOutcome::Invalid {
+                    detail,
+                    sender_attempts_left: Store::failures_left(
+                        tx,
+                        sender_scope,
+                        now,
+                        lo.sender_max_failures,
+                        window,
+                    )?,
+                    burned: false,
+                })
+            };
+            let (code_id, detail) = match &active {
+                // Nothing to guess: the same answer, and no counter moves.
+                None => return uncounted(InvalidCode::NoActiveCode),
                 Some((id, _, expires_at)) if *expires_at <= now => {
                     tx.execute(
                         "UPDATE gateway_pairing_codes SET state = 'expired' WHERE id = ?1",
                         params![id],
                     )
                     .map_err(GatewayError::db("expire pairing code"))?;
-                    InvalidCode::Expired
+                    return uncounted(InvalidCode::Expired);
                 }
                 Some((id, stored, _)) => {
                     let equal: bool = stored.as_slice().ct_eq(&candidate[..]).into();
@@ -403,9 +453,9 @@ impl Pairing {
                         })?;
                         return Ok(RedeemOutcome::Paired(user));
                     } else if canonical.is_none() {
-                        InvalidCode::Malformed
+                        (*id, InvalidCode::Malformed)
                     } else {
-                        InvalidCode::Mismatch
+                        (*id, InvalidCode::Mismatch)
                     }
                 }
             };
@@ -417,20 +467,65 @@ impl Pairing {
                 window,
                 lockout,
             )?;
-            Store::record_failure(
-                tx,
-                channel_scope,
-                now,
-                lo.channel_max_failures,
-                window,
-                lockout,
-            )?;
+            let burned = count_code_guess(tx, code_id, now, lo.code_max_failures)?;
             Ok(RedeemOutcome::Invalid {
                 detail,
                 sender_attempts_left: left,
+                burned,
             })
         })
     }
+
+    /// Whether code `id` was burned by failed guesses (for the owner's view).
+    pub fn was_burned(&self, id: i64) -> Result<bool, GatewayError> {
+        self.store
+            .lock()
+            .query_row(
+                "SELECT burned_at IS NOT NULL FROM gateway_code_guesses WHERE code_id = ?1",
+                params![id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map(|b| b.unwrap_or(false))
+            .map_err(GatewayError::db("read pairing code guesses"))
+    }
+}
+
+/// Counts one failed guess against active code `id`; at `max` the code is
+/// burned (revoked, `burned_at` set). Returns whether this guess burned it.
+fn count_code_guess(
+    tx: &rusqlite::Transaction<'_>,
+    id: i64,
+    now: i64,
+    max: u32,
+) -> Result<bool, GatewayError> {
+    tx.execute(
+        "INSERT INTO gateway_code_guesses (code_id, failures) VALUES (?1, 1)
+         ON CONFLICT (code_id) DO UPDATE SET failures = failures + 1",
+        params![id],
+    )
+    .map_err(GatewayError::db("count pairing code guess"))?;
+    let failures: i64 = tx
+        .query_row(
+            "SELECT failures FROM gateway_code_guesses WHERE code_id = ?1",
+            params![id],
+            |r| r.get(0),
+        )
+        .map_err(GatewayError::db("count pairing code guess"))?;
+    if failures < i64::from(max) {
+        return Ok(false);
+    }
+    tx.execute(
+        "UPDATE gateway_pairing_codes SET state = 'revoked' WHERE id = ?1 AND state = 'active'",
+        params![id],
+    )
+    .map_err(GatewayError::db("burn pairing code"))?;
+    tx.execute(
+        "UPDATE gateway_code_guesses SET burned_at = ?2 WHERE code_id = ?1",
+        params![id, now],
+    )
+    .map_err(GatewayError::db("burn pairing code"))?;
+    Ok(true)
 }
 
 #[cfg(test)]

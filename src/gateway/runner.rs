@@ -211,7 +211,8 @@ pub async fn start(
             }
         };
         webhook_addr = listener.local_addr().ok();
-        let router = webhook::router(Arc::new(app));
+        let dispatcher = app.dispatcher.clone();
+        let (router, rejections) = webhook::router_with_rejections(Arc::new(app));
         let mut rx = stop_rx.clone();
         tokio::spawn(async move {
             let shutdown = async move {
@@ -219,6 +220,12 @@ pub async fn start(
             };
             if let Err(e) = webhook::serve(listener, router, shutdown).await {
                 tracing::error!(error = %e, "webhook listener stopped");
+            }
+            // Rejections counted but not yet summarized are audited, not dropped.
+            for ev in rejections.flush(dispatcher.clock().now(), true) {
+                if let Err(e) = dispatcher.record(ev).await {
+                    tracing::error!(error = %e, "audit of the webhook rejection summary failed");
+                }
             }
         });
     }

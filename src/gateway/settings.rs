@@ -106,22 +106,46 @@ impl Default for RateLimitSettings {
 }
 
 /// Failed pairing-code redemptions: kept in `state.db`, so they survive restarts.
+/// Only guesses against an active code count (see `gateway::pairing`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LockoutSettings {
     /// Failures of one sender within `window_secs` that lock that sender out.
     pub sender_max_failures: u32,
-    /// Failures on the whole channel within `window_secs` that lock the channel.
-    pub channel_max_failures: u32,
+    /// Failed guesses against one active code (from anyone) that burn the code;
+    /// the channel itself is never locked. `channel_max_failures` is the old name.
+    #[serde(alias = "channel_max_failures")]
+    pub code_max_failures: u32,
+    /// Codes per channel created in any 24 hours that may take wrong guesses;
+    /// issuing is refused once that many did.
+    pub max_codes_per_day: u32,
     pub window_secs: u64,
     pub lockout_secs: u64,
+}
+
+/// The bound on successful guesses the lockout settings must keep (per channel
+/// per year; codes are 40-bit).
+pub const MAX_EXPECTED_GUESSES_PER_YEAR: f64 = 1e-6;
+
+impl LockoutSettings {
+    /// Most failed guesses a channel can take in a year: each code takes at
+    /// most `code_max_failures`, and at most `max_codes_per_day` codes exist a day.
+    pub fn guesses_per_year(&self) -> u64 {
+        u64::from(self.code_max_failures) * u64::from(self.max_codes_per_day) * 366
+    }
+
+    /// Expected successful guesses per year: guesses × 2^-40.
+    pub fn expected_successes_per_year(&self) -> f64 {
+        self.guesses_per_year() as f64 / (1u64 << 40) as f64
+    }
 }
 
 impl Default for LockoutSettings {
     fn default() -> Self {
         LockoutSettings {
             sender_max_failures: 5,
-            channel_max_failures: 50,
+            code_max_failures: 50,
+            max_codes_per_day: 24,
             window_secs: 900,
             lockout_secs: 900,
         }
@@ -289,7 +313,8 @@ impl ChannelSettings {
         }
         let lo = &self.lockout;
         if lo.sender_max_failures == 0
-            || lo.channel_max_failures == 0
+            || lo.code_max_failures == 0
+            || lo.max_codes_per_day == 0
             || lo.window_secs == 0
             || lo.lockout_secs == 0
             || lo.window_secs > 86_400
@@ -298,6 +323,16 @@ impl ChannelSettings {
             return Err(err(
                 "lockout",
                 "failure limits must be > 0 and durations within 1..=86400 s".into(),
+            ));
+        }
+        if lo.expected_successes_per_year() >= MAX_EXPECTED_GUESSES_PER_YEAR {
+            return Err(err(
+                "lockout",
+                format!(
+                    "code_max_failures × max_codes_per_day × 366 = {} guesses a year; \
+                     × 2^-40 must stay under {MAX_EXPECTED_GUESSES_PER_YEAR:e}",
+                    lo.guesses_per_year()
+                ),
             ));
         }
         if let Some(base) = &self.transport.api_base {
@@ -368,6 +403,26 @@ mod tests {
         GatewaySettings::default()
             .validate(Profile::Production)
             .unwrap();
+    }
+
+    /// Issue 16 item 6: guesses allowed per year × 2^-40 stays under 1e-6.
+    #[test]
+    fn guesses_a_year_times_two_to_the_minus_40_is_under_one_in_a_million() {
+        let lo = LockoutSettings::default();
+        // 50 wrong guesses per code × 24 guessed-at codes a day × 366 days.
+        assert_eq!(lo.guesses_per_year(), 50 * 24 * 366);
+        let p = lo.guesses_per_year() as f64 * 2f64.powi(-40);
+        assert!(p < 1e-6, "{p}");
+        assert!((lo.expected_successes_per_year() - p).abs() < 1e-18);
+        // A setting that breaks the bound is refused, by name.
+        let toml = "[channels.slack.lockout]\ncode_max_failures = 50\nmax_codes_per_day = 100\n";
+        let s: GatewaySettings = toml::from_str(toml).unwrap();
+        let e = s.validate(Profile::Development).unwrap_err().to_string();
+        assert!(e.contains("lockout") && e.contains("2^-40"), "{e}");
+        // The old name still parses.
+        let old: GatewaySettings =
+            toml::from_str("[channels.slack.lockout]\nchannel_max_failures = 20\n").unwrap();
+        assert_eq!(old.channels["slack"].lockout.code_max_failures, 20);
     }
 
     #[test]

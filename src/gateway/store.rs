@@ -1,5 +1,6 @@
 //! The gateway's tables in `state.db`: channel users, pairing codes (hashed),
-//! redemption-failure counters and pairing-prompt marks. SQLite in WAL mode with
+//! redemption-failure counters (per sender, and per active code with whether it
+//! was burned) and pairing-prompt marks. SQLite in WAL mode with
 //! `synchronous = FULL`; every multi-step change is one `IMMEDIATE` transaction.
 //!
 //! The store never reads a clock: callers pass `now` (Unix seconds).
@@ -32,6 +33,11 @@ CREATE TABLE IF NOT EXISTS gateway_pairing_codes (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS gateway_one_active_code
     ON gateway_pairing_codes (channel) WHERE state = 'active';
+CREATE TABLE IF NOT EXISTS gateway_code_guesses (
+    code_id   INTEGER PRIMARY KEY REFERENCES gateway_pairing_codes (id),
+    failures  INTEGER NOT NULL,
+    burned_at INTEGER
+);
 CREATE TABLE IF NOT EXISTS gateway_redeem_limits (
     scope        TEXT NOT NULL CHECK (scope IN ('sender', 'channel')),
     channel      TEXT NOT NULL,
@@ -103,14 +109,12 @@ pub enum RevokeScope<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LimitScope<'a> {
     Sender { channel: &'a str, sender: &'a str },
-    Channel { channel: &'a str },
 }
 
 impl LimitScope<'_> {
     fn key(&self) -> (&'static str, &str, &str) {
         match *self {
             LimitScope::Sender { channel, sender } => ("sender", channel, sender),
-            LimitScope::Channel { channel } => ("channel", channel, ""),
         }
     }
 }
@@ -328,23 +332,45 @@ impl Store {
         Ok(until.filter(|&u| u > now))
     }
 
-    /// Same as [`Store::locked_until`] on the store's own connection.
+    /// Same as [`Store::locked_until`] on the store's own connection, for one
+    /// sender (a channel is never locked: a code is burned instead).
     pub fn lockout(
         &self,
         scope_channel: &str,
-        sender: Option<&str>,
+        sender: &str,
         now: i64,
     ) -> Result<Option<i64>, GatewayError> {
-        let scope = match sender {
-            Some(sender) => LimitScope::Sender {
-                channel: scope_channel,
-                sender,
-            },
-            None => LimitScope::Channel {
-                channel: scope_channel,
-            },
+        let scope = LimitScope::Sender {
+            channel: scope_channel,
+            sender,
         };
         Store::locked_until(&self.lock(), scope, now)
+    }
+
+    /// The failures `scope` has left within its current window, without counting one.
+    pub(crate) fn failures_left(
+        conn: &Connection,
+        scope: LimitScope<'_>,
+        now: i64,
+        max: u32,
+        window: i64,
+    ) -> Result<u32, GatewayError> {
+        let (s, c, snd) = scope.key();
+        let row: Option<(i64, i64)> = conn
+            .prepare_cached(
+                "SELECT window_start, failures FROM gateway_redeem_limits
+                 WHERE scope = ?1 AND channel = ?2 AND sender = ?3",
+            )
+            .and_then(|mut st| {
+                st.query_row(params![s, c, snd], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            })
+            .map_err(GatewayError::db("read redemption failures"))?;
+        let used = match row {
+            Some((start, failures)) if now >= start && now - start < window => failures,
+            _ => 0,
+        };
+        Ok(u32::try_from((i64::from(max) - used).max(0)).unwrap_or(0))
     }
 
     /// Counts one failure; locks the counter for `lockout` seconds when `max`
@@ -392,8 +418,8 @@ impl Store {
             params![s, c, snd, start, failures, locked_until],
         )
         .map_err(GatewayError::db("record redemption failure"))?;
-        // Forget quiet counters of this channel (bounded: the channel budget caps
-        // how many failures, hence rows, a window can produce).
+        // Forget quiet counters of this channel (bounded: only guesses against an
+        // active code count, and each code takes at most `code_max_failures`).
         tx.execute(
             "DELETE FROM gateway_redeem_limits
              WHERE channel = ?1 AND locked_until <= ?2 AND window_start <= ?2 - ?3",

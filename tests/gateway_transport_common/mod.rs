@@ -195,6 +195,7 @@ impl Env {
 pub async fn start_webhook(app: WebhookApp) -> SocketAddr {
     let listener = webhook::bind(&webhook::WebhookSettings {
         listen: "127.0.0.1:0".into(),
+        ..Default::default()
     })
     .await
     .unwrap();

@@ -129,9 +129,28 @@ impl Discord {
         let token = ia
             .token
             .ok_or_else(|| GatewayError::parse(CHANNEL, "command without token"))?;
-        let (context, user) = match (ia.guild_id.is_some(), ia.member, ia.user) {
-            (true, Some(m), _) => (Context::Group, m.user),
-            (false, _, Some(u)) => (Context::Dm, u),
+        // The interaction's `context` says where it happened (0 guild, 1 the
+        // bot's DM, 2 a private channel or group DM: several people, so group
+        // policy). Without it, the guild id decides as before.
+        let in_guild = ia.guild_id.is_some();
+        let context = match (ia.context, in_guild) {
+            (Some(INTERACTION_CONTEXT_GUILD), true) | (None, true) => Context::Group,
+            (Some(INTERACTION_CONTEXT_BOT_DM), false) | (None, false) => Context::Dm,
+            (Some(INTERACTION_CONTEXT_PRIVATE_CHANNEL), false) => Context::Group,
+            (Some(INTERACTION_CONTEXT_GUILD | INTERACTION_CONTEXT_BOT_DM), _)
+            | (Some(INTERACTION_CONTEXT_PRIVATE_CHANNEL), true) => {
+                return Err(GatewayError::parse(
+                    CHANNEL,
+                    "interaction context disagrees with guild_id",
+                ));
+            }
+            (Some(_), _) => {
+                return Err(GatewayError::parse(CHANNEL, "unknown interaction context"));
+            }
+        };
+        let user = match (in_guild, ia.member, ia.user) {
+            (true, Some(m), _) => m.user,
+            (false, _, Some(u)) => u,
             _ => return Err(GatewayError::parse(CHANNEL, "command without member/user")),
         };
         let strings: Vec<&str> = data
@@ -166,6 +185,10 @@ impl Discord {
     }
 }
 
+const INTERACTION_CONTEXT_GUILD: u8 = 0;
+const INTERACTION_CONTEXT_BOT_DM: u8 = 1;
+const INTERACTION_CONTEXT_PRIVATE_CHANNEL: u8 = 2;
+
 #[derive(Deserialize)]
 struct Interaction {
     id: String,
@@ -176,6 +199,8 @@ struct Interaction {
     data: Option<CommandData>,
     guild_id: Option<String>,
     channel_id: Option<String>,
+    /// Interaction context type: 0 guild, 1 bot DM, 2 private channel.
+    context: Option<u8>,
     member: Option<Member>,
     user: Option<User>,
 }

@@ -169,6 +169,21 @@ impl Slack {
             None if is_mention_event => Context::Group,
             Some(_) | None => return Err(GatewayError::parse(CHANNEL, "unknown channel_type")),
         };
+        // The workspace allowlist judges the sender's own team: in a Slack
+        // Connect channel the envelope's team is ours while the sender comes
+        // from another organization (`user_team`, or `user_profile.team`).
+        // Two disagreeing claims are refused rather than one picked.
+        let profile_team = ev.user_profile.and_then(|p| p.team);
+        let account = match (ev.user_team, profile_team) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(GatewayError::parse(
+                    CHANNEL,
+                    "user_team and user_profile.team disagree",
+                ));
+            }
+            (Some(t), _) | (None, Some(t)) => t,
+            (None, None) => team_id,
+        };
         let text = ev.text.unwrap_or_default();
         let mentions_bot = is_mention_event
             || (!self.bot_user_id.is_empty() && text.contains(&format!("<@{}>", self.bot_user_id)));
@@ -184,7 +199,7 @@ impl Slack {
             .collect();
         let inbound = Inbound::try_from(RawInbound {
             channel: CHANNEL.into(),
-            account: Some(team_id),
+            account: Some(account),
             sender: user,
             sender_name: None,
             chat: channel,
@@ -223,6 +238,14 @@ struct Event {
     channel: Option<String>,
     channel_type: Option<String>,
     files: Option<Vec<File>>,
+    /// The sender's own team (Slack Connect: another organization's).
+    user_team: Option<String>,
+    user_profile: Option<UserProfile>,
+}
+
+#[derive(Deserialize)]
+struct UserProfile {
+    team: Option<String>,
 }
 
 #[derive(Deserialize)]

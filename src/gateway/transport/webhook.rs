@@ -6,7 +6,10 @@
 //! Every request: body read up to [`MAX_BODY_BYTES`] (over → 413), headers to
 //! [`Headers`], authenticity first (bad → 401, stale timestamp → 401), then the
 //! payload (malformed → 400), then the [`Dispatcher`] (replayed event id → 409).
-//! Every rejection is audited (`gateway.webhook_rejected`) before the answer.
+//! Rejections are audited (`gateway.webhook_rejected`) before the answer, the
+//! first 20 per route per hour one by one and the rest counted into one
+//! summary entry (see [`super::rejections`]), so a flood of unauthenticated
+//! requests adds a bounded number of entries.
 //! Replies are delivered through the platform's API in a spawned task, so the
 //! platform's webhook deadline (Slack, Discord: 3 s) is not spent on them.
 
@@ -22,6 +25,7 @@ use axum::routing::post;
 use serde::{Deserialize, Serialize};
 
 use super::discord::DiscordClient;
+use super::rejections::{Rejections, Verdict};
 use super::slack::SlackClient;
 use super::telegram::TelegramClient;
 use crate::gateway::channels::discord::{Discord, DiscordInteraction};
@@ -39,12 +43,16 @@ use crate::gateway::sinks::{AuditEvent, audit_detail};
 pub struct WebhookSettings {
     /// `address:port`; loopback by default (a reverse tunnel forwards to it).
     pub listen: String,
+    /// A public or wildcard `listen` address is refused in production unless
+    /// the owner sets this (e.g. the box sits behind no tunnel on purpose).
+    pub allow_public: bool,
 }
 
 impl Default for WebhookSettings {
     fn default() -> Self {
         WebhookSettings {
             listen: "127.0.0.1:8444".into(),
+            allow_public: false,
         }
     }
 }
@@ -89,8 +97,33 @@ pub struct WebhookApp {
     pub discord: Option<DiscordWebhook>,
 }
 
+/// What the handlers share: the app and its rejection windows.
+#[derive(Debug)]
+struct Listener {
+    app: Arc<WebhookApp>,
+    rejections: Arc<Rejections>,
+}
+
+impl std::ops::Deref for Listener {
+    type Target = WebhookApp;
+    fn deref(&self) -> &WebhookApp {
+        &self.app
+    }
+}
+
 /// The router (routes only for the configured channels).
 pub fn router(app: Arc<WebhookApp>) -> Router {
+    router_with_rejections(app).0
+}
+
+/// The router and its rejection windows, whose pending counts the caller
+/// audits when the listener stops ([`Rejections::flush`]).
+pub fn router_with_rejections(app: Arc<WebhookApp>) -> (Router, Arc<Rejections>) {
+    let rejections = Arc::new(Rejections::default());
+    let app = Arc::new(Listener {
+        app,
+        rejections: rejections.clone(),
+    });
     let mut r = Router::new();
     if app.telegram.is_some() {
         r = r.route("/telegram/webhook", post(telegram_webhook));
@@ -101,7 +134,7 @@ pub fn router(app: Arc<WebhookApp>) -> Router {
     if app.discord.is_some() {
         r = r.route("/discord/interactions", post(discord_interactions));
     }
-    r.with_state(app)
+    (r.with_state(app), rejections)
 }
 
 /// Binds the listener where `settings` says.
@@ -164,18 +197,27 @@ fn classify(err: &GatewayError) -> (StatusCode, &'static str) {
     }
 }
 
-/// Audits a rejected request and answers with its status (500 if the audit
-/// itself fails: nothing is answered unaudited).
-async fn reject(app: &WebhookApp, channel: &'static str, err: &GatewayError) -> Response {
+/// Audits a rejected request (in full, or counted into its window's summary)
+/// and answers with its status (500 if an audit write fails: nothing is
+/// answered unaccounted for).
+async fn reject(app: &Listener, channel: &'static str, err: &GatewayError) -> Response {
     let (status, reason) = classify(err);
-    if status == StatusCode::INTERNAL_SERVER_ERROR {
-        tracing::error!(channel, error = %err, "webhook failed");
+    let now = app.dispatcher.clock().now();
+    let (verdict, summaries) = app.rejections.note(channel, reason, now);
+    let mut events = summaries;
+    if verdict == Verdict::Audit {
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(channel, error = %err, "webhook failed");
+        }
+        let mut ev = AuditEvent::new("gateway.webhook_rejected", reason, channel);
+        ev.detail = Some(audit_detail(&err.to_string()));
+        events.push(ev);
     }
-    let mut ev = AuditEvent::new("gateway.webhook_rejected", reason, channel);
-    ev.detail = Some(audit_detail(&err.to_string()));
-    if let Err(e) = app.dispatcher.record(ev).await {
-        tracing::error!(channel, error = %e, "audit of a rejected webhook failed");
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    for ev in events {
+        if let Err(e) = app.dispatcher.record(ev).await {
+            tracing::error!(channel, error = %e, "audit of a rejected webhook failed");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
     }
     (status, reason).into_response()
 }
@@ -188,7 +230,7 @@ fn replay_response() -> Response {
 /// Reads the body (cap → 413) and converts headers (non-UTF-8 value → 401,
 /// as no authentic request carries one in the headers we read).
 async fn read_request(
-    app: &WebhookApp,
+    app: &Listener,
     channel: &'static str,
     headers: &HeaderMap,
     body: Body,
@@ -217,7 +259,7 @@ async fn read_request(
 }
 
 async fn telegram_webhook(
-    State(app): State<Arc<WebhookApp>>,
+    State(app): State<Arc<Listener>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -257,7 +299,7 @@ async fn telegram_webhook(
 }
 
 async fn slack_events(
-    State(app): State<Arc<WebhookApp>>,
+    State(app): State<Arc<Listener>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -297,7 +339,7 @@ async fn slack_events(
 }
 
 async fn discord_interactions(
-    State(app): State<Arc<WebhookApp>>,
+    State(app): State<Arc<Listener>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -376,6 +418,7 @@ mod tests {
         assert!(toml::from_str::<WebhookSettings>("lisen = \"x\"").is_err());
         let bad = WebhookSettings {
             listen: "localhost".into(),
+            ..WebhookSettings::default()
         };
         assert!(bad.addr().is_err());
     }

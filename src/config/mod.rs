@@ -298,7 +298,11 @@ fn validate(c: &Config) -> Vec<(Vec<String>, String)> {
         Ok(a)
             if production
                 && !c.webhook.allow_public
-                && (a.ip().is_unspecified() || !crate::admin::is_lan(a.ip())) =>
+                && (a.ip().is_unspecified()
+                    || !crate::admin::LanFilter {
+                        allow_cgnat: c.admin.allow_cgnat,
+                    }
+                    .admits(a.ip())) =>
         {
             out.push((
                 key(&["webhook", "listen"]),

@@ -63,11 +63,17 @@ enum Command {
     /// Signed image updates (offline).
     #[command(subcommand)]
     Update(UpdateCommand),
-    /// Check a configuration file (and its drop-ins); print every problem as
-    /// FILE:LINE:COLUMN: MESSAGE and exit 1 if there is any.
+    /// Check a configuration file, its drop-ins and the owner's settings
+    /// ($STATE/settings/owner.toml); print every problem as
+    /// FILE:LINE:COLUMN: MESSAGE and exit 1 if the image's files have any.
+    /// Owner settings that do not validate are reported and left out (coworkd
+    /// starts without them, so the admin page can fix them).
     CheckConfig {
         /// Defaults to --config.
         path: Option<PathBuf>,
+        /// Print every value with the file that set it.
+        #[arg(long)]
+        origins: bool,
     },
 }
 
@@ -140,11 +146,29 @@ fn main() -> ExitCode {
             }
             Err(e) => Err(anyhow::anyhow!("{e}")),
         },
-        Some(Command::CheckConfig { path }) => {
+        Some(Command::CheckConfig { path, origins }) => {
             let path = path.unwrap_or(args.config);
-            return match cowork::config::load(&path) {
-                Ok(_) => {
+            let owner = paths.owner_settings();
+            return match cowork::config::load_layers(&path, &owner) {
+                Ok(loaded) => {
                     println!("{}: ok", path.display());
+                    match &loaded.owner {
+                        cowork::config::OwnerState::Absent => {}
+                        cowork::config::OwnerState::Applied => {
+                            println!("{}: ok", owner.display())
+                        }
+                        cowork::config::OwnerState::Refused(e) => {
+                            eprintln!(
+                                "{}: NOT APPLIED (coworkd runs without the owner's settings until they are fixed):\n{e}",
+                                owner.display()
+                            );
+                        }
+                    }
+                    if origins {
+                        print_origins(&loaded);
+                    }
+                    // Still 0: coworkd.service's ExecStartPre gates the start on
+                    // the image's files only.
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -160,6 +184,16 @@ fn main() -> ExitCode {
             eprintln!("coworkd: {e:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// `check-config --origins`: every running value and the file that set it.
+fn print_origins(loaded: &cowork::config::Loaded) {
+    let values = toml::Value::try_from(&loaded.config)
+        .map(|v| cowork::config::owner::flatten(&v))
+        .unwrap_or_default();
+    for (key, value) in values {
+        println!("{key} = {value}  # {}", loaded.origin(&key));
     }
 }
 

@@ -95,6 +95,19 @@ impl Paths {
         self.state_dir.join("supervisor")
     }
 
+    /// `$STATE/settings/owner.toml` — the owner's settings (admin page,
+    /// `coworkctl settings`), read after the image's configuration files.
+    pub fn owner_settings(&self) -> PathBuf {
+        self.state_dir
+            .join("settings")
+            .join(crate::config::owner::OWNER_FILE)
+    }
+
+    /// The configuration as it runs: the image's files and the owner's settings.
+    pub fn load_config(&self) -> Result<crate::config::Loaded, crate::config::ConfigError> {
+        crate::config::load_layers(&self.config, &self.owner_settings())
+    }
+
     /// Drop-in directory beside the main config file: `coworkd.toml.d/`.
     pub fn config_dropin_dir(config: &Path) -> PathBuf {
         let mut name = config.as_os_str().to_owned();

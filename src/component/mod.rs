@@ -11,7 +11,7 @@ use anyhow::Context;
 use tokio::sync::watch;
 
 use crate::audit::AuditService;
-use crate::config::{self, Config};
+use crate::config::Config;
 use crate::gateway::GatewayService;
 use crate::ipc::{
     self, Component, ComponentRequest, ComponentResponse, ErrorCode, Health, Peer, Role, Service,
@@ -33,7 +33,11 @@ pub fn run(
         watch_lifeline(fd).context("watching the supervisor's lifeline")?;
     }
     crate::privs::harden_process().context("hardening the process")?;
-    let mut config = config::load(&paths.config)
+    // The image's files and the owner's settings, decided the same way as the
+    // supervisor decided them (owner settings that do not validate are left out).
+    let mut config = paths
+        .load_config()
+        .map(|l| l.config)
         .with_context(|| format!("loading {}", paths.config.display()))?;
     let log_handle = logging::init(component.name(), config.log.level, log);
     if delegated_cgroup && component == Component::Sandbox {
@@ -298,7 +302,7 @@ impl Service for Lifecycle {
                 ready: self.roles.ready().await,
                 summary: self.summary.clone(),
             }),
-            ComponentRequest::Reload => match config::load(&self.paths.config) {
+            ComponentRequest::Reload => match self.paths.load_config().map(|l| l.config) {
                 Ok(new) => {
                     // Channels whose secrets were missing get another try.
                     if let Some(gateway) = &self.roles.gateway {

@@ -10,6 +10,9 @@ pub struct ConfigProblem {
     pub line: usize,
     pub column: usize,
     pub message: String,
+    /// The dotted key the problem is about, when known (`limits.max_cost_usd`):
+    /// where the settings page shows it, next to the field.
+    pub key: Option<String>,
 }
 
 impl std::fmt::Display for ConfigProblem {

@@ -1,6 +1,7 @@
 //! Configuration: `coworkd.toml` plus drop-ins in `coworkd.toml.d/*.toml` (applied in
-//! name order, later files overriding earlier ones key by key), parsed into the typed
-//! model, then validated once. Every problem is reported as `file:line:column:
+//! name order, later files overriding earlier ones key by key), then the owner's
+//! settings on the data partition (`$STATE/settings/owner.toml`, see [`owner`]),
+//! parsed into the typed model, then validated once. Every problem is reported as `file:line:column:
 //! message`; unknown keys are errors; the production profile refuses insecure
 //! settings.
 //!
@@ -9,7 +10,9 @@
 
 mod error;
 mod model;
+pub mod owner;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, ConfigProblem};
@@ -28,6 +31,117 @@ struct Source {
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let sources = read_sources(path)?;
     parse_sources(&sources)
+}
+
+/// The configuration as it runs: the image's files and the owner's settings.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    /// Which file set each value (dotted key); a key not here is a default.
+    pub origins: BTreeMap<String, PathBuf>,
+    /// The owner's settings file and what became of it.
+    pub owner: OwnerState,
+    /// The version of the owner's file these settings were made from.
+    pub owner_version: String,
+}
+
+/// What became of the owner's settings file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnerState {
+    /// There is none (nothing was set on the page or with coworkctl).
+    Absent,
+    Applied,
+    /// It does not fit this version's configuration (e.g. after an update):
+    /// the image's settings run alone, and the page says why.
+    Refused(ConfigError),
+}
+
+impl Loaded {
+    /// Which file set `key` ("default" when none did).
+    pub fn origin(&self, key: &str) -> String {
+        self.origins
+            .get(key)
+            .map_or_else(|| "default".to_string(), |p| p.display().to_string())
+    }
+}
+
+/// Loads the configuration with the owner's settings (`owner_file`, usually
+/// [`crate::paths::Paths::owner_settings`]). The image's files must be valid;
+/// owner settings that are not are left out (see [`OwnerState::Refused`])
+/// rather than keeping the appliance, and so its admin page, from starting.
+pub fn load_layers(path: &Path, owner_file: &Path) -> Result<Loaded, ConfigError> {
+    let base = read_sources(path)?;
+    let text = owner::read(owner_file).map_err(|e| ConfigError {
+        problems: vec![unplaced(owner_file, format!("cannot read: {e}"))],
+    });
+    let text = match text {
+        Ok(t) => t,
+        Err(e) => {
+            let config = parse_sources(&base)?;
+            return Ok(Loaded {
+                origins: origins(&base),
+                config,
+                owner: OwnerState::Refused(e),
+                owner_version: owner::version(""),
+            });
+        }
+    };
+    if text.trim().is_empty() {
+        let config = parse_sources(&base)?;
+        return Ok(Loaded {
+            origins: origins(&base),
+            config,
+            owner: OwnerState::Absent,
+            owner_version: owner::version(&text),
+        });
+    }
+    match with_owner(&base, owner_file, &text) {
+        Ok(loaded) => Ok(loaded),
+        Err(refused) => {
+            let config = parse_sources(&base)?;
+            Ok(Loaded {
+                origins: origins(&base),
+                config,
+                owner: OwnerState::Refused(refused),
+                owner_version: owner::version(&text),
+            })
+        }
+    }
+}
+
+/// Validates a candidate text for the owner's file against the image's files:
+/// what the settings would be, or every problem (placed in the file that has it).
+pub fn check_owner(path: &Path, owner_file: &Path, text: &str) -> Result<Loaded, ConfigError> {
+    let base = read_sources(path)?;
+    with_owner(&base, owner_file, text)
+}
+
+fn with_owner(base: &[Source], owner_file: &Path, text: &str) -> Result<Loaded, ConfigError> {
+    let mut all = base.to_vec();
+    all.push(Source {
+        path: owner_file.to_path_buf(),
+        text: text.to_string(),
+    });
+    let config = parse_sources(&all)?;
+    Ok(Loaded {
+        origins: origins(&all),
+        config,
+        owner: OwnerState::Applied,
+        owner_version: owner::version(text),
+    })
+}
+
+/// Which source set each leaf key (the last one that did).
+fn origins(sources: &[Source]) -> BTreeMap<String, PathBuf> {
+    let mut out = BTreeMap::new();
+    for source in sources {
+        if let Ok(table) = source.text.parse::<toml::Table>() {
+            for key in owner::flatten(&toml::Value::Table(table)).into_keys() {
+                out.insert(key, source.path.clone());
+            }
+        }
+    }
+    out
 }
 
 /// Parses and validates configuration text, as if it were the file `path` alone.
@@ -462,6 +576,7 @@ fn locate(sources: &[Source], key: &[String], message: String) -> ConfigProblem 
                 line,
                 column,
                 message,
+                key: Some(key.join(".")),
             };
         }
     }
@@ -471,6 +586,7 @@ fn locate(sources: &[Source], key: &[String], message: String) -> ConfigProblem 
         line: 0,
         column: 0,
         message: format!("{message} (a default value)"),
+        key: Some(key.join(".")),
     }
 }
 
@@ -486,12 +602,15 @@ fn key_offset(text: &str, key: &[String]) -> Option<usize> {
 }
 
 fn at_span(source: &Source, span: Option<std::ops::Range<usize>>, message: &str) -> ConfigProblem {
-    let (line, column) = span.map_or((0, 0), |s| line_col(&source.text, s.start));
+    let (line, column) = span
+        .clone()
+        .map_or((0, 0), |s| line_col(&source.text, s.start));
     ConfigProblem {
         file: source.path.clone(),
         line,
         column,
         message: message.trim().to_string(),
+        key: span.and_then(|s| key_at(&source.text, s.start)),
     }
 }
 
@@ -501,6 +620,44 @@ fn unplaced(path: &Path, message: String) -> ConfigProblem {
         line: 0,
         column: 0,
         message,
+        key: None,
+    }
+}
+
+/// The dotted key whose entry (key or value) covers byte `offset` of `text`:
+/// the field a type error from serde belongs to.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let doc = toml_edit::ImDocument::parse(text).ok()?;
+    let mut best: Option<String> = None;
+    let mut path = Vec::new();
+    find_key_at(doc.as_table(), offset, &mut path, &mut best);
+    best
+}
+
+fn find_key_at(
+    table: &dyn toml_edit::TableLike,
+    offset: usize,
+    path: &mut Vec<String>,
+    best: &mut Option<String>,
+) {
+    for (k, item) in table.iter() {
+        path.push(k.to_string());
+        let key_start = table
+            .get_key_value(k)
+            .and_then(|(key, _)| key.span())
+            .map(|s| s.start);
+        let covers = match (key_start, item.span()) {
+            (Some(start), Some(span)) => start <= offset && offset < span.end.max(start + 1),
+            (_, Some(span)) => span.contains(&offset),
+            _ => false,
+        };
+        if covers {
+            *best = Some(path.join("."));
+        }
+        if let Some(inner) = item.as_table_like() {
+            find_key_at(inner, offset, path, best);
+        }
+        path.pop();
     }
 }
 

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::roles::{Component, Role};
 
 /// Checked in every [`Hello`]; a mismatch refuses the connection.
-pub const PROTOCOL_VERSION: u32 = 8;
+pub const PROTOCOL_VERSION: u32 = 9;
 
 /// The first frame on every connection, from the connecting side.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -601,6 +601,103 @@ pub struct UserListing {
     pub display_name: Option<String>,
 }
 
+/// `coworkctl settings`, the admin page's settings forms.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum SettingsRequest {
+    /// The running configuration, each value with the file that set it.
+    Show,
+    /// Set or remove keys of the owner's settings file, validate the whole
+    /// configuration with them, write the file, apply it. `expected_version`
+    /// (from a `Show`) refuses the change if the file changed since.
+    Change {
+        changes: Vec<SettingChange>,
+        expected_version: Option<String>,
+    },
+}
+
+/// One key: `value` is the text of a TOML value (or a bare word, taken as a
+/// string); `None` removes the key from the owner's file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SettingChange {
+    pub key: String,
+    pub value: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum SettingsResponse {
+    View(SettingsView),
+    Applied {
+        view: SettingsView,
+        report: ApplyReport,
+    },
+    /// Nothing was written: every problem, each at its key when known.
+    Refused {
+        problems: Vec<SettingProblem>,
+        current_version: String,
+    },
+}
+
+/// The running configuration as the owner sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SettingsView {
+    pub values: Vec<SettingValue>,
+    /// The owner's settings file and the version it is at.
+    pub owner_file: String,
+    pub owner_version: String,
+    /// Why the owner's file is not applied (empty when it is, or there is none).
+    pub owner_problems: Vec<SettingProblem>,
+}
+
+/// One running value: dotted key, TOML text, and the file that set it
+/// ("default" when none did).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SettingValue {
+    pub key: String,
+    pub value: String,
+    pub origin: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SettingProblem {
+    /// The dotted key it is about, when known: where a form shows it.
+    pub key: Option<String>,
+    /// One sentence, with the file, line and column when there is one.
+    pub message: String,
+}
+
+/// How a configuration change took effect.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ApplyReport {
+    /// The keys whose running value changed.
+    pub changed: Vec<String>,
+    /// Components restarted to take them (with their new settings).
+    pub restarted: Vec<String>,
+    /// What did not come back, or waits for a restart of coworkd, one sentence each.
+    pub notes: Vec<String>,
+}
+
+impl ApplyReport {
+    /// One line for coworkctl and the page.
+    pub fn summary(&self) -> String {
+        let mut out = if self.changed.is_empty() {
+            "nothing changed".to_string()
+        } else if self.restarted.is_empty() {
+            format!("{} setting(s) changed, applied live", self.changed.len())
+        } else {
+            format!(
+                "{} setting(s) changed; restarted: {}",
+                self.changed.len(),
+                self.restarted.join(", ")
+            )
+        };
+        for note in &self.notes {
+            out.push_str("; ");
+            out.push_str(note);
+        }
+        out
+    }
+}
+
 /// A secret as `coworkctl secret list` shows it: never its value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SecretListing {
@@ -703,8 +800,10 @@ pub struct RunResult {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ControlRequest {
     Status,
-    /// Same as SIGHUP: reload the configuration and tell the components.
+    /// Same as SIGHUP: reload the configuration and apply it.
     Reload,
+    /// The owner's settings: show them, or change keys of the owner's file.
+    Settings(SettingsRequest),
     SecretSet {
         name: String,
         value: SecretBytes,
@@ -743,6 +842,8 @@ impl RequestKind for ControlRequest {
         match self {
             ControlRequest::Status => "status",
             ControlRequest::Reload => "reload",
+            ControlRequest::Settings(SettingsRequest::Show) => "settings-read",
+            ControlRequest::Settings(SettingsRequest::Change { .. }) => "settings-change",
             ControlRequest::SecretSet { .. } => "secret-set",
             ControlRequest::SecretList => "secret-list",
             ControlRequest::SecretDelete { .. } => "secret-delete",
@@ -774,7 +875,9 @@ impl RequestKind for ControlRequest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ControlResponse {
     Status(StatusReport),
-    Reloaded,
+    /// The configuration was read again and applied as the report says.
+    Reloaded(ApplyReport),
+    Settings(SettingsResponse),
     Secrets(Vec<SecretListing>),
     SecretStored {
         name: String,

@@ -127,6 +127,13 @@ pub static PEER_TABLE: &[PeerRule] = &[
     // The control socket serves coworkctl.
     rule(Role::Supervisor, "status", &[Role::Ctl]),
     rule(Role::Supervisor, "reload", &[Role::Ctl]),
+    // The owner's settings: coworkctl, and the admin page through updates.sock.
+    rule(Role::Supervisor, "settings-read", &[Role::Ctl, Role::Admin]),
+    rule(
+        Role::Supervisor,
+        "settings-change",
+        &[Role::Ctl, Role::Admin],
+    ),
     rule(Role::Supervisor, "secret-set", &[Role::Ctl]),
     rule(Role::Supervisor, "secret-list", &[Role::Ctl]),
     rule(Role::Supervisor, "secret-delete", &[Role::Ctl]),
@@ -279,9 +286,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_admin_page_may_ask_the_supervisor_for_updates_only() {
+    fn the_admin_page_may_ask_the_supervisor_for_updates_and_settings_only() {
         assert!(may_send(Role::Supervisor, "update-status", Role::Admin));
         assert!(may_send(Role::Supervisor, "update-apply", Role::Admin));
+        assert!(may_send(Role::Supervisor, "settings-read", Role::Admin));
+        assert!(may_send(Role::Supervisor, "settings-change", Role::Admin));
+        for sender in [Role::Gateway, Role::Sandbox, Role::Audit] {
+            assert!(!may_send(Role::Supervisor, "settings-change", sender));
+        }
         for other in [
             "status",
             "reload",

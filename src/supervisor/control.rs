@@ -4,13 +4,13 @@
 use std::os::unix::fs::chown;
 use std::sync::Arc;
 
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 
 use super::Shared;
 use crate::ipc::{
     self, AuditRequest, AuditResponse, Component, ComponentRequest, ComponentResponse,
     ControlRequest, ControlResponse, ErrorCode, GatewayRequest, GatewayResponse, Peer, PeerAuth,
-    Role, Service, WireError,
+    Role, Service, SettingsRequest, SettingsResponse, WireError,
 };
 use crate::paths::ADMIN_GROUP;
 use crate::privs::RunAs;
@@ -160,18 +160,19 @@ impl Service for Control {
         let audit = &self.shared.audit;
         match request {
             ControlRequest::Status => ControlResponse::Status(self.shared.report()),
-            ControlRequest::Reload => {
-                let (tx, rx) = oneshot::channel();
-                if self.shared.reload_tx.send(tx).await.is_err() {
-                    return WireError::new(ErrorCode::Unavailable, "the supervisor is stopping")
-                        .into();
-                }
-                match rx.await {
-                    Ok(Ok(())) => ControlResponse::Reloaded,
-                    Ok(Err(problems)) => WireError::new(ErrorCode::BadRequest, problems).into(),
-                    Err(_) => WireError::new(ErrorCode::Internal, "reload was dropped").into(),
-                }
-            }
+            ControlRequest::Reload => match super::settings::reload(&self.shared, &actor).await {
+                Ok(report) => ControlResponse::Reloaded(report),
+                Err(problems) => WireError::new(ErrorCode::BadRequest, problems).into(),
+            },
+            ControlRequest::Settings(SettingsRequest::Show) => ControlResponse::Settings(
+                SettingsResponse::View(super::settings::view(&self.shared)),
+            ),
+            ControlRequest::Settings(SettingsRequest::Change {
+                changes,
+                expected_version,
+            }) => ControlResponse::Settings(
+                super::settings::change(&self.shared, &actor, changes, expected_version).await,
+            ),
             ControlRequest::AuditTail(query) => self.audit(AuditRequest::Tail(query)).await,
             ControlRequest::AuditVerify => self.audit(AuditRequest::Verify).await,
             ControlRequest::UpdateStatus => {

@@ -21,6 +21,7 @@ mod control;
 mod keys;
 pub(crate) mod notify;
 mod restart;
+mod settings;
 mod spawn;
 mod updates;
 
@@ -31,7 +32,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::sync::{Notify, watch};
 
 use crate::audit::AuditLog;
 use crate::config::{self, Config};
@@ -87,8 +88,13 @@ struct Shared {
     clients: BTreeMap<Component, Arc<ComponentClient>>,
     /// Wakes the main loop when a component changes state.
     changed: Notify,
-    /// Reload requests from the control socket.
-    reload_tx: mpsc::Sender<oneshot::Sender<Result<(), String>>>,
+    /// Where each running value came from (`settings show`).
+    origins: Mutex<settings::Origins>,
+    /// One reload or settings change at a time.
+    applying: tokio::sync::Mutex<()>,
+    log: LogHandle,
+    /// Bumped to have a component's task restart it in order (new settings).
+    restarts: BTreeMap<Component, watch::Sender<u64>>,
     keys: keys::Keys,
     /// Lifecycle events go to the audit trail, queued while it (re)starts.
     audit: AuditLog,
@@ -176,10 +182,19 @@ impl Shared {
 /// Runs the supervisor until SIGTERM/SIGINT. Returns after an orderly stop.
 pub fn run(opts: Options) -> anyhow::Result<()> {
     privs::harden_process().context("hardening the supervisor process")?;
-    let config = config::load(&opts.paths.config)
+    let loaded = opts
+        .paths
+        .load_config()
         .with_context(|| format!("loading {}", opts.paths.config.display()))?;
+    let config = loaded.config.clone();
     let log_target = LogTarget::detect();
     let log = logging::init("supervisor", config.log.level, log_target);
+    if let config::OwnerState::Refused(e) = &loaded.owner {
+        // The image's settings run alone, so the admin page comes up to fix it.
+        for p in &e.problems {
+            tracing::error!(problem = %p, "the owner's settings are not applied");
+        }
+    }
 
     let mut plans = BTreeMap::new();
     for c in Component::START_ORDER {
@@ -205,7 +220,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         log_target,
         external_sandbox: opts.external_sandbox.is_some(),
     };
-    runtime.block_on(supervise(opts.paths, launch, config, plans, log, keys))
+    runtime.block_on(supervise(opts.paths, launch, loaded, plans, log, keys))
 }
 
 /// Creates the runtime and state directories with owners and modes that keep each
@@ -226,6 +241,10 @@ fn prepare_dirs(
     )?;
     mkdir(&paths.state_dir, if per_user { 0o755 } else { 0o700 }, None)?;
     mkdir(&paths.supervisor_state_dir(), 0o700, None)?;
+    // The owner's settings: written here, read by every component.
+    if let Some(dir) = paths.owner_settings().parent() {
+        mkdir(dir, if per_user { 0o755 } else { 0o700 }, None)?;
+    }
     for (c, plan) in plans {
         if let (Component::Sandbox, Some(target)) = (c, external_sandbox) {
             // Its unit makes its runtime and state directories (owned by it).
@@ -297,7 +316,7 @@ struct Launch {
 async fn supervise(
     paths: Paths,
     launch: Launch,
-    config: Config,
+    loaded: config::Loaded,
     plans: BTreeMap<Component, Option<RunAs>>,
     log: LogHandle,
     keys: keys::Keys,
@@ -307,10 +326,11 @@ async fn supervise(
         log_target,
         external_sandbox,
     } = launch;
+    let config = loaded.config.clone();
     let mut notifier = notify::Notifier::new();
     let policy = RestartPolicy::from_settings(&config.supervisor);
     let health_timeout = Duration::from_millis(config.supervisor.health_timeout_ms);
-    let (reload_tx, mut reload_rx) = mpsc::channel(4);
+    let mut restarts = BTreeMap::new();
 
     let mut slots = BTreeMap::new();
     let mut clients = BTreeMap::new();
@@ -339,6 +359,7 @@ async fn supervise(
                 health_timeout,
             )),
         );
+        restarts.insert(c, watch::channel(0u64).0);
     }
     let shared = Arc::new(Shared {
         paths: paths.clone(),
@@ -349,7 +370,10 @@ async fn supervise(
         slots: Mutex::new(slots),
         clients,
         changed: Notify::new(),
-        reload_tx,
+        origins: Mutex::new(settings::Origins::of(&loaded)),
+        applying: tokio::sync::Mutex::new(()),
+        log,
+        restarts,
         keys,
         audit: AuditLog::start(paths.component_socket(Component::Audit), Role::Supervisor),
         external_sandbox,
@@ -405,11 +429,9 @@ async fn supervise(
             _ = sigterm.recv() => { tracing::info!("SIGTERM received; stopping"); break; }
             _ = sigint.recv() => { tracing::info!("SIGINT received; stopping"); break; }
             _ = sighup.recv() => {
-                let _ = reload(&shared, &log, &mut notifier).await;
-            }
-            Some(reply) = reload_rx.recv() => {
-                let result = reload(&shared, &log, &mut notifier).await;
-                let _ = reply.send(result);
+                // Off this loop: restarts are waited for, and the loop feeds the watchdog.
+                let shared = Arc::clone(&shared);
+                tokio::spawn(async move { settings::reload(&shared, "SIGHUP").await });
             }
             _ = tick.tick() => {
                 if health_round(&shared).await {
@@ -594,61 +616,6 @@ fn send_status_to_admin(shared: &Arc<Shared>) {
     });
 }
 
-async fn reload(
-    shared: &Arc<Shared>,
-    log: &LogHandle,
-    notifier: &mut notify::Notifier,
-) -> Result<(), String> {
-    notifier.reloading();
-    let result = match config::load(&shared.paths.config) {
-        Ok(new) => {
-            log.set_level(new.log.level);
-            *lock(&shared.config) = new;
-            tracing::info!("configuration reloaded; telling the components");
-            for (c, client) in &shared.clients {
-                match client.call(ComponentRequest::Reload).await {
-                    Ok(ComponentResponse::Done) => {}
-                    Ok(other) => {
-                        tracing::warn!(child = c.name(), answer = ?other, "{c}: component did not take the reload")
-                    }
-                    Err(e) => {
-                        tracing::warn!(child = c.name(), error = %e, "{c}: component unreachable for reload")
-                    }
-                }
-            }
-            shared
-                .audit
-                .record(
-                    "config.reloaded",
-                    "supervisor",
-                    &shared.paths.config.display().to_string(),
-                    serde_json::json!({}),
-                )
-                .await;
-            Ok(())
-        }
-        Err(e) => {
-            for p in &e.problems {
-                tracing::error!(problem = %p, "configuration reload refused");
-            }
-            let problems: Vec<String> = e.problems.iter().map(|p| p.to_string()).collect();
-            shared
-                .audit
-                .record(
-                    "config.reload_refused",
-                    "supervisor",
-                    &shared.paths.config.display().to_string(),
-                    serde_json::json!({"problems": problems}),
-                )
-                .await;
-            Err(e.to_string())
-        }
-    };
-    // READY=1 again ends the RELOADING=1 state for systemd.
-    notifier.reloaded();
-    result
-}
-
 /// Keeps one component alive: spawn, wait until it answers, wait for its death,
 /// back off, repeat, until told to stop.
 async fn component_task(
@@ -672,6 +639,7 @@ async fn component_task(
         return external_component_task(shared, c, settled_tx, stop).await;
     }
     let client = Arc::clone(&shared.clients[&c]);
+    let mut restart = shared.restarts[&c].subscribe();
     loop {
         let started = Instant::now();
         let spawned = spawn::command(
@@ -752,6 +720,24 @@ async fn component_task(
                         stop_child(&shared, c, &client, &mut child, deadline).await;
                         shared.update(c, |s| { s.state = ComponentState::Stopped; s.pid = None; s.lifeline = None; });
                         return;
+                    }
+                    Ok(()) = restart.changed() => {
+                        // New settings: an orderly stop and a start at once,
+                        // not a crash (no backoff, no restart counted).
+                        let timeout = Duration::from_secs(shared.config().supervisor.stop_timeout_secs);
+                        stop_child(&shared, c, &client, &mut child, tokio::time::Instant::now() + timeout).await;
+                        shared.update(c, |s| { s.state = ComponentState::Starting; s.pid = None; s.lifeline = None; });
+                        tracing::info!(child = c.name(), "{c}: restarting with the new settings");
+                        shared
+                            .audit
+                            .record(
+                                "component.restarting",
+                                "supervisor",
+                                c.name(),
+                                serde_json::json!({"pid": pid, "why": "settings"}),
+                            )
+                            .await;
+                        continue;
                     }
                 }
             }

@@ -20,7 +20,6 @@ enum Message {
     Watchdog,
     Status(String),
     Stopping,
-    Reloading,
 }
 
 #[derive(Debug)]
@@ -53,7 +52,6 @@ impl Notifier {
                                 &status
                             }
                             Message::Stopping => &[NotifyState::Stopping],
-                            Message::Reloading => &[NotifyState::Reloading],
                         };
                         if let Err(e) = sd_notify::notify(false, states) {
                             tracing::warn!(error = %e, "sd_notify failed");
@@ -98,13 +96,6 @@ impl Notifier {
         }
     }
 
-    /// READY=1 again: ends a RELOADING=1 phase.
-    pub fn reloaded(&self) {
-        if self.ready_sent {
-            self.send(Message::Ready);
-        }
-    }
-
     pub fn watchdog(&self) {
         self.send(Message::Watchdog);
     }
@@ -118,9 +109,5 @@ impl Notifier {
 
     pub fn stopping(&self) {
         self.send(Message::Stopping);
-    }
-
-    pub fn reloading(&self) {
-        self.send(Message::Reloading);
     }
 }

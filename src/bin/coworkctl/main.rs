@@ -3,6 +3,7 @@
 //! `--json`. Exit codes: 0 ok/healthy, 1 degraded or refused, 2 daemon unreachable.
 
 mod access;
+mod settings;
 mod tasks;
 
 use std::path::{Path, PathBuf};
@@ -31,8 +32,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Reload the configuration (like SIGHUP).
+    /// Read the configuration again and apply it (like SIGHUP): components
+    /// whose settings changed are restarted; prints what changed.
     Reload,
+    /// The owner's settings ($STATE/settings/owner.toml): show, set, unset.
+    Settings {
+        #[command(subcommand)]
+        command: settings::SettingsCommand,
+    },
     /// Secrets in the vault (LLM API keys, channel tokens, signing secrets).
     Secret {
         #[command(subcommand)]
@@ -251,9 +258,13 @@ fn main() -> ExitCode {
             Command::Approvals { command } => tasks::approvals(&client, command).await,
             Command::Admin { command } => access::admin(&client, command).await,
             Command::Update { command } => update(&client, command).await,
-            Command::Reload => match client.call(ControlRequest::Reload).await {
-                Ok(ControlResponse::Reloaded) => {
-                    println!("configuration reloaded");
+            Command::Settings { command } => settings::settings(&client, command).await,
+            Command::Reload => match client
+                .call_with_timeout(ControlRequest::Reload, settings::APPLY_TIMEOUT)
+                .await
+            {
+                Ok(ControlResponse::Reloaded(report)) => {
+                    println!("configuration reloaded: {}", report.summary());
                     ExitCode::SUCCESS
                 }
                 Ok(ControlResponse::Error(e)) => {

@@ -1,0 +1,164 @@
+//! `coworkctl settings`: the owner's settings, the same requests and checks as
+//! the admin page's settings forms.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Subcommand;
+use cowork::ipc::{
+    Client, ControlRequest, ControlResponse, SettingChange, SettingsRequest, SettingsResponse,
+    SettingsView,
+};
+
+use super::{EXIT_DEGRADED, unexpected, unreachable_daemon};
+
+/// Applying may restart components and wait for them to answer again.
+pub const APPLY_TIMEOUT: Duration = Duration::from_secs(90);
+
+#[derive(Debug, Subcommand)]
+pub enum SettingsCommand {
+    /// The running configuration: every value and the file that set it.
+    Show {
+        /// Only keys starting with this (`channels.telegram`, `limits`).
+        prefix: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set KEY (TOML dotted path, e.g. `limits.max_cost_usd`) to VALUE (a
+    /// TOML value: `5`, `true`, `["111", "222"]`, or a bare word as a string),
+    /// in the owner's settings; validated, written and applied, or refused.
+    Set {
+        key: String,
+        value: String,
+        /// Refuse if the settings changed since `settings show` printed this version.
+        #[arg(long)]
+        if_version: Option<String>,
+    },
+    /// Remove KEY from the owner's settings (the image's value or the default
+    /// applies again).
+    Unset {
+        key: String,
+        #[arg(long)]
+        if_version: Option<String>,
+    },
+}
+
+type Ctl = Client<ControlRequest, ControlResponse>;
+
+pub async fn settings(client: &Ctl, command: SettingsCommand) -> ExitCode {
+    match command {
+        SettingsCommand::Show { prefix, json } => show(client, prefix.as_deref(), json).await,
+        SettingsCommand::Set {
+            key,
+            value,
+            if_version,
+        } => {
+            change(
+                client,
+                SettingChange {
+                    key,
+                    value: Some(value),
+                },
+                if_version,
+            )
+            .await
+        }
+        SettingsCommand::Unset { key, if_version } => {
+            change(client, SettingChange { key, value: None }, if_version).await
+        }
+    }
+}
+
+async fn show(client: &Ctl, prefix: Option<&str>, json: bool) -> ExitCode {
+    let view = match client
+        .call(ControlRequest::Settings(SettingsRequest::Show))
+        .await
+    {
+        Ok(ControlResponse::Settings(SettingsResponse::View(v))) => v,
+        Ok(ControlResponse::Error(e)) => {
+            eprintln!("coworkctl settings: {}", e.message);
+            return ExitCode::from(EXIT_DEGRADED);
+        }
+        Ok(other) => return unexpected(&other),
+        Err(e) => return unreachable_daemon(&e),
+    };
+    let wanted = |key: &str| {
+        prefix.is_none_or(|p| key == p || key.starts_with(&format!("{}.", p.trim_end_matches('.'))))
+    };
+    if json {
+        let values: Vec<_> = view
+            .values
+            .iter()
+            .filter(|v| wanted(&v.key))
+            .map(|v| serde_json::json!({"key": v.key, "value": v.value, "origin": v.origin}))
+            .collect();
+        let problems: Vec<_> = view
+            .owner_problems
+            .iter()
+            .map(|p| serde_json::json!({"key": p.key, "message": p.message}))
+            .collect();
+        let out = serde_json::json!({
+            "owner_file": view.owner_file,
+            "version": view.owner_version,
+            "owner_problems": problems,
+            "values": values,
+        });
+        println!("{out:#}");
+    } else {
+        print_view(&view, &wanted);
+    }
+    ExitCode::SUCCESS
+}
+
+fn print_view(view: &SettingsView, wanted: &dyn Fn(&str) -> bool) {
+    println!(
+        "# owner's settings: {} (version {})",
+        view.owner_file, view.owner_version
+    );
+    for p in &view.owner_problems {
+        println!("# NOT APPLIED: {}", p.message);
+    }
+    let width = view
+        .values
+        .iter()
+        .filter(|v| wanted(&v.key))
+        .map(|v| v.key.len() + v.value.len() + 3)
+        .max()
+        .unwrap_or(0)
+        .min(72);
+    for v in view.values.iter().filter(|v| wanted(&v.key)) {
+        let line = format!("{} = {}", v.key, v.value);
+        println!("{line:<width$}  # {}", v.origin);
+    }
+}
+
+async fn change(client: &Ctl, change: SettingChange, if_version: Option<String>) -> ExitCode {
+    let key = change.key.clone();
+    let request = ControlRequest::Settings(SettingsRequest::Change {
+        changes: vec![change],
+        expected_version: if_version,
+    });
+    match client.call_with_timeout(request, APPLY_TIMEOUT).await {
+        Ok(ControlResponse::Settings(SettingsResponse::Applied { view, report })) => {
+            match view.values.iter().find(|v| v.key == key) {
+                Some(v) => println!("{} = {}  # {}", v.key, v.value, v.origin),
+                None => println!("{key}: removed from the owner's settings"),
+            }
+            println!("{}", report.summary());
+            ExitCode::SUCCESS
+        }
+        Ok(ControlResponse::Settings(SettingsResponse::Refused { problems, .. })) => {
+            eprintln!("coworkctl settings: refused; nothing was changed:");
+            for p in problems {
+                eprintln!("  {}", p.message);
+            }
+            ExitCode::from(EXIT_DEGRADED)
+        }
+        Ok(ControlResponse::Error(e)) => {
+            eprintln!("coworkctl settings: {}", e.message);
+            ExitCode::from(EXIT_DEGRADED)
+        }
+        Ok(other) => unexpected(&other),
+        Err(e) => unreachable_daemon(&e),
+    }
+}

@@ -1,0 +1,426 @@
+//! The owner's settings: one TOML file on the data partition
+//! (`$STATE/settings/owner.toml`), read after `/etc/cowork/coworkd.toml` and its
+//! drop-ins, written only by the supervisor (for the admin page's settings
+//! forms and `coworkctl settings`). The image's own files stay read-only; this
+//! one survives reboots and A/B updates because the data partition does.
+//!
+//! An edit is a list of [`Change`]s to dotted keys. It is applied to the file's
+//! text with `toml_edit` (a hand-edited file keeps its comments), the whole
+//! configuration is validated with the result, and only then is the file
+//! replaced: written beside, fsynced, renamed over, the directory fsynced, the
+//! previous version kept as `owner.toml.prev`. A crash leaves the old or the
+//! new file, never a mix. Each version is named by a hash of its text, so two
+//! editors that read the same version cannot overwrite each other silently.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+/// The owner's settings file under `$STATE/settings/`.
+pub const OWNER_FILE: &str = "owner.toml";
+
+/// At most this many keys change in one edit; at most this much text is kept.
+pub const MAX_CHANGES: usize = 256;
+pub const MAX_OWNER_BYTES: usize = 256 * 1024;
+const MAX_KEY_CHARS: usize = 256;
+const MAX_KEY_PARTS: usize = 8;
+
+/// One edit of one key: set to a TOML value, or removed from the owner's
+/// file (the image's value or the default shows again).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub key: Vec<String>,
+    pub value: Option<toml::Value>,
+}
+
+impl Change {
+    /// `key` in TOML dotted form (`channels.telegram.dm`); `value` the text of a
+    /// TOML value (`5`, `true`, `["a", "b"]`, `"text"`) or, when that does not
+    /// parse as one, the text itself as a string (`anthropic`).
+    pub fn parse(key: &str, value: Option<&str>) -> Result<Change, String> {
+        Ok(Change {
+            key: parse_key(key)?,
+            value: value.map(parse_value).transpose()?,
+        })
+    }
+
+    pub fn dotted(&self) -> String {
+        self.key.join(".")
+    }
+}
+
+/// Splits a dotted key; each part is a bare TOML key (a-z, A-Z, 0-9, - and _).
+pub fn parse_key(key: &str) -> Result<Vec<String>, String> {
+    if key.is_empty() {
+        return Err("the key is empty".into());
+    }
+    if key.chars().count() > MAX_KEY_CHARS {
+        return Err(format!("the key is longer than {MAX_KEY_CHARS} characters"));
+    }
+    let parts: Vec<String> = key.split('.').map(str::to_string).collect();
+    if parts.len() > MAX_KEY_PARTS {
+        return Err(format!("{key}: more than {MAX_KEY_PARTS} parts"));
+    }
+    for part in &parts {
+        let bare = !part.is_empty()
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !bare {
+            return Err(format!(
+                "{}: each part of a key is letters, digits, - or _ (like channels.telegram.dm)",
+                shown(key)
+            ));
+        }
+    }
+    Ok(parts)
+}
+
+/// A value as typed on a command line or sent by a form.
+pub fn parse_value(text: &str) -> Result<toml::Value, String> {
+    if text.len() > MAX_OWNER_BYTES {
+        return Err(format!("the value is longer than {MAX_OWNER_BYTES} bytes"));
+    }
+    let probe = format!("v = {text}");
+    match probe.parse::<toml::Table>() {
+        Ok(mut t) if t.len() == 1 => t
+            .remove("v")
+            .ok_or_else(|| "the value did not parse".to_string()),
+        // Not TOML: a bare word is meant as a string. Text that looks like an
+        // attempt at structure is an error instead of a surprising string.
+        _ if text.starts_with(['[', '{', '"', '\'']) => {
+            Err(format!("{} is not a valid TOML value", shown(text)))
+        }
+        _ if text.contains('\n') => Err("a value without quotes is one line".to_string()),
+        _ => Ok(toml::Value::String(text.to_string())),
+    }
+}
+
+/// Names a version of the owner's file: a hash of its text ("" when absent).
+pub fn version(text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
+    hex::encode(&digest[..8])
+}
+
+/// The owner's file with `changes` applied.
+pub fn edit(text: &str, changes: &[Change]) -> Result<String, String> {
+    if changes.len() > MAX_CHANGES {
+        return Err(format!("more than {MAX_CHANGES} changes at once"));
+    }
+    let mut doc = text
+        .parse::<toml_edit::DocumentMut>()
+        .map_err(|e| format!("the owner's settings file does not parse: {e}"))?;
+    for change in changes {
+        let (last, parents) = change
+            .key
+            .split_last()
+            .ok_or_else(|| "the key is empty".to_string())?;
+        match &change.value {
+            Some(value) => {
+                let mut table = doc.as_table_mut() as &mut dyn toml_edit::TableLike;
+                for part in parents {
+                    let entry = table.entry(part).or_insert_with(|| {
+                        // `[channels.extra]` alone, not an empty `[channels]` too.
+                        let mut t = toml_edit::Table::new();
+                        t.set_implicit(true);
+                        toml_edit::Item::Table(t)
+                    });
+                    table = entry.as_table_like_mut().ok_or_else(|| {
+                        format!("{}: {part} is a value, not a table", change.dotted())
+                    })?;
+                }
+                table.insert(last, toml_edit::Item::Value(to_edit_value(value)?));
+            }
+            None => {
+                let mut table = Some(doc.as_table_mut() as &mut dyn toml_edit::TableLike);
+                for part in parents {
+                    table = table
+                        .and_then(|t| t.get_mut(part))
+                        .and_then(|i| i.as_table_like_mut());
+                }
+                if let Some(t) = table {
+                    t.remove(last);
+                }
+            }
+        }
+    }
+    prune_empty_tables(doc.as_table_mut());
+    let out = doc.to_string();
+    if out.len() > MAX_OWNER_BYTES {
+        return Err(format!(
+            "the owner's settings would exceed {MAX_OWNER_BYTES} bytes"
+        ));
+    }
+    Ok(out)
+}
+
+/// Tables left empty by removals go too (they would still mean "this channel
+/// exists").
+fn prune_empty_tables(table: &mut toml_edit::Table) {
+    let keys: Vec<String> = table.iter().map(|(k, _)| k.to_string()).collect();
+    for key in keys {
+        let empty = match table.get_mut(&key) {
+            Some(toml_edit::Item::Table(t)) => {
+                prune_empty_tables(t);
+                t.is_empty()
+            }
+            _ => false,
+        };
+        if empty {
+            table.remove(&key);
+        }
+    }
+}
+
+fn to_edit_value(v: &toml::Value) -> Result<toml_edit::Value, String> {
+    // The toml crate's own rendering of one value, parsed back by toml_edit:
+    // no hand-written TOML quoting.
+    let text = toml::to_string(&BTreeMap::from([("v", v)]))
+        .map_err(|e| format!("cannot write the value: {e}"))?;
+    let doc = text
+        .parse::<toml_edit::DocumentMut>()
+        .map_err(|e| format!("cannot write the value: {e}"))?;
+    match doc.get("v") {
+        Some(toml_edit::Item::Value(v)) => {
+            let mut v = v.clone();
+            v.decor_mut().clear();
+            Ok(v)
+        }
+        // A table value (`{ a = 1 }`) renders as a [v] section: write it inline.
+        Some(toml_edit::Item::Table(t)) => {
+            Ok(toml_edit::Value::InlineTable(t.clone().into_inline_table()))
+        }
+        _ => Err("cannot write the value".into()),
+    }
+}
+
+/// Replaces `path` with `text`, atomically and durably, keeping the previous
+/// version as `NAME.prev`.
+pub fn write(path: &Path, text: &str) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| std::io::Error::other("the settings file has no directory"))?;
+    std::fs::create_dir_all(dir)?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("the settings file has no name"))?
+        .to_string_lossy()
+        .into_owned();
+    let tmp = dir.join(format!(".{name}.new"));
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+    }
+    if path.exists() {
+        // A hard link keeps the old version as it was, whatever happens next.
+        let prev = dir.join(format!("{name}.prev"));
+        let _ = std::fs::remove_file(&prev);
+        std::fs::hard_link(path, &prev)?;
+    }
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Reads the owner's file: its text, or "" when there is none yet.
+pub fn read(path: &Path) -> std::io::Result<String> {
+    match std::fs::read(path) {
+        Ok(bytes) if bytes.len() > MAX_OWNER_BYTES => Err(std::io::Error::other(format!(
+            "{} is larger than {MAX_OWNER_BYTES} bytes",
+            path.display()
+        ))),
+        Ok(bytes) => String::from_utf8(bytes)
+            .map_err(|_| std::io::Error::other(format!("{} is not UTF-8 text", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Every leaf value of a configuration as dotted key → value (arrays are leaves).
+pub fn flatten(value: &toml::Value) -> BTreeMap<String, toml::Value> {
+    let mut out = BTreeMap::new();
+    if let toml::Value::Table(t) = value {
+        flatten_into(t, String::new(), &mut out);
+    }
+    out
+}
+
+fn flatten_into(t: &toml::Table, prefix: String, out: &mut BTreeMap<String, toml::Value>) {
+    for (k, v) in t {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            toml::Value::Table(inner) => flatten_into(inner, key, out),
+            other => {
+                out.insert(key, other.clone());
+            }
+        }
+    }
+}
+
+/// One key whose effective value differs between two configurations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyChange {
+    pub key: String,
+    pub old: Option<toml::Value>,
+    pub new: Option<toml::Value>,
+}
+
+/// What changed between two configurations, key by key.
+pub fn diff(old: &super::Config, new: &super::Config) -> Vec<KeyChange> {
+    let as_value = |c: &super::Config| toml::Value::try_from(c).map(|v| flatten(&v));
+    let (Ok(old), Ok(new)) = (as_value(old), as_value(new)) else {
+        return Vec::new();
+    };
+    let mut keys: Vec<&String> = old.keys().chain(new.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| old.get(*k) != new.get(*k))
+        .map(|k| KeyChange {
+            key: k.clone(),
+            old: old.get(k).cloned(),
+            new: new.get(k).cloned(),
+        })
+        .collect()
+}
+
+/// A key or value as shown in an error: short, one line.
+fn shown(text: &str) -> String {
+    let one_line: String = text.chars().take(60).filter(|c| !c.is_control()).collect();
+    format!("{one_line:?}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_bare_dotted_parts() {
+        assert_eq!(
+            parse_key("limits.max_cost_usd").unwrap(),
+            ["limits", "max_cost_usd"]
+        );
+        for bad in [
+            "",
+            ".",
+            "a..b",
+            "a.",
+            "a b",
+            "a.\"b\"",
+            "a.b\n",
+            "ä",
+            "a.b.c.d.e.f.g.h.i",
+        ] {
+            assert!(parse_key(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_key(&"a".repeat(300)).is_err());
+    }
+
+    #[test]
+    fn values_are_toml_or_a_bare_string() {
+        assert_eq!(parse_value("5").unwrap(), toml::Value::Integer(5));
+        assert_eq!(parse_value("2.5").unwrap(), toml::Value::Float(2.5));
+        assert_eq!(parse_value("true").unwrap(), toml::Value::Boolean(true));
+        assert_eq!(
+            parse_value("anthropic").unwrap(),
+            toml::Value::String("anthropic".into())
+        );
+        assert_eq!(
+            parse_value("\"with space\"").unwrap(),
+            toml::Value::String("with space".into())
+        );
+        assert_eq!(
+            parse_value("[\"1\", \"2\"]").unwrap(),
+            toml::Value::Array(vec!["1".into(), "2".into()])
+        );
+        for bad in ["[1, ", "\"open", "{ a = }", "a\nb = 1"] {
+            assert!(parse_value(bad).is_err(), "{bad:?}");
+        }
+        // Text that would inject a second key stays one string or is refused.
+        match parse_value("1\nprofile = \"development\"") {
+            Ok(v) => panic!("{v:?}"),
+            Err(e) => assert!(e.contains("one line"), "{e}"),
+        }
+    }
+
+    #[test]
+    fn edits_set_and_unset_and_keep_comments() {
+        let text = "# the owner's\n[limits]\nmax_iterations = 10 # fewer\n";
+        let out = edit(
+            text,
+            &[
+                Change::parse("limits.max_cost_usd", Some("2.5")).unwrap(),
+                Change::parse("channels.telegram.allowlist", Some("[\"111\"]")).unwrap(),
+                Change::parse("agent.provider", Some("anthropic")).unwrap(),
+            ],
+        )
+        .unwrap();
+        assert!(out.starts_with("# the owner's\n"), "{out}");
+        assert!(out.contains("max_iterations = 10 # fewer"), "{out}");
+        let t: toml::Table = out.parse().unwrap();
+        assert_eq!(t["limits"]["max_cost_usd"].as_float(), Some(2.5));
+        assert_eq!(
+            t["channels"]["telegram"]["allowlist"][0].as_str(),
+            Some("111")
+        );
+        assert_eq!(t["agent"]["provider"].as_str(), Some("anthropic"));
+
+        let out = edit(
+            &out,
+            &[
+                Change::parse("channels.telegram.allowlist", None).unwrap(),
+                Change::parse("limits.nothing_here", None).unwrap(),
+                Change::parse("nowhere.at.all", None).unwrap(),
+            ],
+        )
+        .unwrap();
+        let t: toml::Table = out.parse().unwrap();
+        assert!(!t.contains_key("channels"), "{out}");
+        assert_eq!(t["limits"]["max_iterations"].as_integer(), Some(10));
+        // A value where a table is needed is a clear error.
+        let e = edit(
+            "limits = 3\n",
+            &[Change::parse("limits.x", Some("1")).unwrap()],
+        );
+        assert!(e.unwrap_err().contains("not a table"));
+        let e = edit("[a\n", &[]).unwrap_err();
+        assert!(e.contains("does not parse"), "{e}");
+    }
+
+    #[test]
+    fn versions_differ_by_content() {
+        assert_eq!(version(""), version(""));
+        assert_ne!(version(""), version("[limits]\n"));
+        assert_eq!(version("x").len(), 16);
+    }
+
+    #[test]
+    fn writes_replace_and_keep_the_previous_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("settings").join(OWNER_FILE);
+        assert_eq!(read(&path).unwrap(), "");
+        write(&path, "a = 1\n").unwrap();
+        write(&path, "a = 2\n").unwrap();
+        assert_eq!(read(&path).unwrap(), "a = 2\n");
+        assert_eq!(
+            std::fs::read_to_string(path.with_file_name("owner.toml.prev")).unwrap(),
+            "a = 1\n"
+        );
+        std::fs::write(&path, vec![b'#'; MAX_OWNER_BYTES + 1]).unwrap();
+        assert!(read(&path).is_err());
+        std::fs::write(&path, [0xff, 0xfe]).unwrap();
+        assert!(read(&path).is_err());
+    }
+}

@@ -27,9 +27,10 @@ pub enum SettingsCommand {
     /// Set KEY (TOML dotted path, e.g. `limits.max_cost_usd`) to VALUE (a
     /// TOML value: `5`, `true`, `["111", "222"]`, or a bare word as a string),
     /// in the owner's settings; validated, written and applied, or refused.
+    /// More KEY VALUE pairs change together (all or none).
     Set {
-        key: String,
-        value: String,
+        #[arg(required = true, num_args = 2.., allow_negative_numbers = true, value_names = ["KEY", "VALUE"])]
+        pairs: Vec<String>,
         /// Refuse if the settings changed since `settings show` printed this version.
         #[arg(long)]
         if_version: Option<String>,
@@ -48,23 +49,24 @@ type Ctl = Client<ControlRequest, ControlResponse>;
 pub async fn settings(client: &Ctl, command: SettingsCommand) -> ExitCode {
     match command {
         SettingsCommand::Show { prefix, json } => show(client, prefix.as_deref(), json).await,
-        SettingsCommand::Set {
-            key,
-            value,
-            if_version,
-        } => {
-            change(
-                client,
-                SettingChange {
-                    key,
-                    value: Some(value),
-                },
-                if_version,
-            )
-            .await
+        SettingsCommand::Set { pairs, if_version } => {
+            if pairs.len() % 2 != 0 {
+                eprintln!(
+                    "coworkctl settings set: give KEY VALUE pairs (the last key has no value)"
+                );
+                return ExitCode::from(EXIT_DEGRADED);
+            }
+            let changes = pairs
+                .chunks(2)
+                .map(|kv| SettingChange {
+                    key: kv[0].clone(),
+                    value: Some(kv[1].clone()),
+                })
+                .collect();
+            change(client, changes, if_version).await
         }
         SettingsCommand::Unset { key, if_version } => {
-            change(client, SettingChange { key, value: None }, if_version).await
+            change(client, vec![SettingChange { key, value: None }], if_version).await
         }
     }
 }
@@ -132,17 +134,19 @@ fn print_view(view: &SettingsView, wanted: &dyn Fn(&str) -> bool) {
     }
 }
 
-async fn change(client: &Ctl, change: SettingChange, if_version: Option<String>) -> ExitCode {
-    let key = change.key.clone();
+async fn change(client: &Ctl, changes: Vec<SettingChange>, if_version: Option<String>) -> ExitCode {
+    let keys: Vec<String> = changes.iter().map(|c| c.key.clone()).collect();
     let request = ControlRequest::Settings(SettingsRequest::Change {
-        changes: vec![change],
+        changes,
         expected_version: if_version,
     });
     match client.call_with_timeout(request, APPLY_TIMEOUT).await {
         Ok(ControlResponse::Settings(SettingsResponse::Applied { view, report })) => {
-            match view.values.iter().find(|v| v.key == key) {
-                Some(v) => println!("{} = {}  # {}", v.key, v.value, v.origin),
-                None => println!("{key}: removed from the owner's settings"),
+            for key in keys {
+                match view.values.iter().find(|v| v.key == key) {
+                    Some(v) => println!("{} = {}  # {}", v.key, v.value, v.origin),
+                    None => println!("{key}: not set (removed, or a table)"),
+                }
             }
             println!("{}", report.summary());
             ExitCode::SUCCESS

@@ -260,3 +260,43 @@ fn guard_of(path: &std::path::Path) -> Result<Guard, String> {
     let config = cowork::config::load(path).map_err(|e| e.to_string())?;
     Guard::from_settings(&config.guard).map_err(|e| e.to_string())
 }
+
+#[test]
+fn trusted_rules_do_not_admit_program_running_options() {
+    // the examples are checked at load: a rule that admitted any of these would not load
+    let g = load(
+        r#"
+[[rule]]
+pattern = "sort"
+action = "allow"
+matches = ["sort big.txt", "sort -o out.txt big.txt", "sort -oout.txt big.txt"]
+does_not_match = ["sort --compress-program=sh -S1 big.txt", "sort --compress-prog sh big.txt", "sort -o/etc/x big.txt", "sort -o /etc/x big.txt"]
+
+[[rule]]
+pattern = "rg"
+action = "allow"
+matches = ["rg foo", "rg -n foo ./*"]
+does_not_match = ["rg --pre=./x foo", "rg --pre ./x foo", "rg foo *"]
+
+[[rule]]
+pattern = "git diff"
+action = "allow"
+matches = ["git diff", "git diff --text"]
+does_not_match = ["git diff --ext-diff", "git diff --textconv", "git diff --output=/tmp/x"]
+
+[[rule]]
+pattern = "git status"
+action = "allow"
+matches = ["git status --short"]
+does_not_match = ["git -c core.fsmonitor=./x status"]
+"#,
+    )
+    .expect("rules load");
+    let v = g.check("sort --compress-program=sh -S1 big.txt");
+    assert_eq!(v.decision, Decision::Ask, "{}", render_text(&v));
+    assert!(v.reason.contains("--compress-program"), "{}", v.reason);
+    let attached = g.check("sort -o/etc/x big.txt");
+    let separated = g.check("sort -o /etc/x big.txt");
+    assert_eq!(attached.decision, separated.decision);
+    assert_eq!(attached.rule, separated.rule);
+}

@@ -279,6 +279,61 @@ const SENSITIVE_VARS: &[&str] = &[
     "SSH_ASKPASS",
     "GIT_ASKPASS",
     "BROWSER",
+    // configuration of commands in the option table (super::options): options or a program
+    // given through the environment are the same request as on the command line
+    "RIPGREP_CONFIG_PATH",
+    "TAR_OPTIONS",
+    "RSYNC_RSH",
+    "RSYNC_CONNECT_PROG",
+    "WGETRC",
+    "CURL_HOME",
+    "OPENSSL_CONF",
+    "OPENSSL_ENGINES",
+    "MAKEFLAGS",
+    "MFLAGS",
+    "GNUMAKEFLAGS",
+    "MAKEFILES",
+    "CC",
+    "CXX",
+    "CPP",
+    "LD",
+    "AR",
+    "AS",
+    "CFLAGS",
+    "CXXFLAGS",
+    "CPPFLAGS",
+    "LDFLAGS",
+    "GCC_EXEC_PREFIX",
+    "COMPILER_PATH",
+    "RUSTC",
+    "RUSTDOC",
+    "RUSTC_WRAPPER",
+    "RUSTC_WORKSPACE_WRAPPER",
+    "RUSTFLAGS",
+    "RUSTDOCFLAGS",
+    "GOFLAGS",
+    "LESS",
+    "LESSKEY",
+    "LESSKEYIN",
+    "LESSKEY_CONTENT",
+    "MANOPT",
+    "AWKPATH",
+    "AWKLIBPATH",
+    "JAVA_TOOL_OPTIONS",
+    "_JAVA_OPTIONS",
+    "JDK_JAVA_OPTIONS",
+    "SYSTEMD_PAGER",
+    "SYSTEMD_EDITOR",
+];
+
+/// Prefixes of variables that configure a command of the option table (`CARGO_TARGET_DIR`,
+/// `CARGO_TARGET_<triple>_RUNNER`, `npm_config_script_shell`, `PIP_TARGET`).
+const SENSITIVE_PREFIXES: &[&str] = &["LD_", "DYLD_", "GIT_", "CARGO_", "NPM_CONFIG_", "PIP_"];
+/// Variables under those prefixes that only change output or caching.
+const HARMLESS_VARS: &[&str] = &[
+    "CARGO_TERM_COLOR",
+    "CARGO_TERM_VERBOSE",
+    "CARGO_INCREMENTAL",
 ];
 
 pub(crate) fn check_assign(name: &str, v: &Arg) -> Option<Finding> {
@@ -295,9 +350,8 @@ pub(crate) fn check_assign(name: &str, v: &Arg) -> Option<Finding> {
             ));
         }
     }
-    if name.starts_with("LD_")
-        || name.starts_with("DYLD_")
-        || name.starts_with("GIT_")
+    let upper = name.to_ascii_uppercase();
+    if (SENSITIVE_PREFIXES.iter().any(|p| upper.starts_with(p)) && !HARMLESS_VARS.contains(&name))
         || SENSITIVE_VARS.contains(&name)
     {
         return Some(Finding::ask(
@@ -327,11 +381,6 @@ const OUTPUT_OPTIONS: &[&str] = &[
     "--trace",
     "--trace-ascii",
     "--stderr",
-];
-/// Commands whose `-o FILE` writes FILE.
-const DASH_O_WRITERS: &[&str] = &[
-    "sort", "gcc", "cc", "clang", "clang++", "g++", "c++", "rustc", "ld", "go", "curl", "pandoc",
-    "cpp", "as", "nasm", "objcopy", "strip", "xz", "shuf",
 ];
 
 /// Keys of `git config` / `git -c` whose value is a program to run.
@@ -386,9 +435,9 @@ pub(crate) fn generic_arg_checks(argv: &[Arg], stdin: Option<&Stream>) -> Option
     let mut f = None;
     for (i, a) in argv.iter().enumerate().skip(1) {
         let next = argv.get(i + 1);
+        // per-command `-o FILE` (every spelling) is in the option table, super::options
         if let Some(n) = next
-            && (OUTPUT_OPTIONS.contains(&a.text.as_str())
-                || (a.text == "-o" && DASH_O_WRITERS.contains(&base)))
+            && OUTPUT_OPTIONS.contains(&a.text.as_str())
         {
             raise(
                 &mut f,

@@ -7,6 +7,7 @@ use super::checks::{
     check_assign, deletion, describe, git_exec_key, has_long, has_short, kind, positionals,
     write_target,
 };
+use super::options::{parse, specs_for};
 use super::paths::{PathKind, classify, is_credential, is_dotenv};
 use super::verdict::{Finding, raise};
 
@@ -30,8 +31,29 @@ fn ask(rule: &str, reason: impl Into<String>) -> Outcome {
 const NONE: Outcome = Outcome::Floor(None);
 
 impl Analyzer<'_> {
-    /// The built-in rules for command `base` (basename of argv[0]).
+    /// The built-in rules for command `base` (basename of argv[0]): its own rules, and the
+    /// floor its options put on it ([`super::options`]), whatever rule trusts it.
     pub(crate) fn command_rules(
+        &mut self,
+        base: &str,
+        argv: &[Arg],
+        stdin: Option<&Stream>,
+        depth: usize,
+    ) -> Outcome {
+        let options = self.option_rules(base, argv, depth);
+        match (self.builtin_rules(base, argv, stdin, depth), options) {
+            (o, None) => o,
+            (Outcome::Inner(f), Some(g)) => {
+                Outcome::Inner(if g.decision > f.decision { g } else { f })
+            }
+            (Outcome::Floor(mut f), g) => {
+                raise(&mut f, g);
+                Outcome::Floor(f)
+            }
+        }
+    }
+
+    fn builtin_rules(
         &mut self,
         base: &str,
         argv: &[Arg],
@@ -316,13 +338,15 @@ impl Analyzer<'_> {
                         );
                     }
                 }
-                if let Some(t) = argv
-                    .iter()
-                    .position(|a| a.text == "-t" || a.text == "--target-directory")
-                    .and_then(|i| argv.get(i + 1))
-                {
-                    raise(&mut f, write_target(t, &format!("{base} writes into")));
-                } else if (pos.len() >= 2 || (base == "ln" && !pos.is_empty()))
+                // with -t (any spelling) the operands are all sources; the table judges -t
+                let target_dir = specs_for(base).any(|spec| {
+                    parse(argv, 1, spec)
+                        .uses
+                        .iter()
+                        .any(|u| u.name == "-t" || u.name == "--target-directory")
+                });
+                if !target_dir
+                    && (pos.len() >= 2 || (base == "ln" && !pos.is_empty()))
                     && let Some(last) = pos.last()
                     && (!(base == "scp" || base == "rsync") || !last.text.contains(':'))
                 {
@@ -346,57 +370,7 @@ impl Analyzer<'_> {
                 }
                 Outcome::Floor(f)
             }
-            "sed" | "gsed" if sed_runs_or_writes(argv) => ask(
-                "builtin:sed-exec",
-                "sed script runs commands or writes files (e, w, r commands or flags)",
-            ),
-            "tar" | "bsdtar" | "gtar" => {
-                let mut f = None;
-                if let Some(d) = argv
-                    .iter()
-                    .position(|a| a.text == "-C" || a.text == "--directory")
-                    .and_then(|i| argv.get(i + 1))
-                {
-                    raise(&mut f, write_target(d, "tar extracts into"));
-                }
-                if argv.iter().any(|a| {
-                    a.text.starts_with("--to-command")
-                        || a.text.starts_with("--checkpoint-action")
-                        || a.text.starts_with("--use-compress-program")
-                        || a.text.starts_with("--info-script")
-                        || a.text.starts_with("--new-volume-script")
-                        || a.text == "-I"
-                }) {
-                    raise(
-                        &mut f,
-                        Some(Finding::ask(
-                            "builtin:tar-exec",
-                            "tar option runs a program",
-                        )),
-                    );
-                }
-                if argv
-                    .iter()
-                    .any(|a| a.text == "-P" || a.text == "--absolute-names")
-                {
-                    raise(
-                        &mut f,
-                        Some(Finding::ask(
-                            "builtin:tar-absolute",
-                            "tar with absolute names can write anywhere",
-                        )),
-                    );
-                }
-                Outcome::Floor(f)
-            }
-            "unzip" => match argv
-                .iter()
-                .position(|a| a.text == "-d")
-                .and_then(|i| argv.get(i + 1))
-            {
-                Some(d) => Outcome::Floor(write_target(d, "unzip extracts into")),
-                None => NONE,
-            },
+            "sed" | "gsed" => self.sed_rules(base, argv),
             "git" => {
                 let mut f = None;
                 if let Some(ci) = argv.iter().position(|a| a.text == "config") {
@@ -421,61 +395,14 @@ impl Analyzer<'_> {
                         }
                     }
                 }
-                for (i, a) in argv.iter().enumerate() {
-                    let value = if a.text == "-c" || a.text == "--config-env" {
-                        argv.get(i + 1).map(|v| v.text.as_str())
-                    } else if a.text.starts_with("--upload-pack")
-                        || a.text.starts_with("--receive-pack")
-                        || a.text.starts_with("--exec")
-                        || a.text == "-u"
-                    {
-                        Some(a.text.split_once('=').map_or_else(
-                            || argv.get(i + 1).map_or("", |v| v.text.as_str()),
-                            |(_, v)| v,
-                        ))
-                    } else {
-                        None
-                    };
-                    if let Some(v) = value {
-                        raise(
-                            &mut f,
-                            Some(Finding::ask(
-                                "builtin:git-exec",
-                                format!("git option {} may run a program", a.text),
-                            )),
-                        );
-                        let code = v
-                            .split_once('=')
-                            .map_or(v, |(_, c)| c)
-                            .trim_start_matches('!');
-                        let inner = self.judge_text(code, depth, None, true);
-                        if inner.decision == super::verdict::Decision::Block {
-                            raise(&mut f, Some(inner));
-                        }
-                    }
-                }
                 Outcome::Floor(f)
             }
-            "sed" | "perl" if has_short(argv, 'i') || has_long(argv, "--in-place") => {
+            "perl" if has_short(argv, 'i') || has_long(argv, "--in-place") => {
                 let mut f = None;
                 for a in pos.iter().skip(1) {
                     raise(&mut f, write_target(a, &format!("{base} -i edits")));
                 }
                 Outcome::Floor(f)
-            }
-            "nc" | "ncat" | "netcat" => {
-                if has_short(argv, 'e')
-                    || has_short(argv, 'c')
-                    || has_long(argv, "--exec")
-                    || has_long(argv, "--sh-exec")
-                {
-                    block(
-                        "builtin:reverse-shell",
-                        format!("{base} -e/-c runs a program on a network connection"),
-                    )
-                } else {
-                    NONE
-                }
             }
             "socat" => {
                 if argv.iter().any(|a| {
@@ -519,13 +446,6 @@ impl Analyzer<'_> {
                         )),
                     );
                 }
-                if let Some(t) = argv
-                    .iter()
-                    .position(|a| base == "wget" && a.text == "-O")
-                    .and_then(|i| argv.get(i + 1))
-                {
-                    raise(&mut f, write_target(t, "wget -O writes to"));
-                }
                 Outcome::Floor(f)
             }
             "alias" => {
@@ -560,6 +480,48 @@ impl Analyzer<'_> {
             }
             _ => NONE,
         }
+    }
+
+    /// sed: a script that runs commands or writes files (`e`, `w`, `r`), and `-i` targets,
+    /// with the options read as sed reads them (`-e's/x/y/e'`, `--expr=..`, `-i.bak`).
+    fn sed_rules(&mut self, base: &str, argv: &[Arg]) -> Outcome {
+        let mut f = None;
+        let Some(spec) = specs_for(base).next() else {
+            return NONE;
+        };
+        let p = parse(argv, 1, spec);
+        let mut scripts: Vec<&str> = p
+            .uses
+            .iter()
+            .filter(|u| u.name == "-e" || u.name == "--expression")
+            .filter_map(|u| u.value.as_ref().map(|v| v.text.as_str()))
+            .collect();
+        let mut files = p.operands.as_slice();
+        if scripts.is_empty()
+            && !p.uses.iter().any(|u| u.name == "-f" || u.name == "--file")
+            && let Some((first, rest)) = p.operands.split_first()
+        {
+            scripts.push(argv[*first].text.as_str());
+            files = rest;
+        }
+        if scripts.iter().any(|s| sed_script_risky(s)) {
+            raise(
+                &mut f,
+                Some(Finding::ask(
+                    "builtin:sed-exec",
+                    "sed script runs commands or writes files (e, w, r commands or flags)",
+                )),
+            );
+        }
+        if p.uses
+            .iter()
+            .any(|u| u.name == "-i" || u.name == "--in-place")
+        {
+            for &i in files {
+                raise(&mut f, write_target(&argv[i], &format!("{base} -i edits")));
+            }
+        }
+        Outcome::Floor(f)
     }
 
     fn perm_rules(&mut self, base: &str, argv: &[Arg], pos: &[&Arg]) -> Outcome {
@@ -614,31 +576,6 @@ impl Analyzer<'_> {
         }
         Outcome::Floor(f)
     }
-}
-
-/// GNU sed scripts that execute (`e` command or `s///e`) or touch files (`w`, `W`, `r`, `R`).
-fn sed_runs_or_writes(argv: &[Arg]) -> bool {
-    let mut scripts: Vec<&str> = Vec::new();
-    let mut i = 1;
-    let mut explicit = false;
-    while i < argv.len() {
-        let t = argv[i].text.as_str();
-        if t == "-e" || t == "--expression" {
-            explicit = true;
-            scripts.extend(argv.get(i + 1).map(|a| a.text.as_str()));
-            i += 2;
-            continue;
-        }
-        if t == "-f" || t == "--file" {
-            return true; // script from a file: not known
-        }
-        if !t.starts_with('-') && !explicit {
-            scripts.push(t);
-            break;
-        }
-        i += 1;
-    }
-    scripts.iter().any(|s| sed_script_risky(s))
 }
 
 fn sed_script_risky(s: &str) -> bool {

@@ -32,6 +32,23 @@
 //! tokens (`python3 -m pytest`) and never with inline code (`-c`, `-e`...).
 //! Built-in block rules always win over trusted patterns.
 //!
+//! **What a trusted rule admits.** A trusted pattern names the command shape the owner meant
+//! (`sort`, `rg`, `git diff`, `tar -tf`) and nothing that makes that command run another
+//! program or write outside the workspace. So whatever rule matches, an option that names a
+//! program or command line to run (`sort --compress-program`, `rg --pre`, `git diff
+//! --ext-diff`, `git -c`, `tar --to-command`, `rsync -e`, `ssh -o ProxyCommand=`), that reads
+//! options or code from a file (`curl -K`, `ssh -F`, `awk -f`, `@file`), that moves the working
+//! directory or repository elsewhere (`git -C /x`, `env -C /x`) or that lifts a path check
+//! (`tar -P`) is `Ask` (`nc -e` stays `Block`), and an option naming a file written
+//! (`-o FILE`, `--target-directory`) is judged like a redirection. Options are read the way
+//! the command reads them, one table per command ([`options`]): attached and separated values
+//! are one case (`-oFILE` = `-o FILE` = `--output=FILE` = `--output FILE` = `-uo FILE`), as are
+//! unique abbreviations of long names where the command accepts them (`--compress-prog`) and
+//! tar's dash-less bundles. An unquoted glob where an option may stand (`rg foo *`) is `Ask`
+//! for these commands, since a file name can become an option. Variables that configure
+//! those commands (`TAR_OPTIONS`, `RIPGREP_CONFIG_PATH`, `RUSTC_WRAPPER`, `CARGO_*`...) are
+//! `Ask` like `PATH`.
+//!
 //! Smaller rules worth knowing: a bare assignment of a non-sensitive variable to a static value
 //! (`X=1`) is `Allow`; a redirection without a command (`> f`) is `Ask`; after a `cd` that leaves
 //! the workspace (`cd /`, `cd ..`, `cd $X`, plain `cd`) every later command is at least `Ask`,
@@ -65,6 +82,7 @@ pub(crate) mod decode;
 mod error;
 mod files;
 mod interp;
+mod options;
 mod parser;
 mod paths;
 mod render;

@@ -405,35 +405,19 @@ impl Analyzer<'_> {
     }
 
     fn env_rules(&mut self, argv: &[Arg], stdin: Option<&Stream>, depth: usize) -> Outcome {
-        let mut i = 1;
+        // options as env reads them (`-S'..'`, `--split-s=..`, `-iS ..`); `-C` is judged by
+        // the option table
+        let parsed = super::options::specs_for("env")
+            .next()
+            .map(|spec| super::options::parse(argv, 1, spec))
+            .unwrap_or_default();
+        let split: Option<String> = parsed
+            .uses
+            .iter()
+            .filter(|u| u.name == "-S" || u.name == "--split-string")
+            .find_map(|u| u.value.as_ref().map(|v| v.text.clone()));
+        let mut i = parsed.operands.first().copied().unwrap_or(argv.len());
         let mut assigns = Vec::new();
-        let mut split: Option<String> = None;
-        while i < argv.len() {
-            let t = argv[i].text.as_str();
-            if t == "--" {
-                i += 1;
-                break;
-            }
-            if matches!(t, "-u" | "--unset" | "-C" | "--chdir") {
-                i += 2;
-            } else if t == "-S" || t == "--split-string" {
-                split = argv.get(i + 1).map(|a| a.text.clone());
-                i += 2;
-                break;
-            } else if let Some(s) = t
-                .strip_prefix("-S")
-                .filter(|s| !s.is_empty())
-                .or_else(|| t.strip_prefix("--split-string="))
-            {
-                split = Some(s.to_string());
-                i += 1;
-                break;
-            } else if t.starts_with('-') && t.len() > 1 {
-                i += 1;
-            } else {
-                break;
-            }
-        }
         while i < argv.len() {
             match argv[i].text.split_once('=') {
                 Some((n, v))

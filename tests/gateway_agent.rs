@@ -4,7 +4,8 @@
 //! trusted through `[agent] ca_file`. Covers: message → tool call run_command →
 //! guard "ask" → approval through `coworkctl approvals approve` → the sandbox
 //! runs it → tool result → final reply to the user, every step in the audit
-//! trail and the API key nowhere; deny (by the owner in chat) and expiry; the iteration limit reached
+//! trail and the API key nowhere; deny (by `coworkctl approvals deny`; the
+//! requester's own "deny" in chat is refused) and expiry; the iteration limit reached
 //! through the daemon; cancel during a long command (no process survives) and
 //! during a slow model response; a restart mid-task leaves it `interrupted`,
 //! then closed or resumed;
@@ -354,10 +355,15 @@ fn deny_and_expiry_reach_the_model_as_denials() {
 
     let first = chat(&i, "touch a");
     let aid = approvals(&i)[0]["id"].as_str().unwrap().to_string();
-    // The owner (the first paired user of the channel: us) answers in chat.
-    let denied = chat(&i, &format!("deny {aid}"));
+    // The first paired user (us) is no approver (issue 16.1): the local
+    // channel names none, and nobody answers their own request in chat.
+    let refused = chat(&i, &format!("deny {aid}"));
+    assert!(refused.contains("not an approver"), "{refused}");
+    assert_eq!(approvals(&i).len(), 1, "still waiting");
+    let denied = ok(&i.ctl(&["approvals", "deny", &aid]));
     assert!(denied.contains("Denied"), "{denied}");
-    assert!(denied.contains("I did not run it"), "{denied}");
+    let answer = ok(&i.ctl(&["chat", "--inbox"]));
+    assert!(answer.contains("I did not run it"), "{answer}");
     assert!(last_request(&p).contains("denied: the owner denied"));
     assert_eq!(task(&i, &task_id(&first))["state"], "completed");
 
@@ -383,8 +389,9 @@ fn deny_and_expiry_reach_the_model_as_denials() {
             serde_json::from_str(&ok(&i.ctl(&["tasks", "list", "-n", n, "--json"]))).unwrap();
         assert!(!list.as_array().unwrap().is_empty(), "-n {n}");
     }
-    // An approval id that does not exist, answered in chat: a plain sentence.
-    assert!(chat(&i, "approve a-0123456789ab").contains("no approval request"));
+    // An answer in chat from a sender who is no approver: one plain sentence,
+    // whatever the id.
+    assert!(chat(&i, "approve a-0123456789ab").contains("not an approver"));
 
     let second = chat(&i, "touch b");
     let id = task_id(&second);
@@ -395,9 +402,26 @@ fn deny_and_expiry_reach_the_model_as_denials() {
     assert!(last_request(&p).contains("expired without an answer"));
     let answer = ok(&i.ctl(&["chat", "--inbox"]));
     assert!(answer.contains("The request expired."), "{answer}");
-    let k = kinds(&audit(&i));
+    let trail = audit(&i);
+    let k = kinds(&trail);
     assert!(k.iter().any(|x| x == "approval.denied"), "{k:?}");
     assert!(k.iter().any(|x| x == "approval.expired"), "{k:?}");
+    // Who refused, and who was refused: the trail names both.
+    let denied = trail
+        .iter()
+        .find(|e| e["kind"] == "approval.denied")
+        .unwrap();
+    assert_eq!(denied["payload"]["via"], "coworkctl", "{denied}");
+    let refused = trail
+        .iter()
+        .find(|e| e["kind"] == "approval.refused")
+        .unwrap();
+    assert_eq!(refused["payload"]["why"], "not_an_approver", "{refused}");
+    assert_eq!(
+        refused["payload"]["sender"],
+        format!("uid:{}", nix::unistd::getuid()),
+        "{refused}"
+    );
     assert!(
         !k.iter().any(|x| x == "command.started"),
         "nothing ran: {k:?}"
@@ -631,6 +655,7 @@ fn admin_page_shows_and_decides_approvals() {
             .starts_with("admin"),
         "{approved}"
     );
+    assert_eq!(approved["payload"]["via"], "admin page", "{approved}");
 }
 
 #[test]

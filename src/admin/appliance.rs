@@ -11,7 +11,7 @@ use std::time::Duration;
 use super::backend::{
     AdminBackend, AuditEntry, AuditVerdict, BackendError, BackendErrorKind, BackendFuture,
     ChannelMode, ChannelUser, ComponentHealth, Dashboard, IssuedCode, PairingListing,
-    PendingApproval, TaskListing, UploadTarget, UserState,
+    PendingApproval, Revocation, TaskListing, UploadTarget, UserState,
 };
 use super::{AdminHandle, AdminKeys, AdminServer, AdminWebSettings};
 use crate::config::{AccessMode, ChannelSettings, Config, Profile};
@@ -60,6 +60,22 @@ fn unreachable(what: &str, e: crate::ipc::IpcError) -> BackendError {
         BackendErrorKind::Unavailable,
         format!("the {what} is not reachable right now ({e}); try again in a moment"),
     )
+}
+
+/// The gateway's answer to a revocation.
+fn revocation(answer: AccessResponse) -> Result<Revocation, BackendError> {
+    match answer {
+        AccessResponse::Revoked {
+            users,
+            tasks_cancelled,
+            approvals_denied,
+        } => Ok(Revocation {
+            users: usize::try_from(users).unwrap_or(usize::MAX),
+            tasks_cancelled,
+            approvals_denied,
+        }),
+        _ => Err(unexpected("gateway")),
+    }
 }
 
 fn unexpected(what: &str) -> BackendError {
@@ -387,27 +403,21 @@ impl AdminBackend for ApplianceBackend {
         })
     }
 
-    fn user_revoke(&self, channel: String, sender: String) -> BackendFuture<'_, bool> {
+    fn user_revoke(&self, channel: String, sender: String) -> BackendFuture<'_, Revocation> {
         Box::pin(async move {
-            match self
+            let answer = self
                 .access("admin:owner", AccessRequest::UserRevoke { channel, sender })
-                .await?
-            {
-                AccessResponse::Changed(n) => Ok(n > 0),
-                _ => Err(unexpected("gateway")),
-            }
+                .await?;
+            revocation(answer)
         })
     }
 
-    fn users_revoke_all(&self, channel: Option<String>) -> BackendFuture<'_, usize> {
+    fn users_revoke_all(&self, channel: Option<String>) -> BackendFuture<'_, Revocation> {
         Box::pin(async move {
-            match self
+            let answer = self
                 .access("admin:owner", AccessRequest::UsersRevokeAll { channel })
-                .await?
-            {
-                AccessResponse::Changed(n) => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
-                _ => Err(unexpected("gateway")),
-            }
+                .await?;
+            revocation(answer)
         })
     }
 

@@ -33,10 +33,11 @@ pub trait AdminBackend: Send + Sync + std::fmt::Debug {
 
     /// Users known per channel (`None` = all channels).
     fn users_list(&self, channel: Option<String>) -> BackendFuture<'_, Vec<ChannelUser>>;
-    /// Revoke one user; `false` if unknown or already revoked.
-    fn user_revoke(&self, channel: String, sender: String) -> BackendFuture<'_, bool>;
-    /// Revoke every user of `channel` (`None` = all); returns how many.
-    fn users_revoke_all(&self, channel: Option<String>) -> BackendFuture<'_, usize>;
+    /// Revoke one user (`users` 0 if unknown or already revoked), ending
+    /// their tasks and pending approvals.
+    fn user_revoke(&self, channel: String, sender: String) -> BackendFuture<'_, Revocation>;
+    /// Revoke every user of `channel` (`None` = all), likewise.
+    fn users_revoke_all(&self, channel: Option<String>) -> BackendFuture<'_, Revocation>;
 
     /// Tasks, newest first.
     fn tasks_list(&self) -> BackendFuture<'_, Vec<TaskListing>>;
@@ -189,6 +190,15 @@ impl UserState {
             UserState::Revoked => "revoked",
         }
     }
+}
+
+/// What a revocation did: users whose access ended, and what of theirs ended
+/// with it (live tasks cancelled, other pending approvals denied).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    pub users: usize,
+    pub tasks_cancelled: u64,
+    pub approvals_denied: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

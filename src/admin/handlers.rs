@@ -426,14 +426,17 @@ async fn user_revoke(State(st): St, headers: HeaderMap, body: Body) -> PageResul
     let (sess, form) = authorize_post(&st, &headers, body)?;
     let channel = validate::channel(form.require("channel")?)?;
     let sender = validate::sender(form.require("sender")?)?;
-    let msg = if st
+    let done = st
         .backend
         .user_revoke(channel.clone(), sender.clone())
-        .await?
-    {
-        format!("Revoked {sender} on {channel}.")
+        .await?;
+    let msg = if done.users > 0 {
+        format!("Revoked {sender} on {channel}.{}", ended(&done))
     } else {
-        format!("{sender} on {channel} had no active access.")
+        format!(
+            "{sender} on {channel} had no active access.{}",
+            ended(&done)
+        )
     };
     Ok(flash_redirect(&st, &sess, msg, "/users"))
 }
@@ -444,13 +447,21 @@ async fn users_revoke_all(State(st): St, headers: HeaderMap, body: Body) -> Page
         Some(c) if !c.is_empty() => Some(validate::channel(c)?),
         _ => None,
     };
-    let n = st.backend.users_revoke_all(channel).await?;
+    let done = st.backend.users_revoke_all(channel).await?;
     Ok(flash_redirect(
         &st,
         &sess,
-        format!("{n} user(s) revoked."),
+        format!("{} user(s) revoked.{}", done.users, ended(&done)),
         "/users",
     ))
+}
+
+/// What a revocation ended besides access, for the flash message.
+fn ended(done: &super::backend::Revocation) -> String {
+    format!(
+        " {} task(s) cancelled, {} other pending approval(s) denied.",
+        done.tasks_cancelled, done.approvals_denied
+    )
 }
 
 // ---- tasks and approvals ----
@@ -782,7 +793,7 @@ async fn reset_submit(
             "Type RESET in the confirmation box to reset; nothing was changed.".into(),
         ));
     }
-    let users = st.backend.users_revoke_all(None).await?;
+    let users = st.backend.users_revoke_all(None).await?.users;
     let codes = st.backend.pairing_cancel_all().await?;
     let old = st.cert().fingerprint;
     let cert = st.rotate_certificate()?;

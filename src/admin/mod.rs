@@ -46,7 +46,7 @@ mod views;
 pub use backend::{
     AdminBackend, AuditEntry, AuditVerdict, BackendError, BackendErrorKind, BackendFuture,
     ChannelMode, ChannelUser, ComponentHealth, Dashboard, IssuedCode, PairingListing,
-    PendingApproval, TaskListing, UploadTarget, UserState,
+    PendingApproval, Revocation, TaskListing, UploadTarget, UserState,
 };
 pub use cert::{
     AdminKeys, CERT_FILE, CertInfo, certificate_names, ensure_certificate, fingerprint,

@@ -294,7 +294,7 @@ impl AdminBackend for FakeBackend {
             .collect()))
     }
 
-    fn user_revoke(&self, channel: String, sender: String) -> BackendFuture<'_, bool> {
+    fn user_revoke(&self, channel: String, sender: String) -> BackendFuture<'_, Revocation> {
         let mut st = self.state();
         let mut hit = false;
         for u in st
@@ -308,10 +308,13 @@ impl AdminBackend for FakeBackend {
         if hit {
             st.mutations += 1;
         }
-        ready(Ok(hit))
+        ready(Ok(Revocation {
+            users: usize::from(hit),
+            ..Revocation::default()
+        }))
     }
 
-    fn users_revoke_all(&self, channel: Option<String>) -> BackendFuture<'_, usize> {
+    fn users_revoke_all(&self, channel: Option<String>) -> BackendFuture<'_, Revocation> {
         let mut st = self.state();
         let mut n = 0;
         for u in st.users.iter_mut() {
@@ -321,7 +324,10 @@ impl AdminBackend for FakeBackend {
             }
         }
         st.mutations += 1;
-        ready(Ok(n))
+        ready(Ok(Revocation {
+            users: n,
+            ..Revocation::default()
+        }))
     }
 
     fn tasks_list(&self) -> BackendFuture<'_, Vec<TaskListing>> {

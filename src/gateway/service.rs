@@ -21,7 +21,7 @@ use super::secrets::{VaultCell, key_of, lock, open_db};
 use super::settings::{GatewaySettings, Profile};
 use super::sinks::{AuditEvent, AuditSink, BoxFuture, Task, TaskSink};
 use super::store::{RevokeScope, Store};
-use super::tasks::{AgentRuntime, Replies, RuntimeSetup, Trail, VaultSecrets};
+use super::tasks::{AgentRuntime, Replies, Revoked, RuntimeSetup, Trail, VaultSecrets};
 use super::transport::webhook::WebhookSettings;
 use crate::audit::AuditLog;
 use crate::ipc::{
@@ -430,14 +430,22 @@ impl GatewayService {
                     .store
                     .revoke_user(&channel, &sender, now)
                     .map_err(gateway_error)?;
+                // Access is gone first (no new message gets through), then
+                // what the sender had started ends.
+                let ended = self.end_revoked(Some(&channel), actor).await;
                 self.record(
                     "user.revoked",
                     actor,
                     &format!("{channel}:{sender}"),
-                    serde_json::json!({"had_access": had_access}),
+                    serde_json::json!({"had_access": had_access,
+                        "tasks_cancelled": ended.tasks, "approvals_denied": ended.approvals}),
                 )
                 .await;
-                Ok(AccessResponse::Changed(u64::from(had_access)))
+                Ok(AccessResponse::Revoked {
+                    users: u64::from(had_access),
+                    tasks_cancelled: ended.tasks,
+                    approvals_denied: ended.approvals,
+                })
             }
             AccessRequest::UsersRevokeAll { channel } => {
                 let scope = match &channel {
@@ -448,14 +456,20 @@ impl GatewayService {
                     None => RevokeScope::Everything,
                 };
                 let n = self.store.revoke_all(scope, now).map_err(gateway_error)?;
+                let ended = self.end_revoked(channel.as_deref(), actor).await;
                 self.record(
                     "user.revoked_all",
                     actor,
                     channel.as_deref().unwrap_or("*"),
-                    serde_json::json!({"users": n}),
+                    serde_json::json!({"users": n,
+                        "tasks_cancelled": ended.tasks, "approvals_denied": ended.approvals}),
                 )
                 .await;
-                Ok(AccessResponse::Changed(n as u64))
+                Ok(AccessResponse::Revoked {
+                    users: u64::try_from(n).unwrap_or(u64::MAX),
+                    tasks_cancelled: ended.tasks,
+                    approvals_denied: ended.approvals,
+                })
             }
             AccessRequest::UserForget { channel, sender } => {
                 self.known_channel(&channel)?;
@@ -478,6 +492,15 @@ impl GatewayService {
                 .await;
                 Ok(AccessResponse::Changed(1))
             }
+        }
+    }
+
+    /// Ends the tasks and approvals of senders who just lost access on
+    /// `channel` (`None`: every channel); nothing without an agent runtime.
+    async fn end_revoked(&self, channel: Option<&str>, actor: &str) -> Revoked {
+        match &self.agent {
+            Some((runtime, _)) => runtime.revoked(channel, actor).await,
+            None => Revoked::default(),
         }
     }
 

@@ -165,6 +165,11 @@ pub struct ChannelSettings {
     pub require_mention: bool,
     /// Sender ids admitted in `allowlist` mode (and authorized in `pairing` mode).
     pub allowlist: Vec<String>,
+    /// Sender ids that may answer `approve ID` / `deny ID` in chat (never
+    /// their own requests; in a group only as an authorized sender there).
+    /// Empty by default: approvals are then answered only with `coworkctl
+    /// approvals` or on the admin page. Nobody is an approver by being paired.
+    pub approvers: Vec<String>,
     /// Group chat ids the bot answers in; empty = any group.
     pub group_allowlist: Vec<String>,
     /// Slack workspace (team) ids / Discord guild ids the bot serves; empty = any.
@@ -204,6 +209,9 @@ pub enum WorkspaceScope {
 }
 
 pub const DEFAULT_PAIRING_TTL_SECS: u64 = 300;
+/// Most chat approvers a channel may name: a short list of people the owner
+/// trusts with every ask-level command there.
+pub const MAX_APPROVERS: usize = 32;
 pub const PAIRING_TTL_RANGE: std::ops::RangeInclusive<u64> = 60..=3600;
 
 impl Default for ChannelSettings {
@@ -214,6 +222,7 @@ impl Default for ChannelSettings {
             group: AccessMode::Pairing,
             require_mention: true,
             allowlist: Vec::new(),
+            approvers: Vec::new(),
             group_allowlist: Vec::new(),
             accounts: Vec::new(),
             dm_tools: ToolPolicy::default(),
@@ -285,11 +294,27 @@ impl ChannelSettings {
         }
         for (field, list) in [
             ("allowlist", &self.allowlist),
+            ("approvers", &self.approvers),
             ("group_allowlist", &self.group_allowlist),
             ("accounts", &self.accounts),
         ] {
             for id in list {
                 check_id(id).map_err(|r| err(field, r))?;
+            }
+        }
+        if self.approvers.len() > MAX_APPROVERS {
+            return Err(err(
+                "approvers",
+                format!(
+                    "{} approvers; at most {MAX_APPROVERS}",
+                    self.approvers.len()
+                ),
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        for id in &self.approvers {
+            if !seen.insert(id.as_str()) {
+                return Err(err("approvers", format!("{id:?} is listed twice")));
             }
         }
         if !PAIRING_TTL_RANGE.contains(&self.pairing_ttl_secs) {
@@ -433,6 +458,34 @@ mod tests {
             let e = s.validate(Profile::Development).unwrap_err();
             assert!(e.to_string().contains("wildcard"), "{field}: {e}");
         }
+    }
+
+    #[test]
+    fn approvers_are_checked_ids_without_duplicates_and_bounded() {
+        let parse = |list: &str| {
+            toml::from_str::<GatewaySettings>(&format!("[channels.t]\napprovers = {list}\n"))
+                .unwrap()
+                .validate(Profile::Production)
+        };
+        assert!(ChannelSettings::default().approvers.is_empty());
+        parse("[\"111\", \"222\"]").unwrap();
+        for (bad, why) in [
+            ("[\"\"]", "empty"),
+            ("[\"*\"]", "wildcard"),
+            ("[\" 111\"]", "whitespace"),
+            ("[\"1\\u0007\"]", "control"),
+            ("[\"111\", \"111\"]", "twice"),
+        ] {
+            let e = parse(bad).unwrap_err().to_string();
+            assert!(e.contains("approvers") && e.contains(why), "{bad}: {e}");
+        }
+        let long = format!("[{:?}]", "9".repeat(257));
+        assert!(parse(&long).unwrap_err().to_string().contains("256"));
+        let many: Vec<String> = (0..=MAX_APPROVERS).map(|n| format!("\"{n}\"")).collect();
+        let e = parse(&format!("[{}]", many.join(",")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("at most 32"), "{e}");
     }
 
     #[test]

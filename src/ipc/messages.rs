@@ -550,6 +550,13 @@ pub enum AccessResponse {
     Users(Vec<UserListing>),
     /// How many codes or users an operation changed.
     Changed(u64),
+    /// A revocation: users whose access ended, and what of theirs it ended
+    /// (live tasks cancelled, pending approvals of other tasks denied).
+    Revoked {
+        users: u64,
+        tasks_cancelled: u64,
+        approvals_denied: u64,
+    },
 }
 
 /// A freshly issued code: the only time the code itself crosses a socket.

@@ -221,6 +221,17 @@ pub async fn users(client: &Ctl, command: UsersCommand) -> ExitCode {
             println!("{n} user(s) changed");
             ExitCode::SUCCESS
         }
+        Ok(AccessResponse::Revoked {
+            users,
+            tasks_cancelled,
+            approvals_denied,
+        }) => {
+            println!(
+                "{users} user(s) revoked; {tasks_cancelled} task(s) cancelled, \
+                 {approvals_denied} other pending approval(s) denied"
+            );
+            ExitCode::SUCCESS
+        }
         Ok(other) => unexpected(&other),
         Err(code) => code,
     }

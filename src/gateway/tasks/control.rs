@@ -1,5 +1,6 @@
 //! What `coworkctl tasks|approvals` and the admin page ask of the runtime:
-//! listings, cancel, and resuming an interrupted task.
+//! listings, cancel, and resuming an interrupted task; and what a revocation
+//! of a sender's access ends.
 
 use super::*;
 
@@ -99,12 +100,15 @@ impl Inner {
         self: &Arc<Self>,
         id: &str,
         force: bool,
-        actor: &str,
+        cause: &CancelCause,
     ) -> Result<String, WireError> {
+        let actor = cause.by.as_str();
+        let why = cause.why.as_str();
         let live = {
             let mut live = lock(&self.live);
             match live.get_mut(id) {
                 Some(l) => {
+                    l.cancelled = Some(cause.clone());
                     l.cancel.cancel();
                     let run = *lock(&l.run);
                     let paused = l.paused.take();
@@ -118,7 +122,7 @@ impl Inner {
                 .note(
                     "task.cancel_requested",
                     &origin.requester(),
-                    json!({"task": id, "by": actor, "force": force}),
+                    json!({"task": id, "by": actor, "why": why, "force": force}),
                 )
                 .await;
             if let Some(run_id) = run {
@@ -131,11 +135,32 @@ impl Inner {
                     .await;
             }
             if let Some(p) = paused {
-                // Waiting for an approval: nothing runs; close it here.
-                {
+                // Waiting for an approval: nothing runs; close it here, and
+                // the request with it (denied, so it can never be approved).
+                let decider = cause.why.decider(actor);
+                let denied = {
                     let db = lock(&self.db);
-                    let _ = ApprovalStore::open(&db)
-                        .and_then(|a| a.decide(&p.approval_id, false, actor, now()));
+                    ApprovalStore::open(&db)
+                        .and_then(|a| a.decide(&p.approval_id, false, &decider.name(), now()))
+                };
+                match denied {
+                    Ok(Some(ApprovalStatus::Denied)) => {
+                        let mut payload = json!({"task": id, "approval": p.approval_id,
+                                                 "command": p.request.command, "cwd": p.request.cwd,
+                                                 "by": actor, "why": why});
+                        decider.audit(&mut payload);
+                        self.trail
+                            .note("approval.denied", &origin.requester(), payload)
+                            .await;
+                    }
+                    Ok(other) => tracing::info!(
+                        task = %id,
+                        status = other.map_or("unknown", |s| s.as_str()),
+                        "the cancelled task's approval was already closed"
+                    ),
+                    Err(e) => {
+                        tracing::error!(task = %id, error = %e, "the cancelled task's approval not closed")
+                    }
                 }
                 self.transition(id, TaskState::Cancelled, Some("cancelled"));
                 lock(&self.live).remove(id);
@@ -143,7 +168,7 @@ impl Inner {
                     .note(
                         "task.cancelled",
                         &origin.requester(),
-                        json!({"task": id, "by": actor}),
+                        json!({"task": id, "by": actor, "why": why}),
                     )
                     .await;
                 self.reply(&origin, &format!("Task {id} was cancelled."))
@@ -194,9 +219,112 @@ impl Inner {
             .note(
                 "task.cancelled",
                 &t.user,
-                json!({"task": id, "by": actor, "was": t.state.as_str(), "force": force}),
+                json!({"task": id, "by": actor, "why": why, "was": t.state.as_str(), "force": force}),
             )
             .await;
         Ok(format!("task {id} closed (was {})", t.state.as_str()))
     }
+
+    /// After a revocation on `channel` (`None`: every channel): cancels the
+    /// live tasks (running or waiting for an approval) of every sender there
+    /// who no longer holds access, the same way `tasks cancel --force` does
+    /// (a running command is killed), and denies their other pending
+    /// approvals (of tasks no longer live, e.g. interrupted by a restart).
+    pub(super) async fn revoked(self: &Arc<Self>, channel: Option<&str>, actor: &str) -> Revoked {
+        let live: Vec<(String, Origin)> = lock(&self.live)
+            .iter()
+            .filter(|(_, l)| channel.is_none_or(|c| c == l.origin.channel))
+            .map(|(id, l)| (id.clone(), l.origin.clone()))
+            .collect();
+        let live: Vec<String> = live
+            .into_iter()
+            .filter(|(_, o)| self.lost_access(&o.channel, &o.sender))
+            .map(|(id, _)| id)
+            .collect();
+        let cause = CancelCause {
+            by: actor.to_string(),
+            why: CancelWhy::AccessRevoked,
+        };
+        let results = futures_util::future::join_all(
+            live.iter().map(|id| Inner::cancel(self, id, true, &cause)),
+        )
+        .await;
+        let mut out = Revoked::default();
+        for (id, r) in live.iter().zip(results) {
+            match r {
+                Ok(_) => out.tasks = out.tasks.saturating_add(1),
+                // Ended on its own meanwhile.
+                Err(e) => tracing::info!(task = %id, error = %e.message, "not cancelled"),
+            }
+        }
+        out.approvals = self.deny_orphaned_approvals(channel).await;
+        out
+    }
+
+    /// Whether `sender` is revoked on `channel` now.
+    fn lost_access(&self, channel: &str, sender: &str) -> bool {
+        match self.users.user(channel, sender) {
+            Ok(u) => u.is_some_and(|u| u.state == UserState::Revoked),
+            Err(e) => {
+                // Ending a task by mistake is safer than leaving a revoked one.
+                tracing::error!(error = %e, "reading a sender's standing after a revocation");
+                true
+            }
+        }
+    }
+
+    /// Denies pending approvals of revoked senders whose task is not live
+    /// here (a live one was closed with its task); returns how many.
+    async fn deny_orphaned_approvals(&self, channel: Option<&str>) -> u64 {
+        let decider = Decider::Revocation;
+        let live: BTreeSet<String> = lock(&self.live).keys().cloned().collect();
+        let denied: Vec<(String, String, String, String)> = {
+            let db = lock(&self.db);
+            let pending = match ApprovalStore::open(&db).and_then(|a| a.pending(now())) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(error = %e, "listing pending approvals after a revocation");
+                    return 0;
+                }
+            };
+            let tasks = TaskStore::attach(&db);
+            let mut denied = Vec::new();
+            for a in pending {
+                if live.contains(&a.task_id) {
+                    continue;
+                }
+                let Ok(Some(t)) = tasks.get(&a.task_id) else {
+                    continue;
+                };
+                let Some((c, sender)) = t.user.split_once(':') else {
+                    continue;
+                };
+                if channel.is_some_and(|x| x != c) || !self.lost_access(c, sender) {
+                    continue;
+                }
+                let decided = ApprovalStore::open(&db)
+                    .and_then(|s| s.decide(&a.id, false, &decider.name(), now()));
+                if matches!(decided, Ok(Some(ApprovalStatus::Denied))) {
+                    denied.push((a.id, a.task_id, a.command, t.user.clone()));
+                }
+            }
+            denied
+        };
+        for (approval, task, command, requester) in &denied {
+            let mut payload = json!({"task": task, "approval": approval, "command": command,
+                                     "why": CancelWhy::AccessRevoked.as_str()});
+            decider.audit(&mut payload);
+            self.trail.note("approval.denied", requester, payload).await;
+        }
+        u64::try_from(denied.len()).unwrap_or(u64::MAX)
+    }
+}
+
+/// What a revocation ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Revoked {
+    /// Live tasks cancelled (their pending approval denied with them).
+    pub tasks: u64,
+    /// Pending approvals of tasks no longer live, denied.
+    pub approvals: u64,
 }

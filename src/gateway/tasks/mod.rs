@@ -19,10 +19,15 @@
 //! (list, show, cancel, approve, deny; through [`AgentRuntime::handle`]).
 //!
 //! Who answers approvals: `coworkctl` and the admin page (the appliance's
-//! operators), and the channel's owner in chat (`approve ID` / `deny ID`). The
-//! owner of a channel is its earliest paired or allowlisted user still holding
-//! access (on the local channel: the first uid that paired). In a group only
-//! the owner's answer counts, like everywhere else.
+//! operators), and in chat (`approve ID` / `deny ID`) only the senders the
+//! owner named in the channel's `approvers` setting; nobody is an approver by
+//! having paired. The requester never answers their own request in chat, in
+//! any context. A chat answer is a message like any other: in a group it is
+//! heard only under the group's rules (mention, group policy) and only from a
+//! sender authorized there. Every decision carries who made it ([`Decider`]).
+//!
+//! Revoking a sender's access ends their live tasks on that channel and
+//! denies their pending approvals ([`AgentRuntime::revoked`]).
 //!
 //! Conversations live in memory (the last [`HISTORY_CAP`] messages); after a
 //! restart a user starts afresh. Tasks found `running` or `awaiting_approval`
@@ -36,7 +41,7 @@ mod control;
 mod replies;
 mod tools;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -45,6 +50,7 @@ use rusqlite::Connection;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+pub use control::Revoked;
 pub use replies::{Outbound, Replies};
 pub use tools::SandboxClient;
 
@@ -56,6 +62,8 @@ use super::inbound::Context;
 use super::service::LOCAL_CHANNEL;
 use super::sinks::{BoxFuture, Task, TaskSink};
 use super::store::{Store, UserState};
+
+use self::approvals::Decider;
 use crate::agent::store::{ApprovalStatus, ApprovalStore, TaskRecord, TaskState, TaskStore};
 use crate::agent::tools::{FileMemoryStore, MemoryTool};
 use crate::agent::{
@@ -131,9 +139,12 @@ pub struct RuntimeSetup {
     pub state_dir: PathBuf,
     /// Channels whose senders share one workspace across their chats
     /// (`workspace_scope = "per-sender"`); every other channel has one per chat.
-    pub shared_workspaces: std::collections::BTreeSet<String>,
+    pub shared_workspaces: BTreeSet<String>,
     /// Tasks at once and the daily budget of each sender.
     pub user_limits: budget::UserLimits,
+    /// Per channel, the sender ids that may answer approvals in chat
+    /// (`[channels.NAME] approvers`); a channel not listed has none.
+    pub approvers: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// The runtime's setup from the configuration (`None` without `[agent]`).
@@ -154,6 +165,12 @@ pub fn runtime_setup(
             .map(|(name, _)| name.clone())
             .collect(),
         user_limits: budget::UserLimits::from_settings(&config.limits),
+        approvers: config
+            .channels
+            .iter()
+            .filter(|(_, c)| !c.approvers.is_empty())
+            .map(|(name, c)| (name.clone(), c.approvers.iter().cloned().collect()))
+            .collect(),
     })
 }
 
@@ -289,6 +306,41 @@ struct Live {
     paused: Option<Paused>,
     /// While a paused task is being resumed: its paused call.
     resuming: Option<PausedCall>,
+    /// Who cancelled it and why, for the trail entry when it ends.
+    cancelled: Option<CancelCause>,
+}
+
+/// Why a task is being cancelled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct CancelCause {
+    /// The actor that asked (`coworkctl:uid=N`, `admin:owner`).
+    by: String,
+    why: CancelWhy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CancelWhy {
+    /// `coworkctl tasks cancel` or the admin page.
+    Requested,
+    /// The requester's access to the channel was revoked.
+    AccessRevoked,
+}
+
+impl CancelWhy {
+    fn as_str(self) -> &'static str {
+        match self {
+            CancelWhy::Requested => "requested",
+            CancelWhy::AccessRevoked => "access_revoked",
+        }
+    }
+
+    /// Who is recorded as having denied the task's pending approval.
+    fn decider(self, by: &str) -> Decider {
+        match self {
+            CancelWhy::Requested => Decider::Operator(by.to_string()),
+            CancelWhy::AccessRevoked => Decider::Revocation,
+        }
+    }
 }
 
 /// How a run (re)starts.
@@ -321,8 +373,9 @@ struct Inner {
     db: Mutex<Connection>,
     memory: Arc<FileMemoryStore>,
     command_timeout_secs: u64,
-    shared_workspaces: std::collections::BTreeSet<String>,
+    shared_workspaces: BTreeSet<String>,
     user_limits: budget::UserLimits,
+    approvers: BTreeMap<String, BTreeSet<String>>,
     writes: Arc<WorkspaceWrites>,
     live: Mutex<HashMap<String, Live>>,
     conversations: Mutex<HashMap<(String, String, String), Vec<Message>>>,
@@ -377,10 +430,24 @@ fn bad_id(what: &str, id: &str) -> WireError {
     )
 }
 
-/// `approve a-…` / `deny a-…` (case-insensitive, alone in the message).
-fn parse_decision(text: &str) -> Option<(bool, String)> {
-    let mut words = text.split_whitespace();
-    let verb = words.next()?.to_ascii_lowercase();
+/// `approve a-…` / `deny a-…` (case-insensitive, alone in the message). In a
+/// message that mentions the bot (a group's rule) the mention may come first
+/// (`@bot approve a-…`, Slack's `<@U1> …`) or ride on the command
+/// (`/approve@bot a-…`), as the platforms write them.
+fn parse_decision(text: &str, mentions_bot: bool) -> Option<(bool, String)> {
+    let mut words = text.split_whitespace().peekable();
+    let is_mention =
+        |w: &str| w.len() > 1 && (w.starts_with('@') || (w.starts_with("<@") && w.ends_with('>')));
+    if mentions_bot && words.peek().is_some_and(|w| is_mention(w)) {
+        words.next();
+    }
+    let mut verb = words.next()?.to_ascii_lowercase();
+    if mentions_bot
+        && verb.starts_with('/')
+        && let Some((bare, _bot)) = verb.split_once('@')
+    {
+        verb = bare.to_string();
+    }
     let id = words.next()?.to_ascii_lowercase();
     if words.next().is_some() || !valid_id('a', &id) {
         return None;
@@ -482,6 +549,7 @@ impl AgentRuntime {
                 command_timeout_secs: setup.command_timeout_secs,
                 shared_workspaces: setup.shared_workspaces,
                 user_limits: setup.user_limits,
+                approvers: setup.approvers,
                 writes: Arc::new(WorkspaceWrites::default()),
                 live: Mutex::new(HashMap::new()),
                 conversations: Mutex::new(HashMap::new()),
@@ -524,7 +592,11 @@ impl AgentRuntime {
                 if !valid_id('t', &id) {
                     return Err(bad_id("task", &id));
                 }
-                Inner::cancel(inner, &id, force, actor)
+                let cause = CancelCause {
+                    by: actor.to_string(),
+                    why: CancelWhy::Requested,
+                };
+                Inner::cancel(inner, &id, force, &cause)
                     .await
                     .map(AgentResponse::Done)
             }
@@ -542,11 +614,18 @@ impl AgentRuntime {
                 if !valid_id('a', &id) {
                     return Err(bad_id("approval", &id));
                 }
-                Inner::decide(inner, &id, approve, actor)
+                Inner::decide(inner, &id, approve, &Decider::Operator(actor.to_string()))
                     .await
                     .map(AgentResponse::Done)
             }
         }
+    }
+
+    /// After `actor` revoked access on `channel` (`None`: everywhere): ends
+    /// the live tasks of every sender there who no longer holds access and
+    /// denies their pending approvals, each audited; says how many.
+    pub async fn revoked(&self, channel: Option<&str>, actor: &str) -> Revoked {
+        Inner::revoked(&self.inner, channel, actor).await
     }
 
     /// Replies waiting for a local chat, and whether a task of it still runs.
@@ -592,14 +671,11 @@ impl Inner {
             .await;
     }
 
-    /// The owner of `channel`: its earliest user still holding access.
-    fn owner_of(&self, channel: &str) -> Option<String> {
-        let users = self.users.list_users(Some(channel)).ok()?;
-        users
-            .into_iter()
-            .filter(|u| matches!(u.state, UserState::Paired | UserState::Allowlisted))
-            .min_by_key(|u| u.since)
-            .map(|u| u.sender)
+    /// Whether the owner named `sender` an approver of `channel`.
+    fn is_approver(&self, channel: &str, sender: &str) -> bool {
+        self.approvers
+            .get(channel)
+            .is_some_and(|ids| ids.contains(sender))
     }
 
     async fn submit(self: Arc<Self>, task: Task) -> Result<String, GatewayError> {
@@ -610,7 +686,7 @@ impl Inner {
             group: task.inbound.context() == Context::Group,
         };
         let text = task.inbound.text().trim().to_string();
-        if let Some((approve, id)) = parse_decision(&text) {
+        if let Some((approve, id)) = parse_decision(&text, task.inbound.mentions_bot()) {
             return Ok(Inner::decide_in_chat(&self, &origin, approve, &id).await);
         }
         let requester = origin.requester();
@@ -766,6 +842,7 @@ impl Inner {
                 run,
                 paused: None,
                 resuming: None,
+                cancelled: None,
             },
         );
         let me = Arc::clone(self);
@@ -935,7 +1012,12 @@ impl Inner {
                 (TaskState::Completed, "completed".to_string(), text)
             }
             EndReason::Cancelled => {
-                self.trail.note("task.cancelled", &requester, totals).await;
+                let mut p = totals.clone();
+                if let Some(c) = lock(&self.live).get(&id).and_then(|l| l.cancelled.clone()) {
+                    p["by"] = json!(c.by);
+                    p["why"] = json!(c.why.as_str());
+                }
+                self.trail.note("task.cancelled", &requester, p).await;
                 (
                     TaskState::Cancelled,
                     "cancelled".to_string(),
@@ -1042,6 +1124,7 @@ mod tests {
             state_dir: dir.path().to_path_buf(),
             shared_workspaces: Default::default(),
             user_limits: budget::UserLimits::from_settings(&Default::default()),
+            approvers: Default::default(),
         };
         let store = memory_store(&setup).unwrap();
         store.append("local:uid:1", &"a".repeat(1500)).unwrap();
@@ -1069,19 +1152,34 @@ mod tests {
             assert!(!valid_id('a', bad), "{bad:?}");
         }
         assert_eq!(
-            parse_decision(&format!("approve {id}")),
+            parse_decision(&format!("approve {id}"), false),
             Some((true, id.clone()))
         );
         assert_eq!(
-            parse_decision(&format!(
-                "  DENY {}  ",
-                id.to_uppercase().replace("A-", "a-")
-            )),
+            parse_decision(
+                &format!("  DENY {}  ", id.to_uppercase().replace("A-", "a-")),
+                false
+            ),
             Some((false, id.clone()))
         );
-        assert_eq!(parse_decision(&format!("approve {id} please")), None);
-        assert_eq!(parse_decision("approve everything"), None);
-        assert_eq!(parse_decision("approve"), None);
+        assert_eq!(parse_decision(&format!("approve {id} please"), false), None);
+        assert_eq!(parse_decision("approve everything", false), None);
+        assert_eq!(parse_decision("approve", false), None);
+        // A group's mention, before the verb or on the command.
+        for text in [
+            format!("@cowork_bot approve {id}"),
+            format!("<@U0BOT> approve {id}"),
+            format!("/approve@cowork_bot {id}"),
+        ] {
+            assert_eq!(
+                parse_decision(&text, true),
+                Some((true, id.clone())),
+                "{text}"
+            );
+            assert_eq!(parse_decision(&text, false), None, "{text}");
+        }
+        assert_eq!(parse_decision(&format!("@a @b approve {id}"), true), None);
+        assert_eq!(parse_decision(&format!("@ approve {id}"), true), None);
     }
 
     #[test]

@@ -278,3 +278,118 @@ async fn update_uploaded_on_the_admin_page() {
     );
     i.stop();
 }
+
+/// Issue 15: the page alone sets the running appliance up. A key stored on
+/// the credentials form reaches the vault through the supervisor (never shown
+/// again, never in the trail); a channel added and an agent configured on the
+/// settings forms are validated, written to the owner's file and applied (the
+/// gateway restarts with them); a refused form writes nothing; the trail names
+/// the admin page as the actor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_from_the_page_apply_to_the_running_appliance() {
+    let mut i = Instance::start();
+    let url = info(&i)["urls"][0]
+        .as_str()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
+    let der = served_der(&url);
+    let token = ctl_ok(&i, &["admin", "setup-token"]).trim().to_string();
+    let mut c = admin_common::Client::new(&url, &der);
+    c.setup(&token, PASSWORD).await;
+    assert_eq!(c.login(PASSWORD).await.status, 303);
+
+    // A provider key, write-only.
+    let key = "sk-test-0123456789abcdefghij-page";
+    let r = c
+        .submit(
+            "/settings/credentials",
+            "/settings/credentials/set",
+            &[("name", "llm_key"), ("value", key)],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let listed = ctl_ok(&i, &["secret", "list"]);
+    assert!(listed.contains("llm_key"), "{listed}");
+    assert!(!c.get("/settings/credentials").await.body.contains(key));
+
+    // A channel, added on the page, usable at once.
+    let page = c.get("/settings/channels").await;
+    let version = admin_common::extract(&page.body, "name=\"version\" value=\"").unwrap();
+    let r = c
+        .post(
+            "/settings/channels/add",
+            &[
+                ("csrf", &page.csrf()),
+                ("version", &version),
+                ("name", "extra"),
+                ("kind", "none"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let code = ctl_ok(&i, &["pair", "new", "--channel", "extra"]);
+    assert!(code.contains("pairing code for extra"), "{code}");
+
+    // The agent: a refused form first (no price for the model), nothing written.
+    let owner = i.dir.path().join("state/settings/owner.toml");
+    let before = std::fs::read_to_string(&owner).unwrap();
+    let page = c.get("/settings/agent").await;
+    let version = admin_common::extract(&page.body, "name=\"version\" value=\"").unwrap();
+    let r = c
+        .post(
+            "/settings/agent",
+            &[
+                ("csrf", &page.csrf()),
+                ("version", &version),
+                ("v:agent.provider", "openai"),
+                ("v:agent.model", "m"),
+                ("v:agent.base_url", "http://127.0.0.1:9/v1"),
+                ("v:agent.secret_name", "llm_key"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("no price"), "{}", r.body);
+    assert_eq!(std::fs::read_to_string(&owner).unwrap(), before);
+    let r = c
+        .post(
+            "/settings/agent",
+            &[
+                ("csrf", &page.csrf()),
+                ("version", &version),
+                ("v:agent.provider", "openai"),
+                ("v:agent.model", "m"),
+                ("v:agent.base_url", "http://127.0.0.1:9/v1"),
+                ("v:agent.secret_name", "llm_key"),
+                ("other_key", "agent.prices.m"),
+                (
+                    "other_value",
+                    "{ input_usd_per_mtok = 0.0, output_usd_per_mtok = 0.0 }",
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let page = c.get("/settings/agent").await;
+    assert!(page.body.contains("restarted: gateway"), "{}", page.body);
+    let shown = ctl_ok(&i, &["settings", "show", "agent"]);
+    assert!(shown.contains("agent.model = \"m\""), "{shown}");
+    // The tasks page now asks the configured runtime (no "no LLM provider").
+    let tasks = c.get("/tasks").await;
+    assert!(!tasks.body.contains("no LLM provider"), "{}", tasks.body);
+
+    let trail = ctl_ok(&i, &["audit", "tail", "-n", "200", "--json"]);
+    assert!(!trail.contains(key), "a secret value reached the trail");
+    let changed: Vec<serde_json::Value> = trail
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["kind"] == "settings.changed")
+        .collect();
+    assert_eq!(changed.len(), 2, "{trail}");
+    assert!(
+        changed.iter().all(|e| e["actor"] == "admin-page"),
+        "{changed:?}"
+    );
+    i.stop();
+}

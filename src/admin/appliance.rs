@@ -3,7 +3,6 @@
 //! the supervisor's status updates) and the component role that starts the page
 //! once the supervisor has sent the TLS key-wrapping key.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,7 +13,7 @@ use super::backend::{
     PendingApproval, Revocation, TaskListing, UploadTarget, UserState,
 };
 use super::{AdminHandle, AdminKeys, AdminServer, AdminWebSettings};
-use crate::config::{AccessMode, ChannelSettings, Config, Profile};
+use crate::config::{AccessMode, Config, Profile};
 use crate::ipc::{
     AccessRequest, AccessResponse, AdminInfo, AdminRequest, AdminResponse, AgentRequest,
     AgentResponse, AuditAppend, AuditQuery, AuditRequest, AuditResponse, Client, Component,
@@ -35,8 +34,11 @@ pub struct ApplianceBackend {
     updates: crate::ipc::Client<ControlRequest, ControlResponse>,
     upload: UploadTarget,
     status: Arc<Mutex<Option<StatusReport>>>,
-    channels: BTreeMap<String, ChannelSettings>,
-    profile: Profile,
+    /// The configuration files: read again for the channel list and the
+    /// guard tester (settings change without this component restarting).
+    paths: Paths,
+    /// The last configuration read (used when the files cannot be read).
+    config: Mutex<Config>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -132,8 +134,33 @@ impl ApplianceBackend {
                 max_bytes: config.update.max_bundle_bytes,
             },
             status,
-            channels: config.channels.clone(),
-            profile: config.profile,
+            paths: paths.clone(),
+            config: Mutex::new(config.clone()),
+        }
+    }
+
+    /// The configuration as the files say now (the owner's settings included).
+    fn current_config(&self) -> Config {
+        match self.paths.load_config() {
+            Ok(loaded) => {
+                *lock(&self.config) = loaded.config.clone();
+                loaded.config
+            }
+            Err(_) => lock(&self.config).clone(),
+        }
+    }
+
+    /// A settings or secrets request to the supervisor (through updates.sock);
+    /// applying may restart components and wait for them.
+    async fn control(&self, request: ControlRequest) -> Result<ControlResponse, BackendError> {
+        match self
+            .updates
+            .call_with_timeout(request, Duration::from_secs(90))
+            .await
+        {
+            Ok(ControlResponse::Error(e)) => Err(wire(e)),
+            Ok(r) => Ok(r),
+            Err(e) => Err(unreachable("supervisor", e)),
         }
     }
 
@@ -203,7 +230,8 @@ impl ApplianceBackend {
     fn dashboard(&self) -> Dashboard {
         let report = lock(&self.status).clone();
         let mut warnings = Vec::new();
-        let channels = self
+        let config = self.current_config();
+        let channels = config
             .channels
             .iter()
             .map(|(name, c)| {
@@ -222,7 +250,7 @@ impl ApplianceBackend {
                 }
             })
             .collect();
-        if self.profile == Profile::Development {
+        if config.profile == Profile::Development {
             warnings.push("development profile: not for production use".to_string());
         }
         let Some(report) = report else {
@@ -599,6 +627,74 @@ impl AdminBackend for ApplianceBackend {
                 Ok(_) => Err(unexpected("gateway")),
                 Err(e) => Err(unreachable("gateway", e)),
             }
+        })
+    }
+
+    fn secrets(&self) -> BackendFuture<'_, Vec<crate::ipc::SecretListing>> {
+        Box::pin(async move {
+            match self.control(ControlRequest::SecretList).await? {
+                ControlResponse::Secrets(list) => Ok(list),
+                _ => Err(unexpected("supervisor")),
+            }
+        })
+    }
+
+    fn secret_set(&self, name: String, value: crate::ipc::SecretBytes) -> BackendFuture<'_, u32> {
+        Box::pin(async move {
+            match self
+                .control(ControlRequest::SecretSet { name, value })
+                .await?
+            {
+                ControlResponse::SecretStored { version, .. } => Ok(version),
+                _ => Err(unexpected("supervisor")),
+            }
+        })
+    }
+
+    fn secret_delete(&self, name: String) -> BackendFuture<'_, ()> {
+        Box::pin(async move {
+            match self.control(ControlRequest::SecretDelete { name }).await? {
+                ControlResponse::Done => Ok(()),
+                _ => Err(unexpected("supervisor")),
+            }
+        })
+    }
+
+    fn settings_show(&self) -> BackendFuture<'_, crate::ipc::SettingsView> {
+        Box::pin(async move {
+            use crate::ipc::{SettingsRequest, SettingsResponse};
+            match self
+                .control(ControlRequest::Settings(SettingsRequest::Show))
+                .await?
+            {
+                ControlResponse::Settings(SettingsResponse::View(v)) => Ok(v),
+                _ => Err(unexpected("supervisor")),
+            }
+        })
+    }
+
+    fn settings_change(
+        &self,
+        changes: Vec<crate::ipc::SettingChange>,
+        expected_version: Option<String>,
+    ) -> BackendFuture<'_, crate::ipc::SettingsResponse> {
+        Box::pin(async move {
+            let request = ControlRequest::Settings(crate::ipc::SettingsRequest::Change {
+                changes,
+                expected_version,
+            });
+            match self.control(request).await? {
+                ControlResponse::Settings(r) => Ok(r),
+                _ => Err(unexpected("supervisor")),
+            }
+        })
+    }
+
+    fn guard_check(&self, command: String) -> BackendFuture<'_, String> {
+        Box::pin(async move {
+            let guard = crate::guard::Guard::from_settings(&self.current_config().guard)
+                .map_err(|e| BackendError::new(BackendErrorKind::BadRequest, e.to_string()))?;
+            Ok(crate::guard::render_text(&guard.check(&command)))
         })
     }
 }

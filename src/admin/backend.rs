@@ -69,6 +69,25 @@ pub trait AdminBackend: Send + Sync + std::fmt::Debug {
 
     /// Names (never values) of the secrets held in the vault.
     fn secret_names(&self) -> BackendFuture<'_, Vec<String>>;
+    /// The secrets with version and last change (never values).
+    fn secrets(&self) -> BackendFuture<'_, Vec<crate::ipc::SecretListing>>;
+    /// Store a secret (a new version if it exists); returns the version.
+    fn secret_set(&self, name: String, value: crate::ipc::SecretBytes) -> BackendFuture<'_, u32>;
+    /// Delete a secret.
+    fn secret_delete(&self, name: String) -> BackendFuture<'_, ()>;
+
+    /// The running configuration, each value with the file that set it.
+    fn settings_show(&self) -> BackendFuture<'_, crate::ipc::SettingsView>;
+    /// Change keys of the owner's settings: validated, written and applied by
+    /// the supervisor, or refused with every problem at its key.
+    fn settings_change(
+        &self,
+        changes: Vec<crate::ipc::SettingChange>,
+        expected_version: Option<String>,
+    ) -> BackendFuture<'_, crate::ipc::SettingsResponse>;
+    /// The guard's verdict on `command` under the rules in the files now, as
+    /// `coworkctl guard check` prints it.
+    fn guard_check(&self, command: String) -> BackendFuture<'_, String>;
 
     /// `update status` (slots, versions, last attempt, fallback reason) as JSON.
     fn update_status(&self) -> BackendFuture<'_, serde_json::Value>;

@@ -22,8 +22,8 @@ use super::views::{self, Nav, PageCtx};
 use super::{owner, validate};
 
 type St = State<Arc<AppState>>;
-type Body = Result<Bytes, BytesRejection>;
-type PageResult = Result<Response, PageError>;
+pub(crate) type Body = Result<Bytes, BytesRejection>;
+pub(crate) type PageResult = Result<Response, PageError>;
 
 const CSS: &str = include_str!("assets/admin.css");
 const JS: &str = include_str!("assets/admin.js");
@@ -49,6 +49,39 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/audit/verify", post(audit_verify))
         .route("/password", get(password_page).post(password_submit))
         .route("/security-reset", get(reset_page).post(reset_submit))
+        .route("/settings", get(super::settings_page::overview))
+        .route(
+            "/settings/channels",
+            get(super::settings_page::channels_page),
+        )
+        .route(
+            "/settings/channels/add",
+            post(super::settings_page::channel_add),
+        )
+        .route(
+            "/settings/channels/{name}",
+            get(super::settings_page::channel_page).post(super::settings_page::channel_save),
+        )
+        .route(
+            "/settings/credentials",
+            get(super::settings_page::credentials_page),
+        )
+        .route(
+            "/settings/credentials/set",
+            post(super::settings_page::secret_set),
+        )
+        .route(
+            "/settings/credentials/delete",
+            post(super::settings_page::secret_delete),
+        )
+        .route(
+            "/settings/guard/check",
+            post(super::settings_page::guard_check),
+        )
+        .route(
+            "/settings/{section}",
+            get(super::settings_page::section_page).post(super::settings_page::section_save),
+        )
         .route("/updates", get(super::updates::page))
         .route("/updates/upload", post(super::updates::upload))
         .route(
@@ -74,7 +107,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-fn html(m: Markup) -> Response {
+pub(crate) fn html(m: Markup) -> Response {
     Html(m.into_string()).into_response()
 }
 
@@ -129,7 +162,7 @@ pub(crate) fn session_or_redirect(
 
 /// For POST actions: a valid session, the parsed body and a matching CSRF
 /// token, or a refusal that changes nothing.
-fn authorize_post(
+pub(crate) fn authorize_post(
     st: &AppState,
     headers: &HeaderMap,
     body: Body,
@@ -155,7 +188,7 @@ pub(crate) fn ctx(s: &SessionView) -> PageCtx {
     }
 }
 
-fn flash_redirect(st: &AppState, s: &SessionView, msg: String, to: &str) -> Response {
+pub(crate) fn flash_redirect(st: &AppState, s: &SessionView, msg: String, to: &str) -> Response {
     st.sessions.set_flash(&s.key, msg);
     redirect(to)
 }

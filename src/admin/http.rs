@@ -205,6 +205,11 @@ impl Form {
         Ok(first)
     }
 
+    /// Every field, in the order sent.
+    pub fn fields(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     pub fn require(&self, name: &str) -> Result<&str, PageError> {
         self.get(name)?
             .ok_or_else(|| PageError::BadRequest(format!("The form field {name:?} is missing.")))

@@ -37,6 +37,7 @@ mod ratelimit;
 mod server;
 mod session;
 mod settings;
+mod settings_page;
 pub mod testing;
 mod tls;
 mod updates;

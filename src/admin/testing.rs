@@ -8,6 +8,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use super::backend::*;
 use super::clock::Clock;
 
+/// The fake appliance's configuration file: the development profile, two
+/// channels, no agent.
+const FAKE_CONFIG: &str = "profile = \"development\"\n[channels.local]\n[channels.telegram]\n\
+                           [channels.telegram.transport]\nkind = \"telegram-polling\"\n";
+
 const TTL_MIN: u64 = 60;
 const TTL_MAX: u64 = 3600;
 const TTL_DEFAULT: u64 = 300;
@@ -35,6 +40,8 @@ pub struct FakeState {
     pub decisions: Vec<(u64, bool, String)>,
     pub audit: Vec<AuditEntry>,
     pub secrets: Vec<String>,
+    /// What the credentials form stored (tests check the value arrived intact).
+    pub secret_values: std::collections::BTreeMap<String, (u32, Vec<u8>)>,
     pub audit_tampered_at: Option<u64>,
     /// Bundles applied through the upload (their bytes, read at apply time).
     pub applied_updates: Vec<Vec<u8>>,
@@ -48,6 +55,9 @@ pub struct FakeState {
 pub struct FakeBackend {
     state: Arc<Mutex<FakeState>>,
     clock: Arc<dyn Clock>,
+    /// A real configuration file and owner's settings file, validated and
+    /// edited with the supervisor's own code (`config::owner::plan`).
+    settings: Arc<tempfile::TempDir>,
     /// Where uploads go (a directory the test owns), and the cap.
     pub upload: UploadTarget,
 }
@@ -102,15 +112,47 @@ impl FakeBackend {
             next_id: 100,
             ..FakeState::default()
         };
+        let settings = match tempfile::tempdir() {
+            Ok(d) => d,
+            Err(e) => panic!("the fake backend's settings directory: {e}"),
+        };
+        if let Err(e) = std::fs::write(settings.path().join("coworkd.toml"), FAKE_CONFIG) {
+            panic!("the fake backend's configuration: {e}");
+        }
         FakeBackend {
             state: Arc::new(Mutex::new(state)),
             clock,
+            settings: Arc::new(settings),
             upload: UploadTarget {
                 dir: std::env::temp_dir()
                     .join(format!("cowork-fake-upload-{}", std::process::id())),
                 max_bytes: 1024 * 1024,
             },
         }
+    }
+
+    /// The fake's configuration file and owner's settings file.
+    pub fn settings_files(&self) -> (std::path::PathBuf, std::path::PathBuf) {
+        let dir = self.settings.path();
+        (
+            dir.join("coworkd.toml"),
+            dir.join("settings").join("owner.toml"),
+        )
+    }
+
+    fn settings_view(&self) -> Result<crate::ipc::SettingsView, BackendError> {
+        let (config, owner) = self.settings_files();
+        let loaded = crate::config::load_layers(&config, &owner)
+            .map_err(|e| BackendError::new(BackendErrorKind::Internal, e.to_string()))?;
+        Ok(crate::ipc::SettingsView {
+            values: crate::config::owner::values(&loaded.config, &loaded.origins),
+            owner_file: owner.display().to_string(),
+            owner_version: loaded.owner_version.clone(),
+            owner_problems: match &loaded.owner {
+                crate::config::OwnerState::Refused(e) => crate::config::owner::problems(e),
+                _ => Vec::new(),
+            },
+        })
     }
 
     /// Lock and read/modify the fake state (tests).
@@ -434,6 +476,102 @@ impl AdminBackend for FakeBackend {
 
     fn secret_names(&self) -> BackendFuture<'_, Vec<String>> {
         ready(Ok(self.state().secrets.clone()))
+    }
+
+    fn secrets(&self) -> BackendFuture<'_, Vec<crate::ipc::SecretListing>> {
+        let st = self.state();
+        let list = st
+            .secrets
+            .iter()
+            .map(|name| crate::ipc::SecretListing {
+                name: name.clone(),
+                version: st.secret_values.get(name).map_or(1, |(v, _)| *v),
+                updated_at: "2026-01-01T00:00:00Z".into(),
+            })
+            .collect();
+        ready(Ok(list))
+    }
+
+    fn secret_set(&self, name: String, value: crate::ipc::SecretBytes) -> BackendFuture<'_, u32> {
+        let mut st = self.state();
+        let version = st.secret_values.get(&name).map_or(1, |(v, _)| v + 1);
+        if !st.secrets.contains(&name) {
+            st.secrets.push(name.clone());
+        }
+        st.secret_values.insert(name, (version, value.0.clone()));
+        st.mutations += 1;
+        ready(Ok(version))
+    }
+
+    fn secret_delete(&self, name: String) -> BackendFuture<'_, ()> {
+        let mut st = self.state();
+        let before = st.secrets.len();
+        st.secrets.retain(|n| *n != name);
+        st.secret_values.remove(&name);
+        if st.secrets.len() == before {
+            return ready(Err(not_found("secret")));
+        }
+        st.mutations += 1;
+        ready(Ok(()))
+    }
+
+    fn settings_show(&self) -> BackendFuture<'_, crate::ipc::SettingsView> {
+        ready(self.settings_view())
+    }
+
+    fn settings_change(
+        &self,
+        changes: Vec<crate::ipc::SettingChange>,
+        expected_version: Option<String>,
+    ) -> BackendFuture<'_, crate::ipc::SettingsResponse> {
+        use crate::config::owner;
+        use crate::ipc::{ApplyReport, SettingsResponse};
+        let (config, owner_file) = self.settings_files();
+        let before = crate::config::load_layers(&config, &owner_file).map(|l| l.config);
+        let plan = match owner::plan(&config, &owner_file, &changes, expected_version) {
+            Ok(p) => p,
+            Err(r) => {
+                return ready(Ok(SettingsResponse::Refused {
+                    problems: r.problems,
+                    current_version: r.current_version,
+                }));
+            }
+        };
+        if let Err(e) = owner::write(&owner_file, &plan.text) {
+            return ready(Err(BackendError::new(
+                BackendErrorKind::Internal,
+                format!("cannot write {}: {e}", owner_file.display()),
+            )));
+        }
+        self.state().mutations += 1;
+        let changed = match before {
+            Ok(old) => owner::diff(&old, &plan.loaded.config)
+                .into_iter()
+                .map(|c| c.key)
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        let report = ApplyReport {
+            changed,
+            restarted: Vec::new(),
+            notes: Vec::new(),
+        };
+        ready(
+            self.settings_view()
+                .map(|view| SettingsResponse::Applied { view, report }),
+        )
+    }
+
+    fn guard_check(&self, command: String) -> BackendFuture<'_, String> {
+        let (config, owner) = self.settings_files();
+        let result = crate::config::load_layers(&config, &owner)
+            .map_err(|e| e.to_string())
+            .and_then(|l| {
+                crate::guard::Guard::from_settings(&l.config.guard).map_err(|e| e.to_string())
+            })
+            .map(|g| crate::guard::render_text(&g.check(&command)))
+            .map_err(|e| BackendError::new(BackendErrorKind::BadRequest, e));
+        ready(result)
     }
 
     fn update_status(&self) -> BackendFuture<'_, serde_json::Value> {

@@ -118,17 +118,72 @@ pub fn check_owner(path: &Path, owner_file: &Path, text: &str) -> Result<Loaded,
 
 fn with_owner(base: &[Source], owner_file: &Path, text: &str) -> Result<Loaded, ConfigError> {
     let mut all = base.to_vec();
-    all.push(Source {
+    let owner = Source {
         path: owner_file.to_path_buf(),
         text: text.to_string(),
-    });
+    };
+    all.push(owner.clone());
     let config = parse_sources(&all)?;
+    // The image's files decide the profile (the last that says one; else production).
+    let base_profile = base
+        .iter()
+        .filter_map(|s| s.text.parse::<toml::Table>().ok())
+        .filter_map(|t| {
+            t.get("profile")
+                .and_then(|p| p.as_str().map(str::to_string))
+        })
+        .next_back();
+    if base_profile.as_deref() != Some("development") {
+        let problems: Vec<ConfigProblem> = production_owner_rules(&owner)
+            .into_iter()
+            .map(|(key, message)| locate(std::slice::from_ref(&owner), &key, message))
+            .collect();
+        if !problems.is_empty() {
+            return Err(ConfigError { problems });
+        }
+    }
     Ok(Loaded {
         origins: origins(&all),
         config,
         owner: OwnerState::Applied,
         owner_version: owner::version(text),
     })
+}
+
+/// What the owner's settings (the page, `coworkctl settings`) may not do on a
+/// production image: leave the profile, move the master key, or accept a
+/// weaker sandbox. The image's own files decide those.
+fn production_owner_rules(owner: &Source) -> Vec<(Vec<String>, String)> {
+    let Ok(table) = owner.text.parse::<toml::Table>() else {
+        return Vec::new();
+    };
+    let key = |parts: &[&str]| parts.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let mut out = Vec::new();
+    if table.contains_key("profile") {
+        out.push((
+            key(&["profile"]),
+            "the profile is the image's: the owner's settings cannot leave production".to_string(),
+        ));
+    }
+    if table.contains_key("keystore") {
+        out.push((
+            key(&["keystore"]),
+            "where the master key lives is the image's choice in production".to_string(),
+        ));
+    }
+    let weaker = table
+        .get("sandbox")
+        .and_then(|s| s.get("require_full_isolation"))
+        .and_then(toml::Value::as_bool)
+        == Some(false);
+    if weaker {
+        out.push((
+            key(&["sandbox", "require_full_isolation"]),
+            "weaker sandbox isolation cannot be accepted from the owner's settings in production"
+                .to_string(),
+        ));
+    }
+    out
 }
 
 /// Which source set each leaf key (the last one that did).
@@ -906,5 +961,77 @@ mod tests {
                 .to_string()
                 .starts_with("/nonexistent/coworkd.toml:0:0: cannot read")
         );
+    }
+
+    /// Issue 15: what the owner's settings may set on a production image, and
+    /// where each value came from.
+    #[test]
+    fn the_owners_layer_is_checked_and_placed() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("coworkd.toml");
+        let owner = dir.path().join("owner.toml");
+        std::fs::write(&base, "[channels.local]\npairing_ttl_secs = 120\n").unwrap();
+        let refused = |text: &str| -> Vec<(Option<String>, String)> {
+            match check_owner(&base, &owner, text) {
+                Ok(_) => Vec::new(),
+                Err(e) => e.problems.into_iter().map(|p| (p.key, p.message)).collect(),
+            }
+        };
+        for (text, key, says) in [
+            (
+                "profile = \"development\"\n",
+                "profile",
+                "cannot leave production",
+            ),
+            ("[keystore]\ntier = \"file\"\n", "keystore", "master key"),
+            (
+                "[sandbox]\nrequire_full_isolation = false\n",
+                "sandbox.require_full_isolation",
+                "weaker",
+            ),
+            (
+                "[channels.local]\ndm = \"open\"\n",
+                "channels.local.dm",
+                "open mode",
+            ),
+            ("[log]\nlevel = \"debug\"\n", "log.level", "debug"),
+            (
+                "[limits]\nmax_iterations = \"x\"\n",
+                "limits.max_iterations",
+                "invalid type",
+            ),
+        ] {
+            let p = refused(text);
+            assert_eq!(p.len(), 1, "{text}: {p:?}");
+            assert_eq!(p[0].0.as_deref(), Some(key), "{text}: {p:?}");
+            assert!(p[0].1.contains(says), "{text}: {p:?}");
+        }
+        // The same under a development base is the owner's to choose.
+        std::fs::write(&base, "profile = \"development\"\n").unwrap();
+        assert!(refused("[sandbox]\nrequire_full_isolation = false\n").is_empty());
+
+        // Origins: the base, the owner's file, or a default.
+        std::fs::write(&base, "[channels.local]\npairing_ttl_secs = 120\n").unwrap();
+        std::fs::write(&owner, "[limits]\nmax_iterations = 7\n").unwrap();
+        let loaded = load_layers(&base, &owner).unwrap();
+        assert_eq!(loaded.owner, OwnerState::Applied);
+        assert_eq!(loaded.config.limits.max_iterations, 7);
+        assert_eq!(
+            loaded.origin("limits.max_iterations"),
+            owner.display().to_string()
+        );
+        assert_eq!(
+            loaded.origin("channels.local.pairing_ttl_secs"),
+            base.display().to_string()
+        );
+        assert_eq!(loaded.origin("limits.max_cost_usd"), "default");
+        // An owner's file that does not fit is left out, and says why.
+        std::fs::write(&owner, "[limits]\nmax_iterations = 7\nnope = 1\n").unwrap();
+        let loaded = load_layers(&base, &owner).unwrap();
+        assert!(matches!(loaded.owner, OwnerState::Refused(_)));
+        assert_eq!(loaded.config.limits.max_iterations, 50);
+        // The image's own files must be valid, whatever the owner's say.
+        std::fs::write(&base, "nope = 1\n").unwrap();
+        assert!(load_layers(&base, &owner).is_err());
     }
 }

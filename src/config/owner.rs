@@ -14,7 +14,9 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use crate::ipc::{SettingChange, SettingProblem, SettingValue};
 
 use sha2::{Digest, Sha256};
 
@@ -292,6 +294,135 @@ pub fn diff(old: &super::Config, new: &super::Config) -> Vec<KeyChange> {
             key: k.clone(),
             old: old.get(k).cloned(),
             new: new.get(k).cloned(),
+        })
+        .collect()
+}
+
+/// A change that validated: the owner's file as it would be, and the
+/// configuration it makes.
+#[derive(Debug)]
+pub struct Plan {
+    pub text: String,
+    pub loaded: super::Loaded,
+    /// The version the change was made against.
+    pub version: String,
+}
+
+/// Why a change was refused (nothing was written), and the file's version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    pub problems: Vec<SettingProblem>,
+    pub current_version: String,
+}
+
+/// Reads the owner's file at `owner_file`, checks `expected_version`, applies
+/// `changes` and validates the whole configuration with the result. Writes
+/// nothing: the caller writes [`Plan::text`] with [`write`].
+pub fn plan(
+    config: &Path,
+    owner_file: &Path,
+    changes: &[SettingChange],
+    expected_version: Option<String>,
+) -> Result<Plan, Refusal> {
+    let refuse = |problems: Vec<SettingProblem>, current_version: &str| Refusal {
+        problems,
+        current_version: current_version.to_string(),
+    };
+    let one = |message: String| vec![SettingProblem { key: None, message }];
+    let current = read(owner_file).map_err(|e| {
+        refuse(
+            one(format!("cannot read {}: {e}", owner_file.display())),
+            "",
+        )
+    })?;
+    let version = version(&current);
+    if expected_version.is_some_and(|expected| expected != version) {
+        return Err(refuse(
+            one("the settings changed since you opened them; reload them and make your change again".into()),
+            &version,
+        ));
+    }
+    if changes.is_empty() {
+        return Err(refuse(one("no change was given".into()), &version));
+    }
+    if changes.len() > MAX_CHANGES {
+        return Err(refuse(
+            one(format!("more than {MAX_CHANGES} changes at once")),
+            &version,
+        ));
+    }
+    let mut parsed = Vec::with_capacity(changes.len());
+    let mut bad = Vec::new();
+    for c in changes {
+        match Change::parse(&c.key, c.value.as_deref()) {
+            Ok(p) => parsed.push(p),
+            Err(message) => bad.push(SettingProblem {
+                key: Some(c.key.clone()).filter(|k| parse_key(k).is_ok()),
+                message: match parse_key(&c.key) {
+                    Ok(_) => format!("{}: {message}", c.key),
+                    Err(_) => message,
+                },
+            }),
+        }
+    }
+    if !bad.is_empty() {
+        return Err(refuse(bad, &version));
+    }
+    let text = edit(&current, &parsed).map_err(|m| refuse(one(m), &version))?;
+    let loaded = super::check_owner(config, owner_file, &text)
+        .map_err(|e| refuse(change_problems(&e, owner_file), &version))?;
+    Ok(Plan {
+        text,
+        loaded,
+        version,
+    })
+}
+
+/// Every problem of a configuration, each at its key when known.
+pub fn problems(e: &super::ConfigError) -> Vec<SettingProblem> {
+    e.problems
+        .iter()
+        .map(|p| SettingProblem {
+            key: p.key.clone(),
+            message: p.to_string(),
+        })
+        .collect()
+}
+
+/// Problems of a change not yet written: a place in the candidate text means
+/// nothing to the owner, the key does.
+fn change_problems(e: &super::ConfigError, owner_file: &Path) -> Vec<SettingProblem> {
+    e.problems
+        .iter()
+        .map(|p| SettingProblem {
+            key: p.key.clone(),
+            message: match &p.key {
+                Some(key) if p.file == owner_file => {
+                    let field = key.rsplit('.').next().unwrap_or(key);
+                    let message = p
+                        .message
+                        .strip_prefix(&format!("{field}: "))
+                        .unwrap_or(&p.message);
+                    format!("{key}: {message}")
+                }
+                _ => p.to_string(),
+            },
+        })
+        .collect()
+}
+
+/// Every running value with the file that set it ("default" when none did).
+pub fn values(config: &super::Config, origins: &BTreeMap<String, PathBuf>) -> Vec<SettingValue> {
+    toml::Value::try_from(config)
+        .map(|v| flatten(&v))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(key, value)| SettingValue {
+            origin: origins
+                .get(&key)
+                .map_or_else(|| "default".to_string(), |p| p.display().to_string()),
+            key,
+            value: value.to_string(),
         })
         .collect()
 }

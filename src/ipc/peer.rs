@@ -134,9 +134,11 @@ pub static PEER_TABLE: &[PeerRule] = &[
         "settings-change",
         &[Role::Ctl, Role::Admin],
     ),
-    rule(Role::Supervisor, "secret-set", &[Role::Ctl]),
-    rule(Role::Supervisor, "secret-list", &[Role::Ctl]),
-    rule(Role::Supervisor, "secret-delete", &[Role::Ctl]),
+    // Secrets: coworkctl, and the admin page's credentials form (values go
+    // one way, to the vault; they are never read back).
+    rule(Role::Supervisor, "secret-set", &[Role::Ctl, Role::Admin]),
+    rule(Role::Supervisor, "secret-list", &[Role::Ctl, Role::Admin]),
+    rule(Role::Supervisor, "secret-delete", &[Role::Ctl, Role::Admin]),
     rule(Role::Supervisor, "secret-rotate-master", &[Role::Ctl]),
     rule(Role::Supervisor, "audit-tail", &[Role::Ctl]),
     rule(Role::Supervisor, "audit-verify", &[Role::Ctl]),
@@ -286,7 +288,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_admin_page_may_ask_the_supervisor_for_updates_and_settings_only() {
+    fn the_admin_page_may_ask_the_supervisor_for_updates_settings_and_secrets_only() {
+        for write_only in ["secret-set", "secret-list", "secret-delete"] {
+            assert!(may_send(Role::Supervisor, write_only, Role::Admin));
+        }
         assert!(may_send(Role::Supervisor, "update-status", Role::Admin));
         assert!(may_send(Role::Supervisor, "update-apply", Role::Admin));
         assert!(may_send(Role::Supervisor, "settings-read", Role::Admin));
@@ -297,7 +302,6 @@ mod tests {
         for other in [
             "status",
             "reload",
-            "secret-set",
             "secret-rotate-master",
             "access-change",
             "chat",

@@ -48,10 +48,11 @@ pub fn start(shared: Arc<Shared>, admin: Option<&RunAs>) -> anyhow::Result<Contr
     Ok(ControlServer { stop })
 }
 
-/// `$RUNTIME/updates.sock`: how the admin page asks for `update status|apply`
-/// (its user is deliberately not in cowork-admin, so the control socket is
-/// closed to it). The same handler serves it; the peer table lets the admin
-/// role send those two requests and nothing else.
+/// `$RUNTIME/updates.sock`: how the admin page asks for `update status|apply`,
+/// the owner's settings and the vault's secrets (its user is deliberately not
+/// in cowork-admin, so the control socket is closed to it). The same handler
+/// serves it; the peer table lets the admin role send those requests and
+/// nothing else (no status, reload, chat, master key rotation, audit).
 fn start_updates_socket(
     shared: Arc<Shared>,
     admin: Option<&RunAs>,

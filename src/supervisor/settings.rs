@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::{Shared, lock};
-use crate::config::owner::{self, Change, KeyChange};
-use crate::config::{ConfigError, Loaded, OwnerState};
+use crate::config::owner::{self, KeyChange};
+use crate::config::{Loaded, OwnerState};
 use crate::ipc::{
     ApplyReport, Component, ComponentRequest, ComponentResponse, ComponentState, SettingChange,
-    SettingProblem, SettingValue, SettingsResponse, SettingsView,
+    SettingProblem, SettingsResponse, SettingsView,
 };
 
 /// How long a restarted component may take to answer again before the
@@ -41,64 +41,19 @@ impl Origins {
             origins: loaded.origins.clone(),
             owner_version: loaded.owner_version.clone(),
             owner_problems: match &loaded.owner {
-                OwnerState::Refused(e) => problems(e),
+                OwnerState::Refused(e) => owner::problems(e),
                 _ => Vec::new(),
             },
         }
     }
 }
 
-fn problems(e: &ConfigError) -> Vec<SettingProblem> {
-    e.problems
-        .iter()
-        .map(|p| SettingProblem {
-            key: p.key.clone(),
-            message: p.to_string(),
-        })
-        .collect()
-}
-
-/// Problems of a change not yet written: a place in the candidate text means
-/// nothing to the owner, the key does.
-fn change_problems(e: &ConfigError, owner_file: &std::path::Path) -> Vec<SettingProblem> {
-    e.problems
-        .iter()
-        .map(|p| SettingProblem {
-            key: p.key.clone(),
-            message: match &p.key {
-                Some(key) if p.file == owner_file => {
-                    let field = key.rsplit('.').next().unwrap_or(key);
-                    let message = p
-                        .message
-                        .strip_prefix(&format!("{field}: "))
-                        .unwrap_or(&p.message);
-                    format!("{key}: {message}")
-                }
-                _ => p.to_string(),
-            },
-        })
-        .collect()
-}
-
 /// The running configuration, value by value, with where each came from.
 pub(super) fn view(shared: &Shared) -> SettingsView {
     let config = shared.config();
     let origins = lock(&shared.origins).clone();
-    let values = toml::Value::try_from(&config)
-        .map(|v| owner::flatten(&v))
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(key, value)| SettingValue {
-            origin: origins
-                .origins
-                .get(&key)
-                .map_or_else(|| "default".to_string(), |p| p.display().to_string()),
-            key,
-            value: value.to_string(),
-        })
-        .collect();
     SettingsView {
-        values,
+        values: owner::values(&config, &origins.origins),
         owner_file: shared.paths.owner_settings().display().to_string(),
         owner_version: origins.owner_version,
         owner_problems: origins.owner_problems,
@@ -172,63 +127,13 @@ pub(super) async fn change(
             current_version,
         };
     let one = |key: Option<String>, message: String| vec![SettingProblem { key, message }];
-    let current = match owner::read(&path) {
-        Ok(t) => t,
-        Err(e) => {
-            return refuse(
-                one(None, format!("cannot read {}: {e}", path.display())),
-                String::new(),
-            );
-        }
-    };
-    let version = owner::version(&current);
-    if let Some(expected) = expected_version
-        && expected != version
-    {
-        return refuse(
-            one(
-                None,
-                "the settings changed since you opened them; reload them and make your change again"
-                    .into(),
-            ),
-            version,
-        );
-    }
-    if changes.is_empty() {
-        return refuse(one(None, "no change was given".into()), version);
-    }
-    let mut parsed = Vec::with_capacity(changes.len());
-    let mut bad = Vec::new();
-    if changes.len() > owner::MAX_CHANGES {
-        return refuse(
-            one(
-                None,
-                format!("more than {} changes at once", owner::MAX_CHANGES),
-            ),
-            version,
-        );
-    }
-    for c in &changes {
-        match Change::parse(&c.key, c.value.as_deref()) {
-            Ok(p) => parsed.push(p),
-            Err(message) => bad.push(SettingProblem {
-                key: Some(c.key.clone()).filter(|k| owner::parse_key(k).is_ok()),
-                message,
-            }),
-        }
-    }
-    if !bad.is_empty() {
-        return refuse(bad, version);
-    }
-    let text = match owner::edit(&current, &parsed) {
-        Ok(t) => t,
-        Err(message) => return refuse(one(None, message), version),
-    };
-    let loaded = match crate::config::check_owner(&shared.paths.config, &path, &text) {
-        Ok(l) => l,
-        Err(e) => {
-            return refuse(change_problems(&e, &path), version);
-        }
+    let owner::Plan {
+        text,
+        loaded,
+        version,
+    } = match owner::plan(&shared.paths.config, &path, &changes, expected_version) {
+        Ok(p) => p,
+        Err(r) => return refuse(r.problems, r.current_version),
     };
     if let Err(e) = owner::write(&path, &text) {
         return refuse(

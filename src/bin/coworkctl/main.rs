@@ -606,9 +606,18 @@ fn refused(what: &str, r: &ControlResponse) -> ExitCode {
 fn guard_check(config: Option<&std::path::Path>, json: bool, command: &str) -> ExitCode {
     use cowork::guard::{Guard, GuardSettings, render_json, render_text};
     let default = std::path::Path::new(cowork::paths::DEFAULT_CONFIG);
+    // With the owner's settings on this host (their trusted rules), as coworkd runs.
+    let owner = Paths::new(
+        PathBuf::new(),
+        PathBuf::from(cowork::paths::DEFAULT_STATE_DIR),
+        PathBuf::new(),
+    )
+    .owner_settings();
     let settings = match config {
-        Some(path) => cowork::config::load(path).map(|c| c.guard),
-        None if default.exists() => cowork::config::load(default).map(|c| c.guard),
+        Some(path) => cowork::config::load_layers(path, &owner).map(|l| l.config.guard),
+        None if default.exists() => {
+            cowork::config::load_layers(default, &owner).map(|l| l.config.guard)
+        }
         None => Ok(GuardSettings::default()),
     };
     let guard = match settings

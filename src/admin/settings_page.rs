@@ -1,0 +1,849 @@
+//! `/settings`: the owner sets the appliance up from the page alone. Every
+//! form sends its changed keys to the supervisor (the admin component holds no
+//! store), which validates the whole configuration with the same code as
+//! `coworkd check-config` and `coworkctl settings`, writes the owner's file and
+//! applies it, or refuses with every problem at its key; the form then shows
+//! each problem next to its field and nothing is written. Each form carries
+//! the version of the settings it was opened on: a second tab's save after a
+//! first one is refused, never a silent overwrite.
+//!
+//! Sections are the configuration's own (`[agent]`, `[limits]`, `[guard]`,
+//! `[sandbox]`, each `[channels.NAME]`, ...): a channel kind or key added to
+//! the model later shows here without a page change. Secrets never pass
+//! through a settings form: the credentials form stores them in the vault
+//! (write-only) and settings name them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use maud::{Markup, html};
+
+use super::handlers::{PageResult, authorize_post, ctx, flash_redirect, html as page_html};
+use super::http::{PageError, redirect};
+use super::server::AppState;
+use super::views::{self, Nav, PageCtx};
+use crate::ipc::{SettingChange, SettingProblem, SettingsResponse, SettingsView};
+
+type St = State<Arc<AppState>>;
+type Body = super::handlers::Body;
+
+/// The sections with a form of their own, in the order the overview lists
+/// them, with what each is for.
+const SECTIONS: &[(&str, &str, &str)] = &[
+    (
+        "agent",
+        "Agent",
+        "the LLM provider, model, prices and approvals' lifetime",
+    ),
+    (
+        "limits",
+        "Limits",
+        "per task and per sender: iterations, tokens, cost, time, sizes",
+    ),
+    (
+        "guard",
+        "Guardrails",
+        "trusted and blocked command rules, with a tester",
+    ),
+    (
+        "sandbox",
+        "Tools and workspace",
+        "network for commands, workspace quota, isolation",
+    ),
+    (
+        "webhook",
+        "Webhook listener",
+        "where Telegram, Slack and Discord deliver events",
+    ),
+    ("audit", "Audit trail", "retention and size"),
+    (
+        "admin",
+        "Admin page",
+        "listen addresses and port (the page restarts)",
+    ),
+    ("log", "Logging", "log level"),
+    (
+        "update",
+        "Updates",
+        "update keys and where bundles come from",
+    ),
+    (
+        "supervisor",
+        "Supervisor",
+        "restart policy and health checks",
+    ),
+];
+
+/// Optional keys of a section that show as empty fields when unset (the
+/// model omits unset options, so the form could not offer them otherwise).
+const OPTIONAL: &[(&str, &[&str])] = &[
+    (
+        "agent",
+        &[
+            "provider",
+            "model",
+            "base_url",
+            "region",
+            "ca_file",
+            "secret_name",
+        ],
+    ),
+    (
+        "channels.*.transport",
+        &[
+            "kind",
+            "api_base",
+            "token_secret",
+            "signing_secret",
+            "app_token_secret",
+            "application_id",
+            "public_key",
+            "bot_user",
+            "ca_file",
+        ],
+    ),
+    ("channels.*", &["approvers"]),
+];
+
+/// The channel transports the model knows (for the add-a-channel form).
+const TRANSPORTS: &[&str] = &[
+    "none",
+    "telegram-polling",
+    "telegram-webhook",
+    "slack-events",
+    "slack-socket",
+    "discord-gateway",
+    "discord-interactions",
+];
+
+
+fn problems_by_key(problems: &[SettingProblem]) -> (BTreeMap<String, Vec<String>>, Vec<String>) {
+    let mut by_key: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut general = Vec::new();
+    for p in problems {
+        match &p.key {
+            Some(k) => by_key.entry(k.clone()).or_default().push(p.message.clone()),
+            None => general.push(p.message.clone()),
+        }
+    }
+    (by_key, general)
+}
+
+/// Keys that name a vault secret.
+fn names_a_secret(key: &str) -> bool {
+    key.ends_with("_secret") || key.ends_with("secret_name")
+}
+
+/// A TOML string value's text ("\"x\"" → x).
+fn unquoted(value: &str) -> String {
+    value
+        .parse::<toml::Value>()
+        .ok()
+        .or_else(|| {
+            format!("v = {value}")
+                .parse::<toml::Table>()
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+        })
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| value.to_string())
+}
+
+// ---------------------------------------------------------------------------
+// Overview.
+
+pub(crate) async fn overview(State(st): St, headers: HeaderMap) -> PageResult {
+    let sess = match super::handlers::session_or_redirect(&st, &headers) {
+        Ok(s) => s,
+        Err(to) => return Ok(redirect(to)),
+    };
+    let view = st.backend.settings_show().await?;
+    let channels = channel_names(&view);
+    let body = html! {
+        (owner_problems(&view))
+        section.card {
+            h2 { "Set up" }
+            p.muted { "Each form checks the whole configuration before anything is saved and says which components restarted to apply it." }
+            table {
+                tr { td { a href="/settings/credentials" { "Credentials" } } td.muted { "bot tokens, signing secrets, API keys: stored in the vault, never shown again" } }
+                tr { td { a href="/settings/channels" { "Channels" } } td.muted { "Telegram, Slack, Discord, local: access modes, allowlists, approvers, tools" } }
+                @for (name, title, what) in SECTIONS {
+                    tr { td { a href={ "/settings/" (name) } { (title) } } td.muted { (what) } }
+                }
+            }
+        }
+        section.card {
+            h2 { "Channels" }
+            @if channels.is_empty() { p.muted { "No channel yet." } }
+            ul { @for c in &channels { li { a href={ "/settings/channels/" (c) } { (c) } } } }
+        }
+        p.muted { "Saved in " code { (view.owner_file) } " on the data partition (survives reboots and updates); the image's own files stay read-only. Version " code { (view.owner_version) } "." }
+    };
+    Ok(page_html(views::page(
+        &ctx(&sess),
+        Nav::Settings,
+        "Settings",
+        body,
+    )))
+}
+
+fn owner_problems(view: &SettingsView) -> Markup {
+    html! {
+        @if !view.owner_problems.is_empty() {
+            div.warn role="alert" {
+                "The saved settings are NOT applied (they do not fit this version); the image's settings run until they are fixed:"
+                ul { @for p in &view.owner_problems { li { (p.message) } } }
+            }
+        }
+    }
+}
+
+fn channel_names(view: &SettingsView) -> Vec<String> {
+    let mut out: Vec<String> = view
+        .values
+        .iter()
+        .filter_map(|v| v.key.strip_prefix("channels."))
+        .filter_map(|rest| rest.split('.').next())
+        .map(str::to_string)
+        .collect();
+    out.dedup();
+    out
+}
+
+// ---------------------------------------------------------------------------
+// A section's form (generic over the configuration's keys).
+
+/// What a form shows besides the fields: problems from a refused save, the
+/// values the owner typed, a guard tester's answer.
+#[derive(Debug, Default)]
+struct FormState {
+    problems: Vec<SettingProblem>,
+    typed: BTreeMap<String, String>,
+    tester: Option<(String, String)>,
+}
+
+fn section_title(prefix: &str) -> String {
+    if let Some(name) = prefix.strip_prefix("channels.") {
+        return format!("Channel {name}");
+    }
+    SECTIONS
+        .iter()
+        .find(|(n, _, _)| *n == prefix)
+        .map_or_else(|| prefix.to_string(), |(_, t, _)| (*t).to_string())
+}
+
+fn valid_section(prefix: &str) -> Result<(), PageError> {
+    let known = SECTIONS.iter().any(|(n, _, _)| *n == prefix)
+        || prefix.strip_prefix("channels.").is_some_and(|c| {
+            !c.is_empty()
+                && c.len() <= 32
+                && c.chars().all(|ch| {
+                    ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-' || ch == '_'
+                })
+        });
+    if known {
+        Ok(())
+    } else {
+        Err(PageError::NotFound(
+            "There is no such settings section.".into(),
+        ))
+    }
+}
+
+/// The keys a section's form lists: its running values, and its optional
+/// keys that are unset.
+fn section_keys(view: &SettingsView, prefix: &str) -> Vec<(String, String, String)> {
+    let mut rows: Vec<(String, String, String)> = view
+        .values
+        .iter()
+        .filter(|v| v.key.starts_with(&format!("{prefix}.")))
+        .map(|v| (v.key.clone(), v.value.clone(), v.origin.clone()))
+        .collect();
+    for (pattern, keys) in OPTIONAL {
+        let base = match pattern.strip_prefix("channels.*") {
+            Some(rest) if prefix.starts_with("channels.") => format!("{prefix}{rest}"),
+            Some(_) => continue,
+            None if *pattern == prefix => prefix.to_string(),
+            None => continue,
+        };
+        for k in *keys {
+            let key = format!("{base}.{k}");
+            if !rows.iter().any(|(existing, _, _)| *existing == key) {
+                rows.push((key, String::new(), "not set".into()));
+            }
+        }
+    }
+    rows.sort();
+    rows
+}
+
+fn section_form(
+    ctx: &PageCtx,
+    view: &SettingsView,
+    prefix: &str,
+    secrets: &[String],
+    state: &FormState,
+) -> Markup {
+    let (by_key, general) = problems_by_key(&state.problems);
+    let rows = section_keys(view, prefix);
+    let action = format!("/settings/{}", prefix.replace('.', "/"));
+    let owner_file = &view.owner_file;
+    html! {
+        (owner_problems(view))
+        @if !general.is_empty() || !by_key.is_empty() {
+            div.warn role="alert" id="form-problems" {
+                "Nothing was saved."
+                ul { @for m in &general { li { (m) } } }
+            }
+        }
+        @for (key, value, _) in &rows {
+            @if names_a_secret(key) && !value.is_empty() && !secrets.contains(&unquoted(value)) {
+                div.warn { (key) " names the secret " code { (unquoted(value)) } ", which is not in the vault: store it under " a href="/settings/credentials" { "Credentials" } "." }
+            }
+        }
+        section.card {
+            form method="post" action=(action) id="settings-form" {
+                (views::csrf_field(&ctx.csrf))
+                input type="hidden" name="version" value=(view.owner_version);
+                p.muted { "Values are TOML: numbers, true/false, [\"lists\"], and text (quotes optional). An empty field, or \"reset\", returns to the image's value." }
+                table {
+                    tr { th { "Setting" } th { "Value" } th { "Set by" } }
+                    @for (key, value, origin) in &rows {
+                        @let short = key.strip_prefix(&format!("{prefix}.")).unwrap_or(key);
+                        @let shown = state.typed.get(key).cloned().unwrap_or_else(|| value.clone());
+                        tr id={ "row-" (key) } {
+                            td { label for={ "f-" (key) } { code { (short) } } }
+                            td {
+                                input type="text" id={ "f-" (key) } name={ "v:" (key) } value=(shown) size="48";
+                                @if let Some(msgs) = by_key.get(key) {
+                                    @for m in msgs { div.error.field-error { (m) } }
+                                }
+                                @if origin == owner_file {
+                                    label.inline-check { input type="checkbox" name={ "r:" (key) } value="1"; " reset" }
+                                }
+                            }
+                            td.muted { @if origin == owner_file { "you (this page)" } @else { (origin) } }
+                        }
+                    }
+                    tr {
+                        td { label for="f-other-key" { "Another key" } input type="text" id="f-other-key" name="other_key" placeholder={ (prefix) ".…" } value=[state.typed.get("other_key")]; }
+                        td { input type="text" id="f-other-value" name="other_value" size="48" value=[state.typed.get("other_value")];
+                            @for (k, msgs) in &by_key {
+                                @if !rows.iter().any(|(r, _, _)| r == k) { @for m in msgs { div.error.field-error { (k) ": " (m) } } }
+                            }
+                        }
+                        td.muted { "e.g. a model's price: agent.prices.MODEL.input_usd_per_mtok" }
+                    }
+                }
+                button type="submit" id="save" { "Save and apply" }
+            }
+        }
+    }
+}
+
+async fn render_section(
+    st: &AppState,
+    sess: &super::session::SessionView,
+    prefix: &str,
+    state: FormState,
+) -> PageResult {
+    let view = st.backend.settings_show().await?;
+    let secrets = st.backend.secret_names().await.unwrap_or_default();
+    let mut body = section_form(&ctx(sess), &view, prefix, &secrets, &state);
+    if prefix == "guard" {
+        body = html! { (body) (guard_tester(&ctx(sess), &state)) };
+    }
+    if prefix.starts_with("channels.")
+        && !view
+            .values
+            .iter()
+            .any(|v| v.key.starts_with(&format!("{prefix}.")))
+    {
+        return Err(PageError::NotFound(
+            "There is no such channel; add it on the Channels page.".into(),
+        ));
+    }
+    Ok(page_html(views::page(
+        &ctx(sess),
+        Nav::Settings,
+        &section_title(prefix),
+        body,
+    )))
+}
+
+pub(crate) async fn section_page(
+    State(st): St,
+    Path(section): Path<String>,
+    headers: HeaderMap,
+) -> PageResult {
+    let sess = match super::handlers::session_or_redirect(&st, &headers) {
+        Ok(s) => s,
+        Err(to) => return Ok(redirect(to)),
+    };
+    valid_section(&section)?;
+    render_section(&st, &sess, &section, FormState::default()).await
+}
+
+pub(crate) async fn channel_page(
+    State(st): St,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> PageResult {
+    let sess = match super::handlers::session_or_redirect(&st, &headers) {
+        Ok(s) => s,
+        Err(to) => return Ok(redirect(to)),
+    };
+    let prefix = format!("channels.{name}");
+    valid_section(&prefix)?;
+    render_section(&st, &sess, &prefix, FormState::default()).await
+}
+
+pub(crate) async fn section_save(
+    State(st): St,
+    Path(section): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> PageResult {
+    valid_section(&section)?;
+    save(&st, &headers, body, &section).await
+}
+
+pub(crate) async fn channel_save(
+    State(st): St,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> PageResult {
+    let prefix = format!("channels.{name}");
+    valid_section(&prefix)?;
+    save(&st, &headers, body, &prefix).await
+}
+
+/// The changed fields of a posted section form.
+fn changes_of(
+    form: &super::http::Form,
+    view: &SettingsView,
+    prefix: &str,
+) -> Result<(Vec<SettingChange>, BTreeMap<String, String>), PageError> {
+    let current: BTreeMap<&str, &str> = view
+        .values
+        .iter()
+        .map(|v| (v.key.as_str(), v.value.as_str()))
+        .collect();
+    let mut changes = Vec::new();
+    let mut typed = BTreeMap::new();
+    for (name, value) in form.fields() {
+        if let Some(key) = name.strip_prefix("v:") {
+            if !key.starts_with(&format!("{prefix}.")) {
+                return Err(PageError::BadRequest(format!(
+                    "{key} is not in this section."
+                )));
+            }
+            typed.insert(key.to_string(), value.to_string());
+            let value = value.trim();
+            let was = current.get(key).copied().unwrap_or("");
+            if value == was {
+                continue;
+            }
+            let reset = value.is_empty() || value == "reset";
+            if reset && was.is_empty() {
+                continue;
+            }
+            changes.push(SettingChange {
+                key: key.to_string(),
+                value: (!reset).then(|| value.to_string()),
+            });
+        } else if let Some(key) = name.strip_prefix("r:") {
+            if !key.starts_with(&format!("{prefix}.")) {
+                return Err(PageError::BadRequest(format!(
+                    "{key} is not in this section."
+                )));
+            }
+            changes.retain(|c| c.key != key);
+            changes.push(SettingChange {
+                key: key.to_string(),
+                value: None,
+            });
+        }
+    }
+    let other_key = form.get("other_key")?.unwrap_or("").trim();
+    if !other_key.is_empty() {
+        let other_value = form.get("other_value")?.unwrap_or("").trim();
+        typed.insert("other_key".into(), other_key.to_string());
+        typed.insert("other_value".into(), other_value.to_string());
+        if !other_key.starts_with(&format!("{prefix}.")) {
+            return Err(PageError::BadRequest(format!(
+                "{other_key} is not in this section (keys here start with {prefix}.)."
+            )));
+        }
+        changes.push(SettingChange {
+            key: other_key.to_string(),
+            value: (!other_value.is_empty()).then(|| other_value.to_string()),
+        });
+    }
+    Ok((changes, typed))
+}
+
+async fn save(st: &Arc<AppState>, headers: &HeaderMap, body: Body, prefix: &str) -> PageResult {
+    let (sess, form) = authorize_post(st, headers, body)?;
+    let version = form.require("version")?.to_string();
+    let view = st.backend.settings_show().await?;
+    let (changes, typed) = changes_of(&form, &view, prefix)?;
+    if changes.is_empty() {
+        return Ok(flash_redirect(
+            st,
+            &sess,
+            "Nothing changed.".into(),
+            &section_path(prefix),
+        ));
+    }
+    // A setting that names a secret must name one the vault has: the page's
+    // flow is credentials first.
+    let secrets = st.backend.secret_names().await?;
+    let missing: Vec<SettingProblem> = changes
+        .iter()
+        .filter(|c| names_a_secret(&c.key))
+        .filter_map(|c| c.value.as_ref().map(|v| (c, unquoted(v))))
+        .filter(|(_, name)| !secrets.contains(name))
+        .map(|(c, name)| SettingProblem {
+            key: Some(c.key.clone()),
+            message: format!(
+                "there is no secret named {name:?} in the vault; store it under Credentials first"
+            ),
+        })
+        .collect();
+    if !missing.is_empty() {
+        let state = FormState {
+            problems: missing,
+            typed,
+            tester: None,
+        };
+        let mut r = render_section(st, &sess, prefix, state).await?;
+        *r.status_mut() = axum::http::StatusCode::BAD_REQUEST;
+        return Ok(r);
+    }
+    match st.backend.settings_change(changes, Some(version)).await? {
+        SettingsResponse::Applied { report, .. } => Ok(flash_redirect(
+            st,
+            &sess,
+            format!("Saved: {}.", report.summary()),
+            &section_path(prefix),
+        )),
+        SettingsResponse::Refused { problems, .. } => {
+            let status_problems = FormState {
+                problems,
+                typed,
+                tester: None,
+            };
+            let mut r = render_section(st, &sess, prefix, status_problems).await?;
+            *r.status_mut() = axum::http::StatusCode::BAD_REQUEST;
+            Ok(r)
+        }
+        SettingsResponse::View(_) => Err(PageError::Internal(
+            "unexpected answer from the supervisor".into(),
+        )),
+    }
+}
+
+fn section_path(prefix: &str) -> String {
+    format!("/settings/{}", prefix.replace('.', "/"))
+}
+
+// ---------------------------------------------------------------------------
+// Guardrails: the tester.
+
+fn guard_tester(ctx: &PageCtx, state: &FormState) -> Markup {
+    html! {
+        section.card id="guard-tester" {
+            h2 { "Test a command" }
+            p.muted { "The guard's verdict under the rules saved now, as " code { "coworkctl guard check" } " prints it." }
+            form method="post" action="/settings/guard/check" {
+                (views::csrf_field(&ctx.csrf))
+                input type="text" name="command" id="guard-command" size="60" value=[state.tester.as_ref().map(|(c, _)| c)];
+                " " button type="submit" id="guard-check" { "Check" }
+            }
+            @if let Some((_, verdict)) = &state.tester {
+                pre.cmd id="guard-verdict" { (verdict) }
+            }
+        }
+    }
+}
+
+pub(crate) async fn guard_check(State(st): St, headers: HeaderMap, body: Body) -> PageResult {
+    let (sess, form) = authorize_post(&st, &headers, body)?;
+    let command = form.require("command")?;
+    if command.len() > 16 * 1024 || command.contains('\0') {
+        return Err(PageError::BadRequest(
+            "The command is longer than 16 KiB or contains a NUL byte.".into(),
+        ));
+    }
+    let verdict = st.backend.guard_check(command.to_string()).await?;
+    render_section(
+        &st,
+        &sess,
+        "guard",
+        FormState {
+            tester: Some((command.to_string(), verdict)),
+            ..FormState::default()
+        },
+    )
+    .await
+}
+
+// ---------------------------------------------------------------------------
+// Channels.
+
+pub(crate) async fn channels_page(State(st): St, headers: HeaderMap) -> PageResult {
+    let sess = match super::handlers::session_or_redirect(&st, &headers) {
+        Ok(s) => s,
+        Err(to) => return Ok(redirect(to)),
+    };
+    let view = st.backend.settings_show().await?;
+    let status = st.backend.status().await?;
+    let value = |key: String| {
+        view.values
+            .iter()
+            .find(|v| v.key == key)
+            .map(|v| unquoted(&v.value))
+            .unwrap_or_default()
+    };
+    let body = html! {
+        (owner_problems(&view))
+        section.card {
+            table {
+                tr { th { "Channel" } th { "Transport" } th { "Enabled" } th { "Direct messages" } th { "Groups" } }
+                @for name in channel_names(&view) {
+                    tr {
+                        td { a href={ "/settings/channels/" (name) } { (name) } }
+                        td { (value(format!("channels.{name}.transport.kind"))) }
+                        td { (value(format!("channels.{name}.enabled"))) }
+                        td { (value(format!("channels.{name}.dm"))) }
+                        td { (value(format!("channels.{name}.group"))) }
+                    }
+                }
+            }
+            @if status.channels.is_empty() { p.muted { "The gateway reports no channels." } }
+        }
+        section.card {
+            h2 { "Add a channel" }
+            form method="post" action="/settings/channels/add" id="add-channel" {
+                (views::csrf_field(&ctx(&sess).csrf))
+                input type="hidden" name="version" value=(view.owner_version);
+                label for="channel-name" { "Name" }
+                input type="text" id="channel-name" name="name" placeholder="telegram";
+                label for="channel-kind" { "Transport" }
+                select id="channel-kind" name="kind" { @for t in TRANSPORTS { option value=(t) { (t) } } }
+                " " button type="submit" { "Add" }
+            }
+            p.muted { "Then store its token under Credentials and name it in the channel's transport settings." }
+        }
+    };
+    Ok(page_html(views::page(
+        &ctx(&sess),
+        Nav::Settings,
+        "Channels",
+        body,
+    )))
+}
+
+pub(crate) async fn channel_add(State(st): St, headers: HeaderMap, body: Body) -> PageResult {
+    let (sess, form) = authorize_post(&st, &headers, body)?;
+    let name = form.require("name")?.trim().to_string();
+    let kind = form.require("kind")?.to_string();
+    let version = form.require("version")?.to_string();
+    if !TRANSPORTS.contains(&kind.as_str()) {
+        return Err(PageError::BadRequest(format!(
+            "{kind:?} is not a transport this appliance knows."
+        )));
+    }
+    let prefix = format!("channels.{name}");
+    if valid_section(&prefix).is_err() {
+        return Err(PageError::BadRequest(
+            "A channel name is 1-32 characters of a-z, 0-9, - or _.".into(),
+        ));
+    }
+    let changes = vec![
+        SettingChange {
+            key: format!("{prefix}.enabled"),
+            value: Some("true".into()),
+        },
+        SettingChange {
+            key: format!("{prefix}.transport.kind"),
+            value: Some(kind),
+        },
+    ];
+    match st.backend.settings_change(changes, Some(version)).await? {
+        SettingsResponse::Applied { report, .. } => Ok(flash_redirect(
+            &st,
+            &sess,
+            format!("Channel {name} added: {}.", report.summary()),
+            &section_path(&prefix),
+        )),
+        SettingsResponse::Refused { problems, .. } => Err(PageError::BadRequest(format!(
+            "The channel was not added: {}",
+            problems
+                .iter()
+                .map(|p| p.message.clone())
+                .collect::<Vec<_>>()
+                .join("; ")
+        ))),
+        SettingsResponse::View(_) => Err(PageError::Internal(
+            "unexpected answer from the supervisor".into(),
+        )),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Credentials.
+
+pub(crate) async fn credentials_page(State(st): St, headers: HeaderMap) -> PageResult {
+    let sess = match super::handlers::session_or_redirect(&st, &headers) {
+        Ok(s) => s,
+        Err(to) => return Ok(redirect(to)),
+    };
+    let secrets = st.backend.secrets().await?;
+    let view = st.backend.settings_show().await?;
+    let used_by = |name: &str| -> Vec<String> {
+        view.values
+            .iter()
+            .filter(|v| names_a_secret(&v.key) && unquoted(&v.value) == name)
+            .map(|v| v.key.clone())
+            .collect()
+    };
+    let c = ctx(&sess);
+    let body = html! {
+        section.card {
+            p.muted { "Values are stored in the vault, encrypted under the appliance's master key. They are never shown, logged or audited; replace one by storing it again." }
+            table id="secrets" {
+                tr { th { "Name" } th { "Used by" } th { "Version" } th { "Last change" } th {} }
+                @for s in &secrets {
+                    tr {
+                        td { code { (s.name) } }
+                        td { @for k in used_by(&s.name) { code { (k) } br; } }
+                        td { (s.version) }
+                        td { (s.updated_at) }
+                        td {
+                            form.inline method="post" action="/settings/credentials/delete" {
+                                (views::csrf_field(&c.csrf))
+                                input type="hidden" name="name" value=(s.name);
+                                label.inline-check { input type="checkbox" name="confirm" value="yes"; " yes, delete" }
+                                button.secondary type="submit" { "Delete" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section.card {
+            h2 { "Store a secret" }
+            form method="post" action="/settings/credentials/set" id="secret-form" autocomplete="off" {
+                (views::csrf_field(&c.csrf))
+                label for="secret-name" { "Name" }
+                input type="text" id="secret-name" name="name" placeholder="telegram_bot_token";
+                label for="secret-value" { "Value" }
+                input type="password" id="secret-value" name="value" autocomplete="new-password";
+                @if secrets.is_empty() {} @else {
+                    label.inline-check { input type="checkbox" name="replace" value="yes"; " replace it if it exists" }
+                }
+                " " button type="submit" id="secret-store" { "Store" }
+            }
+        }
+    };
+    Ok(page_html(views::page(
+        &c,
+        Nav::Settings,
+        "Credentials",
+        body,
+    )))
+}
+
+/// Secret names as the vault takes them.
+fn secret_name(name: &str) -> Result<String, PageError> {
+    let name = name.trim();
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
+    if ok {
+        Ok(name.to_string())
+    } else {
+        Err(PageError::BadRequest(
+            "A secret's name is 1-64 characters of a-z, A-Z, 0-9, _, - or .".into(),
+        ))
+    }
+}
+
+pub(crate) async fn secret_set(State(st): St, headers: HeaderMap, body: Body) -> PageResult {
+    let (sess, form) = authorize_post(&st, &headers, body)?;
+    let name = secret_name(form.require("name")?)?;
+    let value = zeroize::Zeroizing::new(form.require("value")?.as_bytes().to_vec());
+    if value.is_empty() {
+        return Err(PageError::BadRequest(
+            "The value is empty; nothing was stored.".into(),
+        ));
+    }
+    let exists = st.backend.secret_names().await?.contains(&name);
+    if exists && form.get("replace")? != Some("yes") {
+        return Err(PageError::Conflict(format!(
+            "A secret named {name} exists already; tick \"replace it if it exists\" to store a new version. Nothing was stored."
+        )));
+    }
+    let version = st
+        .backend
+        .secret_set(name.clone(), crate::ipc::SecretBytes(value.to_vec()))
+        .await?;
+    Ok(flash_redirect(
+        &st,
+        &sess,
+        format!("Stored {name} (version {version})."),
+        "/settings/credentials",
+    ))
+}
+
+pub(crate) async fn secret_delete(State(st): St, headers: HeaderMap, body: Body) -> PageResult {
+    let (sess, form) = authorize_post(&st, &headers, body)?;
+    let name = secret_name(form.require("name")?)?;
+    if form.get("confirm")? != Some("yes") {
+        return Err(PageError::BadRequest(format!(
+            "Tick \"yes, delete\" to delete {name}; nothing was deleted."
+        )));
+    }
+    st.backend.secret_delete(name.clone()).await?;
+    Ok(flash_redirect(
+        &st,
+        &sess,
+        format!("Deleted {name}."),
+        "/settings/credentials",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sections_and_secret_keys() {
+        assert!(valid_section("agent").is_ok());
+        assert!(valid_section("channels.telegram").is_ok());
+        for bad in [
+            "",
+            "keystore",
+            "channels.",
+            "channels.Bad",
+            "channels.a/b",
+            "../x",
+            "channels.x.y",
+        ] {
+            assert!(valid_section(bad).is_err(), "{bad}");
+        }
+        assert!(names_a_secret("channels.t.transport.token_secret"));
+        assert!(names_a_secret("agent.secret_name"));
+        assert!(!names_a_secret("agent.model"));
+        assert_eq!(unquoted("\"abc\""), "abc");
+        assert_eq!(unquoted("abc"), "abc");
+        assert_eq!(unquoted("5"), "5");
+    }
+}

@@ -1,0 +1,485 @@
+//! The settings pages (issue 15) against the test backend, which validates and
+//! edits a real configuration and owner's file with the supervisor's own code
+//! (`config::owner::plan`): a valid save, every kind of invalid field shown at
+//! its field with nothing written, a second tab's stale save refused, a
+//! channel added, credentials stored write-only (never shown again), replace
+//! and delete confirmed, the guardrail tester, and hostile forms.
+
+#![allow(clippy::unwrap_used)]
+
+mod admin_common;
+use admin_common as common;
+
+use common::*;
+
+fn owner_text(h: &Harness) -> String {
+    std::fs::read_to_string(h.backend.settings_files().1).unwrap_or_default()
+}
+
+/// The value attribute of the field for `key`.
+fn field(body: &str, key: &str) -> Option<String> {
+    let at = body.find(&format!("name=\"v:{key}\""))?;
+    let rest = &body[at..];
+    extract(rest, "value=\"")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_valid_save_is_written_and_shown_as_the_owners() {
+    let h = Harness::start().await;
+    let mut c = h.owner_client().await;
+    let overview = c.get("/settings").await;
+    assert_eq!(overview.status, 200, "{}", overview.body);
+    for link in [
+        "/settings/credentials",
+        "/settings/channels",
+        "/settings/agent",
+        "/settings/limits",
+        "/settings/guard",
+        "/settings/channels/telegram",
+    ] {
+        assert!(overview.body.contains(link), "{link}");
+    }
+    let page = c.get("/settings/limits").await;
+    assert_eq!(
+        field(&page.body, "limits.max_iterations").as_deref(),
+        Some("50")
+    );
+    let version = extract(&page.body, "name=\"version\" value=\"").unwrap();
+    let r = c
+        .post(
+            "/settings/limits",
+            &[
+                ("csrf", &page.csrf()),
+                ("version", &version),
+                ("v:limits.max_iterations", "20"),
+                ("v:limits.max_cost_usd", "5.0"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(r.location(), "/settings/limits");
+    let page = c.get("/settings/limits").await;
+    assert!(
+        page.body.contains("Saved: 1 setting(s) changed"),
+        "{}",
+        page.body
+    );
+    assert_eq!(
+        field(&page.body, "limits.max_iterations").as_deref(),
+        Some("20")
+    );
+    assert!(page.body.contains("you (this page)"));
+    assert!(
+        owner_text(&h).contains("max_iterations = 20"),
+        "{}",
+        owner_text(&h)
+    );
+
+    // The reset box returns a key to the image's value.
+    let version = extract(&page.body, "name=\"version\" value=\"").unwrap();
+    let r = c
+        .post(
+            "/settings/limits",
+            &[
+                ("csrf", &page.csrf()),
+                ("version", &version),
+                ("v:limits.max_iterations", "20"),
+                ("r:limits.max_iterations", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert!(
+        !owner_text(&h).contains("max_iterations"),
+        "{}",
+        owner_text(&h)
+    );
+
+    // The agent: optional keys show as empty fields; a provider with its price.
+    let page = c.get("/settings/agent").await;
+    assert_eq!(field(&page.body, "agent.provider").as_deref(), Some(""));
+    let version = extract(&page.body, "name=\"version\" value=\"").unwrap();
+    let r = c
+        .post(
+            "/settings/agent",
+            &[
+                ("csrf", &page.csrf()),
+                ("version", &version),
+                ("v:agent.provider", "openai"),
+                ("v:agent.model", "llama"),
+                ("v:agent.base_url", "http://127.0.0.1:9/v1"),
+                ("other_key", "agent.prices.llama"),
+                (
+                    "other_value",
+                    "{ input_usd_per_mtok = 0.0, output_usd_per_mtok = 0.0 }",
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let page = c.get("/settings/agent").await;
+    assert_eq!(
+        field(&page.body, "agent.model").as_deref(),
+        Some("&quot;llama&quot;")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_fields_are_shown_at_the_field_and_nothing_is_written() {
+    let h = Harness::start().await;
+    let mut c = h.owner_client().await;
+    let cases: &[(&str, &str, &str, &str)] = &[
+        (
+            "/settings/limits",
+            "limits.max_iterations",
+            "abc",
+            "invalid type",
+        ),
+        (
+            "/settings/limits",
+            "limits.max_iterations",
+            "-3",
+            "limits.max_iterations",
+        ),
+        (
+            "/settings/channels/telegram",
+            "channels.telegram.pairing_ttl_secs",
+            "5",
+            "5 is outside 60..=3600",
+        ),
+        (
+            "/settings/channels/telegram",
+            "channels.telegram.transport.kind",
+            "carrier-pigeon",
+            "unknown variant",
+        ),
+        (
+            "/settings/channels/telegram",
+            "channels.telegram.transport.token_secret",
+            "no_such_secret",
+            "no secret named",
+        ),
+        (
+            "/settings/admin",
+            "admin.listen",
+            "[\"8.8.8.8\"]",
+            "8.8.8.8",
+        ),
+        ("/settings/agent", "agent.model", "llama", "no price"),
+    ];
+    for (page_path, key, value, want) in cases {
+        let before = owner_text(&h);
+        let page = c.get(page_path).await;
+        assert_eq!(page.status, 200, "{page_path}: {}", page.body);
+        let version = extract(&page.body, "name=\"version\" value=\"").unwrap();
+        let name = format!("v:{key}");
+        let r = c
+            .post(
+                page_path,
+                &[
+                    ("csrf", &page.csrf()),
+                    ("version", &version),
+                    (&name, value),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, 400, "{key}={value}: {}", r.body);
+        assert!(r.body.contains("Nothing was saved"), "{key}: {}", r.body);
+        // The message sits in the field's row, and the typed value is kept.
+        let row = r
+            .body
+            .find(&format!("id=\"row-{key}\""))
+            .unwrap_or_else(|| panic!("{key} row: {}", r.body));
+        let row_text = &r.body[row..row + r.body[row..].find("</tr>").unwrap()];
+        assert!(
+            row_text.contains("field-error") && row_text.contains(want),
+            "{key}: {row_text}"
+        );
+        assert_eq!(owner_text(&h), before, "{key}: written anyway");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_tabs_stale_save_is_refused() {
+    let h = Harness::start().await;
+    let mut c = h.owner_client().await;
+    let tab1 = c.get("/settings/limits").await;
+    let tab2 = c.get("/settings/limits").await;
+    let v1 = extract(&tab1.body, "name=\"version\" value=\"").unwrap();
+    let v2 = extract(&tab2.body, "name=\"version\" value=\"").unwrap();
+    let r = c
+        .post(
+            "/settings/limits",
+            &[
+                ("csrf", &tab2.csrf()),
+                ("version", &v2),
+                ("v:limits.max_iterations", "30"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let r = c
+        .post(
+            "/settings/limits",
+            &[
+                ("csrf", &tab1.csrf()),
+                ("version", &v1),
+                ("v:limits.max_iterations", "40"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.body.contains("changed since you opened them"),
+        "{}",
+        r.body
+    );
+    assert!(owner_text(&h).contains("max_iterations = 30"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channels_are_added_and_credentials_stored_write_only() {
+    let h = Harness::start().await;
+    let mut c = h.owner_client().await;
+
+    // A secret first, then a channel that names it.
+    let token = "123456:SECRET-token-value-never-shown";
+    let r = c
+        .submit(
+            "/settings/credentials",
+            "/settings/credentials/set",
+            &[("name", "slack_bot_token"), ("value", token)],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(
+        h.backend.state().secret_values["slack_bot_token"],
+        (1, token.as_bytes().to_vec())
+    );
+    let page = c.get("/settings/credentials").await;
+    assert!(page.body.contains("slack_bot_token"));
+    assert!(!page.body.contains(token), "a value was shown");
+    // Storing over an existing name needs the replace box.
+    let r = c
+        .submit(
+            "/settings/credentials",
+            "/settings/credentials/set",
+            &[("name", "slack_bot_token"), ("value", "other")],
+        )
+        .await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert_eq!(h.backend.state().secret_values["slack_bot_token"].0, 1);
+    let r = c
+        .submit(
+            "/settings/credentials",
+            "/settings/credentials/set",
+            &[
+                ("name", "slack_bot_token"),
+                ("value", "other"),
+                ("replace", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(h.backend.state().secret_values["slack_bot_token"].0, 2);
+    for (name, value) in [("", "x"), ("bad name", "x"), ("ok", "")] {
+        let r = c
+            .submit(
+                "/settings/credentials",
+                "/settings/credentials/set",
+                &[("name", name), ("value", value)],
+            )
+            .await;
+        assert_eq!(r.status, 400, "{name:?}: {}", r.body);
+    }
+
+    let page = c.get("/settings/channels").await;
+    let version = extract(&page.body, "name=\"version\" value=\"").unwrap();
+    let r = c
+        .post(
+            "/settings/channels/add",
+            &[
+                ("csrf", &page.csrf()),
+                ("version", &version),
+                ("name", "slack"),
+                ("kind", "slack-socket"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(r.location(), "/settings/channels/slack");
+    let page = c.get("/settings/channels/slack").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let version = extract(&page.body, "name=\"version\" value=\"").unwrap();
+    let r = c
+        .post(
+            "/settings/channels/slack",
+            &[
+                ("csrf", &page.csrf()),
+                ("version", &version),
+                ("v:channels.slack.transport.token_secret", "slack_bot_token"),
+                ("v:channels.slack.approvers", "[\"U123\"]"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let page = c.get("/settings/credentials").await;
+    assert!(
+        page.body.contains("channels.slack.transport.token_secret"),
+        "used-by column: {}",
+        page.body
+    );
+    for (name, value) in [
+        ("", "slack-socket"),
+        ("Bad", "slack-socket"),
+        ("x", "carrier-pigeon"),
+    ] {
+        let r = c
+            .submit(
+                "/settings/channels",
+                "/settings/channels/add",
+                &[("version", &version), ("name", name), ("kind", value)],
+            )
+            .await;
+        assert_eq!(r.status, 400, "{name:?} {value:?}: {}", r.body);
+    }
+
+    // Delete needs the confirmation box.
+    let r = c
+        .submit(
+            "/settings/credentials",
+            "/settings/credentials/delete",
+            &[("name", "slack_bot_token")],
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(
+        h.backend
+            .state()
+            .secrets
+            .contains(&"slack_bot_token".to_string())
+    );
+    let r = c
+        .submit(
+            "/settings/credentials",
+            "/settings/credentials/delete",
+            &[("name", "slack_bot_token"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert!(
+        !h.backend
+            .state()
+            .secrets
+            .contains(&"slack_bot_token".to_string())
+    );
+    // The channel now names a missing secret, and says so.
+    let page = c.get("/settings/channels/slack").await;
+    assert!(
+        page.body.contains("which is not in the vault"),
+        "{}",
+        page.body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guard_tester_and_hostile_forms() {
+    let h = Harness::start().await;
+    let mut c = h.owner_client().await;
+    let r = c
+        .submit(
+            "/settings/guard",
+            "/settings/guard/check",
+            &[("command", "rm -rf / --no-preserve-root")],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let verdict = extract(&r.body, "id=\"guard-verdict\">").unwrap_or_else(|| r.body.clone());
+    assert!(r.body.contains("id=\"guard-verdict\""), "{}", r.body);
+    assert!(r.body.to_lowercase().contains("block"), "{verdict}");
+    let r = c
+        .submit(
+            "/settings/guard",
+            "/settings/guard/check",
+            &[("command", "ls -la")],
+        )
+        .await;
+    // No trusted rule yet: an ordinary command asks, and says why.
+    assert!(r.body.contains("ask\trule: default"), "{}", r.body);
+    let big = "x".repeat(20 * 1024);
+    let r = c
+        .submit(
+            "/settings/guard",
+            "/settings/guard/check",
+            &[("command", &big)],
+        )
+        .await;
+    assert_eq!(r.status, 400);
+
+    let mutations = h.backend.state().mutations;
+    for path in [
+        "/settings/keystore",
+        "/settings/nope",
+        "/settings/channels/Bad",
+        "/settings/channels/nope",
+        "/settings/..%2fadmin",
+    ] {
+        let r = c.get(path).await;
+        assert_eq!(r.status, 404, "{path}: {}", r.body);
+    }
+    let page = c.get("/settings/limits").await;
+    let version = extract(&page.body, "name=\"version\" value=\"").unwrap();
+    // A key of another section, no CSRF, a wrong CSRF, no version.
+    let r = c
+        .post(
+            "/settings/limits",
+            &[
+                ("csrf", &page.csrf()),
+                ("version", &version),
+                ("v:admin.port", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = c
+        .post(
+            "/settings/limits",
+            &[("version", &version), ("v:limits.max_iterations", "3")],
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    let r = c
+        .post(
+            "/settings/limits",
+            &[
+                ("csrf", "wrong"),
+                ("version", &version),
+                ("v:limits.max_iterations", "3"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    let r = c
+        .post(
+            "/settings/limits",
+            &[("csrf", &page.csrf()), ("v:limits.max_iterations", "3")],
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    let r = c.post_raw("/settings/limits", vec![b'a'; 200 * 1024]).await;
+    assert_eq!(r.status, 413);
+    // Unchanged fields change nothing.
+    let r = c
+        .post(
+            "/settings/limits",
+            &[
+                ("csrf", &page.csrf()),
+                ("version", &version),
+                ("v:limits.max_iterations", "50"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303);
+    assert_eq!(h.backend.state().mutations, mutations);
+    assert_eq!(owner_text(&h), "");
+}

@@ -35,11 +35,14 @@ pub fn run(
     crate::privs::harden_process().context("hardening the process")?;
     // The image's files and the owner's settings, decided the same way as the
     // supervisor decided them (owner settings that do not validate are left out).
-    let mut config = paths
+    let loaded = paths
         .load_config()
-        .map(|l| l.config)
         .with_context(|| format!("loading {}", paths.config.display()))?;
+    let mut config = loaded.config;
     let log_handle = logging::init(component.name(), config.log.level, log);
+    if let crate::config::OwnerState::Refused(e) = &loaded.owner {
+        tracing::error!(problems = %e, "the owner's settings are not applied");
+    }
     if delegated_cgroup && component == Component::Sandbox {
         // Before the self-test, which reports whether commands get a cgroup.
         match crate::sandbox::adopt_delegated(&config.sandbox.cgroup_root) {

@@ -219,6 +219,10 @@ pub fn write(path: &Path, text: &str) -> std::io::Result<()> {
             .truncate(true)
             .mode(0o644)
             .open(&tmp)?;
+        // Every component reads it under its own user; a umask of 077 (the
+        // unit's) must not make it the supervisor's alone.
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
         f.write_all(text.as_bytes())?;
         f.sync_all()?;
     }
@@ -545,6 +549,9 @@ mod tests {
         write(&path, "a = 1\n").unwrap();
         write(&path, "a = 2\n").unwrap();
         assert_eq!(read(&path).unwrap(), "a = 2\n");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644, "readable by every component's user");
         assert_eq!(
             std::fs::read_to_string(path.with_file_name("owner.toml.prev")).unwrap(),
             "a = 1\n"

@@ -11,6 +11,7 @@
 # run_command -> the guard asks -> `coworkctl approvals approve` -> the sandbox
 # (its own unit) runs it -> the audit trail has command.started/finished -> the
 # reply with the command's real output reaches the chat.
+# The owner's settings (coworkctl settings) apply under the same units.
 exec >/results/log 2>&1
 set -u
 
@@ -151,6 +152,29 @@ done
 coworkctl audit verify >/dev/null || fail "audit verify after the command"
 grep -q '"authorized": false' /run/fake-llm.log && fail "the LLM saw a request without the stored key"
 pass "a command ran through gateway -> guard -> approval -> sandbox -> audit under the shipped units"
+
+# --- the owner's settings under the shipped units ---------------------------
+# Written by the supervisor (UMask=0077) into /var/lib/cowork/settings, read by
+# every component under its own user; a channel added is usable at once, a
+# [limits] change restarts the sandbox through its own unit; both survive a
+# restart of coworkd.
+sb=$(component_pid sandbox)
+out=$(coworkctl settings set channels.extra.enabled true 2>&1) || fail "settings set: $out"
+[[ "$out" == *"restarted: gateway"* ]] || fail "settings set did not restart the gateway: $out"
+coworkctl pair new --channel extra >/dev/null || fail "the new channel is not usable: $(coworkctl pair new --channel extra 2>&1)"
+[ "$(stat -c %a /var/lib/cowork/settings/owner.toml)" = 644 ] || fail "owner.toml mode $(stat -c %a /var/lib/cowork/settings/owner.toml)"
+out=$(coworkctl settings set limits.max_iterations 40 2>&1) || fail "settings set limits: $out"
+[[ "$out" == *"sandbox"* ]] || fail "a [limits] change did not restart the sandbox: $out"
+[ "$(component_pid sandbox)" != "$sb" ] || fail "the sandbox kept its pid after a [limits] change"
+journalctl -u cowork-sandbox.service --no-pager | grep -q "owner's settings are not applied" && fail "the sandbox could not read the owner's settings"
+coworkctl settings show limits | grep -q "limits.max_iterations = 40 *# /var/lib/cowork/settings/owner.toml" \
+    || fail "settings show: $(coworkctl settings show limits)"
+out=$(coworkctl settings set profile development 2>&1) && fail "the owner's settings left production: $out"
+coworkctl audit tail -n 100 --json | jq -r .kind | grep -q settings.changed || fail "no settings.changed in the trail"
+systemctl restart coworkd.service || fail "restart for the settings"
+wait_for 30 coworkctl status || fail "not healthy after restart with the owner's settings"
+coworkctl pair new --channel extra >/dev/null || fail "the owner's channel did not survive a restart"
+pass "the owner's settings apply under the shipped units and survive a restart"
 
 old=$(component_pid gateway)
 kill -KILL "$old"

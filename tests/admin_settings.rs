@@ -483,3 +483,59 @@ async fn the_guard_tester_and_hostile_forms() {
     assert_eq!(h.backend.state().mutations, mutations);
     assert_eq!(owner_text(&h), "");
 }
+
+/// "CA file upload for a LAN model server" (and a platform behind a private
+/// CA): the PEM is checked, stored beside the owner's settings and the key
+/// pointed at it; a bad one changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_ca_is_stored_and_used() {
+    let h = Harness::start().await;
+    let mut c = h.owner_client().await;
+    let pem = rcgen::generate_simple_self_signed(vec!["llm.lan".into()])
+        .unwrap()
+        .cert
+        .pem();
+    let section = "channels.telegram";
+    let key = "channels.telegram.transport.ca_file";
+    let page = c.get("/settings/channels/telegram").await;
+    assert!(page.body.contains("id=\"ca-upload\""), "{}", page.body);
+    let version = extract(&page.body, "name=\"version\" value=\"").unwrap();
+    let csrf = page.csrf();
+    let post = |section: &str, key: &str, pem: &str| {
+        vec![
+            ("csrf".to_string(), csrf.clone()),
+            ("version".to_string(), version.clone()),
+            ("section".to_string(), section.to_string()),
+            ("key".to_string(), key.to_string()),
+            ("pem".to_string(), pem.to_string()),
+        ]
+    };
+    let bad_cert = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+    let cases = [
+        (post(section, key, "hello"), "no certificate"),
+        (post(section, key, bad_cert), "not usable"),
+        // A key of another section, or one that is not a CA file.
+        (post("agent", key, &pem), "not a CA setting"),
+        (
+            post(section, "channels.telegram.dm", &pem),
+            "not a CA setting",
+        ),
+    ];
+    for (form, says) in cases {
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let r = c.post("/settings/ca", &form).await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert!(r.body.contains(says), "{says}: {}", r.body);
+        assert_eq!(owner_text(&h), "");
+    }
+    let form = post(section, key, &pem);
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let r = c.post("/settings/ca", &form).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let parsed: toml::Table = owner_text(&h).parse().unwrap();
+    let path = parsed["channels"]["telegram"]["transport"]["ca_file"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), pem);
+}

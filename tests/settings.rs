@@ -394,3 +394,44 @@ fn a_supervisor_killed_while_saving_leaves_the_old_or_the_new_file() {
         }
     }
 }
+
+#[test]
+fn a_ca_file_is_stored_with_coworkctl() {
+    let i = start("");
+    let pem = rcgen::generate_simple_self_signed(vec!["llm.lan".into()])
+        .unwrap()
+        .cert
+        .pem();
+    let file = i.dir.path().join("ca.pem");
+    std::fs::write(&file, &pem).unwrap();
+    let out = ok(&i.ctl(&[
+        "settings",
+        "set-ca",
+        "channels.local.transport.ca_file",
+        file.to_str().unwrap(),
+    ]));
+    assert!(out.contains("restarted: gateway"), "{out}");
+    let (value, origin) = value_of(&i, "channels.local.transport.ca_file");
+    assert_eq!(origin, owner_file(&i).display().to_string());
+    let stored: String = value.trim_matches('"').to_string();
+    assert!(
+        stored.starts_with(&i.dir.path().join("state/settings/ca").display().to_string()),
+        "{stored}"
+    );
+    assert_eq!(std::fs::read_to_string(&stored).unwrap(), pem);
+    // Not PEM: refused, nothing stored or changed.
+    std::fs::write(&file, "not a certificate").unwrap();
+    let err = refused(&i.ctl(&[
+        "settings",
+        "set-ca",
+        "agent.ca_file",
+        file.to_str().unwrap(),
+    ]));
+    assert!(err.contains("no certificate"), "{err}");
+    let err = refused(&i.ctl(&["settings", "set-ca", "agent.model", file.to_str().unwrap()]));
+    assert!(err.contains("not a ca_file"), "{err}");
+    let files = std::fs::read_dir(i.dir.path().join("state/settings/ca"))
+        .unwrap()
+        .count();
+    assert_eq!(files, 1);
+}

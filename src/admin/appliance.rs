@@ -690,6 +690,25 @@ impl AdminBackend for ApplianceBackend {
         })
     }
 
+    fn settings_store_ca(
+        &self,
+        key: String,
+        pem: String,
+        expected_version: Option<String>,
+    ) -> BackendFuture<'_, crate::ipc::SettingsResponse> {
+        Box::pin(async move {
+            let request = ControlRequest::Settings(crate::ipc::SettingsRequest::StoreCa {
+                key,
+                pem,
+                expected_version,
+            });
+            match self.control(request).await? {
+                ControlResponse::Settings(r) => Ok(r),
+                _ => Err(unexpected("supervisor")),
+            }
+        })
+    }
+
     fn guard_check(&self, command: String) -> BackendFuture<'_, String> {
         Box::pin(async move {
             let guard = crate::guard::Guard::from_settings(&self.current_config().guard)

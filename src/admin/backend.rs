@@ -85,6 +85,14 @@ pub trait AdminBackend: Send + Sync + std::fmt::Debug {
         changes: Vec<crate::ipc::SettingChange>,
         expected_version: Option<String>,
     ) -> BackendFuture<'_, crate::ipc::SettingsResponse>;
+    /// Store CA certificates (PEM) for a `...ca_file` key and point the key
+    /// at them, as one change.
+    fn settings_store_ca(
+        &self,
+        key: String,
+        pem: String,
+        expected_version: Option<String>,
+    ) -> BackendFuture<'_, crate::ipc::SettingsResponse>;
     /// The guard's verdict on `command` under the rules in the files now, as
     /// `coworkctl guard check` prints it.
     fn guard_check(&self, command: String) -> BackendFuture<'_, String>;

@@ -74,6 +74,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             "/settings/credentials/delete",
             post(super::settings_page::secret_delete),
         )
+        .route("/settings/ca", post(super::settings_page::ca_store))
         .route(
             "/settings/guard/check",
             post(super::settings_page::guard_check),

@@ -351,6 +351,14 @@ async fn render_section(
     let view = st.backend.settings_show().await?;
     let secrets = st.backend.secret_names().await.unwrap_or_default();
     let mut body = section_form(&ctx(sess), &view, prefix, &secrets, &state);
+    let ca_keys: Vec<String> = section_keys(&view, prefix)
+        .into_iter()
+        .map(|(k, _, _)| k)
+        .filter(|k| k.ends_with(".ca_file"))
+        .collect();
+    if !ca_keys.is_empty() {
+        body = html! { (body) (ca_form(&ctx(sess), &view, prefix, &ca_keys)) };
+    }
     if prefix == "guard" {
         body = html! { (body) (guard_tester(&ctx(sess), &state)) };
     }
@@ -548,6 +556,67 @@ async fn save(st: &Arc<AppState>, headers: &HeaderMap, body: Body, prefix: &str)
 
 fn section_path(prefix: &str) -> String {
     format!("/settings/{}", prefix.replace('.', "/"))
+}
+
+// ---------------------------------------------------------------------------
+// CA files: for a LAN model server or a platform behind a private CA.
+
+fn ca_form(ctx: &PageCtx, view: &SettingsView, prefix: &str, keys: &[String]) -> Markup {
+    html! {
+        section.card id="ca-upload" {
+            h2 { "Trust a private CA" }
+            p.muted { "Paste the CA certificate(s) in PEM form: they are stored on the data partition and the setting points at them." }
+            form method="post" action="/settings/ca" {
+                (views::csrf_field(&ctx.csrf))
+                input type="hidden" name="version" value=(view.owner_version);
+                input type="hidden" name="section" value=(prefix);
+                label for="ca-key" { "For" }
+                select id="ca-key" name="key" { @for k in keys { option value=(k) { (k) } } }
+                label for="ca-pem" { "PEM" }
+                textarea id="ca-pem" name="pem" rows="6" cols="64" placeholder="-----BEGIN CERTIFICATE-----" {}
+                br;
+                button type="submit" id="ca-store" { "Store and use" }
+            }
+        }
+    }
+}
+
+pub(crate) async fn ca_store(State(st): St, headers: HeaderMap, body: Body) -> PageResult {
+    let (sess, form) = authorize_post(&st, &headers, body)?;
+    let section = form.require("section")?.to_string();
+    valid_section(&section)?;
+    let key = form.require("key")?.to_string();
+    if !key.starts_with(&format!("{section}.")) || !key.ends_with(".ca_file") {
+        return Err(PageError::BadRequest(format!(
+            "{key} is not a CA setting of this section."
+        )));
+    }
+    let pem = form.require("pem")?.to_string();
+    let version = form.require("version")?.to_string();
+    match st
+        .backend
+        .settings_store_ca(key, pem, Some(version))
+        .await?
+    {
+        SettingsResponse::Applied { report, .. } => Ok(flash_redirect(
+            &st,
+            &sess,
+            format!("CA stored and in use: {}.", report.summary()),
+            &section_path(&section),
+        )),
+        SettingsResponse::Refused { problems, .. } => {
+            let state = FormState {
+                problems,
+                ..FormState::default()
+            };
+            let mut r = render_section(&st, &sess, &section, state).await?;
+            *r.status_mut() = axum::http::StatusCode::BAD_REQUEST;
+            Ok(r)
+        }
+        SettingsResponse::View(_) => Err(PageError::Internal(
+            "unexpected answer from the supervisor".into(),
+        )),
+    }
 }
 
 // ---------------------------------------------------------------------------

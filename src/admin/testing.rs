@@ -562,6 +562,35 @@ impl AdminBackend for FakeBackend {
         )
     }
 
+    fn settings_store_ca(
+        &self,
+        key: String,
+        pem: String,
+        expected_version: Option<String>,
+    ) -> BackendFuture<'_, crate::ipc::SettingsResponse> {
+        use crate::ipc::{SettingChange, SettingProblem, SettingsResponse};
+        let dir = self.settings.path().join("settings").join("ca");
+        match crate::config::owner::store_ca(&dir, &key, &pem) {
+            Ok(path) => {
+                let value = toml::Value::String(path.display().to_string()).to_string();
+                self.settings_change(
+                    vec![SettingChange {
+                        key,
+                        value: Some(value),
+                    }],
+                    expected_version,
+                )
+            }
+            Err(message) => ready(Ok(SettingsResponse::Refused {
+                problems: vec![SettingProblem {
+                    key: Some(key),
+                    message,
+                }],
+                current_version: expected_version.unwrap_or_default(),
+            })),
+        }
+    }
+
     fn guard_check(&self, command: String) -> BackendFuture<'_, String> {
         let (config, owner) = self.settings_files();
         let result = crate::config::load_layers(&config, &owner)

@@ -431,6 +431,37 @@ pub fn values(config: &super::Config, origins: &BTreeMap<String, PathBuf>) -> Ve
         .collect()
 }
 
+/// Largest CA file the owner may store.
+pub const MAX_CA_BYTES: usize = 64 * 1024;
+
+/// Checks `pem` (one or more X.509 CA certificates) and stores it for `key`
+/// (a `...ca_file` key) under `dir`, named by key and content so a refused
+/// change can remove it without touching the file the running settings use.
+pub fn store_ca(dir: &Path, key: &str, pem: &str) -> Result<PathBuf, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let parts = parse_key(key)?;
+    if parts.last().map(String::as_str) != Some("ca_file") {
+        return Err(format!("{key} is not a ca_file setting"));
+    }
+    if pem.len() > MAX_CA_BYTES {
+        return Err(format!("the CA file is larger than {MAX_CA_BYTES} bytes"));
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+        let cert = cert.map_err(|e| format!("the CA file is not valid PEM: {e}"))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("a certificate in the CA file is not usable: {e}"))?;
+    }
+    if roots.is_empty() {
+        return Err("the CA file holds no certificate (-----BEGIN CERTIFICATE-----)".into());
+    }
+    let path = dir.join(format!("{}-{}.pem", parts.join("-"), version(pem)));
+    write(&path, pem).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(path)
+}
+
 /// A key or value as shown in an error: short, one line.
 fn shown(text: &str) -> String {
     let one_line: String = text.chars().take(60).filter(|c| !c.is_control()).collect();
@@ -532,6 +563,40 @@ mod tests {
         assert!(e.unwrap_err().contains("not a table"));
         let e = edit("[a\n", &[]).unwrap_err();
         assert!(e.contains("does not parse"), "{e}");
+    }
+
+    #[test]
+    fn ca_files_are_certificates_for_ca_file_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = rcgen::generate_simple_self_signed(vec!["ca.test".into()]).unwrap();
+        let pem = cert.cert.pem();
+        let path = store_ca(dir.path(), "agent.ca_file", &pem).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), pem);
+        assert!(
+            path.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("agent-ca_file-")
+        );
+        for (key, text, says) in [
+            ("agent.model", pem.as_str(), "not a ca_file"),
+            ("agent.ca_file", "hello", "no certificate"),
+            (
+                "agent.ca_file",
+                "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+                "not usable",
+            ),
+            ("../x.ca_file", pem.as_str(), "letters"),
+        ] {
+            let e = store_ca(dir.path(), key, text).unwrap_err();
+            assert!(e.contains(says), "{key}: {e}");
+        }
+        let big = "x".repeat(MAX_CA_BYTES + 1);
+        assert!(
+            store_ca(dir.path(), "agent.ca_file", &big)
+                .unwrap_err()
+                .contains("larger")
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::roles::{Component, Role};
 
 /// Checked in every [`Hello`]; a mismatch refuses the connection.
-pub const PROTOCOL_VERSION: u32 = 10;
+pub const PROTOCOL_VERSION: u32 = 11;
 
 /// The first frame on every connection, from the connecting side.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -620,6 +620,13 @@ pub enum SettingsRequest {
         changes: Vec<SettingChange>,
         expected_version: Option<String>,
     },
+    /// Store CA certificates (PEM) for a `...ca_file` key on the data
+    /// partition and point the key at them, as one change.
+    StoreCa {
+        key: String,
+        pem: String,
+        expected_version: Option<String>,
+    },
 }
 
 /// One key: `value` is the text of a TOML value (or a bare word, taken as a
@@ -850,7 +857,9 @@ impl RequestKind for ControlRequest {
             ControlRequest::Status => "status",
             ControlRequest::Reload => "reload",
             ControlRequest::Settings(SettingsRequest::Show) => "settings-read",
-            ControlRequest::Settings(SettingsRequest::Change { .. }) => "settings-change",
+            ControlRequest::Settings(
+                SettingsRequest::Change { .. } | SettingsRequest::StoreCa { .. },
+            ) => "settings-change",
             ControlRequest::SecretSet { .. } => "secret-set",
             ControlRequest::SecretList => "secret-list",
             ControlRequest::SecretDelete { .. } => "secret-delete",

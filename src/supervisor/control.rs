@@ -174,6 +174,13 @@ impl Service for Control {
             }) => ControlResponse::Settings(
                 super::settings::change(&self.shared, &actor, changes, expected_version).await,
             ),
+            ControlRequest::Settings(SettingsRequest::StoreCa {
+                key,
+                pem,
+                expected_version,
+            }) => ControlResponse::Settings(
+                super::settings::store_ca(&self.shared, &actor, key, pem, expected_version).await,
+            ),
             ControlRequest::AuditTail(query) => self.audit(AuditRequest::Tail(query)).await,
             ControlRequest::AuditVerify => self.audit(AuditRequest::Verify).await,
             ControlRequest::UpdateStatus => {

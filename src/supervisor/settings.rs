@@ -165,6 +165,59 @@ pub(super) async fn change(
     }
 }
 
+/// A CA file for a `...ca_file` key: stored on the data partition beside the
+/// owner's settings, and the key pointed at it, as one change (the file is
+/// removed again if the change is refused).
+pub(super) async fn store_ca(
+    shared: &Arc<Shared>,
+    actor: &str,
+    key: String,
+    pem: String,
+    expected_version: Option<String>,
+) -> SettingsResponse {
+    let dir = match shared.paths.owner_settings().parent() {
+        Some(d) => d.join("ca"),
+        None => {
+            return SettingsResponse::Refused {
+                problems: vec![SettingProblem {
+                    key: Some(key),
+                    message: "the settings directory is unknown".into(),
+                }],
+                current_version: String::new(),
+            };
+        }
+    };
+    let path = match owner::store_ca(&dir, &key, &pem) {
+        Ok(p) => p,
+        Err(message) => {
+            return SettingsResponse::Refused {
+                problems: vec![SettingProblem {
+                    key: Some(key),
+                    message,
+                }],
+                current_version: expected_version.unwrap_or_default(),
+            };
+        }
+    };
+    let value = toml::Value::String(path.display().to_string()).to_string();
+    let changes = vec![SettingChange {
+        key,
+        value: Some(value),
+    }];
+    let answer = change(shared, actor, changes, expected_version).await;
+    if matches!(answer, SettingsResponse::Refused { .. }) {
+        // Unless the running settings already used this very file.
+        let shown = toml::Value::String(path.display().to_string()).to_string();
+        let in_use = owner::values(&shared.config(), &Default::default())
+            .iter()
+            .any(|v| v.value == shown);
+        if !in_use {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    answer
+}
+
 /// The configuration holds no secret values (those are in the vault): old
 /// and new values are recorded as they are.
 fn audit_change(c: &KeyChange) -> serde_json::Value {

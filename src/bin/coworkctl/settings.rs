@@ -35,6 +35,15 @@ pub enum SettingsCommand {
         #[arg(long)]
         if_version: Option<String>,
     },
+    /// Store CA certificates (a PEM FILE) for a `...ca_file` KEY (e.g.
+    /// `agent.ca_file` for a LAN model server) on the data partition and point
+    /// the key at them.
+    SetCa {
+        key: String,
+        file: std::path::PathBuf,
+        #[arg(long)]
+        if_version: Option<String>,
+    },
     /// Remove KEY from the owner's settings (the image's value or the default
     /// applies again).
     Unset {
@@ -64,6 +73,29 @@ pub async fn settings(client: &Ctl, command: SettingsCommand) -> ExitCode {
                 })
                 .collect();
             change(client, changes, if_version).await
+        }
+        SettingsCommand::SetCa {
+            key,
+            file,
+            if_version,
+        } => {
+            let pem = match std::fs::read(&file) {
+                Ok(b) if b.len() > cowork::config::owner::MAX_CA_BYTES => {
+                    eprintln!("coworkctl settings set-ca: {} is too large", file.display());
+                    return ExitCode::from(EXIT_DEGRADED);
+                }
+                Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+                Err(e) => {
+                    eprintln!("coworkctl settings set-ca: {}: {e}", file.display());
+                    return ExitCode::from(EXIT_DEGRADED);
+                }
+            };
+            let request = ControlRequest::Settings(SettingsRequest::StoreCa {
+                key: key.clone(),
+                pem,
+                expected_version: if_version,
+            });
+            apply(client, request, vec![key]).await
         }
         SettingsCommand::Unset { key, if_version } => {
             change(client, vec![SettingChange { key, value: None }], if_version).await
@@ -140,6 +172,10 @@ async fn change(client: &Ctl, changes: Vec<SettingChange>, if_version: Option<St
         changes,
         expected_version: if_version,
     });
+    apply(client, request, keys).await
+}
+
+async fn apply(client: &Ctl, request: ControlRequest, keys: Vec<String>) -> ExitCode {
     match client.call_with_timeout(request, APPLY_TIMEOUT).await {
         Ok(ControlResponse::Settings(SettingsResponse::Applied { view, report })) => {
             for key in keys {

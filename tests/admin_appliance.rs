@@ -379,14 +379,21 @@ async fn settings_from_the_page_apply_to_the_running_appliance() {
     let tasks = c.get("/tasks").await;
     assert!(!tasks.body.contains("no LLM provider"), "{}", tasks.body);
 
-    let trail = ctl_ok(&i, &["audit", "tail", "-n", "200", "--json"]);
-    assert!(!trail.contains(key), "a secret value reached the trail");
-    let changed: Vec<serde_json::Value> = trail
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|e| e["kind"] == "settings.changed")
-        .collect();
-    assert_eq!(changed.len(), 2, "{trail}");
+    // The supervisor's entries reach the trail through its queue: wait for both.
+    let changed = common::wait_until(
+        std::time::Duration::from_secs(10),
+        "two settings.changed entries",
+        || {
+            let trail = ctl_ok(&i, &["audit", "tail", "-n", "500", "--json"]);
+            assert!(!trail.contains(key), "a secret value reached the trail");
+            let changed: Vec<serde_json::Value> = trail
+                .lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+                .filter(|e| e["kind"] == "settings.changed")
+                .collect();
+            (changed.len() == 2).then_some(changed)
+        },
+    );
     assert!(
         changed.iter().all(|e| e["actor"] == "admin-page"),
         "{changed:?}"

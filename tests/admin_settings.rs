@@ -373,13 +373,21 @@ async fn channels_are_added_and_credentials_stored_write_only() {
             .secrets
             .contains(&"slack_bot_token".to_string())
     );
-    // The channel now names a missing secret, and says so.
+    // The channel now names a missing secret, and says so; its live state too.
     let page = c.get("/settings/channels/slack").await;
     assert!(
         page.body.contains("which is not in the vault"),
         "{}",
         page.body
     );
+    assert!(page.body.contains("channel-state waiting"), "{}", page.body);
+    let list = c.get("/settings/channels").await;
+    assert!(
+        list.body.contains("the vault has no secret"),
+        "{}",
+        list.body
+    );
+    assert!(list.body.contains("channel-state running"), "{}", list.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -70,6 +70,14 @@ fn audit(i: &Instance, kind: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Exactly `n` entries of `kind`, once the supervisor's queue has delivered them.
+fn audited(i: &Instance, kind: &str, n: usize) -> Vec<serde_json::Value> {
+    common::wait_until(Duration::from_secs(10), kind, || {
+        let entries = audit(i, kind);
+        (entries.len() == n).then_some(entries)
+    })
+}
+
 fn start(extra: &str) -> Instance {
     let mut i = Instance::start_with(&format!("{DEV_CONFIG}{extra}"), &[], &[]);
     i.wait_notification("READY=1", Duration::from_secs(20));
@@ -148,7 +156,7 @@ fn a_change_is_validated_written_applied_and_audited() {
     );
 
     // Audited: the key, old and new values, the actor, what restarted.
-    let entries = audit(&i, "settings.changed");
+    let entries = audited(&i, "settings.changed", 2);
     assert_eq!(entries.len(), 2, "{entries:?}");
     let last = &entries[1];
     let text = last.to_string();
@@ -231,7 +239,7 @@ fn every_invalid_change_is_refused_and_nothing_is_written() {
     assert_eq!(std::fs::read_to_string(owner_file(&i)).unwrap(), before);
     assert_eq!(show(&i)["version"], version.as_str());
     assert_eq!(value_of(&i, "limits.max_iterations").0, "50");
-    assert!(audit(&i, "settings.changed").len() == 1);
+    audited(&i, "settings.changed", 1);
 
     // A stale version is refused: another editor changed the file since.
     ok(&i.ctl(&[

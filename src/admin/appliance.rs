@@ -660,6 +660,21 @@ impl AdminBackend for ApplianceBackend {
         })
     }
 
+    fn channel_states(&self) -> BackendFuture<'_, Vec<crate::ipc::ChannelState>> {
+        Box::pin(async move {
+            match self
+                .gateway
+                .call(ComponentRequest::Gateway(GatewayRequest::ChannelStates))
+                .await
+            {
+                Ok(ComponentResponse::Gateway(GatewayResponse::ChannelStates(list))) => Ok(list),
+                Ok(ComponentResponse::Error(e)) => Err(wire(e)),
+                Ok(_) => Err(unexpected("gateway")),
+                Err(e) => Err(unreachable("gateway", e)),
+            }
+        })
+    }
+
     fn settings_show(&self) -> BackendFuture<'_, crate::ipc::SettingsView> {
         Box::pin(async move {
             use crate::ipc::{SettingsRequest, SettingsResponse};

@@ -76,6 +76,9 @@ pub trait AdminBackend: Send + Sync + std::fmt::Debug {
     /// Delete a secret.
     fn secret_delete(&self, name: String) -> BackendFuture<'_, ()>;
 
+    /// Each channel's live state (running, waiting for a secret and why, the
+    /// last message).
+    fn channel_states(&self) -> BackendFuture<'_, Vec<crate::ipc::ChannelState>>;
     /// The running configuration, each value with the file that set it.
     fn settings_show(&self) -> BackendFuture<'_, crate::ipc::SettingsView>;
     /// Change keys of the owner's settings: validated, written and applied by

@@ -362,6 +362,16 @@ async fn render_section(
     if prefix == "guard" {
         body = html! { (body) (guard_tester(&ctx(sess), &state)) };
     }
+    if let Some(name) = prefix.strip_prefix("channels.") {
+        let states = st.backend.channel_states().await.unwrap_or_default();
+        let live = states.iter().find(|s| s.name == name);
+        body = html! {
+            section.card id="channel-state" {
+                table { tr { th { "State" } th { "Last message" } } tr { (state_cells(live)) } }
+            }
+            (body)
+        };
+    }
     if prefix.starts_with("channels.")
         && !view
             .values
@@ -669,7 +679,8 @@ pub(crate) async fn channels_page(State(st): St, headers: HeaderMap) -> PageResu
         Err(to) => return Ok(redirect(to)),
     };
     let view = st.backend.settings_show().await?;
-    let status = st.backend.status().await?;
+    let states = st.backend.channel_states().await.unwrap_or_default();
+    let state_of = |name: &str| states.iter().find(|s| s.name == name).cloned();
     let value = |key: String| {
         view.values
             .iter()
@@ -681,18 +692,18 @@ pub(crate) async fn channels_page(State(st): St, headers: HeaderMap) -> PageResu
         (owner_problems(&view))
         section.card {
             table {
-                tr { th { "Channel" } th { "Transport" } th { "Enabled" } th { "Direct messages" } th { "Groups" } }
+                tr { th { "Channel" } th { "Transport" } th { "State" } th { "Last message" } th { "Direct messages" } th { "Groups" } }
                 @for name in channel_names(&view) {
                     tr {
                         td { a href={ "/settings/channels/" (name) } { (name) } }
                         td { (value(format!("channels.{name}.transport.kind"))) }
-                        td { (value(format!("channels.{name}.enabled"))) }
+                        (state_cells(state_of(&name).as_ref()))
                         td { (value(format!("channels.{name}.dm"))) }
                         td { (value(format!("channels.{name}.group"))) }
                     }
                 }
             }
-            @if status.channels.is_empty() { p.muted { "The gateway reports no channels." } }
+            @if states.is_empty() { p.muted { "The gateway did not report its channels (it may be restarting); refresh in a moment." } }
         }
         section.card {
             h2 { "Add a channel" }
@@ -760,6 +771,22 @@ pub(crate) async fn channel_add(State(st): St, headers: HeaderMap, body: Body) -
         SettingsResponse::View(_) => Err(PageError::Internal(
             "unexpected answer from the supervisor".into(),
         )),
+    }
+}
+
+/// A channel's live state and its last message, as two table cells.
+fn state_cells(state: Option<&crate::ipc::ChannelState>) -> Markup {
+    html! {
+        @match state {
+            Some(s) => {
+                td class={ "channel-state " (s.state) } {
+                    (s.state)
+                    @if let Some(e) = &s.error { br; span.error { (e) } }
+                }
+                td { @match s.last_message_at { Some(t) => (views::fmt_time(u64::try_from(t).unwrap_or(0))), None => "never" } }
+            }
+            None => { td.muted { "unknown" } td {} }
+        }
     }
 }
 

@@ -515,6 +515,42 @@ impl AdminBackend for FakeBackend {
         ready(Ok(()))
     }
 
+    /// Channels of the fake's configuration: running, or waiting when their
+    /// transport names a secret the fake does not hold.
+    fn channel_states(&self) -> BackendFuture<'_, Vec<crate::ipc::ChannelState>> {
+        let (config, owner) = self.settings_files();
+        let secrets = self.state().secrets.clone();
+        let result = crate::config::load_layers(&config, &owner)
+            .map(|l| {
+                l.config
+                    .channels
+                    .iter()
+                    .map(|(name, c)| {
+                        let missing = c
+                            .transport
+                            .token_secret
+                            .as_ref()
+                            .filter(|s| !secrets.contains(s))
+                            .map(|s| format!("the vault has no secret {s:?}"));
+                        crate::ipc::ChannelState {
+                            name: name.clone(),
+                            enabled: c.enabled,
+                            state: match (c.enabled, &missing) {
+                                (false, _) => "disabled",
+                                (true, Some(_)) => "waiting",
+                                (true, None) => "running",
+                            }
+                            .into(),
+                            error: missing,
+                            last_message_at: None,
+                        }
+                    })
+                    .collect()
+            })
+            .map_err(|e| BackendError::new(BackendErrorKind::Internal, e.to_string()));
+        ready(result)
+    }
+
     fn settings_show(&self) -> BackendFuture<'_, crate::ipc::SettingsView> {
         ready(self.settings_view())
     }

@@ -142,6 +142,7 @@ fn vault_request(
         GatewayRequest::Access { .. }
         | GatewayRequest::LocalMessage { .. }
         | GatewayRequest::LocalPoll { .. }
+        | GatewayRequest::ChannelStates
         | GatewayRequest::Agent { .. } => {
             Err(WireError::new(ErrorCode::Internal, "not a vault request"))
         }

@@ -269,11 +269,16 @@ impl GatewayService {
                     "no LLM provider is configured on this appliance ([agent] in the configuration), so there are no tasks or approvals",
                 )),
             },
+            GatewayRequest::ChannelStates => {
+                Ok(GatewayResponse::ChannelStates(self.channel_states()))
+            }
             vault => match self.vault.request(vault) {
                 Ok((answer, changed)) => {
                     if changed {
                         // Redacted from the next entry on: sent before answering.
                         self.audit.send_known_secrets().await;
+                        // A channel waiting for this secret starts now.
+                        self.start_transports().await;
                     }
                     Ok(answer)
                 }
@@ -284,6 +289,46 @@ impl GatewayService {
             Ok(r) => ComponentResponse::Gateway(r),
             Err(e) => ComponentResponse::Error(e),
         }
+    }
+
+    /// Each configured channel: running, waiting (and why), disabled; and when
+    /// it last heard from a user.
+    fn channel_states(&self) -> Vec<crate::ipc::ChannelState> {
+        let running = lock(&self.transports);
+        let users = self.store.list_users(None).unwrap_or_default();
+        self.settings
+            .channels
+            .iter()
+            .map(|(name, c)| {
+                let failed = running
+                    .as_ref()
+                    .and_then(|r| r.failed.iter().find(|(n, _)| n == name))
+                    .map(|(_, e)| e.to_string());
+                let started = running
+                    .as_ref()
+                    .is_some_and(|r| r.started.iter().any(|n| n == name));
+                let state = if !c.enabled {
+                    "disabled"
+                } else if failed.is_some() {
+                    "waiting"
+                } else if started {
+                    "running"
+                } else {
+                    "none"
+                };
+                crate::ipc::ChannelState {
+                    name: name.clone(),
+                    enabled: c.enabled,
+                    state: state.to_string(),
+                    error: failed,
+                    last_message_at: users
+                        .iter()
+                        .filter(|u| u.channel == *name)
+                        .filter_map(|u| u.last_seen)
+                        .max(),
+                }
+            })
+            .collect()
     }
 
     fn pairing(&self) -> Result<Arc<Pairing>, WireError> {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::roles::{Component, Role};
 
 /// Checked in every [`Hello`]; a mismatch refuses the connection.
-pub const PROTOCOL_VERSION: u32 = 11;
+pub const PROTOCOL_VERSION: u32 = 12;
 
 /// The first frame on every connection, from the connecting side.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -362,6 +362,8 @@ pub enum GatewayRequest {
         actor: String,
         request: AgentRequest,
     },
+    /// Each configured channel's live state, for the settings page.
+    ChannelStates,
 }
 
 impl RequestKind for GatewayRequest {
@@ -375,6 +377,7 @@ impl RequestKind for GatewayRequest {
             GatewayRequest::Access { request, .. } => request.kind(),
             GatewayRequest::LocalMessage { .. } => "gateway.local-message",
             GatewayRequest::LocalPoll { .. } => "gateway.local-poll",
+            GatewayRequest::ChannelStates => "gateway.channel-states",
             GatewayRequest::Agent { request, .. } => match request {
                 AgentRequest::TasksList { .. }
                 | AgentRequest::TaskShow { .. }
@@ -407,6 +410,21 @@ pub enum GatewayResponse {
     /// Answer to [`GatewayRequest::LocalPoll`].
     LocalInbox(LocalInbox),
     Agent(AgentResponse),
+    ChannelStates(Vec<ChannelState>),
+}
+
+/// One channel as it runs now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChannelState {
+    pub name: String,
+    pub enabled: bool,
+    /// `running`, `waiting` (its transport did not start, e.g. a secret is
+    /// missing: `error` says why), `disabled`, or `none` (no transport: the
+    /// local channel, or a channel only reached through the webhook listener).
+    pub state: String,
+    pub error: Option<String>,
+    /// The last message from any of its users (unix seconds), if any.
+    pub last_message_at: Option<i64>,
 }
 
 /// Replies waiting for a local sender.

@@ -104,6 +104,12 @@ pub static PEER_TABLE: &[PeerRule] = &[
         "gateway.user-forget",
         &[Role::Supervisor, Role::Admin],
     ),
+    // Channels' live state: the admin page's settings.
+    rule(
+        Role::Gateway,
+        "gateway.channel-states",
+        &[Role::Supervisor, Role::Admin],
+    ),
     // The local channel: only the supervisor, which vouches for the sender's uid.
     rule(Role::Gateway, "gateway.local-message", &[Role::Supervisor]),
     rule(Role::Gateway, "gateway.local-poll", &[Role::Supervisor]),

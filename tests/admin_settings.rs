@@ -547,3 +547,207 @@ async fn a_private_ca_is_stored_and_used() {
         .to_string();
     assert_eq!(std::fs::read_to_string(&path).unwrap(), pem);
 }
+
+/// The settings form of a page as a browser sends it untouched: csrf,
+/// version and every `v:` field with the value shown.
+fn form_as_shown(body: &str) -> Vec<(String, String)> {
+    let form = &body[body.find("id=\"settings-form\"").expect("settings form")..];
+    let form = &form[..form.find("</form>").unwrap()];
+    let unescape = |s: &str| {
+        s.replace("&quot;", "\"")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&#39;", "'")
+            .replace("&amp;", "&")
+    };
+    let mut out = Vec::new();
+    for name in ["csrf", "version"] {
+        let v = extract(form, &format!("name=\"{name}\" value=\"")).unwrap();
+        out.push((name.to_string(), v));
+    }
+    let mut rest = form;
+    while let Some(at) = rest.find("name=\"v:") {
+        rest = &rest[at + "name=\"".len()..];
+        let name = &rest[..rest.find('"').unwrap()];
+        let value = extract(rest, "value=\"").unwrap();
+        out.push((name.to_string(), unescape(&value)));
+    }
+    out
+}
+
+fn pairs(form: &[(String, String)]) -> Vec<(&str, &str)> {
+    form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+/// Found in the browser: a channel's form (about forty fields) was refused
+/// whole as "too many fields", and so was the agent's once a price was set.
+/// Every section's form, sent as shown, saves nothing and is accepted; a
+/// change sent with all the other fields saves just that change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_form_sent_whole_as_shown_round_trips() {
+    let h = Harness::start().await;
+    let mut c = h.owner_client().await;
+    let mut pages: Vec<String> = [
+        "agent",
+        "limits",
+        "guard",
+        "sandbox",
+        "webhook",
+        "audit",
+        "admin",
+        "log",
+        "update",
+        "supervisor",
+        "channels/local",
+        "channels/telegram",
+    ]
+    .iter()
+    .map(|p| format!("/settings/{p}"))
+    .collect();
+    pages.sort();
+    let mut biggest = 0;
+    for path in &pages {
+        let page = c.get(path).await;
+        assert_eq!(page.status, 200, "{path}: {}", page.body);
+        let form = form_as_shown(&page.body);
+        biggest = biggest.max(form.len());
+        let r = c.post(path, &pairs(&form)).await;
+        assert_eq!(r.status, 303, "{path}: {}", r.body);
+        let page = c.get(path).await;
+        assert!(
+            page.body.contains("Nothing changed."),
+            "{path}: {}",
+            page.body
+        );
+    }
+    assert!(biggest > 30, "a channel's form has {biggest} fields");
+    assert_eq!(owner_text(&h), "");
+
+    // One change in the whole channel form; text values keep their quotes
+    // once (not added again on the next save).
+    let path = "/settings/channels/telegram";
+    let page = c.get(path).await;
+    let mut form = form_as_shown(&page.body);
+    for (k, v) in &mut form {
+        if k == "v:channels.telegram.dm" {
+            assert_eq!(v, "\"pairing\"");
+            *v = "allowlist".into();
+        }
+    }
+    let r = c.post(path, &pairs(&form)).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(
+        owner_text(&h).trim(),
+        "[channels.telegram]\ndm = \"allowlist\""
+    );
+    let page = c.get(path).await;
+    assert_eq!(
+        field(&page.body, "channels.telegram.dm").as_deref(),
+        Some("&quot;allowlist&quot;")
+    );
+    let form = form_as_shown(&page.body);
+    let r = c.post(path, &pairs(&form)).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert!(c.get(path).await.body.contains("Nothing changed."));
+    assert_eq!(
+        owner_text(&h).trim(),
+        "[channels.telegram]\ndm = \"allowlist\""
+    );
+}
+
+/// Found in the browser: a second tab's refused form came back with its old
+/// values under the new version, so saving it again undid the first tab's
+/// save. It now shows the settings as they are, with what it sent listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_stale_form_saved_again_undoes_nothing() {
+    let h = Harness::start().await;
+    let mut c = h.owner_client().await;
+    let tab1 = form_as_shown(&c.get("/settings/limits").await.body);
+    let mut tab2 = form_as_shown(&c.get("/settings/limits").await.body);
+    for (k, v) in &mut tab2 {
+        if k == "v:limits.max_cost_usd" {
+            *v = "2.5".into();
+        }
+    }
+    let r = c.post("/settings/limits", &pairs(&tab2)).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let mut tab1 = tab1;
+    for (k, v) in &mut tab1 {
+        if k == "v:limits.max_iterations" {
+            *v = "40".into();
+        }
+    }
+    let r = c.post("/settings/limits", &pairs(&tab1)).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.body.contains("changed since you opened them"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("id=\"not-saved\""), "{}", r.body);
+    assert!(
+        r.body
+            .contains("<code>limits.max_iterations</code> = <code>40</code>"),
+        "{}",
+        r.body
+    );
+    // The refused form as shown: the settings as they are now.
+    assert_eq!(
+        field(&r.body, "limits.max_cost_usd").as_deref(),
+        Some("2.5")
+    );
+    assert_eq!(
+        field(&r.body, "limits.max_iterations").as_deref(),
+        Some("50")
+    );
+    let again = form_as_shown(&r.body);
+    let r = c.post("/settings/limits", &pairs(&again)).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(owner_text(&h).trim(), "[limits]\nmax_cost_usd = 2.5");
+
+    // A refusal at a field keeps what was typed and the version it was
+    // typed on: if another tab saves meanwhile, the retry is refused too.
+    let page = c.get("/settings/limits").await;
+    let mut form = form_as_shown(&page.body);
+    for (k, v) in &mut form {
+        if k == "v:limits.max_iterations" {
+            *v = "abc".into();
+        }
+    }
+    let r = c.post("/settings/limits", &pairs(&form)).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(
+        field(&r.body, "limits.max_iterations").as_deref(),
+        Some("abc")
+    );
+    let mut retry = form_as_shown(&r.body);
+    let other = c
+        .submit(
+            "/settings/limits",
+            "/settings/limits",
+            &[
+                (
+                    "version",
+                    &extract(&page.body, "name=\"version\" value=\"").unwrap(),
+                ),
+                ("v:limits.max_tool_calls_per_turn", "3"),
+            ],
+        )
+        .await;
+    assert_eq!(other.status, 303, "{}", other.body);
+    for (k, v) in &mut retry {
+        if k == "v:limits.max_iterations" {
+            *v = "45".into();
+        }
+    }
+    let r = c.post("/settings/limits", &pairs(&retry)).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.body.contains("changed since you opened them"),
+        "{}",
+        r.body
+    );
+    let owner = owner_text(&h);
+    assert!(owner.contains("max_tool_calls_per_turn = 3"), "{owner}");
+    assert!(!owner.contains("max_iterations"), "{owner}");
+}

@@ -18,7 +18,10 @@ use super::views;
 
 /// Maximum request body (forms are tiny).
 pub const BODY_LIMIT: usize = 64 * 1024;
-const MAX_FORM_FIELDS: usize = 16;
+/// Fields of one form: a settings section's form sends every key it shows
+/// (a channel has about forty, more with per-chat rules) and each ticked
+/// reset box; [`BODY_LIMIT`] bounds the total.
+const MAX_FORM_FIELDS: usize = 512;
 
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
 frame-ancestors 'none'; form-action 'self'; base-uri 'none'";

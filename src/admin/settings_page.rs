@@ -215,11 +215,18 @@ fn channel_names(view: &SettingsView) -> Vec<String> {
 // A section's form (generic over the configuration's keys).
 
 /// What a form shows besides the fields: problems from a refused save, the
-/// values the owner typed, a guard tester's answer.
+/// values the owner typed and the version they were typed on, a guard
+/// tester's answer.
 #[derive(Debug, Default)]
 struct FormState {
     problems: Vec<SettingProblem>,
     typed: BTreeMap<String, String>,
+    /// The version `typed` was opened on (the form carries it again, so a
+    /// second save of those values cannot pass over another tab's save).
+    version: Option<String>,
+    /// After a stale save: what the form sent, not saved (the fields show
+    /// the settings as they are now).
+    not_saved: Vec<SettingChange>,
     tester: Option<(String, String)>,
 }
 
@@ -295,6 +302,14 @@ fn section_form(
             div.warn role="alert" id="form-problems" {
                 "Nothing was saved."
                 ul { @for m in &general { li { (m) } } }
+                @if !state.not_saved.is_empty() {
+                    "The form shows the settings as they are now. What you sent differs at:"
+                    ul id="not-saved" {
+                        @for c in &state.not_saved {
+                            li { code { (c.key) } " = " code { (c.value.as_deref().unwrap_or("(reset)")) } }
+                        }
+                    }
+                }
             }
         }
         @for (key, value, _) in &rows {
@@ -305,7 +320,7 @@ fn section_form(
         section.card {
             form method="post" action=(action) id="settings-form" {
                 (views::csrf_field(&ctx.csrf))
-                input type="hidden" name="version" value=(view.owner_version);
+                input type="hidden" name="version" value=(state.version.as_deref().unwrap_or(&view.owner_version));
                 p.muted { "Values are TOML: numbers, true/false, [\"lists\"], and text (quotes optional). An empty field, or \"reset\", returns to the image's value." }
                 table {
                     tr { th { "Setting" } th { "Value" } th { "Set by" } }
@@ -535,26 +550,48 @@ async fn save(st: &Arc<AppState>, headers: &HeaderMap, body: Body, prefix: &str)
         let state = FormState {
             problems: missing,
             typed,
-            tester: None,
+            version: Some(version),
+            ..FormState::default()
         };
         let mut r = render_section(st, &sess, prefix, state).await?;
         *r.status_mut() = axum::http::StatusCode::BAD_REQUEST;
         return Ok(r);
     }
-    match st.backend.settings_change(changes, Some(version)).await? {
+    let changes_sent = changes.clone();
+    match st
+        .backend
+        .settings_change(changes, Some(version.clone()))
+        .await?
+    {
         SettingsResponse::Applied { report, .. } => Ok(flash_redirect(
             st,
             &sess,
             format!("Saved: {}.", report.summary()),
             &section_path(prefix),
         )),
-        SettingsResponse::Refused { problems, .. } => {
-            let status_problems = FormState {
-                problems,
-                typed,
-                tester: None,
+        SettingsResponse::Refused {
+            problems,
+            current_version,
+        } => {
+            // Another tab saved since this form was opened: every field it
+            // sent holds the old values, so the form shows the settings as
+            // they are now (saving the typed form again would undo the other
+            // save) and lists what was sent.
+            let state = if current_version != version {
+                FormState {
+                    problems,
+                    not_saved: changes_sent,
+                    ..FormState::default()
+                }
+            } else {
+                FormState {
+                    problems,
+                    typed,
+                    version: Some(version),
+                    ..FormState::default()
+                }
             };
-            let mut r = render_section(st, &sess, prefix, status_problems).await?;
+            let mut r = render_section(st, &sess, prefix, state).await?;
             *r.status_mut() = axum::http::StatusCode::BAD_REQUEST;
             Ok(r)
         }

@@ -118,7 +118,6 @@ const TRANSPORTS: &[&str] = &[
     "discord-interactions",
 ];
 
-
 fn problems_by_key(problems: &[SettingProblem]) -> (BTreeMap<String, Vec<String>>, Vec<String>) {
     let mut by_key: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut general = Vec::new();

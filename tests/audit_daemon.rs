@@ -83,6 +83,8 @@ fn trail_records_lifecycle_secrets_and_commands_and_verifies() {
                 workspace: "audit-test".into(),
                 allow_network: false,
                 timeout_secs: Some(10),
+                output_cap_bytes: None,
+                max_file_bytes: None,
                 command_line: "sh -c 'echo out; echo err >&2; exit 3'".into(),
                 task: Some("task-9".into()),
                 requester: "local:alice".into(),

@@ -14,7 +14,11 @@
 //! file tools inside the sandbox (an escape refused); a write of a file that
 //! configures execution (`.git/config`) asked, then written exactly or not at all;
 //! no provider configured → a plain sentence; a vault value a command prints
-//! (plain and base64), and one stored after start, never reaches the audit trail.
+//! (plain and base64), and one stored after start, never reaches the audit trail;
+//! `[limits]` in force on the agent's tools: a command's output reaches the
+//! model cut at `output_cap_bytes`, a command is stopped at
+//! `command_timeout_secs`, and a file over `max_file_bytes` is neither written
+//! nor read by the file tools nor written by a command.
 
 #![allow(clippy::unwrap_used)]
 
@@ -802,4 +806,92 @@ fn writes_of_execution_configuring_files_need_approval() {
     let k = kinds(&audit(&i));
     assert!(k.iter().any(|x| x == "file.write_approved"), "{k:?}");
     assert_eq!(k.iter().filter(|x| *x == "approval.requested").count(), 2);
+}
+
+/// `[limits]` output_cap_bytes, command_timeout_secs and max_file_bytes hold
+/// for the agent's commands and file tools (issue 15).
+#[test]
+fn limits_bound_the_agents_commands_and_files() {
+    let p = provider(vec![
+        anth_tool(
+            "toolu_1",
+            "run_command",
+            json!({"command": "seq 1 1000"}),
+            1,
+            1,
+        ),
+        anth_tool(
+            "toolu_2",
+            "run_command",
+            json!({"command": "sleep 30"}),
+            1,
+            1,
+        ),
+        anth_text("Printed and waited.", 1, 1),
+        anth_tool(
+            "toolu_3",
+            "write_file",
+            json!({"path": "big.txt", "content": "y".repeat(2000)}),
+            1,
+            1,
+        ),
+        anth_tool("toolu_4", "read_file", json!({"path": "planted.txt"}), 1, 1),
+        anth_tool(
+            "toolu_5",
+            "run_command",
+            json!({"command": "head -c 3000 /dev/zero > big.bin"}),
+            1,
+            1,
+        ),
+        anth_text("Files tried.", 1, 1),
+    ]);
+    let i = start(
+        &p,
+        "anthropic",
+        "[guard]\ntrusted = [\"seq\", \"sleep\", \"head\"]\n\
+         [limits]\ncommand_timeout_secs = 2\noutput_cap_bytes = 100\nmax_file_bytes = 1000\n",
+    );
+
+    let started = Instant::now();
+    let out = chat(&i, "print and wait");
+    assert!(out.contains("Printed and waited."), "{out}");
+    // The output, cut at 100 bytes and marked.
+    let full: String = (1..=1000).map(|n| format!("{n}\n")).collect();
+    let head = serde_json::to_string(&full[..100]).unwrap();
+    let head = &head[1..head.len() - 1];
+    let second = p.fake.script.request(1).1.to_string();
+    assert!(
+        second.contains(&format!("{head}\\n[output truncated at 100 bytes]")),
+        "{second}"
+    );
+    assert!(!second.contains("\\n999\\n"), "{second}");
+    // `sleep 30` stopped at the 2 s command timeout.
+    let third = p.fake.script.request(2).1.to_string();
+    assert!(third.contains("exit code 124 (timed_out)"), "{third}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let ws = user_workspace(&i);
+    std::fs::write(ws.join("planted.txt"), "z".repeat(2000)).unwrap();
+    let out = chat(&i, "try the files");
+    assert!(out.contains("Files tried."), "{out}");
+    let wrote = p.fake.script.request(4).1.to_string();
+    assert!(
+        wrote.contains("not written: the content is 2000 bytes, over the 1000-byte file limit"),
+        "{wrote}"
+    );
+    assert!(!ws.join("big.txt").exists());
+    let read = p.fake.script.request(5).1.to_string();
+    assert!(
+        read.contains("is 2000 bytes, over the 1000-byte limit"),
+        "{read}"
+    );
+    assert!(!read.contains("zzzz"), "{read}");
+    // The command's file stops at 1000 bytes: RLIMIT_FSIZE, SIGXFSZ (128 + 25).
+    let ran = last_request(&p);
+    assert!(ran.contains("exit code 153 (exited)"), "{ran}");
+    assert_eq!(std::fs::metadata(ws.join("big.bin")).unwrap().len(), 1000);
 }

@@ -3,7 +3,9 @@
 //! cancels a long run within two seconds (forced: at once; graceful: SIGTERM,
 //! then the kill after the grace for a command that ignores it), reports the isolation in force; the
 //! agent's file tools (`SandboxRequest::File`) confined to the workspace against
-//! hostile paths, symlinks, oversized content and other senders.
+//! hostile paths, symlinks, oversized content and other senders; the caller's
+//! output cap and file size limit (`[limits]`) held, and never above the
+//! sandbox's own ceilings (`[sandbox]`).
 
 #![allow(clippy::unwrap_used)]
 
@@ -12,7 +14,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::Instance;
+use common::{DEV_CONFIG, Instance};
 use cowork::ipc::{
     Client, Component, ComponentRequest, ComponentResponse, ErrorCode, FileOp, FileRequest, Role,
     RunCommand, RunResult, SandboxRequest, SandboxResponse,
@@ -26,6 +28,8 @@ fn command(run_id: u64, program: &str, args: &[&str], workspace: &str) -> RunCom
         workspace: workspace.to_string(),
         allow_network: false,
         timeout_secs: Some(20),
+        output_cap_bytes: None,
+        max_file_bytes: None,
         command_line: format!("{program} {}", args.join(" ")),
         task: Some("task-1".to_string()),
         requester: "local:alice".to_string(),
@@ -182,6 +186,7 @@ fn file(workspace: &str, op: FileOp) -> ComponentRequest {
     ComponentRequest::Sandbox(SandboxRequest::File(FileRequest {
         workspace: workspace.to_string(),
         op,
+        max_bytes: None,
     }))
 }
 
@@ -298,5 +303,110 @@ fn file_tools_stay_inside_the_workspace() {
             let e = refused(other.call(read("notes/a.txt")).await);
             assert_eq!(e.code, ErrorCode::Forbidden, "{role:?}");
         }
+    });
+}
+
+/// What the gateway asks (`[limits] output_cap_bytes`, `max_file_bytes`) is
+/// what a command and a file call get, and asking for more than `[sandbox]`
+/// allows gets the sandbox's ceiling.
+#[test]
+fn callers_limits_hold_under_the_sandbox_ceilings() {
+    let mut i = Instance::start_with(
+        &format!(
+            "{DEV_CONFIG}[sandbox]\noutput_cap_bytes = 1000\nmax_file_bytes = 4096\n\
+             [limits]\noutput_cap_bytes = 1000\nmax_file_bytes = 4096\n"
+        ),
+        &[],
+        &[],
+    );
+    i.wait_notification("READY=1", Duration::from_secs(15));
+    let socket = i.runtime_dir().join("sandbox/sandbox.sock");
+    let ws = i.dir.path().join("state/sandbox/workspaces/u-limits");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let gateway = Client::<ComponentRequest, ComponentResponse>::new(
+            &socket,
+            Role::Gateway,
+            Duration::from_secs(30),
+        );
+        let limited = |run_id: u64, script: &str, cap: Option<u64>, fsize: Option<u64>| {
+            let mut c = command(run_id, "/bin/sh", &["-c", script], "u-limits");
+            c.output_cap_bytes = cap;
+            c.max_file_bytes = fsize;
+            run(c)
+        };
+        let print = "head -c 5000 /dev/zero | tr '\\0' x";
+        // Output: the asked cap, then the ceiling however much is asked.
+        let r = finished(gateway.call(limited(1, print, Some(100), None)).await);
+        assert_eq!(r.stdout, "x".repeat(100), "{r:?}");
+        assert!(r.stdout_truncated, "{r:?}");
+        let r = finished(gateway.call(limited(2, print, Some(1 << 40), None)).await);
+        assert_eq!(r.stdout.len(), 1000, "{r:?}");
+        assert!(r.stdout_truncated, "{r:?}");
+        // Files a command writes: RLIMIT_FSIZE at the asked size, or the ceiling.
+        let r = finished(
+            gateway
+                .call(limited(3, "head -c 3000 /dev/zero > a", None, Some(2000)))
+                .await,
+        );
+        assert_ne!(r.exit_code, 0, "{r:?}");
+        assert_eq!(std::fs::metadata(ws.join("a")).unwrap().len(), 2000);
+        let r = finished(
+            gateway
+                .call(limited(
+                    4,
+                    "head -c 9000 /dev/zero > b",
+                    None,
+                    Some(1 << 40),
+                ))
+                .await,
+        );
+        assert_ne!(r.exit_code, 0, "{r:?}");
+        assert_eq!(std::fs::metadata(ws.join("b")).unwrap().len(), 4096);
+        let r = finished(
+            gateway
+                .call(limited(5, "head -c 1500 /dev/zero > c", None, Some(2000)))
+                .await,
+        );
+        assert_eq!(r.exit_code, 0, "{r:?}");
+
+        // File calls: the asked size, then the ceiling.
+        let call = |op: FileOp, max: Option<u64>| {
+            ComponentRequest::Sandbox(SandboxRequest::File(FileRequest {
+                workspace: "u-limits".to_string(),
+                op,
+                max_bytes: max,
+            }))
+        };
+        let write = |path: &str, n: usize| FileOp::Write {
+            path: path.to_string(),
+            content: "y".repeat(n),
+        };
+        let read = |path: &str| FileOp::Read {
+            path: path.to_string(),
+        };
+        let refusal = |r: Result<ComponentResponse, cowork::ipc::IpcError>| match r {
+            Ok(ComponentResponse::Error(e)) => e.message,
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+        let e = refusal(gateway.call(call(write("w1", 101), Some(100))).await);
+        assert!(e.contains("over the 100-byte limit"), "{e}");
+        assert!(!ws.join("w1").exists());
+        let e = refusal(gateway.call(call(write("w2", 4097), Some(1 << 40))).await);
+        assert!(e.contains("over the 4096-byte limit"), "{e}");
+        assert!(matches!(
+            gateway.call(call(write("w3", 100), Some(100))).await,
+            Ok(ComponentResponse::Sandbox(SandboxResponse::File(_)))
+        ));
+        // `c` (1500 bytes, written by the command) is over a 1000-byte limit.
+        let e = refusal(gateway.call(call(read("c"), Some(1000))).await);
+        assert!(e.contains("over the 1000-byte limit"), "{e}");
+        assert!(matches!(
+            gateway.call(call(read("c"), Some(2000))).await,
+            Ok(ComponentResponse::Sandbox(SandboxResponse::File(_)))
+        ));
     });
 }

@@ -145,6 +145,8 @@ fn secrets_survive_restarts_and_rotation_and_never_leak() {
                 workspace: "grep-test".into(),
                 allow_network: false,
                 timeout_secs: Some(10),
+                output_cap_bytes: None,
+                max_file_bytes: None,
                 command_line: "sleep 3".into(),
                 task: None,
                 requester: "test".into(),

@@ -37,7 +37,9 @@ pub use providers::{
 };
 pub use run::{Agent, EndReason, Limits, RunOutcome};
 pub use secret::{SecretSource, SecretString, StaticSecrets};
-pub use settings::{AgentSettings, HttpSettings, LimitDefaults, ModelPrice, ProviderKind};
+pub use settings::{
+    AgentSettings, DEFAULT_MAX_TOKENS_PER_CALL, HttpSettings, ModelPrice, ProviderKind,
+};
 pub use tools::{ApprovalRequest, FileWrite, Tool, ToolOutcome};
 pub use types::{
     ChatRequest, ChatResponse, ContentBlock, Message, Role, StopReason, ToolDefinition, Usage,

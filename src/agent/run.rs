@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::error::ProviderError;
 use super::providers::Provider;
-use super::settings::{LimitDefaults, ModelPrice};
+use super::settings::{DEFAULT_MAX_TOKENS_PER_CALL, ModelPrice};
 use super::tools::{ApprovalRequest, Tool, ToolOutcome};
 use super::types::{ChatRequest, ContentBlock, Message, Role, Usage};
 
@@ -31,22 +31,26 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// Limits from the settings, with the deadline counted from now.
-    pub fn from_defaults(d: &LimitDefaults) -> Self {
+    /// The run's limits from `[limits]`, with the deadline counted from now.
+    pub fn from_settings(l: &crate::guard::LimitSettings, max_tokens_per_call: u32) -> Self {
         Limits {
-            max_iterations: d.max_iterations,
-            max_total_tokens: d.max_total_tokens,
-            max_cost_usd: Some(d.max_cost_usd),
-            deadline: Some(Instant::now() + Duration::from_secs(d.max_duration_secs)),
-            max_tokens_per_call: d.max_tokens_per_call,
-            max_tool_calls_per_turn: d.max_tool_calls_per_turn,
+            max_iterations: l.max_iterations,
+            max_total_tokens: l.max_tokens_per_task,
+            max_cost_usd: Some(l.max_cost_usd),
+            deadline: Some(Instant::now() + Duration::from_secs(l.task_deadline_secs)),
+            max_tokens_per_call,
+            max_tool_calls_per_turn: l.max_tool_calls_per_turn,
         }
     }
 }
 
+/// `[limits]` defaults (the one set, [`crate::guard::LimitSettings::default`]).
 impl Default for Limits {
     fn default() -> Self {
-        Limits::from_defaults(&LimitDefaults::default())
+        Limits::from_settings(
+            &crate::guard::LimitSettings::default(),
+            DEFAULT_MAX_TOKENS_PER_CALL,
+        )
     }
 }
 

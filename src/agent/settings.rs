@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::guard::LimitSettings;
+
 /// Which provider implementation to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -43,36 +45,8 @@ impl ModelPrice {
     }
 }
 
-/// Defaults for the limits of one agent run (each task may lower them).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LimitDefaults {
-    /// LLM calls per task.
-    pub max_iterations: u32,
-    /// Input + output tokens per task.
-    pub max_total_tokens: u64,
-    /// Cost per task in USD (needs a price for the model).
-    pub max_cost_usd: f64,
-    /// Wall-clock time per task.
-    pub max_duration_secs: u64,
-    /// `max_tokens` of each LLM call.
-    pub max_tokens_per_call: u32,
-    /// Tool calls of one model answer that are run; the rest are refused.
-    pub max_tool_calls_per_turn: u32,
-}
-
-impl Default for LimitDefaults {
-    fn default() -> Self {
-        LimitDefaults {
-            max_iterations: 50,
-            max_total_tokens: 500_000,
-            max_cost_usd: 2.0,
-            max_duration_secs: 1800,
-            max_tokens_per_call: 4096,
-            max_tool_calls_per_turn: 16,
-        }
-    }
-}
+/// `max_tokens` of each LLM call when `[agent]` does not say.
+pub const DEFAULT_MAX_TOKENS_PER_CALL: u32 = 4096;
 
 /// HTTP behaviour of the providers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -111,9 +85,9 @@ pub const MAX_MEMORY_BYTES: u64 = 16 * 1024 * 1024;
 /// Default life of an approval request, in seconds.
 pub const DEFAULT_APPROVAL_TTL_SECS: u64 = 300;
 
-/// The `[agent]` section. The per-task limits and the file size cap are not
-/// written here: they come from the appliance's `[limits]` section (shared with
-/// the sandbox) and are filled in by the configuration loader.
+/// The `[agent]` section. The per-task limits are not written here: they are
+/// the appliance's `[limits]` section ([`LimitSettings`], their one definition
+/// and one set of defaults), copied in by [`crate::config::Config::agent_settings`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AgentSettings {
@@ -136,13 +110,10 @@ pub struct AgentSettings {
     pub max_tokens_per_call: u32,
     /// How long an approval request stays open before it counts as denied.
     pub approval_ttl_secs: u64,
-    /// From `[limits]` (not read from `[agent]`).
+    /// `[limits]` (not read from `[agent]`).
     #[serde(skip)]
-    pub limits: LimitDefaults,
+    pub limits: LimitSettings,
     pub http: HttpSettings,
-    /// Cap of one file read or written by the workspace tools (from `[limits]`).
-    #[serde(skip)]
-    pub max_file_bytes: u64,
     /// Cap of one user's memory notes, in bytes
     /// ([`MIN_MEMORY_BYTES`]..=[`MAX_MEMORY_BYTES`]).
     pub max_memory_bytes: u64,
@@ -158,11 +129,10 @@ impl Default for AgentSettings {
             region: "us-east-1".to_string(),
             prices: BTreeMap::new(),
             ca_file: None,
-            max_tokens_per_call: LimitDefaults::default().max_tokens_per_call,
+            max_tokens_per_call: DEFAULT_MAX_TOKENS_PER_CALL,
             approval_ttl_secs: DEFAULT_APPROVAL_TTL_SECS,
-            limits: LimitDefaults::default(),
+            limits: LimitSettings::default(),
             http: HttpSettings::default(),
-            max_file_bytes: 1024 * 1024,
             max_memory_bytes: 64 * 1024,
         }
     }
@@ -176,7 +146,7 @@ mod tests {
     fn empty_toml_is_default_and_unknown_fields_refused() {
         let s: AgentSettings = toml::from_str("").unwrap();
         assert_eq!(s, AgentSettings::default());
-        assert_eq!(s.limits.max_iterations, 50);
+        assert_eq!(s.limits, LimitSettings::default());
         assert!(toml::from_str::<AgentSettings>("bogus = 1").is_err());
         let s: AgentSettings = toml::from_str(
             "provider = \"openai_compatible\"\nmodel = \"m\"\n[prices.m]\ninput_usd_per_mtok = 1.0\noutput_usd_per_mtok = 2.0\n",

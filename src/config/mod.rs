@@ -287,6 +287,76 @@ fn parse_sources(sources: &[Source]) -> Result<Config, ConfigError> {
     }
 }
 
+/// `[sandbox]` sets the executor's ceilings (time, output, file size) and
+/// `[limits]` what the agent's commands get, which must fit under them: a
+/// limit above its ceiling would be cut silently at every command.
+fn sandbox_ceiling_problems(
+    sb: &crate::sandbox::SandboxSettings,
+    l: &crate::guard::LimitSettings,
+) -> Vec<([&'static str; 2], String)> {
+    let mut out = Vec::new();
+    let output_cap = u64::try_from(sb.output_cap_bytes).unwrap_or(u64::MAX);
+    for (field, value) in [
+        ("default_timeout_secs", sb.default_timeout_secs),
+        ("max_timeout_secs", sb.max_timeout_secs),
+        ("output_cap_bytes", output_cap),
+        ("max_file_bytes", sb.max_file_bytes),
+    ] {
+        if value == 0 {
+            out.push((
+                ["sandbox", field],
+                format!("{field} must be greater than 0"),
+            ));
+        }
+    }
+    if sb.default_timeout_secs > sb.max_timeout_secs {
+        out.push((
+            ["sandbox", "default_timeout_secs"],
+            format!(
+                "default_timeout_secs ({}) is greater than max_timeout_secs ({})",
+                sb.default_timeout_secs, sb.max_timeout_secs
+            ),
+        ));
+    }
+    let max_output = crate::sandbox::MAX_OUTPUT_CAP;
+    if sb.output_cap_bytes > max_output {
+        out.push((
+            ["sandbox", "output_cap_bytes"],
+            format!("output_cap_bytes must be at most {max_output} (64 MiB)"),
+        ));
+    }
+    for (field, limit, ceiling_field, ceiling) in [
+        (
+            "command_timeout_max_secs",
+            l.command_timeout_max_secs,
+            "max_timeout_secs",
+            sb.max_timeout_secs,
+        ),
+        (
+            "output_cap_bytes",
+            l.output_cap_bytes,
+            "output_cap_bytes",
+            output_cap,
+        ),
+        (
+            "max_file_bytes",
+            l.max_file_bytes,
+            "max_file_bytes",
+            sb.max_file_bytes,
+        ),
+    ] {
+        if limit > ceiling {
+            out.push((
+                ["limits", field],
+                format!(
+                    "{field} ({limit}) is greater than [sandbox] {ceiling_field} ({ceiling}), the most the sandbox allows; lower it or raise the sandbox's"
+                ),
+            ));
+        }
+    }
+    out
+}
+
 /// Later tables override earlier ones key by key; other values are replaced whole.
 fn merge(base: &mut toml::Table, overlay: toml::Table) {
     for (key, value) in overlay {
@@ -445,6 +515,9 @@ fn validate(c: &Config) -> Vec<(Vec<String>, String)> {
     if let Err(crate::guard::GuardError::InvalidLimit { key: field, reason }) = c.limits.validate()
     {
         out.push((key(&["limits", field]), format!("{field}: {reason}")));
+    }
+    for (field, problem) in sandbox_ceiling_problems(&c.sandbox, &c.limits) {
+        out.push((key(&field), problem));
     }
     if let Some(agent) = &c.agent {
         for (field, problem) in agent_problems(agent, c.limits.max_cost_usd) {
@@ -820,6 +893,94 @@ mod tests {
             "{p:?}"
         );
         assert!(problems("profile = \"development\"\n[log]\nlevel = \"debug\"\n[channels.telegram]\ndm = \"open\"\n").is_empty());
+    }
+
+    /// `[limits]` is the one definition of the limits: the agent's are the
+    /// section as it is, and without the section they are the one set of
+    /// defaults, which is what config/coworkd.toml ships.
+    #[test]
+    fn agent_limits_are_the_limits_section_and_its_defaults() {
+        use crate::guard::LimitSettings;
+        let agent = "[agent]\nmodel = \"m\"\n[agent.prices.m]\ninput_usd_per_mtok = 3.0\noutput_usd_per_mtok = 15.0\n";
+        let a = load_str(Path::new("x.toml"), agent)
+            .unwrap()
+            .agent_settings()
+            .unwrap();
+        assert_eq!(a.limits, LimitSettings::default());
+        let run = crate::agent::Limits::default();
+        assert_eq!(
+            run.max_total_tokens,
+            LimitSettings::default().max_tokens_per_task
+        );
+        assert_eq!(
+            run.max_cost_usd,
+            Some(LimitSettings::default().max_cost_usd)
+        );
+        assert_eq!(run.max_iterations, LimitSettings::default().max_iterations);
+        let set = format!("{agent}[limits]\nmax_file_bytes = 1000\noutput_cap_bytes = 100\n");
+        let a = load_str(Path::new("x.toml"), &set)
+            .unwrap()
+            .agent_settings()
+            .unwrap();
+        assert_eq!(a.limits.max_file_bytes, 1000);
+        assert_eq!(a.limits.output_cap_bytes, 100);
+        assert_eq!(a.limits.max_tokens_per_task, 200_000);
+
+        let shipped = load_str(
+            Path::new("config/coworkd.toml"),
+            include_str!("../../config/coworkd.toml"),
+        )
+        .unwrap();
+        assert_eq!(shipped.limits, LimitSettings::default());
+    }
+
+    /// `[sandbox]` holds the ceilings; a `[limits]` value above one is refused
+    /// at its key, as is a sandbox default above its own maximum.
+    #[test]
+    fn limits_above_the_sandbox_ceilings_are_refused() {
+        let p = problems(
+            "[sandbox]\nmax_timeout_secs = 100\n[limits]\ncommand_timeout_max_secs = 200\n",
+        );
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with("/etc/cowork/coworkd.toml:4:1: command_timeout_max_secs (200) is greater than [sandbox] max_timeout_secs (100)"),
+            "{p:?}"
+        );
+        // A lowered ceiling under a default limit: named at the limit's key.
+        let p = problems("[sandbox]\noutput_cap_bytes = 4096\nmax_file_bytes = 8192\n");
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(
+            p[0].contains(
+                "output_cap_bytes (1048576) is greater than [sandbox] output_cap_bytes (4096)"
+            ),
+            "{p:?}"
+        );
+        assert!(
+            p[1].contains(
+                "max_file_bytes (10485760) is greater than [sandbox] max_file_bytes (8192)"
+            ),
+            "{p:?}"
+        );
+        assert!(p.iter().all(|x| x.ends_with("(a default value)")), "{p:?}");
+        let p = problems("[sandbox]\ndefault_timeout_secs = 700\n");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with("/etc/cowork/coworkd.toml:2:1: default_timeout_secs (700) is greater than max_timeout_secs (600)"),
+            "{p:?}"
+        );
+        let p = problems("[sandbox]\nmax_file_bytes = 0\n");
+        assert!(
+            p.iter().any(|x| x.starts_with(
+                "/etc/cowork/coworkd.toml:2:1: max_file_bytes must be greater than 0"
+            )),
+            "{p:?}"
+        );
+        // Lowered together: accepted.
+        let p = problems(
+            "[sandbox]\nmax_timeout_secs = 100\ndefault_timeout_secs = 30\noutput_cap_bytes = 4096\nmax_file_bytes = 8192\n\
+             [limits]\ncommand_timeout_secs = 30\ncommand_timeout_max_secs = 100\noutput_cap_bytes = 4096\nmax_file_bytes = 8192\n",
+        );
+        assert!(p.is_empty(), "{p:?}");
     }
 
     #[test]

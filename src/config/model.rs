@@ -170,18 +170,10 @@ impl From<Profile> for crate::gateway::Profile {
 
 impl Config {
     /// The agent runtime's settings, if `[agent]` is configured: `[agent]` with
-    /// the per-task limits and the file size cap of `[limits]`.
+    /// `[limits]` as they are (the agent has no limit values of its own).
     pub fn agent_settings(&self) -> Option<crate::agent::AgentSettings> {
         let mut agent = self.agent.clone()?;
-        agent.limits = crate::agent::LimitDefaults {
-            max_iterations: self.limits.max_iterations,
-            max_total_tokens: self.limits.max_tokens_per_task,
-            max_cost_usd: self.limits.max_cost_usd,
-            max_duration_secs: self.limits.task_deadline_secs,
-            max_tokens_per_call: agent.max_tokens_per_call,
-            max_tool_calls_per_turn: self.limits.max_tool_calls_per_turn,
-        };
-        agent.max_file_bytes = self.limits.max_file_bytes;
+        agent.limits = self.limits.clone();
         Some(agent)
     }
 

@@ -20,17 +20,32 @@ pub struct GuardSettings {
     pub rules_file: Option<PathBuf>,
 }
 
-/// `[limits]`: bounds of one agent task, shared by the agent loop and the sandbox.
+/// `[limits]`: the bounds of the agent's tasks, and their one definition: the
+/// agent ([`crate::agent::AgentSettings::limits`]) and the gateway take these
+/// values as they are, and `[sandbox]` only sets the executor's ceilings
+/// (`max_timeout_secs`, `output_cap_bytes`, `max_file_bytes`), which these must
+/// not exceed (checked at load). [`Default`] is the one set of defaults, the
+/// values config/coworkd.toml ships.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitSettings {
+    /// Model calls per task.
     pub max_iterations: u32,
+    /// Input + output tokens per task.
     pub max_tokens_per_task: u64,
+    /// Cost per task in USD (needs the model's price).
     pub max_cost_usd: f64,
+    /// Wall-clock time per task.
     pub task_deadline_secs: u64,
+    /// The timeout each of the agent's commands runs with.
     pub command_timeout_secs: u64,
+    /// The most `command_timeout_secs` may be (at most `[sandbox] max_timeout_secs`).
     pub command_timeout_max_secs: u64,
+    /// Captured stdout, and stderr, of one agent command: the sandbox keeps
+    /// no more (at most `[sandbox] output_cap_bytes`).
     pub output_cap_bytes: u64,
+    /// Largest file the file tools read or write and an agent command may
+    /// write (RLIMIT_FSIZE); at most `[sandbox] max_file_bytes`.
     pub max_file_bytes: u64,
     /// Tool calls of one model answer that are run; the rest are refused.
     pub max_tool_calls_per_turn: u32,

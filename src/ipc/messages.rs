@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::roles::{Component, Role};
 
 /// Checked in every [`Hello`]; a mismatch refuses the connection.
-pub const PROTOCOL_VERSION: u32 = 12;
+pub const PROTOCOL_VERSION: u32 = 13;
 
 /// The first frame on every connection, from the connecting side.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -771,6 +771,9 @@ pub struct FileRequest {
     /// Workspace name, as in [`RunCommand::workspace`].
     pub workspace: String,
     pub op: FileOp,
+    /// Largest file to read or write (`[limits] max_file_bytes`); the sandbox
+    /// keeps its own ceiling whatever is asked. `None`: the ceiling.
+    pub max_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -793,6 +796,12 @@ pub struct RunCommand {
     pub allow_network: bool,
     /// Default and maximum come from `[sandbox]`.
     pub timeout_secs: Option<u64>,
+    /// Cap of captured stdout, and of stderr (`[limits] output_cap_bytes`);
+    /// above `[sandbox] output_cap_bytes` the sandbox's cap holds. `None`: it.
+    pub output_cap_bytes: Option<u64>,
+    /// Largest file the command may write (`[limits] max_file_bytes`, RLIMIT_FSIZE);
+    /// above `[sandbox] max_file_bytes` the sandbox's holds. `None`: it.
+    pub max_file_bytes: Option<u64>,
     /// The command line as the guard judged it and the owner approved it.
     pub command_line: String,
     pub task: Option<String>,

@@ -58,6 +58,12 @@ pub fn docker_argv(
         "core=0".to_string(),
         "--ulimit".to_string(),
         "nofile=1024:1024".to_string(),
+        // As RLIMIT_FSIZE in the built-in backend (docker passes bytes through).
+        "--ulimit".to_string(),
+        format!(
+            "fsize={0}:{0}",
+            spec.max_file_bytes.min(settings.workspace_quota_bytes)
+        ),
         "--tmpfs".to_string(),
         format!("/tmp:rw,nosuid,nodev,size={}", settings.tmp_size_bytes),
         // HOME: empty and private to this container, as in the built-in backend.
@@ -206,6 +212,7 @@ mod tests {
             memory_bytes: 256 << 20,
             max_pids: 64,
             output_cap: 1024,
+            max_file_bytes: 4096,
         }
     }
 
@@ -237,6 +244,8 @@ mod tests {
             Some(&*(256u64 << 20).to_string())
         );
         assert_eq!(pair(&argv, "--user").as_deref(), Some("65534:65534"));
+        // The command's largest file is the spec's (`[limits] max_file_bytes`).
+        assert!(argv.contains(&"fsize=4096:4096".to_string()), "{argv:?}");
         assert_eq!(
             pair(&argv, "-v").as_deref(),
             Some("/srv/ws/t1:/workspace:rw")

@@ -11,7 +11,7 @@
 //!   6. fork the sandbox init, wait for it, exit
 //! sandbox init (pid 1 of the new pid namespace)
 //!   7. die with the helper                                   PR_SET_PDEATHSIG
-//!   8. build the root, pivot_root, hostname                  mounts::build_root
+//!   8. build the root, pivot_root, hostname; RLIMIT_FSIZE    mounts::build_root, rlimits::apply_fsize
 //!   9. drop every capability                                 identity::drop_capabilities
 //!  10. no_new_privs
 //!  11. landlock                                              landlock::restrict
@@ -166,7 +166,7 @@ struct InitContext {
 }
 
 /// Steps 7-13 (pid 1 of the sandbox).
-fn sandbox_init(ctx: InitContext) -> Result<i32, ConfineError> {
+fn sandbox_init(mut ctx: InitContext) -> Result<i32, ConfineError> {
     // 7. If the helper is killed (timeout, cancel), we die, and with us the pid namespace.
     prctl::set_pdeathsig(Signal::SIGKILL).map_err(ConfineError::ParentDeathSignal)?;
     let mut fds = [PollFd::new(
@@ -187,6 +187,9 @@ fn sandbox_init(ctx: InitContext) -> Result<i32, ConfineError> {
         gid: ctx.gid,
     })?;
     mounts::set_hostname()?;
+    // The root's copies from the host are written: from here on, file size is
+    // the command's limit.
+    ctx.rlimits.push(rlimits::apply_fsize(&ctx.spec)?);
     // 9. Capabilities the user namespace granted are no longer needed.
     identity::drop_capabilities()?;
     // 10. Nothing exec'd below can gain privileges (setuid bits, file caps).

@@ -73,7 +73,7 @@ pub use report::{
 };
 pub use service::{MAX_FILE_BYTES, SandboxService, capped_text};
 pub use settings::{Backend, SandboxSettings};
-pub use spec::{RunSpec, ValidSpec};
+pub use spec::{MAX_OUTPUT_CAP, RunSpec, ValidSpec};
 
 /// Runs one command to completion (blocking). `self_exe` is the `coworkd` binary,
 /// re-executed as `coworkd sandbox init`.

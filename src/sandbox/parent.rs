@@ -111,7 +111,7 @@ pub fn run_builtin(
         rlimit_as: Some(spec.memory_bytes), // dropped below if the memory cgroup is on
         rlimit_nproc: Some(spec.max_pids + HELPER_PIDS), // dropped below if the pids cgroup is on
         // No one file may be larger than the workspace's quota either.
-        rlimit_fsize: settings.max_file_bytes.min(settings.workspace_quota_bytes),
+        rlimit_fsize: spec.max_file_bytes.min(settings.workspace_quota_bytes),
         rlimit_nofile: NOFILE,
         tmp_size_bytes: settings.tmp_size_bytes,
     };

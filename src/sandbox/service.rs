@@ -165,6 +165,13 @@ impl SandboxService {
     /// real path checked, hard links and oversized files refused.
     async fn file(&self, req: FileRequest) -> Result<String, WireError> {
         let dir = self.workspace(&req.workspace)?;
+        // The caller's limit (`[limits] max_file_bytes`), never above the
+        // ceiling nor what fits a frame.
+        let cap = req
+            .max_bytes
+            .unwrap_or(u64::MAX)
+            .min(self.settings.max_file_bytes)
+            .min(MAX_FILE_BYTES);
         if let FileOp::Write { content, .. } = &req.op {
             self.settings
                 .disk_policy()
@@ -177,9 +184,9 @@ impl SandboxService {
             let (uid, gid) = super::command_identity(&self.settings).map_err(|e| {
                 WireError::new(ErrorCode::Internal, format!("choosing the file owner: {e}"))
             })?;
-            crate::agent::tools::Workspace::with_owner(&dir, MAX_FILE_BYTES, uid, gid)
+            crate::agent::tools::Workspace::with_owner(&dir, cap, uid, gid)
         } else {
-            crate::agent::tools::Workspace::new(&dir, MAX_FILE_BYTES)
+            crate::agent::tools::Workspace::new(&dir, cap)
         }
         .map_err(|e| WireError::new(ErrorCode::Internal, e.to_string()))?;
         let done = tokio::task::spawn_blocking(move || match req.op {
@@ -232,6 +239,19 @@ impl SandboxService {
             )
         })?;
         let watched = workspace.clone();
+        // The caller's limits (`[limits]`), never above this executor's ceilings.
+        let output_cap = cmd
+            .output_cap_bytes
+            .map_or(self.settings.output_cap_bytes, |asked| {
+                usize::try_from(asked)
+                    .unwrap_or(usize::MAX)
+                    .min(self.settings.output_cap_bytes)
+            });
+        let max_file_bytes = cmd
+            .max_file_bytes
+            .map_or(self.settings.max_file_bytes, |asked| {
+                asked.min(self.settings.max_file_bytes)
+            });
         let started_seq = self
             .audited(
                 "command.started",
@@ -240,6 +260,7 @@ impl SandboxService {
                     "run_id": cmd.run_id, "task": cmd.task, "command": cmd.command_line,
                     "program": cmd.program, "args": cmd.args, "workspace": cmd.workspace, "cwd": "/workspace",
                     "allow_network": cmd.allow_network, "timeout_secs": cmd.timeout_secs,
+                    "output_cap_bytes": output_cap, "max_file_bytes": max_file_bytes,
                     "decision": cmd.decision, "rule": cmd.rule, "approver": cmd.approver,
                 }),
             )
@@ -251,6 +272,8 @@ impl SandboxService {
             &self.settings,
         );
         spec.allow_network = cmd.allow_network;
+        spec.output_cap = output_cap;
+        spec.max_file_bytes = max_file_bytes;
         if let Some(secs) = cmd.timeout_secs {
             spec.timeout = Duration::from_secs(secs);
         }

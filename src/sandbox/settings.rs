@@ -24,17 +24,21 @@ pub struct SandboxSettings {
     /// `require_full_isolation = false` to accept weaker isolation (config/dev.toml
     /// does, for development boxes without cgroup delegation).
     pub require_full_isolation: bool,
-    /// Timeout used when the caller does not give one.
+    /// Timeout used when the caller does not give one (the agent gives
+    /// `[limits] command_timeout_secs`).
     pub default_timeout_secs: u64,
-    /// Largest timeout a caller may ask for.
+    /// Largest timeout a caller may ask for: the ceiling of `[limits]
+    /// command_timeout_max_secs`.
     pub max_timeout_secs: u64,
     /// Memory limit (cgroup memory, else RLIMIT_AS).
     pub memory_bytes: u64,
     /// Process limit for the payload (cgroup pids, else RLIMIT_NPROC).
     pub max_pids: u64,
-    /// Cap on captured stdout and on captured stderr, each.
+    /// Cap on captured stdout and on captured stderr, each: the ceiling of
+    /// what a caller asks (`[limits] output_cap_bytes`).
     pub output_cap_bytes: usize,
-    /// Largest file the command may write (RLIMIT_FSIZE).
+    /// Largest file a command may write (RLIMIT_FSIZE) or a file call take:
+    /// the ceiling of what a caller asks (`[limits] max_file_bytes`).
     pub max_file_bytes: u64,
     /// Size of the private /tmp tmpfs.
     pub tmp_size_bytes: u64,

@@ -39,6 +39,9 @@ pub struct RunSpec {
     pub max_pids: u64,
     /// Cap on captured stdout and on captured stderr, each.
     pub output_cap: usize,
+    /// Largest file the command may write (RLIMIT_FSIZE, lowered to the
+    /// workspace quota).
+    pub max_file_bytes: u64,
 }
 
 impl RunSpec {
@@ -58,6 +61,7 @@ impl RunSpec {
             memory_bytes: settings.memory_bytes,
             max_pids: settings.max_pids,
             output_cap: settings.output_cap_bytes,
+            max_file_bytes: settings.max_file_bytes,
         }
     }
 
@@ -92,6 +96,13 @@ impl RunSpec {
                 reason: "must be 1 byte ..= 64 MiB",
             });
         }
+        if self.max_file_bytes == 0 {
+            return Err(SandboxError::InvalidLimit {
+                name: "max_file_bytes",
+                value: 0,
+                reason: "must be at least 1 byte",
+            });
+        }
         Ok(ValidSpec {
             program: self.program.clone(),
             args: self.args.clone(),
@@ -101,6 +112,7 @@ impl RunSpec {
             memory_bytes: self.memory_bytes,
             max_pids: self.max_pids,
             output_cap: self.output_cap,
+            max_file_bytes: self.max_file_bytes,
         })
     }
 }
@@ -116,6 +128,7 @@ pub struct ValidSpec {
     pub memory_bytes: u64,
     pub max_pids: u64,
     pub output_cap: usize,
+    pub max_file_bytes: u64,
 }
 
 fn validate_command(program: &str, args: &[String]) -> Result<(), SandboxError> {
@@ -362,6 +375,15 @@ mod tests {
             s.validate(&settings),
             Err(SandboxError::InvalidLimit {
                 name: "output_cap",
+                ..
+            })
+        ));
+        let mut s = spec(dir.path());
+        s.max_file_bytes = 0;
+        assert!(matches!(
+            s.validate(&settings),
+            Err(SandboxError::InvalidLimit {
+                name: "max_file_bytes",
                 ..
             })
         ));

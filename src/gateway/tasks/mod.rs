@@ -55,7 +55,8 @@ pub use replies::{Outbound, Replies};
 pub use tools::SandboxClient;
 
 use self::tools::{
-    AuditedMemoryTool, FileTool, RunCommandTool, SandboxFileTool, TaskScope, WorkspaceWrites,
+    AuditedMemoryTool, CommandLimits, FileTool, RunCommandTool, SandboxFileTool, TaskScope,
+    WorkspaceWrites,
 };
 use super::error::GatewayError;
 use super::inbound::Context;
@@ -133,7 +134,6 @@ impl SecretSource for VaultSecrets {
 pub struct RuntimeSetup {
     pub settings: AgentSettings,
     pub guard: GuardSettings,
-    pub command_timeout_secs: u64,
     pub sandbox_socket: PathBuf,
     /// `$STATE/gateway`: `state.db` and the memory notes.
     pub state_dir: PathBuf,
@@ -155,7 +155,6 @@ pub fn runtime_setup(
     Some(RuntimeSetup {
         settings: config.agent_settings()?,
         guard: config.guard.clone(),
-        command_timeout_secs: config.limits.command_timeout_secs,
         sandbox_socket: paths.component_socket(crate::ipc::Component::Sandbox),
         state_dir: paths.component_state_dir(crate::ipc::Component::Gateway),
         shared_workspaces: config
@@ -372,7 +371,6 @@ struct Inner {
     users: Arc<Store>,
     db: Mutex<Connection>,
     memory: Arc<FileMemoryStore>,
-    command_timeout_secs: u64,
     shared_workspaces: BTreeSet<String>,
     user_limits: budget::UserLimits,
     approvers: BTreeMap<String, BTreeSet<String>>,
@@ -546,7 +544,6 @@ impl AgentRuntime {
                 users,
                 db: Mutex::new(db),
                 memory,
-                command_timeout_secs: setup.command_timeout_secs,
                 shared_workspaces: setup.shared_workspaces,
                 user_limits: setup.user_limits,
                 approvers: setup.approvers,
@@ -774,7 +771,7 @@ impl Inner {
             sandbox: Arc::clone(&self.sandbox),
             trail: Arc::clone(&self.trail),
             run: Arc::clone(&run),
-            command_timeout_secs: self.command_timeout_secs,
+            limits: CommandLimits::from(&self.settings.limits),
         };
         let tools: Vec<Arc<dyn Tool>> = vec![
             Arc::new(RunCommandTool {
@@ -807,7 +804,7 @@ impl Inner {
         let allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();
         let s = &self.settings;
         let price = s.prices.get(&s.model).copied();
-        let mut limits = Limits::from_defaults(&s.limits);
+        let mut limits = Limits::from_settings(&s.limits, s.max_tokens_per_call);
         // No task outlives what is left of its sender's day.
         let (tokens_left, cost_left) = self.day_usage(&requester).remaining(&self.user_limits);
         limits.max_total_tokens = limits.max_total_tokens.min(tokens_left.max(1));
@@ -1040,7 +1037,7 @@ impl Inner {
                         "max_tokens",
                         format!(
                             "it reached its limit of {} tokens",
-                            self.settings.limits.max_total_tokens
+                            self.settings.limits.max_tokens_per_task
                         ),
                     ),
                     EndReason::MaxCost => (
@@ -1054,7 +1051,7 @@ impl Inner {
                         "deadline",
                         format!(
                             "it ran out of its {} seconds",
-                            self.settings.limits.max_duration_secs
+                            self.settings.limits.task_deadline_secs
                         ),
                     ),
                 };
@@ -1119,7 +1116,6 @@ mod tests {
                 ..AgentSettings::default()
             },
             guard: GuardSettings::default(),
-            command_timeout_secs: 10,
             sandbox_socket: dir.path().join("sandbox.sock"),
             state_dir: dir.path().to_path_buf(),
             shared_workspaces: Default::default(),

@@ -22,12 +22,44 @@ use super::Trail;
 /// The gateway's connection to the sandbox component.
 pub type SandboxClient = Client<ComponentRequest, ComponentResponse>;
 
-/// Command output handed back to the model, per stream.
-const MODEL_OUTPUT_CAP: usize = 16 * 1024;
+/// Command output handed back to the model, per stream, whatever
+/// `[limits] output_cap_bytes` lets the sandbox capture: it guards the
+/// model's context, not the appliance's memory.
+const MODEL_OUTPUT_CAP: u64 = 16 * 1024;
 /// Beyond the command's own timeout, how long the sandbox may take to answer.
 const SANDBOX_SLACK: Duration = Duration::from_secs(30);
-/// Cap of a file's content in one tool call (what fits a frame).
-const MAX_FILE_BYTES: usize = crate::sandbox::MAX_FILE_BYTES as usize;
+
+/// What `[limits]` bounds in each command and file call of a task; the
+/// sandbox holds them to its `[sandbox]` ceilings as well.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommandLimits {
+    /// `command_timeout_secs` (validated to be at most `command_timeout_max_secs`).
+    pub timeout_secs: u64,
+    /// `output_cap_bytes`: captured stdout, and stderr, of one command.
+    pub output_cap_bytes: u64,
+    /// `max_file_bytes`: one file of the file tools, and RLIMIT_FSIZE of commands.
+    pub max_file_bytes: u64,
+}
+
+impl From<&crate::guard::LimitSettings> for CommandLimits {
+    fn from(l: &crate::guard::LimitSettings) -> Self {
+        CommandLimits {
+            // Never more than the most a command may ask for, even if the
+            // settings were not validated.
+            timeout_secs: l.command_timeout_secs.min(l.command_timeout_max_secs),
+            output_cap_bytes: l.output_cap_bytes,
+            max_file_bytes: l.max_file_bytes,
+        }
+    }
+}
+
+impl CommandLimits {
+    /// The largest content one file tool call carries: the limit, and what
+    /// fits a frame.
+    fn file_cap(&self) -> u64 {
+        self.max_file_bytes.min(crate::sandbox::MAX_FILE_BYTES)
+    }
+}
 
 /// What every tool of one task shares: who asked, where, and the handle that
 /// lets a cancel reach the command in flight.
@@ -44,7 +76,7 @@ pub struct TaskScope {
     pub trail: Arc<dyn Trail>,
     /// The sandbox run in flight, if any (for cancel).
     pub run: Arc<Mutex<Option<u64>>>,
-    pub command_timeout_secs: u64,
+    pub limits: CommandLimits,
 }
 
 impl TaskScope {
@@ -74,7 +106,9 @@ impl TaskScope {
             args: vec!["-c".to_string(), command.to_string()],
             workspace: self.workspace.clone(),
             allow_network: false,
-            timeout_secs: Some(self.command_timeout_secs),
+            timeout_secs: Some(self.limits.timeout_secs),
+            output_cap_bytes: Some(self.limits.output_cap_bytes),
+            max_file_bytes: Some(self.limits.max_file_bytes),
             command_line: command.to_string(),
             task: Some(self.task_id.clone()),
             requester: self.requester.clone(),
@@ -82,7 +116,7 @@ impl TaskScope {
             rule: rule.to_string(),
             approver,
         })));
-        let wait = Duration::from_secs(self.command_timeout_secs) + SANDBOX_SLACK;
+        let wait = Duration::from_secs(self.limits.timeout_secs) + SANDBOX_SLACK;
         // Cleared however the call ends (a dropped future included).
         let _clear = ClearOnDrop(Arc::clone(&self.run));
         // A command may write anything in its workspace, while it runs too.
@@ -97,7 +131,9 @@ impl TaskScope {
             )
             .await;
         match answer {
-            Ok(ComponentResponse::Sandbox(SandboxResponse::Finished(r))) => command_outcome(&r),
+            Ok(ComponentResponse::Sandbox(SandboxResponse::Finished(r))) => {
+                command_outcome(&r, self.limits.output_cap_bytes)
+            }
             Ok(ComponentResponse::Error(e)) => {
                 ToolOutcome::Failed(format!("the sandbox refused the command: {}", e.message))
             }
@@ -148,6 +184,7 @@ impl TaskScope {
         let request = ComponentRequest::Sandbox(SandboxRequest::File(FileRequest {
             workspace: self.workspace.clone(),
             op,
+            max_bytes: Some(self.limits.file_cap()),
         }));
         let _written = writes.then(|| self.writes.writing(&self.workspace));
         match self.sandbox.call(request).await {
@@ -186,11 +223,16 @@ impl Drop for ClearOnDrop {
     }
 }
 
-fn command_outcome(r: &RunResult) -> ToolOutcome {
+/// The command's result as the model sees it: each stream at most
+/// `output_cap_bytes` (what the sandbox captured) and [`MODEL_OUTPUT_CAP`],
+/// a cut one marked with where it was cut.
+fn command_outcome(r: &RunResult, output_cap_bytes: u64) -> ToolOutcome {
+    let shown = output_cap_bytes.min(MODEL_OUTPUT_CAP);
     let cut = |s: &str, truncated: bool| {
-        let (t, c) = crate::sandbox::capped_text(s.as_bytes(), MODEL_OUTPUT_CAP);
+        let (t, c) =
+            crate::sandbox::capped_text(s.as_bytes(), usize::try_from(shown).unwrap_or(usize::MAX));
         if c || truncated {
-            format!("{t}\n[output truncated]")
+            format!("{t}\n[output truncated at {shown} bytes]")
         } else {
             t
         }
@@ -327,9 +369,10 @@ impl Tool for SandboxFileTool {
                 let Some(content) = input["content"].as_str() else {
                     return ToolOutcome::Failed("`content` must be a string".to_string());
                 };
-                if content.len() > MAX_FILE_BYTES {
+                let cap = self.scope.limits.file_cap();
+                if content.len() as u64 > cap {
                     return ToolOutcome::Failed(format!(
-                        "the content is {} bytes, over the {MAX_FILE_BYTES}-byte limit",
+                        "not written: the content is {} bytes, over the {cap}-byte file limit",
                         content.len()
                     ));
                 }
@@ -445,7 +488,7 @@ mod tests {
             )),
             trail: Arc::clone(&notes) as Arc<dyn Trail>,
             run: Arc::new(Mutex::new(None)),
-            command_timeout_secs: 1,
+            limits: CommandLimits::from(&crate::guard::LimitSettings::default()),
         };
         let tool = AuditedMemoryTool {
             scope,

@@ -1,5 +1,8 @@
 //! Resource limits (setrlimit). RLIMIT_NPROC counts per uid, so it is used only when
 //! no pids cgroup is in force; RLIMIT_AS only when no memory cgroup is.
+//! RLIMIT_FSIZE comes later, once the sandbox's root is built: the files the
+//! root copies from the host (ld.so.cache, ...) are not the command's writes,
+//! and a small `max_file_bytes` must not stop the sandbox from starting.
 
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 
@@ -12,7 +15,6 @@ pub fn apply(spec: &InitSpec) -> Result<Vec<RlimitEntry>, ConfineError> {
     let mut wanted: Vec<(&'static str, Resource, u64)> = vec![
         ("RLIMIT_CORE", Resource::RLIMIT_CORE, 0),
         ("RLIMIT_NOFILE", Resource::RLIMIT_NOFILE, spec.rlimit_nofile),
-        ("RLIMIT_FSIZE", Resource::RLIMIT_FSIZE, spec.rlimit_fsize),
     ];
     if let Some(v) = spec.rlimit_as {
         wanted.push(("RLIMIT_AS", Resource::RLIMIT_AS, v));
@@ -20,18 +22,25 @@ pub fn apply(spec: &InitSpec) -> Result<Vec<RlimitEntry>, ConfineError> {
     if let Some(v) = spec.rlimit_nproc {
         wanted.push(("RLIMIT_NPROC", Resource::RLIMIT_NPROC, v));
     }
-    let mut applied = Vec::with_capacity(wanted.len());
-    for (name, resource, value) in wanted {
-        let value = lower_only(resource, value)
-            .map_err(|source| ConfineError::SetRlimit { name, source })?;
-        setrlimit(resource, value, value)
-            .map_err(|source| ConfineError::SetRlimit { name, source })?;
-        applied.push(RlimitEntry {
-            name: name.to_string(),
-            value,
-        });
-    }
-    Ok(applied)
+    wanted
+        .into_iter()
+        .map(|(name, resource, value)| set(name, resource, value))
+        .collect()
+}
+
+/// RLIMIT_FSIZE: the largest file the command may write.
+pub fn apply_fsize(spec: &InitSpec) -> Result<RlimitEntry, ConfineError> {
+    set("RLIMIT_FSIZE", Resource::RLIMIT_FSIZE, spec.rlimit_fsize)
+}
+
+fn set(name: &'static str, resource: Resource, value: u64) -> Result<RlimitEntry, ConfineError> {
+    let value =
+        lower_only(resource, value).map_err(|source| ConfineError::SetRlimit { name, source })?;
+    setrlimit(resource, value, value).map_err(|source| ConfineError::SetRlimit { name, source })?;
+    Ok(RlimitEntry {
+        name: name.to_string(),
+        value,
+    })
 }
 
 /// Never raise a hard limit the caller already lowered.

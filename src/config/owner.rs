@@ -204,7 +204,14 @@ pub fn write(path: &Path, text: &str) -> std::io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| std::io::Error::other("the settings file has no directory"))?;
-    std::fs::create_dir_all(dir)?;
+    if !dir.exists() {
+        std::fs::create_dir_all(dir)?;
+        // Components read what is here under their own users; the unit's
+        // umask of 077 must not close the directory to them (the state
+        // directory around it decides who gets in).
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+    }
     let name = path
         .file_name()
         .ok_or_else(|| std::io::Error::other("the settings file has no name"))?
@@ -570,8 +577,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cert = rcgen::generate_simple_self_signed(vec!["ca.test".into()]).unwrap();
         let pem = cert.cert.pem();
-        let path = store_ca(dir.path(), "agent.ca_file", &pem).unwrap();
+        // Under coworkd.service's UMask=0077 the CA directory and file must
+        // still be readable by the components' users (the image test found it).
+        let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+        let stored = store_ca(&dir.path().join("ca"), "agent.ca_file", &pem);
+        nix::sys::stat::umask(old);
+        let path = stored.unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), pem);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.path().join("ca")), 0o755);
+        assert_eq!(mode(&path), 0o644);
         assert!(
             path.file_name()
                 .unwrap()

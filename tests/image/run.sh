@@ -10,6 +10,10 @@
 #            reached; then an ACPI power-off ends in a clean shutdown;
 #   after:   the entry renamed cowork-a.conf (blessed), the journal persisted on
 #            the data partition under the machine ID made at first boot;
+#   page:    the owner sets it up from the admin page alone: credentials, agent,
+#            a Telegram channel on a fake platform, pairing, a command approved
+#            on the page; a second boot keeps it all (tests/image/page.sh;
+#            opt-in with PAGE_TEST=1 for now);
 #   updates: signed A/B updates, a fallback and a refused downgrade on that same
 #            copy (tests/image/update.sh; SKIP_UPDATE_TEST=1 skips them).
 # KEEP=1 keeps the work directory; COWORK_IMAGE picks the image.
@@ -145,6 +149,12 @@ check "admin page over TLS serves that certificate ($served_fp)" [ "$served_fp" 
 check "one-time setup token on the console" sh -c "[ -n '$(field admin-setup-token)' ]"
 code=$(curl -sk -o /dev/null -w '%{http_code}' "https://127.0.0.1:$port/" || true)
 check "admin page answers over TLS (HTTP $code)" sh -c "[ '$code' = 200 ] || [ '$code' = 303 ]"
+# The owner sets it up from the page alone (tests/image/page.sh): opt-in with
+# PAGE_TEST=1 until it has passed here (issue 15).
+if [ -n "${PAGE_TEST:-}" ]; then
+    . "$top/tests/image/page.sh"
+    page_setup
+fi
 
 monitor() { # SOCKET COMMAND: one command to a QEMU's human monitor
     python3 - "$1" "$2" <<'EOF'
@@ -183,6 +193,8 @@ if [ "$failed" != 0 ]; then
     journalctl --file "$work/system.journal" -u coworkd.service -p warning -o cat --no-pager 2>/dev/null \
         | tail -n 30 | sed 's/^/    /'
 fi
+# A second boot: the owner's setup survived (tests/image/page.sh).
+if [ "$failed" = 0 ] && [ -n "${PAGE_TEST:-}" ]; then page_after_reboot; fi
 # --- updates (tests/image/update.sh) ---------------------------------------------------
 if [ "$failed" = 0 ] && [ -z "${SKIP_UPDATE_TEST:-}" ]; then
     . "$top/tests/image/update.sh"

@@ -137,17 +137,11 @@ fn names_a_secret(key: &str) -> bool {
 
 /// A TOML string value's text ("\"x\"" → x).
 fn unquoted(value: &str) -> String {
-    value
-        .parse::<toml::Value>()
-        .ok()
-        .or_else(|| {
-            format!("v = {value}")
-                .parse::<toml::Table>()
-                .ok()
-                .and_then(|mut t| t.remove("v"))
-        })
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_else(|| value.to_string())
+    // The same reading as a value typed into `coworkctl settings set`.
+    match crate::config::owner::parse_value(value) {
+        Ok(toml::Value::String(text)) => text,
+        _ => value.to_string(),
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -357,6 +351,18 @@ fn section_form(
     }
 }
 
+/// A form sent back refused (400): its problems at their fields, nothing saved.
+async fn refused_form(
+    st: &AppState,
+    sess: &super::session::SessionView,
+    prefix: &str,
+    state: FormState,
+) -> PageResult {
+    let mut r = render_section(st, sess, prefix, state).await?;
+    *r.status_mut() = axum::http::StatusCode::BAD_REQUEST;
+    Ok(r)
+}
+
 async fn render_section(
     st: &AppState,
     sess: &super::session::SessionView,
@@ -553,9 +559,7 @@ async fn save(st: &Arc<AppState>, headers: &HeaderMap, body: Body, prefix: &str)
             version: Some(version),
             ..FormState::default()
         };
-        let mut r = render_section(st, &sess, prefix, state).await?;
-        *r.status_mut() = axum::http::StatusCode::BAD_REQUEST;
-        return Ok(r);
+        return refused_form(st, &sess, prefix, state).await;
     }
     let changes_sent = changes.clone();
     match st
@@ -591,9 +595,7 @@ async fn save(st: &Arc<AppState>, headers: &HeaderMap, body: Body, prefix: &str)
                     ..FormState::default()
                 }
             };
-            let mut r = render_section(st, &sess, prefix, state).await?;
-            *r.status_mut() = axum::http::StatusCode::BAD_REQUEST;
-            Ok(r)
+            refused_form(st, &sess, prefix, state).await
         }
         SettingsResponse::View(_) => Err(PageError::Internal(
             "unexpected answer from the supervisor".into(),
@@ -656,9 +658,7 @@ pub(crate) async fn ca_store(State(st): St, headers: HeaderMap, body: Body) -> P
                 problems,
                 ..FormState::default()
             };
-            let mut r = render_section(&st, &sess, &section, state).await?;
-            *r.status_mut() = axum::http::StatusCode::BAD_REQUEST;
-            Ok(r)
+            refused_form(&st, &sess, &section, state).await
         }
         SettingsResponse::View(_) => Err(PageError::Internal(
             "unexpected answer from the supervisor".into(),

@@ -76,7 +76,7 @@ pub(super) async fn reload(shared: &Arc<Shared>, actor: &str) -> Result<ApplyRep
                     "the owner's settings do not validate; the running configuration stays:\n{e}"
                 ));
             }
-            let report = apply(shared, loaded, actor).await;
+            let (report, _) = apply(shared, loaded, actor).await;
             shared
                 .audit
                 .record(
@@ -141,9 +141,7 @@ pub(super) async fn change(
             version,
         );
     }
-    let old = shared.config();
-    let changed_keys = owner::diff(&old, &loaded.config);
-    let report = apply(shared, loaded, actor).await;
+    let (report, changed_keys) = apply(shared, loaded, actor).await;
     shared
         .audit
         .record(
@@ -263,8 +261,9 @@ fn affected(changes: &[KeyChange]) -> Vec<Component> {
     out
 }
 
-/// Makes `loaded` the running configuration and restarts what must restart.
-async fn apply(shared: &Arc<Shared>, loaded: Loaded, actor: &str) -> ApplyReport {
+/// Makes `loaded` the running configuration and restarts what must restart;
+/// returns what it did and the keys that changed (old and new values).
+async fn apply(shared: &Arc<Shared>, loaded: Loaded, actor: &str) -> (ApplyReport, Vec<KeyChange>) {
     let old = shared.config();
     let changes = owner::diff(&old, &loaded.config);
     shared.log.set_level(loaded.config.log.level);
@@ -318,7 +317,7 @@ async fn apply(shared: &Arc<Shared>, loaded: Loaded, actor: &str) -> ApplyReport
             ));
         }
     }
-    report
+    (report, changes)
 }
 
 /// Waits until `c` is up as a process other than `before`.

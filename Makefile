@@ -6,14 +6,34 @@ CARGO ?= cargo
 COWORK_DIR ?= $(CURDIR)/.cowork
 
 # Debian packages the tests use (installed by `make deps` when missing, as root).
-APT_PACKAGES := systemd-container jq procps iproute2 openssl bubblewrap python3 strace util-linux libtss2-dev pkg-config swtpm swtpm-tools tpm2-tools chromium chromium-driver curl
+APT_PACKAGES := systemd-container git sqlite3 jq procps iproute2 openssl bubblewrap python3 strace util-linux libtss2-dev pkg-config swtpm swtpm-tools tpm2-tools chromium chromium-driver curl
 
-.PHONY: all build run test deps fmt-check clippy test-unit test-units test-systemd bench clean
+.PHONY: all build build-deps run test deps fmt-check clippy test-unit test-units test-systemd bench clean
 
 all: build
 
-build:
+# What compiling needs on Debian: tss-esapi-sys finds libtss2 through
+# pkg-config; ring and the bundled SQLite compile C.
+BUILD_PACKAGES := libtss2-dev pkg-config gcc libc6-dev
+
+build: build-deps
 	$(CARGO) build --bins
+
+# Installs the build dependencies when root; otherwise stops before compiling
+# with the command that installs them.
+build-deps:
+	@command -v dpkg >/dev/null || exit 0; \
+	missing=""; for p in $(BUILD_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	[ -z "$$missing" ] && exit 0; \
+	if [ "$$(id -u)" = 0 ]; then \
+		echo "make: installing the build dependencies:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	else \
+		echo "make: building needs Debian packages that are not installed:$$missing"; \
+		echo "make: install them first, then run make again:"; \
+		echo "    sudo apt-get install -y$$missing"; \
+		exit 1; \
+	fi
 
 run: build
 	@mkdir -p $(COWORK_DIR)
@@ -39,8 +59,14 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --all-targets -- -D warnings
 
+# Tests whose prerequisite is missing append to this (tests/skip/mod.rs).
+SKIP_LOG = $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/tmp/skipped.log
+
 test-unit:
+	@rm -f $(SKIP_LOG)
 	$(CARGO) test
+	@if [ -s $(SKIP_LOG) ]; then echo "make test: $$(wc -l < $(SKIP_LOG)) test(s) skipped:"; sed 's/^/    /' $(SKIP_LOG); \
+	else echo "make test: no test skipped"; fi
 
 # systemd-analyze security ceilings for every unit we ship.
 test-units:
@@ -72,7 +98,7 @@ IMAGE_APT_PACKAGES = $(shell grep -v '^\#' image/APT-PACKAGES)
 image-deps:
 	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(IMAGE_APT_PACKAGES)"
 
-image: image-deps
+image: image-deps build-deps
 	$(CARGO) build --release --bins
 	@if [ "$$(id -u)" != 0 ]; then echo "image: needs root (mmdebstrap, chroot)"; exit 1; fi
 	COWORK_BIN_DIR=$${CARGO_TARGET_DIR:-$(CURDIR)/target}/release bash image/build.sh

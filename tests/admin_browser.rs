@@ -248,8 +248,15 @@ async fn owner_flow_in_chromium() {
         .await
         .unwrap();
     let first = countdown.text().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(2200)).await;
-    let later = countdown.text().await.unwrap();
+    // The script ticks every second: wait for the tick, not for a time.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let later = loop {
+        let now = countdown.text().await.unwrap();
+        if now != first || std::time::Instant::now() > deadline {
+            break now;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert!(later.ends_with("s left"), "{later}");
     assert_ne!(first, later, "the countdown script runs under the CSP");
     shot("04-pairing-code.png").await;

@@ -11,6 +11,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod admin_common;
+mod skip;
 use admin_common as common;
 
 use common::*;
@@ -31,8 +32,11 @@ async fn loopback_peer_passes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ipv6_loopback_peer_passes() {
     if std::net::TcpListener::bind("[::1]:0").is_err() {
-        eprintln!("SKIP: no IPv6 loopback on this host");
-        return;
+        return skip::skip(
+            "ipv6_loopback_peer_passes",
+            "no IPv6 loopback on this host",
+            skip::Missing::Host,
+        );
     }
     let h = Harness::start_with(settings("::1"), tempfile::tempdir().unwrap()).await;
     let mut c = h.client();
@@ -127,17 +131,16 @@ impl Drop for NetNs {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_lan_peer_gets_403_and_audit() {
     if !is_root() {
-        eprintln!(
-            "SKIP non_lan_peer_gets_403_and_audit: needs root to create a network namespace (ip netns add)"
+        return skip::skip(
+            "non_lan_peer_gets_403_and_audit",
+            "needs root to create a network namespace (ip netns add)",
+            skip::Missing::ProvidedByMakeTest,
         );
-        return;
     }
     if Command::new("curl").arg("--version").output().is_err() {
         panic!("curl is missing: apt-get install curl (listed in APT-PACKAGES)");
     }
     let ns = NetNs::create('p', "198.51.100.1", "198.51.100.2");
-    // Give the host side a moment to bring the address up (DAD is v6 only, but be safe).
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let h = Harness::start_with(settings("198.51.100.1"), tempfile::tempdir().unwrap()).await;
     let url = format!("https://198.51.100.1:{}/login", h.addr.port());
     let text = curl_in(&ns.ns, &url).await;
@@ -188,10 +191,11 @@ async fn non_lan_peer_gets_403_and_audit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cgnat_peer_and_listen_need_opt_in() {
     if !is_root() {
-        eprintln!(
-            "SKIPPED cgnat_peer_and_listen_need_opt_in: needs root to create a network namespace (ip netns add)"
+        return skip::skip(
+            "cgnat_peer_and_listen_need_opt_in",
+            "needs root to create a network namespace (ip netns add)",
+            skip::Missing::ProvidedByMakeTest,
         );
-        return;
     }
     if Command::new("curl").arg("--version").output().is_err() {
         panic!("curl is missing: apt-get install curl (listed in APT-PACKAGES)");

@@ -115,6 +115,18 @@ async fn deadline_ends_a_slow_call() {
     assert!(start.elapsed() < Duration::from_secs(2));
 }
 
+/// Cancels `cancel` as soon as the fake model has the request: the cancel
+/// lands while the answer is on its way.
+fn cancel_once_asked(fake: &Fake, cancel: &CancellationToken) {
+    let (script, cancel) = (Arc::clone(&fake.script), cancel.clone());
+    tokio::spawn(async move {
+        while script.count() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        cancel.cancel();
+    });
+}
+
 #[tokio::test]
 async fn cancel_during_slow_response_ends_within_two_seconds() {
     let fake = serve(Script::new(vec![Reply::Slow(
@@ -125,11 +137,7 @@ async fn cancel_during_slow_response_ends_within_two_seconds() {
     let (mut a, _) = agent(&fake, Limits::default());
     let mut history = vec![Message::user_text("slow")];
     let cancel = CancellationToken::new();
-    let c2 = cancel.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        c2.cancel();
-    });
+    cancel_once_asked(&fake, &cancel);
     let start = Instant::now();
     let out = a.run(&mut history, &cancel).await;
     assert!(matches!(out.end, EndReason::Cancelled), "{:?}", out.end);
@@ -150,11 +158,7 @@ async fn provider_call_alone_honours_cancellation() {
     .await;
     let p = anthropic(&fake, true);
     let cancel = CancellationToken::new();
-    let c2 = cancel.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        c2.cancel();
-    });
+    cancel_once_asked(&fake, &cancel);
     let req = ChatRequest {
         model: "m".into(),
         system: String::new(),

@@ -512,9 +512,12 @@ fn cancel_stops_a_long_command_and_a_slow_model() {
         Duration::from_secs(60),
         Box::new(anth_text("too late", 1, 1)),
     ));
+    let asked = p.fake.script.count();
     let ack = ok(&i.ctl(&["chat", "--no-wait", "think slowly"]));
     let id = task_id(&ack);
-    std::thread::sleep(Duration::from_millis(500));
+    wait_until(Duration::from_secs(10), "the model asked", || {
+        (p.fake.script.count() > asked).then_some(())
+    });
     let started = Instant::now();
     ok(&i.ctl(&["tasks", "cancel", "--force", &id]));
     wait_until(

@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
+mod skip;
+
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -111,9 +113,12 @@ fn world_readable_key_file_refused() {
 
 #[test]
 fn key_file_owned_by_another_user_refused() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("not root: cannot chown the key file to 65534; covered when run as root");
-        return;
+    if !skip::is_root() {
+        return skip::skip(
+            "key_file_owned_by_another_user_refused",
+            "needs root to chown the key file to 65534",
+            skip::Missing::ProvidedByMakeTest,
+        );
     }
     let tmp = tempfile::tempdir().unwrap();
     drop(Keystore::open(&file_settings(), tmp.path()).unwrap());

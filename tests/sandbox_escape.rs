@@ -6,6 +6,8 @@
 //! real root, scrubbed env, capped output, hostile CLI input refused.
 //! Needs root (as the appliance and CI run) and python3 at /usr/bin/python3.
 
+mod skip;
+
 use std::fs;
 use std::io::Read;
 use std::net::TcpListener;
@@ -68,6 +70,21 @@ fn unique(tag: &str) -> String {
 }
 
 /// Host processes whose command line contains `marker`.
+/// Waits (up to 10 s) until processes whose command line has `marker` are
+/// there (`present`) or all gone; a zombie being reaped takes a moment.
+fn wait_processes(marker: &str, present: bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while processes_with(marker).is_empty() == present {
+        assert!(
+            Instant::now() < deadline,
+            "processes with {marker}: {:?} (wanted {})",
+            processes_with(marker),
+            if present { "some" } else { "none" }
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 fn processes_with(marker: &str) -> Vec<String> {
     let mut found = Vec::new();
     for entry in fs::read_dir("/proc").expect("proc").flatten() {
@@ -259,8 +276,11 @@ fn startup_files_in_the_workspace_do_not_run() {
     assert!(!o.stdout.contains("PLANTED-BASHRC"), "{}", o.stdout);
 
     if !Path::new("/usr/bin/sqlite3").exists() {
-        println!("SKIPPED: the .sqliterc half: sqlite3 is not installed at /usr/bin/sqlite3");
-        return;
+        return skip::skip(
+            "startup_files_in_the_workspace_do_not_run (the .sqliterc half)",
+            "sqlite3 is not installed at /usr/bin/sqlite3 (apt-get install sqlite3)",
+            skip::Missing::ProvidedByMakeTest,
+        );
     }
     fs::write(
         ws.path().join(".sqliterc"),
@@ -277,8 +297,11 @@ fn startup_files_in_the_workspace_do_not_run() {
 #[test]
 fn git_ignores_the_repository_fsmonitor_and_hooks() {
     if !Path::new("/usr/bin/git").exists() && !Path::new("/usr/local/bin/git").exists() {
-        println!("SKIPPED: git is not installed");
-        return;
+        return skip::skip(
+            "git_ignores_the_repository_fsmonitor_and_hooks",
+            "git is not installed (apt-get install git)",
+            skip::Missing::ProvidedByMakeTest,
+        );
     }
     let ws = workspace();
     let o = sh(
@@ -561,12 +584,7 @@ fn fork_bomb_is_bounded_and_ends() {
         started.elapsed()
     );
     assert_ne!(o.code, 0);
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(
-        processes_with(&marker).is_empty(),
-        "{:?}",
-        processes_with(&marker)
-    );
+    wait_processes(&marker, false);
 }
 
 #[test]
@@ -602,12 +620,7 @@ fn timeout_kills_the_whole_tree() {
     assert_eq!(o.code, 124, "{}", o.stderr);
     assert!(o.stderr.contains("timed out"));
     assert!(started.elapsed() < Duration::from_secs(10));
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(
-        processes_with(marker).is_empty(),
-        "{:?}",
-        processes_with(marker)
-    );
+    wait_processes(marker, false);
 }
 
 #[test]
@@ -680,7 +693,7 @@ fn cancel_kills_a_running_command() {
     let cancel = CancelHandle::new();
     let c2 = cancel.clone();
     let t = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(400));
+        wait_processes("987653", true);
         c2.cancel();
     });
     let started = Instant::now();
@@ -694,8 +707,7 @@ fn cancel_kills_a_running_command() {
     t.join().expect("thread");
     assert_eq!(out.status, ExitKind::Killed);
     assert!(started.elapsed() < Duration::from_secs(5));
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(processes_with("987653").is_empty());
+    wait_processes("987653", false);
 }
 
 #[test]
@@ -721,9 +733,14 @@ fn full_isolation_is_available_on_this_host() {
 /// user namespace every unmapped uid reads as 65534, which once hid a bug.)
 #[test]
 fn works_for_an_unprivileged_caller() {
-    if !nix::unistd::geteuid().is_root() {
-        // Every other test here already runs unprivileged.
-        return;
+    if !skip::is_root() {
+        // Every other test here already runs unprivileged; this one is about
+        // root dropping to a user of its own.
+        return skip::skip(
+            "works_for_an_unprivileged_caller",
+            "needs root to switch to uid 4242",
+            skip::Missing::ProvidedByMakeTest,
+        );
     }
     let ws = workspace();
     let o = Command::new("setpriv")

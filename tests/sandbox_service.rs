@@ -46,6 +46,21 @@ fn finished(r: Result<ComponentResponse, cowork::ipc::IpcError>) -> RunResult {
     }
 }
 
+/// Waits until the command running in workspace task-1 has made `marker`:
+/// it is running (and has set up what it does before the marker).
+async fn started(i: &Instance, marker: &str) {
+    let path = i
+        .dir
+        .path()
+        .join("state/sandbox/workspaces/task-1")
+        .join(marker);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !path.exists() {
+        assert!(Instant::now() < deadline, "the command never made {marker}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[test]
 fn gateway_runs_and_cancels_commands() {
     let i = Instance::start();
@@ -95,10 +110,15 @@ fn gateway_runs_and_cancels_commands() {
         // Cancel a long run.
         let g = Arc::clone(&gateway);
         let long = tokio::spawn(async move {
-            g.call(run(command(3, "/bin/sleep", &["30"], "task-1")))
-                .await
+            g.call(run(command(
+                3,
+                "/bin/sh",
+                &["-c", "touch started-3; exec /bin/sleep 30"],
+                "task-1",
+            )))
+            .await
         });
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        started(&i, "started-3").await;
         let t = Instant::now();
         assert!(matches!(
             gateway
@@ -123,10 +143,15 @@ fn gateway_runs_and_cancels_commands() {
         };
         let g = Arc::clone(&gateway);
         let long = tokio::spawn(async move {
-            g.call(run(command(5, "/bin/sleep", &["30"], "task-1")))
-                .await
+            g.call(run(command(
+                5,
+                "/bin/sh",
+                &["-c", "touch started-5; exec /bin/sleep 30"],
+                "task-1",
+            )))
+            .await
         });
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        started(&i, "started-5").await;
         let t = Instant::now();
         assert!(matches!(
             gateway.call(cancel(5, false)).await,
@@ -145,12 +170,12 @@ fn gateway_runs_and_cancels_commands() {
             g.call(run(command(
                 6,
                 "/bin/sh",
-                &["-c", "trap '' TERM; sleep 30"],
+                &["-c", "trap '' TERM; touch started-6; sleep 30"],
                 "task-1",
             )))
             .await
         });
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        started(&i, "started-6").await;
         let t = Instant::now();
         assert!(matches!(
             gateway.call(cancel(6, false)).await,

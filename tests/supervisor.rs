@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod skip;
 
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
@@ -143,8 +144,12 @@ fn reload_applies_good_config_and_refuses_bad() {
     assert!(err.contains("coworkd.toml:3:1: open mode"), "{err}");
     // SIGHUP with the bad file: refused too, and the appliance keeps running.
     let pids: Vec<_> = COMPONENTS.iter().map(|c| i.pid_of(c)).collect();
+    let refusals = |i: &Instance| i.log().matches("configuration reload refused").count();
+    let before = refusals(&i);
     i.signal(Signal::SIGHUP);
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until(Duration::from_secs(10), "the SIGHUP reload refused", || {
+        (refusals(&i) > before).then_some(())
+    });
     assert_eq!(
         pids,
         COMPONENTS.iter().map(|c| i.pid_of(c)).collect::<Vec<_>>()
@@ -200,8 +205,12 @@ fn components_get_a_clean_environment() {
 
 #[test]
 fn components_started_by_root_hold_no_capabilities() {
-    if !nix::unistd::geteuid().is_root() {
-        return; // everything runs as the unprivileged caller anyway
+    if !skip::is_root() {
+        return skip::skip(
+            "components_started_by_root_hold_no_capabilities",
+            "needs root (unprivileged, every component runs as the caller anyway)",
+            skip::Missing::ProvidedByMakeTest,
+        );
     }
     let i = Instance::start();
     for c in ["audit", "gateway", "admin"] {
@@ -319,8 +328,12 @@ fn an_unresponsive_component_is_replaced_through_its_lifeline() {
     wait_until(Duration::from_secs(10), "gateway unresponsive", || {
         (i.component("gateway")["state"] == "unresponsive").then_some(())
     });
-    // Three missed rounds at the development profile's interval, with room.
-    std::thread::sleep(Duration::from_secs(6));
+    // The supervisor gives up on it after three missed rounds.
+    wait_until(Duration::from_secs(15), "the supervisor ending it", || {
+        i.log()
+            .contains("gateway: component stopped answering health checks; ending it")
+            .then_some(())
+    });
     nix::sys::signal::kill(pid, Signal::SIGCONT).unwrap();
     let g = wait_until(Duration::from_secs(10), "a new gateway", || {
         let g = i.component("gateway");
@@ -328,4 +341,53 @@ fn an_unresponsive_component_is_replaced_through_its_lifeline() {
     });
     assert!(g["restarts"].as_u64().unwrap() >= 1, "{g}");
     assert!(!alive(old), "the old gateway is gone");
+}
+
+#[test]
+fn admin_page_on_a_taken_port_backs_off_and_says_why() {
+    // Another program holds the admin page's port.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    let port = taken.local_addr().expect("local addr").port();
+    let config = format!(
+        "profile = \"development\"\n[admin]\nlisten = [\"127.0.0.1\"]\nport = {port}\n\
+         [supervisor]\nrestart_backoff_max_ms = 1000\n"
+    );
+    let i = Instance::start_with(&config, &[], &[]);
+    let addr = format!("127.0.0.1:{port}");
+    let admin = wait_until(
+        Duration::from_secs(10),
+        "the admin component failed, naming its address",
+        || {
+            let a = i.component("admin");
+            let state = a["state"].as_str().unwrap_or_default().to_string();
+            let named = a["summary"].as_str().is_some_and(|s| s.contains(&addr));
+            (state != "up" && state != "starting" && named).then_some(a)
+        },
+    );
+    assert_eq!(
+        admin["summary"].as_str(),
+        Some(format!("failed: {addr} in use (another program listens there)").as_str()),
+        "{admin}"
+    );
+    let text = String::from_utf8_lossy(&i.ctl(&["status"]).stdout).into_owned();
+    assert!(
+        text.contains(&format!("admin: failed: {addr} in use")),
+        "status says why: {text}"
+    );
+    // Said once per attempt, not at the polling rate.
+    let attempts = wait_until(Duration::from_secs(10), "a third attempt", || {
+        let n = i.component("admin")["restarts"].as_u64().unwrap_or(0);
+        (n >= 3).then_some(n)
+    });
+    let said = i.log().matches(": failed: ").count() as u64;
+    assert!(
+        said <= attempts + 2,
+        "{said} failure lines for {attempts} restarts:\n{}",
+        i.log()
+    );
+    // Once the port is free the page comes up on its own.
+    drop(taken);
+    wait_until(Duration::from_secs(10), "the admin page up", || {
+        (i.component("admin")["state"] == "up").then_some(())
+    });
 }

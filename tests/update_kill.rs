@@ -19,13 +19,9 @@ use update_common::*;
 const CHILD_ENV: &str = "COWORK_UPDATE_KILL_CHILD";
 const PAYLOAD_LEN: usize = 16 * 1024 * 1024;
 
-/// The child side: applies the bundle named in the environment. A no-op in
-/// a normal test run.
-#[test]
-fn kill_child() {
-    let Ok(spec) = std::env::var(CHILD_ENV) else {
-        return;
-    };
+/// The child side (this test binary re-executed as the test below with
+/// `CHILD_ENV` set): applies the bundle named there.
+fn kill_child(spec: &str) {
     let (root, bundle) = spec.split_once('\n').unwrap();
     let root = std::path::Path::new(root);
     let settings = cowork::update::UpdateSettings {
@@ -41,7 +37,12 @@ fn kill_child() {
 
 fn spawn_child(fx: &Fixture, bundle: &std::path::Path) -> std::process::Child {
     Command::new(std::env::current_exe().unwrap())
-        .args(["kill_child", "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            "kill_9_during_apply_never_breaks_the_running_slot",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(
             CHILD_ENV,
             format!("{}\n{}", fx.root().display(), bundle.display()),
@@ -54,6 +55,9 @@ fn spawn_child(fx: &Fixture, bundle: &std::path::Path) -> std::process::Child {
 
 #[test]
 fn kill_9_during_apply_never_breaks_the_running_slot() {
+    if let Ok(spec) = std::env::var(CHILD_ENV) {
+        return kill_child(&spec);
+    }
     let fx = Fixture::new();
     let payload = pattern(PAYLOAD_LEN, 42);
     let bundle = fx.bundle_with("v2", &payload, 2, "test-signing-key", |o| {

@@ -813,7 +813,13 @@ impl AdminRole {
             }
             other => other,
         }
-        .map_err(internal)?;
+        .map_err(|e| match e {
+            // Said as it is: `coworkctl status` and the console show it.
+            e @ super::AdminError::Bind { .. } => {
+                WireError::new(ErrorCode::Unavailable, e.to_string())
+            }
+            e => internal(e),
+        })?;
         let cert = server.certificate();
         let addrs = server.local_addrs();
         for a in &addrs {

@@ -46,7 +46,7 @@ pub enum AdminError {
     ListInterfaces(#[source] std::io::Error),
     #[error("no loopback or private address found to listen on")]
     NoListenAddr,
-    #[error("binding {addr}: {source}")]
+    #[error("{}", bind_problem(addr, source))]
     Bind {
         addr: SocketAddr,
         #[source]
@@ -56,4 +56,17 @@ pub enum AdminError {
     HashPassword(String),
     #[error("owner password file {path} is malformed: {detail}")]
     MalformedPasswordFile { path: PathBuf, detail: String },
+}
+
+/// Why the page cannot listen on `addr`, as the console and `coworkctl status`
+/// show it.
+fn bind_problem(addr: &SocketAddr, source: &std::io::Error) -> String {
+    match source.kind() {
+        std::io::ErrorKind::AddrInUse => format!("{addr} in use (another program listens there)"),
+        std::io::ErrorKind::AddrNotAvailable => {
+            format!("{addr} is not an address of this machine")
+        }
+        std::io::ErrorKind::PermissionDenied => format!("{addr}: not allowed to listen there"),
+        _ => format!("cannot listen on {addr}: {source}"),
+    }
 }

@@ -90,7 +90,9 @@ impl Keys {
 
     /// Sends `c` its keys (nothing for a component that needs none). For the
     /// gateway, first settles an interrupted rotation: the vault decides which
-    /// master is current.
+    /// master is current. A component that answers its keys with an error
+    /// cannot start as it is (the admin page's address taken, say): the error
+    /// is a [`StartRefused`] then, not a transport failure.
     pub async fn install(
         &self,
         c: Component,
@@ -106,7 +108,8 @@ impl Keys {
         let bundle = self.bundle(wanted);
         match client.call(ComponentRequest::InstallKeys(bundle)).await? {
             ComponentResponse::Done => Ok(()),
-            other => anyhow::bail!("{c} refused its keys: {other:?}"),
+            ComponentResponse::Error(e) => Err(StartRefused(e.message).into()),
+            _ => anyhow::bail!("{c} answered its keys with an unexpected message"),
         }
     }
 
@@ -241,3 +244,9 @@ mod tests {
         );
     }
 }
+
+/// A component took its keys and answered that it cannot start (its reason, a
+/// sentence for people): a failed start, handled like a crash.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartRefused(pub String);

@@ -691,16 +691,37 @@ async fn component_task(
         });
 
         // Starting: poll its health until it answers, or it dies, or we stop.
-        let ready = async {
-            first_answer(&shared, c, &client, pid, Duration::from_millis(10), || {})
-                .await
-                .summary
-        };
+        let ready = first_answer(&shared, c, &client, pid, Duration::from_millis(10), || {});
         let exited = tokio::select! {
-            summary = ready => {
-                shared.update(c, |s| s.summary = summary);
-                None
-            }
+            answer = ready => match answer {
+                Ok(health) => {
+                    shared.update(c, |s| s.summary = health.summary);
+                    None
+                }
+                Err(refused) => {
+                    // It cannot start as it is (its address taken, say): stop it
+                    // and try again after the backoff a crash gets, saying why
+                    // once per attempt rather than at the polling rate.
+                    tracing::error!(child = c.name(), reason = %refused, "{c}: failed: {refused}");
+                    shared.update(c, |s| s.summary = Some(format!("failed: {refused}")));
+                    let timeout = Duration::from_secs(shared.config().supervisor.stop_timeout_secs);
+                    stop_child(&shared, c, &client, &mut child, tokio::time::Instant::now() + timeout).await;
+                    shared
+                        .audit
+                        .record(
+                            "component.start_failed",
+                            "supervisor",
+                            c.name(),
+                            serde_json::json!({"pid": pid, "reason": refused.0}),
+                        )
+                        .await;
+                    let _ = settled_tx.send(true);
+                    if !backoff(&shared, c, started, &mut stop).await {
+                        return;
+                    }
+                    continue;
+                }
+            },
             status = child.wait() => Some(status),
             deadline = stop_deadline(&mut stop) => {
                 stop_child(&shared, c, &client, &mut child, deadline).await;
@@ -772,6 +793,8 @@ async fn component_task(
 
 /// Polls a starting component until it answers (as process `pid`, when known)
 /// and has taken its keys: what "up" means. `waiting` runs after every miss.
+/// A component that answers its keys with an error cannot start: that ends
+/// the wait.
 async fn first_answer(
     shared: &Shared,
     c: Component,
@@ -779,7 +802,7 @@ async fn first_answer(
     pid: Option<u32>,
     poll: Duration,
     mut waiting: impl FnMut(),
-) -> crate::ipc::Health {
+) -> Result<crate::ipc::Health, keys::StartRefused> {
     let mut complained = Instant::now();
     loop {
         let answer = client
@@ -788,8 +811,11 @@ async fn first_answer(
         let problem = match answer {
             Ok(ComponentResponse::Pong(h)) if pid.is_none_or(|p| p == h.pid) => {
                 match shared.keys.install(c, client).await {
-                    Ok(()) => return h,
-                    Err(e) => format!("installing its keys failed: {e:#}"),
+                    Ok(()) => return Ok(h),
+                    Err(e) => match e.downcast::<keys::StartRefused>() {
+                        Ok(refused) => return Err(refused),
+                        Err(e) => format!("installing its keys failed: {e:#}"),
+                    },
                 }
             }
             Ok(other) => format!("unexpected answer {other:?}"),
@@ -839,7 +865,20 @@ async fn external_component_task(
             },
         );
         let health = tokio::select! {
-            h = answered => h,
+            h = answered => match h {
+                Ok(h) => h,
+                Err(refused) => {
+                    // Its unit runs it; all we can do is say why and ask again
+                    // no faster than a crashed component restarts.
+                    tracing::error!(child = c.name(), reason = %refused, "{c}: failed: {refused}");
+                    shared.update(c, |s| s.summary = Some(format!("failed: {refused}")));
+                    let _ = settled_tx.send(true);
+                    if !backoff(&shared, c, Instant::now(), &mut stop).await {
+                        return;
+                    }
+                    continue;
+                }
+            },
             _ = stop_deadline(&mut stop) => {
                 shared.update(c, |s| { s.state = ComponentState::Stopped; s.pid = None; s.lifeline = None; });
                 return;

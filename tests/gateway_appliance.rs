@@ -63,6 +63,43 @@ fn sign(ts: &str, body: &[u8]) -> String {
     format!("v0={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// The gateway's channel states, asked as the admin page asks.
+async fn channel_states(i: &Instance) -> Vec<cowork::ipc::ChannelState> {
+    use cowork::ipc::{
+        Client, ComponentRequest, ComponentResponse, GatewayRequest, GatewayResponse, Role,
+    };
+    let client = Client::<ComponentRequest, ComponentResponse>::new(
+        i.runtime_dir().join("gateway/gateway.sock"),
+        Role::Admin,
+        Duration::from_secs(5),
+    );
+    match client
+        .call(ComponentRequest::Gateway(GatewayRequest::ChannelStates))
+        .await
+    {
+        Ok(ComponentResponse::Gateway(GatewayResponse::ChannelStates(list))) => list,
+        other => panic!("channel states: {other:?}"),
+    }
+}
+
+/// Waits (up to 15 s) until `f` answers something.
+async fn loop_until<T, F: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    mut f: impl FnMut() -> F,
+) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn ok(i: &Instance, args: &[&str]) -> String {
     let out = i.ctl(args);
     assert!(out.status.success(), "{args:?}: {out:?}");
@@ -123,6 +160,13 @@ token_secret = \"telegram_bot_token\"
 bot_user = \"cowork_bot\"
 ca_file = \"{ca}\"
 
+[channels.tg2.transport]
+kind = \"telegram-polling\"
+api_base = \"{tg_base}\"
+token_secret = \"tg2_bot_token\"
+bot_user = \"other_bot\"
+ca_file = \"{ca}\"
+
 [channels.slack.transport]
 kind = \"slack-events\"
 api_base = \"{slack_base}/api\"
@@ -174,6 +218,7 @@ ca_file = \"{ca}\"
     assert!(sent(2).contains("Paired"));
     tg.lock().unwrap().push(dm(12, 42, "summarise my inbox"));
     assert!(sent(3).contains("no LLM provider is configured"));
+
     let users = ok(&i, &["users", "list", "--json"]);
     assert!(
         users.contains("\"telegram\"") && users.contains("\"42\""),
@@ -244,6 +289,40 @@ ca_file = \"{ca}\"
             .cloned()
     });
     assert_eq!(paired.0, "43");
+
+    // What the page's channel list shows: a working channel runs; one whose
+    // platform refuses its token is retrying, paced, and says why.
+    set_secret(&i, "tg2_bot_token", "999:wrong");
+    let states = loop_until("tg2 retrying", || async {
+        let states = channel_states(&i).await;
+        let tg2 = states.iter().find(|s| s.name == "tg2")?;
+        (tg2.state == "retrying").then_some(states)
+    })
+    .await;
+    let of = |name: &str| states.iter().find(|s| s.name == name).unwrap().clone();
+    assert_eq!(of("telegram").state, "running", "{states:?}");
+    assert_eq!(of("slack").state, "running", "{states:?}");
+    let why = of("tg2").error.unwrap_or_default();
+    assert!(
+        why.contains("401") && why.contains("trying again in"),
+        "{why}"
+    );
+    assert!(!why.contains("999:wrong"), "the token shown: {why}");
+    let to_42 = |tg: &SharedTelegram| {
+        tg.lock()
+            .unwrap()
+            .sent
+            .iter()
+            .filter(|(c, _)| c == "42")
+            .count()
+    };
+    let before = to_42(&tg);
+    tg.lock().unwrap().push(dm(14, 42, "still there?"));
+    wait_until(
+        Duration::from_secs(10),
+        "the working channel answers",
+        || (to_42(&tg) > before).then_some(()),
+    );
 
     let trail = ok(&i, &["audit", "tail", "-n", "200", "--json"]);
     for needle in [

@@ -241,6 +241,7 @@ async fn gateway_session_pairing_resume_and_reidentify() {
         gw,
         Some(Arc::new(replies)),
         env.dispatcher.clone(),
+        cowork::gateway::transport::pacer::Pacer::unobserved("discord"),
         shutdown,
     ));
 

@@ -20,6 +20,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use cowork::gateway::channels::Redacted;
 use cowork::gateway::channels::slack::Slack;
+use cowork::gateway::transport::pacer::Pacer;
 use cowork::gateway::transport::slack::SlackClient;
 use cowork::gateway::transport::slack_socket::{SocketModeClient, run_socket_mode};
 use cowork::gateway::{PAIRED_REPLY, PAIRING_PROMPT};
@@ -171,6 +172,7 @@ async fn socket_mode_pairing_flow_reconnect_and_replay() {
         Arc::new(Slack::new(b"unused-signing-secret-0123", "UBOT").unwrap()),
         Arc::new(replies),
         env.dispatcher.clone(),
+        Pacer::unobserved("slack"),
         shutdown,
     ));
     eventually("three replies", || fake.posted.lock().unwrap().len() == 3).await;

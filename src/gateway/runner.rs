@@ -19,6 +19,7 @@ use super::tasks::{Outbound, Replies};
 use super::transport::HttpConfig;
 use super::transport::discord::DiscordClient;
 use super::transport::discord_gateway::{DiscordGateway, GatewayConfig, run_gateway};
+use super::transport::pacer::{Pacer, TransportProblems};
 use super::transport::slack::SlackClient;
 use super::transport::slack_socket::{SocketModeClient, run_socket_mode};
 use super::transport::telegram::{TelegramClient, run_polling};
@@ -102,14 +103,23 @@ pub trait SecretLookup: Send + Sync {
     fn secret(&self, name: &str) -> Result<Redacted, GatewayError>;
 }
 
+/// A channel whose transport runs.
+#[derive(Debug, Clone)]
+pub struct StartedChannel {
+    pub channel: String,
+    pub kind: TransportKind,
+}
+
 /// Handles on everything started; dropping it stops nothing, `stop` does.
 #[derive(Debug)]
 pub struct Running {
     stop: tokio::sync::watch::Sender<bool>,
     pub webhook_addr: Option<std::net::SocketAddr>,
-    pub started: Vec<String>,
+    pub started: Vec<StartedChannel>,
     /// Channels whose transport could not start, and why.
     pub failed: Vec<(String, GatewayError)>,
+    /// What the started transports' loops are retrying, by channel.
+    pub problems: TransportProblems,
 }
 
 impl Running {
@@ -179,6 +189,7 @@ pub async fn start(
     };
     let mut started = Vec::new();
     let mut failed = Vec::new();
+    let problems = TransportProblems::default();
     for (name, ch) in &settings.channels {
         let t = &ch.transport;
         if !ch.enabled || t.kind == TransportKind::None {
@@ -186,8 +197,21 @@ pub async fn start(
         }
         // One channel that cannot start (a missing token, say) does not keep
         // the others down.
-        match start_channel(name, t, &dispatcher, secrets, &stop_rx, &mut app, replies) {
-            Ok(()) => started.push(format!("{name} ({:?})", t.kind)),
+        let pacer = Pacer::new(name, &problems);
+        match start_channel(
+            name,
+            t,
+            &dispatcher,
+            secrets,
+            &stop_rx,
+            &mut app,
+            replies,
+            pacer,
+        ) {
+            Ok(()) => started.push(StartedChannel {
+                channel: name.clone(),
+                kind: t.kind,
+            }),
             Err(e) => failed.push((name.clone(), e)),
         }
     }
@@ -234,9 +258,11 @@ pub async fn start(
         webhook_addr,
         started,
         failed,
+        problems,
     })
 }
 
+#[allow(clippy::too_many_arguments)] // one caller; the channel re-cut (issue 20) replaces it
 fn start_channel(
     name: &str,
     t: &TransportSettings,
@@ -245,6 +271,7 @@ fn start_channel(
     stop_rx: &tokio::sync::watch::Receiver<bool>,
     app: &mut WebhookApp,
     replies: &Replies,
+    pacer: Pacer,
 ) -> Result<(), GatewayError> {
     let http = http_config(name, t)?;
     match t.kind {
@@ -266,6 +293,7 @@ fn start_channel(
                     parser,
                     Arc::clone(dispatcher),
                     25,
+                    pacer,
                     stop_rx.clone(),
                 ));
             } else {
@@ -299,6 +327,7 @@ fn start_channel(
                     Arc::new(parser),
                     replies,
                     Arc::clone(dispatcher),
+                    pacer,
                     stop_rx.clone(),
                 ));
             } else {
@@ -325,6 +354,7 @@ fn start_channel(
                     DiscordGateway::new(cfg, token),
                     Some(replies),
                     Arc::clone(dispatcher),
+                    pacer,
                     stop_rx.clone(),
                 ));
             } else {

@@ -202,7 +202,7 @@ impl GatewayService {
         {
             Ok(running) => {
                 for s in &running.started {
-                    tracing::info!(channel = %s, "channel transport started");
+                    tracing::info!(channel = %s.channel, transport = ?s.kind, "channel transport started");
                 }
                 for (channel, e) in &running.failed {
                     tracing::error!(%channel, error = %e, "channel transport not started (store its secrets with coworkctl secret set, then coworkctl reload)");
@@ -306,11 +306,14 @@ impl GatewayService {
                     .map(|(_, e)| e.to_string());
                 let started = running
                     .as_ref()
-                    .is_some_and(|r| r.started.iter().any(|n| n == name));
+                    .is_some_and(|r| r.started.iter().any(|s| s.channel == *name));
+                let retrying = running.as_ref().and_then(|r| r.problems.get(name));
                 let state = if !c.enabled {
                     "disabled"
                 } else if failed.is_some() {
                     "waiting"
+                } else if retrying.is_some() {
+                    "retrying"
                 } else if started {
                     "running"
                 } else {
@@ -320,7 +323,7 @@ impl GatewayService {
                     name: name.clone(),
                     enabled: c.enabled,
                     state: state.to_string(),
-                    error: failed,
+                    error: failed.or(retrying),
                     last_message_at: users
                         .iter()
                         .filter(|u| u.channel == *name)

@@ -205,9 +205,9 @@ pub async fn start_webhook(app: WebhookApp) -> SocketAddr {
     addr
 }
 
-/// Waits (bounded) until `f` holds.
+/// Waits (bounded: 10 s) until `f` holds.
 pub async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    for _ in 0..200 {
+    for _ in 0..1000 {
         if f() {
             return;
         }

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{Value, json};
@@ -39,9 +40,15 @@ async fn handle(
     State((f, token)): State<(SharedTelegram, &'static str)>,
     Path((bot, method)): Path<(String, String)>,
     Json(body): Json<Value>,
-) -> Json<Value> {
-    assert_eq!(bot, format!("bot{token}"));
-    match method.as_str() {
+) -> (StatusCode, Json<Value>) {
+    if bot != format!("bot{token}") {
+        // As the real Bot API answers a wrong token.
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"ok": false, "error_code": 401, "description": "Unauthorized"})),
+        );
+    }
+    let answer = match method.as_str() {
         "getUpdates" => {
             let offset = body["offset"].as_i64();
             let (result, arrived) = {
@@ -55,9 +62,9 @@ async fn handle(
                 (result, Arc::clone(&f.arrived))
             };
             if result.is_empty() {
-                // A short long-poll: answered empty after 100 ms or when an
+                // A short long-poll: answered empty after 2 s or when an
                 // update arrives (the client then asks again at once).
-                let _ = tokio::time::timeout(Duration::from_millis(100), arrived.notified()).await;
+                let _ = tokio::time::timeout(Duration::from_secs(2), arrived.notified()).await;
             }
             Json(json!({"ok": true, "result": result}))
         }
@@ -70,7 +77,8 @@ async fn handle(
             Json(json!({"ok": true, "result": {"message_id": 1}}))
         }
         _ => Json(json!({"ok": false})),
-    }
+    };
+    (StatusCode::OK, answer)
 }
 
 /// A private message from user `from`.

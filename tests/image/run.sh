@@ -13,7 +13,7 @@
 #   page:    the owner sets it up from the admin page alone: credentials, agent,
 #            a Telegram channel on a fake platform, pairing, a command approved
 #            on the page; a second boot keeps it all (tests/image/page.sh;
-#            opt-in with PAGE_TEST=1 for now);
+#            SKIP_PAGE_TEST=1 skips it);
 #   updates: signed A/B updates, a fallback and a refused downgrade on that same
 #            copy (tests/image/update.sh; SKIP_UPDATE_TEST=1 skips them).
 # KEEP=1 keeps the work directory; COWORK_IMAGE picks the image.
@@ -149,9 +149,8 @@ check "admin page over TLS serves that certificate ($served_fp)" [ "$served_fp" 
 check "one-time setup token on the console" sh -c "[ -n '$(field admin-setup-token)' ]"
 code=$(curl -sk -o /dev/null -w '%{http_code}' "https://127.0.0.1:$port/" || true)
 check "admin page answers over TLS (HTTP $code)" sh -c "[ '$code' = 200 ] || [ '$code' = 303 ]"
-# The owner sets it up from the page alone (tests/image/page.sh): opt-in with
-# PAGE_TEST=1 until it has passed here (issue 15).
-if [ -n "${PAGE_TEST:-}" ]; then
+# The owner sets it up from the page alone (tests/image/page.sh).
+if [ -z "${SKIP_PAGE_TEST:-}" ]; then
     . "$top/tests/image/page.sh"
     page_setup
 fi
@@ -194,7 +193,7 @@ if [ "$failed" != 0 ]; then
         | tail -n 30 | sed 's/^/    /'
 fi
 # A second boot: the owner's setup survived (tests/image/page.sh).
-if [ "$failed" = 0 ] && [ -n "${PAGE_TEST:-}" ]; then page_after_reboot; fi
+if [ "$failed" = 0 ] && [ -z "${SKIP_PAGE_TEST:-}" ]; then page_after_reboot; fi
 # --- updates (tests/image/update.sh) ---------------------------------------------------
 if [ "$failed" = 0 ] && [ -z "${SKIP_UPDATE_TEST:-}" ]; then
     . "$top/tests/image/update.sh"

@@ -83,8 +83,15 @@ impl ProviderConfig {
         }
     }
 
+    /// `path` (`/v1/...`) under the base URL. Owners copy base URLs with the
+    /// API version in them (`http://host:11434/v1`, as OpenAI-compatible
+    /// servers document theirs): the version is not doubled then.
     pub(crate) fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base_url.trim_end_matches('/'), path)
+        let base = self.base_url.trim_end_matches('/');
+        match path.strip_prefix("/v1/") {
+            Some(rest) if base.ends_with("/v1") => format!("{base}/{rest}"),
+            _ => format!("{base}{path}"),
+        }
     }
 }
 
@@ -225,6 +232,30 @@ pub(crate) fn json_what(e: &serde_json::Error) -> String {
 mod tests {
     use super::*;
     use crate::agent::secret::StaticSecrets;
+
+    #[test]
+    fn base_urls_with_or_without_the_version_reach_the_same_endpoint() {
+        let secrets: Arc<dyn SecretSource> = Arc::new(StaticSecrets::new());
+        for base in [
+            "https://llm.lan:8443",
+            "https://llm.lan:8443/",
+            "https://llm.lan:8443/v1",
+            "https://llm.lan:8443/v1/",
+        ] {
+            let c = ProviderConfig::new(base, None, secrets.clone());
+            assert_eq!(
+                c.url("/v1/chat/completions"),
+                "https://llm.lan:8443/v1/chat/completions",
+                "{base}"
+            );
+        }
+        // A prefix that only looks like it is kept.
+        let c = ProviderConfig::new("https://proxy.lan/openai/v1x", None, secrets);
+        assert_eq!(
+            c.url("/v1/messages"),
+            "https://proxy.lan/openai/v1x/v1/messages"
+        );
+    }
 
     #[test]
     fn settings_pick_the_provider_and_debug_hides_secrets() {

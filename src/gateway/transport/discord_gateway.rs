@@ -420,18 +420,20 @@ impl DiscordGateway {
 }
 
 /// The Gateway until `shutdown`: resumes or re-identifies as Discord asks;
-/// errors back off 1 s doubling to 60 s.
+/// errors back off 1 s doubling to 60 s (`pacer`, which shows them), and it
+/// connects at most once a second.
 pub async fn run_gateway(
     mut gateway: DiscordGateway,
     replies: Option<Arc<DiscordClient>>,
     dispatcher: Arc<Dispatcher>,
+    mut pacer: super::pacer::Pacer,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut backoff = Duration::from_secs(1);
     loop {
         if *shutdown.borrow() {
             return;
         }
+        let began = std::time::Instant::now();
         match gateway
             .run_session(replies.as_ref(), &dispatcher, &mut shutdown)
             .await
@@ -439,7 +441,9 @@ pub async fn run_gateway(
             Ok(GatewayEnd::Shutdown) => return,
             Ok(GatewayEnd::Reconnect { resume }) => {
                 tracing::info!(resume, "discord gateway reconnecting");
-                backoff = Duration::from_secs(1);
+                if !pacer.ended(began, false, &mut shutdown).await {
+                    return;
+                }
                 if !resume {
                     // Discord asks for 1-5 s before identifying again.
                     let range = gateway.cfg.reidentify_delay_ms.clone();
@@ -457,11 +461,9 @@ pub async fn run_gateway(
             }
             Err(e) => {
                 tracing::warn!(error = %e, "discord gateway failed");
-                tokio::select! {
-                    _ = shutdown.changed() => return,
-                    _ = tokio::time::sleep(backoff) => {}
+                if !pacer.failed(&e.to_string(), &mut shutdown).await {
+                    return;
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(60));
             }
         }
     }

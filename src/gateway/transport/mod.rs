@@ -7,6 +7,7 @@
 
 pub mod discord;
 pub mod discord_gateway;
+pub mod pacer;
 pub mod rejections;
 pub mod slack;
 pub mod slack_socket;

@@ -7,7 +7,6 @@
 //! On `disconnect` or a closed socket the client opens a new connection.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -208,36 +207,37 @@ impl SocketModeClient {
 }
 
 /// Socket Mode until `shutdown`: reconnects after `disconnect`, a closed socket
-/// or an error (backing off 1 s doubling to 60 s on errors).
+/// or an error (`pacer`: 1 s doubling to 60 s on errors, shown; at most one
+/// connection a second).
 pub async fn run_socket_mode(
     client: Arc<SocketModeClient>,
     parser: Arc<Slack>,
     replies: Arc<SlackClient>,
     dispatcher: Arc<Dispatcher>,
+    mut pacer: super::pacer::Pacer,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut backoff = Duration::from_secs(1);
     loop {
         if *shutdown.borrow() {
             return;
         }
-        match client
+        let began = std::time::Instant::now();
+        let go_on = match client
             .run_session(&parser, &replies, &dispatcher, &mut shutdown)
             .await
         {
             Ok(SessionEnd::Shutdown) => return,
             Ok(end) => {
                 tracing::info!(?end, "slack socket mode session ended; reconnecting");
-                backoff = Duration::from_secs(1);
+                pacer.ended(began, false, &mut shutdown).await
             }
             Err(e) => {
                 tracing::warn!(error = %e, "slack socket mode failed");
-                tokio::select! {
-                    _ = shutdown.changed() => return,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(60));
+                pacer.failed(&e.to_string(), &mut shutdown).await
             }
+        };
+        if !go_on {
+            return;
         }
     }
 }

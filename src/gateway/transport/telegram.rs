@@ -205,34 +205,35 @@ pub async fn poll_once(
 }
 
 /// The long-polling loop: runs until `shutdown` turns true; errors back off
-/// (1 s doubling to 60 s) and are logged without the token.
+/// (1 s doubling to 60 s, shown through `pacer`) and are logged without the
+/// token; a poll answered at once with nothing is not repeated within a second.
 pub async fn run_polling(
     client: Arc<TelegramClient>,
     parser: Arc<Telegram>,
     dispatcher: Arc<Dispatcher>,
     timeout_secs: u32,
+    mut pacer: super::pacer::Pacer,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut offset = None;
-    let mut backoff = Duration::from_secs(1);
     loop {
         if *shutdown.borrow() {
             return;
         }
+        let began = std::time::Instant::now();
         let poll = poll_once(&client, &parser, &dispatcher, &mut offset, timeout_secs);
-        tokio::select! {
+        let go_on = tokio::select! {
             _ = shutdown.changed() => return,
             r = poll => match r {
-                Ok(_) => backoff = Duration::from_secs(1),
+                Ok(stats) => pacer.ended(began, stats.received > 0, &mut shutdown).await,
                 Err(e) => {
                     tracing::warn!(error = %e, "telegram poll failed");
-                    tokio::select! {
-                        _ = shutdown.changed() => return,
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                    pacer.failed(&e.to_string(), &mut shutdown).await
                 }
             }
+        };
+        if !go_on {
+            return;
         }
     }
 }

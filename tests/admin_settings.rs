@@ -96,6 +96,17 @@ async fn a_valid_save_is_written_and_shown_as_the_owners() {
     );
 
     // The agent: optional keys show as empty fields; a provider with its price.
+    // Its connection test says there is none yet.
+    let r = c
+        .submit("/settings/agent", "/settings/agent/test", &[])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let said = extract(&r.body, "id=\"provider-test-result\">").unwrap_or_default();
+    assert!(
+        said.starts_with("Failed: no LLM provider is configured"),
+        "{}",
+        r.body
+    );
     let page = c.get("/settings/agent").await;
     assert_eq!(field(&page.body, "agent.provider").as_deref(), Some(""));
     let version = extract(&page.body, "name=\"version\" value=\"").unwrap();
@@ -122,6 +133,19 @@ async fn a_valid_save_is_written_and_shown_as_the_owners() {
         field(&page.body, "agent.model").as_deref(),
         Some("&quot;llama&quot;")
     );
+    // Now the test reaches the (fake) provider under the saved settings.
+    let r = c
+        .submit("/settings/agent", "/settings/agent/test", &[])
+        .await;
+    let said = extract(&r.body, "id=\"provider-test-result\">").unwrap_or_default();
+    assert!(
+        said.starts_with("Connected: fake answered with model llama"),
+        "{}",
+        r.body
+    );
+    // Without the page's token: refused, nothing asked.
+    let r = c.post("/settings/agent/test", &[("csrf", "forged")]).await;
+    assert_eq!(r.status, 403, "{}", r.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -591,6 +591,45 @@ fn without_a_provider_tasks_are_refused_plainly() {
     let out = i.ctl(&["tasks", "list"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no LLM provider is configured"));
+    let out = i.ctl(&["settings", "test-agent"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no LLM provider is configured"));
+}
+
+/// The owner's "test connection" (issue 15): one short request under the
+/// settings in force; the model's words, or the provider's refusal in one
+/// sentence without the key; both audited.
+#[test]
+fn test_connection_reaches_the_provider_and_says_why_not() {
+    let p = provider(vec![
+        anth_text("OK", 12, 1),
+        Reply::Json(
+            401,
+            json!({"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}}),
+        ),
+    ]);
+    let i = start(&p, "anthropic", "");
+    let said = ok(&i.ctl(&["settings", "test-agent"]));
+    assert!(
+        said.contains("anthropic answered with model claude-test: \"OK\" (12 tokens in, 1 out)"),
+        "{said}"
+    );
+    let (headers, body) = p.fake.script.request(p.fake.script.count() - 1);
+    assert_eq!(body["max_tokens"], 16, "a minimal request: {body}");
+    assert_eq!(headers["x-api-key"], API_KEY);
+    let out = i.ctl(&["settings", "test-agent", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let why = v["error"].as_str().unwrap_or_default().to_string();
+    assert!(v["ok"] == false && why.contains("401"), "{v}");
+    assert!(!why.contains(API_KEY));
+    wait_until(Duration::from_secs(10), "both tests audited", || {
+        let tested: Vec<Value> = audit(&i)
+            .into_iter()
+            .filter(|e| e["kind"] == "agent.provider_tested")
+            .collect();
+        (tested.len() == 2).then_some(())
+    });
 }
 
 #[test]

@@ -724,6 +724,24 @@ impl AdminBackend for ApplianceBackend {
         })
     }
 
+    fn provider_test(&self, by: String) -> BackendFuture<'_, Result<String, String>> {
+        Box::pin(async move {
+            let request = ComponentRequest::Gateway(GatewayRequest::Agent {
+                actor: format!("admin:{by}"),
+                request: AgentRequest::ProviderTest,
+            });
+            match self.gateway.call(request).await {
+                Ok(ComponentResponse::Gateway(GatewayResponse::Agent(AgentResponse::Done(
+                    said,
+                )))) => Ok(Ok(said)),
+                // The provider's failure, or no provider: the sentence is the answer.
+                Ok(ComponentResponse::Error(e)) => Ok(Err(e.message)),
+                Ok(_) => Err(unexpected("gateway")),
+                Err(e) => Err(unreachable("gateway", e)),
+            }
+        })
+    }
+
     fn guard_check(&self, command: String) -> BackendFuture<'_, String> {
         Box::pin(async move {
             let guard = crate::guard::Guard::from_settings(&self.current_config().guard)

@@ -99,6 +99,10 @@ pub trait AdminBackend: Send + Sync + std::fmt::Debug {
     /// The guard's verdict on `command` under the rules in the files now, as
     /// `coworkctl guard check` prints it.
     fn guard_check(&self, command: String) -> BackendFuture<'_, String>;
+    /// One minimal request to the LLM provider under the settings in force,
+    /// asked by owner `by`: `Ok` what the model said, `Err` why it failed (one
+    /// sentence: no provider configured, the key refused, unreachable...).
+    fn provider_test(&self, by: String) -> BackendFuture<'_, Result<String, String>>;
 
     /// `update status` (slots, versions, last attempt, fallback reason) as JSON.
     fn update_status(&self) -> BackendFuture<'_, serde_json::Value>;

@@ -80,6 +80,10 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             post(super::settings_page::guard_check),
         )
         .route(
+            "/settings/agent/test",
+            post(super::settings_page::provider_test),
+        )
+        .route(
             "/settings/{section}",
             get(super::settings_page::section_page).post(super::settings_page::section_save),
         )

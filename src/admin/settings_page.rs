@@ -16,12 +16,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use maud::{Markup, html};
 
 use super::handlers::{PageResult, authorize_post, ctx, flash_redirect, html as page_html};
-use super::http::{PageError, redirect};
+use super::http::{PageError, PeerAddr, redirect};
 use super::server::AppState;
 use super::views::{self, Nav, PageCtx};
 use crate::ipc::{SettingChange, SettingProblem, SettingsResponse, SettingsView};
@@ -222,6 +223,8 @@ struct FormState {
     /// the settings as they are now).
     not_saved: Vec<SettingChange>,
     tester: Option<(String, String)>,
+    /// The provider test's answer: what the model said, or why it failed.
+    provider_test: Option<Result<String, String>>,
 }
 
 fn section_title(prefix: &str) -> String {
@@ -382,6 +385,9 @@ async fn render_section(
     }
     if prefix == "guard" {
         body = html! { (body) (guard_tester(&ctx(sess), &state)) };
+    }
+    if prefix == "agent" {
+        body = html! { (provider_tester(&ctx(sess), &state)) (body) };
     }
     if let Some(name) = prefix.strip_prefix("channels.") {
         let states = st.backend.channel_states().await.unwrap_or_default();
@@ -684,6 +690,47 @@ fn guard_tester(ctx: &PageCtx, state: &FormState) -> Markup {
             }
         }
     }
+}
+
+fn provider_tester(ctx: &PageCtx, state: &FormState) -> Markup {
+    html! {
+        section.card id="provider-test" {
+            h2 { "Test the connection" }
+            p.muted { "One short request to the model under the saved settings (it costs a few tokens)." }
+            form method="post" action="/settings/agent/test" {
+                (views::csrf_field(&ctx.csrf))
+                button type="submit" id="provider-test-run" { "Test connection" }
+            }
+            @match &state.provider_test {
+                Some(Ok(said)) => p.ok id="provider-test-result" { "Connected: " (said) },
+                Some(Err(why)) => p.error id="provider-test-result" { "Failed: " (why) },
+                None => {}
+            }
+        }
+    }
+}
+
+pub(crate) async fn provider_test(
+    State(st): St,
+    Extension(peer): Extension<PeerAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> PageResult {
+    let (sess, _form) = authorize_post(&st, &headers, body)?;
+    let answer = st
+        .backend
+        .provider_test(super::handlers::actor(peer))
+        .await?;
+    render_section(
+        &st,
+        &sess,
+        "agent",
+        FormState {
+            provider_test: Some(answer),
+            ..FormState::default()
+        },
+    )
+    .await
 }
 
 pub(crate) async fn guard_check(State(st): St, headers: HeaderMap, body: Body) -> PageResult {

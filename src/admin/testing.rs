@@ -639,6 +639,25 @@ impl AdminBackend for FakeBackend {
         ready(result)
     }
 
+    fn provider_test(&self, _by: String) -> BackendFuture<'_, Result<String, String>> {
+        // As the gateway answers: the model's words under the settings in the
+        // files, or why there is none.
+        let (config, owner) = self.settings_files();
+        let agent = crate::config::load_layers(&config, &owner)
+            .ok()
+            .and_then(|l| l.config.agent_settings());
+        ready(Ok(match agent {
+            Some(a) => Ok(format!(
+                "fake answered with model {}: \"OK\" (9 tokens in, 1 out)",
+                a.model
+            )),
+            None => Err(
+                "no LLM provider is configured on this appliance ([agent] in the configuration)"
+                    .to_string(),
+            ),
+        }))
+    }
+
     fn update_status(&self) -> BackendFuture<'_, serde_json::Value> {
         let applied = self.state().applied_updates.len();
         ready(Ok(serde_json::json!({

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::roles::{Component, Role};
 
 /// Checked in every [`Hello`]; a mismatch refuses the connection.
-pub const PROTOCOL_VERSION: u32 = 13;
+pub const PROTOCOL_VERSION: u32 = 14;
 
 /// The first frame on every connection, from the connecting side.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -384,7 +384,8 @@ impl RequestKind for GatewayRequest {
                 | AgentRequest::ApprovalsList => "gateway.tasks-read",
                 AgentRequest::TaskCancel { .. }
                 | AgentRequest::TaskResume { .. }
-                | AgentRequest::ApprovalDecide { .. } => "gateway.tasks-change",
+                | AgentRequest::ApprovalDecide { .. }
+                | AgentRequest::ProviderTest => "gateway.tasks-change",
             },
         }
     }
@@ -465,6 +466,10 @@ pub enum AgentRequest {
         id: String,
         approve: bool,
     },
+    /// One minimal request to the LLM provider under the settings in force
+    /// (the admin page's "test connection"): answered `Done` with what the
+    /// model said, or an error sentence naming the failure.
+    ProviderTest,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -904,7 +909,8 @@ impl RequestKind for ControlRequest {
                 | AgentRequest::ApprovalsList => "tasks-read",
                 AgentRequest::TaskCancel { .. }
                 | AgentRequest::TaskResume { .. }
-                | AgentRequest::ApprovalDecide { .. } => "tasks-change",
+                | AgentRequest::ApprovalDecide { .. }
+                | AgentRequest::ProviderTest => "tasks-change",
             },
             ControlRequest::Admin(AdminRequest::Info) => "admin-info",
             ControlRequest::Admin(AdminRequest::SetupToken) => "admin-setup-token",

@@ -101,6 +101,9 @@ page_setup() {
     check "page: agent configured (HTTP $s)" [ "$s" = 303 ]
     s=$(POST_TO=/settings/ca form_post /settings/agent "section=agent" "key=agent.ca_file" "pem@$pg/ca.pem")
     check "page: the LAN model server's CA stored and used (HTTP $s)" [ "$s" = 303 ]
+    s=$(POST_TO=/settings/agent/test form_post /settings/agent)
+    check "page: test connection reaches the model (HTTP $s)" \
+        sh -c "[ '$s' = 200 ] && grep -q 'id=\"provider-test-result\">Connected: openai-compatible answered' '$pg/last.html'"
 
     s=$(POST_TO=/settings/channels/add form_post /settings/channels "name=telegram" "kind=telegram-polling")
     check "page: Telegram channel added (HTTP $s)" [ "$s" = 303 ]

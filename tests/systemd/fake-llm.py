@@ -8,6 +8,7 @@ src/agent/providers/openai.rs reads it (a whole JSON answer, no streaming):
 
   - a conversation without a tool result yet: one `run_command` tool call
     with the command given by --command;
+  - a request without tools (the admin page's "test connection"): "OK";
   - a conversation whose last message is a tool result: a final text,
     "The command printed: " followed by that result, so the test can see
     the sandbox's real output reach the user.
@@ -36,6 +37,9 @@ def completion(message, finish):
     }
 
 def answer(body, command):
+    if not body.get("tools"):
+        # The owner's "test connection": a request without tools.
+        return completion({"role": "assistant", "content": "OK"}, "stop")
     messages = body.get("messages") or []
     last = messages[-1] if messages else {}
     if last.get("role") == "tool":

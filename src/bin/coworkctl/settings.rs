@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use clap::Subcommand;
 use cowork::ipc::{
-    Client, ControlRequest, ControlResponse, SettingChange, SettingsRequest, SettingsResponse,
-    SettingsView,
+    AgentRequest, AgentResponse, Client, ControlRequest, ControlResponse, SettingChange,
+    SettingsRequest, SettingsResponse, SettingsView,
 };
 
 use super::{EXIT_DEGRADED, unexpected, unreachable_daemon};
@@ -50,6 +50,12 @@ pub enum SettingsCommand {
         key: String,
         #[arg(long)]
         if_version: Option<String>,
+    },
+    /// One short request to the LLM provider under the settings in force
+    /// (a few tokens): prints what the model said, or why it failed (exit 1).
+    TestAgent {
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -100,6 +106,36 @@ pub async fn settings(client: &Ctl, command: SettingsCommand) -> ExitCode {
         SettingsCommand::Unset { key, if_version } => {
             change(client, vec![SettingChange { key, value: None }], if_version).await
         }
+        SettingsCommand::TestAgent { json } => test_agent(client, json).await,
+    }
+}
+
+async fn test_agent(client: &Ctl, json: bool) -> ExitCode {
+    let answer = match client
+        .call(ControlRequest::Agent(AgentRequest::ProviderTest))
+        .await
+    {
+        Ok(ControlResponse::Agent(AgentResponse::Done(said))) => Ok(said),
+        Ok(ControlResponse::Error(e)) => Err(e.message),
+        Ok(other) => return unexpected(&other),
+        Err(e) => return unreachable_daemon(&e),
+    };
+    if json {
+        let out = match &answer {
+            Ok(said) => serde_json::json!({"ok": true, "answer": said}),
+            Err(why) => serde_json::json!({"ok": false, "error": why}),
+        };
+        println!("{out:#}");
+    } else {
+        match &answer {
+            Ok(said) => println!("connected: {said}"),
+            Err(why) => eprintln!("coworkctl settings test-agent: {why}"),
+        }
+    }
+    if answer.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_DEGRADED)
     }
 }
 

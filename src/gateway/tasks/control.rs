@@ -1,6 +1,6 @@
 //! What `coworkctl tasks|approvals` and the admin page ask of the runtime:
-//! listings, cancel, and resuming an interrupted task; and what a revocation
-//! of a sender's access ends.
+//! listings, cancel, resuming an interrupted task and testing the provider;
+//! and what a revocation of a sender's access ends.
 
 use super::*;
 
@@ -11,6 +11,47 @@ impl Inner {
         Ok(AgentResponse::Tasks(
             tasks.into_iter().map(listing).collect(),
         ))
+    }
+
+    /// One minimal model request under the settings in force, for the
+    /// owner's "test connection": what the model said, or the provider's
+    /// error in one sentence (ProviderError texts never carry the key).
+    pub(super) async fn test_provider(&self, actor: &str) -> Result<String, WireError> {
+        const WITHIN: Duration = Duration::from_secs(30);
+        let request = crate::agent::ChatRequest {
+            model: self.settings.model.clone(),
+            system: String::new(),
+            messages: vec![Message::user_text("Reply with the single word OK.")],
+            tools: Vec::new(),
+            max_tokens: 16,
+        };
+        let name = self.provider.name();
+        let cancel = CancellationToken::new();
+        let answer = tokio::time::timeout(WITHIN, self.provider.complete(&request, &cancel)).await;
+        let result = match answer {
+            Ok(Ok(r)) => {
+                let said: String = r.text().chars().take(80).collect();
+                Ok(format!(
+                    "{name} answered with model {}: \"{}\" ({} tokens in, {} out)",
+                    self.settings.model,
+                    said.trim(),
+                    r.usage.input_tokens,
+                    r.usage.output_tokens
+                ))
+            }
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("{name}: no answer within {} s", WITHIN.as_secs())),
+        };
+        let payload = json!({
+            "provider": name,
+            "model": self.settings.model,
+            "ok": result.is_ok(),
+            "error": result.as_ref().err(),
+        });
+        self.trail
+            .note("agent.provider_tested", actor, payload)
+            .await;
+        result.map_err(|e| WireError::new(ErrorCode::Unavailable, e))
     }
 
     pub(super) fn list_approvals(&self) -> Result<AgentResponse, WireError> {

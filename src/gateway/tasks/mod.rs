@@ -607,6 +607,7 @@ impl AgentRuntime {
                     .map(AgentResponse::Done)
             }
             AgentRequest::ApprovalsList => inner.list_approvals(),
+            AgentRequest::ProviderTest => inner.test_provider(actor).await.map(AgentResponse::Done),
             AgentRequest::ApprovalDecide { id, approve } => {
                 if !valid_id('a', &id) {
                     return Err(bad_id("approval", &id));

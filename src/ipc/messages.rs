@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::roles::{Component, Role};
 
 /// Checked in every [`Hello`]; a mismatch refuses the connection.
-pub const PROTOCOL_VERSION: u32 = 13;
+pub const PROTOCOL_VERSION: u32 = 14;
 
 /// The first frame on every connection, from the connecting side.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -927,9 +927,12 @@ pub enum ControlResponse {
         version: u32,
     },
     Done,
-    /// A master key rotation finished: this many secrets were re-wrapped.
+    /// A master key rotation finished: this many secrets were re-wrapped, and
+    /// this many outstanding pairing codes (hashed under the old key) were
+    /// cancelled; `None` when cancelling them failed (they no longer redeem).
     Rotated {
         secrets: usize,
+        pairing_codes_cancelled: Option<u64>,
     },
     AuditEntries(Vec<AuditEntry>),
     AuditVerified(AuditVerdict),

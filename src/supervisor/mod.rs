@@ -19,6 +19,7 @@
 
 mod control;
 mod keys;
+mod lock;
 pub(crate) mod notify;
 mod restart;
 mod settings;
@@ -204,6 +205,9 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
                 .with_context(|| format!("planning the {c} component"))?,
         );
     }
+    // Before touching anything in them: a second coworkd on these directories
+    // would take over the first one's sockets.
+    let _instance = lock::take(&[&opts.paths.runtime_dir, &opts.paths.state_dir])?;
     prepare_dirs(&opts.paths, &plans, opts.external_sandbox.as_deref())?;
     let keys = keys::Keys::open(&config, &opts.paths)?;
     let exe = match &opts.component_exe {

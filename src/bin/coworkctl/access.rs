@@ -93,11 +93,62 @@ pub(crate) fn time(unix: i64) -> String {
         .unwrap_or_else(|| unix.to_string())
 }
 
+/// Prints `value` as JSON with every time in one form: RFC 3339, UTC. The
+/// daemon's messages carry Unix seconds in fields named `*_at`, `since`,
+/// `last_seen`, `not_after`, `until`; they are converted here, once.
 pub(crate) fn print_json(value: &impl serde::Serialize) {
+    let mut value = match serde_json::to_value(value) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("coworkctl: encoding JSON: {e}");
+            return;
+        }
+    };
+    rfc3339_times(&mut value);
     println!(
         "{}",
-        serde_json::to_string_pretty(value).unwrap_or_default()
+        serde_json::to_string_pretty(&value).unwrap_or_default()
     );
+}
+
+/// Whether a JSON field of this name holds a point in time.
+fn is_time_field(name: &str) -> bool {
+    name.ends_with("_at")
+        || matches!(
+            name,
+            "since" | "last_seen" | "not_after" | "not_before" | "until" | "time"
+        )
+}
+
+fn rfc3339_times(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                match v.as_i64() {
+                    Some(unix) if is_time_field(k) => *v = serde_json::Value::String(time(unix)),
+                    _ => rfc3339_times(v),
+                }
+            }
+            // `started_unix` (the update writer's file) reads as `started_at`.
+            let unix_keys: Vec<String> = map
+                .keys()
+                .filter(|k| k.ends_with("_unix"))
+                .cloned()
+                .collect();
+            for k in unix_keys {
+                if let Some(v) = map.remove(&k) {
+                    let at = format!("{}_at", k.trim_end_matches("_unix"));
+                    let v = match v.as_i64() {
+                        Some(unix) => serde_json::Value::String(time(unix)),
+                        None => v,
+                    };
+                    map.insert(at, v);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(rfc3339_times),
+        _ => {}
+    }
 }
 
 pub async fn pair(client: &Ctl, command: PairCommand) -> ExitCode {

@@ -251,3 +251,220 @@ fn usage_errors_exit_64_and_help_lists_exit_codes() {
         assert!(help.contains(code), "{help}");
     }
 }
+
+/// Item 13: an unknown channel or sender is refused by every `users` command,
+/// and a refused revocation records nothing.
+#[test]
+fn users_refuse_unknown_channels_and_senders() {
+    let i = Instance::start();
+    let out = i.ctl(&["users", "list", "--channel", "nope"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no channel named \"nope\""));
+    let out = i.ctl(&["users", "revoke", "--channel", "local", "uid:4242"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no user \"uid:4242\" on local; nothing was changed"),
+        "{err}"
+    );
+    assert_eq!(
+        json(&i.ctl(&["users", "list", "--json"])),
+        serde_json::json!([])
+    );
+    // A known one: revoked, in words without "(s)".
+    let me = pair_me(&i);
+    let out = ok(&i.ctl(&["users", "revoke", "--channel", "local", &me]));
+    assert!(
+        out.starts_with("1 user revoked; 0 tasks cancelled"),
+        "{out}"
+    );
+}
+
+fn is_rfc3339_utc(v: &serde_json::Value) -> bool {
+    v.as_str().is_some_and(|s| {
+        s.ends_with('Z')
+            && time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                .is_ok()
+    })
+}
+
+/// Item 9: every command that prints data takes --json, with times in one
+/// form (RFC 3339, UTC); `update status` without --json is text.
+#[test]
+fn json_everywhere_with_rfc3339_times() {
+    let i = Instance::start();
+    let token = json(&i.ctl(&["admin", "setup-token", "--json"]));
+    assert!(
+        token["token"].as_str().is_some_and(|t| !t.is_empty()),
+        "{token}"
+    );
+    let code = json(&i.ctl(&["pair", "new", "--channel", "local", "--json"]));
+    assert!(is_rfc3339_utc(&code["expires_at"]), "{code}");
+    let list = json(&i.ctl(&["pair", "list", "--json"]));
+    assert!(is_rfc3339_utc(&list[0]["issued_at"]), "{list}");
+    assert!(is_rfc3339_utc(&list[0]["expires_at"]), "{list}");
+    let reply = json(&i.ctl(&[
+        "chat",
+        "--json",
+        &format!("/pair {}", code["code"].as_str().unwrap()),
+    ]));
+    assert!(
+        reply["replies"][0].as_str().unwrap().contains("Paired"),
+        "{reply}"
+    );
+    let inbox = json(&i.ctl(&["chat", "--inbox", "--json"]));
+    assert!(inbox["replies"].is_array(), "{inbox}");
+    let users = json(&i.ctl(&["users", "list", "--json"]));
+    assert!(is_rfc3339_utc(&users[0]["since"]), "{users}");
+    let rotated = json(&i.ctl(&["secret", "rotate-master", "--json"]));
+    assert_eq!(rotated["secrets"], 0);
+    let info = json(&i.ctl(&["admin", "info", "--json"]));
+    assert!(is_rfc3339_utc(&info["not_after"]), "{info}");
+    // Not on the appliance image: refused in words, not JSON, exit 1.
+    let out = i.ctl(&["update", "status"]);
+    assert!(
+        !String::from_utf8_lossy(&out.stdout)
+            .trim_start()
+            .starts_with('{'),
+        "{}",
+        text(&out)
+    );
+}
+
+/// Item 11: messages for people carry no Rust syntax or errno numbers.
+#[test]
+fn messages_are_plain_sentences() {
+    let i = Instance::start();
+    let out = i.ctl(&["pair", "new", "--channel", "local", "--ttl", "5"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("from 60 to 3600 seconds"), "{err}");
+    assert!(!err.contains("..="), "{err}");
+    let out = Command::new(COWORKD)
+        .args(["check-config", "/nonexistent/coworkd.toml"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.contains("/nonexistent/coworkd.toml: cannot read: No such file or directory"),
+        "{err}"
+    );
+    assert!(!err.contains(":0:0") && !err.contains("os error"), "{err}");
+    let verified = ok(&i.ctl(&["audit", "verify"]));
+    assert!(!verified.contains("..="), "{verified}");
+    let log = i.log();
+    assert!(!log.contains("Some("), "Option shown in the log: {log}");
+}
+
+/// Item 6: the guess that locks a sender out is told pairing is paused and
+/// until when (later ones get nothing); the owner lists and lifts lockouts.
+#[test]
+fn pairing_lockouts_are_told_listed_and_cleared() {
+    let i = Instance::start();
+    let me = format!("uid:{}", nix::unistd::getuid().as_raw());
+    let code = json(&i.ctl(&["pair", "new", "--channel", "local", "--json"]));
+    let code = code["code"].as_str().unwrap().to_string();
+    let wrong = if code == "ABCDEFGH" {
+        "ABCDEFGJ"
+    } else {
+        "ABCDEFGH"
+    };
+    let mut replies = Vec::new();
+    for _ in 0..6 {
+        replies.push(ok(&i.ctl(&["chat", &format!("/pair {wrong}")])));
+    }
+    for r in &replies[..4] {
+        assert!(
+            r.contains("invalid or has expired") && !r.contains("paused"),
+            "{r}"
+        );
+    }
+    assert!(
+        replies[4].contains("pairing is paused for you until 20"),
+        "{}",
+        replies[4]
+    );
+    assert!(replies[4].contains(" UTC."), "{}", replies[4]);
+    assert_eq!(replies[5].trim(), "", "told once");
+    let list = json(&i.ctl(&["pair", "lockouts", "--json"]));
+    assert_eq!(list[0]["channel"], "local", "{list}");
+    assert_eq!(list[0]["sender"], me.as_str(), "{list}");
+    assert!(list[0]["until"].as_str().unwrap().ends_with('Z'), "{list}");
+    let text_list = ok(&i.ctl(&["pair", "lockouts"]));
+    assert!(text_list.contains(&me), "{text_list}");
+    let out = ok(&i.ctl(&[
+        "pair",
+        "lockouts",
+        "clear",
+        "--channel",
+        "local",
+        "--sender",
+        &me,
+    ]));
+    assert_eq!(out.trim(), "1 lockout lifted");
+    assert_eq!(
+        json(&i.ctl(&["pair", "lockouts", "--json"])),
+        serde_json::json!([])
+    );
+    assert!(ok(&i.ctl(&["chat", &format!("/pair {code}")])).contains("Paired"));
+    assert!(
+        audit(&i)
+            .iter()
+            .any(|e| e["kind"] == "pairing.lockouts_cleared" && e["payload"]["lockouts"] == 1)
+    );
+    // --sender alone is a usage error.
+    assert_eq!(
+        i.ctl(&["pair", "lockouts", "clear", "--sender", &me])
+            .status
+            .code(),
+        Some(64)
+    );
+}
+
+/// Item 7: a workspace the sandbox user cannot enter is refused up front, in
+/// words that say how to fix it (exit 125), not `/bin/echo: Permission denied`.
+#[test]
+fn sandbox_exec_checks_the_workspace_first() {
+    use std::os::unix::fs::PermissionsExt;
+    let ws = tempfile::tempdir().unwrap();
+    // As root the command runs as the sandbox user: a root-owned 0700
+    // directory is closed to it. Otherwise the caller's own 0000 directory is.
+    let mode = if nix::unistd::geteuid().is_root() {
+        0o700
+    } else {
+        0o000
+    };
+    std::fs::set_permissions(ws.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+    let out = Command::new(COWORKD)
+        .args(["sandbox", "exec", "--workspace"])
+        .arg(ws.path())
+        .args(["--", "/bin/echo", "hi"])
+        .output()
+        .unwrap();
+    std::fs::set_permissions(ws.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    assert_eq!(out.status.code(), Some(125), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot be entered, read and written by uid"),
+        "{err}"
+    );
+    assert!(err.contains("chown"), "{err}");
+    assert!(!err.contains("Permission denied"), "{err}");
+    let missing = Command::new(COWORKD)
+        .args([
+            "sandbox",
+            "exec",
+            "--workspace",
+            "/nonexistent/ws",
+            "--",
+            "/bin/true",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(125));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr)
+            .contains("the workspace /nonexistent/ws cannot be used: No such file or directory")
+    );
+}

@@ -260,6 +260,11 @@ impl AccessControl {
         &self.settings
     }
 
+    /// Until when pairing is paused for (`channel`, `sender`), if it is.
+    pub fn lockout(&self, channel: &str, sender: &str) -> Result<Option<i64>, GatewayError> {
+        self.store.lockout(channel, sender, self.clock.now())
+    }
+
     /// Decides what to do with `msg` (see the module doc for the order).
     pub fn evaluate(&self, msg: &Inbound) -> Result<Decision, GatewayError> {
         let ch = self.settings.channels.get(msg.channel());

@@ -206,7 +206,21 @@ impl Dispatcher {
                     );
                 }
                 self.audit.record(ev).await?;
-                Some(reply.to_string())
+                // The guess that starts a lockout (or one racing it) is told,
+                // once, that pairing is paused and until when; later ones are
+                // not answered.
+                let locked = match &outcome {
+                    RedeemOutcome::Invalid {
+                        sender_attempts_left: 0,
+                        ..
+                    } => self.access.lockout(msg.channel(), msg.sender())?,
+                    RedeemOutcome::SenderLockedOut { until } => Some(*until),
+                    _ => None,
+                };
+                Some(match locked {
+                    Some(until) => format!("{reply} {}", paused_until(until)),
+                    None => reply.to_string(),
+                })
             }
             Decision::AlreadyAuthorized { code } => {
                 let cancelled = self.pairing.withdraw(msg.channel(), &code)?;
@@ -241,6 +255,20 @@ impl Dispatcher {
             reply,
         })
     }
+}
+
+/// The sentence that tells a sender pairing is paused (no more detail).
+pub fn paused_until(until: i64) -> String {
+    let when = time::OffsetDateTime::from_unix_timestamp(until)
+        .ok()
+        .and_then(|t| {
+            t.format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute] UTC"
+            ))
+            .ok()
+        })
+        .unwrap_or_else(|| "later".to_string());
+    format!("Too many wrong codes: pairing is paused for you until {when}.")
 }
 
 /// An audit event about `msg`: ids and the text length, never the text.

@@ -6,7 +6,7 @@
 //! - Stored only as HMAC-SHA256(pairing key, channel ‖ code); compared with
 //!   `subtle`'s constant-time equality. The plaintext exists only in the
 //!   [`IssuedCode`] handed to the issuer and in the redeemer's message.
-//! - Single use, TTL 60..=3600 s (default 300 s).
+//! - Single use, TTL from 60 to 3600 s (default 300 s).
 //! - Only guesses against an active, unexpired code count; with no code active
 //!   an attempt gets the same "invalid or expired" answer and counts nowhere, so
 //!   strangers cannot run up a counter before the owner issues a code.
@@ -282,7 +282,9 @@ impl Pairing {
             None => return Err(fail("no such channel in the settings".into())),
         }
         if !PAIRING_TTL_RANGE.contains(&ttl_secs) {
-            return Err(fail(format!("ttl {ttl_secs}s outside 60..=3600")));
+            return Err(fail(format!(
+                "a code lasts from 60 to 3600 seconds, not {ttl_secs}"
+            )));
         }
         let mut random = Zeroizing::new([0u8; CODE_LEN]);
         rand::rngs::OsRng

@@ -93,6 +93,9 @@ enum Command {
         /// task of yours still runs).
         #[arg(long, conflicts_with = "message")]
         inbox: bool,
+        /// Print {"replies": [...]} once every reply has arrived.
+        #[arg(long)]
+        json: bool,
         message: Vec<String>,
     },
     /// The agent's tasks: list, show, cancel.
@@ -118,7 +121,11 @@ enum UpdateCommand {
     /// Verify a bundle (a file, or an https:// URL the appliance downloads) and
     /// write it to the inactive slot, bootable on trial (3 tries); the running
     /// slot is not touched.
-    Apply { bundle: String },
+    Apply {
+        bundle: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Pack and sign a bundle (release builds; needs no daemon).
     Pack(cowork::update::cli::PackArgs),
 }
@@ -297,7 +304,8 @@ fn main() -> ExitCode {
                 message,
                 no_wait,
                 inbox,
-            } => access::chat(&client, message, !no_wait, inbox).await,
+                json,
+            } => access::chat(&client, message, !no_wait, inbox, json).await,
             Command::Tasks { command } => tasks::tasks(&client, command).await,
             Command::Approvals { command } => tasks::approvals(&client, command).await,
             Command::Admin { command } => access::admin(&client, command).await,
@@ -356,6 +364,9 @@ fn print_status(r: &StatusReport) {
         "coworkd {} ({} profile), pid {}, up {}s: {health}",
         r.version, r.profile, r.pid, r.uptime_secs
     );
+    for why in &r.degraded_because {
+        println!("DEGRADED: {why}");
+    }
     println!("keystore: {}", r.keystore);
     println!("cgroups: {}", r.cgroups);
     let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0));
@@ -725,16 +736,16 @@ async fn update(
 ) -> ExitCode {
     let (request, json) = match command {
         UpdateCommand::Status { json } => (ControlRequest::UpdateStatus, json),
-        UpdateCommand::Apply { bundle } if cowork::update::download::is_url(&bundle) => {
-            (ControlRequest::UpdateApply { path: bundle }, false)
+        UpdateCommand::Apply { bundle, json } if cowork::update::download::is_url(&bundle) => {
+            (ControlRequest::UpdateApply { path: bundle }, json)
         }
-        UpdateCommand::Apply { bundle } => {
+        UpdateCommand::Apply { bundle, json } => {
             match cowork::update::cli::absolute(Path::new(&bundle)) {
                 Ok(p) => (
                     ControlRequest::UpdateApply {
                         path: p.display().to_string(),
                     },
-                    false,
+                    json,
                 ),
                 Err(e) => {
                     eprintln!("coworkctl update apply: {bundle}: {e}");

@@ -468,3 +468,30 @@ fn sandbox_exec_checks_the_workspace_first() {
             .contains("the workspace /nonexistent/ws cannot be used: No such file or directory")
     );
 }
+
+/// Item 14: `make run` prints the admin page's configured address, not 8443
+/// whatever the configuration says.
+#[test]
+fn make_run_prints_the_configured_admin_address() {
+    if Command::new("make").arg("--version").output().is_err() {
+        println!("SKIPPED: make is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("dev.toml");
+    std::fs::write(
+        &config,
+        "profile = \"development\"\n[admin]\nlisten = [\"127.0.0.1\"]\nport = 9555\n",
+    )
+    .unwrap();
+    let out = Command::new("make")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["-s", "--no-print-directory", "admin-url"])
+        .arg(format!("COWORKD_BIN={COWORKD}"))
+        .arg(format!("DEV_CONFIG={}", config.display()))
+        .arg(format!("COWORK_DIR={}", dir.path().display()))
+        .output()
+        .unwrap();
+    let said = ok(&out);
+    assert!(said.contains("https://127.0.0.1:9555/"), "{said}");
+}

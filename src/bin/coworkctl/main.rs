@@ -98,7 +98,7 @@ enum Command {
         json: bool,
         message: Vec<String>,
     },
-    /// The agent's tasks: list, show, cancel.
+    /// The agent's tasks: list, show, cancel, resume.
     Tasks {
         #[command(subcommand)]
         command: tasks::TasksCommand,

@@ -381,7 +381,7 @@ fn pairing_lockouts_are_told_listed_and_cleared() {
         );
     }
     assert!(
-        replies[4].contains("pairing is paused for you until 20"),
+        replies[4].contains("Pairing is paused for you until 20"),
         "{}",
         replies[4]
     );

@@ -268,7 +268,7 @@ pub fn paused_until(until: i64) -> String {
             .ok()
         })
         .unwrap_or_else(|| "later".to_string());
-    format!("Too many wrong codes: pairing is paused for you until {when}.")
+    format!("Pairing is paused for you until {when}.")
 }
 
 /// An audit event about `msg`: ids and the text length, never the text.

@@ -8,7 +8,7 @@ COWORK_DIR ?= $(CURDIR)/.cowork
 # Debian packages the tests use (installed by `make deps` when missing, as root).
 APT_PACKAGES := systemd-container git sqlite3 jq procps iproute2 openssl bubblewrap python3 strace util-linux libtss2-dev pkg-config swtpm swtpm-tools tpm2-tools chromium chromium-driver curl
 
-.PHONY: all build build-deps run test deps fmt-check clippy test-unit test-units test-systemd bench clean
+.PHONY: all build build-deps run admin-url test deps fmt-check clippy test-unit test-units test-systemd bench clean
 
 all: build
 
@@ -35,12 +35,26 @@ build-deps:
 		exit 1; \
 	fi
 
+# The development configuration `make run` starts with, and the binaries.
+DEV_CONFIG ?= config/dev.toml
+COWORKD_BIN ?= ./target/debug/coworkd
+
 run: build
 	@mkdir -p $(COWORK_DIR)
 	@echo "coworkd (development profile): state in $(COWORK_DIR)/state, sockets in $(COWORK_DIR)/run"
-	@echo "admin page: https://127.0.0.1:8443/ (the log shows its certificate fingerprint and the one-time setup token)"
+	@$(MAKE) --no-print-directory -s admin-url
 	@echo "status: ./target/debug/coworkctl --runtime-dir $(COWORK_DIR)/run status ; chat: ./target/debug/coworkctl --runtime-dir $(COWORK_DIR)/run chat hello"
-	./target/debug/coworkd --config config/dev.toml --state-dir $(COWORK_DIR)/state --runtime-dir $(COWORK_DIR)/run
+	$(COWORKD_BIN) --config $(DEV_CONFIG) --state-dir $(COWORK_DIR)/state --runtime-dir $(COWORK_DIR)/run
+
+# Where the admin page of $(DEV_CONFIG) listens, as the configuration says
+# (its files and the owner's settings, read by `coworkd check-config --origins`).
+admin-url:
+	@values=$$($(COWORKD_BIN) check-config --origins $(DEV_CONFIG) --state-dir $(COWORK_DIR)/state 2>/dev/null); \
+	port=$$(echo "$$values" | sed -n 's/^admin\.port = \([0-9]*\).*/\1/p'); \
+	addr=$$(echo "$$values" | sed -n 's/^admin\.listen = \["\([^"]*\)".*/\1/p'); \
+	case "$$addr" in *:*) addr="[$$addr]";; esac; \
+	if [ -z "$$port" ]; then echo "admin page: see the log (coworkd check-config $(DEV_CONFIG) found a problem)"; \
+	else echo "admin page: https://$${addr:-127.0.0.1}:$$port/ (the log shows its certificate fingerprint and the one-time setup token)"; fi
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

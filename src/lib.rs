@@ -24,12 +24,30 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// An error and its sources on one line (`a: b: c`), for logs and messages.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
+    let mut text = plain(&e.to_string()).to_string();
     let mut source = e.source();
     while let Some(s) = source {
         text.push_str(": ");
-        text.push_str(&s.to_string());
+        text.push_str(plain(&s.to_string()));
         source = s.source();
     }
     text
+}
+
+/// `1 secret`, `2 secrets`: a count with its noun, for messages people read.
+pub fn plural(n: u64, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+/// An error's text without the `(os error N)` the standard library appends to
+/// system errors: people read "Connection refused", not errno numbers.
+pub fn plain(message: &str) -> &str {
+    match message.rfind(" (os error ") {
+        Some(at) if message.ends_with(')') => &message[..at],
+        _ => message,
+    }
 }

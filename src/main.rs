@@ -10,8 +10,29 @@ use cowork::ipc::Component;
 use cowork::logging::LogTarget;
 use cowork::paths::{DEFAULT_CONFIG, DEFAULT_RUNTIME_DIR, DEFAULT_STATE_DIR, Paths};
 
+/// `coworkd --help`: what each exit status means.
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    stopped cleanly; `check-config`: the image's files are valid;
+       `update verify`: the bundle is valid
+  1    failed to start or failed (the message says why; another coworkd on the
+       same directories, a bad configuration); `check-config`: problems found;
+       `update verify`: refused
+  64   usage error (unknown command or option, missing argument)
+`sandbox exec` exits with the command's status, 124 when it timed out, 128+N
+when signal N ended it, 125 when the sandbox itself failed (the workspace, the
+isolation), 126 when the program cannot be executed, 127 when it is not found.";
+
+/// A command line clap refuses: EX_USAGE.
+const EXIT_USAGE: u8 = 64;
+
 #[derive(Debug, Parser)]
-#[command(name = "coworkd", version, about = "CoWork OS appliance supervisor")]
+#[command(
+    name = "coworkd",
+    version,
+    about = "CoWork OS appliance supervisor",
+    after_help = EXIT_CODES
+)]
 struct Args {
     /// Configuration file; drop-ins are read from FILE.d/*.toml.
     #[arg(long, global = true, default_value = DEFAULT_CONFIG)]
@@ -106,7 +127,17 @@ fn main() -> ExitCode {
     if cowork::sandbox::is_init_invocation(std::env::args_os()) {
         return exit_code(cowork::sandbox::init_main());
     }
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::SUCCESS // --help, --version
+            };
+        }
+    };
     // Components start in `/`: every path they are handed must be absolute.
     let paths = match absolute_paths(&args) {
         Ok(p) => p,

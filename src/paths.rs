@@ -19,6 +19,15 @@ pub const ADMIN_GROUP: &str = "cowork-admin";
 /// Every component user is a member; component sockets are group-accessible to it.
 pub const SHARED_GROUP: &str = "cowork";
 
+/// The directory a file is in: `.` for a bare file name (whose
+/// `Path::parent` is the empty path, which no system call accepts).
+pub fn parent_dir(file: &Path) -> &Path {
+    match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
 /// The directories one appliance instance works in.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Paths {
@@ -119,6 +128,13 @@ impl Paths {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parent_of_a_bare_name_is_the_current_directory() {
+        assert_eq!(parent_dir(Path::new("b.cwu")), Path::new("."));
+        assert_eq!(parent_dir(Path::new("out/b.cwu")), Path::new("out"));
+        assert_eq!(parent_dir(Path::new("/b.cwu")), Path::new("/"));
+    }
 
     #[test]
     fn sockets_live_in_per_component_dirs() {

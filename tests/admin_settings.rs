@@ -169,7 +169,7 @@ async fn invalid_fields_are_shown_at_the_field_and_nothing_is_written() {
             "/settings/channels/telegram",
             "channels.telegram.pairing_ttl_secs",
             "5",
-            "5 is outside 60..=3600",
+            "5 is not between 60 and 3600 seconds",
         ),
         (
             "/settings/channels/telegram",

@@ -211,11 +211,11 @@ fn bad_requests_are_refused_and_change_nothing() {
     assert!(users(&i).is_empty());
     // The gateway is still up and answering.
     assert!(chat(&i, "hi").contains("requires pairing"));
-    // Revoking a sender never seen blocks them ahead of time.
-    ok(&i.ctl(&["users", "revoke", "--channel", "local", "uid:424242"]));
-    let u = users(&i);
-    assert_eq!(u.len(), 1);
-    assert_eq!(u[0]["state"], "revoked");
+    // Revoking a sender the channel never saw is refused and records nothing
+    // (issue 19: a typo must not look like a revocation that worked).
+    let out = i.ctl(&["users", "revoke", "--channel", "local", "uid:424242"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(users(&i).is_empty());
 }
 
 #[test]

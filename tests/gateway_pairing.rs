@@ -133,12 +133,22 @@ fn single_use_rotation_and_cancel() {
             burned: false
         }
     );
-    // Redeeming again as the paired user consumes and counts nothing.
+    // Redeeming again as the paired user counts nothing, and cancels the code
+    // it sent (shown in a chat, nobody else may use it).
     let b = p.issue(CH).unwrap();
     assert_eq!(
         p.redeem(CH, "u1", None, &attempt(b.code.as_str())).unwrap(),
-        RedeemOutcome::AlreadyAuthorized
+        RedeemOutcome::AlreadyAuthorized {
+            code_cancelled: true
+        }
     );
+    assert!(matches!(
+        p.redeem(CH, "u4", None, &attempt(b.code.as_str())).unwrap(),
+        RedeemOutcome::Invalid {
+            detail: InvalidCode::NoActiveCode,
+            ..
+        }
+    ));
     // Rotation: issuing c revokes b.
     let c = p.issue(CH).unwrap();
     assert_eq!(

@@ -123,13 +123,14 @@ enum Expect {
     Auth(Grant),
     Redeem,
     Prompt,
+    Already,
     Deny(&'static str),
     Ign(&'static str),
 }
 
 use AccessMode::{Allowlist, Disabled, Open, Pairing as PairingMode};
 use Context::{Dm, Group};
-use Expect::{Auth, Deny, Ign, Prompt, Redeem};
+use Expect::{Already, Auth, Deny, Ign, Prompt, Redeem};
 use State::{Allowlisted, Paired, Revoked, Unknown};
 const MENTION: bool = true;
 const NO_MENT: bool = false;
@@ -148,13 +149,13 @@ const TABLE: &[(AccessMode, Context, State, bool, bool, Expect)] = &[
     (Pairing,   Dm   , Unknown    , MENTION, TEXT, Prompt),
     (Pairing,   Dm   , Unknown    , MENTION, CODE, Redeem),
     (Pairing,   Dm   , Paired     , NO_MENT, TEXT, Auth(Grant::Paired)),
-    (Pairing,   Dm   , Paired     , NO_MENT, CODE, Auth(Grant::Paired)),
+    (Pairing,   Dm   , Paired     , NO_MENT, CODE, Already),
     (Pairing,   Dm   , Paired     , MENTION, TEXT, Auth(Grant::Paired)),
-    (Pairing,   Dm   , Paired     , MENTION, CODE, Auth(Grant::Paired)),
+    (Pairing,   Dm   , Paired     , MENTION, CODE, Already),
     (Pairing,   Dm   , Allowlisted, NO_MENT, TEXT, Auth(Grant::Allowlisted)),
-    (Pairing,   Dm   , Allowlisted, NO_MENT, CODE, Auth(Grant::Allowlisted)),
+    (Pairing,   Dm   , Allowlisted, NO_MENT, CODE, Already),
     (Pairing,   Dm   , Allowlisted, MENTION, TEXT, Auth(Grant::Allowlisted)),
-    (Pairing,   Dm   , Allowlisted, MENTION, CODE, Auth(Grant::Allowlisted)),
+    (Pairing,   Dm   , Allowlisted, MENTION, CODE, Already),
     (Pairing,   Dm   , Revoked    , NO_MENT, TEXT, Deny("revoked")),
     (Pairing,   Dm   , Revoked    , NO_MENT, CODE, Deny("revoked")),
     (Pairing,   Dm   , Revoked    , MENTION, TEXT, Deny("revoked")),
@@ -166,11 +167,11 @@ const TABLE: &[(AccessMode, Context, State, bool, bool, Expect)] = &[
     (Pairing,   Group, Paired     , NO_MENT, TEXT, Ign("not_mentioned")),
     (Pairing,   Group, Paired     , NO_MENT, CODE, Ign("not_mentioned")),
     (Pairing,   Group, Paired     , MENTION, TEXT, Auth(Grant::Paired)),
-    (Pairing,   Group, Paired     , MENTION, CODE, Auth(Grant::Paired)),
+    (Pairing,   Group, Paired     , MENTION, CODE, Already),
     (Pairing,   Group, Allowlisted, NO_MENT, TEXT, Ign("not_mentioned")),
     (Pairing,   Group, Allowlisted, NO_MENT, CODE, Ign("not_mentioned")),
     (Pairing,   Group, Allowlisted, MENTION, TEXT, Auth(Grant::Allowlisted)),
-    (Pairing,   Group, Allowlisted, MENTION, CODE, Auth(Grant::Allowlisted)),
+    (Pairing,   Group, Allowlisted, MENTION, CODE, Already),
     (Pairing,   Group, Revoked    , NO_MENT, TEXT, Ign("not_mentioned")),
     (Pairing,   Group, Revoked    , NO_MENT, CODE, Ign("not_mentioned")),
     (Pairing,   Group, Revoked    , MENTION, TEXT, Deny("revoked")),
@@ -184,9 +185,9 @@ const TABLE: &[(AccessMode, Context, State, bool, bool, Expect)] = &[
     (Allowlist, Dm   , Paired     , MENTION, TEXT, Deny("not_allowlisted")),
     (Allowlist, Dm   , Paired     , MENTION, CODE, Deny("not_allowlisted")),
     (Allowlist, Dm   , Allowlisted, NO_MENT, TEXT, Auth(Grant::Allowlisted)),
-    (Allowlist, Dm   , Allowlisted, NO_MENT, CODE, Auth(Grant::Allowlisted)),
+    (Allowlist, Dm   , Allowlisted, NO_MENT, CODE, Already),
     (Allowlist, Dm   , Allowlisted, MENTION, TEXT, Auth(Grant::Allowlisted)),
-    (Allowlist, Dm   , Allowlisted, MENTION, CODE, Auth(Grant::Allowlisted)),
+    (Allowlist, Dm   , Allowlisted, MENTION, CODE, Already),
     (Allowlist, Dm   , Revoked    , NO_MENT, TEXT, Deny("revoked")),
     (Allowlist, Dm   , Revoked    , NO_MENT, CODE, Deny("revoked")),
     (Allowlist, Dm   , Revoked    , MENTION, TEXT, Deny("revoked")),
@@ -202,7 +203,7 @@ const TABLE: &[(AccessMode, Context, State, bool, bool, Expect)] = &[
     (Allowlist, Group, Allowlisted, NO_MENT, TEXT, Ign("not_mentioned")),
     (Allowlist, Group, Allowlisted, NO_MENT, CODE, Ign("not_mentioned")),
     (Allowlist, Group, Allowlisted, MENTION, TEXT, Auth(Grant::Allowlisted)),
-    (Allowlist, Group, Allowlisted, MENTION, CODE, Auth(Grant::Allowlisted)),
+    (Allowlist, Group, Allowlisted, MENTION, CODE, Already),
     (Allowlist, Group, Revoked    , NO_MENT, TEXT, Ign("not_mentioned")),
     (Allowlist, Group, Revoked    , NO_MENT, CODE, Ign("not_mentioned")),
     (Allowlist, Group, Revoked    , MENTION, TEXT, Deny("revoked")),
@@ -212,13 +213,13 @@ const TABLE: &[(AccessMode, Context, State, bool, bool, Expect)] = &[
     (Open     , Dm   , Unknown    , MENTION, TEXT, Auth(Grant::Open)),
     (Open     , Dm   , Unknown    , MENTION, CODE, Auth(Grant::Open)),
     (Open     , Dm   , Paired     , NO_MENT, TEXT, Auth(Grant::Paired)),
-    (Open     , Dm   , Paired     , NO_MENT, CODE, Auth(Grant::Paired)),
+    (Open     , Dm   , Paired     , NO_MENT, CODE, Already),
     (Open     , Dm   , Paired     , MENTION, TEXT, Auth(Grant::Paired)),
-    (Open     , Dm   , Paired     , MENTION, CODE, Auth(Grant::Paired)),
+    (Open     , Dm   , Paired     , MENTION, CODE, Already),
     (Open     , Dm   , Allowlisted, NO_MENT, TEXT, Auth(Grant::Allowlisted)),
-    (Open     , Dm   , Allowlisted, NO_MENT, CODE, Auth(Grant::Allowlisted)),
+    (Open     , Dm   , Allowlisted, NO_MENT, CODE, Already),
     (Open     , Dm   , Allowlisted, MENTION, TEXT, Auth(Grant::Allowlisted)),
-    (Open     , Dm   , Allowlisted, MENTION, CODE, Auth(Grant::Allowlisted)),
+    (Open     , Dm   , Allowlisted, MENTION, CODE, Already),
     (Open     , Dm   , Revoked    , NO_MENT, TEXT, Deny("revoked")),
     (Open     , Dm   , Revoked    , NO_MENT, CODE, Deny("revoked")),
     (Open     , Dm   , Revoked    , MENTION, TEXT, Deny("revoked")),
@@ -230,11 +231,11 @@ const TABLE: &[(AccessMode, Context, State, bool, bool, Expect)] = &[
     (Open     , Group, Paired     , NO_MENT, TEXT, Ign("not_mentioned")),
     (Open     , Group, Paired     , NO_MENT, CODE, Ign("not_mentioned")),
     (Open     , Group, Paired     , MENTION, TEXT, Auth(Grant::Paired)),
-    (Open     , Group, Paired     , MENTION, CODE, Auth(Grant::Paired)),
+    (Open     , Group, Paired     , MENTION, CODE, Already),
     (Open     , Group, Allowlisted, NO_MENT, TEXT, Ign("not_mentioned")),
     (Open     , Group, Allowlisted, NO_MENT, CODE, Ign("not_mentioned")),
     (Open     , Group, Allowlisted, MENTION, TEXT, Auth(Grant::Allowlisted)),
-    (Open     , Group, Allowlisted, MENTION, CODE, Auth(Grant::Allowlisted)),
+    (Open     , Group, Allowlisted, MENTION, CODE, Already),
     (Open     , Group, Revoked    , NO_MENT, TEXT, Ign("not_mentioned")),
     (Open     , Group, Revoked    , NO_MENT, CODE, Ign("not_mentioned")),
     (Open     , Group, Revoked    , MENTION, TEXT, Deny("revoked")),
@@ -278,6 +279,7 @@ fn observed(d: &Decision) -> Expect {
         Decision::Authorized { user, .. } => Auth(user.grant),
         Decision::RedeemPairing { .. } => Redeem,
         Decision::PairingPrompt => Prompt,
+        Decision::AlreadyAuthorized { .. } => Already,
         Decision::Denied { reason } => Deny(reason.code()),
         Decision::Ignored { reason } => Ign(reason.code()),
     }
@@ -468,21 +470,29 @@ fn group_membership_never_grants_dm_rights() {
 }
 
 #[test]
-fn paired_users_short_messages_are_never_mistaken_for_codes() {
+fn paired_users_codes_never_reach_the_model_nor_count() {
     let r = rig(ChannelSettings::default(), Profile::Production);
     r.pair("friend");
     let active = r.pairing.issue(CH).unwrap();
+    // Code-shaped messages of a paired user are answered "already paired"
+    // (issue 19), never passed to the model; ordinary text is.
     for text in [
         "ABCD2345",
         active.code.as_str(),
         &format!("/pair {}", active.code.as_str()),
     ] {
-        assert_eq!(
-            grant_of(&r.eval(&dm("friend", text))),
-            Some(Grant::Paired),
+        assert!(
+            matches!(
+                r.eval(&dm("friend", text)),
+                Decision::AlreadyAuthorized { .. }
+            ),
             "{text:?}"
         );
     }
+    assert_eq!(
+        grant_of(&r.eval(&dm("friend", "my code is ABCD2345"))),
+        Some(Grant::Paired)
+    );
     // The other user's code is untouched and no failure was counted.
     assert_eq!(r.pairing.list(Some(CH)).unwrap().len(), 1);
     assert_eq!(r.store.lockout(CH, "friend", r.clock_now()).unwrap(), None);

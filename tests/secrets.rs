@@ -112,7 +112,7 @@ fn secrets_survive_restarts_and_rotation_and_never_leak() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("1 secrets re-wrapped"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 secret re-wrapped"));
     let i = i.restart();
     let out = i.ctl(&["secret", "rotate-master"]);
     assert!(

@@ -105,10 +105,18 @@ fn crash_looping_component_backs_off_and_marks_degraded() {
     for c in comps.iter().filter(|c| c["component"] != "gateway") {
         assert_eq!(c["state"], "up", "others keep running: {c}");
     }
-    assert_eq!(
-        i.ctl(&["status"]).status.code(),
-        Some(1),
-        "degraded → exit 1"
+    let out = i.ctl(&["status"]);
+    assert_eq!(out.status.code(), Some(1), "degraded → exit 1");
+    // Which component and why, in words (issue 19).
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("DEGRADED: the gateway component restarted"),
+        "{text}"
+    );
+    let why = gw["degraded_because"].as_array().expect("degraded_because");
+    assert!(
+        why.iter().any(|w| w.as_str().unwrap().contains("gateway")),
+        "{gw}"
     );
     // Not spinning: over the next 3 s at most one more restart (backoff ≥ 3.2 s).
     let before = gateway["restarts"].as_u64().unwrap();

@@ -29,7 +29,7 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), AdminError> {
         path: path.to_path_buf(),
         source,
     };
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = crate::paths::parent_dir(path);
     ensure_dir(dir)?;
     let mut tmp_name = path
         .file_name()

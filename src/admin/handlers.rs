@@ -433,7 +433,10 @@ async fn pairing_cancel_all(State(st): St, headers: HeaderMap, body: Body) -> Pa
     Ok(flash_redirect(
         &st,
         &sess,
-        format!("{n} pairing code(s) cancelled."),
+        format!(
+            "{} cancelled.",
+            crate::plural(n as u64, "pairing code", "pairing codes")
+        ),
         "/pairing",
     ))
 }
@@ -489,7 +492,11 @@ async fn users_revoke_all(State(st): St, headers: HeaderMap, body: Body) -> Page
     Ok(flash_redirect(
         &st,
         &sess,
-        format!("{} user(s) revoked.{}", done.users, ended(&done)),
+        format!(
+            "{} revoked.{}",
+            crate::plural(done.users as u64, "user", "users"),
+            ended(&done)
+        ),
         "/users",
     ))
 }
@@ -497,8 +504,13 @@ async fn users_revoke_all(State(st): St, headers: HeaderMap, body: Body) -> Page
 /// What a revocation ended besides access, for the flash message.
 fn ended(done: &super::backend::Revocation) -> String {
     format!(
-        " {} task(s) cancelled, {} other pending approval(s) denied.",
-        done.tasks_cancelled, done.approvals_denied
+        " {} cancelled, {} of other tasks denied.",
+        crate::plural(done.tasks_cancelled, "task", "tasks"),
+        crate::plural(
+            done.approvals_denied,
+            "pending approval",
+            "pending approvals"
+        )
     )
 }
 

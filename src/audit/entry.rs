@@ -56,7 +56,7 @@ impl TryFrom<&str> for Kind {
             reason: format!("{reason} (got {:?})", truncate_for_error(s)),
         };
         if s.is_empty() || s.len() > MAX_KIND_LEN {
-            return Err(bad("must be 1..=64 bytes"));
+            return Err(bad("must be 1 to 64 bytes"));
         }
         if !s
             .bytes()
@@ -91,7 +91,7 @@ impl TryFrom<&str> for Component {
         if s.is_empty() || s.len() > MAX_COMPONENT_LEN {
             return Err(AuditError::ValidateEntry {
                 field: "component",
-                reason: format!("must be 1..={MAX_COMPONENT_LEN} bytes"),
+                reason: format!("must be 1 to {MAX_COMPONENT_LEN} bytes"),
             });
         }
         if !s

@@ -176,8 +176,10 @@ impl fmt::Display for VerifyReport {
             } => {
                 write!(
                     f,
-                    "intact: {entries} entries (seq {first_seq}..={last_seq}), head {}, {checkpoints} checkpoints",
-                    hex::encode(head)
+                    "intact: {} (seq {first_seq} to {last_seq}), head {}, {}",
+                    crate::plural(*entries, "entry", "entries"),
+                    hex::encode(head),
+                    crate::plural(*checkpoints, "checkpoint", "checkpoints")
                 )?;
                 match anchor_seq {
                     Some(a) => write!(f, ", anchor at seq {a}")?,

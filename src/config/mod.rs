@@ -72,7 +72,10 @@ impl Loaded {
 pub fn load_layers(path: &Path, owner_file: &Path) -> Result<Loaded, ConfigError> {
     let base = read_sources(path)?;
     let text = owner::read(owner_file).map_err(|e| ConfigError {
-        problems: vec![unplaced(owner_file, format!("cannot read: {e}"))],
+        problems: vec![unplaced(
+            owner_file,
+            format!("cannot read: {}", crate::plain(&e.to_string())),
+        )],
     });
     let text = match text {
         Ok(t) => t,
@@ -215,7 +218,10 @@ fn read_sources(path: &Path) -> Result<Vec<Source>, ConfigError> {
             path: path.to_path_buf(),
             text,
         }),
-        Err(e) => problems.push(unplaced(path, format!("cannot read: {e}"))),
+        Err(e) => problems.push(unplaced(
+            path,
+            format!("cannot read: {}", crate::plain(&e.to_string())),
+        )),
     }
     let dropin_dir = crate::paths::Paths::config_dropin_dir(path);
     match std::fs::read_dir(&dropin_dir) {
@@ -228,14 +234,20 @@ fn read_sources(path: &Path) -> Result<Vec<Source>, ConfigError> {
             for file in files {
                 match std::fs::read_to_string(&file) {
                     Ok(text) => sources.push(Source { path: file, text }),
-                    Err(e) => problems.push(unplaced(&file, format!("cannot read: {e}"))),
+                    Err(e) => problems.push(unplaced(
+                        &file,
+                        format!("cannot read: {}", crate::plain(&e.to_string())),
+                    )),
                 }
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => problems.push(unplaced(
             &dropin_dir,
-            format!("cannot read drop-in directory: {e}"),
+            format!(
+                "cannot read drop-in directory: {}",
+                crate::plain(&e.to_string())
+            ),
         )),
     }
     if problems.is_empty() {
@@ -1120,7 +1132,7 @@ mod tests {
         assert!(
             missing
                 .to_string()
-                .starts_with("/nonexistent/coworkd.toml:0:0: cannot read")
+                .starts_with("/nonexistent/coworkd.toml: cannot read")
         );
     }
 

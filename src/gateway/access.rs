@@ -107,6 +107,11 @@ pub enum Decision {
         code: CodeAttempt,
     },
     PairingPrompt,
+    /// A paired or allowlisted sender sent a pairing code: not for the model;
+    /// answered "already paired", and the code cancelled if it is the active one.
+    AlreadyAuthorized {
+        code: CodeAttempt,
+    },
     Denied {
         reason: Reason,
     },
@@ -126,6 +131,7 @@ impl Decision {
             },
             Decision::RedeemPairing { .. } => "redeem_pairing",
             Decision::PairingPrompt => "pairing_prompt",
+            Decision::AlreadyAuthorized { .. } => "already_authorized",
             Decision::Denied { reason } | Decision::Ignored { reason } => reason.code(),
         }
     }
@@ -191,15 +197,22 @@ pub fn decide(
     }
     let allowlisted =
         stored == Some(UserState::Allowlisted) || ch.allowlist.iter().any(|s| s == msg.sender());
+    // A pairing code (or `/pair ...`) from someone already admitted never
+    // reaches the model: they are told they are paired, and the code is
+    // cancelled if it is the channel's active one (it was shown in a chat).
+    let admitted = |grant| match parse_code_message(msg.text()) {
+        Some(code) => Decision::AlreadyAuthorized { code },
+        None => authorized(grant),
+    };
     if allowlisted {
-        return authorized(Grant::Allowlisted);
+        return admitted(Grant::Allowlisted);
     }
     let paired = stored == Some(UserState::Paired);
     match policy.mode {
         AccessMode::Allowlist => denied(Reason::NotAllowlisted),
-        AccessMode::Open if paired => authorized(Grant::Paired),
+        AccessMode::Open if paired => admitted(Grant::Paired),
         AccessMode::Open => authorized(Grant::Open),
-        AccessMode::Pairing if paired => authorized(Grant::Paired),
+        AccessMode::Pairing if paired => admitted(Grant::Paired),
         AccessMode::Pairing => match msg.context() {
             Context::Group => ignored(Reason::UnknownSenderInGroup),
             Context::Dm => match parse_code_message(msg.text()) {
@@ -245,6 +258,11 @@ impl AccessControl {
 
     pub fn settings(&self) -> &GatewaySettings {
         &self.settings
+    }
+
+    /// Until when pairing is paused for (`channel`, `sender`), if it is.
+    pub fn lockout(&self, channel: &str, sender: &str) -> Result<Option<i64>, GatewayError> {
+        self.store.lockout(channel, sender, self.clock.now())
     }
 
     /// Decides what to do with `msg` (see the module doc for the order).
@@ -307,7 +325,9 @@ impl AccessControl {
                     decision
                 }
             }
-            Decision::Denied { .. } | Decision::Ignored { .. } => decision,
+            Decision::AlreadyAuthorized { .. }
+            | Decision::Denied { .. }
+            | Decision::Ignored { .. } => decision,
         })
     }
 }

@@ -24,6 +24,11 @@ pub const PAIRED_REPLY: &str = "Paired. You can now talk to the assistant.";
 /// Sent for every failed redemption (wrong, expired, locked out, revoked): one
 /// neutral text so the reply reveals nothing.
 pub const PAIRING_FAILED_REPLY: &str = "That pairing code is invalid or has expired.";
+/// The answer to a pairing code from someone already admitted.
+pub const ALREADY_PAIRED_REPLY: &str = "You are already paired. (A message that looks like a pairing code is not passed to the assistant: say it in other words.)";
+/// The same, when the message was the channel's active code.
+pub const ALREADY_PAIRED_CODE_CANCELLED_REPLY: &str =
+    "You are already paired. The code you sent is now cancelled, so nobody else can use it.";
 
 /// What happened to one inbound message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,7 +154,15 @@ impl Dispatcher {
                         .redeem(msg.channel(), msg.sender(), msg.sender_name(), &code)?;
                 let (reason, reply) = match &outcome {
                     RedeemOutcome::Paired(_) => ("paired", PAIRED_REPLY),
-                    RedeemOutcome::AlreadyAuthorized => ("already_authorized", PAIRED_REPLY),
+                    RedeemOutcome::AlreadyAuthorized {
+                        code_cancelled: true,
+                    } => (
+                        "already_authorized_code_cancelled",
+                        ALREADY_PAIRED_CODE_CANCELLED_REPLY,
+                    ),
+                    RedeemOutcome::AlreadyAuthorized { .. } => {
+                        ("already_authorized", ALREADY_PAIRED_REPLY)
+                    }
                     RedeemOutcome::Invalid { burned: true, .. } => {
                         ("code_burned", PAIRING_FAILED_REPLY)
                     }
@@ -167,13 +180,69 @@ impl Dispatcher {
                     burned,
                 } = &outcome
                 {
-                    ev.detail = Some(format!("{detail:?}; attempts left {sender_attempts_left}"));
+                    ev.detail = Some(format!(
+                        "{}; {} left before a lockout",
+                        detail.describe(),
+                        crate::plural(u64::from(*sender_attempts_left), "attempt", "attempts")
+                    ));
                     if *burned {
                         tracing::warn!(
                             channel = msg.channel(),
                             "pairing code burned after too many wrong guesses; issue a fresh one"
                         );
                     }
+                }
+                if let RedeemOutcome::AlreadyAuthorized {
+                    code_cancelled: true,
+                } = &outcome
+                {
+                    ev.detail = Some(
+                        "a user already admitted sent the channel's active pairing code; the code is cancelled (issue a new one)"
+                            .to_string(),
+                    );
+                    tracing::warn!(
+                        channel = msg.channel(),
+                        "a paired user sent the active pairing code in a chat; it is cancelled: issue a new one"
+                    );
+                }
+                self.audit.record(ev).await?;
+                // The guess that starts a lockout (or one racing it) is told,
+                // once, that pairing is paused and until when; later ones are
+                // not answered.
+                let locked = match &outcome {
+                    RedeemOutcome::Invalid {
+                        sender_attempts_left: 0,
+                        ..
+                    } => self.access.lockout(msg.channel(), msg.sender())?,
+                    RedeemOutcome::SenderLockedOut { until } => Some(*until),
+                    _ => None,
+                };
+                Some(match locked {
+                    Some(until) => format!("{reply} {}", paused_until(until)),
+                    None => reply.to_string(),
+                })
+            }
+            Decision::AlreadyAuthorized { code } => {
+                let cancelled = self.pairing.withdraw(msg.channel(), &code)?;
+                let (reason, reply) = if cancelled {
+                    (
+                        "already_authorized_code_cancelled",
+                        ALREADY_PAIRED_CODE_CANCELLED_REPLY,
+                    )
+                } else {
+                    ("already_authorized", ALREADY_PAIRED_REPLY)
+                };
+                let mut ev = base_event("gateway.pairing", reason, &msg);
+                ev.event_id = event_id.map(str::to_string);
+                if cancelled {
+                    ev.detail = Some(
+                        "a user already admitted sent the channel's active pairing code; the code is cancelled (issue a new one)"
+                            .to_string(),
+                    );
+                    tracing::warn!(
+                        channel = msg.channel(),
+                        "a paired user sent the active pairing code in a chat; it is cancelled: issue a new one"
+                    );
                 }
                 self.audit.record(ev).await?;
                 Some(reply.to_string())
@@ -186,6 +255,20 @@ impl Dispatcher {
             reply,
         })
     }
+}
+
+/// The sentence that tells a sender pairing is paused (no more detail).
+pub fn paused_until(until: i64) -> String {
+    let when = time::OffsetDateTime::from_unix_timestamp(until)
+        .ok()
+        .and_then(|t| {
+            t.format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute] UTC"
+            ))
+            .ok()
+        })
+        .unwrap_or_else(|| "later".to_string());
+    format!("Pairing is paused for you until {when}.")
 }
 
 /// An audit event about `msg`: ids and the text length, never the text.

@@ -138,7 +138,10 @@ impl TryFrom<RawInbound> for Inbound {
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
         {
-            return Err(invalid("channel", "must be 1..=32 of a-z 0-9 _ -"));
+            return Err(invalid(
+                "channel",
+                "must be 1 to 32 characters of a-z 0-9 _ -",
+            ));
         }
         if let Some(a) = &raw.account {
             check_id("account", a)?;

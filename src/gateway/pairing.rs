@@ -6,7 +6,7 @@
 //! - Stored only as HMAC-SHA256(pairing key, channel ‖ code); compared with
 //!   `subtle`'s constant-time equality. The plaintext exists only in the
 //!   [`IssuedCode`] handed to the issuer and in the redeemer's message.
-//! - Single use, TTL 60..=3600 s (default 300 s).
+//! - Single use, TTL from 60 to 3600 s (default 300 s).
 //! - Only guesses against an active, unexpired code count; with no code active
 //!   an attempt gets the same "invalid or expired" answer and counts nowhere, so
 //!   strangers cannot run up a counter before the owner issues a code.
@@ -183,13 +183,29 @@ pub enum InvalidCode {
     Mismatch,
 }
 
+impl InvalidCode {
+    /// Why, in words (the audit trail's detail).
+    pub fn describe(self) -> &'static str {
+        match self {
+            InvalidCode::Malformed => "not a well-formed code",
+            InvalidCode::NoActiveCode => "no code is active on the channel",
+            InvalidCode::Expired => "the active code had expired",
+            InvalidCode::Mismatch => "wrong code",
+        }
+    }
+}
+
 /// Result of [`Pairing::redeem`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RedeemOutcome {
     /// The code matched: the sender is now paired; the code is used up.
     Paired(UserRecord),
-    /// The sender was already paired or allowlisted; nothing consumed or counted.
-    AlreadyAuthorized,
+    /// The sender was already paired or allowlisted; nothing counted. When the
+    /// message was the channel's active code, that code is cancelled
+    /// (`code_cancelled`): it was shown in a chat, so nobody else may use it.
+    AlreadyAuthorized {
+        code_cancelled: bool,
+    },
     /// Wrong, expired or malformed. Counted against the sender and the active
     /// code only when a code was active (`Mismatch`, `Malformed`).
     Invalid {
@@ -266,7 +282,9 @@ impl Pairing {
             None => return Err(fail("no such channel in the settings".into())),
         }
         if !PAIRING_TTL_RANGE.contains(&ttl_secs) {
-            return Err(fail(format!("ttl {ttl_secs}s outside 60..=3600")));
+            return Err(fail(format!(
+                "a code lasts from 60 to 3600 seconds, not {ttl_secs}"
+            )));
         }
         let mut random = Zeroizing::new([0u8; CODE_LEN]);
         rand::rngs::OsRng
@@ -387,7 +405,8 @@ impl Pairing {
         self.store.transaction("redeem pairing code", |tx| {
             match store::user_in(tx, channel, sender)?.map(|u| u.state) {
                 Some(UserState::Paired | UserState::Allowlisted) => {
-                    return Ok(RedeemOutcome::AlreadyAuthorized);
+                    let code_cancelled = self.cancel_if_active(tx, channel, attempt)?;
+                    return Ok(RedeemOutcome::AlreadyAuthorized { code_cancelled });
                 }
                 Some(UserState::Revoked) => return Ok(RedeemOutcome::Revoked),
                 None => {}
@@ -474,6 +493,48 @@ impl Pairing {
                 burned,
             })
         })
+    }
+
+    /// Cancels `channel`'s active code if `attempt` is it (sent in a chat by
+    /// someone already admitted); returns whether it did.
+    pub fn withdraw(&self, channel: &str, attempt: &CodeAttempt) -> Result<bool, GatewayError> {
+        self.store.transaction("withdraw pairing code", |tx| {
+            self.cancel_if_active(tx, channel, attempt)
+        })
+    }
+
+    /// Cancels `channel`'s active code if `attempt` is it; returns whether it did.
+    fn cancel_if_active(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        channel: &str,
+        attempt: &CodeAttempt,
+    ) -> Result<bool, GatewayError> {
+        let Some(canonical) = attempt.canonical() else {
+            return Ok(false);
+        };
+        let active: Option<(i64, Vec<u8>)> = tx
+            .query_row(
+                "SELECT id, code_hash FROM gateway_pairing_codes
+                 WHERE channel = ?1 AND state = 'active'",
+                params![channel],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(GatewayError::db("read active pairing code"))?;
+        let Some((id, stored)) = active else {
+            return Ok(false);
+        };
+        let candidate = self.hash(channel, &canonical[..]);
+        if !bool::from(stored.as_slice().ct_eq(&candidate[..])) {
+            return Ok(false);
+        }
+        tx.execute(
+            "UPDATE gateway_pairing_codes SET state = 'cancelled' WHERE id = ?1 AND state = 'active'",
+            params![id],
+        )
+        .map_err(GatewayError::db("cancel pairing code sent by a paired user"))?;
+        Ok(true)
     }
 
     /// Whether code `id` was burned by failed guesses (for the owner's view).

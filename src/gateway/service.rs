@@ -26,7 +26,7 @@ use super::transport::webhook::WebhookSettings;
 use crate::audit::AuditLog;
 use crate::ipc::{
     AccessRequest, AccessResponse, ComponentResponse, ErrorCode, GatewayRequest, GatewayResponse,
-    IssuedPairingCode, KeyBundle, PairingListing, Role, UserListing, WireError,
+    IssuedPairingCode, KeyBundle, LockoutListing, PairingListing, Role, UserListing, WireError,
 };
 use crate::keystore::Purpose;
 use crate::keystore::vault::Vault;
@@ -453,6 +453,9 @@ impl GatewayService {
                 Ok(AccessResponse::Changed(n))
             }
             AccessRequest::UsersList { channel } => {
+                if let Some(c) = &channel {
+                    self.known_channel(c)?;
+                }
                 let users = self
                     .store
                     .list_users(channel.as_deref())
@@ -473,7 +476,22 @@ impl GatewayService {
             }
             AccessRequest::UserRevoke { channel, sender } => {
                 self.known_channel(&channel)?;
-                // A sender never seen is recorded as revoked too: they cannot pair.
+                // Only a sender the channel knows: a typo must not be recorded
+                // as a revocation (nor look like one that worked).
+                if self
+                    .store
+                    .user(&channel, &sender)
+                    .map_err(gateway_error)?
+                    .is_none()
+                {
+                    return Err(WireError::new(
+                        ErrorCode::NotFound,
+                        format!(
+                            "no user {:?} on {channel}; nothing was changed (`coworkctl users list --channel {channel}` shows who is known)",
+                            sender.chars().take(128).collect::<String>()
+                        ),
+                    ));
+                }
                 let had_access = self
                     .store
                     .revoke_user(&channel, &sender, now)
@@ -519,6 +537,41 @@ impl GatewayService {
                     approvals_denied: ended.approvals,
                 })
             }
+            AccessRequest::LockoutsList => Ok(AccessResponse::Lockouts(
+                self.store
+                    .lockouts(now)
+                    .map_err(gateway_error)?
+                    .into_iter()
+                    .map(|(channel, sender, until)| LockoutListing {
+                        channel,
+                        sender,
+                        until,
+                    })
+                    .collect(),
+            )),
+            AccessRequest::LockoutsClear { channel, sender } => {
+                if let Some(c) = &channel {
+                    self.known_channel(c)?;
+                }
+                let n = self
+                    .store
+                    .clear_lockouts(channel.as_deref(), sender.as_deref(), now)
+                    .map_err(gateway_error)?;
+                self.record(
+                    "pairing.lockouts_cleared",
+                    actor,
+                    &format!(
+                        "{}:{}",
+                        channel.as_deref().unwrap_or("*"),
+                        sender.as_deref().unwrap_or("*")
+                    ),
+                    serde_json::json!({"lockouts": n}),
+                )
+                .await;
+                Ok(AccessResponse::Changed(
+                    u64::try_from(n).unwrap_or(u64::MAX),
+                ))
+            }
             AccessRequest::UserForget { channel, sender } => {
                 self.known_channel(&channel)?;
                 if !self
@@ -528,7 +581,10 @@ impl GatewayService {
                 {
                     return Err(WireError::new(
                         ErrorCode::NotFound,
-                        format!("no user {sender:?} on {channel}"),
+                        format!(
+                            "no user {:?} on {channel}; nothing was changed",
+                            sender.chars().take(128).collect::<String>()
+                        ),
                     ));
                 }
                 self.record(

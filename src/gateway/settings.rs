@@ -262,7 +262,7 @@ fn validate_channel_name(name: &str) -> Result<(), GatewayError> {
         Err(GatewayError::Settings {
             channel: name.escape_debug().to_string(),
             field: "(name)",
-            reason: "channel names are 1..=32 of a-z 0-9 _ -".into(),
+            reason: "channel names are 1 to 32 characters of a-z 0-9 _ -".into(),
         })
     }
 }
@@ -320,20 +320,23 @@ impl ChannelSettings {
         if !PAIRING_TTL_RANGE.contains(&self.pairing_ttl_secs) {
             return Err(err(
                 "pairing_ttl_secs",
-                format!("{} is outside 60..=3600", self.pairing_ttl_secs),
+                format!(
+                    "{} is not between 60 and 3600 seconds",
+                    self.pairing_ttl_secs
+                ),
             ));
         }
         if !(60..=7 * 86_400).contains(&self.prompt_window_secs) {
             return Err(err(
                 "prompt_window_secs",
-                "must be within 60..=604800".into(),
+                "must be between 60 and 604800 seconds".into(),
             ));
         }
         let rl = &self.rate_limit;
         if rl.messages_per_minute == 0 || rl.burst == 0 || rl.burst > 10_000 {
             return Err(err(
                 "rate_limit",
-                "messages_per_minute must be > 0 and burst within 1..=10000".into(),
+                "messages_per_minute must be above 0 and burst between 1 and 10000".into(),
             ));
         }
         let lo = &self.lockout;
@@ -347,7 +350,7 @@ impl ChannelSettings {
         {
             return Err(err(
                 "lockout",
-                "failure limits must be > 0 and durations within 1..=86400 s".into(),
+                "failure limits must be above 0 and durations between 1 and 86400 seconds".into(),
             ));
         }
         if lo.expected_successes_per_year() >= MAX_EXPECTED_GUESSES_PER_YEAR {

@@ -347,6 +347,48 @@ impl Store {
         Store::locked_until(&self.lock(), scope, now)
     }
 
+    /// Senders locked out at `now`: (channel, sender, until), oldest lockout first.
+    pub fn lockouts(&self, now: i64) -> Result<Vec<(String, String, i64)>, GatewayError> {
+        let conn = self.lock();
+        let mut st = conn
+            .prepare(
+                "SELECT channel, sender, locked_until FROM gateway_redeem_limits
+                 WHERE scope = 'sender' AND locked_until > ?1 ORDER BY locked_until",
+            )
+            .map_err(GatewayError::db("list pairing lockouts"))?;
+        let rows = st
+            .query_map(params![now], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(GatewayError::db("list pairing lockouts"))?;
+        Ok(rows)
+    }
+
+    /// Forgets the pairing failures (and so the lockouts) of one sender, of a
+    /// channel's senders, or of everyone; returns how many lockouts it lifted.
+    pub fn clear_lockouts(
+        &self,
+        channel: Option<&str>,
+        sender: Option<&str>,
+        now: i64,
+    ) -> Result<usize, GatewayError> {
+        self.transaction("clear pairing lockouts", |tx| {
+            let filter = "scope = 'sender' AND (?1 IS NULL OR channel = ?1) AND (?2 IS NULL OR sender = ?2)";
+            let locked: i64 = tx
+                .query_row(
+                    &format!("SELECT count(*) FROM gateway_redeem_limits WHERE {filter} AND locked_until > ?3"),
+                    params![channel, sender, now],
+                    |r| r.get(0),
+                )
+                .map_err(GatewayError::db("count pairing lockouts"))?;
+            tx.execute(
+                &format!("DELETE FROM gateway_redeem_limits WHERE {filter}"),
+                params![channel, sender],
+            )
+            .map_err(GatewayError::db("clear pairing lockouts"))?;
+            Ok(usize::try_from(locked).unwrap_or(0))
+        })
+    }
+
     /// The failures `scope` has left within its current window, without counting one.
     pub(crate) fn failures_left(
         conn: &Connection,

@@ -31,6 +31,9 @@ pub struct Client<Req, Resp> {
     path: PathBuf,
     role: Role,
     timeout: Duration,
+    /// The most a call waits to connect (the rest of its timeout is for the
+    /// answer): a long operation waits long only once connected.
+    connect_timeout: Duration,
     next_id: AtomicU64,
     /// Connections made so far (a new one means the peer may have restarted).
     connections: AtomicU64,
@@ -59,11 +62,20 @@ where
             path: path.into(),
             role,
             timeout,
+            connect_timeout: timeout,
             next_id: AtomicU64::new(1),
             connections: AtomicU64::new(0),
             conn: tokio::sync::Mutex::new(None),
             _req: PhantomData,
         }
+    }
+
+    /// The same client, giving up connecting after `limit` whatever a call's
+    /// timeout is (`coworkctl`: a daemon that is down is reported in seconds,
+    /// not after an update's hour).
+    pub fn with_connect_timeout(mut self, limit: Duration) -> Self {
+        self.connect_timeout = limit;
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -113,7 +125,8 @@ where
                 .as_ref()
                 .is_none_or(|c| !c.alive.load(Ordering::Acquire));
             if dead {
-                *guard = Some(self.connect_until(deadline).await?);
+                let connect_by = deadline.min(tokio::time::Instant::now() + self.connect_timeout);
+                *guard = Some(self.connect_until(connect_by).await?);
             }
             let Some(conn) = guard.as_ref() else {
                 return Err(IpcError::Closed {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::roles::{Component, Role};
 
 /// Checked in every [`Hello`]; a mismatch refuses the connection.
-pub const PROTOCOL_VERSION: u32 = 14;
+pub const PROTOCOL_VERSION: u32 = 15;
 
 /// The first frame on every connection, from the connecting side.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -549,6 +549,14 @@ pub enum AccessRequest {
         channel: String,
         sender: String,
     },
+    /// Senders locked out of pairing after too many wrong codes.
+    LockoutsList,
+    /// Lift lockouts (and forget the failures counted), of one channel, one
+    /// sender on it, or all.
+    LockoutsClear {
+        channel: Option<String>,
+        sender: Option<String>,
+    },
 }
 
 impl AccessRequest {
@@ -562,6 +570,8 @@ impl AccessRequest {
             AccessRequest::UserRevoke { .. } => "gateway.user-revoke",
             AccessRequest::UsersRevokeAll { .. } => "gateway.users-revoke-all",
             AccessRequest::UserForget { .. } => "gateway.user-forget",
+            AccessRequest::LockoutsList => "gateway.lockouts-list",
+            AccessRequest::LockoutsClear { .. } => "gateway.lockouts-clear",
         }
     }
 }
@@ -571,6 +581,7 @@ pub enum AccessResponse {
     PairingCode(IssuedPairingCode),
     PairingCodes(Vec<PairingListing>),
     Users(Vec<UserListing>),
+    Lockouts(Vec<LockoutListing>),
     /// How many codes or users an operation changed.
     Changed(u64),
     /// A revocation: users whose access ended, and what of theirs it ended
@@ -607,6 +618,15 @@ impl Drop for IssuedPairingCode {
     fn drop(&mut self) {
         zeroize::Zeroize::zeroize(&mut self.code);
     }
+}
+
+/// A sender locked out of pairing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LockoutListing {
+    pub channel: String,
+    pub sender: String,
+    /// Unix seconds: pairing is paused for the sender until then.
+    pub until: i64,
 }
 
 /// An active pairing code as listed: never the code.
@@ -899,7 +919,9 @@ impl RequestKind for ControlRequest {
             ControlRequest::AuditTail(_) => "audit-tail",
             ControlRequest::AuditVerify => "audit-verify",
             ControlRequest::Access(r) => match r {
-                AccessRequest::PairList { .. } | AccessRequest::UsersList { .. } => "access-read",
+                AccessRequest::PairList { .. }
+                | AccessRequest::UsersList { .. }
+                | AccessRequest::LockoutsList => "access-read",
                 _ => "access-change",
             },
             ControlRequest::Chat { .. } | ControlRequest::ChatPoll => "chat",
@@ -933,9 +955,12 @@ pub enum ControlResponse {
         version: u32,
     },
     Done,
-    /// A master key rotation finished: this many secrets were re-wrapped.
+    /// A master key rotation finished: this many secrets were re-wrapped, and
+    /// this many outstanding pairing codes (hashed under the old key) were
+    /// cancelled; `None` when cancelling them failed (they no longer redeem).
     Rotated {
         secrets: usize,
+        pairing_codes_cancelled: Option<u64>,
     },
     AuditEntries(Vec<AuditEntry>),
     AuditVerified(AuditVerdict),
@@ -967,6 +992,8 @@ pub struct StatusReport {
     /// A component restarted too often (see its `recent_restarts`), or the
     /// data disk is down to its reserve (see `disk`).
     pub degraded: bool,
+    /// Why it is degraded, one sentence per cause (empty when it is not).
+    pub degraded_because: Vec<String>,
     /// Free space on the state directory's file system and the reserve kept.
     pub disk: DiskStatus,
     pub keystore: String,

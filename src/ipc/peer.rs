@@ -91,6 +91,16 @@ pub static PEER_TABLE: &[PeerRule] = &[
     ),
     rule(
         Role::Gateway,
+        "gateway.lockouts-list",
+        &[Role::Supervisor, Role::Admin],
+    ),
+    rule(
+        Role::Gateway,
+        "gateway.lockouts-clear",
+        &[Role::Supervisor, Role::Admin],
+    ),
+    rule(
+        Role::Gateway,
         "gateway.user-revoke",
         &[Role::Supervisor, Role::Admin],
     ),

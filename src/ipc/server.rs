@@ -116,7 +116,7 @@ async fn connection<S: Service>(stream: UnixStream, auth: Arc<PeerAuth>, service
     let reply = match &role {
         Ok(_) => HelloReply::Accepted { server },
         Err(reason) => {
-            tracing::warn!(%server, uid = cred.uid, pid = ?cred.pid, %reason, "connection refused");
+            tracing::warn!(%server, uid = cred.uid, pid = cred.pid, %reason, "connection refused");
             HelloReply::Refused {
                 reason: reason.clone(),
             }

@@ -15,7 +15,7 @@ pub enum KeystoreError {
     UnknownTier { tier: String },
 
     /// The settings name a PCR index out of range (0..=23).
-    #[error("keystore settings: PCR index {index} is out of range 0..=23")]
+    #[error("keystore settings: PCR index {index} is not between 0 and 23")]
     InvalidPcr { index: u8 },
 
     /// The TCTI string could not be parsed.

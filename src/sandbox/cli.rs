@@ -58,6 +58,42 @@ pub fn dispatch(cmd: SandboxCommand) -> i32 {
     }
 }
 
+/// The workspace must be a directory the command's user may enter, read and
+/// write: otherwise the command fails with a bare "Permission denied" from
+/// inside the sandbox. Says what is wrong and how to fix it.
+fn check_workspace(dir: &std::path::Path, settings: &SandboxSettings) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let shown = dir.display();
+    let meta = std::fs::metadata(dir).map_err(|e| {
+        format!(
+            "the workspace {shown} cannot be used: {}",
+            crate::plain(&e.to_string())
+        )
+    })?;
+    if !meta.is_dir() {
+        return Err(format!("the workspace {shown} is not a directory"));
+    }
+    let (uid, gid, _) = super::parent::resolve_identity(settings)
+        .map_err(|e| format!("finding the sandbox user: {}", crate::error_chain(&e)))?;
+    let mode = meta.mode() & 0o7777;
+    let bits = if meta.uid() == uid {
+        (mode >> 6) & 0o7
+    } else if meta.gid() == gid {
+        (mode >> 3) & 0o7
+    } else {
+        mode & 0o7
+    };
+    if bits == 0o7 {
+        return Ok(());
+    }
+    Err(format!(
+        "the workspace {shown} (owner uid {}, group gid {}, mode {mode:04o}) cannot be entered, read and written by uid {uid}, which the sandbox runs the command as; \
+         make that user its owner (chown {uid}:{gid} {shown}) or give it a directory it owns",
+        meta.uid(),
+        meta.gid()
+    ))
+}
+
 fn print_error(e: &dyn std::error::Error) {
     eprintln!("coworkd sandbox exec: {}", crate::error_chain(e));
 }
@@ -98,6 +134,10 @@ pub fn exec_cli(args: ExecArgs) -> i32 {
     }
     if let Some(c) = args.output_cap {
         spec.output_cap = c;
+    }
+    if let Err(problem) = check_workspace(&args.workspace, &settings) {
+        eprintln!("coworkd sandbox exec: {problem}");
+        return 125;
     }
     let self_exe = match std::env::current_exe() {
         Ok(p) => p,

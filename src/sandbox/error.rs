@@ -27,7 +27,7 @@ pub enum SandboxError {
     WorkspaceNotDirectory { path: PathBuf },
     #[error("workspace {path:?} is refused: {reason}")]
     WorkspaceForbidden { path: PathBuf, reason: &'static str },
-    #[error("timeout of {requested_ms} ms is outside 1 ms ..= {max_secs} s")]
+    #[error("timeout of {requested_ms} ms is outside 1 ms to {max_secs} s")]
     InvalidTimeout { requested_ms: u128, max_secs: u64 },
     #[error("limit {name} = {value} is invalid: {reason}")]
     InvalidLimit {

@@ -86,14 +86,14 @@ impl RunSpec {
             return Err(SandboxError::InvalidLimit {
                 name: "max_pids",
                 value: self.max_pids,
-                reason: "must be 1 ..= 1000000",
+                reason: "must be from 1 to 1000000",
             });
         }
         if self.output_cap == 0 || self.output_cap > MAX_OUTPUT_CAP {
             return Err(SandboxError::InvalidLimit {
                 name: "output_cap",
                 value: self.output_cap as u64,
-                reason: "must be 1 byte ..= 64 MiB",
+                reason: "must be from 1 byte to 64 MiB",
             });
         }
         if self.max_file_bytes == 0 {

@@ -8,9 +8,9 @@ use tokio::sync::watch;
 
 use super::Shared;
 use crate::ipc::{
-    self, AuditRequest, AuditResponse, Component, ComponentRequest, ComponentResponse,
-    ControlRequest, ControlResponse, ErrorCode, GatewayRequest, GatewayResponse, Peer, PeerAuth,
-    Role, Service, SettingsRequest, SettingsResponse, WireError,
+    self, AccessRequest, AccessResponse, AuditRequest, AuditResponse, Component, ComponentRequest,
+    ComponentResponse, ControlRequest, ControlResponse, ErrorCode, GatewayRequest, GatewayResponse,
+    Peer, PeerAuth, Role, Service, SettingsRequest, SettingsResponse, WireError,
 };
 use crate::paths::ADMIN_GROUP;
 use crate::privs::RunAs;
@@ -298,6 +298,22 @@ impl Service for Control {
                                 serde_json::json!({"secrets": secrets}),
                             )
                             .await;
+                        // Codes are kept only as hashes under a key derived
+                        // from the old master: they can no longer redeem, so
+                        // they are cancelled (audited) and the answer says so.
+                        let codes = match self
+                            .gateway(GatewayRequest::Access {
+                                actor: actor.clone(),
+                                request: AccessRequest::PairCancelAll { channel: None },
+                            })
+                            .await
+                        {
+                            ControlResponse::Access(AccessResponse::Changed(n)) => Some(n),
+                            other => {
+                                tracing::error!(answer = ?other, "could not cancel the pairing codes issued before the master key rotation");
+                                None
+                            }
+                        };
                         // Everyone gets keys derived from the new master.
                         for c in Component::START_ORDER {
                             if let Err(e) =
@@ -307,7 +323,10 @@ impl Service for Control {
                                 self.shared.kill(c);
                             }
                         }
-                        ControlResponse::Rotated { secrets }
+                        ControlResponse::Rotated {
+                            secrets,
+                            pairing_codes_cancelled: codes,
+                        }
                     }
                     Err(e) => WireError::new(ErrorCode::Internal, format!("{e:#}")).into(),
                 }

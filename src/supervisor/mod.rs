@@ -19,6 +19,7 @@
 
 mod control;
 mod keys;
+mod lock;
 pub(crate) mod notify;
 mod restart;
 mod settings;
@@ -157,7 +158,25 @@ impl Shared {
             free_bytes: crate::sandbox::disk::free_bytes(&self.paths.state_dir).ok(),
             reserve_bytes: lock(&self.config).sandbox.disk_reserve_bytes,
         };
-        let degraded = slots.values_mut().any(|s| s.tracker.degraded(now, &policy)) || disk.low();
+        let mut degraded_because = Vec::new();
+        for (c, s) in slots.iter_mut() {
+            if s.tracker.degraded(now, &policy) {
+                degraded_because.push(format!(
+                    "the {c} component restarted {} in the last {} (more than {}): it keeps failing and is restarted with a growing delay; see its log (journalctl -u coworkd COMPONENT={c})",
+                    crate::plural(u64::from(s.tracker.recent(now, &policy)), "time", "times"),
+                    crate::plural(policy.window.as_secs(), "second", "seconds"),
+                    policy.burst
+                ));
+            }
+        }
+        if let (true, Some(free)) = (disk.low(), disk.free_bytes) {
+            degraded_because.push(format!(
+                "the data disk has {} free, under its reserve of {} ([sandbox] disk_reserve_bytes): workspaces may not grow until files are deleted",
+                mib(free),
+                mib(disk.reserve_bytes)
+            ));
+        }
+        let degraded = !degraded_because.is_empty();
         StatusReport {
             version: crate::VERSION.to_string(),
             profile,
@@ -165,6 +184,7 @@ impl Shared {
             uptime_secs: self.started.elapsed().as_secs(),
             ready: components.iter().all(|c| c.state == ComponentState::Up),
             degraded,
+            degraded_because,
             disk,
             keystore: self.keys.status(),
             // Per-command cgroups are the sandbox's business: it gets a delegated
@@ -204,6 +224,9 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
                 .with_context(|| format!("planning the {c} component"))?,
         );
     }
+    // Before touching anything in them: a second coworkd on these directories
+    // would take over the first one's sockets.
+    let _instance = lock::take(&[&opts.paths.runtime_dir, &opts.paths.state_dir])?;
     prepare_dirs(&opts.paths, &plans, opts.external_sandbox.as_deref())?;
     let keys = keys::Keys::open(&config, &opts.paths)?;
     let exe = match &opts.component_exe {
@@ -518,6 +541,11 @@ async fn supervise(
     Ok(())
 }
 
+/// `1.5 MiB`: a byte count for people.
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
 fn health_interval(config: &Config) -> Duration {
     let configured = Duration::from_millis(config.supervisor.health_interval_ms);
     // systemd wants a ping at least every WatchdogSec; send at twice that rate.
@@ -665,7 +693,7 @@ async fn component_task(
             }
         };
         let pid = child.id();
-        tracing::info!(child = c.name(), pid = ?pid, "{c}: component spawned");
+        tracing::info!(child = c.name(), pid, "{c}: component spawned");
         let restarts = lock(&shared.slots).get(&c).map_or(0, |s| s.tracker.total());
         let kind = if restarts == 0 {
             "component.started"
@@ -732,7 +760,7 @@ async fn component_task(
         let status = match exited {
             Some(status) => status,
             None => {
-                tracing::info!(child = c.name(), pid = ?pid, "{c}: component up");
+                tracing::info!(child = c.name(), pid, "{c}: component up");
                 shared.update(c, |s| s.state = ComponentState::Up);
                 let _ = settled_tx.send(true);
                 tokio::select! {
@@ -779,10 +807,10 @@ async fn component_task(
             .await;
         match status {
             Ok(s) => {
-                tracing::error!(child = c.name(), pid = ?pid, status = %s, "{c}: component exited")
+                tracing::error!(child = c.name(), pid, status = %s, "{c}: component exited")
             }
             Err(e) => {
-                tracing::error!(child = c.name(), pid = ?pid, error = %e, "{c}: waiting for component failed")
+                tracing::error!(child = c.name(), pid, error = %e, "{c}: waiting for component failed")
             }
         }
         if !backoff(&shared, c, started, &mut stop).await {
@@ -976,9 +1004,9 @@ async fn backoff(
             tracing::error!(
                 child = c.name(),
                 restarts = s.tracker.total(),
-                "{c}: component restarted more than {} times in {:?}",
-                policy.burst,
-                policy.window
+                "{c}: component restarted more than {} in {}",
+                crate::plural(u64::from(policy.burst), "time", "times"),
+                crate::plural(policy.window.as_secs(), "second", "seconds")
             );
         }
         s.degraded = degraded;

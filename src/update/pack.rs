@@ -104,7 +104,7 @@ pub fn pack(
         .check(&header_struct)
         .map_err(|reason| UpdateError::Pack { reason })?;
 
-    let dir = out_path.parent().unwrap_or(Path::new("."));
+    let dir = crate::paths::parent_dir(out_path);
     let werr = |source| UpdateError::WriteBundle {
         path: out_path.to_path_buf(),
         source,

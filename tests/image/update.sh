@@ -153,7 +153,7 @@ say() { echo "cowork-test: $*" | tr '\n' ' '; echo; }
 v=$(cat /usr/lib/cowork/image-version)
 mkdir -p /var/lib/cowork-test
 step=$(cat /var/lib/cowork-test/step 2>/dev/null || echo 0)
-status() { say "status-$1 $(coworkctl update status 2>&1 | tr -d '\n')"; }
+status() { say "status-$1 $(coworkctl update status --json 2>&1 | tr -d '\n')"; }
 apply() { out=$(coworkctl update apply "/run/cwtest/$1.bundle" 2>&1); say "apply-$1 rc=$? $out"; }
 # One command through gateway -> guard -> approval -> sandbox -> audit.
 command_path() {

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use cowork::ipc::{AccessRequest, AccessResponse, Client, ControlRequest, ControlResponse};
 
+use cowork::plural;
+
 use super::{refused, unreachable_daemon};
 
 type Ctl = Client<ControlRequest, ControlResponse>;
@@ -17,7 +19,7 @@ pub enum PairCommand {
     New {
         #[arg(long)]
         channel: String,
-        /// Validity in seconds, 60..=3600 (default: the channel's, 300 unless set).
+        /// Validity in seconds, from 60 to 3600 (default: the channel's, 300 unless set).
         #[arg(long)]
         ttl: Option<u64>,
         /// Print {"code", "channel", "expires_at", "id"} as JSON.
@@ -37,6 +39,26 @@ pub enum PairCommand {
         id: Option<i64>,
         #[arg(long)]
         all: bool,
+    },
+    /// Senders locked out of pairing after too many wrong codes, and until
+    /// when (`lockouts clear` lifts them).
+    Lockouts {
+        #[command(subcommand)]
+        command: Option<LockoutsCommand>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LockoutsCommand {
+    /// Lift lockouts: of every sender, of a channel's, or of one sender.
+    Clear {
+        #[arg(long)]
+        channel: Option<String>,
+        /// One sender (needs --channel).
+        #[arg(long, requires = "channel")]
+        sender: Option<String>,
     },
 }
 
@@ -93,11 +115,62 @@ pub(crate) fn time(unix: i64) -> String {
         .unwrap_or_else(|| unix.to_string())
 }
 
+/// Prints `value` as JSON with every time in one form: RFC 3339, UTC. The
+/// daemon's messages carry Unix seconds in fields named `*_at`, `since`,
+/// `last_seen`, `not_after`, `until`; they are converted here, once.
 pub(crate) fn print_json(value: &impl serde::Serialize) {
+    let mut value = match serde_json::to_value(value) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("coworkctl: encoding JSON: {e}");
+            return;
+        }
+    };
+    rfc3339_times(&mut value);
     println!(
         "{}",
-        serde_json::to_string_pretty(value).unwrap_or_default()
+        serde_json::to_string_pretty(&value).unwrap_or_default()
     );
+}
+
+/// Whether a JSON field of this name holds a point in time.
+fn is_time_field(name: &str) -> bool {
+    name.ends_with("_at")
+        || matches!(
+            name,
+            "since" | "last_seen" | "not_after" | "not_before" | "until" | "time"
+        )
+}
+
+fn rfc3339_times(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                match v.as_i64() {
+                    Some(unix) if is_time_field(k) => *v = serde_json::Value::String(time(unix)),
+                    _ => rfc3339_times(v),
+                }
+            }
+            // `started_unix` (the update writer's file) reads as `started_at`.
+            let unix_keys: Vec<String> = map
+                .keys()
+                .filter(|k| k.ends_with("_unix"))
+                .cloned()
+                .collect();
+            for k in unix_keys {
+                if let Some(v) = map.remove(&k) {
+                    let at = format!("{}_at", k.trim_end_matches("_unix"));
+                    let v = match v.as_i64() {
+                        Some(unix) => serde_json::Value::String(time(unix)),
+                        None => v,
+                    };
+                    map.insert(at, v);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(rfc3339_times),
+        _ => {}
+    }
 }
 
 pub async fn pair(client: &Ctl, command: PairCommand) -> ExitCode {
@@ -152,6 +225,40 @@ pub async fn pair(client: &Ctl, command: PairCommand) -> ExitCode {
                 Err(code) => code,
             }
         }
+        PairCommand::Lockouts {
+            command: Some(LockoutsCommand::Clear { channel, sender }),
+            ..
+        } => {
+            let request = AccessRequest::LockoutsClear { channel, sender };
+            match access(client, "pair lockouts clear", request).await {
+                Ok(AccessResponse::Changed(n)) => {
+                    println!("{} lifted", plural(n, "lockout", "lockouts"));
+                    ExitCode::SUCCESS
+                }
+                Ok(other) => unexpected(&other),
+                Err(code) => code,
+            }
+        }
+        PairCommand::Lockouts {
+            command: None,
+            json,
+        } => match access(client, "pair lockouts", AccessRequest::LockoutsList).await {
+            Ok(AccessResponse::Lockouts(list)) => {
+                if json {
+                    print_json(&list);
+                } else if list.is_empty() {
+                    println!("no sender is locked out of pairing");
+                } else {
+                    println!("{:<16} {:<28} paused until", "channel", "sender");
+                    for l in list {
+                        println!("{:<16} {:<28} {}", l.channel, l.sender, time(l.until));
+                    }
+                }
+                ExitCode::SUCCESS
+            }
+            Ok(other) => unexpected(&other),
+            Err(code) => code,
+        },
         PairCommand::Cancel { id, all } => {
             let request = match (id, all) {
                 (Some(id), false) => AccessRequest::PairCancel { id },
@@ -159,7 +266,7 @@ pub async fn pair(client: &Ctl, command: PairCommand) -> ExitCode {
             };
             match access(client, "pair cancel", request).await {
                 Ok(AccessResponse::Changed(n)) => {
-                    println!("{n} pairing code(s) cancelled");
+                    println!("{} cancelled", plural(n, "pairing code", "pairing codes"));
                     ExitCode::SUCCESS
                 }
                 Ok(other) => unexpected(&other),
@@ -216,9 +323,14 @@ pub async fn users(client: &Ctl, command: UsersCommand) -> ExitCode {
         }
         UsersCommand::Forget { channel, sender } => AccessRequest::UserForget { channel, sender },
     };
+    let forget = matches!(request, AccessRequest::UserForget { .. });
     match access(client, "users", request).await {
         Ok(AccessResponse::Changed(n)) => {
-            println!("{n} user(s) changed");
+            if forget {
+                println!("forgotten: they may pair again with a new code");
+            } else {
+                println!("{} changed", plural(n, "user", "users"));
+            }
             ExitCode::SUCCESS
         }
         Ok(AccessResponse::Revoked {
@@ -227,8 +339,10 @@ pub async fn users(client: &Ctl, command: UsersCommand) -> ExitCode {
             approvals_denied,
         }) => {
             println!(
-                "{users} user(s) revoked; {tasks_cancelled} task(s) cancelled, \
-                 {approvals_denied} other pending approval(s) denied"
+                "{} revoked; {} cancelled, {} of other tasks denied",
+                plural(users, "user", "users"),
+                plural(tasks_cancelled, "task", "tasks"),
+                plural(approvals_denied, "pending approval", "pending approvals")
             );
             ExitCode::SUCCESS
         }
@@ -237,16 +351,54 @@ pub async fn users(client: &Ctl, command: UsersCommand) -> ExitCode {
     }
 }
 
+/// Where chat replies go: printed as they come, or gathered for `--json`.
+struct Replies {
+    json: bool,
+    gathered: Vec<String>,
+}
+
+impl Replies {
+    fn push(&mut self, reply: String) {
+        use std::io::Write;
+        if self.json {
+            self.gathered.push(reply);
+        } else {
+            println!("{reply}");
+            let _ = std::io::stdout().flush();
+        }
+    }
+
+    /// With `--json`: `{"replies": [...]}` once everything has arrived.
+    fn finish(self, code: ExitCode) -> ExitCode {
+        if self.json {
+            print_json(&serde_json::json!({ "replies": self.gathered }));
+        }
+        code
+    }
+}
+
 /// `coworkctl chat [MESSAGE...]`: one message, or (without one) a line-by-line
 /// session on standard input. The local channel knows you by your uid.
-pub async fn chat(client: &Ctl, message: Vec<String>, wait: bool, inbox: bool) -> ExitCode {
+pub async fn chat(
+    client: &Ctl,
+    message: Vec<String>,
+    wait: bool,
+    inbox: bool,
+    json: bool,
+) -> ExitCode {
     use std::io::BufRead;
     const MAX_LINE: usize = 64 * 1024;
+    let mut out = Replies {
+        json,
+        gathered: Vec::new(),
+    };
     if inbox {
-        return poll(client).await;
+        let code = poll(client, &mut out).await;
+        return out.finish(code);
     }
     if !message.is_empty() {
-        return send(client, message.join(" "), wait).await;
+        let code = send(client, message.join(" "), wait, &mut out).await;
+        return out.finish(code);
     }
     let stdin = std::io::stdin();
     let mut status = ExitCode::SUCCESS;
@@ -255,7 +407,7 @@ pub async fn chat(client: &Ctl, message: Vec<String>, wait: bool, inbox: bool) -
             Ok(l) => l,
             Err(e) => {
                 eprintln!("coworkctl chat: reading standard input: {e}");
-                return ExitCode::from(1);
+                return out.finish(ExitCode::from(1));
             }
         };
         if line.trim().is_empty() {
@@ -266,19 +418,19 @@ pub async fn chat(client: &Ctl, message: Vec<String>, wait: bool, inbox: bool) -
             status = ExitCode::from(1);
             continue;
         }
-        status = send(client, line, wait).await;
+        status = send(client, line, wait, &mut out).await;
     }
-    status
+    out.finish(status)
 }
 
-async fn send(client: &Ctl, text: String, wait: bool) -> ExitCode {
+async fn send(client: &Ctl, text: String, wait: bool, out: &mut Replies) -> ExitCode {
     match client.call(ControlRequest::Chat { text }).await {
         Ok(ControlResponse::Replies(replies)) => {
             for r in replies {
-                println!("{r}");
+                out.push(r);
             }
             if wait {
-                poll(client).await
+                poll(client, out).await
             } else {
                 ExitCode::SUCCESS
             }
@@ -290,15 +442,13 @@ async fn send(client: &Ctl, text: String, wait: bool) -> ExitCode {
 
 /// Prints the agent's replies as they come, until none of our tasks runs
 /// (it ended, or it waits for an approval).
-async fn poll(client: &Ctl) -> ExitCode {
-    use std::io::Write;
+async fn poll(client: &Ctl, out: &mut Replies) -> ExitCode {
     loop {
         match client.call(ControlRequest::ChatPoll).await {
             Ok(ControlResponse::ChatInbox(inbox)) => {
-                for r in &inbox.replies {
-                    println!("{r}");
+                for r in inbox.replies {
+                    out.push(r);
                 }
-                let _ = std::io::stdout().flush();
                 if !inbox.busy {
                     return ExitCode::SUCCESS;
                 }
@@ -324,25 +474,31 @@ pub enum AdminCommand {
         json: bool,
     },
     /// The one-time token that lets the first visitor set the owner password
-    /// (only while no owner exists).
-    SetupToken,
+    /// (only while no owner exists; exit 1 once the owner is set up).
+    SetupToken {
+        #[arg(long)]
+        json: bool,
+    },
     /// A new TLS key and certificate; every admin session is logged out.
-    RotateCert,
+    RotateCert {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub async fn admin(client: &Ctl, command: AdminCommand) -> ExitCode {
     use cowork::ipc::{AdminRequest, AdminResponse};
     let (request, json) = match &command {
         AdminCommand::Info { json } => (AdminRequest::Info, *json),
-        AdminCommand::SetupToken => (AdminRequest::SetupToken, false),
-        AdminCommand::RotateCert => (AdminRequest::RotateCert, false),
+        AdminCommand::SetupToken { json } => (AdminRequest::SetupToken, *json),
+        AdminCommand::RotateCert { json } => (AdminRequest::RotateCert, *json),
     };
     match client.call(ControlRequest::Admin(request)).await {
         Ok(ControlResponse::Admin(AdminResponse::Info(info))) => {
             if json {
                 print_json(&info);
             } else {
-                if matches!(command, AdminCommand::RotateCert) {
+                if matches!(command, AdminCommand::RotateCert { .. }) {
                     println!("certificate rotated; every session was logged out");
                 }
                 for url in &info.urls {
@@ -365,7 +521,11 @@ pub async fn admin(client: &Ctl, command: AdminCommand) -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(ControlResponse::Admin(AdminResponse::SetupToken(Some(token)))) => {
-            println!("{token}");
+            if json {
+                print_json(&serde_json::json!({ "token": token }));
+            } else {
+                println!("{token}");
+            }
             ExitCode::SUCCESS
         }
         Ok(ControlResponse::Admin(AdminResponse::SetupToken(None))) => {

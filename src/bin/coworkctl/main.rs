@@ -1,6 +1,7 @@
 //! `coworkctl`: the admin CLI. Talks to the supervisor's control socket; only root
 //! or members of group cowork-admin get in. Every command that prints data takes
-//! `--json`. Exit codes: 0 ok/healthy, 1 degraded or refused, 2 daemon unreachable.
+//! `--json`. Exit codes ([`EXIT_CODES`]): 0 ok/healthy, 1 degraded or refused,
+//! 2 daemon unreachable, 64 usage error.
 
 mod access;
 mod settings;
@@ -10,12 +11,18 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use access::print_json;
 use clap::{Parser, Subcommand};
 use cowork::ipc::{Client, ControlRequest, ControlResponse, Role, StatusReport};
 use cowork::paths::{DEFAULT_RUNTIME_DIR, Paths};
 
 #[derive(Debug, Parser)]
-#[command(name = "coworkctl", version, about = "Manage a CoWork OS appliance")]
+#[command(
+    name = "coworkctl",
+    version,
+    about = "Manage a CoWork OS appliance",
+    after_help = EXIT_CODES
+)]
 struct Args {
     /// The runtime directory of the coworkd instance to talk to.
     #[arg(long, global = true, default_value = DEFAULT_RUNTIME_DIR)]
@@ -86,9 +93,12 @@ enum Command {
         /// task of yours still runs).
         #[arg(long, conflicts_with = "message")]
         inbox: bool,
+        /// Print {"replies": [...]} once every reply has arrived.
+        #[arg(long)]
+        json: bool,
         message: Vec<String>,
     },
-    /// The agent's tasks: list, show, cancel.
+    /// The agent's tasks: list, show, cancel, resume.
     Tasks {
         #[command(subcommand)]
         command: tasks::TasksCommand,
@@ -111,7 +121,11 @@ enum UpdateCommand {
     /// Verify a bundle (a file, or an https:// URL the appliance downloads) and
     /// write it to the inactive slot, bootable on trial (3 tries); the running
     /// slot is not touched.
-    Apply { bundle: String },
+    Apply {
+        bundle: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Pack and sign a bundle (release builds; needs no daemon).
     Pack(cowork::update::cli::PackArgs),
 }
@@ -173,8 +187,13 @@ enum SecretCommand {
     Delete {
         name: String,
     },
-    /// Generate a new master key and re-wrap every secret under it.
-    RotateMaster,
+    /// Generate a new master key and re-wrap every secret under it. Pairing
+    /// codes issued before are cancelled (they were hashed with a key derived
+    /// from the old one): the answer says how many; issue new ones.
+    RotateMaster {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -195,11 +214,40 @@ enum GuardCommand {
     },
 }
 
+/// `coworkctl --help`: what every command's exit status means.
+const EXIT_CODES: &str = "\
+Exit codes:
+  0   done; `status`: healthy
+  1   refused or failed (the message says why); `status`: degraded or starting;
+      `audit verify`: tampered (the first bad sequence number is printed)
+  2   coworkd unreachable (not running, wrong --runtime-dir, no permission);
+      `audit verify`: unreadable; `guard check`: bad configuration
+  64  usage error (unknown command or option, missing argument)
+`guard check` and `update pack` need no daemon; `guard check` exits 0 whatever
+the decision. Every command that prints data takes --json; times in JSON are
+RFC 3339, UTC.";
+
+/// A command line clap refuses: EX_USAGE, apart from every meaning above.
+const EXIT_USAGE: u8 = 64;
+
+/// How long any command tries to reach coworkd before saying it is unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 const EXIT_DEGRADED: u8 = 1;
 const EXIT_UNREACHABLE: u8 = 2;
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::SUCCESS // --help, --version
+            };
+        }
+    };
     if let Command::Guard {
         command:
             GuardCommand::Check {
@@ -239,8 +287,11 @@ fn main() -> ExitCode {
         }
     };
     let socket = Paths::new(PathBuf::new(), PathBuf::new(), args.runtime_dir).control_socket();
+    // Every command gives up connecting after CONNECT_TIMEOUT; long operations
+    // (update apply, audit verify) wait long only for the answer.
     let client: Client<ControlRequest, ControlResponse> =
-        Client::new(&socket, Role::Ctl, Duration::from_secs(5));
+        Client::new(&socket, Role::Ctl, Duration::from_secs(5))
+            .with_connect_timeout(CONNECT_TIMEOUT);
     runtime.block_on(async {
         match args.command {
             Command::Status { json } => status(&client, json).await,
@@ -253,7 +304,8 @@ fn main() -> ExitCode {
                 message,
                 no_wait,
                 inbox,
-            } => access::chat(&client, message, !no_wait, inbox).await,
+                json,
+            } => access::chat(&client, message, !no_wait, inbox, json).await,
             Command::Tasks { command } => tasks::tasks(&client, command).await,
             Command::Approvals { command } => tasks::approvals(&client, command).await,
             Command::Admin { command } => access::admin(&client, command).await,
@@ -289,10 +341,7 @@ async fn status(client: &Client<ControlRequest, ControlResponse>, json: bool) ->
         Err(e) => return unreachable_daemon(&e),
     };
     if json {
-        match serde_json::to_string_pretty(&report) {
-            Ok(s) => println!("{s}"),
-            Err(e) => eprintln!("coworkctl: {e}"),
-        }
+        print_json(&report);
     } else {
         print_status(&report);
     }
@@ -315,6 +364,9 @@ fn print_status(r: &StatusReport) {
         "coworkd {} ({} profile), pid {}, up {}s: {health}",
         r.version, r.profile, r.pid, r.uptime_secs
     );
+    for why in &r.degraded_because {
+        println!("DEGRADED: {why}");
+    }
     println!("keystore: {}", r.keystore);
     println!("cgroups: {}", r.cgroups);
     let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0));
@@ -371,10 +423,7 @@ async fn secret(
             return match client.call(ControlRequest::SecretList).await {
                 Ok(ControlResponse::Secrets(list)) => {
                     if json {
-                        println!(
-                            "{}",
-                            serde_json::to_string_pretty(&list).unwrap_or_default()
-                        );
+                        print_json(&list);
                     } else if list.is_empty() {
                         println!("no secrets stored");
                     } else {
@@ -390,7 +439,43 @@ async fn secret(
             };
         }
         SecretCommand::Delete { name } => ControlRequest::SecretDelete { name },
-        SecretCommand::RotateMaster => ControlRequest::SecretRotateMaster,
+        SecretCommand::RotateMaster { json } => {
+            return match client
+                .call_with_timeout(ControlRequest::SecretRotateMaster, Duration::from_secs(60))
+                .await
+            {
+                Ok(ControlResponse::Rotated {
+                    secrets,
+                    pairing_codes_cancelled,
+                }) => {
+                    if json {
+                        print_json(&serde_json::json!({
+                            "secrets": secrets,
+                            "pairing_codes_cancelled": pairing_codes_cancelled,
+                        }));
+                    } else {
+                        let mut line = format!(
+                            "master key rotated; {} re-wrapped",
+                            cowork::plural(secrets as u64, "secret", "secrets")
+                        );
+                        match pairing_codes_cancelled {
+                            Some(0) => {}
+                            Some(n) => line.push_str(&format!(
+                                "; {} cancelled (issued under the old key): issue new ones with `coworkctl pair new`",
+                                cowork::plural(n, "pairing code", "pairing codes")
+                            )),
+                            None => line.push_str(
+                                "; pairing codes issued before no longer work and could not be cancelled: run `coworkctl pair cancel --all` and issue new ones",
+                            ),
+                        }
+                        println!("{line}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Ok(other) => refused("secret rotate-master", &other),
+                Err(e) => unreachable_daemon(&e),
+            };
+        }
     };
     match client
         .call_with_timeout(request, Duration::from_secs(60))
@@ -402,10 +487,6 @@ async fn secret(
         }
         Ok(ControlResponse::Done) => {
             println!("deleted");
-            ExitCode::SUCCESS
-        }
-        Ok(ControlResponse::Rotated { secrets }) => {
-            println!("master key rotated; {secrets} secrets re-wrapped");
             ExitCode::SUCCESS
         }
         Ok(other) => refused("secret", &other),
@@ -463,7 +544,7 @@ async fn audit(
         {
             Ok(ControlResponse::AuditVerified(v)) => {
                 if json {
-                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                    print_json(&v);
                 } else if v.intact {
                     println!("intact: {} entries, last seq {}", v.entries, v.last_seq);
                 } else {
@@ -655,16 +736,16 @@ async fn update(
 ) -> ExitCode {
     let (request, json) = match command {
         UpdateCommand::Status { json } => (ControlRequest::UpdateStatus, json),
-        UpdateCommand::Apply { bundle } if cowork::update::download::is_url(&bundle) => {
-            (ControlRequest::UpdateApply { path: bundle }, false)
+        UpdateCommand::Apply { bundle, json } if cowork::update::download::is_url(&bundle) => {
+            (ControlRequest::UpdateApply { path: bundle }, json)
         }
-        UpdateCommand::Apply { bundle } => {
+        UpdateCommand::Apply { bundle, json } => {
             match cowork::update::cli::absolute(Path::new(&bundle)) {
                 Ok(p) => (
                     ControlRequest::UpdateApply {
                         path: p.display().to_string(),
                     },
-                    false,
+                    json,
                 ),
                 Err(e) => {
                     eprintln!("coworkctl update apply: {bundle}: {e}");
@@ -675,24 +756,88 @@ async fn update(
         UpdateCommand::Pack(_) => return ExitCode::SUCCESS,
     };
     let apply = matches!(request, ControlRequest::UpdateApply { .. });
+    // The connection is made within CONNECT_TIMEOUT; writing a slot may take long.
     match client
         .call_with_timeout(request, Duration::from_secs(3600))
         .await
     {
         Ok(ControlResponse::Update(v)) => {
-            if json || !apply {
-                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-            } else {
+            if json {
+                print_json(&v);
+            } else if apply {
                 println!(
                     "update version {} written to slot {}; it boots on trial ({}) at the next restart",
                     v["version"],
-                    v["slot"],
+                    v["slot"].as_str().unwrap_or("?"),
                     v["entry"].as_str().unwrap_or("")
                 );
+            } else {
+                print_update_status(&v);
             }
             ExitCode::SUCCESS
         }
         Ok(other) => refused("update", &other),
         Err(e) => unreachable_daemon(&e),
+    }
+}
+
+/// `update status` for people: the slots, the floor, the last attempt.
+fn print_update_status(v: &serde_json::Value) {
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "-".to_string(),
+        other => other.to_string(),
+    };
+    let entry = |e: &serde_json::Value| match e["state"].as_str() {
+        Some("pending") => format!("on trial, {} of its boot tries left", text(&e["left"])),
+        Some("bad") => format!("failed all {} boot tries", text(&e["done"])),
+        Some("good") => "good".to_string(),
+        Some("missing") => "not bootable (no entry)".to_string(),
+        _ => text(e),
+    };
+    println!(
+        "running: slot {}, version {} ({})",
+        text(&v["running"]).to_uppercase(),
+        text(&v["running_version"]),
+        entry(&v["running_entry"])
+    );
+    println!(
+        "other:   slot {}, version {} ({})",
+        text(&v["other"]).to_uppercase(),
+        text(&v["other_version"]),
+        entry(&v["other_entry"])
+    );
+    println!("lowest version accepted: {}", text(&v["floor"]));
+    let a = &v["last_attempt"];
+    if a.is_null() {
+        println!("last attempt: none");
+    } else {
+        let result = match a["result"]["kind"].as_str() {
+            Some("refused") | Some("failed") => format!(
+                "{}: {}",
+                text(&a["result"]["kind"]),
+                text(&a["result"]["reason"])
+            ),
+            Some(kind) => kind.replace('_', " "),
+            None => text(&a["result"]),
+        };
+        let when = a["started_unix"]
+            .as_i64()
+            .map(access::time)
+            .unwrap_or_else(|| "-".to_string());
+        println!(
+            "last attempt: image {} (version {}) to slot {}, started {when}: {result}{}",
+            text(&a["version_label"]),
+            text(&a["version"]),
+            text(&a["target"]).to_uppercase(),
+            if v["last_attempt_interrupted"].as_bool() == Some(true) {
+                " (interrupted)"
+            } else {
+                ""
+            }
+        );
+    }
+    if let Some(why) = v["fallback"].as_str() {
+        println!("fallback: {why}");
     }
 }

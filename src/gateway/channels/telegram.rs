@@ -62,7 +62,7 @@ impl Telegram {
         if !ok {
             return Err(GatewayError::VerifierKey {
                 channel: CHANNEL,
-                reason: "secret token must be 16..=256 of A-Z a-z 0-9 _ -",
+                reason: "secret token must be 16 to 256 characters of A-Z a-z 0-9 _ -",
             });
         }
         Ok(Telegram {

@@ -31,14 +31,24 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 
 target_dir=${CARGO_TARGET_DIR:-$PWD/target}/fuzz
+# A smoke run builds unoptimised (FUZZ_BUILD=dev): building this crate with
+# optimisations takes most of the time otherwise, and replaying a corpus
+# needs no speed.
+build=${FUZZ_BUILD:-release}
+[ "$smoke" = 1 ] && build=${FUZZ_BUILD:-dev}
 started=$(date +%s)
 # No sanitizer: the targets' code is safe Rust (a panic is the finding) and
 # the bundled SQLite is not instrumented either way; ASan would halve the speed.
-cargo +nightly fuzz build --sanitizer none --target-dir "$target_dir"
+if [ "$build" = dev ]; then
+    cargo +nightly fuzz build --dev --sanitizer none --target-dir "$target_dir"
+    bin_dir=$target_dir/x86_64-unknown-linux-gnu/debug
+else
+    cargo +nightly fuzz build --sanitizer none --target-dir "$target_dir"
+    bin_dir=$target_dir/x86_64-unknown-linux-gnu/release
+fi
 built=$(date +%s)
-echo "fuzz: built in $((built - started)) s"
+echo "fuzz: built ($build) in $((built - started)) s"
 
-bin_dir=$target_dir/x86_64-unknown-linux-gnu/release
 if [ "$#" -gt 0 ]; then
     targets=("$@")
 else

@@ -67,14 +67,14 @@ pub fn admin_form(body: &[u8]) {
         let _ = form.get(name);
         let _ = form.require(name);
     }
-    if let (Ok(Some(p)), Ok(Some(again))) = (form.get("password"), form.get("password2")) {
-        if owner::new_password_problem(p, again).is_none() {
-            assert_eq!(p, again, "two different passwords accepted");
-            assert!(
-                !p.chars().any(char::is_control),
-                "control character accepted"
-            );
-        }
+    if let (Ok(Some(p)), Ok(Some(again))) = (form.get("password"), form.get("password2"))
+        && owner::new_password_problem(p, again).is_none()
+    {
+        assert_eq!(p, again, "two different passwords accepted");
+        assert!(
+            !p.chars().any(char::is_control),
+            "control character accepted"
+        );
     }
     let view = settings_view();
     for prefix in FORM_PREFIXES {

@@ -2,13 +2,14 @@
 #   make run    start the appliance in dev mode (no root needed; state in ./.cowork)
 #   make test   install what the tests need (when root), then fmt, clippy, all tests
 #   make bench  print the benchmark figures
+#   make fuzz   run every fuzz target FUZZ_SECS seconds (default 60; nightly, cargo-fuzz)
 CARGO ?= cargo
 COWORK_DIR ?= $(CURDIR)/.cowork
 
 # Debian packages the tests use (installed by `make deps` when missing, as root).
 APT_PACKAGES := systemd-container git sqlite3 jq procps iproute2 openssl bubblewrap python3 strace util-linux libtss2-dev pkg-config swtpm swtpm-tools tpm2-tools chromium chromium-driver curl
 
-.PHONY: all build build-deps run admin-url test deps fmt-check clippy test-unit test-units test-systemd bench clean
+.PHONY: all build build-deps run admin-url test deps fmt-check clippy test-unit test-units test-systemd test-fuzz fuzz bench clean
 
 all: build
 
@@ -69,6 +70,7 @@ deps:
 
 fmt-check:
 	$(CARGO) fmt --check
+	$(CARGO) fmt --check --manifest-path fuzz/Cargo.toml
 
 clippy:
 	$(CARGO) clippy --all-targets -- -D warnings
@@ -92,7 +94,17 @@ test-systemd: build
 	@if [ "$$(id -u)" != 0 ]; then echo "test-systemd: SKIPPED (needs root for systemd-nspawn)"; \
 	else bash tests/systemd/run.sh; fi
 
-test: deps fmt-check clippy test-unit test-units test-systemd test-image
+# Every fuzz target replays its committed corpus (fuzz/corpus/) and runs a few
+# seconds more, so a fixed crash that comes back fails. Installs cargo-fuzz
+# when missing; without a nightly toolchain: SKIPPED (an error when CI=true).
+test-fuzz:
+	bash fuzz/run.sh --smoke
+
+FUZZ_SECS ?= 60
+fuzz:
+	FUZZ_SECS=$(FUZZ_SECS) bash fuzz/run.sh
+
+test: deps fmt-check clippy test-unit test-units test-fuzz test-systemd test-image
 	@echo "make test: all checks passed"
 
 bench:

@@ -7,6 +7,8 @@ pub mod agent;
 pub mod audit;
 pub mod component;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway;
 pub mod guard;
 pub mod ipc;

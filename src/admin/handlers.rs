@@ -598,6 +598,33 @@ async fn render_audit(
     query: Option<&str>,
     verdict: Option<&super::backend::AuditVerdict>,
 ) -> PageResult {
+    let filter = audit_filter(query)?;
+    let since = filter.since.map(|w| st.clock.now().saturating_sub(w));
+    let entries = st
+        .backend
+        .audit_tail(filter.kind.clone(), since, 200)
+        .await?;
+    let since_text = filter.since.map(|w| w.to_string()).unwrap_or_default();
+    let body = views::audit(
+        &ctx(sess),
+        &entries,
+        filter.kind.as_deref().unwrap_or(""),
+        &since_text,
+        verdict,
+    );
+    Ok(html(views::page(&ctx(sess), Nav::Audit, "Audit", body)))
+}
+
+/// The audit page's filter, validated from its query string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AuditFilter {
+    /// Entries of this kind only (`[a-z0-9_.]{1,64}`).
+    pub(crate) kind: Option<String>,
+    /// Entries of the last this many seconds only (one of the offered windows).
+    pub(crate) since: Option<u64>,
+}
+
+pub(crate) fn audit_filter(query: Option<&str>) -> Result<AuditFilter, PageError> {
     let fields: Vec<(String, String)> = match query {
         Some(q) => serde_urlencoded::from_str(q)
             .map_err(|_| PageError::BadRequest("The filter is malformed.".into()))?,
@@ -610,18 +637,10 @@ async fn render_audit(
             .map(|(_, v)| v.as_str())
             .unwrap_or("")
     };
-    let kind = validate::audit_kind(field("kind"))?;
-    let since_win = validate::audit_since(field("since"))?;
-    let since = since_win.map(|w| st.clock.now().saturating_sub(w));
-    let entries = st.backend.audit_tail(kind.clone(), since, 200).await?;
-    let body = views::audit(
-        &ctx(sess),
-        &entries,
-        kind.as_deref().unwrap_or(""),
-        field("since"),
-        verdict,
-    );
-    Ok(html(views::page(&ctx(sess), Nav::Audit, "Audit", body)))
+    Ok(AuditFilter {
+        kind: validate::audit_kind(field("kind"))?,
+        since: validate::audit_since(field("since"))?,
+    })
 }
 
 async fn audit_page(State(st): St, headers: HeaderMap, RawQuery(q): RawQuery) -> PageResult {

@@ -29,19 +29,19 @@ mod cert;
 mod clock;
 mod error;
 mod fsutil;
-mod handlers;
-mod http;
+pub(crate) mod handlers;
+pub(crate) mod http;
 mod lan;
-mod owner;
+pub(crate) mod owner;
 mod ratelimit;
 mod server;
 mod session;
 mod settings;
-mod settings_page;
+pub(crate) mod settings_page;
 pub mod testing;
 mod tls;
 mod updates;
-mod validate;
+pub(crate) mod validate;
 mod views;
 
 pub use backend::{

@@ -237,7 +237,7 @@ fn section_title(prefix: &str) -> String {
         .map_or_else(|| prefix.to_string(), |(_, t, _)| (*t).to_string())
 }
 
-fn valid_section(prefix: &str) -> Result<(), PageError> {
+pub(crate) fn valid_section(prefix: &str) -> Result<(), PageError> {
     let known = SECTIONS.iter().any(|(n, _, _)| *n == prefix)
         || prefix.strip_prefix("channels.").is_some_and(|c| {
             !c.is_empty()
@@ -466,7 +466,7 @@ pub(crate) async fn channel_save(
 }
 
 /// The changed fields of a posted section form.
-fn changes_of(
+pub(crate) fn changes_of(
     form: &super::http::Form,
     view: &SettingsView,
     prefix: &str,
@@ -939,7 +939,7 @@ pub(crate) async fn credentials_page(State(st): St, headers: HeaderMap) -> PageR
 }
 
 /// Secret names as the vault takes them.
-fn secret_name(name: &str) -> Result<String, PageError> {
+pub(crate) fn secret_name(name: &str) -> Result<String, PageError> {
     let name = name.trim();
     let ok = !name.is_empty()
         && name.len() <= 64

@@ -180,6 +180,39 @@ pub fn parse_message_create(
     Ok(Some((m.id, inbound)))
 }
 
+/// The heartbeat interval of the Gateway's first frame, which must be Hello (op 10).
+fn heartbeat_interval(text: &str) -> Result<Duration, GatewayError> {
+    let f: Frame = serde_json::from_str(text).map_err(|e| gw_err(format!("bad Hello: {e}")))?;
+    let d =
+        f.d.filter(|_| f.op == 10)
+            .ok_or_else(|| gw_err("expected Hello"))?;
+    let h: Hello = serde_json::from_str(d.get()).map_err(|e| gw_err(format!("bad Hello: {e}")))?;
+    Ok(Duration::from_millis(
+        h.heartbeat_interval.clamp(10, 600_000),
+    ))
+}
+
+fn parse_ready(data: &str) -> Result<Ready, GatewayError> {
+    serde_json::from_str(data).map_err(|e| gw_err(format!("bad READY: {e}")))
+}
+
+/// Decodes one Gateway text frame the way a session does (as Hello, then as a
+/// dispatch: READY or MESSAGE_CREATE), acting on nothing: the fuzz target's
+/// entry (`crate::fuzzing`). The frames are outside input, authenticated only
+/// by the TLS connection.
+pub(crate) fn decode_frame(text: &str, bot_user_id: Option<&str>) -> Result<(), GatewayError> {
+    let _ = heartbeat_interval(text);
+    let frame: Frame =
+        serde_json::from_str(text).map_err(|e| gw_err(format!("gateway frame: {e}")))?;
+    let _ = (frame.s, frame.op);
+    let data = frame.d.as_ref().map_or("null", |d| d.get());
+    match frame.t.as_deref() {
+        Some("READY") => parse_ready(data).map(|_| ()),
+        Some("MESSAGE_CREATE") => parse_message_create(data.as_bytes(), bot_user_id).map(|_| ()),
+        _ => Ok(()),
+    }
+}
+
 fn gw_err(reason: impl Into<String>) -> GatewayError {
     GatewayError::ChannelApi {
         channel: CHANNEL,
@@ -232,16 +265,7 @@ impl DiscordGateway {
             .await
             .map_err(|_| gw_err("no Hello"))?;
         let interval = match hello {
-            Some(Ok(Message::Text(t))) => {
-                let f: Frame = serde_json::from_str(t.as_str())
-                    .map_err(|e| gw_err(format!("bad Hello: {e}")))?;
-                let d =
-                    f.d.filter(|_| f.op == 10)
-                        .ok_or_else(|| gw_err("expected Hello"))?;
-                let h: Hello =
-                    serde_json::from_str(d.get()).map_err(|e| gw_err(format!("bad Hello: {e}")))?;
-                Duration::from_millis(h.heartbeat_interval.clamp(10, 600_000))
-            }
+            Some(Ok(Message::Text(t))) => heartbeat_interval(t.as_str())?,
             _ => return Ok(GatewayEnd::Reconnect { resume: true }),
         };
 
@@ -366,8 +390,7 @@ impl DiscordGateway {
     ) -> Result<(), GatewayError> {
         match event {
             Some("READY") => {
-                let r: Ready =
-                    serde_json::from_str(data).map_err(|e| gw_err(format!("bad READY: {e}")))?;
+                let r = parse_ready(data)?;
                 self.session = Some(Session {
                     id: r.session_id,
                     resume_url: r.resume_gateway_url,

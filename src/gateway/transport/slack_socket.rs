@@ -46,6 +46,49 @@ struct Envelope {
     payload: Option<Box<serde_json::value::RawValue>>,
 }
 
+/// One Socket Mode text frame, decoded but not yet acted on.
+#[derive(Debug)]
+pub(crate) struct SocketFrame {
+    /// The id to acknowledge at once, when the envelope has one.
+    pub(crate) ack: Option<String>,
+    pub(crate) action: SocketAction,
+}
+
+/// What a Socket Mode envelope asks of the session.
+#[derive(Debug)]
+pub(crate) enum SocketAction {
+    /// `disconnect`, with Slack's reason (at most 64 characters).
+    Disconnect(String),
+    /// `events_api` with its payload: an Events API body for [`Slack::parse`].
+    Event(Box<serde_json::value::RawValue>),
+    /// `hello`, `slash_commands`, `interactive`, an `events_api` without a
+    /// payload: acknowledged, unused.
+    Other,
+}
+
+/// Decodes one Socket Mode text frame (outside input, authenticated only by
+/// the TLS connection).
+pub(crate) fn decode_frame(text: &str) -> Result<SocketFrame, serde_json::Error> {
+    let env: Envelope = serde_json::from_str(text)?;
+    let action = match env.kind.as_str() {
+        "disconnect" => SocketAction::Disconnect(
+            serde_json::from_str::<serde_json::Value>(text)
+                .ok()
+                .and_then(|v| v["reason"].as_str().map(|s| s.chars().take(64).collect()))
+                .unwrap_or_default(),
+        ),
+        "events_api" => match env.payload {
+            Some(payload) => SocketAction::Event(payload),
+            None => SocketAction::Other,
+        },
+        _ => SocketAction::Other,
+    };
+    Ok(SocketFrame {
+        ack: env.envelope_id,
+        action,
+    })
+}
+
 /// Why one Socket Mode connection ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionEnd {
@@ -131,8 +174,8 @@ impl SocketModeClient {
                     return Ok(SessionEnd::Closed);
                 }
             };
-            let env: Envelope = match serde_json::from_str(text.as_str()) {
-                Ok(e) => e,
+            let frame = match decode_frame(text.as_str()) {
+                Ok(f) => f,
                 Err(e) => {
                     let mut ev = AuditEvent::new("gateway.inbound_rejected", "malformed", CHANNEL);
                     ev.detail = Some(audit_detail(&format!("socket envelope: {e}")));
@@ -140,28 +183,23 @@ impl SocketModeClient {
                     continue;
                 }
             };
-            if let Some(id) = &env.envelope_id {
+            if let Some(id) = &frame.ack {
                 // Acknowledge first: Slack redelivers unacknowledged envelopes.
                 let ack = serde_json::json!({ "envelope_id": id }).to_string();
                 if ws.send(Message::Text(ack.into())).await.is_err() {
                     return Ok(SessionEnd::Closed);
                 }
             }
-            match env.kind.as_str() {
-                "disconnect" => {
-                    let reason = serde_json::from_str::<serde_json::Value>(text.as_str())
-                        .ok()
-                        .and_then(|v| v["reason"].as_str().map(|s| s.chars().take(64).collect()))
-                        .unwrap_or_default();
+            match frame.action {
+                SocketAction::Disconnect(reason) => {
                     let _ = ws.close(None).await;
                     return Ok(SessionEnd::Disconnect(reason));
                 }
-                "events_api" => {
-                    let Some(payload) = env.payload else { continue };
+                SocketAction::Event(payload) => {
                     self.handle_event(parser, replies, dispatcher, payload.get().as_bytes())
                         .await?;
                 }
-                _ => {} // hello, slash_commands, interactive: acknowledged, unused
+                SocketAction::Other => {}
             }
         }
     }

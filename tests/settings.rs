@@ -200,7 +200,7 @@ fn every_invalid_change_is_refused_and_nothing_is_written() {
         (&["limits.max_iterations", "-1"], "limits.max_iterations"),
         (
             &["channels.local.pairing_ttl_secs", "5"],
-            "channels.local.pairing_ttl_secs: 5 is outside 60..=3600",
+            "channels.local.pairing_ttl_secs: 5 is not between 60 and 3600 seconds",
         ),
         (&["limits.nope", "1"], "limits.nope: unknown field `nope`"),
         (

@@ -159,12 +159,16 @@ pub fn edit(text: &str, changes: &[Change]) -> Result<String, String> {
 }
 
 /// Tables left empty by removals go too (they would still mean "this channel
-/// exists").
-fn prune_empty_tables(table: &mut toml_edit::Table) {
+/// exists"), inline ones as well (`prices.m = { ... }` with both keys reset).
+fn prune_empty_tables(table: &mut dyn toml_edit::TableLike) {
     let keys: Vec<String> = table.iter().map(|(k, _)| k.to_string()).collect();
     for key in keys {
         let empty = match table.get_mut(&key) {
             Some(toml_edit::Item::Table(t)) => {
+                prune_empty_tables(t);
+                t.is_empty()
+            }
+            Some(toml_edit::Item::Value(toml_edit::Value::InlineTable(t))) => {
                 prune_empty_tables(t);
                 t.is_empty()
             }
@@ -570,6 +574,27 @@ mod tests {
         assert!(e.unwrap_err().contains("not a table"));
         let e = edit("[a\n", &[]).unwrap_err();
         assert!(e.contains("does not parse"), "{e}");
+    }
+
+    #[test]
+    fn resetting_every_key_of_an_inline_table_removes_it() {
+        // As the page's "other key" writes a price, then resets both its keys.
+        let text = "[agent]\nprovider = \"openai-compatible\"\n\
+                    prices.m = { input_usd_per_mtok = 0.0, output_usd_per_mtok = 0.0 }\n";
+        let out = edit(
+            text,
+            &[
+                Change::parse("agent.provider", None).unwrap(),
+                Change::parse("agent.prices.m.input_usd_per_mtok", None).unwrap(),
+                Change::parse("agent.prices.m.output_usd_per_mtok", None).unwrap(),
+            ],
+        )
+        .unwrap();
+        let t: toml::Table = out.parse().unwrap();
+        assert!(
+            !t.contains_key("agent"),
+            "nothing of the agent is left: {out:?}"
+        );
     }
 
     #[test]

@@ -465,7 +465,7 @@ fn sandbox_exec_checks_the_workspace_first() {
     assert_eq!(missing.status.code(), Some(125));
     assert!(
         String::from_utf8_lossy(&missing.stderr)
-            .contains("the workspace /nonexistent/ws cannot be used: No such file or directory")
+            .contains("cannot resolve workspace \"/nonexistent/ws\": No such file or directory")
     );
 }
 

@@ -63,8 +63,10 @@ pub fn dispatch(cmd: SandboxCommand) -> i32 {
 /// inside the sandbox. Says what is wrong and how to fix it.
 fn check_workspace(dir: &std::path::Path, settings: &SandboxSettings) -> Result<(), String> {
     use std::os::unix::fs::MetadataExt;
+    // The rules every run applies first (absolute, not a system directory...).
+    let dir = super::spec::validate_workspace(dir, settings).map_err(|e| crate::error_chain(&e))?;
     let shown = dir.display();
-    let meta = std::fs::metadata(dir).map_err(|e| {
+    let meta = std::fs::metadata(&dir).map_err(|e| {
         format!(
             "the workspace {shown} cannot be used: {}",
             crate::plain(&e.to_string())

@@ -151,7 +151,10 @@ fn validate_command(program: &str, args: &[String]) -> Result<(), SandboxError> 
     Ok(())
 }
 
-fn validate_workspace(path: &Path, settings: &SandboxSettings) -> Result<PathBuf, SandboxError> {
+pub(crate) fn validate_workspace(
+    path: &Path,
+    settings: &SandboxSettings,
+) -> Result<PathBuf, SandboxError> {
     if !path.is_absolute() {
         return Err(SandboxError::WorkspaceNotAbsolute {
             path: path.to_path_buf(),

@@ -40,6 +40,8 @@ fn errors_name_file_line_and_column() {
         check("profile = \"production\"\n\n[supervisor]\nrestart_burst = -1\nbogus = true\n");
     assert_eq!(code, 1);
     assert!(err.starts_with("FILE:4:17:"), "{err}");
+    // Every problem, not only the first one serde meets.
+    assert!(err.contains("\nFILE:5:1: unknown field `bogus`"), "{err}");
     let (code, err) = check("[channels.telegram]\ndm = \"open\"\n[log]\nlevel = \"trace\"\n");
     assert_eq!(code, 1);
     let lines: Vec<&str> = err.lines().collect();

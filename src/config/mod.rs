@@ -270,8 +270,9 @@ fn parse_sources(sources: &[Source]) -> Result<Config, ConfigError> {
                 continue;
             }
         };
-        if let Err(e) = toml::from_str::<Config>(&source.text) {
-            problems.push(at_span(source, e.span(), e.message()));
+        let wrong = type_problems(source);
+        if !wrong.is_empty() {
+            problems.extend(wrong);
             continue;
         }
         merge(&mut merged, table);
@@ -297,6 +298,75 @@ fn parse_sources(sources: &[Source]) -> Result<Config, ConfigError> {
     } else {
         Err(ConfigError { problems })
     }
+}
+
+/// Every entry of one file that does not fit the model, not only the first:
+/// serde stops at the first, so that entry is blanked out (spaces of the same
+/// length, so every later position stays true in the file as written) and the
+/// file read again, up to [`MAX_TYPE_PROBLEMS`] times.
+fn type_problems(source: &Source) -> Vec<ConfigProblem> {
+    let mut text = source.text.clone();
+    let mut problems: Vec<ConfigProblem> = Vec::new();
+    let mut seen = Vec::new();
+    while problems.len() < MAX_TYPE_PROBLEMS {
+        let Err(e) = toml::from_str::<Config>(&text) else {
+            break;
+        };
+        // A field missing because its entry was blanked is not news.
+        if problems.is_empty() || !e.message().starts_with("missing field") {
+            problems.push(at_span(source, e.span(), e.message()));
+        }
+        let Some(span) = e.span() else {
+            break;
+        };
+        if seen.contains(&span) {
+            break;
+        }
+        seen.push(span.clone());
+        match blank_entry(&text, span) {
+            Some(blanked) => text = blanked,
+            None => break,
+        }
+    }
+    problems
+}
+
+/// At most this many type problems are listed per file.
+const MAX_TYPE_PROBLEMS: usize = 20;
+
+/// `text` with the lines of the entry at `span` turned to spaces (newlines
+/// kept); a table header takes its whole table with it. `None` when that
+/// changes nothing.
+fn blank_entry(text: &str, span: std::ops::Range<usize>) -> Option<String> {
+    let start = span.start.min(text.len());
+    let end = span.end.clamp(start, text.len());
+    let from = text.get(..start)?.rfind('\n').map_or(0, |i| i + 1);
+    let mut to = text.get(end..)?.find('\n').map_or(text.len(), |i| end + i);
+    if text.get(from..)?.trim_start().starts_with('[') {
+        // Up to the next table header (or the end).
+        let mut at = to;
+        to = text.len();
+        while at < text.len() {
+            let line_start = at + 1;
+            let rest = text.get(line_start..).unwrap_or("");
+            if rest.trim_start().starts_with('[') {
+                to = line_start;
+                break;
+            }
+            at = rest.find('\n').map_or(text.len(), |i| line_start + i);
+        }
+    }
+    let mut out = String::with_capacity(text.len());
+    out.push_str(text.get(..from)?);
+    for c in text.get(from..to)?.chars() {
+        if c == '\n' {
+            out.push('\n');
+        } else {
+            out.extend(std::iter::repeat_n(' ', c.len_utf8()));
+        }
+    }
+    out.push_str(text.get(to..)?);
+    (out != text).then_some(out)
 }
 
 /// `[sandbox]` sets the executor's ceilings (time, output, file size) and
@@ -820,6 +890,49 @@ mod tests {
             Ok(_) => Vec::new(),
             Err(e) => e.problems.iter().map(|p| p.to_string()).collect(),
         }
+    }
+
+    #[test]
+    fn every_type_problem_of_a_file_is_listed_at_its_line() {
+        let text = "[supervisor]\nrestart_burst = \"five\"\nbogus = 1\n\
+                    [log]\nlevel = 3\n\
+                    [nowhere]\nx = 1\n\
+                    [limits]\nmax_iterations = \"many\"\n";
+        let found = problems(text);
+        let lines: Vec<&str> = found
+            .iter()
+            .map(|p| p.split(": ").next().unwrap_or(""))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "/etc/cowork/coworkd.toml:2:17",
+                "/etc/cowork/coworkd.toml:3:1",
+                "/etc/cowork/coworkd.toml:5:9",
+                "/etc/cowork/coworkd.toml:6:2",
+                "/etc/cowork/coworkd.toml:9:18",
+            ],
+            "{found:#?}"
+        );
+        // Positions stay true in a file with multi-byte text before them.
+        let found = problems("# größe\n[log]\nlevel = 3\n[limits]\nmax_iterations = true\n");
+        assert_eq!(found.len(), 2, "{found:#?}");
+        assert!(found[1].contains(":5:18:"), "{found:#?}");
+    }
+
+    #[test]
+    fn blanking_keeps_every_offset() {
+        let text = "a = 1\n[t]\nb = \"ü\"\nc = 2\n[u]\nd = 3\n";
+        let at = text.find("[t]").unwrap();
+        let out = blank_entry(text, at..at + 3).unwrap();
+        assert_eq!(out.len(), text.len());
+        assert_eq!(out.lines().count(), text.lines().count());
+        assert!(
+            out.starts_with("a = 1\n") && out.ends_with("[u]\nd = 3\n"),
+            "{out:?}"
+        );
+        assert!(!out.contains('b') && !out.contains('c'), "{out:?}");
+        assert_eq!(blank_entry("   \n", 0..1), None);
     }
 
     #[test]

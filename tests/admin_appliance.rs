@@ -119,6 +119,31 @@ async fn admin_page_in_the_appliance() {
         (body.contains("gateway") && body.contains("sandbox")).then_some(())
     });
 
+    // Wrong codes pause this sender's pairing: the page lists the pause and
+    // lifts it (through the gateway, as the owner would).
+    let r = c
+        .submit("/pairing", "/pairing/issue", &[("channel", "local")])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    for _ in 0..5 {
+        let _ = i.ctl(&["chat", "/pair 00000000"]);
+    }
+    let page = c.get("/pairing").await;
+    assert!(
+        page.body.contains(&format!("<code>uid:{me}</code>")),
+        "{}",
+        page.body
+    );
+    let r = c
+        .submit(
+            "/pairing",
+            "/pairing/lockouts/clear",
+            &[("channel", "local"), ("sender", &format!("uid:{me}"))],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert!(c.get("/pairing").await.body.contains("Nobody is paused."));
+
     // A pairing code from the page, redeemed on the local channel.
     let r = c
         .submit("/pairing", "/pairing/issue", &[("channel", "local")])

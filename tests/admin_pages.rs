@@ -114,6 +114,31 @@ async fn pairing_code_lifecycle() {
         "flash message"
     );
     assert!(!h.backend.redeem("local", &code, "frank"));
+
+    // A sender whose pairing is paused is listed, and the owner lets them
+    // try again (issue 19).
+    let page = c.get("/pairing").await;
+    assert!(
+        page.body.contains("id=\"lockouts\"") && page.body.contains("mallory"),
+        "{}",
+        page.body
+    );
+    let r = c
+        .submit(
+            "/pairing",
+            "/pairing/lockouts/clear",
+            &[("channel", "telegram"), ("sender", "mallory")],
+        )
+        .await;
+    assert_eq!((r.status, r.location()), (303, "/pairing"));
+    let page = c.get("/pairing").await;
+    assert!(
+        page.body.contains("may try pairing codes again"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("Nobody is paused."), "{}", page.body);
+    assert!(h.backend.state().lockouts.is_empty());
     h.stop().await;
 }
 
@@ -375,6 +400,15 @@ async fn hostile_forms_change_nothing() {
             "/users/revoke",
             &[("channel", "\u{202e}telegram"), ("sender", "alice")],
         ),
+        (
+            "/pairing/lockouts/clear",
+            &[("channel", "telegram"), ("sender", "mal\u{0}lory")],
+        ),
+        (
+            "/pairing/lockouts/clear",
+            &[("channel", "Tele gram"), ("sender", "x")],
+        ),
+        ("/pairing/lockouts/clear", &[("channel", "telegram")]),
     ];
     for (path, fields) in cases {
         let mut f = vec![("csrf", csrf.as_str())];

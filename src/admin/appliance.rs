@@ -406,6 +406,28 @@ impl AdminBackend for ApplianceBackend {
         })
     }
 
+    fn lockouts(&self) -> BackendFuture<'_, Vec<crate::ipc::LockoutListing>> {
+        Box::pin(async move {
+            match self.access("admin", AccessRequest::LockoutsList).await? {
+                AccessResponse::Lockouts(list) => Ok(list),
+                _ => Err(unexpected("gateway")),
+            }
+        })
+    }
+
+    fn lockout_clear(&self, channel: String, sender: String, by: String) -> BackendFuture<'_, u64> {
+        Box::pin(async move {
+            let request = AccessRequest::LockoutsClear {
+                channel: Some(channel),
+                sender: Some(sender),
+            };
+            match self.access(&format!("admin:{by}"), request).await? {
+                AccessResponse::Changed(n) => Ok(n),
+                _ => Err(unexpected("gateway")),
+            }
+        })
+    }
+
     fn users_list(&self, channel: Option<String>) -> BackendFuture<'_, Vec<ChannelUser>> {
         Box::pin(async move {
             match self

@@ -38,6 +38,11 @@ pub trait AdminBackend: Send + Sync + std::fmt::Debug {
     fn user_revoke(&self, channel: String, sender: String) -> BackendFuture<'_, Revocation>;
     /// Revoke every user of `channel` (`None` = all), likewise.
     fn users_revoke_all(&self, channel: Option<String>) -> BackendFuture<'_, Revocation>;
+    /// Senders whose pairing is paused after too many wrong codes.
+    fn lockouts(&self) -> BackendFuture<'_, Vec<crate::ipc::LockoutListing>>;
+    /// Lift `sender`'s lockout on `channel` (and forget its failures), asked
+    /// by owner `by`; how many were lifted (0: none was in force).
+    fn lockout_clear(&self, channel: String, sender: String, by: String) -> BackendFuture<'_, u64>;
 
     /// Tasks, newest first.
     fn tasks_list(&self) -> BackendFuture<'_, Vec<TaskListing>>;

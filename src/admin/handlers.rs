@@ -38,6 +38,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/pairing/issue", post(pairing_issue))
         .route("/pairing/cancel", post(pairing_cancel))
         .route("/pairing/cancel-all", post(pairing_cancel_all))
+        .route("/pairing/lockouts/clear", post(pairing_lockout_clear))
         .route("/users", get(users_page))
         .route("/users/revoke", post(user_revoke))
         .route("/users/revoke-all", post(users_revoke_all))
@@ -371,12 +372,20 @@ async fn render_pairing(
 ) -> PageResult {
     let channels = channel_names(st).await?;
     let active = st.backend.pairing_list().await?;
+    let lockouts = st.backend.lockouts().await?;
     let svg = match issued {
         Some(code) => Some(qr_svg(&code.code)?),
         None => None,
     };
     let issued = issued.zip(svg.as_deref());
-    let body = views::pairing(&ctx(sess), &channels, &active, issued, st.clock.now());
+    let body = views::pairing(
+        &ctx(sess),
+        &channels,
+        &active,
+        &lockouts,
+        issued,
+        st.clock.now(),
+    );
     Ok(html(views::page(&ctx(sess), Nav::Pairing, "Pairing", body)))
 }
 
@@ -423,6 +432,27 @@ async fn pairing_cancel(State(st): St, headers: HeaderMap, body: Body) -> PageRe
         "The pairing code was cancelled.".to_string()
     } else {
         "That pairing code was no longer active.".to_string()
+    };
+    Ok(flash_redirect(&st, &sess, msg, "/pairing"))
+}
+
+async fn pairing_lockout_clear(
+    State(st): St,
+    Extension(peer): Extension<PeerAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> PageResult {
+    let (sess, form) = authorize_post(&st, &headers, body)?;
+    let channel = validate::channel(form.require("channel")?)?;
+    let sender = validate::sender(form.require("sender")?)?;
+    let n = st
+        .backend
+        .lockout_clear(channel.clone(), sender.clone(), actor(peer))
+        .await?;
+    let msg = if n > 0 {
+        format!("{sender} on {channel} may try pairing codes again.")
+    } else {
+        format!("{sender} on {channel} was not paused.")
     };
     Ok(flash_redirect(&st, &sess, msg, "/pairing"))
 }

@@ -48,6 +48,8 @@ pub struct FakeState {
     next_id: u64,
     /// Every state-changing call, for "nothing changed" assertions.
     pub mutations: u64,
+    /// Senders whose pairing is paused: (channel, sender, until).
+    pub lockouts: Vec<(String, String, i64)>,
 }
 
 /// The fake backend; clones share state.
@@ -110,6 +112,11 @@ impl FakeBackend {
             }],
             secrets: vec!["anthropic_api_key".into(), "telegram_bot_token".into()],
             next_id: 100,
+            lockouts: vec![(
+                "telegram".into(),
+                "mallory".into(),
+                i64::try_from(now).unwrap_or(i64::MAX) + 900,
+            )],
             ..FakeState::default()
         };
         let settings = match tempfile::tempdir() {
@@ -324,6 +331,33 @@ impl AdminBackend for FakeBackend {
         }
         st.mutations += 1;
         ready(Ok(n))
+    }
+
+    fn lockouts(&self) -> BackendFuture<'_, Vec<crate::ipc::LockoutListing>> {
+        let st = self.state();
+        ready(Ok(st
+            .lockouts
+            .iter()
+            .map(|(channel, sender, until)| crate::ipc::LockoutListing {
+                channel: channel.clone(),
+                sender: sender.clone(),
+                until: *until,
+            })
+            .collect()))
+    }
+
+    fn lockout_clear(
+        &self,
+        channel: String,
+        sender: String,
+        _by: String,
+    ) -> BackendFuture<'_, u64> {
+        let mut st = self.state();
+        let before = st.lockouts.len();
+        st.lockouts
+            .retain(|(c, s, _)| !(*c == channel && *s == sender));
+        st.mutations += 1;
+        ready(Ok((before - st.lockouts.len()) as u64))
     }
 
     fn users_list(&self, channel: Option<String>) -> BackendFuture<'_, Vec<ChannelUser>> {

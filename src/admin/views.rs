@@ -208,6 +208,7 @@ pub fn pairing(
     ctx: &PageCtx,
     channels: &[String],
     active: &[PairingListing],
+    lockouts: &[crate::ipc::LockoutListing],
     issued: Option<(&IssuedCode, &str)>,
     now: u64,
 ) -> Markup {
@@ -248,6 +249,23 @@ pub fn pairing(
                 }
                 form method="post" action="/pairing/cancel-all" {
                     (csrf_field(&ctx.csrf)) p { button.danger type="submit" { "Cancel all codes" } }
+                }
+            }
+        }
+        section.card id="lockouts" {
+            h2 { "Pairing paused" }
+            p.muted { "Senders who sent too many wrong codes; each was told once until when." }
+            @if lockouts.is_empty() { p.muted { "Nobody is paused." } } @else {
+                table { thead { tr { th { "Channel" } th { "Sender" } th { "Paused until" } th {} } }
+                    tbody { @for l in lockouts { tr {
+                        td { (l.channel) } td { code { (l.sender) } }
+                        td { (fmt_time(u64::try_from(l.until).unwrap_or(0))) }
+                        td { form.inline method="post" action="/pairing/lockouts/clear" {
+                            (csrf_field(&ctx.csrf))
+                            input type="hidden" name="channel" value=(l.channel);
+                            input type="hidden" name="sender" value=(l.sender);
+                            button.secondary type="submit" { "Let them try again" } } }
+                    } } }
                 }
             }
         }

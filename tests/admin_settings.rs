@@ -60,7 +60,7 @@ async fn a_valid_save_is_written_and_shown_as_the_owners() {
     assert_eq!(r.location(), "/settings/limits");
     let page = c.get("/settings/limits").await;
     assert!(
-        page.body.contains("Saved: 1 setting(s) changed"),
+        page.body.contains("Saved: 1 setting changed"),
         "{}",
         page.body
     );

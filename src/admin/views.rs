@@ -472,7 +472,9 @@ pub fn reset_form(ctx: &PageCtx) -> Markup {
 
 pub fn reset_done(users: usize, codes: usize, cert: &CertInfo, secrets: &[String]) -> Markup {
     html! {
-        p { "Done: " (users) " user(s) revoked, " (codes) " pairing code(s) invalidated, every session ended." }
+        p { "Done: " (crate::plural(users as u64, "user revoked", "users revoked")) ", "
+            (crate::plural(codes as u64, "pairing code invalidated", "pairing codes invalidated"))
+            ", every session ended." }
         p { "New certificate fingerprint (check it when your browser warns you):" }
         p.fingerprint id="fingerprint" { (cert.fingerprint) }
         h2 { "Now rotate these credentials" }

@@ -738,14 +738,14 @@ impl ApplyReport {
     pub fn summary(&self) -> String {
         let mut out = if self.changed.is_empty() {
             "nothing changed".to_string()
-        } else if self.restarted.is_empty() {
-            format!("{} setting(s) changed, applied live", self.changed.len())
         } else {
-            format!(
-                "{} setting(s) changed; restarted: {}",
-                self.changed.len(),
-                self.restarted.join(", ")
-            )
+            let n = u64::try_from(self.changed.len()).unwrap_or(u64::MAX);
+            let changed = crate::plural(n, "setting changed", "settings changed");
+            if self.restarted.is_empty() {
+                format!("{changed}, applied live")
+            } else {
+                format!("{changed}; restarted: {}", self.restarted.join(", "))
+            }
         };
         for note in &self.notes {
             out.push_str("; ");

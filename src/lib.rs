@@ -36,6 +36,24 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
+/// A command line clap refuses: EX_USAGE, apart from every exit code the
+/// binaries give a meaning of their own.
+pub const EXIT_USAGE: u8 = 64;
+
+/// The command line of `coworkd` or `coworkctl`, or the exit code to end with
+/// after clap has printed why: `--help` and `--version` are a success, a
+/// command line it refuses is [`EXIT_USAGE`].
+pub fn parse_args<A: clap::Parser>() -> Result<A, std::process::ExitCode> {
+    A::try_parse().map_err(|e| {
+        let _ = e.print();
+        if e.use_stderr() {
+            std::process::ExitCode::from(EXIT_USAGE)
+        } else {
+            std::process::ExitCode::SUCCESS
+        }
+    })
+}
+
 /// `1 secret`, `2 secrets`: a count with its noun, for messages people read.
 pub fn plural(n: u64, one: &str, many: &str) -> String {
     if n == 1 {

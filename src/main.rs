@@ -23,9 +23,6 @@ Exit codes:
 when signal N ended it, 125 when the sandbox itself failed (the workspace, the
 isolation), 126 when the program cannot be executed, 127 when it is not found.";
 
-/// A command line clap refuses: EX_USAGE.
-const EXIT_USAGE: u8 = 64;
-
 #[derive(Debug, Parser)]
 #[command(
     name = "coworkd",
@@ -127,16 +124,9 @@ fn main() -> ExitCode {
     if cowork::sandbox::is_init_invocation(std::env::args_os()) {
         return exit_code(cowork::sandbox::init_main());
     }
-    let args = match Args::try_parse() {
+    let args: Args = match cowork::parse_args() {
         Ok(a) => a,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(EXIT_USAGE)
-            } else {
-                ExitCode::SUCCESS // --help, --version
-            };
-        }
+        Err(code) => return code,
     };
     // Components start in `/`: every path they are handed must be absolute.
     let paths = match absolute_paths(&args) {

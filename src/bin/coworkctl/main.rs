@@ -227,9 +227,6 @@ Exit codes:
 the decision. Every command that prints data takes --json; times in JSON are
 RFC 3339, UTC.";
 
-/// A command line clap refuses: EX_USAGE, apart from every meaning above.
-const EXIT_USAGE: u8 = 64;
-
 /// How long any command tries to reach coworkd before saying it is unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -237,16 +234,9 @@ const EXIT_DEGRADED: u8 = 1;
 const EXIT_UNREACHABLE: u8 = 2;
 
 fn main() -> ExitCode {
-    let args = match Args::try_parse() {
+    let args: Args = match cowork::parse_args() {
         Ok(a) => a,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(EXIT_USAGE)
-            } else {
-                ExitCode::SUCCESS // --help, --version
-            };
-        }
+        Err(code) => return code,
     };
     if let Command::Guard {
         command:

@@ -196,14 +196,7 @@ impl Dispatcher {
                     code_cancelled: true,
                 } = &outcome
                 {
-                    ev.detail = Some(
-                        "a user already admitted sent the channel's active pairing code; the code is cancelled (issue a new one)"
-                            .to_string(),
-                    );
-                    tracing::warn!(
-                        channel = msg.channel(),
-                        "a paired user sent the active pairing code in a chat; it is cancelled: issue a new one"
-                    );
+                    note_code_cancelled(&mut ev, msg.channel());
                 }
                 self.audit.record(ev).await?;
                 // The guess that starts a lockout (or one racing it) is told,
@@ -235,14 +228,7 @@ impl Dispatcher {
                 let mut ev = base_event("gateway.pairing", reason, &msg);
                 ev.event_id = event_id.map(str::to_string);
                 if cancelled {
-                    ev.detail = Some(
-                        "a user already admitted sent the channel's active pairing code; the code is cancelled (issue a new one)"
-                            .to_string(),
-                    );
-                    tracing::warn!(
-                        channel = msg.channel(),
-                        "a paired user sent the active pairing code in a chat; it is cancelled: issue a new one"
-                    );
+                    note_code_cancelled(&mut ev, msg.channel());
                 }
                 self.audit.record(ev).await?;
                 Some(reply.to_string())
@@ -255,6 +241,19 @@ impl Dispatcher {
             reply,
         })
     }
+}
+
+/// Says, in the trail and the journal, that a user already admitted sent the
+/// channel's active code in a chat, which cancelled it.
+fn note_code_cancelled(ev: &mut AuditEvent, channel: &str) {
+    ev.detail = Some(
+        "a user already admitted sent the channel's active pairing code; the code is cancelled (issue a new one)"
+            .to_string(),
+    );
+    tracing::warn!(
+        channel,
+        "a paired user sent the active pairing code in a chat; it is cancelled: issue a new one"
+    );
 }
 
 /// The sentence that tells a sender pairing is paused (no more detail).

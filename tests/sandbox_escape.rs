@@ -6,6 +6,7 @@
 //! real root, scrubbed env, capped output, hostile CLI input refused.
 //! Needs root (as the appliance and CI run) and python3 at /usr/bin/python3.
 
+mod common;
 mod skip;
 
 use std::fs;
@@ -73,16 +74,10 @@ fn unique(tag: &str) -> String {
 /// Waits (up to 10 s) until processes whose command line has `marker` are
 /// there (`present`) or all gone; a zombie being reaped takes a moment.
 fn wait_processes(marker: &str, present: bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while processes_with(marker).is_empty() == present {
-        assert!(
-            Instant::now() < deadline,
-            "processes with {marker}: {:?} (wanted {})",
-            processes_with(marker),
-            if present { "some" } else { "none" }
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let what = format!("{} process with {marker}", if present { "a" } else { "no" });
+    common::wait_until(Duration::from_secs(10), &what, || {
+        (processes_with(marker).is_empty() != present).then_some(())
+    });
 }
 
 fn processes_with(marker: &str) -> Vec<String> {

@@ -34,7 +34,7 @@ ROOT_SIZE_MB=1024   # each root slot (partition and file system)
 DATA_SIZE_MB=512    # the data partition as built (grow it on the target later)
 ESP_SIZE_MB=256
 TRIES=3             # boot counting: tries before slot A is marked bad
-CMDLINE="ro console=tty1 console=ttyS0,115200 systemd.gpt_auto=0 systemd.show_status=auto loglevel=4"
+CMDLINE="ro console=tty1 console=ttyS0,115200 systemd.gpt_auto=0 systemd.show_status=auto loglevel=4 panic=10"
 
 say() { printf 'image: %s\n' "$*"; }
 die() { printf 'image: %s\n' "$*" >&2; exit 1; }

@@ -53,7 +53,7 @@ impl Default for UpdateSettings {
             cmdline_path: "/proc/cmdline".into(),
             image_version_file: "/usr/lib/cowork/image-version".into(),
             kernel_options: "ro console=tty1 console=ttyS0,115200 systemd.gpt_auto=0 \
-                             systemd.show_status=auto loglevel=4"
+                             systemd.show_status=auto loglevel=4 panic=10"
                 .into(),
             boot_tries: 3,
             writer_socket: None,
@@ -66,6 +66,20 @@ impl Default for UpdateSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The entries an update writes boot with the options the image was built
+    /// with: the two are written in two places and must not drift.
+    #[test]
+    fn default_kernel_options_are_the_images() {
+        let build = include_str!("../../image/build.sh");
+        let line = build
+            .lines()
+            .find_map(|l| l.strip_prefix("CMDLINE=\""))
+            .and_then(|l| l.strip_suffix('"'))
+            .expect("image/build.sh sets CMDLINE=\"...\"");
+        assert_eq!(UpdateSettings::default().kernel_options, line);
+        assert!(line.split(' ').any(|o| o == "panic=10"), "a panicked kernel restarts");
+    }
 
     #[test]
     fn unknown_fields_refused_and_defaults_fill_in() {

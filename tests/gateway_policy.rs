@@ -884,6 +884,24 @@ fn last_seen_is_recorded_for_authorized_users() {
     assert_eq!(u.last_seen, Some(T0 + 100));
 }
 
+/// Messages inside a minute of the last write leave last_seen alone (a write
+/// takes state.db's write lock, which every message would contend for); the
+/// first one after the minute moves it.
+#[test]
+fn last_seen_is_written_at_most_once_a_minute() {
+    let r = rig(ChannelSettings::default(), Profile::Production);
+    r.pair("friend");
+    r.clock.advance(100);
+    r.eval(&dm("friend", "one"));
+    r.clock.advance(59);
+    r.eval(&dm("friend", "two"));
+    let seen = |r: &Rig| r.store.user(CH, "friend").unwrap().unwrap().last_seen;
+    assert_eq!(seen(&r), Some(T0 + 100));
+    r.clock.advance(1);
+    r.eval(&dm("friend", "three"));
+    assert_eq!(seen(&r), Some(T0 + 160));
+}
+
 #[test]
 fn audit_reasons_are_stable_codes() {
     let r = rig(ChannelSettings::default(), Profile::Production);

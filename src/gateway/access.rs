@@ -268,13 +268,11 @@ impl AccessControl {
     /// Decides what to do with `msg` (see the module doc for the order).
     pub fn evaluate(&self, msg: &Inbound) -> Result<Decision, GatewayError> {
         let ch = self.settings.channels.get(msg.channel());
-        let stored = match ch {
-            Some(_) => self
-                .store
-                .user(msg.channel(), msg.sender())?
-                .map(|u| u.state),
+        let record = match ch {
+            Some(_) => self.store.user(msg.channel(), msg.sender())?,
             None => None,
         };
+        let stored = record.as_ref().map(|u| u.state);
         let decision = decide(ch, self.profile, msg, stored);
         let Some(ch) = ch else { return Ok(decision) };
         let now = self.clock.now();
@@ -292,7 +290,11 @@ impl AccessControl {
                         reason: Reason::RateLimited,
                     }
                 } else {
-                    if stored.is_some() {
+                    // Written at most once a minute: a write takes state.db's
+                    // write lock, which every message would otherwise contend for.
+                    if let Some(u) = &record
+                        && u.last_seen.is_none_or(|at| at <= now - LAST_SEEN_INTERVAL)
+                    {
                         self.store
                             .touch(msg.channel(), msg.sender(), now, LAST_SEEN_INTERVAL)?;
                     }

@@ -276,11 +276,11 @@ impl Store {
         min_interval: i64,
     ) -> Result<(), GatewayError> {
         self.lock()
-            .execute(
+            .prepare_cached(
                 "UPDATE gateway_users SET last_seen = ?3
                  WHERE channel = ?1 AND sender = ?2 AND (last_seen IS NULL OR last_seen <= ?3 - ?4)",
-                params![channel, sender, now, min_interval],
             )
+            .and_then(|mut st| st.execute(params![channel, sender, now, min_interval]))
             .map_err(GatewayError::db("update last seen"))?;
         Ok(())
     }

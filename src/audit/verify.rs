@@ -25,7 +25,7 @@ use super::anchor::{Anchor, hex_array};
 use super::chain::{EntryFields, GENESIS_PREV, entry_hash};
 use super::error::{AuditError, Result};
 use super::key::CheckpointKey;
-use super::store::{AuditPaths, SCHEMA_VERSION};
+use super::store::{AUDIT_DB, AuditPaths};
 
 /// Who vouched for the state the db no longer matches.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -364,8 +364,10 @@ fn check_schema(conn: &Connection, path: &Path) -> Result<[u8; 16]> {
             .optional()
             .map_err(|e| not_audit(e.to_string()))
     };
-    match meta("schema_version")? {
-        Some(v) if v == SCHEMA_VERSION => {}
+    // Any version this image knows (the runner keeps older ones readable);
+    // a newer one is refused with the runner's sentence.
+    match meta("schema_version")?.map(|v| v.trim().parse::<u32>()) {
+        Some(Ok(v)) if v >= 1 => AUDIT_DB.check_known(v)?,
         other => return Err(not_audit(format!("schema_version is {other:?}"))),
     }
     let id = meta("db_id")?.ok_or_else(|| not_audit("meta.db_id missing".into()))?;

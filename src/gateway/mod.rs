@@ -66,6 +66,7 @@ mod secrets;
 mod service;
 mod settings;
 pub mod sinks;
+pub mod state_db;
 pub mod store;
 pub mod tasks;
 pub mod transport;

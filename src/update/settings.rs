@@ -78,7 +78,10 @@ mod tests {
             .and_then(|l| l.strip_suffix('"'))
             .expect("image/build.sh sets CMDLINE=\"...\"");
         assert_eq!(UpdateSettings::default().kernel_options, line);
-        assert!(line.split(' ').any(|o| o == "panic=10"), "a panicked kernel restarts");
+        assert!(
+            line.split(' ').any(|o| o == "panic=10"),
+            "a panicked kernel restarts"
+        );
     }
 
     #[test]

@@ -1,0 +1,665 @@
+//! Schema versions of the files the appliance keeps, and the one migration
+//! runner every SQLite database uses.
+//!
+//! Each database has one owner (the component that opens it: `state.db` the
+//! gateway, `audit.db` the audit component) and one [`Schema`]: its ordered
+//! steps, numbered from 1. Step 1 is the baseline, the tables as they were
+//! before versions were recorded; its statements are all `IF NOT EXISTS`, so a
+//! database from before this module (no version recorded, tables present) is
+//! recognised as the baseline by simply running step 1 on it.
+//!
+//! At open, [`Schema::migrate`]:
+//! 1. reads the recorded version (0 = none); a version above the newest step
+//!    is refused ([`SchemaError::TooNew`], one sentence for the journal and
+//!    the console) and the file is not touched;
+//! 2. before the first step on a database that has tables, copies the file to
+//!    `FILE.pre-vN` beside it (`VACUUM INTO`: a consistent copy even in WAL
+//!    mode), so a rollback across an incompatible step has something to restore;
+//! 3. runs each step and the version bump in one `IMMEDIATE` transaction: a
+//!    crash (kill -9, power cut) leaves the old or the new version, never a
+//!    mix.
+//!
+//! The owner audits a [`Migration`] that changed something as
+//! `store.migrated` (from → to). Copies are removed by [`prune_copies`] at an
+//! open on a boot that is not on trial (see `docs/update-format.md`, *Schema
+//! versions*); with no boot counting (development) that is the next open.
+//!
+//! The rollback rule (a step may only make changes the previous version can
+//! still open) is checked by [`Step::is_additive`] and the tests in
+//! `tests/schema_rollback.rs`.
+//!
+//! Files that are not SQLite (the update state's `last-attempt.json`, the
+//! owner's password file) carry a version field instead, missing = 1, checked
+//! with [`check_file_version`].
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+
+/// Where a database records its version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Record {
+    /// `PRAGMA user_version` (in the file header, changed transactionally).
+    UserVersion,
+    /// A `key → value` row of a table the baseline creates (the audit trail's
+    /// `meta.schema_version`, which predates this module and which
+    /// `coworkctl audit verify` reads).
+    MetaRow {
+        table: &'static str,
+        key: &'static str,
+    },
+}
+
+/// What a step does to the data the previous version reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// New tables, indexes, or columns with a default: the previous image
+    /// still opens and reads the database (it does not look at what is new).
+    Additive,
+    /// Anything else. Only allowed with a restore path: the previous image
+    /// cannot read the result, so rolling back means restoring `FILE.pre-vN`.
+    /// `restore` says how (it is checked to be non-empty, and read by people).
+    Incompatible { restore: &'static str },
+}
+
+/// One numbered step: its statements, run in order in one transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct Step {
+    /// SQL batches; several modules may own tables in one file, each brings
+    /// its own batch (their constants stay with the module that owns them).
+    pub sql: &'static [&'static str],
+    pub change: Change,
+}
+
+impl Step {
+    /// Whether every statement is one the previous version can live with:
+    /// `CREATE TABLE`/`CREATE INDEX`/`CREATE UNIQUE INDEX` (with `IF NOT
+    /// EXISTS`), or `ALTER TABLE … ADD COLUMN` with a `DEFAULT` or nullable.
+    /// Deliberately strict: anything it does not recognise is not additive.
+    pub fn is_additive(&self) -> bool {
+        self.statements().all(|s| additive_statement(&s))
+    }
+
+    /// The step's statements, one by one, normalised (upper case, single spaces).
+    pub fn statements(&self) -> impl Iterator<Item = String> + '_ {
+        self.sql.iter().flat_map(|batch| {
+            batch
+                .split(';')
+                .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+                .filter(|s| !s.is_empty())
+                .map(|s| s.to_ascii_uppercase())
+        })
+    }
+}
+
+fn additive_statement(s: &str) -> bool {
+    let creates = [
+        "CREATE TABLE IF NOT EXISTS ",
+        "CREATE INDEX IF NOT EXISTS ",
+        "CREATE UNIQUE INDEX IF NOT EXISTS ",
+    ];
+    if creates.iter().any(|p| s.starts_with(p)) {
+        return true;
+    }
+    // ALTER TABLE t ADD COLUMN c TYPE ...: NOT NULL only with a DEFAULT.
+    if s.starts_with("ALTER TABLE ") && s.contains(" ADD COLUMN ") {
+        return !s.contains("NOT NULL") || s.contains(" DEFAULT ");
+    }
+    false
+}
+
+/// A database's name (as people see it), its steps and where its version lives.
+#[derive(Debug, Clone, Copy)]
+pub struct Schema {
+    /// The file name shown in messages and `coworkctl status` (`state.db`).
+    pub name: &'static str,
+    pub steps: &'static [Step],
+    pub record: Record,
+}
+
+/// What [`Schema::migrate`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Migration {
+    pub name: &'static str,
+    pub path: PathBuf,
+    /// The version found (0: none recorded, an empty or pre-versioning file).
+    pub from: u32,
+    /// The version now recorded.
+    pub to: u32,
+    /// The copy taken before the first step, if any.
+    pub copy: Option<PathBuf>,
+}
+
+impl Migration {
+    /// Whether a step ran (what is worth an audit entry).
+    pub fn changed(&self) -> bool {
+        self.from != self.to
+    }
+
+    /// The `store.migrated` entry's details.
+    pub fn audit_payload(&self) -> serde_json::Value {
+        serde_json::json!({
+            "store": self.name,
+            "file": self.path.display().to_string(),
+            "from": self.from,
+            "to": self.to,
+            "copy": self.copy.as_ref().map(|p| p.display().to_string()),
+        })
+    }
+}
+
+/// Why a file's schema could not be read or brought up to date.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    /// The file was written by a newer image: refused, left untouched.
+    #[error(
+        "{name} has schema {found}; this image knows up to {known}: the appliance was rolled back across an incompatible update"
+    )]
+    TooNew {
+        name: String,
+        found: u32,
+        known: u32,
+    },
+    #[error("{name}: reading the schema version of {path}: {source}")]
+    ReadVersion {
+        name: &'static str,
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("{name}: the schema version recorded in {path} is {value:?}, not a number")]
+    BadVersion {
+        name: &'static str,
+        path: PathBuf,
+        value: String,
+    },
+    #[error("{name}: copying {path} before migrating it to {copy}: {source}")]
+    Copy {
+        name: &'static str,
+        path: PathBuf,
+        copy: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("{name}: removing the old copy {path}: {source}")]
+    RemoveCopy {
+        name: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{name}: migrating {path} from schema {from} to {to}: {source}")]
+    Step {
+        name: &'static str,
+        path: PathBuf,
+        from: u32,
+        to: u32,
+        source: rusqlite::Error,
+    },
+}
+
+impl SchemaError {
+    /// The refusal sentence when this error (anywhere in `e`'s chain) is a
+    /// file from a newer image: what the owner reports instead of starting.
+    pub fn too_new_in(e: &anyhow::Error) -> Option<String> {
+        e.chain()
+            .find_map(|c| c.downcast_ref::<SchemaError>())
+            .filter(|s| matches!(s, SchemaError::TooNew { .. }))
+            .map(ToString::to_string)
+    }
+}
+
+fn as_u32(v: i64) -> Option<u32> {
+    u32::try_from(v).ok()
+}
+
+impl Schema {
+    /// The newest version this image knows.
+    pub fn latest(&self) -> u32 {
+        u32::try_from(self.steps.len()).unwrap_or(u32::MAX)
+    }
+
+    /// The version recorded in `conn` (0 when none is).
+    pub fn version(&self, conn: &Connection, path: &Path) -> Result<u32, SchemaError> {
+        let read = |source| SchemaError::ReadVersion {
+            name: self.name,
+            path: path.to_path_buf(),
+            source,
+        };
+        let bad = |value: String| SchemaError::BadVersion {
+            name: self.name,
+            path: path.to_path_buf(),
+            value,
+        };
+        match self.record {
+            Record::UserVersion => {
+                let v: i64 = conn
+                    .query_row("PRAGMA user_version", [], |r| r.get(0))
+                    .map_err(read)?;
+                as_u32(v).ok_or_else(|| bad(v.to_string()))
+            }
+            Record::MetaRow { table, key } => {
+                let exists: bool = conn
+                    .query_row(
+                        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
+                        [table],
+                        |r| r.get(0),
+                    )
+                    .map_err(read)?;
+                if !exists {
+                    return Ok(0);
+                }
+                let value: Option<String> = conn
+                    .query_row(
+                        &format!("SELECT value FROM {table} WHERE key = ?1"),
+                        [key],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(read)?;
+                match value {
+                    None => Ok(0),
+                    Some(v) => v.trim().parse::<u32>().map_err(|_| bad(v)),
+                }
+            }
+        }
+    }
+
+    /// Refuses a version this image does not know (from a newer image).
+    pub fn check_known(&self, found: u32) -> Result<(), SchemaError> {
+        if found > self.latest() {
+            return Err(SchemaError::TooNew {
+                name: self.name.to_string(),
+                found,
+                known: self.latest(),
+            });
+        }
+        Ok(())
+    }
+
+    fn set_version(&self, tx: &rusqlite::Transaction<'_>, v: u32) -> rusqlite::Result<()> {
+        match self.record {
+            // PRAGMA takes no parameters; `v` is a number we produced.
+            Record::UserVersion => tx.execute_batch(&format!("PRAGMA user_version = {v}")),
+            Record::MetaRow { table, key } => tx
+                .execute(
+                    &format!("INSERT OR REPLACE INTO {table} (key, value) VALUES (?1, ?2)"),
+                    rusqlite::params![key, v.to_string()],
+                )
+                .map(|_| ()),
+        }
+    }
+
+    /// Brings the database at `path` (open as `conn`) to [`Schema::latest`]:
+    /// refuses a newer one, copies the file before the first step, runs each
+    /// step with its version bump in one transaction.
+    pub fn migrate(&self, conn: &mut Connection, path: &Path) -> Result<Migration, SchemaError> {
+        let from = self.version(conn, path)?;
+        self.check_known(from)?;
+        let to = self.latest();
+        let mut done = Migration {
+            name: self.name,
+            path: path.to_path_buf(),
+            from,
+            to: from,
+            copy: None,
+        };
+        if from == to {
+            return Ok(done);
+        }
+        if has_tables(conn).map_err(|source| SchemaError::ReadVersion {
+            name: self.name,
+            path: path.to_path_buf(),
+            source,
+        })? {
+            done.copy = Some(self.copy(conn, path, from)?);
+        }
+        for (i, step) in self.steps.iter().enumerate().skip(from as usize) {
+            let target = u32::try_from(i + 1).unwrap_or(u32::MAX);
+            let step_err = |source| SchemaError::Step {
+                name: self.name,
+                path: path.to_path_buf(),
+                from: target - 1,
+                to: target,
+                source,
+            };
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(step_err)?;
+            // Another connection may have migrated meanwhile: re-read under the lock.
+            let now = self.version(&tx, path)?;
+            self.check_known(now)?;
+            if now >= target {
+                continue;
+            }
+            for batch in step.sql {
+                tx.execute_batch(batch).map_err(step_err)?;
+            }
+            self.set_version(&tx, target).map_err(step_err)?;
+            tx.commit().map_err(step_err)?;
+            done.to = target;
+        }
+        done.to = self.version(conn, path)?;
+        Ok(done)
+    }
+
+    /// `FILE.pre-vN` beside the file, replacing an older copy of the same name.
+    fn copy(&self, conn: &Connection, path: &Path, from: u32) -> Result<PathBuf, SchemaError> {
+        let copy = copy_path(path, from);
+        match std::fs::remove_file(&copy) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(SchemaError::RemoveCopy {
+                    name: self.name,
+                    path: copy,
+                    source,
+                });
+            }
+        }
+        conn.execute("VACUUM INTO ?1", [copy.to_string_lossy()])
+            .map_err(|source| SchemaError::Copy {
+                name: self.name,
+                path: path.to_path_buf(),
+                copy: copy.clone(),
+                source,
+            })?;
+        Ok(copy)
+    }
+}
+
+fn has_tables(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table')",
+        [],
+        |r| r.get(0),
+    )
+}
+
+/// The pre-migration copy of `path` made before migrating from version `from`.
+pub fn copy_path(path: &Path, from: u32) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".pre-v{from}"));
+    path.with_file_name(name)
+}
+
+/// The pre-migration copies of `path` that exist.
+pub fn copies(path: &Path) -> Vec<PathBuf> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Vec::new();
+    };
+    let prefix = format!("{}.pre-v", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    }) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_prefix(&prefix))
+                .is_some_and(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    out
+}
+
+/// Removes `path`'s pre-migration copies unless the running boot is on trial
+/// (an update not yet blessed, whose rollback may need them). Returns what
+/// was removed.
+pub fn prune_copies(path: &Path, on_trial: bool) -> Result<Vec<PathBuf>, std::io::Error> {
+    if on_trial {
+        return Ok(Vec::new());
+    }
+    let mut removed = Vec::new();
+    for copy in copies(path) {
+        match std::fs::remove_file(&copy) {
+            Ok(()) => removed.push(copy),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(removed)
+}
+
+/// Where systemd-boot says the running entry is counted (on trial).
+pub const EFIVARS_DIR: &str = "/sys/firmware/efi/efivars";
+const BOOT_COUNT_VAR: &str = "LoaderBootCountPath-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f";
+
+/// Whether the running boot is on trial: systemd-boot booted a counted entry
+/// (`+N-M`, not blessed yet) and set `LoaderBootCountPath`. `efivars` is a
+/// parameter so tests can pass a directory of their own.
+pub fn boot_on_trial(efivars: &Path) -> bool {
+    efivars.join(BOOT_COUNT_VAR).exists()
+}
+
+/// For files that are not SQLite: refuses a version above `known`, with the
+/// same sentence as a database. `found` is `None` when the file has no
+/// version field (the files of before versioning: version 1).
+pub fn check_file_version(name: &str, found: Option<u32>, known: u32) -> Result<u32, SchemaError> {
+    let found = found.unwrap_or(1);
+    if found > known {
+        return Err(SchemaError::TooNew {
+            name: name.to_string(),
+            found,
+            known,
+        });
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const V1: &str = "CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, a TEXT NOT NULL);";
+    const V2: &str = "ALTER TABLE t ADD COLUMN b INTEGER NOT NULL DEFAULT 0;
+                      CREATE INDEX IF NOT EXISTS t_b ON t (b);";
+    const STEPS: &[Step] = &[
+        Step {
+            sql: &[V1],
+            change: Change::Additive,
+        },
+        Step {
+            sql: &[V2],
+            change: Change::Additive,
+        },
+    ];
+    const TEST: Schema = Schema {
+        name: "test.db",
+        steps: STEPS,
+        record: Record::UserVersion,
+    };
+    const TEST_V1: Schema = Schema {
+        name: "test.db",
+        steps: STEPS.split_at(1).0,
+        record: Record::UserVersion,
+    };
+
+    fn open(path: &Path) -> Connection {
+        let c = Connection::open(path).expect("open");
+        c.pragma_update(None, "journal_mode", "WAL").expect("wal");
+        c
+    }
+
+    #[test]
+    fn fresh_file_gets_every_step_and_no_copy() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("test.db");
+        let mut c = open(&path);
+        let m = TEST.migrate(&mut c, &path).expect("migrate");
+        assert_eq!((m.from, m.to, m.copy), (0, 2, None));
+        c.execute("INSERT INTO t (a) VALUES ('x')", [])
+            .expect("insert");
+        let b: i64 = c.query_row("SELECT b FROM t", [], |r| r.get(0)).expect("b");
+        assert_eq!(b, 0);
+        assert!(!TEST.migrate(&mut c, &path).expect("again").changed());
+    }
+
+    #[test]
+    fn unversioned_tables_are_the_baseline_and_are_copied_first() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("test.db");
+        let mut c = open(&path);
+        c.execute_batch(V1).expect("legacy");
+        c.execute("INSERT INTO t (a) VALUES ('kept')", [])
+            .expect("row");
+        let m = TEST.migrate(&mut c, &path).expect("migrate");
+        assert_eq!((m.from, m.to), (0, 2));
+        let copy = m.copy.expect("copy");
+        assert_eq!(copy, dir.path().join("test.db.pre-v0"));
+        let old = Connection::open(&copy).expect("copy opens");
+        let a: String = old
+            .query_row("SELECT a FROM t", [], |r| r.get(0))
+            .expect("row");
+        assert_eq!(a, "kept");
+        assert_eq!(TEST.version(&old, &copy).expect("v"), 0);
+        assert_eq!(copies(&path), vec![copy.clone()]);
+        assert_eq!(
+            prune_copies(&path, true).expect("kept"),
+            Vec::<PathBuf>::new()
+        );
+        assert_eq!(prune_copies(&path, false).expect("pruned"), vec![copy]);
+        assert!(copies(&path).is_empty());
+    }
+
+    #[test]
+    fn a_newer_file_is_refused_with_the_sentence_and_left_alone() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("test.db");
+        let mut c = open(&path);
+        TEST.migrate(&mut c, &path).expect("v2");
+        let e = TEST_V1.migrate(&mut c, &path).expect_err("refused");
+        assert_eq!(
+            e.to_string(),
+            "test.db has schema 2; this image knows up to 1: the appliance was rolled back across an incompatible update"
+        );
+        assert_eq!(TEST.version(&c, &path).expect("v"), 2);
+        assert!(copies(&path).is_empty());
+    }
+
+    #[test]
+    fn a_failing_step_leaves_the_previous_version() {
+        const BROKEN: &[Step] = &[
+            Step {
+                sql: &[V1],
+                change: Change::Additive,
+            },
+            Step {
+                sql: &["ALTER TABLE t ADD COLUMN b INTEGER DEFAULT 0; SELECT * FROM nowhere;"],
+                change: Change::Additive,
+            },
+        ];
+        let schema = Schema {
+            name: "test.db",
+            steps: BROKEN,
+            record: Record::UserVersion,
+        };
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("test.db");
+        let mut c = open(&path);
+        let e = schema.migrate(&mut c, &path).expect_err("fails");
+        assert!(e.to_string().contains("from schema 1 to 2"), "{e}");
+        assert_eq!(schema.version(&c, &path).expect("v"), 1);
+        let cols: i64 = c
+            .query_row(
+                "SELECT count(*) FROM pragma_table_info('t') WHERE name = 'b'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("cols");
+        assert_eq!(
+            cols, 0,
+            "the step's first statement was rolled back with it"
+        );
+    }
+
+    #[test]
+    fn meta_row_versions_and_garbage_in_them() {
+        const META: Schema = Schema {
+            name: "meta.db",
+            steps: &[Step {
+                sql: &[
+                    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+                ],
+                change: Change::Additive,
+            }],
+            record: Record::MetaRow {
+                table: "meta",
+                key: "schema_version",
+            },
+        };
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("meta.db");
+        let mut c = open(&path);
+        assert_eq!(META.migrate(&mut c, &path).expect("m").to, 1);
+        c.execute(
+            "UPDATE meta SET value = 'seven' WHERE key = 'schema_version'",
+            [],
+        )
+        .expect("garbage");
+        let e = META.migrate(&mut c, &path).expect_err("garbage refused");
+        assert!(matches!(e, SchemaError::BadVersion { .. }), "{e}");
+        c.execute(
+            "UPDATE meta SET value = '3' WHERE key = 'schema_version'",
+            [],
+        )
+        .expect("future");
+        let e = META.migrate(&mut c, &path).expect_err("future refused");
+        assert!(
+            matches!(
+                e,
+                SchemaError::TooNew {
+                    found: 3,
+                    known: 1,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn additive_is_strict() {
+        let step = |sql: &'static str| Step {
+            sql: Box::leak(Box::new([sql])),
+            change: Change::Additive,
+        };
+        assert!(step(V1).is_additive());
+        assert!(step(V2).is_additive());
+        assert!(step("ALTER TABLE t ADD COLUMN c TEXT").is_additive());
+        for bad in [
+            "ALTER TABLE t ADD COLUMN c TEXT NOT NULL",
+            "ALTER TABLE t RENAME COLUMN a TO z",
+            "ALTER TABLE t DROP COLUMN a",
+            "DROP TABLE t",
+            "UPDATE t SET a = upper(a)",
+            "CREATE TABLE t2 (x)",
+        ] {
+            assert!(!step(bad).is_additive(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn file_versions() {
+        assert_eq!(check_file_version("f", None, 1).expect("missing = 1"), 1);
+        assert_eq!(check_file_version("f", Some(1), 1).expect("1"), 1);
+        assert_eq!(
+            check_file_version("last-attempt.json", Some(4), 1)
+                .expect_err("newer")
+                .to_string(),
+            "last-attempt.json has schema 4; this image knows up to 1: the appliance was rolled back across an incompatible update"
+        );
+    }
+
+    #[test]
+    fn trial_is_the_boot_count_variable() {
+        let dir = tempfile::tempdir().expect("dir");
+        assert!(!boot_on_trial(dir.path()));
+        std::fs::write(dir.path().join(BOOT_COUNT_VAR), b"x").expect("var");
+        assert!(boot_on_trial(dir.path()));
+    }
+}

@@ -58,6 +58,8 @@ pub fn open(path: &Path) -> Result<(Connection, Migration), GatewayError> {
         source,
     };
     let mut conn = Connection::open(path).map_err(open_err)?;
+    // Refuse a newer file before anything writes to it (even the journal mode).
+    STATE_DB.check_known(STATE_DB.version(&conn, path)?)?;
     conn.pragma_update(None, "journal_mode", "WAL")
         .and_then(|_| conn.pragma_update(None, "synchronous", "FULL"))
         .and_then(|_| conn.busy_timeout(Duration::from_secs(5)))

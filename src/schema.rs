@@ -36,29 +36,40 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
-/// Where a database records its version.
+/// Where a database records its version and the oldest version that can
+/// still read it (its *readers*: see [`Change`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Record {
-    /// `PRAGMA user_version` (in the file header, changed transactionally).
+    /// `PRAGMA user_version` (in the file header, changed transactionally);
+    /// the oldest reader in the runner's one-row table `schema_readers`.
     UserVersion,
-    /// A `key → value` row of a table the baseline creates (the audit trail's
-    /// `meta.schema_version`, which predates this module and which
-    /// `coworkctl audit verify` reads).
+    /// `key → value` rows of a table the baseline creates: the audit trail's
+    /// `meta.schema_version`, which predates this module and which `coworkctl
+    /// audit verify` reads, and `readers_key` beside it.
     MetaRow {
         table: &'static str,
         key: &'static str,
+        readers_key: &'static str,
     },
 }
+
+/// The runner's table for [`Record::UserVersion`] files.
+const READERS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_readers (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    oldest INTEGER NOT NULL
+)";
 
 /// What a step does to the data the previous version reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
     /// New tables, indexes, or columns with a default: the previous image
-    /// still opens and reads the database (it does not look at what is new).
+    /// still opens and reads the database (it does not look at what is new),
+    /// so the oldest reader recorded in the file stays what it was.
     Additive,
     /// Anything else. Only allowed with a restore path: the previous image
-    /// cannot read the result, so rolling back means restoring `FILE.pre-vN`.
-    /// `restore` says how (it is checked to be non-empty, and read by people).
+    /// cannot read the result, so the file records this version as its oldest
+    /// reader (older images refuse it), and rolling back means restoring
+    /// `FILE.pre-vN`. `restore` says how (checked non-empty, read by people).
     Incompatible { restore: &'static str },
 }
 
@@ -128,6 +139,16 @@ pub struct Migration {
     pub to: u32,
     /// The copy taken before the first step, if any.
     pub copy: Option<PathBuf>,
+}
+
+/// What a file records about its schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Found {
+    /// Its version (0: none recorded).
+    pub version: u32,
+    /// The oldest version that can read it (`version` when none is recorded:
+    /// a file that says nothing is not assumed readable by older images).
+    pub oldest_reader: u32,
 }
 
 impl Migration {
@@ -218,6 +239,11 @@ impl Schema {
 
     /// The version recorded in `conn` (0 when none is).
     pub fn version(&self, conn: &Connection, path: &Path) -> Result<u32, SchemaError> {
+        Ok(self.found(conn, path)?.version)
+    }
+
+    /// The version and oldest reader recorded in `conn`.
+    pub fn found(&self, conn: &Connection, path: &Path) -> Result<Found, SchemaError> {
         let read = |source| SchemaError::ReadVersion {
             name: self.name,
             path: path.to_path_buf(),
@@ -228,60 +254,117 @@ impl Schema {
             path: path.to_path_buf(),
             value,
         };
-        match self.record {
+        let table_exists = |table: &str| -> Result<bool, SchemaError> {
+            conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
+                [table],
+                |r| r.get(0),
+            )
+            .map_err(read)
+        };
+        let (version, oldest) = match self.record {
             Record::UserVersion => {
                 let v: i64 = conn
                     .query_row("PRAGMA user_version", [], |r| r.get(0))
                     .map_err(read)?;
-                as_u32(v).ok_or_else(|| bad(v.to_string()))
-            }
-            Record::MetaRow { table, key } => {
-                let exists: bool = conn
-                    .query_row(
-                        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
-                        [table],
-                        |r| r.get(0),
-                    )
-                    .map_err(read)?;
-                if !exists {
-                    return Ok(0);
-                }
-                let value: Option<String> = conn
-                    .query_row(
-                        &format!("SELECT value FROM {table} WHERE key = ?1"),
-                        [key],
-                        |r| r.get(0),
-                    )
+                let version = as_u32(v).ok_or_else(|| bad(v.to_string()))?;
+                let oldest: Option<i64> = if table_exists("schema_readers")? {
+                    conn.query_row("SELECT oldest FROM schema_readers WHERE id = 1", [], |r| {
+                        r.get(0)
+                    })
                     .optional()
-                    .map_err(read)?;
-                match value {
-                    None => Ok(0),
-                    Some(v) => v.trim().parse::<u32>().map_err(|_| bad(v)),
-                }
+                    .map_err(read)?
+                } else {
+                    None
+                };
+                let oldest = match oldest {
+                    Some(o) => Some(as_u32(o).ok_or_else(|| bad(o.to_string()))?),
+                    None => None,
+                };
+                (version, oldest)
             }
-        }
+            Record::MetaRow {
+                table,
+                key,
+                readers_key,
+            } => {
+                if !table_exists(table)? {
+                    return Ok(Found {
+                        version: 0,
+                        oldest_reader: 0,
+                    });
+                }
+                let get = |k: &str| -> Result<Option<u32>, SchemaError> {
+                    let value: Option<String> = conn
+                        .query_row(
+                            &format!("SELECT value FROM {table} WHERE key = ?1"),
+                            [k],
+                            |r| r.get(0),
+                        )
+                        .optional()
+                        .map_err(read)?;
+                    value
+                        .map(|v| v.trim().parse::<u32>().map_err(|_| bad(v)))
+                        .transpose()
+                };
+                (get(key)?.unwrap_or(0), get(readers_key)?)
+            }
+        };
+        Ok(Found {
+            version,
+            oldest_reader: oldest.unwrap_or(version).min(version),
+        })
     }
 
-    /// Refuses a version this image does not know (from a newer image).
-    pub fn check_known(&self, found: u32) -> Result<(), SchemaError> {
-        if found > self.latest() {
+    /// Whether this image may use a file that records `found`: any version
+    /// it knows, or a newer one whose oldest reader is this image or older.
+    /// Otherwise the file is from an incompatible newer image: refused.
+    pub fn check_known(&self, found: Found) -> Result<(), SchemaError> {
+        if found.version > self.latest() && found.oldest_reader > self.latest() {
             return Err(SchemaError::TooNew {
                 name: self.name.to_string(),
-                found,
+                found: found.version,
                 known: self.latest(),
             });
         }
         Ok(())
     }
 
+    /// The oldest version that can read a file at version `v` of these steps:
+    /// the last incompatible step up to `v`, or 1.
+    pub fn oldest_reader(&self, v: u32) -> u32 {
+        self.steps
+            .iter()
+            .zip(1u32..)
+            .take_while(|(_, n)| *n <= v)
+            .filter(|(s, _)| matches!(s.change, Change::Incompatible { .. }))
+            .map(|(_, n)| n)
+            .last()
+            .unwrap_or(1)
+    }
+
     fn set_version(&self, tx: &rusqlite::Transaction<'_>, v: u32) -> rusqlite::Result<()> {
+        let oldest = self.oldest_reader(v);
         match self.record {
             // PRAGMA takes no parameters; `v` is a number we produced.
-            Record::UserVersion => tx.execute_batch(&format!("PRAGMA user_version = {v}")),
-            Record::MetaRow { table, key } => tx
+            Record::UserVersion => {
+                tx.execute_batch(READERS_TABLE)?;
+                tx.execute(
+                    "INSERT OR REPLACE INTO schema_readers (id, oldest) VALUES (1, ?1)",
+                    [oldest],
+                )?;
+                tx.execute_batch(&format!("PRAGMA user_version = {v}"))
+            }
+            Record::MetaRow {
+                table,
+                key,
+                readers_key,
+            } => tx
                 .execute(
-                    &format!("INSERT OR REPLACE INTO {table} (key, value) VALUES (?1, ?2)"),
-                    rusqlite::params![key, v.to_string()],
+                    &format!(
+                        "INSERT OR REPLACE INTO {table} (key, value) VALUES (?1, ?2), (?3, ?4)"
+                    ),
+                    rusqlite::params![key, v.to_string(), readers_key, oldest.to_string()],
                 )
                 .map(|_| ()),
         }
@@ -291,8 +374,9 @@ impl Schema {
     /// refuses a newer one, copies the file before the first step, runs each
     /// step with its version bump in one transaction.
     pub fn migrate(&self, conn: &mut Connection, path: &Path) -> Result<Migration, SchemaError> {
-        let from = self.version(conn, path)?;
-        self.check_known(from)?;
+        let found = self.found(conn, path)?;
+        self.check_known(found)?;
+        let from = found.version;
         let to = self.latest();
         let mut done = Migration {
             name: self.name,
@@ -301,7 +385,9 @@ impl Schema {
             to: from,
             copy: None,
         };
-        if from == to {
+        // At the newest version, or newer but still readable by this image
+        // (a rollback across additive steps): used as it is.
+        if from >= to {
             return Ok(done);
         }
         if has_tables(conn).map_err(|source| SchemaError::ReadVersion {
@@ -324,9 +410,9 @@ impl Schema {
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(step_err)?;
             // Another connection may have migrated meanwhile: re-read under the lock.
-            let now = self.version(&tx, path)?;
+            let now = self.found(&tx, path)?;
             self.check_known(now)?;
-            if now >= target {
+            if now.version >= target {
                 continue;
             }
             for batch in step.sql {
@@ -527,17 +613,68 @@ mod tests {
     }
 
     #[test]
-    fn a_newer_file_is_refused_with_the_sentence_and_left_alone() {
+    fn a_newer_file_is_used_when_its_steps_were_additive() {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("test.db");
         let mut c = open(&path);
         TEST.migrate(&mut c, &path).expect("v2");
+        // The image that knows only step 1 (rolled back): opens it as it is.
+        let m = TEST_V1
+            .migrate(&mut c, &path)
+            .expect("readable by version 1");
+        assert_eq!((m.from, m.to, m.copy), (2, 2, None));
+        c.execute("INSERT INTO t (a) VALUES ('by v1')", [])
+            .expect("v1's insert works: the new column has a default");
+        assert!(copies(&path).is_empty());
+    }
+
+    #[test]
+    fn a_newer_incompatible_file_is_refused_with_the_sentence_and_left_alone() {
+        const BREAKING: &[Step] = &[
+            Step {
+                sql: &[V1],
+                change: Change::Additive,
+            },
+            Step {
+                sql: &["ALTER TABLE t RENAME COLUMN a TO z;"],
+                change: Change::Incompatible {
+                    restore: "restore test.db.pre-v1",
+                },
+            },
+            Step {
+                sql: &[V2],
+                change: Change::Additive,
+            },
+        ];
+        let newer = Schema {
+            name: "test.db",
+            steps: BREAKING,
+            record: Record::UserVersion,
+        };
+        assert_eq!(
+            (
+                newer.oldest_reader(1),
+                newer.oldest_reader(2),
+                newer.oldest_reader(3)
+            ),
+            (1, 2, 2)
+        );
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("test.db");
+        let mut c = open(&path);
+        newer.migrate(&mut c, &path).expect("v3");
         let e = TEST_V1.migrate(&mut c, &path).expect_err("refused");
         assert_eq!(
             e.to_string(),
-            "test.db has schema 2; this image knows up to 1: the appliance was rolled back across an incompatible update"
+            "test.db has schema 3; this image knows up to 1: the appliance was rolled back across an incompatible update"
         );
-        assert_eq!(TEST.version(&c, &path).expect("v"), 2);
+        // Version 2 knows the incompatible step: it may use the file.
+        let v2 = Schema {
+            steps: BREAKING.split_at(2).0,
+            ..newer
+        };
+        assert_eq!(v2.migrate(&mut c, &path).expect("readable by 2").to, 3);
+        assert_eq!(newer.version(&c, &path).expect("v"), 3);
         assert!(copies(&path).is_empty());
     }
 
@@ -590,6 +727,7 @@ mod tests {
             record: Record::MetaRow {
                 table: "meta",
                 key: "schema_version",
+                readers_key: "schema_readers",
             },
         };
         let dir = tempfile::tempdir().expect("dir");
@@ -608,6 +746,12 @@ mod tests {
             [],
         )
         .expect("future");
+        assert_eq!(META.migrate(&mut c, &path).expect("readable by 1").to, 3);
+        c.execute(
+            "UPDATE meta SET value = '3' WHERE key = 'schema_readers'",
+            [],
+        )
+        .expect("incompatible");
         let e = META.migrate(&mut c, &path).expect_err("future refused");
         assert!(
             matches!(

@@ -71,7 +71,10 @@ fn stores_show_their_versions_and_a_newer_state_db_is_refused_and_reported() {
     let db = i.dir.path().join("state/gateway/state.db");
     {
         let c = rusqlite::Connection::open(&db).unwrap();
+        // Schema 7, which only images of 7 and later can read.
         c.pragma_update(None, "user_version", 7).unwrap();
+        c.execute("UPDATE schema_readers SET oldest = 7", [])
+            .unwrap();
     }
     let dir = std::mem::replace(&mut i.dir, tempfile::tempdir().unwrap());
     drop(i);

@@ -157,7 +157,10 @@ fn state_db_from_a_newer_image_is_refused_and_left_alone() {
     let newer = STATE_DB.latest() + 1;
     {
         let (conn, _) = state_db::open(&path).unwrap();
+        // A schema only images of `newer` and later can read.
         conn.pragma_update(None, "user_version", newer).unwrap();
+        conn.execute("UPDATE schema_readers SET oldest = ?1", [newer])
+            .unwrap();
         conn.pragma_update(None, "wal_checkpoint", "TRUNCATE")
             .unwrap();
     }
@@ -224,7 +227,7 @@ fn audit_db_from_a_newer_image_is_refused_by_the_writer_and_by_verify() {
     {
         let c = Connection::open(&paths.db).unwrap();
         c.execute(
-            "UPDATE meta SET value = '2' WHERE key = 'schema_version'",
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', '2'), ('schema_readers', '2')",
             [],
         )
         .unwrap();

@@ -28,6 +28,7 @@ pub const AUDIT_DB: Schema = Schema {
     record: Record::MetaRow {
         table: "meta",
         key: "schema_version",
+        readers_key: "schema_readers",
     },
 };
 

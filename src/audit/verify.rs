@@ -364,12 +364,13 @@ fn check_schema(conn: &Connection, path: &Path) -> Result<[u8; 16]> {
             .optional()
             .map_err(|e| not_audit(e.to_string()))
     };
-    // Any version this image knows (the runner keeps older ones readable);
-    // a newer one is refused with the runner's sentence.
-    match meta("schema_version")?.map(|v| v.trim().parse::<u32>()) {
-        Some(Ok(v)) if v >= 1 => AUDIT_DB.check_known(v)?,
-        other => return Err(not_audit(format!("schema_version is {other:?}"))),
+    // Any version this image can read (see `crate::schema`); one from an
+    // incompatible newer image is refused with the runner's sentence.
+    let found = AUDIT_DB.found(conn, path)?;
+    if found.version == 0 {
+        return Err(not_audit("meta.schema_version missing".into()));
     }
+    AUDIT_DB.check_known(found)?;
     let id = meta("db_id")?.ok_or_else(|| not_audit("meta.db_id missing".into()))?;
     hex_array::<16>(&id).ok_or_else(|| not_audit("meta.db_id malformed".into()))
 }

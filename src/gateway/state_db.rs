@@ -59,7 +59,7 @@ pub fn open(path: &Path) -> Result<(Connection, Migration), GatewayError> {
     };
     let mut conn = Connection::open(path).map_err(open_err)?;
     // Refuse a newer file before anything writes to it (even the journal mode).
-    STATE_DB.check_known(STATE_DB.version(&conn, path)?)?;
+    STATE_DB.check_known(STATE_DB.found(&conn, path)?)?;
     conn.pragma_update(None, "journal_mode", "WAL")
         .and_then(|_| conn.pragma_update(None, "synchronous", "FULL"))
         .and_then(|_| conn.busy_timeout(Duration::from_secs(5)))

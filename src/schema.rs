@@ -91,6 +91,13 @@ impl Step {
         self.statements().all(|s| additive_statement(&s))
     }
 
+    /// The statements [`Step::is_additive`] does not accept (to name them).
+    pub fn not_additive(&self) -> Vec<String> {
+        self.statements()
+            .filter(|s| !additive_statement(s))
+            .collect()
+    }
+
     /// The step's statements, one by one, normalised (upper case, single spaces).
     pub fn statements(&self) -> impl Iterator<Item = String> + '_ {
         self.sql.iter().flat_map(|batch| {
@@ -185,7 +192,7 @@ pub enum SchemaError {
     ReadVersion {
         name: &'static str,
         path: PathBuf,
-        source: rusqlite::Error,
+        source: Box<rusqlite::Error>,
     },
     #[error("{name}: the schema version recorded in {path} is {value:?}, not a number")]
     BadVersion {
@@ -198,7 +205,7 @@ pub enum SchemaError {
         name: &'static str,
         path: PathBuf,
         copy: PathBuf,
-        source: rusqlite::Error,
+        source: Box<rusqlite::Error>,
     },
     #[error("{name}: removing the old copy {path}: {source}")]
     RemoveCopy {
@@ -212,7 +219,7 @@ pub enum SchemaError {
         path: PathBuf,
         from: u32,
         to: u32,
-        source: rusqlite::Error,
+        source: Box<rusqlite::Error>,
     },
 }
 
@@ -247,7 +254,7 @@ impl Schema {
         let read = |source| SchemaError::ReadVersion {
             name: self.name,
             path: path.to_path_buf(),
-            source,
+            source: Box::new(source),
         };
         let bad = |value: String| SchemaError::BadVersion {
             name: self.name,
@@ -393,7 +400,7 @@ impl Schema {
         if has_tables(conn).map_err(|source| SchemaError::ReadVersion {
             name: self.name,
             path: path.to_path_buf(),
-            source,
+            source: Box::new(source),
         })? {
             done.copy = Some(self.copy(conn, path, from)?);
         }
@@ -404,7 +411,7 @@ impl Schema {
                 path: path.to_path_buf(),
                 from: target - 1,
                 to: target,
-                source,
+                source: Box::new(source),
             };
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -445,7 +452,7 @@ impl Schema {
                 name: self.name,
                 path: path.to_path_buf(),
                 copy: copy.clone(),
-                source,
+                source: Box::new(source),
             })?;
         Ok(copy)
     }

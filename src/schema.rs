@@ -32,6 +32,7 @@
 //! owner's password file) carry a version field instead, missing = 1, checked
 //! with [`check_file_version`].
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
@@ -206,6 +207,12 @@ pub enum SchemaError {
         path: PathBuf,
         copy: PathBuf,
         source: Box<rusqlite::Error>,
+    },
+    #[error("{name}: creating the copy {path}: {source}")]
+    CreateCopy {
+        name: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
     },
     #[error("{name}: removing the old copy {path}: {source}")]
     RemoveCopy {
@@ -447,6 +454,18 @@ impl Schema {
                 });
             }
         }
+        // The copy holds what the file holds (sealed secrets, the trail):
+        // created 0600 and empty, which VACUUM INTO accepts as its target.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&copy)
+            .map_err(|source| SchemaError::CreateCopy {
+                name: self.name,
+                path: copy.clone(),
+                source,
+            })?;
         conn.execute("VACUUM INTO ?1", [copy.to_string_lossy()])
             .map_err(|source| SchemaError::Copy {
                 name: self.name,
@@ -604,6 +623,9 @@ mod tests {
         assert_eq!((m.from, m.to), (0, 2));
         let copy = m.copy.expect("copy");
         assert_eq!(copy, dir.path().join("test.db.pre-v0"));
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&copy).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the copy is as private as the file");
         let old = Connection::open(&copy).expect("copy opens");
         let a: String = old
             .query_row("SELECT a FROM t", [], |r| r.get(0))

@@ -20,7 +20,7 @@ use super::runner::{self, SecretLookup};
 use super::secrets::{VaultCell, key_of, lock, open_db};
 use super::settings::{GatewaySettings, Profile};
 use super::sinks::{AuditEvent, AuditSink, BoxFuture, Task, TaskSink};
-use super::state_db::{self, STATE_DB};
+use super::state_db;
 use super::store::{RevokeScope, Store};
 use super::tasks::{AgentRuntime, Replies, Revoked, RuntimeSetup, Trail, VaultSecrets};
 use super::transport::webhook::WebhookSettings;
@@ -61,7 +61,8 @@ pub struct GatewayService {
     agent: Option<(AgentRuntime, Arc<VaultSecrets>)>,
     /// What opening `state.db` migrated, until it is audited.
     migration: Mutex<Option<crate::schema::Migration>>,
-    /// `state.db`'s schema version (the newest this image knows, once open).
+    /// `state.db`'s schema version once open (this image's newest, or a newer
+    /// one this image can read).
     schema: u32,
 }
 
@@ -139,8 +140,8 @@ impl GatewayService {
             }),
             replies: Arc::new(Replies::default()),
             agent: None,
+            schema: migration.to,
             migration: Mutex::new(Some(migration)),
-            schema: STATE_DB.latest(),
         })
     }
 

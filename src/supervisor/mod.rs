@@ -144,6 +144,9 @@ impl Shared {
         let now = Instant::now();
         let policy = self.policy();
         let profile = lock(&self.config).profile.name().to_string();
+        // Read before taking the slots' lock (a file read, and the config's lock).
+        let update_dir = lock(&self.config).update.state_dir.clone();
+        let update_stores = crate::update::state::stores(&update_dir);
         let mut slots = lock(&self.slots);
         let components: Vec<ComponentStatus> = slots
             .iter_mut()
@@ -204,17 +207,14 @@ impl Shared {
                 "none delegated (the sandbox runs as the supervisor's child)".to_string()
             },
             components,
-            stores: self.stores(&slots),
+            // Every file the appliance keeps with its schema version: the
+            // components' (as they last reported them), then the update state.
+            stores: slots
+                .values()
+                .flat_map(|s| s.stores.clone())
+                .chain(update_stores)
+                .collect(),
         }
-    }
-
-    /// Every file the appliance keeps with its schema version: the
-    /// components' (as they last reported them), then the supervisor's own.
-    fn stores(&self, slots: &BTreeMap<Component, Slot>) -> Vec<crate::ipc::StoreStatus> {
-        let mut out: Vec<_> = slots.values().flat_map(|s| s.stores.clone()).collect();
-        let update_dir = &lock(&self.config).update.state_dir;
-        out.extend(crate::update::state::stores(update_dir));
-        out
     }
 }
 

@@ -231,13 +231,21 @@ pub enum SchemaError {
 }
 
 impl SchemaError {
-    /// The refusal sentence when this error (anywhere in `e`'s chain) is a
-    /// file from a newer image: what the owner reports instead of starting.
-    pub fn too_new_in(e: &anyhow::Error) -> Option<String> {
+    /// The refusal when this error (anywhere in `e`'s chain) is a file from
+    /// an incompatible newer image: its sentence (`to_string`) is what the
+    /// owner reports instead of starting.
+    pub fn too_new_in(e: &anyhow::Error) -> Option<&SchemaError> {
         e.chain()
             .find_map(|c| c.downcast_ref::<SchemaError>())
             .filter(|s| matches!(s, SchemaError::TooNew { .. }))
-            .map(ToString::to_string)
+    }
+
+    /// The version the refused file has (for `coworkctl status`).
+    pub fn found_version(&self) -> Option<u32> {
+        match self {
+            SchemaError::TooNew { found, .. } => Some(*found),
+            _ => None,
+        }
     }
 }
 

@@ -108,6 +108,14 @@ fn stores_show_their_versions_and_a_newer_state_db_is_refused_and_reported() {
         "{text}"
     );
     assert!(i.log().contains(sentence), "the sentence in the log");
+    // The refused file is listed with the version it has.
+    wait_until(Duration::from_secs(10), "state.db listed at 7", || {
+        i.status()["stores"]
+            .as_array()?
+            .iter()
+            .any(|st| st["name"] == "state.db" && st["schema"] == 7)
+            .then_some(())
+    });
     let c = rusqlite::Connection::open(&db).unwrap();
     let v: i64 = c
         .query_row("PRAGMA user_version", [], |r| r.get(0))

@@ -179,7 +179,9 @@ fn state_db_from_a_newer_image_is_refused_and_left_alone() {
     // The component finds the sentence in its error to report it.
     let any = anyhow::Error::new(e).context("opening the gateway");
     assert_eq!(
-        SchemaError::too_new_in(&any).as_deref(),
+        SchemaError::too_new_in(&any)
+            .map(ToString::to_string)
+            .as_deref(),
         Some(
             format!(
                 "state.db has schema {newer}; this image knows up to {}: {SENTENCE_TAIL}",

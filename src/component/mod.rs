@@ -169,6 +169,8 @@ struct Roles {
     /// Why this component cannot do its work at all (a file from a newer
     /// image): the answer to its keys, so the supervisor reports it.
     refused: Option<String>,
+    /// The refused files, with the versions they have.
+    refused_stores: Vec<crate::ipc::StoreStatus>,
 }
 
 impl Roles {
@@ -210,8 +212,22 @@ impl Roles {
                 // and restarting will not help. Serve anyway, so the supervisor
                 // hears why (as the answer to the keys) and reports it degraded.
                 Err(e) => match crate::schema::SchemaError::too_new_in(&e) {
-                    Some(sentence) => {
+                    Some(too_new) => {
+                        let sentence = too_new.to_string();
                         tracing::error!("{sentence}");
+                        // Still listed, with the version it has.
+                        roles.refused_stores = too_new
+                            .found_version()
+                            .map(|schema| crate::ipc::StoreStatus {
+                                name: crate::gateway::state_db::FILE.to_string(),
+                                file: dir
+                                    .join(crate::gateway::state_db::FILE)
+                                    .display()
+                                    .to_string(),
+                                schema,
+                            })
+                            .into_iter()
+                            .collect();
                         roles.refused = Some(sentence);
                     }
                     None => return Err(e),
@@ -267,7 +283,7 @@ impl Roles {
 
     /// The files this component owns and their schema versions.
     async fn stores(&self) -> Vec<crate::ipc::StoreStatus> {
-        let mut out = Vec::new();
+        let mut out = self.refused_stores.clone();
         if let Some(g) = &self.gateway {
             out.extend(g.stores());
         }

@@ -868,6 +868,9 @@ async fn first_answer(
             .await;
         let problem = match answer {
             Ok(ComponentResponse::Pong(h)) if pid.is_none_or(|p| p == h.pid) => {
+                // Its files are listed even if it refuses to start (a file
+                // from a newer image is shown with the version it has).
+                shared.update(c, |s| s.stores = h.stores.clone());
                 match shared.keys.install(c, client).await {
                     Ok(()) => return Ok(h),
                     Err(e) => match e.downcast::<keys::StartRefused>() {

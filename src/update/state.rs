@@ -183,6 +183,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn last_attempt_from_a_newer_image_is_refused_older_ones_read() {
+        let d = tempfile::tempdir().unwrap();
+        // Written before the field existed: schema 1.
+        std::fs::write(
+            d.path().join(LAST_ATTEMPT_FILE),
+            br#"{"bundle":"/b","version":5,"version_label":"5","target":"b","started_unix":1,"finished_unix":2,"result":{"kind":"applied"},"outcome_reported":true}"#,
+        )
+        .unwrap();
+        let a = read_last_attempt(d.path()).unwrap().unwrap();
+        assert_eq!(a.schema, 1);
+        assert_eq!(stores(d.path())[0].schema, 1);
+        write_last_attempt(d.path(), &a).unwrap();
+        // A newer image's file, whatever its shape.
+        std::fs::write(
+            d.path().join(LAST_ATTEMPT_FILE),
+            br#"{"schema":3,"attempts":[]}"#,
+        )
+        .unwrap();
+        let e = read_last_attempt(d.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("last-attempt.json has schema 3; this image knows up to 1: the appliance was rolled back across an incompatible update"),
+            "{e}"
+        );
+        assert!(stores(d.path()).is_empty());
+    }
+
+    #[test]
     fn floor_only_rises() {
         let d = tempfile::tempdir().unwrap();
         assert_eq!(read_floor(d.path()).unwrap(), 0);

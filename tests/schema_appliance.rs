@@ -3,7 +3,7 @@
 //! entries of a first start; then a `state.db` from a newer image: the
 //! gateway refuses it with the one sentence (in its log and in `coworkctl
 //! status`), the supervisor reports the appliance degraded, and the file is
-//! left at its version.
+//! left at its version; the same for an `audit.db` from a newer image.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
@@ -121,4 +121,51 @@ fn stores_show_their_versions_and_a_newer_state_db_is_refused_and_reported() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(v, 7, "the newer file is left as it was");
+}
+
+#[test]
+fn a_newer_audit_db_is_refused_and_reported() {
+    let mut i = Instance::start();
+    let (stopped, _) = i.stop();
+    assert!(stopped.success());
+    let db = i.dir.path().join("state/audit/audit.db");
+    {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', '4'), ('schema_readers', '4')",
+            [],
+        )
+        .unwrap();
+    }
+    let dir = std::mem::replace(&mut i.dir, tempfile::tempdir().unwrap());
+    drop(i);
+    let i = Instance::start_in(dir, &[], &[]);
+    let sentence = "audit.db has schema 4; this image knows up to 1: the appliance was rolled back across an incompatible update";
+    let s = wait_until(
+        Duration::from_secs(15),
+        "degraded by the newer audit.db",
+        || {
+            let s = i.status();
+            (s["degraded"] == true).then_some(s)
+        },
+    );
+    assert!(
+        s["degraded_because"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w
+                == &serde_json::json!(format!("the audit component cannot start: {sentence}"))),
+        "{s}"
+    );
+    assert!(i.log().contains(sentence), "the sentence in the log");
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let v: String = c
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(v, "4", "the newer file is left as it was");
 }

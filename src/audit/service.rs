@@ -87,7 +87,14 @@ impl AuditService {
                     &self.settings,
                     self.current_redactor(),
                 )
-                .map_err(|e| internal("opening the audit trail", &e))?;
+                .map_err(|e| match e {
+                    // One sentence for the journal, the console and `status`.
+                    AuditError::Schema(too_new @ crate::schema::SchemaError::TooNew { .. }) => {
+                        tracing::error!("{too_new}");
+                        WireError::new(ErrorCode::Unavailable, too_new.to_string())
+                    }
+                    e => internal("opening the audit trail", &e),
+                })?;
                 tracing::info!(db = %self.paths.db.display(), "audit trail open");
                 let m = writer.migration().clone();
                 if m.changed() {

@@ -37,6 +37,12 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
+mod copies;
+mod error;
+
+pub use copies::{EFIVARS_DIR, boot_on_trial, copies, copy_path, prune_copies};
+pub use error::SchemaError;
+
 /// Where a database records its version and the oldest version that can
 /// still read it (its *readers*: see [`Change`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,78 +180,6 @@ impl Migration {
             "to": self.to,
             "copy": self.copy.as_ref().map(|p| p.display().to_string()),
         })
-    }
-}
-
-/// Why a file's schema could not be read or brought up to date.
-#[derive(Debug, thiserror::Error)]
-pub enum SchemaError {
-    /// The file was written by a newer image: refused, left untouched.
-    #[error(
-        "{name} has schema {found}; this image knows up to {known}: the appliance was rolled back across an incompatible update"
-    )]
-    TooNew {
-        name: String,
-        found: u32,
-        known: u32,
-    },
-    #[error("{name}: reading the schema version of {path}: {source}")]
-    ReadVersion {
-        name: &'static str,
-        path: PathBuf,
-        source: Box<rusqlite::Error>,
-    },
-    #[error("{name}: the schema version recorded in {path} is {value:?}, not a number")]
-    BadVersion {
-        name: &'static str,
-        path: PathBuf,
-        value: String,
-    },
-    #[error("{name}: copying {path} before migrating it to {copy}: {source}")]
-    Copy {
-        name: &'static str,
-        path: PathBuf,
-        copy: PathBuf,
-        source: Box<rusqlite::Error>,
-    },
-    #[error("{name}: creating the copy {path}: {source}")]
-    CreateCopy {
-        name: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{name}: removing the old copy {path}: {source}")]
-    RemoveCopy {
-        name: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{name}: migrating {path} from schema {from} to {to}: {source}")]
-    Step {
-        name: &'static str,
-        path: PathBuf,
-        from: u32,
-        to: u32,
-        source: Box<rusqlite::Error>,
-    },
-}
-
-impl SchemaError {
-    /// The refusal when this error (anywhere in `e`'s chain) is a file from
-    /// an incompatible newer image: its sentence (`to_string`) is what the
-    /// owner reports instead of starting.
-    pub fn too_new_in(e: &anyhow::Error) -> Option<&SchemaError> {
-        e.chain()
-            .find_map(|c| c.downcast_ref::<SchemaError>())
-            .filter(|s| matches!(s, SchemaError::TooNew { .. }))
-    }
-
-    /// The version the refused file has (for `coworkctl status`).
-    pub fn found_version(&self) -> Option<u32> {
-        match self {
-            SchemaError::TooNew { found, .. } => Some(*found),
-            _ => None,
-        }
     }
 }
 
@@ -491,69 +425,6 @@ fn has_tables(conn: &Connection) -> rusqlite::Result<bool> {
         [],
         |r| r.get(0),
     )
-}
-
-/// The pre-migration copy of `path` made before migrating from version `from`.
-pub fn copy_path(path: &Path, from: u32) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".pre-v{from}"));
-    path.with_file_name(name)
-}
-
-/// The pre-migration copies of `path` that exist.
-pub fn copies(path: &Path) -> Vec<PathBuf> {
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-        return Vec::new();
-    };
-    let prefix = format!("{}.pre-v", name.to_string_lossy());
-    let Ok(entries) = std::fs::read_dir(if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    }) else {
-        return Vec::new();
-    };
-    let mut out: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .filter(|e| {
-            e.file_name()
-                .to_str()
-                .and_then(|n| n.strip_prefix(&prefix))
-                .is_some_and(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
-        })
-        .map(|e| e.path())
-        .collect();
-    out.sort();
-    out
-}
-
-/// Removes `path`'s pre-migration copies unless the running boot is on trial
-/// (an update not yet blessed, whose rollback may need them). Returns what
-/// was removed.
-pub fn prune_copies(path: &Path, on_trial: bool) -> Result<Vec<PathBuf>, std::io::Error> {
-    if on_trial {
-        return Ok(Vec::new());
-    }
-    let mut removed = Vec::new();
-    for copy in copies(path) {
-        match std::fs::remove_file(&copy) {
-            Ok(()) => removed.push(copy),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(removed)
-}
-
-/// Where systemd-boot says the running entry is counted (on trial).
-pub const EFIVARS_DIR: &str = "/sys/firmware/efi/efivars";
-const BOOT_COUNT_VAR: &str = "LoaderBootCountPath-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f";
-
-/// Whether the running boot is on trial: systemd-boot booted a counted entry
-/// (`+N-M`, not blessed yet) and set `LoaderBootCountPath`. `efivars` is a
-/// parameter so tests can pass a directory of their own.
-pub fn boot_on_trial(efivars: &Path) -> bool {
-    efivars.join(BOOT_COUNT_VAR).exists()
 }
 
 /// For files that are not SQLite: refuses a version above `known`, with the
@@ -834,13 +705,5 @@ mod tests {
                 .to_string(),
             "last-attempt.json has schema 4; this image knows up to 1: the appliance was rolled back across an incompatible update"
         );
-    }
-
-    #[test]
-    fn trial_is_the_boot_count_variable() {
-        let dir = tempfile::tempdir().expect("dir");
-        assert!(!boot_on_trial(dir.path()));
-        std::fs::write(dir.path().join(BOOT_COUNT_VAR), b"x").expect("var");
-        assert!(boot_on_trial(dir.path()));
     }
 }

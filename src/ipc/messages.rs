@@ -1003,8 +1003,10 @@ pub struct StatusReport {
     pub uptime_secs: u64,
     /// Every component is up and answering.
     pub ready: bool,
-    /// A component restarted too often (see its `recent_restarts`), or the
-    /// data disk is down to its reserve (see `disk`).
+    /// A component restarted too often (see its `recent_restarts`), a
+    /// component cannot start (its answer to its keys was a refusal, e.g. a
+    /// data file from an incompatible newer image), or the data disk is down
+    /// to its reserve (see `disk`).
     pub degraded: bool,
     /// Why it is degraded, one sentence per cause (empty when it is not).
     pub degraded_because: Vec<String>,

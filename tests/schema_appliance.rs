@@ -76,6 +76,9 @@ fn stores_show_their_versions_and_a_newer_state_db_is_refused_and_reported() {
         c.execute("UPDATE schema_readers SET oldest = 7", [])
             .unwrap();
     }
+    // A copy the newer image took before migrating: the rollback's way back.
+    let copy = i.dir.path().join("state/gateway/state.db.pre-v1");
+    std::fs::copy(&db, &copy).unwrap();
     let dir = std::mem::replace(&mut i.dir, tempfile::tempdir().unwrap());
     drop(i);
     let i = Instance::start_in(dir, &[], &[]);
@@ -121,6 +124,10 @@ fn stores_show_their_versions_and_a_newer_state_db_is_refused_and_reported() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(v, 7, "the newer file is left as it was");
+    assert!(
+        copy.exists(),
+        "a refused file's copy is kept for the rollback"
+    );
 }
 
 #[test]

@@ -214,14 +214,6 @@ impl WriteStore {
             path: db_path.clone(),
             source,
         };
-        // Copies kept for a rollback go once the boot they were taken on is
-        // blessed; before migrating, so a copy taken now survives this open.
-        if let Err(e) = crate::schema::prune_copies(
-            &db_path,
-            crate::schema::boot_on_trial(Path::new(crate::schema::EFIVARS_DIR)),
-        ) {
-            tracing::warn!(error = %e, "cannot remove the pre-migration copies of {}", db_path.display());
-        }
         let mut conn = Connection::open(&db_path).map_err(open_err)?;
         conn.busy_timeout(Duration::from_secs(5))
             .map_err(open_err)?;
@@ -237,6 +229,11 @@ impl WriteStore {
         conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;")
             .map_err(open_err)?;
         let migration = AUDIT_DB.migrate(&mut conn, &db_path)?;
+        // Only now that this image could open it: older copies go once the
+        // boot is not on trial (a refused file keeps them).
+        migration.prune_copies(crate::schema::boot_on_trial(Path::new(
+            crate::schema::EFIVARS_DIR,
+        )));
         let db_id = Self::init_meta(&conn).map_err(open_err)?;
         let db_id =
             super::anchor::hex_array::<16>(&db_id).ok_or_else(|| AuditError::NotAuditDb {

@@ -78,22 +78,12 @@ impl GatewayService {
     ) -> anyhow::Result<GatewayService> {
         use anyhow::Context as _;
         let path = dir.join(state_db::FILE);
-        // Copies kept for a rollback go once the boot they were taken on is
-        // blessed; before migrating, so a copy taken now survives this start.
-        match crate::schema::prune_copies(
-            &path,
-            crate::schema::boot_on_trial(Path::new(crate::schema::EFIVARS_DIR)),
-        ) {
-            Ok(removed) => {
-                for copy in removed {
-                    tracing::info!(copy = %copy.display(), "pre-migration copy removed (the boot is blessed)");
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot remove the pre-migration copies of {}", path.display())
-            }
-        }
         let (db, migration) = state_db::open(&path)?;
+        // Only now that this image could open it: older copies go once the
+        // boot is not on trial (a refused file keeps them for the rollback).
+        migration.prune_copies(crate::schema::boot_on_trial(Path::new(
+            crate::schema::EFIVARS_DIR,
+        )));
         if migration.changed() {
             tracing::info!(
                 from = migration.from,

@@ -37,15 +37,24 @@ pub fn copies(path: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Removes `path`'s pre-migration copies unless the running boot is on trial
-/// (an update not yet blessed, whose rollback may need them). Returns what
-/// was removed.
-pub fn prune_copies(path: &Path, on_trial: bool) -> Result<Vec<PathBuf>, std::io::Error> {
+/// Removes `path`'s pre-migration copies, except `keep` (the one this open
+/// just took), unless the running boot is on trial (an update not yet
+/// blessed, whose rollback may need them). Only for a file this image has
+/// just opened: the copies of a refused file are what a rollback restores.
+/// Returns what was removed.
+pub(super) fn prune_copies(
+    path: &Path,
+    keep: Option<&Path>,
+    on_trial: bool,
+) -> Result<Vec<PathBuf>, std::io::Error> {
     if on_trial {
         return Ok(Vec::new());
     }
     let mut removed = Vec::new();
-    for copy in copies(path) {
+    for copy in copies(path)
+        .into_iter()
+        .filter(|c| Some(c.as_path()) != keep)
+    {
         match std::fs::remove_file(&copy) {
             Ok(()) => removed.push(copy),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

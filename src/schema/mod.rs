@@ -20,7 +20,7 @@
 //!    mix.
 //!
 //! The owner audits a [`Migration`] that changed something as
-//! `store.migrated` (from → to). Copies are removed by [`prune_copies`] at an
+//! `store.migrated` (from → to). Copies are removed by [`Migration::prune_copies`] after an
 //! open on a boot that is not on trial (see `docs/update-format.md`, *Schema
 //! versions*); with no boot counting (development) that is the next open.
 //!
@@ -40,7 +40,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 mod copies;
 mod error;
 
-pub use copies::{EFIVARS_DIR, boot_on_trial, copies, copy_path, prune_copies};
+pub use copies::{EFIVARS_DIR, boot_on_trial, copies, copy_path};
 pub use error::SchemaError;
 
 /// Where a database records its version and the oldest version that can
@@ -169,6 +169,25 @@ impl Migration {
     /// Whether a step ran (what is worth an audit entry).
     pub fn changed(&self) -> bool {
         self.from != self.to
+    }
+
+    /// After a successful open: removes the file's older pre-migration
+    /// copies (not the one this open took) unless the boot is on trial; see
+    /// `docs/update-format.md`, *Schema versions*. A refused file never gets
+    /// here, so its copies stay for the rollback. Logs what it removed.
+    pub fn prune_copies(&self, on_trial: bool) {
+        match copies::prune_copies(&self.path, self.copy.as_deref(), on_trial) {
+            Ok(removed) => {
+                for copy in removed {
+                    tracing::info!(copy = %copy.display(), "pre-migration copy removed (the boot is not on trial)");
+                }
+            }
+            Err(e) => tracing::warn!(
+                error = %e,
+                "cannot remove the pre-migration copies of {}",
+                self.path.display()
+            ),
+        }
     }
 
     /// The `store.migrated` entry's details.
@@ -500,7 +519,7 @@ mod tests {
             .expect("row");
         let m = TEST.migrate(&mut c, &path).expect("migrate");
         assert_eq!((m.from, m.to), (0, 2));
-        let copy = m.copy.expect("copy");
+        let copy = m.copy.clone().expect("copy");
         assert_eq!(copy, dir.path().join("test.db.pre-v0"));
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&copy).expect("meta").permissions().mode();
@@ -512,11 +531,14 @@ mod tests {
         assert_eq!(a, "kept");
         assert_eq!(TEST.version(&old, &copy).expect("v"), 0);
         assert_eq!(copies(&path), vec![copy.clone()]);
-        assert_eq!(
-            prune_copies(&path, true).expect("kept"),
-            Vec::<PathBuf>::new()
-        );
-        assert_eq!(prune_copies(&path, false).expect("pruned"), vec![copy]);
+        // The open that took it keeps it, even off trial.
+        m.prune_copies(false);
+        assert_eq!(copies(&path), vec![copy.clone()]);
+        // A later open keeps it on trial, removes it once not on trial.
+        let later = TEST.migrate(&mut c, &path).expect("again");
+        later.prune_copies(true);
+        assert_eq!(copies(&path), vec![copy]);
+        later.prune_copies(false);
         assert!(copies(&path).is_empty());
     }
 

@@ -18,6 +18,7 @@ pub mod net;
 pub mod paths;
 pub mod privs;
 pub mod sandbox;
+pub mod schema;
 pub mod supervisor;
 pub mod update;
 

@@ -4,7 +4,8 @@
 //! (issue 16 item 2, also on the password page); attackers on other addresses
 //! cannot keep the owner out, the global brake only slows (item 3); cookie attributes; security headers;
 //! idle timeout and absolute lifetime with the injected clock; logout; CSRF on
-//! the pre-login forms; changing the owner password.
+//! the pre-login forms; changing the owner password; an owner file from an
+//! incompatible newer image refuses the login with its sentence (issue 25).
 
 #![allow(clippy::unwrap_used)]
 
@@ -491,5 +492,29 @@ async fn restart_logs_everyone_out() {
     c.base = h.base.clone();
     let r = c.get("/").await;
     assert_eq!((r.status, r.location()), (303, "/login"));
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_file_from_a_newer_image_refuses_the_login_in_words() {
+    let h = Harness::start().await;
+    let _ = h.owner_client().await;
+    let file = h.dir.path().join("admin-owner.phc");
+    let phc = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("schema 3\n{phc}")).unwrap();
+    let mut c = h.client();
+    let r = c.login(PASSWORD).await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(
+        r.body.contains("admin-owner.phc has schema 3; this image knows up to 1: the appliance was rolled back across an incompatible update"),
+        "{}",
+        r.body
+    );
+    std::fs::write(&file, phc).unwrap();
+    assert_eq!(
+        c.login(PASSWORD).await.status,
+        303,
+        "the file of this image logs in"
+    );
     h.stop().await;
 }

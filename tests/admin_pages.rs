@@ -257,6 +257,14 @@ async fn dashboard_shows_modes_and_warnings() {
     }
     assert!(r.body.contains("0.1.0-test"));
     assert!(r.body.contains(&h.cert.fingerprint));
+    // Each store's schema version (issue 25).
+    assert!(r.body.contains("Stored data"), "{}", r.body);
+    assert!(
+        r.body
+            .contains("<td>state.db</td><td class=\"schema\">1</td>"),
+        "{}",
+        r.body
+    );
     h.stop().await;
 }
 

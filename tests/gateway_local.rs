@@ -12,6 +12,7 @@
 mod common;
 
 use std::path::Path;
+use std::time::Duration;
 
 use common::{DEV_CONFIG, Instance};
 
@@ -169,7 +170,19 @@ fn local_channel_pairing_end_to_end() {
     assert!(!i.ctl(&["users", "revoke-all"]).status.success());
     ok(&i.ctl(&["users", "revoke-all", "--yes"]));
     assert!(users(&i).iter().all(|u| u["state"] == "revoked"));
-    let kinds = audit_kinds(&i);
+    // The gateway queues its entries (the command does not wait for them to
+    // be durable): wait for the last one instead of reading once.
+    let kinds = common::wait_until(
+        Duration::from_secs(10),
+        "user.revoked_all in the trail",
+        || {
+            let kinds = audit_kinds(&i);
+            kinds
+                .iter()
+                .any(|e| e["kind"] == "user.revoked_all")
+                .then_some(kinds)
+        },
+    );
     for kind in [
         "user.revoked",
         "user.forgotten",

@@ -32,6 +32,7 @@ impl Service for Echo {
                 pid: std::process::id(),
                 ready: true,
                 summary: None,
+                stores: Vec::new(),
             }),
             _ => ComponentResponse::Done,
         }

@@ -261,6 +261,7 @@ impl ApplianceBackend {
                 version: crate::VERSION.to_string(),
                 channels,
                 warnings,
+                stores: Vec::new(),
             };
         };
         if report.keystore.starts_with("file") {
@@ -270,7 +271,14 @@ impl ApplianceBackend {
             );
         }
         if report.degraded {
-            warnings.push("a component restarted too often: the appliance is degraded".into());
+            // One warning per cause (a crash loop, a full disk, a file from a
+            // newer image), in the supervisor's words.
+            for why in &report.degraded_because {
+                warnings.push(format!("The appliance is degraded: {why}"));
+            }
+            if report.degraded_because.is_empty() {
+                warnings.push("the appliance is degraded".into());
+            }
         }
         let components = report
             .components
@@ -296,6 +304,7 @@ impl ApplianceBackend {
             version: report.version.clone(),
             channels,
             warnings,
+            stores: report.stores.clone(),
         }
     }
 }
@@ -802,6 +811,22 @@ impl AdminRole {
             status,
             running: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// The owner file's schema version, once an owner is set up.
+    pub fn stores(&self) -> Vec<crate::ipc::StoreStatus> {
+        super::owner::owner_file_schema(&self.state_dir)
+            .map(|schema| crate::ipc::StoreStatus {
+                name: super::owner::OWNER_FILE.to_string(),
+                file: self
+                    .state_dir
+                    .join(super::owner::OWNER_FILE)
+                    .display()
+                    .to_string(),
+                schema,
+            })
+            .into_iter()
+            .collect()
     }
 
     pub async fn is_running(&self) -> bool {

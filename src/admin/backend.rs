@@ -176,6 +176,8 @@ pub struct Dashboard {
     pub version: String,
     pub channels: Vec<ChannelMode>,
     pub warnings: Vec<String>,
+    /// Each file the appliance keeps and its schema version.
+    pub stores: Vec<crate::ipc::StoreStatus>,
 }
 
 /// A fresh pairing code in plaintext: shown once, zeroized on drop, redacted in Debug.

@@ -56,6 +56,12 @@ pub enum AdminError {
     HashPassword(String),
     #[error("owner password file {path} is malformed: {detail}")]
     MalformedPasswordFile { path: PathBuf, detail: String },
+    /// The owner file was written by a newer image (see `owner::OWNER_SCHEMA`).
+    #[error("owner password file {path}: {source}")]
+    PasswordFileSchema {
+        path: PathBuf,
+        source: crate::schema::SchemaError,
+    },
 }
 
 /// Why the page cannot listen on `addr`, as the console and `coworkctl status`

@@ -117,7 +117,15 @@ impl From<BackendError> for PageError {
 
 impl From<super::error::AdminError> for PageError {
     fn from(e: super::error::AdminError) -> Self {
-        PageError::Internal(e.to_string())
+        match e {
+            // An owner file from an incompatible newer image: the person at
+            // the login form gets the one sentence, not "internal error".
+            super::error::AdminError::PasswordFileSchema { path, source } => {
+                tracing::error!(path = %path.display(), "{source}");
+                PageError::Conflict(source.to_string())
+            }
+            e => PageError::Internal(e.to_string()),
+        }
     }
 }
 

@@ -20,6 +20,27 @@ pub const MIN_PASSWORD_CHARS: usize = 12;
 /// Maximum accepted password length in bytes (bounds hashing work).
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 
+/// The newest owner file schema this image reads and writes. Version 1 is
+/// the bare PHC string (what every image so far writes); a later version
+/// starts with a line `schema N`, so this image can tell it is newer and
+/// refuse it instead of misreading it.
+pub const OWNER_SCHEMA: u32 = 1;
+
+/// The schema of an owner file's text: `schema N` on its first line, or 1.
+/// `None` inside when the line is there but not a number.
+fn owner_schema(text: &str) -> Option<u32> {
+    match text.lines().next().and_then(|l| l.strip_prefix("schema ")) {
+        Some(n) => n.trim().parse().ok().or(Some(u32::MAX)),
+        None => Some(1),
+    }
+}
+
+/// The owner file's schema version, when there is one (for `coworkctl status`).
+pub fn owner_file_schema(state_dir: &Path) -> Option<u32> {
+    let bytes = std::fs::read(owner_path(state_dir)).ok()?;
+    owner_schema(&String::from_utf8_lossy(&bytes))
+}
+
 fn owner_path(dir: &Path) -> PathBuf {
     dir.join(OWNER_FILE)
 }
@@ -132,6 +153,12 @@ pub(crate) fn verify_owner_password(state_dir: &Path, password: &str) -> Result<
         path: path.clone(),
         detail: "not UTF-8".into(),
     })?;
+    crate::schema::check_file_version(OWNER_FILE, owner_schema(&text), OWNER_SCHEMA).map_err(
+        |source| AdminError::PasswordFileSchema {
+            path: path.clone(),
+            source,
+        },
+    )?;
     let hash = PasswordHash::new(text.trim()).map_err(|e| AdminError::MalformedPasswordFile {
         path: path.clone(),
         detail: e.to_string(),
@@ -147,6 +174,25 @@ pub(crate) fn verify_owner_password(state_dir: &Path, password: &str) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_owner_file_from_a_newer_image_is_refused_not_misread() {
+        let dir = tempfile::tempdir().unwrap();
+        set_owner_password(dir.path(), "correct horse battery").unwrap();
+        assert_eq!(owner_file_schema(dir.path()), Some(1));
+        let phc = std::fs::read_to_string(owner_path(dir.path())).unwrap();
+        std::fs::write(owner_path(dir.path()), format!("schema 2\n{phc}")).unwrap();
+        assert_eq!(owner_file_schema(dir.path()), Some(2));
+        let e = verify_owner_password(dir.path(), "correct horse battery").unwrap_err();
+        assert!(
+            e.to_string().contains(
+                "admin-owner.phc has schema 2; this image knows up to 1: the appliance was rolled back across an incompatible update"
+            ),
+            "{e}"
+        );
+        std::fs::write(owner_path(dir.path()), format!("schema x\n{phc}")).unwrap();
+        assert!(verify_owner_password(dir.path(), "correct horse battery").is_err());
+    }
     use std::os::unix::fs::PermissionsExt;
 
     #[test]

@@ -248,6 +248,11 @@ impl AdminBackend for FakeBackend {
             version: "0.1.0-test".into(),
             channels: st.channels.clone(),
             warnings,
+            stores: vec![crate::ipc::StoreStatus {
+                name: "state.db".into(),
+                file: "/var/lib/cowork/gateway/state.db".into(),
+                schema: 1,
+            }],
         }))
     }
 

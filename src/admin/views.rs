@@ -194,6 +194,14 @@ pub fn dashboard(d: &Dashboard, cert: &CertInfo) -> Markup {
             } }
         }
         section.card {
+            h2 { "Stored data" }
+            table { thead { tr { th { "File" } th { "Schema" } th { "Path" } } }
+                tbody { @for st in &d.stores { tr {
+                    td { (st.name) } td.schema { (st.schema) } td { (st.file) }
+                } } }
+            }
+        }
+        section.card {
             h2 { "Channels" }
             table { thead { tr { th { "Channel" } th { "Enabled" } th { "DMs" } th { "Groups" } } }
                 tbody { @for c in &d.channels { tr {

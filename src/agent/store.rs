@@ -82,6 +82,36 @@ pub struct TaskRecord {
     pub updated_at: i64,
 }
 
+/// `agent_tasks` as of `state.db` schema 1 (see `gateway::state_db`). On
+/// `state.db` the migration runner creates it; [`TaskStore::open`] runs it too
+/// (a no-op there) so the store also works on a bare connection.
+pub(crate) const TASKS_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS agent_tasks (
+    id TEXT PRIMARY KEY,
+    user TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    state TEXT NOT NULL,
+    detail TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS agent_tasks_state ON agent_tasks(state);
+";
+
+/// `agent_approvals` as of `state.db` schema 1, like [`TASKS_SCHEMA`].
+pub(crate) const APPROVALS_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS agent_approvals (
+    id TEXT PRIMARY KEY,
+    task_id TEXT NOT NULL,
+    command TEXT NOT NULL,
+    cwd TEXT NOT NULL,
+    status TEXT NOT NULL,
+    approver TEXT,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+";
+
 /// The `agent_tasks` table.
 #[derive(Debug)]
 pub struct TaskStore<'c> {
@@ -93,22 +123,11 @@ impl<'c> TaskStore<'c> {
     /// `awaiting_approval` by a previous process as `interrupted`. Returns the
     /// store and how many tasks were interrupted.
     pub fn open(conn: &'c Connection, now: i64) -> Result<(Self, usize), StoreError> {
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS agent_tasks (
-                 id TEXT PRIMARY KEY,
-                 user TEXT NOT NULL,
-                 prompt TEXT NOT NULL,
-                 state TEXT NOT NULL,
-                 detail TEXT,
-                 created_at INTEGER NOT NULL,
-                 updated_at INTEGER NOT NULL
-             );
-             CREATE INDEX IF NOT EXISTS agent_tasks_state ON agent_tasks(state);",
-        )
-        .map_err(|source| StoreError::CreateTable {
-            table: "agent_tasks",
-            source,
-        })?;
+        conn.execute_batch(TASKS_SCHEMA)
+            .map_err(|source| StoreError::CreateTable {
+                table: "agent_tasks",
+                source,
+            })?;
         let n = conn
             .execute(
                 "UPDATE agent_tasks SET state = 'interrupted', updated_at = ?1
@@ -331,22 +350,11 @@ pub struct ApprovalStore<'c> {
 
 impl<'c> ApprovalStore<'c> {
     pub fn open(conn: &'c Connection) -> Result<Self, StoreError> {
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS agent_approvals (
-                 id TEXT PRIMARY KEY,
-                 task_id TEXT NOT NULL,
-                 command TEXT NOT NULL,
-                 cwd TEXT NOT NULL,
-                 status TEXT NOT NULL,
-                 approver TEXT,
-                 created_at INTEGER NOT NULL,
-                 expires_at INTEGER NOT NULL
-             );",
-        )
-        .map_err(|source| StoreError::CreateTable {
-            table: "agent_approvals",
-            source,
-        })?;
+        conn.execute_batch(APPROVALS_SCHEMA)
+            .map_err(|source| StoreError::CreateTable {
+                table: "agent_approvals",
+                source,
+            })?;
         Ok(ApprovalStore { conn })
     }
 

@@ -28,6 +28,10 @@ pub enum AuditError {
         source: rusqlite::Error,
     },
 
+    /// `audit.db`'s schema: from a newer image, or a step that failed.
+    #[error("opening audit.db")]
+    Schema(#[from] crate::schema::SchemaError),
+
     /// The database on disk is older than the anchor says (rollback or cut
     /// tail): the writer refuses to append on top of it.
     #[error(

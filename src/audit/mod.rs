@@ -11,6 +11,8 @@
 //! other component sees; needs read/write on `$STATE/audit/` (0700) and nothing
 //! else. **Data owned:** `audit.db` (+ `-wal`/`-shm`, 0600), `audit.anchor`
 //! (0600), and until the keystore hands the key out, `checkpoint.key` (0600).
+//! `audit.db`'s schema steps are [`store::AUDIT_DB`], run when the trail opens
+//! (see `docs/update-format.md`, *Schema versions*).
 //!
 //! ## Entry hash (normative; an offline verifier reimplements this)
 //! ```text

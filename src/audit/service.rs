@@ -49,6 +49,18 @@ impl AuditService {
         }
     }
 
+    /// `audit.db`'s schema version, once the trail is open.
+    pub async fn stores(&self) -> Vec<crate::ipc::StoreStatus> {
+        match self.open.read().await.as_ref() {
+            Some(open) => vec![crate::ipc::StoreStatus {
+                name: open.writer.migration().name.to_string(),
+                file: self.paths.db.display().to_string(),
+                schema: open.writer.migration().to,
+            }],
+            None => Vec::new(),
+        }
+    }
+
     pub fn is_open(&self) -> bool {
         self.open.try_read().map(|o| o.is_some()).unwrap_or(true)
     }
@@ -75,8 +87,28 @@ impl AuditService {
                     &self.settings,
                     self.current_redactor(),
                 )
-                .map_err(|e| internal("opening the audit trail", &e))?;
+                .map_err(|e| match e {
+                    // One sentence for the journal, the console and `status`.
+                    AuditError::Schema(too_new @ crate::schema::SchemaError::TooNew { .. }) => {
+                        tracing::error!("{too_new}");
+                        WireError::new(ErrorCode::Unavailable, too_new.to_string())
+                    }
+                    e => internal("opening the audit trail", &e),
+                })?;
                 tracing::info!(db = %self.paths.db.display(), "audit trail open");
+                let m = writer.migration().clone();
+                if m.changed() {
+                    let entry = NewEntry {
+                        component: "audit".into(),
+                        kind: "store.migrated".into(),
+                        actor: "audit".into(),
+                        subject: m.name.into(),
+                        payload: m.audit_payload(),
+                    };
+                    if let Err(e) = writer.append(entry).await {
+                        tracing::error!(error = %e, "cannot audit the migration of audit.db");
+                    }
+                }
                 *open = Some(Open {
                     writer: Arc::new(writer),
                     key: Zeroizing::new(wire.bytes),

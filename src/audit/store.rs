@@ -14,9 +14,23 @@ use super::anchor::Anchor;
 use super::chain::{EntryFields, GENESIS_PREV, entry_hash, now_rfc3339};
 use super::error::{AuditError, Result};
 use super::key::CheckpointKey;
+use crate::schema::{Change, Migration, Record, Schema, Step};
 
-/// Schema version stored in `meta.schema_version`.
-pub const SCHEMA_VERSION: &str = "1";
+/// `audit.db`'s schema steps (see [`crate::schema`]). The version is
+/// `meta.schema_version`, as it was before the runner existed (and as
+/// `coworkctl audit verify` reads it); step 1 is the baseline [`SCHEMA`].
+pub const AUDIT_DB: Schema = Schema {
+    name: "audit.db",
+    steps: &[Step {
+        sql: &[SCHEMA],
+        change: Change::Additive,
+    }],
+    record: Record::MetaRow {
+        table: "meta",
+        key: "schema_version",
+        readers_key: "schema_readers",
+    },
+};
 
 /// id, seq, head_hash, time, mac, reason of one `checkpoints` row.
 type CheckpointRow = (i64, u64, Vec<u8>, String, Vec<u8>, String);
@@ -146,6 +160,8 @@ pub(crate) struct WriteStore {
     ckpt_every: Duration,
     since_ckpt: u64,
     last_ckpt_at: Instant,
+    /// What opening did to the schema (audited by the writer once open).
+    migration: Migration,
 }
 
 fn sql_u64(v: i64) -> u64 {
@@ -198,7 +214,7 @@ impl WriteStore {
             path: db_path.clone(),
             source,
         };
-        let conn = Connection::open(&db_path).map_err(open_err)?;
+        let mut conn = Connection::open(&db_path).map_err(open_err)?;
         conn.busy_timeout(Duration::from_secs(5))
             .map_err(open_err)?;
         let mode: String = conn
@@ -212,8 +228,12 @@ impl WriteStore {
         }
         conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;")
             .map_err(open_err)?;
-        conn.execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA} COMMIT;"))
-            .map_err(open_err)?;
+        let migration = AUDIT_DB.migrate(&mut conn, &db_path)?;
+        // Only now that this image could open it: older copies go once the
+        // boot is not on trial (a refused file keeps them).
+        migration.prune_copies(crate::schema::boot_on_trial(Path::new(
+            crate::schema::EFIVARS_DIR,
+        )));
         let db_id = Self::init_meta(&conn).map_err(open_err)?;
         let db_id =
             super::anchor::hex_array::<16>(&db_id).ok_or_else(|| AuditError::NotAuditDb {
@@ -244,35 +264,29 @@ impl WriteStore {
             ckpt_every,
             since_ckpt: 0,
             last_ckpt_at: Instant::now(),
+            migration,
         };
         store.check_anchor_on_open()?;
         Ok(store)
     }
 
+    /// The database's id and creation time, written once (the schema
+    /// version beside them belongs to the migration runner).
     fn init_meta(conn: &Connection) -> rusqlite::Result<String> {
-        let version: Option<String> = conn
-            .query_row(
-                "SELECT value FROM meta WHERE key='schema_version'",
-                [],
-                |r| r.get(0),
-            )
+        let id: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key='db_id'", [], |r| r.get(0))
             .optional()?;
-        match version.as_deref() {
-            None => {
-                let mut id = [0u8; 16];
-                rand::rngs::OsRng.fill_bytes(&mut id);
-                let created = now_rfc3339().unwrap_or_default();
-                conn.execute_batch("BEGIN IMMEDIATE")?;
-                conn.execute(
-                    "INSERT INTO meta(key, value) VALUES ('schema_version', ?1), ('db_id', ?2), ('created', ?3)",
-                    params![SCHEMA_VERSION, hex::encode(id), created],
-                )?;
-                conn.execute_batch("COMMIT")?;
-            }
-            Some(SCHEMA_VERSION) => {}
-            Some(_) => return Err(rusqlite::Error::InvalidQuery),
+        if let Some(id) = id {
+            return Ok(id);
         }
-        conn.query_row("SELECT value FROM meta WHERE key='db_id'", [], |r| r.get(0))
+        let mut id = [0u8; 16];
+        rand::rngs::OsRng.fill_bytes(&mut id);
+        let created = now_rfc3339().unwrap_or_default();
+        conn.execute(
+            "INSERT INTO meta(key, value) VALUES ('db_id', ?1), ('created', ?2)",
+            params![hex::encode(id), created],
+        )?;
+        Ok(hex::encode(id))
     }
 
     /// Compares the db with the anchor. db behind the anchor → refuse;
@@ -450,6 +464,11 @@ impl WriteStore {
 
     pub fn last_seq(&self) -> u64 {
         self.last_seq
+    }
+
+    /// What opening did to the schema.
+    pub fn migration(&self) -> &Migration {
+        &self.migration
     }
 
     pub fn db_path(&self) -> &Path {

@@ -25,7 +25,7 @@ use super::anchor::{Anchor, hex_array};
 use super::chain::{EntryFields, GENESIS_PREV, entry_hash};
 use super::error::{AuditError, Result};
 use super::key::CheckpointKey;
-use super::store::{AuditPaths, SCHEMA_VERSION};
+use super::store::{AUDIT_DB, AuditPaths};
 
 /// Who vouched for the state the db no longer matches.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -364,10 +364,13 @@ fn check_schema(conn: &Connection, path: &Path) -> Result<[u8; 16]> {
             .optional()
             .map_err(|e| not_audit(e.to_string()))
     };
-    match meta("schema_version")? {
-        Some(v) if v == SCHEMA_VERSION => {}
-        other => return Err(not_audit(format!("schema_version is {other:?}"))),
+    // Any version this image can read (see `crate::schema`); one from an
+    // incompatible newer image is refused with the runner's sentence.
+    let found = AUDIT_DB.found(conn, path)?;
+    if found.version == 0 {
+        return Err(not_audit("meta.schema_version missing".into()));
     }
+    AUDIT_DB.check_known(found)?;
     let id = meta("db_id")?.ok_or_else(|| not_audit("meta.db_id missing".into()))?;
     hex_array::<16>(&id).ok_or_else(|| not_audit("meta.db_id malformed".into()))
 }

@@ -49,6 +49,8 @@ pub struct AuditWriter {
     thread: Mutex<Option<JoinHandle<()>>>,
     redactor: RwLock<Arc<Redactor>>,
     db_path: PathBuf,
+    /// What opening did to `audit.db`'s schema.
+    migration: crate::schema::Migration,
 }
 
 impl std::fmt::Debug for Command {
@@ -81,6 +83,7 @@ impl AuditWriter {
             Duration::from_secs(settings.checkpoint_every_secs.max(1)),
         )?;
         let db_path = store.db_path().to_owned();
+        let migration = store.migration().clone();
         let (tx, rx) = mpsc::channel();
         let retention_days = settings.retention_days;
         let max_bytes = settings.max_bytes;
@@ -93,6 +96,7 @@ impl AuditWriter {
             thread: Mutex::new(Some(thread)),
             redactor: RwLock::new(Arc::new(redactor)),
             db_path,
+            migration,
         })
     }
 
@@ -203,6 +207,11 @@ impl AuditWriter {
     }
 
     /// The database this writer owns.
+    /// What opening did to `audit.db`'s schema (the owner audits it).
+    pub fn migration(&self) -> &crate::schema::Migration {
+        &self.migration
+    }
+
     pub fn db_path(&self) -> &std::path::Path {
         &self.db_path
     }

@@ -166,6 +166,11 @@ struct Roles {
     gateway: Option<Arc<GatewayService>>,
     audit: Option<Arc<AuditService>>,
     admin: Option<Arc<crate::admin::appliance::AdminRole>>,
+    /// Why this component cannot do its work at all (a file from a newer
+    /// image): the answer to its keys, so the supervisor reports it.
+    refused: Option<String>,
+    /// The refused files, with the versions they have.
+    refused_stores: Vec<crate::ipc::StoreStatus>,
 }
 
 impl Roles {
@@ -192,7 +197,7 @@ impl Roles {
         }
         if component == Component::Gateway {
             let dir = paths.component_state_dir(component);
-            let service = GatewayService::open(
+            let opened = GatewayService::open(
                 &dir,
                 config.gateway_settings(),
                 config.webhook.clone(),
@@ -200,13 +205,42 @@ impl Roles {
                 Some(paths.component_socket(Component::Audit)),
             )
             .and_then(|g| g.with_agent(crate::gateway::tasks::runtime_setup(config, paths)))
-            .with_context(|| format!("opening {}", dir.join("state.db").display()))?;
-            roles.gateway = Some(Arc::new(service));
+            .with_context(|| format!("opening {}", dir.join("state.db").display()));
+            match opened {
+                Ok(service) => roles.gateway = Some(Arc::new(service)),
+                // A state.db from a newer image: touching it could corrupt it,
+                // and restarting will not help. Serve anyway, so the supervisor
+                // hears why (as the answer to the keys) and reports it degraded.
+                Err(e) => match crate::schema::SchemaError::too_new_in(&e) {
+                    Some(too_new) => {
+                        let sentence = too_new.to_string();
+                        tracing::error!("{sentence}");
+                        // Still listed, with the version it has.
+                        roles.refused_stores = too_new
+                            .found_version()
+                            .map(|schema| crate::ipc::StoreStatus {
+                                name: crate::gateway::state_db::FILE.to_string(),
+                                file: dir
+                                    .join(crate::gateway::state_db::FILE)
+                                    .display()
+                                    .to_string(),
+                                schema,
+                            })
+                            .into_iter()
+                            .collect();
+                        roles.refused = Some(sentence);
+                    }
+                    None => return Err(e),
+                },
+            }
         }
         Ok(roles)
     }
 
     async fn install_keys(&self, bundle: crate::ipc::KeyBundle) -> ComponentResponse {
+        if let Some(sentence) = &self.refused {
+            return WireError::new(ErrorCode::Unavailable, sentence.clone()).into();
+        }
         if let Some(audit) = &self.audit
             && let Err(e) = audit.install_keys(&bundle).await
         {
@@ -217,6 +251,7 @@ impl Roles {
             if let Err(e) = gateway.install_keys(&bundle) {
                 return e.into();
             }
+            gateway.record_migration().await;
             gateway.send_known_secrets().await;
             gateway.start_transports().await;
         }
@@ -244,6 +279,21 @@ impl Roles {
     /// What the component reports about itself in `coworkctl status`.
     fn summary(&self) -> Option<String> {
         self.sandbox.as_ref().map(|s| s.summary().to_string())
+    }
+
+    /// The files this component owns and their schema versions.
+    async fn stores(&self) -> Vec<crate::ipc::StoreStatus> {
+        let mut out = self.refused_stores.clone();
+        if let Some(g) = &self.gateway {
+            out.extend(g.stores());
+        }
+        if let Some(a) = &self.audit {
+            out.extend(a.stores().await);
+        }
+        if let Some(a) = &self.admin {
+            out.extend(a.stores());
+        }
+        out
     }
 }
 
@@ -304,6 +354,7 @@ impl Service for Lifecycle {
                 pid: std::process::id(),
                 ready: self.roles.ready().await,
                 summary: self.summary.clone(),
+                stores: self.roles.stores().await,
             }),
             ComponentRequest::Reload => match self.paths.load_config().map(|l| l.config) {
                 Ok(new) => {

@@ -34,6 +34,9 @@ pub enum GatewayError {
         path: PathBuf,
         source: rusqlite::Error,
     },
+    /// `state.db`'s schema: from a newer image, or a step that failed.
+    #[error("opening state.db")]
+    Schema(#[from] crate::schema::SchemaError),
     #[error("state db: {operation}: {source}")]
     Db {
         operation: &'static str,

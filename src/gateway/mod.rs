@@ -11,7 +11,10 @@
 //! Data: `$STATE/gateway/state.db` (SQLite, WAL): `vault_secrets` (via
 //! [`crate::keystore::vault`]), the access-control tables listed below, and
 //! `agent_tasks` / `agent_approvals` (via [`crate::agent::store`]);
-//! `$STATE/gateway/memory/` (the agent's per-user notes).
+//! `$STATE/gateway/memory/` (the agent's per-user notes). The file's schema
+//! steps, version and the one way to open it: [`state_db`] (migrated at the
+//! gateway's start; a file from an incompatible newer image is refused and
+//! reported, see `docs/update-format.md`, *Schema versions*).
 //!
 //! ## Access control
 //!
@@ -66,6 +69,7 @@ mod secrets;
 mod service;
 mod settings;
 pub mod sinks;
+pub mod state_db;
 pub mod store;
 pub mod tasks;
 pub mod transport;

@@ -24,7 +24,9 @@ use tokio::sync::oneshot;
 use super::error::GatewayError;
 use super::store::Store;
 
-const SCHEMA: &str = "
+/// As of `state.db` schema 1 (created by the migration runner, see
+/// [`super::state_db`]).
+pub(crate) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS gateway_seen_events (
     channel  TEXT NOT NULL,
     event_id TEXT NOT NULL,
@@ -64,7 +66,7 @@ pub struct ReplayGuard {
 }
 
 impl ReplayGuard {
-    /// Creates the table if needed, loads the remembered ids and starts the
+    /// Loads the remembered ids (the store's open created the table) and starts the
     /// writer thread (it ends when the guard is dropped).
     pub fn new(
         store: Arc<Store>,
@@ -76,8 +78,6 @@ impl ReplayGuard {
         let mut seen = HashMap::new();
         {
             let conn = store.lock();
-            conn.execute_batch(SCHEMA)
-                .map_err(GatewayError::db("create replay table"))?;
             let mut st = conn
                 .prepare(
                     "SELECT channel, event_id, seen_at FROM gateway_seen_events

@@ -7,10 +7,11 @@ use rusqlite::Connection;
 
 use zeroize::Zeroizing;
 
+use super::error::GatewayError;
 use crate::ipc::{
     ErrorCode, GatewayRequest, GatewayResponse, KeyBundle, SecretBytes, SecretListing, WireError,
 };
-use crate::keystore::vault::{self, Vault};
+use crate::keystore::vault::Vault;
 use crate::keystore::{DerivedKey, Purpose, VaultError};
 
 /// The vault on the gateway's `state.db` connection, once its key is in.
@@ -149,21 +150,9 @@ fn vault_request(
     }
 }
 
-/// Opens `dir/state.db` with WAL and the vault schema.
-pub(super) fn open_db(dir: &Path) -> Result<Connection, VaultError> {
-    let conn = Connection::open(dir.join("state.db")).map_err(|source| VaultError::Db {
-        operation: "open state.db",
-        source,
-    })?;
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .and_then(|_| conn.pragma_update(None, "synchronous", "FULL"))
-        .and_then(|_| conn.busy_timeout(std::time::Duration::from_secs(5)))
-        .map_err(|source| VaultError::Db {
-            operation: "configure state.db",
-            source,
-        })?;
-    vault::ensure_schema(&conn)?;
-    Ok(conn)
+/// Opens `dir/state.db` (see [`super::state_db::open`]).
+pub(super) fn open_db(dir: &Path) -> Result<Connection, GatewayError> {
+    super::state_db::open(&dir.join(super::state_db::FILE)).map(|(conn, _)| conn)
 }
 
 pub(super) fn key_of(bundle: &KeyBundle, purpose: Purpose) -> Result<DerivedKey, WireError> {

@@ -20,6 +20,7 @@ use super::runner::{self, SecretLookup};
 use super::secrets::{VaultCell, key_of, lock, open_db};
 use super::settings::{GatewaySettings, Profile};
 use super::sinks::{AuditEvent, AuditSink, BoxFuture, Task, TaskSink};
+use super::state_db;
 use super::store::{RevokeScope, Store};
 use super::tasks::{AgentRuntime, Replies, Revoked, RuntimeSetup, Trail, VaultSecrets};
 use super::transport::webhook::WebhookSettings;
@@ -58,6 +59,11 @@ pub struct GatewayService {
     replies: Arc<Replies>,
     /// The agent runtime, when `[agent]` is configured.
     agent: Option<(AgentRuntime, Arc<VaultSecrets>)>,
+    /// What opening `state.db` migrated, until it is audited.
+    migration: Mutex<Option<crate::schema::Migration>>,
+    /// `state.db`'s schema version once open (this image's newest, or a newer
+    /// one this image can read).
+    schema: u32,
 }
 
 impl GatewayService {
@@ -71,7 +77,24 @@ impl GatewayService {
         audit_socket: Option<PathBuf>,
     ) -> anyhow::Result<GatewayService> {
         use anyhow::Context as _;
-        let db = open_db(dir)?;
+        let path = dir.join(state_db::FILE);
+        let (db, migration) = state_db::open(&path)?;
+        // Only now that this image could open it: older copies go once the
+        // boot is not on trial (a refused file keeps them for the rollback).
+        migration.prune_copies(crate::schema::boot_on_trial(Path::new(
+            crate::schema::EFIVARS_DIR,
+        )));
+        if migration.changed() {
+            tracing::info!(
+                from = migration.from,
+                to = migration.to,
+                copy = ?migration.copy,
+                "{} migrated from schema {} to {}",
+                path.display(),
+                migration.from,
+                migration.to
+            );
+        }
         let store = Arc::new(Store::open(dir).context("opening the access-control tables")?);
         let settings = Arc::new(settings);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -107,7 +130,30 @@ impl GatewayService {
             }),
             replies: Arc::new(Replies::default()),
             agent: None,
+            schema: migration.to,
+            migration: Mutex::new(Some(migration)),
         })
+    }
+
+    /// `state.db`'s schema version, for `coworkctl status`.
+    pub fn stores(&self) -> Vec<crate::ipc::StoreStatus> {
+        vec![crate::ipc::StoreStatus {
+            name: state_db::FILE.to_string(),
+            file: self.store.path().display().to_string(),
+            schema: self.schema,
+        }]
+    }
+
+    /// Audits the migration done at open (`store.migrated`, from → to), once;
+    /// called when the runtime (and with it the audit client) is running.
+    pub async fn record_migration(&self) {
+        let Some(m) = lock(&self.migration).take().filter(|m| m.changed()) else {
+            return;
+        };
+        if let Some(log) = self.audit.log() {
+            log.record("store.migrated", "gateway", m.name, m.audit_payload())
+                .await;
+        }
     }
 
     /// Adds the agent runtime (when `setup` is given: `[agent]` is configured).

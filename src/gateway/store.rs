@@ -12,7 +12,9 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::error::GatewayError;
 
-const SCHEMA: &str = "
+/// The access-control tables as of `state.db` schema 1 (created by the
+/// migration runner, see [`super::state_db`]).
+pub(crate) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS gateway_users (
     channel      TEXT NOT NULL,
     sender       TEXT NOT NULL,
@@ -132,18 +134,14 @@ impl Store {
         Store::open_path(&dir.join("state.db"))
     }
 
-    /// Opens (creating) the database at `path`, WAL mode, with the gateway schema.
+    /// Opens (creating, migrating) the database at `path` (see [`super::state_db`]).
     pub fn open_path(path: &Path) -> Result<Store, GatewayError> {
         let open_err = |source| GatewayError::OpenStore {
             path: path.to_path_buf(),
             source,
         };
-        let conn = Connection::open(path).map_err(open_err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .and_then(|_| conn.pragma_update(None, "synchronous", "FULL"))
-            .and_then(|_| conn.pragma_update(None, "secure_delete", "ON"))
-            .and_then(|_| conn.busy_timeout(std::time::Duration::from_secs(5)))
-            .and_then(|_| conn.execute_batch(SCHEMA))
+        let (conn, _) = super::state_db::open(path)?;
+        conn.pragma_update(None, "secure_delete", "ON")
             .map_err(open_err)?;
         Ok(Store {
             path: path.to_path_buf(),

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::roles::{Component, Role};
 
 /// Checked in every [`Hello`]; a mismatch refuses the connection.
-pub const PROTOCOL_VERSION: u32 = 15;
+pub const PROTOCOL_VERSION: u32 = 16;
 
 /// The first frame on every connection, from the connecting side.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -151,6 +151,20 @@ pub struct Health {
     /// One line the component wants shown in `coworkctl status` (for the sandbox:
     /// the isolation this host can enforce).
     pub summary: Option<String>,
+    /// The schema version of each file it owns (`state.db`, `audit.db`, ...).
+    pub stores: Vec<StoreStatus>,
+}
+
+/// One file the appliance keeps and the schema version it has (see
+/// `crate::schema`), as `coworkctl status` and the dashboard show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreStatus {
+    /// `state.db`, `audit.db`, `last-attempt.json`, ...
+    pub name: String,
+    /// Its path on the appliance.
+    pub file: String,
+    /// The schema version it has now.
+    pub schema: u32,
 }
 
 // ---------------------------------------------------------------------------
@@ -989,8 +1003,10 @@ pub struct StatusReport {
     pub uptime_secs: u64,
     /// Every component is up and answering.
     pub ready: bool,
-    /// A component restarted too often (see its `recent_restarts`), or the
-    /// data disk is down to its reserve (see `disk`).
+    /// A component restarted too often (see its `recent_restarts`), a
+    /// component cannot start (its answer to its keys was a refusal, e.g. a
+    /// data file from an incompatible newer image), or the data disk is down
+    /// to its reserve (see `disk`).
     pub degraded: bool,
     /// Why it is degraded, one sentence per cause (empty when it is not).
     pub degraded_because: Vec<String>,
@@ -1000,6 +1016,9 @@ pub struct StatusReport {
     /// Where components and sandboxed commands get their cgroups.
     pub cgroups: String,
     pub components: Vec<ComponentStatus>,
+    /// Every file the appliance keeps, with its schema version, as its owner
+    /// last reported it (a component's files appear once it has answered).
+    pub stores: Vec<StoreStatus>,
 }
 
 /// The data disk as the supervisor sees it.

@@ -38,7 +38,11 @@ const CHECK_AD: &[u8] = b"cowork-vault/v1\0\0check";
 const CHECK_PLAINTEXT: &[u8] = b"cowork-vault/v1 key check";
 const NONCE_LEN: usize = 12;
 
-const SCHEMA: &str = "
+/// The vault's tables as of `state.db` schema 1. On `state.db` the gateway's
+/// migration runner creates them (`gateway::state_db`); [`ensure_schema`]
+/// runs the same statements (a no-op there) so the vault also works on a
+/// bare connection (the keystore's tests and tools).
+pub(crate) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS vault_secrets (
     name TEXT PRIMARY KEY,
     version INTEGER NOT NULL,

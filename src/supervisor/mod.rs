@@ -74,6 +74,10 @@ struct Slot {
     user: String,
     degraded: bool,
     summary: Option<String>,
+    /// Why its last start was refused (its answer to the keys), until it is up.
+    refused: Option<String>,
+    /// The files it owns and their schema versions, from its last health answer.
+    stores: Vec<crate::ipc::StoreStatus>,
     /// Dropping it ends the running child (see spawn.rs); `None` between runs.
     lifeline: Option<spawn::Lifeline>,
 }
@@ -140,6 +144,9 @@ impl Shared {
         let now = Instant::now();
         let policy = self.policy();
         let profile = lock(&self.config).profile.name().to_string();
+        // Read before taking the slots' lock (a file read, and the config's lock).
+        let update_dir = lock(&self.config).update.state_dir.clone();
+        let update_stores = crate::update::state::stores(&update_dir);
         let mut slots = lock(&self.slots);
         let components: Vec<ComponentStatus> = slots
             .iter_mut()
@@ -169,6 +176,11 @@ impl Shared {
                 ));
             }
         }
+        for (c, s) in slots.iter() {
+            if let Some(why) = &s.refused {
+                degraded_because.push(format!("the {c} component cannot start: {why}"));
+            }
+        }
         if let (true, Some(free)) = (disk.low(), disk.free_bytes) {
             degraded_because.push(format!(
                 "the data disk has {} free, under its reserve of {} ([sandbox] disk_reserve_bytes): workspaces may not grow until files are deleted",
@@ -195,6 +207,13 @@ impl Shared {
                 "none delegated (the sandbox runs as the supervisor's child)".to_string()
             },
             components,
+            // Every file the appliance keeps with its schema version: the
+            // components' (as they last reported them), then the update state.
+            stores: slots
+                .values()
+                .flat_map(|s| s.stores.clone())
+                .chain(update_stores)
+                .collect(),
         }
     }
 }
@@ -371,6 +390,8 @@ async fn supervise(
                 user,
                 degraded: false,
                 summary: None,
+                refused: None,
+                stores: Vec::new(),
                 lifeline: None,
             },
         );
@@ -610,6 +631,8 @@ async fn health_round(shared: &Arc<Shared>) -> bool {
                 s.missed_pings = 0;
                 s.state = ComponentState::Up;
                 s.summary = h.summary;
+                s.stores = h.stores;
+                s.refused = None;
             } else {
                 s.missed_pings += 1;
                 s.state = ComponentState::Unresponsive;
@@ -723,7 +746,11 @@ async fn component_task(
         let exited = tokio::select! {
             answer = ready => match answer {
                 Ok(health) => {
-                    shared.update(c, |s| s.summary = health.summary);
+                    shared.update(c, |s| {
+                        s.summary = health.summary;
+                        s.stores = health.stores;
+                        s.refused = None;
+                    });
                     None
                 }
                 Err(refused) => {
@@ -731,7 +758,10 @@ async fn component_task(
                     // and try again after the backoff a crash gets, saying why
                     // once per attempt rather than at the polling rate.
                     tracing::error!(child = c.name(), reason = %refused, "{c}: failed: {refused}");
-                    shared.update(c, |s| s.summary = Some(format!("failed: {refused}")));
+                    shared.update(c, |s| {
+                        s.summary = Some(format!("failed: {refused}"));
+                        s.refused = Some(refused.0.clone());
+                    });
                     let timeout = Duration::from_secs(shared.config().supervisor.stop_timeout_secs);
                     stop_child(&shared, c, &client, &mut child, tokio::time::Instant::now() + timeout).await;
                     shared
@@ -838,6 +868,9 @@ async fn first_answer(
             .await;
         let problem = match answer {
             Ok(ComponentResponse::Pong(h)) if pid.is_none_or(|p| p == h.pid) => {
+                // Its files are listed even if it refuses to start (a file
+                // from a newer image is shown with the version it has).
+                shared.update(c, |s| s.stores = h.stores.clone());
                 match shared.keys.install(c, client).await {
                     Ok(()) => return Ok(h),
                     Err(e) => match e.downcast::<keys::StartRefused>() {
@@ -899,7 +932,10 @@ async fn external_component_task(
                     // Its unit runs it; all we can do is say why and ask again
                     // no faster than a crashed component restarts.
                     tracing::error!(child = c.name(), reason = %refused, "{c}: failed: {refused}");
-                    shared.update(c, |s| s.summary = Some(format!("failed: {refused}")));
+                    shared.update(c, |s| {
+                        s.summary = Some(format!("failed: {refused}"));
+                        s.refused = Some(refused.0.clone());
+                    });
                     let _ = settled_tx.send(true);
                     if !backoff(&shared, c, Instant::now(), &mut stop).await {
                         return;
@@ -936,6 +972,8 @@ async fn external_component_task(
             s.state = ComponentState::Up;
             s.pid = Some(health.pid);
             s.summary = health.summary;
+            s.stores = health.stores;
+            s.refused = None;
         });
         let _ = settled_tx.send(true);
         // The health rounds ping it; after MAX_MISSED_PINGS misses it is gone.

@@ -70,6 +70,7 @@ impl Updater<'_> {
             finished_unix: None,
             result: AttemptResult::InProgress,
             outcome_reported: false,
+            schema: super::state::LAST_ATTEMPT_SCHEMA,
         };
         self.audit.record(&UpdateEvent::VerifyStarted {
             bundle: bundle.clone(),

@@ -28,7 +28,7 @@ mod format;
 mod pack;
 mod settings;
 mod slots;
-mod state;
+pub mod state;
 mod status;
 mod trust;
 mod verify;

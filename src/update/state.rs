@@ -110,17 +110,57 @@ pub struct LastAttempt {
     /// Set once update.boot_marked or update.rolled_back has been emitted.
     #[serde(default)]
     pub outcome_reported: bool,
+    /// The file's schema version ([`LAST_ATTEMPT_SCHEMA`]); missing = 1, the
+    /// files written before it existed. Images before it ignore the field.
+    #[serde(default = "schema_v1")]
+    pub schema: u32,
+}
+
+/// The newest `last-attempt.json` schema this image writes and reads.
+pub const LAST_ATTEMPT_SCHEMA: u32 = 1;
+
+fn schema_v1() -> u32 {
+    1
+}
+
+/// The update state's versioned files and their schema versions, for
+/// `coworkctl status` (only those that exist and can be read).
+pub fn stores(state_dir: &Path) -> Vec<crate::ipc::StoreStatus> {
+    match read_last_attempt(state_dir) {
+        Ok(Some(a)) => vec![crate::ipc::StoreStatus {
+            name: LAST_ATTEMPT_FILE.to_string(),
+            file: state_dir.join(LAST_ATTEMPT_FILE).display().to_string(),
+            schema: a.schema,
+        }],
+        Ok(None) => Vec::new(),
+        Err(e) => {
+            tracing::debug!(error = %e, "update state not listed");
+            Vec::new()
+        }
+    }
 }
 
 pub fn read_last_attempt(state_dir: &Path) -> Result<Option<LastAttempt>, UpdateError> {
     let path = state_dir.join(LAST_ATTEMPT_FILE);
     match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| UpdateError::ReadState {
-                path,
-                reason: e.to_string(),
-            }),
+        Ok(bytes) => {
+            // The version first: a newer file may not parse as this image's type.
+            let found = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v.get("schema").and_then(serde_json::Value::as_u64))
+                .map(|v| u32::try_from(v).unwrap_or(u32::MAX));
+            crate::schema::check_file_version(LAST_ATTEMPT_FILE, found, LAST_ATTEMPT_SCHEMA)
+                .map_err(|e| UpdateError::ReadState {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+            serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| UpdateError::ReadState {
+                    path,
+                    reason: e.to_string(),
+                })
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(UpdateError::ReadState {
             path,
@@ -141,6 +181,33 @@ pub fn write_last_attempt(state_dir: &Path, attempt: &LastAttempt) -> Result<(),
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn last_attempt_from_a_newer_image_is_refused_older_ones_read() {
+        let d = tempfile::tempdir().unwrap();
+        // Written before the field existed: schema 1.
+        std::fs::write(
+            d.path().join(LAST_ATTEMPT_FILE),
+            br#"{"bundle":"/b","version":5,"version_label":"5","target":"b","started_unix":1,"finished_unix":2,"result":{"kind":"applied"},"outcome_reported":true}"#,
+        )
+        .unwrap();
+        let a = read_last_attempt(d.path()).unwrap().unwrap();
+        assert_eq!(a.schema, 1);
+        assert_eq!(stores(d.path())[0].schema, 1);
+        write_last_attempt(d.path(), &a).unwrap();
+        // A newer image's file, whatever its shape.
+        std::fs::write(
+            d.path().join(LAST_ATTEMPT_FILE),
+            br#"{"schema":3,"attempts":[]}"#,
+        )
+        .unwrap();
+        let e = read_last_attempt(d.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("last-attempt.json has schema 3; this image knows up to 1: the appliance was rolled back across an incompatible update"),
+            "{e}"
+        );
+        assert!(stores(d.path()).is_empty());
+    }
 
     #[test]
     fn floor_only_rises() {

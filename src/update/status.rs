@@ -165,6 +165,7 @@ mod tests {
             finished_unix: Some(2),
             result: AttemptResult::Applied,
             outcome_reported: false,
+            schema: 1,
         }
     }
 

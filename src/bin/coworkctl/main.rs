@@ -395,6 +395,12 @@ fn print_status(r: &StatusReport) {
             println!("{}: {summary}", c.component.name());
         }
     }
+    for store in &r.stores {
+        println!(
+            "store {}: schema {} ({})",
+            store.name, store.schema, store.file
+        );
+    }
 }
 
 async fn secret(

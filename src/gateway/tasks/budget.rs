@@ -63,17 +63,17 @@ pub fn day_of(unix_secs: i64) -> i64 {
     unix_secs.div_euclid(86_400)
 }
 
-pub fn create_table(db: &Connection) -> rusqlite::Result<()> {
-    db.execute_batch(
-        "CREATE TABLE IF NOT EXISTS gateway_usage_daily (
-             requester TEXT NOT NULL,
-             day INTEGER NOT NULL,
-             tokens INTEGER NOT NULL,
-             cost_usd REAL NOT NULL,
-             PRIMARY KEY (requester, day)
-         );",
-    )
-}
+/// `gateway_usage_daily` as of `state.db` schema 1 (created by the migration
+/// runner, see `gateway::state_db`).
+pub(crate) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS gateway_usage_daily (
+    requester TEXT NOT NULL,
+    day INTEGER NOT NULL,
+    tokens INTEGER NOT NULL,
+    cost_usd REAL NOT NULL,
+    PRIMARY KEY (requester, day)
+);
+";
 
 pub fn usage(db: &Connection, requester: &str, day: i64) -> rusqlite::Result<DayUsage> {
     Ok(db
@@ -130,7 +130,7 @@ mod tests {
     #[test]
     fn a_day_adds_up_and_a_new_day_starts_fresh() {
         let db = Connection::open_in_memory().expect("db");
-        create_table(&db).expect("table");
+        db.execute_batch(SCHEMA).expect("table");
         let day = day_of(1_800_000_000);
         record(&db, "telegram:1", day, 600, 0.25).expect("record");
         record(&db, "telegram:1", day, 500, 0.25).expect("record");

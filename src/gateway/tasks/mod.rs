@@ -36,7 +36,7 @@
 //! was allowed), `coworkctl tasks cancel ID` closes it.
 
 mod approvals;
-mod budget;
+pub(crate) mod budget;
 mod control;
 mod replies;
 mod tools;
@@ -211,18 +211,18 @@ fn allowed_tools(policy: &super::settings::ToolPolicy) -> Vec<String> {
 
 /// `gateway_task_origins`: where each task came from and which tools it was
 /// allowed, so an interrupted task can be resumed after a restart.
-fn origins_table(db: &Connection) -> rusqlite::Result<()> {
-    db.execute_batch(
-        "CREATE TABLE IF NOT EXISTS gateway_task_origins (
-             task_id TEXT PRIMARY KEY,
-             channel TEXT NOT NULL,
-             chat TEXT NOT NULL,
-             sender TEXT NOT NULL,
-             grp INTEGER NOT NULL,
-             tools TEXT NOT NULL
-         );",
-    )
-}
+/// As of `state.db` schema 1 (created by the migration runner, see
+/// `gateway::state_db`).
+pub(crate) const ORIGINS_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS gateway_task_origins (
+    task_id TEXT PRIMARY KEY,
+    channel TEXT NOT NULL,
+    chat TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    grp INTEGER NOT NULL,
+    tools TEXT NOT NULL
+);
+";
 
 fn save_origin(db: &Connection, id: &str, o: &Origin, tools: &[String]) -> rusqlite::Result<()> {
     db.execute(
@@ -519,8 +519,6 @@ impl AgentRuntime {
             .context("setting up the LLM provider")?;
         let (_, interrupted) = TaskStore::open(&db, now()).context("opening the task table")?;
         ApprovalStore::open(&db).context("opening the approval table")?;
-        origins_table(&db).context("opening the task origin table")?;
-        budget::create_table(&db).context("opening the daily usage table")?;
         if interrupted > 0 {
             tracing::warn!(
                 interrupted,

@@ -184,6 +184,7 @@ fn classify(err: &GatewayError) -> (StatusCode, &'static str) {
             (StatusCode::UNAUTHORIZED, "application_mismatch")
         }
         GatewayError::OpenStore { .. }
+        | GatewayError::Schema(_)
         | GatewayError::Db { .. }
         | GatewayError::CorruptRow { .. }
         | GatewayError::Settings { .. }

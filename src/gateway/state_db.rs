@@ -1,0 +1,69 @@
+//! `state.db`, the gateway's SQLite file: who owns which tables, its schema
+//! steps, and the one way to open it.
+//!
+//! The gateway component owns the file (it is the only process that opens
+//! it); the tables belong to the modules that use them, each keeping its
+//! statements beside its code: the vault (`keystore::vault`), users and
+//! pairing (`gateway::store`), replay ids (`gateway::replay`), tasks and
+//! approvals (`agent::store`), task origins (`gateway::tasks`) and daily
+//! usage (`gateway::tasks::budget`). [`STATE_DB`] lists them as numbered steps
+//! (see [`crate::schema`]); the version is `PRAGMA user_version`.
+//!
+//! Every connection is opened with [`open`], which migrates (a no-op once the
+//! file is current) and refuses a file from a newer image. The gateway's first
+//! open at start returns the [`Migration`] it audits.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use super::error::GatewayError;
+use crate::schema::{Change, Migration, Record, Schema, Step};
+
+/// The file name inside the gateway's state directory.
+pub const FILE: &str = "state.db";
+
+/// `state.db`'s steps. Step 1 is the baseline: the tables as they were
+/// created before versions were recorded (all `IF NOT EXISTS`, so a file of
+/// that time is recognised as version 1 by running it).
+///
+/// Adding a step: append it, additive (new tables, indexes, columns with a
+/// default) so the previous image can still open the file after a rollback;
+/// see `docs/update-format.md`, *Schema versions*, and the tests in
+/// `tests/schema_rollback.rs`. Add a fixture of the old version too.
+pub const STATE_DB: Schema = Schema {
+    name: FILE,
+    steps: &[Step {
+        sql: &[
+            crate::keystore::vault::SCHEMA,
+            super::store::SCHEMA,
+            super::replay::SCHEMA,
+            crate::agent::store::TASKS_SCHEMA,
+            crate::agent::store::APPROVALS_SCHEMA,
+            super::tasks::ORIGINS_SCHEMA,
+            super::tasks::budget::SCHEMA,
+        ],
+        change: Change::Additive,
+    }],
+    record: Record::UserVersion,
+};
+
+/// Opens (creating) `path` in WAL mode with `synchronous = FULL`, and brings
+/// it to [`STATE_DB`]'s newest version; a file from a newer image is refused
+/// ([`crate::schema::SchemaError::TooNew`]) and left as it is.
+pub fn open(path: &Path) -> Result<(Connection, Migration), GatewayError> {
+    let open_err = |source| GatewayError::OpenStore {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut conn = Connection::open(path).map_err(open_err)?;
+    // Refuse a newer file before anything writes to it (even the journal mode).
+    STATE_DB.check_known(STATE_DB.found(&conn, path)?)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .and_then(|_| conn.pragma_update(None, "synchronous", "FULL"))
+        .and_then(|_| conn.busy_timeout(Duration::from_secs(5)))
+        .map_err(open_err)?;
+    let migration = STATE_DB.migrate(&mut conn, path)?;
+    Ok((conn, migration))
+}

@@ -21,21 +21,6 @@ use cowork::ipc::{
 
 type C = Client<ComponentRequest, ComponentResponse>;
 
-fn tail(i: &Instance, args: &[&str]) -> Vec<serde_json::Value> {
-    let mut a = vec!["audit", "tail", "--json", "-n", "10000"];
-    a.extend_from_slice(args);
-    let out = i.ctl(&a);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 fn append(kind: &str, subject: &str) -> ComponentRequest {
     ComponentRequest::Audit(AuditRequest::Append(AuditAppend {
         kind: kind.into(),
@@ -98,7 +83,8 @@ fn trail_records_lifecycle_secrets_and_commands_and_verifies() {
     assert!(matches!(run, Ok(ComponentResponse::Sandbox(_))), "{run:?}");
 
     common::wait_until(Duration::from_secs(3), "entries", || {
-        let kinds: Vec<String> = tail(&i, &[])
+        let kinds: Vec<String> = i
+            .audit_tail(&[])
             .iter()
             .map(|e| e["kind"].as_str().unwrap().to_string())
             .collect();
@@ -106,7 +92,7 @@ fn trail_records_lifecycle_secrets_and_commands_and_verifies() {
             .contains(&"component.restarted".to_string())
             .then_some(())
     });
-    let entries = tail(&i, &[]);
+    let entries = i.audit_tail(&[]);
     let kinds: Vec<&str> = entries
         .iter()
         .map(|e| e["kind"].as_str().unwrap())
@@ -150,7 +136,7 @@ fn trail_records_lifecycle_secrets_and_commands_and_verifies() {
         .unwrap();
     assert_eq!(started["payload"]["approver"], "owner");
     assert_eq!(started["payload"]["cwd"], "/workspace");
-    assert_eq!(tail(&i, &["--kind", "secret."]).len(), 1);
+    assert_eq!(i.audit_tail(&["--kind", "secret."]).len(), 1);
 
     // No secret in the trail: not in what tail shows, not in the raw files.
     assert!(!serde_json::to_string(&entries).unwrap().contains(&secret));
@@ -191,7 +177,7 @@ fn trail_records_lifecycle_secrets_and_commands_and_verifies() {
             Ok(ComponentResponse::Error(_))
         ));
     });
-    assert_eq!(tail(&i, &[]).len(), before);
+    assert_eq!(i.audit_tail(&[]).len(), before);
 
     // verify online, export, and offline on copies.
     let out = i.ctl(&["audit", "verify"]);

@@ -11,19 +11,6 @@ use std::time::Duration;
 mod common;
 use common::{Instance, wait_until};
 
-fn trail(i: &Instance) -> Vec<serde_json::Value> {
-    let out = i.ctl(&["audit", "tail", "--json", "-n", "1000"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 #[test]
 fn stores_show_their_versions_and_a_newer_state_db_is_refused_and_reported() {
     let mut i = Instance::start();
@@ -51,7 +38,8 @@ fn stores_show_their_versions_and_a_newer_state_db_is_refused_and_reported() {
 
     // A first start creates both at schema 1, and says so in the trail.
     let migrated = wait_until(Duration::from_secs(10), "store.migrated entries", || {
-        let m: Vec<_> = trail(&i)
+        let m: Vec<_> = i
+            .audit_tail(&[])
             .into_iter()
             .filter(|e| e["kind"] == "store.migrated")
             .collect();

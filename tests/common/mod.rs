@@ -134,6 +134,23 @@ impl Instance {
             .expect("run coworkctl")
     }
 
+    /// `coworkctl audit tail --json -n 10000 ARGS`, one JSON value per entry;
+    /// panics (with coworkctl's stderr) if it fails.
+    pub fn audit_tail(&self, args: &[&str]) -> Vec<serde_json::Value> {
+        let mut a = vec!["audit", "tail", "--json", "-n", "10000"];
+        a.extend_from_slice(args);
+        let out = self.ctl(&a);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("audit tail --json prints JSON lines"))
+            .collect()
+    }
+
     /// coworkctl with `input` on its standard input.
     pub fn ctl_with_input(&self, args: &[&str], input: &[u8]) -> Output {
         use std::io::Write;

@@ -2,7 +2,8 @@
 //! change nothing; secrets in payload/actor never reach the db file, the WAL
 //! or the anchor; many concurrent async tasks get unique, durable seqs from
 //! group commit; tail filters and JSON-lines export; the checkpoint key file;
-//! `max_bytes` pruning the oldest entries with the chain still verifying.
+//! `max_bytes` pruning the oldest entries with the chain still verifying; the
+//! anchor file and its slots across an upgrade, a rollback and a power cut.
 
 #![allow(clippy::unwrap_used)] // test helpers unwrap: a failure is the test failing
 
@@ -471,4 +472,68 @@ fn max_bytes_prunes_the_oldest_entries_and_the_chain_still_verifies() {
     }
     assert_eq!(w2.prune_to_size_blocking().unwrap().deleted, 0);
     assert_eq!(AuditReader::open(&paths2.db).unwrap().count().unwrap(), 600);
+}
+
+/// The anchor in two files: `audit.anchor` (what an older image reads after a
+/// rollback) is current after every acknowledged append; a trail from before
+/// the slots file opens and gains one; a stale `audit.anchor` (its writeback
+/// lost in a power cut) is covered by the slots, so a cut tail is still caught.
+#[test]
+fn anchor_file_and_slots_across_upgrade_rollback_and_power_cut() {
+    use cowork::audit::anchor::{Anchor, read_slots, slots_path};
+    let dir = tempfile::tempdir().unwrap();
+    let paths = AuditPaths::in_state_dir(dir.path());
+    let slots = slots_path(&paths.anchor);
+    let w = open(&paths);
+    for i in 1..=5 {
+        let r = w.append_blocking(ok_entry(i)).unwrap();
+        // An older image reads audit.anchor alone: it covers the ack.
+        assert_eq!(Anchor::read(&paths.anchor).unwrap().unwrap().seq, r.seq);
+        let newest = read_slots(&slots)
+            .unwrap()
+            .into_iter()
+            .map(|(_, a)| a.seq)
+            .max();
+        assert_eq!(newest, Some(r.seq));
+    }
+    w.shutdown().unwrap();
+
+    // The trail as an image without the slots file left it: opens, gains it.
+    fs::remove_file(&slots).unwrap();
+    let w = open(&paths);
+    assert_eq!(w.append_blocking(ok_entry(6)).unwrap().seq, 6);
+    assert!(slots.exists());
+    let stale = fs::read(&paths.anchor).unwrap();
+    for i in 7..=9 {
+        w.append_blocking(ok_entry(i)).unwrap();
+    }
+    w.shutdown().unwrap();
+
+    // A power cut lost audit.anchor's writeback (seq 6); the slots say 9+.
+    fs::write(&paths.anchor, &stale).unwrap();
+    assert_eq!(Anchor::read(&paths.anchor).unwrap().unwrap().seq, 6);
+    match verify(&paths.db, Some(&paths.anchor), Some(&key())).unwrap() {
+        VerifyReport::Intact { anchor_seq, .. } => assert!(anchor_seq >= Some(9)),
+        other => panic!("expected intact, got {other}"),
+    }
+    // Cutting the tail back to what the stale file covers is still caught.
+    let cut = dir.path().join("cut.db");
+    let conn = rusqlite::Connection::open(&paths.db).unwrap();
+    conn.execute("VACUUM INTO ?1", [cut.to_string_lossy()])
+        .unwrap();
+    drop(conn);
+    let c = rusqlite::Connection::open(&cut).unwrap();
+    c.execute("DELETE FROM entries WHERE seq > 6", []).unwrap();
+    c.execute("DELETE FROM checkpoints WHERE seq > 6", [])
+        .unwrap();
+    drop(c);
+    match verify(&cut, Some(&paths.anchor), Some(&key())).unwrap() {
+        VerifyReport::Tampered { .. } => {}
+        other => panic!("a cut tail must be caught by the slots, got {other}"),
+    }
+    // The writer opens on the newest anchor and brings audit.anchor up to it.
+    let w = open(&paths);
+    let r = w.append_blocking(ok_entry(10)).unwrap();
+    assert_eq!(Anchor::read(&paths.anchor).unwrap().unwrap().seq, r.seq);
+    w.shutdown().unwrap();
 }

@@ -10,7 +10,7 @@
 //! **Privileges.** Holds the 32-byte checkpoint key (HMAC-SHA256), which no
 //! other component sees; needs read/write on `$STATE/audit/` (0700) and nothing
 //! else. **Data owned:** `audit.db` (+ `-wal`/`-shm`, 0600), `audit.anchor`
-//! (0600), and until the keystore hands the key out, `checkpoint.key` (0600).
+//! and `audit.anchor-slots` (0600, see [`anchor`]), and until the keystore hands the key out, `checkpoint.key` (0600).
 //! `audit.db`'s schema steps are [`store::AUDIT_DB`], run when the trail opens
 //! (see `docs/update-format.md`, *Schema versions*).
 //!
@@ -51,19 +51,24 @@
 //!   the key, but then the head no longer matches the MAC'd checkpoints and
 //!   the anchor.
 //! * **Cut tail** (last N rows deleted, with or without the in-db checkpoints)
-//!   and **rollback** (db replaced by an older copy): the anchor file outside
-//!   the db, rewritten atomically (temp, fsync, rename, fsync dir) after every
-//!   commit and before any append of that commit is acknowledged, records
-//!   (seq, head) under a MAC. A db behind the anchor is reported; a db ahead of
-//!   it by the last batch (crash between commit and re-anchoring) is accepted
-//!   when its chain verifies, and the writer re-anchors it on open.
+//!   and **rollback** (db replaced by an older copy): the anchor outside the
+//!   db records (seq, head) under a MAC after every commit and before any
+//!   append of that commit is acknowledged: in `audit.anchor` (replaced by
+//!   rename) and durably in a slot of `audit.anchor-slots` (written in place,
+//!   one data flush). The newest of the two is compared. A db behind it is
+//!   reported; a db ahead of it (a crash between commit and re-anchoring, or
+//!   an older image that kept writing after a rollback) is accepted when its
+//!   chain links verify from the anchor, and the writer re-anchors it on open.
 //! * **Limits.** (1) An attacker who replaces BOTH the db and the anchor with
 //!   older copies of themselves rolls back undetectably — no key is needed,
 //!   the old MACs are genuine. Closing that needs state the attacker cannot
 //!   rewind: a TPM NV monotonic counter bound into the anchor MAC, or shipping
 //!   (seq, head) to a remote log / the owner's device. Not done here (note for
-//!   the keystore/update work). (2) Entries after the newest witness (at most
-//!   the last batch after a crash) are protected by the chain only. (3) Root
+//!   the keystore/update work). Deleting `audit.anchor-slots` leaves
+//!   `audit.anchor`, which every commit replaces too: after a power cut it
+//!   may be behind by what the kernel had not yet written back, and that is
+//!   what such an attacker could cut. (2) Entries after the newest witness (at
+//!   most the last batch after a crash) are protected by the chain only. (3) Root
 //!   on the box while the audit process runs can read the key and forge
 //!   everything; the trail proves integrity against offline and non-root
 //!   tampering only. (4) Verify without the key cannot tell a forged

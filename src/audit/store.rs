@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use rand::RngCore;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
-use super::anchor::Anchor;
+use super::anchor::{self, Anchor, AnchorSlots};
 use super::chain::{EntryFields, GENESIS_PREV, entry_hash, now_rfc3339};
 use super::error::{AuditError, Result};
 use super::key::CheckpointKey;
@@ -152,6 +152,8 @@ pub(crate) struct WriteStore {
     conn: Connection,
     db_path: PathBuf,
     anchor_path: PathBuf,
+    /// `audit.anchor-slots`: the per-commit durable anchor.
+    slots: AnchorSlots,
     key: CheckpointKey,
     db_id: [u8; 16],
     last_seq: u64,
@@ -252,10 +254,12 @@ impl WriteStore {
             Some((s, h)) => (sql_u64(s), blob32(h).unwrap_or(GENESIS_PREV)),
             None => (0, GENESIS_PREV),
         };
+        let slots = AnchorSlots::open(&anchor::slots_path(&paths.anchor), &key)?;
         let mut store = WriteStore {
             conn,
             db_path,
             anchor_path: paths.anchor.clone(),
+            slots,
             key,
             db_id,
             last_seq,
@@ -289,17 +293,18 @@ impl WriteStore {
         Ok(hex::encode(id))
     }
 
-    /// Compares the db with the anchor. db behind the anchor → refuse;
+    /// Compares the db with the newest anchor. db behind the anchor → refuse;
     /// db ahead (the last batch committed but not yet anchored when the
-    /// process died) → check the unanchored links, then re-anchor.
+    /// process died, or an older image kept it after a rollback) → check the
+    /// unanchored links. Then re-anchors both files durably.
     fn check_anchor_on_open(&mut self) -> Result<()> {
         let mismatch = |reason: String| AuditError::OpenAnchorMismatch {
             path: self.anchor_path.clone(),
             reason,
         };
-        let anchor = match Anchor::read(&self.anchor_path)? {
+        let anchor = match anchor::read_newest(&self.anchor_path, Some(&self.key))? {
             Some(a) => a,
-            None if self.last_seq == 0 => return self.write_anchor(),
+            None if self.last_seq == 0 => return self.anchor_flushed(),
             None => {
                 return Err(mismatch(
                     "anchor file missing but the db has entries".into(),
@@ -346,9 +351,8 @@ impl WriteStore {
         if anchor.seq < self.last_seq {
             self.check_links_after(anchor.seq, anchor.head)
                 .map_err(mismatch)?;
-            self.write_anchor()?;
         }
-        Ok(())
+        self.anchor_flushed()
     }
 
     /// Recomputes the chain for the unanchored rows after `seq`.
@@ -454,12 +458,24 @@ impl WriteStore {
         }
         tx.commit().map_err(write_err)?;
         self.key = new;
-        self.write_anchor()?;
+        self.anchor_flushed()?;
         Ok(rows.len())
     }
 
-    fn write_anchor(&self) -> Result<()> {
-        Anchor::new(&self.key, self.db_id, self.last_seq, self.head).write_atomic(&self.anchor_path)
+    /// Anchors the head after a commit: the slot durably (one data flush),
+    /// the anchor file by rename, flushed later by the kernel.
+    fn anchor_commit(&mut self) -> Result<()> {
+        let a = Anchor::new(&self.key, self.db_id, self.last_seq, self.head);
+        self.slots.write(&a)?;
+        a.replace_unflushed(&self.anchor_path)
+    }
+
+    /// Anchors the head in both files, both flushed (open, checkpoints, re-key):
+    /// what an older image reads after a rollback is then on the device too.
+    fn anchor_flushed(&mut self) -> Result<()> {
+        let a = Anchor::new(&self.key, self.db_id, self.last_seq, self.head);
+        self.slots.write(&a)?;
+        a.write_atomic(&self.anchor_path)
     }
 
     pub fn last_seq(&self) -> u64 {
@@ -589,10 +605,11 @@ impl WriteStore {
         if interval {
             self.since_ckpt = 0;
             self.last_ckpt_at = Instant::now();
+            self.anchor_flushed()?;
         } else {
             self.since_ckpt = since;
+            self.anchor_commit()?;
         }
-        self.write_anchor()?;
         Ok(out)
     }
 
@@ -614,6 +631,7 @@ impl WriteStore {
         })?;
         self.since_ckpt = 0;
         self.last_ckpt_at = Instant::now();
+        self.anchor_flushed()?;
         Ok(CheckpointInfo { seq, head, reason })
     }
 

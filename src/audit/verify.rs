@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
 
-use super::anchor::{Anchor, hex_array};
+use super::anchor::{Anchor, hex_array, read_newest};
 use super::chain::{EntryFields, GENESIS_PREV, entry_hash};
 use super::error::{AuditError, Result};
 use super::key::CheckpointKey;
@@ -199,15 +199,16 @@ impl fmt::Display for VerifyReport {
 }
 
 /// Verifies `db_path` (opened read-only; a copy is best) against its
-/// checkpoints, the anchor at `anchor_path` (a missing anchor file is an
-/// error) and, with `key`, all MACs. `Err` means unreadable / not an audit db.
+/// checkpoints, the newest anchor kept at `anchor_path` and its slots file
+/// (see [`super::anchor::read_newest`]; no anchor at all is an error) and,
+/// with `key`, all MACs. `Err` means unreadable / not an audit db.
 pub fn verify(
     db_path: &Path,
     anchor_path: Option<&Path>,
     key: Option<&CheckpointKey>,
 ) -> Result<VerifyReport> {
     let anchor = match anchor_path {
-        Some(p) => Some(Anchor::read(p)?.ok_or_else(|| AuditError::ReadAnchor {
+        Some(p) => Some(read_newest(p, key)?.ok_or_else(|| AuditError::ReadAnchor {
             path: p.to_owned(),
             source: std::io::Error::from(std::io::ErrorKind::NotFound),
         })?),
@@ -221,7 +222,7 @@ pub fn verify(
 /// takes a consistent snapshot (`VACUUM INTO` a private temp dir), so the
 /// snapshot is never behind the anchor it is compared with.
 pub fn verify_live(paths: &AuditPaths, key: Option<&CheckpointKey>) -> Result<VerifyReport> {
-    let anchor = Anchor::read(&paths.anchor)?.ok_or_else(|| AuditError::ReadAnchor {
+    let anchor = read_newest(&paths.anchor, key)?.ok_or_else(|| AuditError::ReadAnchor {
         path: paths.anchor.clone(),
         source: std::io::Error::from(std::io::ErrorKind::NotFound),
     })?;

@@ -187,7 +187,7 @@ impl Roles {
             roles.sandbox = Some(Arc::new(service));
         }
         if component == Component::Audit {
-            // $STATE/audit/{audit.db, audit.anchor}
+            // $STATE/audit/{audit.db, audit.anchor, audit.anchor-slots}
             roles.audit = Some(Arc::new(AuditService::new(&paths.state_dir, &config.audit)));
         }
         if component == Component::Admin {

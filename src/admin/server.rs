@@ -27,6 +27,10 @@ use super::settings::AdminWebSettings;
 use super::{handlers, owner, tls};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A lingering close reads at most this much of a body nobody will use...
+const LINGER_BYTES: usize = 1024 * 1024;
+/// ...for at most this long.
+const LINGER_TIME: Duration = Duration::from_secs(2);
 const HEADER_TIMEOUT: Duration = Duration::from_secs(15);
 const MAX_CONNECTIONS: usize = 256;
 
@@ -276,23 +280,46 @@ async fn accept_loop(
             let svc = hyper::service::service_fn(
                 move |mut req: hyper::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(PeerAddr(peer));
-                    router.clone().oneshot(req)
+                    let answer = router.clone().oneshot(req);
+                    Box::pin(async move {
+                        let mut res = answer.await?;
+                        // Refused unread: this connection ends after the
+                        // answer, so the client must not send on it again.
+                        if res.status() == hyper::StatusCode::PAYLOAD_TOO_LARGE {
+                            res.headers_mut().insert(
+                                hyper::header::CONNECTION,
+                                hyper::header::HeaderValue::from_static("close"),
+                            );
+                        }
+                        Ok::<_, std::convert::Infallible>(res)
+                    })
                 },
             );
-            let conn = hyper::server::conn::http1::Builder::new()
+            let mut conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
                 .max_buf_size(64 * 1024)
                 .serve_connection(TokioIo::new(tls), svc);
-            tokio::pin!(conn);
             let stop = wait_shutdown(shutdown);
             tokio::pin!(stop);
-            tokio::select! {
-                r = conn.as_mut() => { if let Err(e) = r { tracing::debug!(%peer, error = %e, "admin connection ended"); } }
-                _ = &mut stop => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(Duration::from_secs(5), conn.as_mut()).await;
+            let served = tokio::select! {
+                r = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => Some(r),
+                _ = &mut stop => None,
+            };
+            let served = match served {
+                Some(r) => r,
+                None => {
+                    std::pin::Pin::new(&mut conn).graceful_shutdown();
+                    let finish = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx));
+                    match tokio::time::timeout(Duration::from_secs(5), finish).await {
+                        Ok(r) => r,
+                        Err(_) => return,
+                    }
                 }
+            };
+            match served {
+                Ok(()) => linger(conn.into_parts().io.into_inner()).await,
+                Err(e) => tracing::debug!(%peer, error = %e, "admin connection ended"),
             }
         });
     }
@@ -310,4 +337,29 @@ pub async fn serve(
         .await?
         .run(shutdown)
         .await
+}
+
+/// Closes a connection the way a browser can read the last answer: a request
+/// refused before its body was read (413 for an oversized form) leaves the
+/// client still sending; closing at once would reset the connection and the
+/// client would see a broken pipe instead of the answer. So: send TLS
+/// close_notify and FIN, then read and drop what the client still sends, up
+/// to [`LINGER_BYTES`] or [`LINGER_TIME`], and only then close.
+async fn linger(mut tls: tokio_rustls::server::TlsStream<tokio::net::TcpStream>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if tls.shutdown().await.is_err() {
+        return;
+    }
+    let (mut tcp, _) = tls.into_inner();
+    let drain = async {
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut left = LINGER_BYTES;
+        while left > 0 {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
 }

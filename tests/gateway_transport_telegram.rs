@@ -3,7 +3,8 @@
 //! through pairing prompt → code redemption → accepted message (TaskSink) →
 //! reply delivered; replayed update ids are dropped and audited; hostile
 //! getUpdates responses; the webhook mode (secret token, 401/400/409/413, each
-//! audited, store unchanged); the bot token never appears in errors.
+//! audited, store unchanged); the bot token never appears in errors; an update
+//! whose dispatch failed is fetched again, never passed by the offset.
 
 #![allow(clippy::unwrap_used)] // test helpers unwrap: a failure is the test failing
 
@@ -491,4 +492,73 @@ async fn group_restrictions_come_from_settings() {
         fake.lock().unwrap().sent,
         vec![("-100".to_string(), ACK.to_string())]
     );
+}
+
+/// An audit sink that fails while `down` is set (the audit component restarting).
+#[derive(Debug, Default)]
+struct FlakyAudit {
+    down: std::sync::atomic::AtomicBool,
+    inner: cowork::gateway::MemoryAudit,
+}
+
+impl cowork::gateway::AuditSink for FlakyAudit {
+    fn record<'a>(
+        &'a self,
+        event: cowork::gateway::AuditEvent,
+    ) -> cowork::gateway::BoxFuture<'a, Result<(), cowork::gateway::GatewayError>> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Box::pin(async {
+                Err(cowork::gateway::GatewayError::Sink {
+                    sink: "audit",
+                    reason: "down".into(),
+                })
+            });
+        }
+        self.inner.record(event)
+    }
+}
+
+/// Telegram drops every update below the offset a poll sends: an update whose
+/// dispatch failed (the trail unreachable) must not be passed, or it is lost.
+#[tokio::test]
+async fn an_update_that_failed_is_fetched_again_not_lost() {
+    let audit = Arc::new(FlakyAudit::default());
+    let env = env_full(&["telegram"], |_| {}, ACK, Some(audit.clone()));
+    let (fake, client, _tls) = start_fake().await;
+    let p = parser();
+    let mut offset = None;
+    fake.lock().unwrap().updates.push(dm(10, 42, "hello"));
+    poll_once(&client, &p, &env.dispatcher, &mut offset, 0)
+        .await
+        .unwrap();
+    assert_eq!(offset, Some(11));
+
+    // The trail goes down: the poll fails and the offset stays at update 11,
+    // also for the update behind it in the same answer.
+    fake.lock().unwrap().updates.push(dm(11, 43, "hello"));
+    fake.lock().unwrap().updates.push(dm(12, 44, "hello"));
+    audit.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    poll_once(&client, &p, &env.dispatcher, &mut offset, 0)
+        .await
+        .unwrap_err();
+    assert_eq!(offset, Some(11));
+    let prompts = |to: &str| {
+        fake.lock()
+            .unwrap()
+            .sent
+            .iter()
+            .filter(|(chat, text)| chat == to && text == PAIRING_PROMPT)
+            .count()
+    };
+    assert_eq!(prompts("43"), 0);
+
+    // Back up: both are fetched again and handled once each.
+    audit.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    let s = poll_once(&client, &p, &env.dispatcher, &mut offset, 0)
+        .await
+        .unwrap();
+    assert_eq!((s.received, s.dispatched, s.replays), (2, 2, 0));
+    assert_eq!(offset, Some(13));
+    assert_eq!((prompts("43"), prompts("44")), (1, 1));
+    assert_eq!(fake.lock().unwrap().offsets, vec![None, Some(11), Some(11)]);
 }

@@ -332,4 +332,10 @@ impl AccessControl {
             | Decision::Ignored { .. } => decision,
         })
     }
+
+    /// Undoes the prompt claim of a [`Decision::PairingPrompt`] whose prompt
+    /// was never sent (its audit entry failed), so the platform's retry prompts.
+    pub fn release_prompt(&self, msg: &Inbound) -> Result<(), GatewayError> {
+        self.store.release_prompt(msg.channel(), msg.sender())
+    }
 }

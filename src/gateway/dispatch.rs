@@ -135,7 +135,15 @@ impl Dispatcher {
         let mut ev = base_event("gateway.message", audit_reason, &msg);
         ev.event_id = event_id.map(str::to_string);
         // The audit entry exists before any effect (task, pairing, reply).
-        self.audit.record(ev).await?;
+        if let Err(e) = self.audit.record(ev).await {
+            // Nothing was said: the prompt this message claimed is free for its retry.
+            if matches!(decision, Decision::PairingPrompt)
+                && let Err(e) = self.access.release_prompt(&msg)
+            {
+                tracing::warn!(error = %e, "could not release a pairing prompt claim");
+            }
+            return Err(e);
+        }
         let reply = match decision {
             Decision::Authorized { user, tools } => {
                 let ack = self

@@ -311,6 +311,17 @@ impl Store {
         })
     }
 
+    /// Forgets the prompt claimed for this sender (it was never sent).
+    pub(crate) fn release_prompt(&self, channel: &str, sender: &str) -> Result<(), GatewayError> {
+        self.lock()
+            .execute(
+                "DELETE FROM gateway_pairing_prompts WHERE channel = ?1 AND sender = ?2",
+                params![channel, sender],
+            )
+            .map_err(GatewayError::db("release pairing prompt"))?;
+        Ok(())
+    }
+
     // ---- redemption failure limits ----
 
     /// `Some(until)` while the counter is locked.

@@ -154,7 +154,10 @@ pub struct PollStats {
 }
 
 /// Polls once from `*offset`, dispatches every update, sends the replies and
-/// advances `*offset` past the highest update id seen.
+/// advances `*offset` past each update once it is handled. An update whose
+/// handling fails (the audit trail unreachable) ends the poll with the error
+/// and `*offset` still at it: the next poll fetches it again, since Telegram
+/// drops every update below the offset it is sent.
 pub async fn poll_once(
     client: &TelegramClient,
     parser: &Telegram,
@@ -169,39 +172,50 @@ pub async fn poll_once(
     };
     for raw in updates {
         let bytes = raw.get().as_bytes();
+        handle_update(client, parser, dispatcher, bytes, &mut stats).await?;
         if let Ok(id) = serde_json::from_slice::<UpdateId>(bytes) {
             let next = id.update_id.saturating_add(1);
             *offset = Some(offset.map_or(next, |o| o.max(next)));
         }
-        let inbound = match parser.parse(bytes) {
-            Ok(TelegramUpdate::Message { update_id, inbound }) => (update_id, inbound),
-            Ok(TelegramUpdate::Ignored { .. }) => continue,
-            Err(e) => {
-                stats.rejected += 1;
-                let mut ev = AuditEvent::new("gateway.inbound_rejected", "malformed", CHANNEL);
-                ev.detail = Some(audit_detail(&e.to_string()));
-                dispatcher.record(ev).await?;
-                continue;
-            }
-        };
-        let (update_id, inbound) = inbound;
-        let chat = inbound.chat().to_string();
-        match dispatcher
-            .dispatch(Some(&update_id.to_string()), inbound)
-            .await?
-        {
-            Dispatched::Replay => stats.replays += 1,
-            Dispatched::Handled { reply, .. } => {
-                stats.dispatched += 1;
-                if let Some(text) = reply
-                    && let Err(e) = client.send_message(&chat, &text).await
-                {
-                    tracing::warn!(error = %e, "telegram reply failed");
-                }
+    }
+    Ok(stats)
+}
+
+/// One update: parsed, dispatched (or its rejection audited), replied to.
+async fn handle_update(
+    client: &TelegramClient,
+    parser: &Telegram,
+    dispatcher: &Dispatcher,
+    bytes: &[u8],
+    stats: &mut PollStats,
+) -> Result<(), GatewayError> {
+    let (update_id, inbound) = match parser.parse(bytes) {
+        Ok(TelegramUpdate::Message { update_id, inbound }) => (update_id, inbound),
+        Ok(TelegramUpdate::Ignored { .. }) => return Ok(()),
+        Err(e) => {
+            let mut ev = AuditEvent::new("gateway.inbound_rejected", "malformed", CHANNEL);
+            ev.detail = Some(audit_detail(&e.to_string()));
+            dispatcher.record(ev).await?;
+            stats.rejected += 1;
+            return Ok(());
+        }
+    };
+    let chat = inbound.chat().to_string();
+    match dispatcher
+        .dispatch(Some(&update_id.to_string()), inbound)
+        .await?
+    {
+        Dispatched::Replay => stats.replays += 1,
+        Dispatched::Handled { reply, .. } => {
+            stats.dispatched += 1;
+            if let Some(text) = reply
+                && let Err(e) = client.send_message(&chat, &text).await
+            {
+                tracing::warn!(error = %e, "telegram reply failed");
             }
         }
     }
-    Ok(stats)
+    Ok(())
 }
 
 /// The long-polling loop: runs until `shutdown` turns true; errors back off

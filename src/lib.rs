@@ -1,6 +1,8 @@
-//! The CoWork OS appliance firmware: one crate, one binary `coworkd` that is both the
-//! supervisor and (re-executed as `coworkd component NAME`) each privilege-separated
-//! component, plus the admin CLI `coworkctl`. See ARCHITECTURE.md for the picture.
+//! The CoWork OS appliance firmware: one crate with four binaries: `coworkd`
+//! (the supervisor), `coworkd-component` (each privilege-separated component,
+//! without the keystore's TPM stack), `coworkd-sandbox-init` (a sandboxed
+//! command's confinement stage) and the admin CLI `coworkctl`. The modules and
+//! processes: `docs/architecture.md`.
 
 pub mod admin;
 pub mod agent;

@@ -2,15 +2,17 @@
 //!
 //! **Role.** A separate process (`coworkd component audit`), the only writer of
 //! `$STATE/audit/audit.db`. Peers (gateway, sandbox, admin, supervisor) send
-//! `Append`/`Tail`/`Verify`/`Export` requests over its Unix socket (wired by
-//! `crate::ipc`); this module is everything below that line: validation,
+//! `Append`/`Tail`/`Verify`/`KnownSecrets` requests over its Unix socket
+//! (wired by `crate::ipc`; `coworkctl audit export` pages through `Tail`); this module is everything below that line: validation,
 //! redaction, the hash chain, group commit, checkpoints, the anchor, retention,
 //! queries and offline verification.
 //!
 //! **Privileges.** Holds the 32-byte checkpoint key (HMAC-SHA256), which no
 //! other component sees; needs read/write on `$STATE/audit/` (0700) and nothing
 //! else. **Data owned:** `audit.db` (+ `-wal`/`-shm`, 0600), `audit.anchor`
-//! and `audit.anchor-slots` (0600, see [`anchor`]), and until the keystore hands the key out, `checkpoint.key` (0600).
+//! and `audit.anchor-slots` (0600, see [`anchor`]). The checkpoint key comes
+//! from the keystore through the supervisor; `checkpoint.key` (0600) is only
+//! for tests and tools that run the writer without one.
 //! `audit.db`'s schema steps are [`store::AUDIT_DB`], run when the trail opens
 //! (see `docs/update-format.md`, *Schema versions*).
 //!

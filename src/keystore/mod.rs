@@ -12,11 +12,12 @@
 //! gateway owns `state.db` and calls [`vault::Vault`] on its connection;
 //! `coworkctl secret rotate-master` drives the two-phase rotation below.
 //!
-//! **Privileges.** Read/write of `$STATE/keystore/` (mode 0700, owned by the
-//! supervisor's user) and access to the TPM (`/dev/tpmrm0`, group `tss`) or
-//! the macOS System keychain (root).
+//! **Privileges.** Read/write of `$STATE/supervisor/keystore/` (mode 0700,
+//! owned by the supervisor's user) and access to the TPM (`/dev/tpmrm0`, root
+//! only: `udev/60-cowork-tpm.rules` sets it 0600 root:root, and only the
+//! supervisor runs as root) or the macOS System keychain (root).
 //!
-//! **Data owned.** `$STATE/keystore/master.tpm2` (sealed blob: public +
+//! **Data owned.** `$STATE/supervisor/keystore/master.tpm2` (sealed blob: public +
 //! private parts, never the key), or `master.key` (host key, 0600), the
 //! `*.pending` slot of an unfinished rotation, and the `vault_secrets` /
 //! `vault_check` tables inside `state.db`.

@@ -313,8 +313,10 @@ fn mkdir(path: &Path, mode: u32, owner: Option<(u32, u32)>) -> anyhow::Result<()
     if owner_ok && meta.mode() & 0o7777 == mode {
         return Ok(());
     }
-    // Under systemd the supervisor has CAP_CHOWN but not CAP_FOWNER: take the
-    // directory back, set its mode as its owner, then hand it over.
+    // Run as root without systemd (development): take the directory back, set
+    // its mode as its owner, then hand it over. The shipped unit grants no
+    // CAP_CHOWN; there tmpfiles.d creates each directory right and this is
+    // not reached (a wrong one fails here with the path named).
     if owner.is_some() {
         chown(path, Some(0), Some(0))
             .with_context(|| format!("changing the owner of {}", path.display()))?;

@@ -37,7 +37,7 @@ use crate::gateway::dispatch::{Dispatched, Dispatcher};
 use crate::gateway::error::{AuthFailure, GatewayError};
 use crate::gateway::sinks::{AuditEvent, audit_detail};
 
-/// `[gateway.webhook]`: where the webhook listener binds.
+/// `[webhook]`: where the webhook listener binds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebhookSettings {

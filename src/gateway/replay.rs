@@ -4,7 +4,8 @@
 //! the window is refused even across a restart.
 //!
 //! Table `gateway_seen_events (channel, event_id, seen_at)`. A fresh id is
-//! written by one writer thread (its own connection, WAL, `synchronous=NORMAL`)
+//! written by one writer thread (its own connection from
+//! [`super::state_db::open`], then `synchronous=NORMAL`)
 //! that commits whatever has queued up in one transaction (group commit);
 //! [`ReplayGuard::check`] returns only after the id is committed, so a message
 //! is never acknowledged before its id would survive a restart of the process.
@@ -96,13 +97,9 @@ impl ReplayGuard {
             }
         }
         let path = store.path().to_path_buf();
-        let conn = Connection::open(&path)
-            .and_then(|c| {
-                c.pragma_update(None, "journal_mode", "WAL")?;
-                c.pragma_update(None, "synchronous", "NORMAL")?;
-                c.busy_timeout(std::time::Duration::from_secs(5))?;
-                Ok(c)
-            })
+        let (conn, _) = super::state_db::open(&path)?;
+        // The one exception to the file's pragma set (see the module doc).
+        conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(|source| GatewayError::OpenStore { path, source })?;
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let max = i64::try_from(max_entries).unwrap_or(i64::MAX);

@@ -49,7 +49,8 @@ pub const STATE_DB: Schema = Schema {
     record: Record::UserVersion,
 };
 
-/// Opens (creating) `path` in WAL mode with `synchronous = FULL`, and brings
+/// Opens (creating) `path` in WAL mode with `synchronous = FULL` and
+/// `secure_delete = ON`, and brings
 /// it to [`STATE_DB`]'s newest version; a file from a newer image is refused
 /// ([`crate::schema::SchemaError::TooNew`]) and left as it is.
 pub fn open(path: &Path) -> Result<(Connection, Migration), GatewayError> {
@@ -60,10 +61,39 @@ pub fn open(path: &Path) -> Result<(Connection, Migration), GatewayError> {
     let mut conn = Connection::open(path).map_err(open_err)?;
     // Refuse a newer file before anything writes to it (even the journal mode).
     STATE_DB.check_known(STATE_DB.found(&conn, path)?)?;
+    // secure_delete is per connection: the vault's deletes (and every other
+    // table's) overwrite the freed pages on every connection to the file.
     conn.pragma_update(None, "journal_mode", "WAL")
         .and_then(|_| conn.pragma_update(None, "synchronous", "FULL"))
+        .and_then(|_| conn.pragma_update(None, "secure_delete", "ON"))
         .and_then(|_| conn.busy_timeout(Duration::from_secs(5)))
         .map_err(open_err)?;
     let migration = STATE_DB.migrate(&mut conn, path)?;
     Ok((conn, migration))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `secure_delete` is per connection: every one opened here has it, so a
+    /// deleted secret's pages are overwritten whichever store deleted it.
+    #[test]
+    fn every_connection_has_the_one_pragma_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        for _ in 0..2 {
+            let (conn, _) = open(&path).unwrap();
+            let get = |name: &str| -> String {
+                conn.query_row(&format!("PRAGMA {name}"), [], |r| {
+                    r.get::<_, rusqlite::types::Value>(0)
+                })
+                .map(|v| format!("{v:?}"))
+                .unwrap()
+            };
+            assert_eq!(get("journal_mode"), "Text(\"wal\")");
+            assert_eq!(get("synchronous"), "Integer(2)");
+            assert_eq!(get("secure_delete"), "Integer(1)");
+        }
+    }
 }

@@ -136,13 +136,7 @@ impl Store {
 
     /// Opens (creating, migrating) the database at `path` (see [`super::state_db`]).
     pub fn open_path(path: &Path) -> Result<Store, GatewayError> {
-        let open_err = |source| GatewayError::OpenStore {
-            path: path.to_path_buf(),
-            source,
-        };
         let (conn, _) = super::state_db::open(path)?;
-        conn.pragma_update(None, "secure_delete", "ON")
-            .map_err(open_err)?;
         Ok(Store {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),

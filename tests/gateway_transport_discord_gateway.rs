@@ -6,14 +6,14 @@
 //! messages ignored; op 7 Reconnect → Resume with session id and sequence on
 //! the resume URL; a replayed message id dropped and audited; op 9 Invalid
 //! Session (not resumable) → a fresh Identify; hostile MESSAGE_CREATE payloads
-//! audited; shutdown.
+//! audited; shutdown; a MESSAGE_CREATE whose dispatch failed asked for again
+//! by the resume (the sequence moves only past handled events).
 
 #![allow(clippy::unwrap_used)] // test helpers unwrap: a failure is the test failing
 
 mod gateway_transport_common;
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::routing::post;
@@ -89,6 +89,14 @@ async fn wait_heartbeat(ws: &mut FakeWs, f: &Fake, seq: i64) {
     }
 }
 
+/// READY (sequence 1) for `session_id`, resumable at the fake's URL.
+async fn send_ready(ws: &mut FakeWs, f: &Fake, session_id: &str) {
+    let ready = json!({"v": 10, "session_id": session_id,
+        "resume_gateway_url": f.ws_url.get().unwrap(),
+        "user": {"id": BOT_ID, "username": "cowork", "bot": true}});
+    ws.send(dispatch(1, "READY", ready)).await.unwrap();
+}
+
 async fn session(i: usize, mut ws: FakeWs, f: Arc<Fake>) {
     let hello = json!({"op": 10, "d": {"heartbeat_interval": 100}}).to_string();
     ws.send(Message::Text(hello.into())).await.unwrap();
@@ -97,10 +105,7 @@ async fn session(i: usize, mut ws: FakeWs, f: Arc<Fake>) {
         0 => {
             assert_eq!(first["op"], 2);
             f.identifies.lock().unwrap().push(first);
-            let ready = json!({"v": 10, "session_id": "sess-1",
-                "resume_gateway_url": f.ws_url.get().unwrap(),
-                "user": {"id": BOT_ID, "username": "cowork", "bot": true}});
-            ws.send(dispatch(1, "READY", ready)).await.unwrap();
+            send_ready(&mut ws, &f, "sess-1").await;
             ws.send(dispatch(
                 2,
                 "MESSAGE_CREATE",
@@ -187,10 +192,7 @@ async fn session(i: usize, mut ws: FakeWs, f: Arc<Fake>) {
         _ => {
             assert_eq!(first["op"], 2, "identify anew after op 9 false: {first}");
             f.identifies.lock().unwrap().push(first);
-            let ready = json!({"v": 10, "session_id": "sess-2",
-                "resume_gateway_url": f.ws_url.get().unwrap(),
-                "user": {"id": BOT_ID, "username": "cowork", "bot": true}});
-            ws.send(dispatch(1, "READY", ready)).await.unwrap();
+            send_ready(&mut ws, &f, "sess-2").await;
             while next_op(&mut ws, &f).await.is_some() {}
         }
     }
@@ -213,22 +215,23 @@ async fn create_message(
     Json(json!({"id": "1", "channel_id": channel}))
 }
 
-#[tokio::test]
-async fn gateway_session_pairing_resume_and_reidentify() {
-    let env = env(&["discord"]);
-    let code = env.pairing.issue("discord").unwrap();
-    let tls = test_tls();
-    let fake = Arc::new(Fake::default());
-    fake.code.set(code.code.as_str().to_string()).unwrap();
-    let f2 = fake.clone();
-    let ws_url = serve_ws_tls(&tls, move |i, ws| session(i, ws, f2.clone())).await;
+/// The fake REST API, then the gateway loop against `ws_url`.
+async fn start_gateway(
+    env: &Env,
+    fake: &Arc<Fake>,
+    tls: &TestTls,
+    ws_url: String,
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+) {
     fake.ws_url.set(ws_url.clone()).unwrap();
     let rest = Router::new()
         .route("/api/v10/channels/{id}/messages", post(create_message))
         .with_state(fake.clone());
-    let base = serve_tls(rest, &tls).await;
+    let base = serve_tls(rest, tls).await;
     let replies = DiscordClient::new(
-        &http_config(&format!("{base}/api/v10"), &tls),
+        &http_config(&format!("{base}/api/v10"), tls),
         &Redacted::from(BOT_TOKEN.to_string()),
     )
     .unwrap();
@@ -244,6 +247,19 @@ async fn gateway_session_pairing_resume_and_reidentify() {
         cowork::gateway::transport::pacer::Pacer::unobserved("discord"),
         shutdown,
     ));
+    (stop, runner)
+}
+
+#[tokio::test]
+async fn gateway_session_pairing_resume_and_reidentify() {
+    let env = env(&["discord"]);
+    let code = env.pairing.issue("discord").unwrap();
+    let tls = test_tls();
+    let fake = Arc::new(Fake::default());
+    fake.code.set(code.code.as_str().to_string()).unwrap();
+    let f2 = fake.clone();
+    let ws_url = serve_ws_tls(&tls, move |i, ws| session(i, ws, f2.clone())).await;
+    let (stop, runner) = start_gateway(&env, &fake, &tls, ws_url).await;
 
     eventually("second identify", || {
         fake.identifies.lock().unwrap().len() == 2
@@ -276,11 +292,7 @@ async fn gateway_session_pairing_resume_and_reidentify() {
         vec!["pairing_prompt", "redeem_pairing", "authorized_paired"]
     );
     assert!(!format!("{:?}", env.audit.events()).contains(BOT_TOKEN));
-    stop.send(true).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), runner)
-        .await
-        .unwrap()
-        .unwrap();
+    stop_runner(stop, runner).await;
 }
 
 #[test]
@@ -322,4 +334,59 @@ fn message_create_parsing() {
         assert!(m(v.clone()).is_err(), "{v}");
     }
     assert!(parse_message_create(b"\xff", None).is_err());
+}
+
+/// A MESSAGE_CREATE whose dispatch failed (the trail unreachable) does not
+/// move the sequence: the resume asks for it again (Discord replays what came
+/// after the given number) and it is handled once.
+#[tokio::test]
+async fn a_message_that_failed_is_asked_for_again_on_resume() {
+    let audit = Arc::new(FlakyAudit::default());
+    audit.fail_next(1);
+    let env = env_full(&["discord"], |_| {}, ACK, Some(audit.clone()));
+    let tls = test_tls();
+    let fake = Arc::new(Fake::default());
+    let f2 = fake.clone();
+    let ws_url = serve_ws_tls(&tls, move |i, mut ws: FakeWs| {
+        let f = f2.clone();
+        async move {
+            let hello = json!({"op": 10, "d": {"heartbeat_interval": 100}}).to_string();
+            ws.send(Message::Text(hello.into())).await.unwrap();
+            let first = next_op(&mut ws, &f).await.unwrap();
+            if i == 0 {
+                assert_eq!(first["op"], 2);
+                send_ready(&mut ws, &f, "sess-1").await;
+                ws.send(dispatch(
+                    2,
+                    "MESSAGE_CREATE",
+                    msg("2001", USER, "hello", false),
+                ))
+                .await
+                .unwrap();
+            } else {
+                assert_eq!(first["op"], 6, "resume: {first}");
+                let seq = first["d"]["seq"].as_i64().unwrap();
+                f.resumes.lock().unwrap().push(first);
+                // Discord replays every event after `seq`.
+                if seq < 2 {
+                    ws.send(dispatch(
+                        2,
+                        "MESSAGE_CREATE",
+                        msg("2001", USER, "hello", false),
+                    ))
+                    .await
+                    .unwrap();
+                }
+                ws.send(dispatch(3, "RESUMED", json!({}))).await.unwrap();
+            }
+            while next_op(&mut ws, &f).await.is_some() {}
+        }
+    })
+    .await;
+    let (stop, runner) = start_gateway(&env, &fake, &tls, ws_url).await;
+    eventually("the prompt", || fake.rest.lock().unwrap().len() == 1).await;
+    assert_eq!(fake.resumes.lock().unwrap()[0]["d"]["seq"], 1);
+    assert_eq!(fake.rest.lock().unwrap()[0].1, PAIRING_PROMPT);
+    assert_eq!(audit.count("gateway.replay"), 0);
+    stop_runner(stop, runner).await;
 }

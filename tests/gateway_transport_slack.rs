@@ -6,7 +6,8 @@
 //! (TaskSink) → reply delivered. Bad signatures, stale timestamps, replayed
 //! event ids, oversized and hostile bodies: 4xx, audited, store unchanged; a
 //! flood of 10,000 bad requests adds a bounded number of audit entries; 55
-//! strangers' wrong pairing codes do not keep a fresh code from redeeming.
+//! strangers' wrong pairing codes do not keep a fresh code from redeeming; a
+//! request dropped mid-way (the platform hung up) forgets its event id.
 
 #![allow(clippy::unwrap_used)] // test helpers unwrap: a failure is the test failing
 
@@ -421,6 +422,41 @@ async fn nothing_is_acknowledged_unaudited() {
     assert_eq!(h.post_raw(&NOW.to_string(), "v0=00", body).await.0, 500);
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     assert!(h.posted().is_empty());
+}
+
+/// An audit sink that never answers (the trail hung).
+#[derive(Debug)]
+struct StuckAudit;
+
+impl cowork::gateway::AuditSink for StuckAudit {
+    fn record<'a>(
+        &'a self,
+        _event: cowork::gateway::AuditEvent,
+    ) -> cowork::gateway::BoxFuture<'a, Result<(), cowork::gateway::GatewayError>> {
+        Box::pin(std::future::pending())
+    }
+}
+
+/// Slack gives up on a request after 3 s and retries it: the request the
+/// server was still handling is then dropped, and its event id must be
+/// forgotten, or the retry is refused as a replay and the message is lost.
+#[tokio::test]
+async fn a_request_dropped_mid_way_forgets_its_event_id() {
+    let h = harness_full(env_full(
+        &["slack"],
+        |c| c.allowlist = vec!["U42".into()],
+        ACK,
+        Some(Arc::new(StuckAudit)),
+    ))
+    .await;
+    let sent = tokio::time::timeout(
+        std::time::Duration::from_millis(300),
+        h.post(event("EvD", "U42", "do it")),
+    )
+    .await;
+    assert!(sent.is_err(), "the stuck trail cannot answer");
+    eventually("the abandoned id forgotten", || h.env.replay.is_empty()).await;
+    assert!(h.env.try_task().is_none());
 }
 
 /// Issue 16 item 4: 10,000 bad-signature requests add a bounded number of

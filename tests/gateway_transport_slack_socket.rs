@@ -4,7 +4,8 @@
 //! `envelope_id`, unknown user → pairing prompt → code redeemed → message
 //! accepted (TaskSink) → reply posted, `disconnect` → a new connection, a
 //! redelivered event (same event_id) dropped and audited, a malformed envelope
-//! and payload audited, a wrong app token refused, shutdown.
+//! and payload audited, a wrong app token refused, shutdown; an event whose
+//! dispatch failed left unacknowledged and handled on its redelivery.
 
 #![allow(clippy::unwrap_used)] // test helpers unwrap: a failure is the test failing
 
@@ -12,7 +13,6 @@ mod gateway_transport_common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -149,6 +149,27 @@ async fn start(
     (fake, sm, replies, tls)
 }
 
+/// The Socket Mode loop for `env`'s dispatcher.
+fn spawn_socket_mode(
+    sm: SocketModeClient,
+    replies: SlackClient,
+    env: &Env,
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let runner = tokio::spawn(run_socket_mode(
+        Arc::new(sm),
+        Arc::new(Slack::new(b"unused-signing-secret-0123", "UBOT").unwrap()),
+        Arc::new(replies),
+        env.dispatcher.clone(),
+        Pacer::unobserved("slack"),
+        shutdown,
+    ));
+    (stop, runner)
+}
+
 #[tokio::test]
 async fn socket_mode_pairing_flow_reconnect_and_replay() {
     let env = env(&["slack"]);
@@ -166,15 +187,7 @@ async fn socket_mode_pairing_flow_reconnect_and_replay() {
         ],
     ];
     let (fake, sm, replies, _tls) = start(scripts).await;
-    let (stop, shutdown) = tokio::sync::watch::channel(false);
-    let runner = tokio::spawn(run_socket_mode(
-        Arc::new(sm),
-        Arc::new(Slack::new(b"unused-signing-secret-0123", "UBOT").unwrap()),
-        Arc::new(replies),
-        env.dispatcher.clone(),
-        Pacer::unobserved("slack"),
-        shutdown,
-    ));
+    let (stop, runner) = spawn_socket_mode(sm, replies, &env);
     eventually("three replies", || fake.posted.lock().unwrap().len() == 3).await;
     eventually("all acks", || fake.acks.lock().unwrap().len() == 6).await;
     let posted: Vec<String> = fake
@@ -202,11 +215,7 @@ async fn socket_mode_pairing_flow_reconnect_and_replay() {
         env.audited("gateway.inbound_rejected"),
         vec!["malformed", "malformed"]
     );
-    stop.send(true).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), runner)
-        .await
-        .unwrap()
-        .unwrap();
+    stop_runner(stop, runner).await;
 }
 
 #[tokio::test]
@@ -230,4 +239,28 @@ async fn wrong_app_token_is_refused_without_leaking_it() {
     );
     assert_eq!(fake2.opens.load(Ordering::SeqCst), 0);
     assert!(!format!("{sm:?}").contains("xapp"));
+}
+
+/// An event whose dispatch failed (the trail unreachable) is not acknowledged:
+/// the session ends, and Slack's redelivery after the reconnect is handled
+/// once, not refused as a replay.
+#[tokio::test]
+async fn an_event_that_failed_is_not_acknowledged_and_comes_again() {
+    let audit = Arc::new(FlakyAudit::default());
+    audit.fail_next(1);
+    let env = env_full(&["slack"], |_| {}, ACK, Some(audit.clone()));
+    let scripts = vec![
+        vec![envelope("e1", "Ev1", "hello")],
+        // Slack redelivers the unacknowledged event under a new envelope.
+        vec![envelope("e1b", "Ev1", "hello")],
+    ];
+    let (fake, sm, replies, _tls) = start(scripts).await;
+    let (stop, runner) = spawn_socket_mode(sm, replies, &env);
+    eventually("the prompt", || fake.posted.lock().unwrap().len() == 1).await;
+    eventually("the ack", || !fake.acks.lock().unwrap().is_empty()).await;
+    assert_eq!(*fake.acks.lock().unwrap(), vec!["e1b"]);
+    assert_eq!(fake.posted.lock().unwrap()[0].1, PAIRING_PROMPT);
+    assert_eq!(fake.opens.load(Ordering::SeqCst), 2);
+    assert_eq!(audit.count("gateway.replay"), 0);
+    stop_runner(stop, runner).await;
 }

@@ -494,30 +494,6 @@ async fn group_restrictions_come_from_settings() {
     );
 }
 
-/// An audit sink that fails while `down` is set (the audit component restarting).
-#[derive(Debug, Default)]
-struct FlakyAudit {
-    down: std::sync::atomic::AtomicBool,
-    inner: cowork::gateway::MemoryAudit,
-}
-
-impl cowork::gateway::AuditSink for FlakyAudit {
-    fn record<'a>(
-        &'a self,
-        event: cowork::gateway::AuditEvent,
-    ) -> cowork::gateway::BoxFuture<'a, Result<(), cowork::gateway::GatewayError>> {
-        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
-            return Box::pin(async {
-                Err(cowork::gateway::GatewayError::Sink {
-                    sink: "audit",
-                    reason: "down".into(),
-                })
-            });
-        }
-        self.inner.record(event)
-    }
-}
-
 /// Telegram drops every update below the offset a poll sends: an update whose
 /// dispatch failed (the trail unreachable) must not be passed, or it is lost.
 #[tokio::test]
@@ -537,7 +513,7 @@ async fn an_update_that_failed_is_fetched_again_not_lost() {
     // also for the update behind it in the same answer.
     fake.lock().unwrap().updates.push(dm(11, 43, "hello"));
     fake.lock().unwrap().updates.push(dm(12, 44, "hello"));
-    audit.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    audit.fail_next(usize::MAX);
     poll_once(&client, &p, &env.dispatcher, &mut offset, 0)
         .await
         .unwrap_err();
@@ -553,7 +529,7 @@ async fn an_update_that_failed_is_fetched_again_not_lost() {
     assert_eq!(prompts("43"), 0);
 
     // Back up: both are fetched again and handled once each.
-    audit.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    audit.fail_next(0);
     let s = poll_once(&client, &p, &env.dispatcher, &mut offset, 0)
         .await
         .unwrap();

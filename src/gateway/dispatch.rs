@@ -62,6 +62,35 @@ pub struct Dispatcher {
     clock: Arc<dyn Clock>,
 }
 
+/// Forgets an event id whose handling was dropped before it ended (an empty
+/// `id` once it ended). The forgetting runs on the runtime, after the drop.
+struct ForgetOnDrop {
+    replay: Arc<ReplayGuard>,
+    channel: String,
+    id: String,
+}
+
+impl Drop for ForgetOnDrop {
+    fn drop(&mut self) {
+        if self.id.is_empty() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (replay, channel, id) = (
+            Arc::clone(&self.replay),
+            std::mem::take(&mut self.channel),
+            std::mem::take(&mut self.id),
+        );
+        runtime.spawn(async move {
+            if let Err(e) = replay.forget(&channel, &id).await {
+                tracing::warn!(error = %e, "could not forget an abandoned event id");
+            }
+        });
+    }
+}
+
 impl Dispatcher {
     pub fn new(
         access: Arc<AccessControl>,
@@ -113,7 +142,17 @@ impl Dispatcher {
             return Ok(Dispatched::Replay);
         }
         let channel = msg.channel().to_string();
+        // Dropped before it ends (the platform hung up on a webhook, the
+        // poller was stopped): the id is forgotten all the same.
+        let mut unfinished = event_id.map(|id| ForgetOnDrop {
+            replay: Arc::clone(&self.replay),
+            channel: channel.clone(),
+            id: id.to_string(),
+        });
         let result = self.handle(event_id, msg).await;
+        if let Some(guard) = unfinished.as_mut() {
+            guard.id.clear();
+        }
         if let (Err(_), Some(id)) = (&result, event_id) {
             // Failed before its effect was acknowledged: the platform's retry
             // is a fresh attempt, not a replay.

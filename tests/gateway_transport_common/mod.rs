@@ -262,3 +262,60 @@ pub fn assert_rate_limited(e: &cowork::gateway::GatewayError, why: &str, secret:
     assert!(e.contains("rate limited") && e.contains(why), "{e}");
     assert!(!e.contains(secret), "{e}");
 }
+
+/// An audit sink that fails its next `n` records (the audit component down or
+/// restarting), then records in memory.
+#[derive(Debug, Default)]
+pub struct FlakyAudit {
+    failing: std::sync::atomic::AtomicUsize,
+    pub inner: MemoryAudit,
+}
+
+impl FlakyAudit {
+    pub fn fail_next(&self, n: usize) {
+        self.failing.store(n, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// How many entries of `kind` were recorded.
+    pub fn count(&self, kind: &str) -> usize {
+        self.inner
+            .events()
+            .iter()
+            .filter(|e| e.kind == kind)
+            .count()
+    }
+}
+
+impl cowork::gateway::AuditSink for FlakyAudit {
+    fn record<'a>(
+        &'a self,
+        event: cowork::gateway::AuditEvent,
+    ) -> cowork::gateway::BoxFuture<'a, Result<(), cowork::gateway::GatewayError>> {
+        use std::sync::atomic::Ordering;
+        let failed = self
+            .failing
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if failed {
+            return Box::pin(async {
+                Err(cowork::gateway::GatewayError::Sink {
+                    sink: "audit",
+                    reason: "down".into(),
+                })
+            });
+        }
+        self.inner.record(event)
+    }
+}
+
+/// Tells a transport loop to stop and waits (bounded) for it to end.
+pub async fn stop_runner(
+    stop: tokio::sync::watch::Sender<bool>,
+    runner: tokio::task::JoinHandle<()>,
+) {
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), runner)
+        .await
+        .unwrap()
+        .unwrap();
+}

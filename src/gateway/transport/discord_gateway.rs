@@ -349,12 +349,14 @@ impl DiscordGateway {
             };
             match frame.op {
                 0 => {
-                    if let Some(s) = frame.s {
-                        self.seq = Some(self.seq.map_or(s, |old| old.max(s)));
-                    }
                     let data = frame.d.as_ref().map_or("null", |d| d.get());
                     self.on_dispatch(frame.t.as_deref(), data, replies, dispatcher)
                         .await?;
+                    // Only a handled event moves the sequence: after a failed
+                    // one, the resume asks Discord for it again.
+                    if let Some(s) = frame.s {
+                        self.seq = Some(self.seq.map_or(s, |old| old.max(s)));
+                    }
                 }
                 1 => send_json(&mut ws, json!({"op": 1, "d": self.seq})).await?,
                 7 => {

@@ -1,7 +1,9 @@
 //! Slack Socket Mode: `apps.connections.open` with the app-level token (`xapp-`)
 //! returns a one-time `wss://` URL; over it Slack sends envelopes
 //! (`hello`, `events_api`, `slash_commands`, `interactive`, `disconnect`), each
-//! acknowledged with `{"envelope_id": ...}` at once. `events_api` payloads are
+//! acknowledged with `{"envelope_id": ...}`: an event once it is handled or
+//! refused for good, so one whose dispatch failed is left for Slack to deliver
+//! again; any other envelope at once. `events_api` payloads are
 //! the Events API bodies and go through [`Slack::parse`]; their authenticity is
 //! the TLS connection opened with the app token (there is no signature).
 //! On `disconnect` or a closed socket the client opens a new connection.
@@ -49,7 +51,7 @@ struct Envelope {
 /// One Socket Mode text frame, decoded but not yet acted on.
 #[derive(Debug)]
 pub(crate) struct SocketFrame {
-    /// The id to acknowledge at once, when the envelope has one.
+    /// The id to acknowledge, when the envelope has one.
     pub(crate) ack: Option<String>,
     pub(crate) action: SocketAction,
 }
@@ -183,23 +185,23 @@ impl SocketModeClient {
                     continue;
                 }
             };
+            // An event is acknowledged once it is handled (or refused for
+            // good): Slack redelivers an envelope it does not see acknowledged,
+            // and a dispatch that failed forgot its event id, so the
+            // redelivery is a fresh attempt. An error ends the session unacked.
+            if let SocketAction::Event(payload) = &frame.action {
+                self.handle_event(parser, replies, dispatcher, payload.get().as_bytes())
+                    .await?;
+            }
             if let Some(id) = &frame.ack {
-                // Acknowledge first: Slack redelivers unacknowledged envelopes.
                 let ack = serde_json::json!({ "envelope_id": id }).to_string();
                 if ws.send(Message::Text(ack.into())).await.is_err() {
                     return Ok(SessionEnd::Closed);
                 }
             }
-            match frame.action {
-                SocketAction::Disconnect(reason) => {
-                    let _ = ws.close(None).await;
-                    return Ok(SessionEnd::Disconnect(reason));
-                }
-                SocketAction::Event(payload) => {
-                    self.handle_event(parser, replies, dispatcher, payload.get().as_bytes())
-                        .await?;
-                }
-                SocketAction::Other => {}
+            if let SocketAction::Disconnect(reason) = frame.action {
+                let _ = ws.close(None).await;
+                return Ok(SessionEnd::Disconnect(reason));
             }
         }
     }

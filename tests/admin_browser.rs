@@ -23,7 +23,8 @@ use std::time::Duration;
 
 use common::*;
 use cowork::admin::testing::FakeBackend;
-use cowork::admin::{Clock, SystemClock, TestClock, UserState};
+use cowork::admin::{Clock, SystemClock, TestClock};
+use cowork::ipc::UserState;
 use fantoccini::{Client, ClientBuilder, Locator};
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";

@@ -11,7 +11,7 @@ mod admin_common;
 use admin_common as common;
 
 use common::*;
-use cowork::admin::UserState;
+use cowork::ipc::{TaskState, UserState};
 
 fn code_of(body: &str) -> String {
     let i = body.find(r#"id="pairing-code">"#).expect("code shown") + r#"id="pairing-code">"#.len();
@@ -222,7 +222,11 @@ async fn users_tasks_approvals_audit() {
         .submit("/tasks", "/tasks/cancel", &[("id", "7"), ("force", "1")])
         .await;
     assert_eq!(r.status, 303);
-    assert_eq!(h.backend.state().tasks[0].status, "stopped");
+    let task = h.backend.state().tasks[0].clone();
+    assert_eq!(
+        (task.state, task.detail.as_deref()),
+        (TaskState::Cancelled, Some("force-stopped"))
+    );
     let r = c.submit("/tasks", "/tasks/cancel", &[("id", "999")]).await;
     assert_eq!(r.status, 404);
 

@@ -9,16 +9,17 @@ use std::time::Duration;
 
 use super::backend::{
     AdminBackend, AuditEntry, AuditVerdict, BackendError, BackendErrorKind, BackendFuture,
-    ChannelMode, ChannelUser, ComponentHealth, Dashboard, IssuedCode, PairingListing,
-    PendingApproval, Revocation, TaskListing, UploadTarget, UserState,
+    ChannelMode, ComponentHealth, Dashboard, IssuedCode, PairingListing, Revocation, UploadTarget,
+    gateway_id,
 };
 use super::{AdminHandle, AdminKeys, AdminServer, AdminWebSettings};
 use crate::config::{AccessMode, Config, Profile};
 use crate::ipc::{
     AccessRequest, AccessResponse, AdminInfo, AdminRequest, AdminResponse, AgentRequest,
-    AgentResponse, AuditAppend, AuditQuery, AuditRequest, AuditResponse, Client, Component,
-    ComponentRequest, ComponentResponse, ComponentState, ControlRequest, ControlResponse,
-    ErrorCode, GatewayRequest, GatewayResponse, KeyBundle, Role, StatusReport, WireError,
+    AgentResponse, ApprovalListing, AuditAppend, AuditQuery, AuditRequest, AuditResponse, Client,
+    Component, ComponentRequest, ComponentResponse, ComponentState, ControlRequest,
+    ControlResponse, ErrorCode, GatewayRequest, GatewayResponse, KeyBundle, Role, StatusReport,
+    TaskListing, UserListing, WireError,
 };
 use crate::keystore::Purpose;
 use crate::paths::Paths;
@@ -309,33 +310,11 @@ impl ApplianceBackend {
     }
 }
 
-/// The gateway's task and approval ids are `t-`/`a-` and 12 hex digits; the
-/// page's forms carry the number.
-fn gateway_id(prefix: char, id: u64) -> String {
-    format!("{prefix}-{id:012x}")
-}
-
-fn page_id(id: &str) -> u64 {
-    id.get(2..)
-        .and_then(|h| u64::from_str_radix(h, 16).ok())
-        .unwrap_or(0)
-}
-
 fn no_agent() -> BackendError {
     BackendError::new(
         BackendErrorKind::NotFound,
         "no LLM provider is configured on this appliance, so there are no tasks or approvals",
     )
-}
-
-/// The page's names for task states.
-fn page_status(state: &str) -> String {
-    match state {
-        "awaiting_approval" => "waiting_approval",
-        "completed" => "done",
-        other => other,
-    }
-    .to_string()
 }
 
 impl AdminBackend for ApplianceBackend {
@@ -437,26 +416,13 @@ impl AdminBackend for ApplianceBackend {
         })
     }
 
-    fn users_list(&self, channel: Option<String>) -> BackendFuture<'_, Vec<ChannelUser>> {
+    fn users_list(&self, channel: Option<String>) -> BackendFuture<'_, Vec<UserListing>> {
         Box::pin(async move {
             match self
                 .access("admin", AccessRequest::UsersList { channel })
                 .await?
             {
-                AccessResponse::Users(users) => Ok(users
-                    .into_iter()
-                    .map(|u| ChannelUser {
-                        state: match u.state.as_str() {
-                            "paired" => UserState::Paired,
-                            "allowlisted" => UserState::Allowlisted,
-                            _ => UserState::Revoked,
-                        },
-                        channel: u.channel,
-                        sender: u.sender,
-                        since: u64::try_from(u.since).unwrap_or(0),
-                        last_seen: u.last_seen.and_then(|t| u64::try_from(t).ok()),
-                    })
-                    .collect()),
+                AccessResponse::Users(users) => Ok(users),
                 _ => Err(unexpected("gateway")),
             }
         })
@@ -482,30 +448,15 @@ impl AdminBackend for ApplianceBackend {
 
     fn tasks_list(&self) -> BackendFuture<'_, Vec<TaskListing>> {
         Box::pin(async move {
-            let tasks = match self
+            match self
                 .agent("admin", AgentRequest::TasksList { limit: 200 })
                 .await?
             {
-                Some(AgentResponse::Tasks(t)) => t,
+                Some(AgentResponse::Tasks(t)) => Ok(t),
                 // No [agent] configured: no tasks, not an error page.
-                None => Vec::new(),
-                Some(_) => return Err(unexpected("gateway")),
-            };
-            Ok(tasks
-                .into_iter()
-                .map(|t| {
-                    let (channel, user) = t.user.split_once(':').unwrap_or(("", &t.user));
-                    TaskListing {
-                        id: page_id(&t.id),
-                        channel: channel.to_string(),
-                        user: user.to_string(),
-                        status: page_status(&t.state),
-                        summary: t.prompt.chars().take(120).collect(),
-                        created_at: u64::try_from(t.created_at).unwrap_or(0),
-                        updated_at: u64::try_from(t.updated_at).unwrap_or(0),
-                    }
-                })
-                .collect())
+                None => Ok(Vec::new()),
+                Some(_) => Err(unexpected("gateway")),
+            }
         })
     }
 
@@ -526,24 +477,13 @@ impl AdminBackend for ApplianceBackend {
         })
     }
 
-    fn approvals_list(&self) -> BackendFuture<'_, Vec<PendingApproval>> {
+    fn approvals_list(&self) -> BackendFuture<'_, Vec<ApprovalListing>> {
         Box::pin(async move {
-            let list = match self.agent("admin", AgentRequest::ApprovalsList).await? {
-                Some(AgentResponse::Approvals(a)) => a,
-                None => Vec::new(),
-                Some(_) => return Err(unexpected("gateway")),
-            };
-            Ok(list
-                .into_iter()
-                .map(|a| PendingApproval {
-                    id: page_id(&a.id),
-                    task_id: page_id(&a.task_id),
-                    command: a.command,
-                    cwd: a.cwd,
-                    requester: a.requester,
-                    expires_at: u64::try_from(a.expires_at).unwrap_or(0),
-                })
-                .collect())
+            match self.agent("admin", AgentRequest::ApprovalsList).await? {
+                Some(AgentResponse::Approvals(a)) => Ok(a),
+                None => Ok(Vec::new()),
+                Some(_) => Err(unexpected("gateway")),
+            }
         })
     }
 

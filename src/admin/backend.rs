@@ -1,11 +1,16 @@
 //! The admin page's only door to state: every read and change goes through
 //! [`AdminBackend`], which the appliance implements over IPC to the gateway and
-//! audit components. The types here are plain data owned by the admin module.
+//! audit components. The types here are plain data owned by the admin module;
+//! users, tasks and approvals are the gateway's IPC answers themselves
+//! ([`crate::ipc::UserListing`], [`crate::ipc::TaskListing`],
+//! [`crate::ipc::ApprovalListing`]), their states typed on the wire.
 
 use std::future::Future;
 use std::pin::Pin;
 
 use serde::{Deserialize, Serialize};
+
+use crate::ipc::{ApprovalListing, TaskListing, UserListing};
 
 /// The future every backend call returns (boxed so the trait stays object safe
 /// and usable as `Arc<dyn AdminBackend>`).
@@ -32,7 +37,7 @@ pub trait AdminBackend: Send + Sync + std::fmt::Debug {
     fn pairing_cancel_all(&self) -> BackendFuture<'_, usize>;
 
     /// Users known per channel (`None` = all channels).
-    fn users_list(&self, channel: Option<String>) -> BackendFuture<'_, Vec<ChannelUser>>;
+    fn users_list(&self, channel: Option<String>) -> BackendFuture<'_, Vec<UserListing>>;
     /// Revoke one user (`users` 0 if unknown or already revoked), ending
     /// their tasks and pending approvals.
     fn user_revoke(&self, channel: String, sender: String) -> BackendFuture<'_, Revocation>;
@@ -46,12 +51,13 @@ pub trait AdminBackend: Send + Sync + std::fmt::Debug {
 
     /// Tasks, newest first.
     fn tasks_list(&self) -> BackendFuture<'_, Vec<TaskListing>>;
-    /// Cancel a task (`force` = stop its running command now); `false` if not running.
+    /// Cancel a task by its page number ([`page_id`]; `force` = stop its
+    /// running command now); `false` if not running.
     fn task_cancel(&self, id: u64, force: bool) -> BackendFuture<'_, bool>;
 
     /// Pending command approvals.
-    fn approvals_list(&self) -> BackendFuture<'_, Vec<PendingApproval>>;
-    /// Approve once or deny a pending approval.
+    fn approvals_list(&self) -> BackendFuture<'_, Vec<ApprovalListing>>;
+    /// Approve once or deny a pending approval, by its page number.
     fn approval_decide(&self, id: u64, approve: bool, by: String) -> BackendFuture<'_, ()>;
 
     /// Audit entries, newest last, filtered by kind and time (unix secs).
@@ -215,24 +221,6 @@ pub struct PairingListing {
     pub expires_at: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum UserState {
-    Paired,
-    Allowlisted,
-    Revoked,
-}
-
-impl UserState {
-    pub fn name(self) -> &'static str {
-        match self {
-            UserState::Paired => "paired",
-            UserState::Allowlisted => "allowlisted",
-            UserState::Revoked => "revoked",
-        }
-    }
-}
-
 /// What a revocation did: users whose access ended, and what of theirs ended
 /// with it (live tasks cancelled, other pending approvals denied).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -242,35 +230,17 @@ pub struct Revocation {
     pub approvals_denied: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChannelUser {
-    pub channel: String,
-    pub sender: String,
-    pub state: UserState,
-    pub since: u64,
-    pub last_seen: Option<u64>,
+/// The gateway's task and approval ids are `t-`/`a-` and 12 hex digits; the
+/// page shows the number and its forms carry it.
+pub fn gateway_id(prefix: char, id: u64) -> String {
+    format!("{prefix}-{id:012x}")
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TaskListing {
-    pub id: u64,
-    pub channel: String,
-    pub user: String,
-    /// `queued`, `running`, `waiting_approval`, `done`, `failed`, `cancelled`.
-    pub status: String,
-    pub summary: String,
-    pub created_at: u64,
-    pub updated_at: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PendingApproval {
-    pub id: u64,
-    pub task_id: u64,
-    pub command: String,
-    pub cwd: String,
-    pub requester: String,
-    pub expires_at: u64,
+/// The number in a gateway id (0 if it has none).
+pub fn page_id(id: &str) -> u64 {
+    id.get(2..)
+        .and_then(|h| u64::from_str_radix(h, 16).ok())
+        .unwrap_or(0)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

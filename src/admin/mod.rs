@@ -46,8 +46,7 @@ mod views;
 
 pub use backend::{
     AdminBackend, AuditEntry, AuditVerdict, BackendError, BackendErrorKind, BackendFuture,
-    ChannelMode, ChannelUser, ComponentHealth, Dashboard, IssuedCode, PairingListing,
-    PendingApproval, Revocation, TaskListing, UploadTarget, UserState,
+    ChannelMode, ComponentHealth, Dashboard, IssuedCode, PairingListing, Revocation, UploadTarget,
 };
 pub use cert::{
     AdminKeys, CERT_FILE, CertInfo, certificate_names, ensure_certificate, fingerprint,

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::backend::*;
 use super::clock::Clock;
+use crate::ipc::{ApprovalListing, ApprovalStatus, TaskListing, TaskState, UserListing, UserState};
 
 /// The fake appliance's configuration file: the development profile, two
 /// channels, no agent.
@@ -33,9 +34,9 @@ struct Code {
 pub struct FakeState {
     pub channels: Vec<ChannelMode>,
     codes: Vec<Code>,
-    pub users: Vec<ChannelUser>,
+    pub users: Vec<UserListing>,
     pub tasks: Vec<TaskListing>,
-    pub approvals: Vec<PendingApproval>,
+    pub approvals: Vec<ApprovalListing>,
     /// Decided approvals: (id, approved, by).
     pub decisions: Vec<(u64, bool, String)>,
     pub audit: Vec<AuditEntry>,
@@ -69,6 +70,7 @@ impl FakeBackend {
     /// a running task with a pending approval, two vault secrets.
     pub fn new(clock: Arc<dyn Clock>) -> Self {
         let now = clock.now();
+        let at = |secs: u64| i64::try_from(secs).unwrap_or(i64::MAX);
         let channel = |name: &str, dm: &str| ChannelMode {
             name: name.into(),
             enabled: true,
@@ -78,37 +80,42 @@ impl FakeBackend {
         let state = FakeState {
             channels: vec![channel("local", "pairing"), channel("telegram", "pairing")],
             users: vec![
-                ChannelUser {
+                UserListing {
                     channel: "telegram".into(),
                     sender: "alice".into(),
                     state: UserState::Paired,
-                    since: now.saturating_sub(86_400),
-                    last_seen: Some(now.saturating_sub(60)),
+                    since: at(now.saturating_sub(86_400)),
+                    last_seen: Some(at(now.saturating_sub(60))),
+                    display_name: None,
                 },
-                ChannelUser {
+                UserListing {
                     channel: "telegram".into(),
                     sender: "bob".into(),
                     state: UserState::Allowlisted,
-                    since: now.saturating_sub(3_600),
+                    since: at(now.saturating_sub(3_600)),
                     last_seen: None,
+                    display_name: None,
                 },
             ],
             tasks: vec![TaskListing {
-                id: 7,
-                channel: "telegram".into(),
-                user: "alice".into(),
-                status: "waiting_approval".into(),
-                summary: "clean the build directory".into(),
-                created_at: now.saturating_sub(120),
-                updated_at: now.saturating_sub(30),
+                id: gateway_id('t', 7),
+                user: "telegram:alice".into(),
+                state: TaskState::AwaitingApproval,
+                prompt: "clean the build directory".into(),
+                detail: None,
+                created_at: at(now.saturating_sub(120)),
+                updated_at: at(now.saturating_sub(30)),
             }],
-            approvals: vec![PendingApproval {
-                id: 3,
-                task_id: 7,
+            approvals: vec![ApprovalListing {
+                id: gateway_id('a', 3),
+                task_id: gateway_id('t', 7),
                 command: "rm -rf ./target/<debug> && echo \"done\"".into(),
                 cwd: "/var/lib/cowork/workspace".into(),
                 requester: "telegram:alice".into(),
-                expires_at: now + 600,
+                status: ApprovalStatus::Pending,
+                approver: None,
+                created_at: at(now.saturating_sub(30)),
+                expires_at: at(now + 600),
             }],
             secrets: vec!["anthropic_api_key".into(), "telegram_bot_token".into()],
             next_id: 100,
@@ -181,12 +188,14 @@ impl FakeBackend {
             return false;
         };
         c.used = true;
-        st.users.push(ChannelUser {
+        let now = i64::try_from(now).unwrap_or(i64::MAX);
+        st.users.push(UserListing {
             channel: channel.into(),
             sender: sender.into(),
             state: UserState::Paired,
             since: now,
             last_seen: Some(now),
+            display_name: None,
         });
         st.mutations += 1;
         true
@@ -365,7 +374,7 @@ impl AdminBackend for FakeBackend {
         ready(Ok((before - st.lockouts.len()) as u64))
     }
 
-    fn users_list(&self, channel: Option<String>) -> BackendFuture<'_, Vec<ChannelUser>> {
+    fn users_list(&self, channel: Option<String>) -> BackendFuture<'_, Vec<UserListing>> {
         let st = self.state();
         ready(Ok(st
             .users
@@ -416,34 +425,36 @@ impl AdminBackend for FakeBackend {
     }
 
     fn task_cancel(&self, id: u64, force: bool) -> BackendFuture<'_, bool> {
-        let now = self.clock.now();
+        let now = i64::try_from(self.clock.now()).unwrap_or(i64::MAX);
         let mut st = self.state();
-        let Some(t) = st.tasks.iter_mut().find(|t| t.id == id) else {
+        let Some(t) = st.tasks.iter_mut().find(|t| page_id(&t.id) == id) else {
             return ready(Err(not_found("task")));
         };
-        if matches!(
-            t.status.as_str(),
-            "done" | "failed" | "cancelled" | "stopped"
-        ) {
-            return ready(Ok(false));
+        // As the gateway: a live task is cancelled (a forced one too: its
+        // command is stopped at once); an ended one is left as it is.
+        match t.state {
+            TaskState::Queued
+            | TaskState::Running
+            | TaskState::AwaitingApproval
+            | TaskState::Interrupted => {}
+            TaskState::Completed | TaskState::Failed | TaskState::Cancelled => {
+                return ready(Ok(false));
+            }
         }
-        t.status = if force {
-            "stopped".into()
-        } else {
-            "cancelled".into()
-        };
+        t.state = TaskState::Cancelled;
+        t.detail = Some(if force { "force-stopped" } else { "cancelled" }.into());
         t.updated_at = now;
         st.mutations += 1;
         ready(Ok(true))
     }
 
-    fn approvals_list(&self) -> BackendFuture<'_, Vec<PendingApproval>> {
+    fn approvals_list(&self) -> BackendFuture<'_, Vec<ApprovalListing>> {
         ready(Ok(self.state().approvals.clone()))
     }
 
     fn approval_decide(&self, id: u64, approve: bool, by: String) -> BackendFuture<'_, ()> {
         let mut st = self.state();
-        let Some(pos) = st.approvals.iter().position(|a| a.id == id) else {
+        let Some(pos) = st.approvals.iter().position(|a| page_id(&a.id) == id) else {
             return ready(Err(not_found("approval")));
         };
         st.approvals.remove(pos);

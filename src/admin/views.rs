@@ -5,6 +5,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::backend::*;
 use super::cert::CertInfo;
+use crate::ipc::{ApprovalListing, TaskListing, TaskState, UserListing, UserState};
 
 /// Which navigation entry is active.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +49,11 @@ pub fn fmt_time(secs: u64) -> String {
     };
     let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
     t.format(&f).unwrap_or_else(|_| secs.to_string())
+}
+
+/// A gateway time (signed unix seconds); before 1970 reads as 1970.
+fn fmt_unix(secs: i64) -> String {
+    fmt_time(u64::try_from(secs).unwrap_or(0))
 }
 
 fn fmt_left(secs: i64) -> String {
@@ -280,18 +286,26 @@ pub fn pairing(
     }
 }
 
-pub fn users(ctx: &PageCtx, users: &[ChannelUser], channels: &[String]) -> Markup {
+/// Whether the page offers to revoke a user in this state.
+fn revocable(state: UserState) -> bool {
+    match state {
+        UserState::Paired | UserState::Allowlisted => true,
+        UserState::Revoked => false,
+    }
+}
+
+pub fn users(ctx: &PageCtx, users: &[UserListing], channels: &[String]) -> Markup {
     html! {
         @for ch in channels {
             section.card {
                 h2 { (ch) }
-                @let list: Vec<&ChannelUser> = users.iter().filter(|u| &u.channel == ch).collect();
+                @let list: Vec<&UserListing> = users.iter().filter(|u| &u.channel == ch).collect();
                 @if list.is_empty() { p.muted { "Nobody is paired or allowlisted." } } @else {
                     table { thead { tr { th { "Sender" } th { "State" } th { "Since" } th { "Last seen" } th {} } }
                         tbody { @for u in &list { tr {
-                            td { code { (u.sender) } } td { (u.state.name()) } td { (fmt_time(u.since)) }
-                            td { @if let Some(t) = u.last_seen { (fmt_time(t)) } @else { span.muted { "never" } } }
-                            td { @if u.state != UserState::Revoked {
+                            td { code { (u.sender) } } td { (u.state.as_str()) } td { (fmt_unix(u.since)) }
+                            td { @if let Some(t) = u.last_seen.and_then(|t| u64::try_from(t).ok()) { (fmt_time(t)) } @else { span.muted { "never" } } }
+                            td { @if revocable(u.state) {
                                 form.inline method="post" action="/users/revoke" {
                                     (csrf_field(&ctx.csrf))
                                     input type="hidden" name="channel" value=(u.channel);
@@ -310,20 +324,51 @@ pub fn users(ctx: &PageCtx, users: &[ChannelUser], channels: &[String]) -> Marku
     }
 }
 
+/// The page's name for a task state.
+fn task_status(state: TaskState) -> &'static str {
+    match state {
+        TaskState::Queued => "queued",
+        TaskState::Running => "running",
+        TaskState::AwaitingApproval => "waiting_approval",
+        TaskState::Completed => "done",
+        TaskState::Failed => "failed",
+        TaskState::Cancelled => "cancelled",
+        TaskState::Interrupted => "interrupted",
+    }
+}
+
+/// Whether the page offers to cancel a task in this state (an interrupted
+/// task is closed by a cancel).
+fn cancellable(state: TaskState) -> bool {
+    match state {
+        TaskState::Queued
+        | TaskState::Running
+        | TaskState::AwaitingApproval
+        | TaskState::Interrupted => true,
+        TaskState::Completed | TaskState::Failed | TaskState::Cancelled => false,
+    }
+}
+
+/// How much of a task's message the list shows.
+const SUMMARY_CHARS: usize = 120;
+
 pub fn tasks(ctx: &PageCtx, tasks: &[TaskListing]) -> Markup {
     html! { section.card {
         @if tasks.is_empty() { p.muted { "No tasks." } } @else {
             table { thead { tr { th { "#" } th { "Channel / user" } th { "Status" } th { "Summary" } th { "Updated" } th {} } }
                 tbody { @for t in tasks { tr {
-                    td { (t.id) } td { (t.channel) " / " (t.user) } td { (t.status) } td { (t.summary) }
-                    td { (fmt_time(t.updated_at)) }
-                    td { @if !matches!(t.status.as_str(), "done" | "failed" | "cancelled" | "stopped") {
+                    @let id = page_id(&t.id);
+                    @let (channel, user) = t.user.split_once(':').unwrap_or(("", &t.user));
+                    td { (id) } td { (channel) " / " (user) } td { (task_status(t.state)) }
+                    td { (t.prompt.chars().take(SUMMARY_CHARS).collect::<String>()) }
+                    td { (fmt_unix(t.updated_at)) }
+                    td { @if cancellable(t.state) {
                         form.inline method="post" action="/tasks/cancel" {
-                            (csrf_field(&ctx.csrf)) input type="hidden" name="id" value=(t.id);
+                            (csrf_field(&ctx.csrf)) input type="hidden" name="id" value=(id);
                             button.secondary type="submit" { "Cancel" } }
                         " "
                         form.inline method="post" action="/tasks/cancel" {
-                            (csrf_field(&ctx.csrf)) input type="hidden" name="id" value=(t.id);
+                            (csrf_field(&ctx.csrf)) input type="hidden" name="id" value=(id);
                             input type="hidden" name="force" value="1";
                             button.danger type="submit" { "Force-stop" } }
                     } }
@@ -333,24 +378,27 @@ pub fn tasks(ctx: &PageCtx, tasks: &[TaskListing]) -> Markup {
     } }
 }
 
-pub fn approvals(ctx: &PageCtx, list: &[PendingApproval], now: u64) -> Markup {
+pub fn approvals(ctx: &PageCtx, list: &[ApprovalListing], now: u64) -> Markup {
+    let now = i64::try_from(now).unwrap_or(i64::MAX);
     html! {
         @if list.is_empty() { section.card { p.muted { "No pending approvals." } } }
         @for a in list { section.card {
-            h2 { "Approval #" (a.id) " for task #" (a.task_id) }
+            @let id = page_id(&a.id);
+            @let expires_at = u64::try_from(a.expires_at).unwrap_or(0);
+            h2 { "Approval #" (id) " for task #" (page_id(&a.task_id)) }
             table { tbody {
                 tr { th { "Command" } td { pre.cmd { (a.command) } } }
                 tr { th { "Working directory" } td { code { (a.cwd) } } }
                 tr { th { "Requested by" } td { (a.requester) } }
-                tr { th { "Expires" } td { (fmt_time(a.expires_at)) " (" span data-expires-at=(a.expires_at) { (fmt_left(a.expires_at as i64 - now as i64)) } ")" } }
+                tr { th { "Expires" } td { (fmt_time(expires_at)) " (" span data-expires-at=(expires_at) { (fmt_left(a.expires_at.saturating_sub(now))) } ")" } }
             } }
             form.inline method="post" action="/approvals/decide" {
-                (csrf_field(&ctx.csrf)) input type="hidden" name="id" value=(a.id);
+                (csrf_field(&ctx.csrf)) input type="hidden" name="id" value=(id);
                 input type="hidden" name="decision" value="approve";
                 button type="submit" { "Approve once" } }
             " "
             form.inline method="post" action="/approvals/decide" {
-                (csrf_field(&ctx.csrf)) input type="hidden" name="id" value=(a.id);
+                (csrf_field(&ctx.csrf)) input type="hidden" name="id" value=(id);
                 input type="hidden" name="decision" value="deny";
                 button.danger type="submit" { "Deny" } }
         } }

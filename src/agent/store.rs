@@ -293,6 +293,22 @@ impl<'c> TaskStore<'c> {
 /// Default life of an approval request: 5 minutes.
 pub const DEFAULT_APPROVAL_TTL_SECS: i64 = 300;
 
+/// The state as `gateway.tasks-read` answers it.
+impl From<TaskState> for crate::ipc::TaskState {
+    fn from(s: TaskState) -> Self {
+        use crate::ipc::TaskState as W;
+        match s {
+            TaskState::Queued => W::Queued,
+            TaskState::Running => W::Running,
+            TaskState::AwaitingApproval => W::AwaitingApproval,
+            TaskState::Completed => W::Completed,
+            TaskState::Failed => W::Failed,
+            TaskState::Cancelled => W::Cancelled,
+            TaskState::Interrupted => W::Interrupted,
+        }
+    }
+}
+
 /// State of an approval request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApprovalStatus {
@@ -325,6 +341,20 @@ impl ApprovalStatus {
             "used" => ApprovalStatus::Used,
             _ => return None,
         })
+    }
+}
+
+/// The status as `gateway.tasks-read` answers it.
+impl From<ApprovalStatus> for crate::ipc::ApprovalStatus {
+    fn from(s: ApprovalStatus) -> Self {
+        use crate::ipc::ApprovalStatus as W;
+        match s {
+            ApprovalStatus::Pending => W::Pending,
+            ApprovalStatus::Approved => W::Approved,
+            ApprovalStatus::Denied => W::Denied,
+            ApprovalStatus::Expired => W::Expired,
+            ApprovalStatus::Used => W::Used,
+        }
     }
 }
 

@@ -88,6 +88,17 @@ impl UserState {
     }
 }
 
+/// The state as `gateway.users-list` answers it.
+impl From<UserState> for crate::ipc::UserState {
+    fn from(s: UserState) -> Self {
+        match s {
+            UserState::Paired => crate::ipc::UserState::Paired,
+            UserState::Allowlisted => crate::ipc::UserState::Allowlisted,
+            UserState::Revoked => crate::ipc::UserState::Revoked,
+        }
+    }
+}
+
 /// One row of `gateway_users`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {

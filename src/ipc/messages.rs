@@ -501,8 +501,7 @@ pub struct TaskListing {
     pub id: String,
     /// `channel:sender`
     pub user: String,
-    /// queued | running | awaiting_approval | completed | failed | cancelled | interrupted
-    pub state: String,
+    pub state: TaskState,
     /// The message that started it (at most 2000 characters).
     pub prompt: String,
     /// Why it ended, or what it waits for.
@@ -521,11 +520,78 @@ pub struct ApprovalListing {
     pub cwd: String,
     /// `channel:sender` of the task.
     pub requester: String,
-    /// pending | approved | denied | expired | used
-    pub status: String,
+    pub status: ApprovalStatus,
     pub approver: Option<String>,
     pub created_at: i64,
     pub expires_at: i64,
+}
+
+/// A task's state on the wire (the agent store's `TaskState`, which the
+/// gateway maps here). On the wire it is the snake_case name, e.g.
+/// `awaiting_approval`; any other string fails to decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskState {
+    Queued,
+    Running,
+    AwaitingApproval,
+    Completed,
+    Failed,
+    Cancelled,
+    /// Left unfinished by a restart; it may be resumed or closed.
+    Interrupted,
+}
+
+impl TaskState {
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Queued => "queued",
+            TaskState::Running => "running",
+            TaskState::AwaitingApproval => "awaiting_approval",
+            TaskState::Completed => "completed",
+            TaskState::Failed => "failed",
+            TaskState::Cancelled => "cancelled",
+            TaskState::Interrupted => "interrupted",
+        }
+    }
+}
+
+impl std::fmt::Display for TaskState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// An approval request's status on the wire (the agent store's
+/// `ApprovalStatus`); any other string fails to decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalStatus {
+    Pending,
+    Approved,
+    Denied,
+    Expired,
+    Used,
+}
+
+impl ApprovalStatus {
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalStatus::Pending => "pending",
+            ApprovalStatus::Approved => "approved",
+            ApprovalStatus::Denied => "denied",
+            ApprovalStatus::Expired => "expired",
+            ApprovalStatus::Used => "used",
+        }
+    }
+}
+
+impl std::fmt::Display for ApprovalStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
 }
 
 /// Pairing-code and user management (served by the gateway).
@@ -657,12 +723,38 @@ pub struct PairingListing {
 pub struct UserListing {
     pub channel: String,
     pub sender: String,
-    /// paired | allowlisted | revoked
-    pub state: String,
+    pub state: UserState,
     /// When the current state was entered (unix seconds).
     pub since: i64,
     pub last_seen: Option<i64>,
     pub display_name: Option<String>,
+}
+
+/// A channel user's state on the wire (the gateway store's `UserState`);
+/// any other string fails to decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserState {
+    Paired,
+    Allowlisted,
+    Revoked,
+}
+
+impl UserState {
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserState::Paired => "paired",
+            UserState::Allowlisted => "allowlisted",
+            UserState::Revoked => "revoked",
+        }
+    }
+}
+
+impl std::fmt::Display for UserState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
 }
 
 /// `coworkctl settings`, the admin page's settings forms.
@@ -1065,4 +1157,135 @@ pub enum ComponentState {
     Backoff,
     /// Stopped on purpose.
     Stopped,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipc::{FrameError, decode, encode};
+
+    /// `UserListing` as it was while its state travelled as a string: the
+    /// same field names and order, so its bytes are what an older peer sent.
+    #[derive(Serialize)]
+    struct StringUser<'a> {
+        channel: &'a str,
+        sender: &'a str,
+        state: &'a str,
+        since: i64,
+        last_seen: Option<i64>,
+        display_name: Option<&'a str>,
+    }
+
+    fn string_user(state: &str) -> StringUser<'_> {
+        StringUser {
+            channel: "telegram",
+            sender: "alice",
+            state,
+            since: 1_700_000_000,
+            last_seen: Some(1_700_000_060),
+            display_name: None,
+        }
+    }
+
+    /// Each state encodes to its exact wire string, byte for byte what the
+    /// string it replaces encoded to, and decodes back.
+    fn round_trips<T>(all: &[T], wire: fn(&T) -> &'static str)
+    where
+        T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+    {
+        for s in all {
+            let bytes = encode(s).unwrap();
+            assert_eq!(bytes, encode(&wire(s)).unwrap(), "{s:?}");
+            assert_eq!(&decode::<T>(&bytes).unwrap(), s);
+            assert_eq!(decode::<T>(&encode(&wire(s)).unwrap()).unwrap(), *s);
+        }
+    }
+
+    #[test]
+    fn states_round_trip_with_their_wire_strings() {
+        use ApprovalStatus as A;
+        use TaskState as T;
+        use UserState as U;
+        round_trips(&[U::Paired, U::Allowlisted, U::Revoked], |s| s.as_str());
+        round_trips(
+            &[
+                T::Queued,
+                T::Running,
+                T::AwaitingApproval,
+                T::Completed,
+                T::Failed,
+                T::Cancelled,
+                T::Interrupted,
+            ],
+            |s| s.as_str(),
+        );
+        round_trips(
+            &[A::Pending, A::Approved, A::Denied, A::Expired, A::Used],
+            |s| s.as_str(),
+        );
+        let spelled: Vec<&str> = [T::AwaitingApproval, T::Completed]
+            .iter()
+            .map(|s| s.as_str())
+            .collect();
+        assert_eq!(spelled, ["awaiting_approval", "completed"]);
+        assert_eq!(format!("{:<9}|", U::Paired), "paired   |");
+    }
+
+    #[test]
+    fn a_listing_is_byte_for_byte_what_it_was() {
+        let typed = UserListing {
+            channel: "telegram".into(),
+            sender: "alice".into(),
+            state: UserState::Allowlisted,
+            since: 1_700_000_000,
+            last_seen: Some(1_700_000_060),
+            display_name: None,
+        };
+        let old = encode(&string_user("allowlisted")).unwrap();
+        assert_eq!(encode(&typed).unwrap(), old);
+        assert_eq!(decode::<UserListing>(&old).unwrap(), typed);
+    }
+
+    #[test]
+    fn an_unknown_state_is_a_decode_error() {
+        for bad in [
+            "",
+            "Paired",
+            "PAIRED",
+            "paired ",
+            "pending",
+            "unknown",
+            "revoked\0",
+        ] {
+            let bytes = encode(&string_user(bad)).unwrap();
+            let err = decode::<UserListing>(&bytes).unwrap_err();
+            assert!(matches!(err, FrameError::Malformed(_)), "{bad:?}: {err:?}");
+        }
+        // Inside a whole answer, as the admin component reads it: the known
+        // state decodes, the unknown one fails the answer.
+        #[derive(Serialize)]
+        enum StringAnswer<'a> {
+            Users(Vec<StringUser<'a>>),
+        }
+        let answer = |state| encode(&StringAnswer::Users(vec![string_user(state)])).unwrap();
+        assert!(matches!(
+            decode::<AccessResponse>(&answer("revoked")),
+            Ok(AccessResponse::Users(u)) if u[0].state == UserState::Revoked
+        ));
+        assert!(decode::<AccessResponse>(&answer("suspended")).is_err());
+        for bad in ["done", "waiting_approval", "stopped", "Running"] {
+            assert!(
+                decode::<TaskState>(&encode(&bad).unwrap()).is_err(),
+                "{bad}"
+            );
+        }
+        for bad in ["revoked", "Pending", "lapsed"] {
+            assert!(
+                decode::<ApprovalStatus>(&encode(&bad).unwrap()).is_err(),
+                "{bad}"
+            );
+        }
+        // Not a string at all.
+        assert!(decode::<UserState>(&encode(&1u8).unwrap()).is_err());
+    }
 }

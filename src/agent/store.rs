@@ -7,32 +7,11 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::error::StoreError;
 
-/// Life of a task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TaskState {
-    Queued,
-    Running,
-    AwaitingApproval,
-    Completed,
-    Failed,
-    Cancelled,
-    /// Was running or awaiting approval when the process stopped.
-    Interrupted,
-}
+/// Life of a task: the IPC type itself (one type on the wire and in the
+/// table, same spellings); the store adds parsing and the allowed transitions.
+pub use crate::ipc::TaskState;
 
 impl TaskState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaskState::Queued => "queued",
-            TaskState::Running => "running",
-            TaskState::AwaitingApproval => "awaiting_approval",
-            TaskState::Completed => "completed",
-            TaskState::Failed => "failed",
-            TaskState::Cancelled => "cancelled",
-            TaskState::Interrupted => "interrupted",
-        }
-    }
-
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "queued" => TaskState::Queued,
@@ -293,45 +272,10 @@ impl<'c> TaskStore<'c> {
 /// Default life of an approval request: 5 minutes.
 pub const DEFAULT_APPROVAL_TTL_SECS: i64 = 300;
 
-/// The state as `gateway.tasks-read` answers it.
-impl From<TaskState> for crate::ipc::TaskState {
-    fn from(s: TaskState) -> Self {
-        use crate::ipc::TaskState as W;
-        match s {
-            TaskState::Queued => W::Queued,
-            TaskState::Running => W::Running,
-            TaskState::AwaitingApproval => W::AwaitingApproval,
-            TaskState::Completed => W::Completed,
-            TaskState::Failed => W::Failed,
-            TaskState::Cancelled => W::Cancelled,
-            TaskState::Interrupted => W::Interrupted,
-        }
-    }
-}
-
-/// State of an approval request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ApprovalStatus {
-    Pending,
-    Approved,
-    Denied,
-    /// Not decided in time: counts as denied.
-    Expired,
-    /// Approved and already used to run the command once.
-    Used,
-}
+/// State of an approval request: the IPC type itself; the store adds parsing.
+pub use crate::ipc::ApprovalStatus;
 
 impl ApprovalStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ApprovalStatus::Pending => "pending",
-            ApprovalStatus::Approved => "approved",
-            ApprovalStatus::Denied => "denied",
-            ApprovalStatus::Expired => "expired",
-            ApprovalStatus::Used => "used",
-        }
-    }
-
     fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "pending" => ApprovalStatus::Pending,
@@ -341,20 +285,6 @@ impl ApprovalStatus {
             "used" => ApprovalStatus::Used,
             _ => return None,
         })
-    }
-}
-
-/// The status as `gateway.tasks-read` answers it.
-impl From<ApprovalStatus> for crate::ipc::ApprovalStatus {
-    fn from(s: ApprovalStatus) -> Self {
-        use crate::ipc::ApprovalStatus as W;
-        match s {
-            ApprovalStatus::Pending => W::Pending,
-            ApprovalStatus::Approved => W::Approved,
-            ApprovalStatus::Denied => W::Denied,
-            ApprovalStatus::Expired => W::Expired,
-            ApprovalStatus::Used => W::Used,
-        }
     }
 }
 

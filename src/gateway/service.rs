@@ -512,7 +512,7 @@ impl GatewayService {
                         .map(|u| UserListing {
                             channel: u.channel,
                             sender: u.sender,
-                            state: u.state.into(),
+                            state: u.state,
                             since: u.since,
                             last_seen: u.last_seen,
                             display_name: u.display_name,

@@ -58,23 +58,11 @@ CREATE TABLE IF NOT EXISTS gateway_pairing_prompts (
 CREATE INDEX IF NOT EXISTS gateway_pairing_prompts_age ON gateway_pairing_prompts (last_at);
 ";
 
-/// A user's standing on a channel, as stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UserState {
-    Paired,
-    Allowlisted,
-    Revoked,
-}
+/// A user's standing on a channel: the IPC type itself, stored by the same
+/// spelling.
+pub use crate::ipc::UserState;
 
 impl UserState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UserState::Paired => "paired",
-            UserState::Allowlisted => "allowlisted",
-            UserState::Revoked => "revoked",
-        }
-    }
-
     fn parse(s: &str) -> Result<UserState, GatewayError> {
         match s {
             "paired" => Ok(UserState::Paired),
@@ -84,17 +72,6 @@ impl UserState {
                 operation: "read user state",
                 value: other.to_string(),
             }),
-        }
-    }
-}
-
-/// The state as `gateway.users-list` answers it.
-impl From<UserState> for crate::ipc::UserState {
-    fn from(s: UserState) -> Self {
-        match s {
-            UserState::Paired => crate::ipc::UserState::Paired,
-            UserState::Allowlisted => crate::ipc::UserState::Allowlisted,
-            UserState::Revoked => crate::ipc::UserState::Revoked,
         }
     }
 }

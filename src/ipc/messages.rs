@@ -526,8 +526,8 @@ pub struct ApprovalListing {
     pub expires_at: i64,
 }
 
-/// A task's state on the wire (the agent store's `TaskState`, which the
-/// gateway maps here). On the wire it is the snake_case name, e.g.
+/// A task's state, on the wire and in `agent_tasks` (the agent store adds
+/// parsing and transitions). On the wire it is the snake_case name, e.g.
 /// `awaiting_approval`; any other string fails to decode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -563,15 +563,17 @@ impl std::fmt::Display for TaskState {
     }
 }
 
-/// An approval request's status on the wire (the agent store's
-/// `ApprovalStatus`); any other string fails to decode.
+/// An approval request's status, on the wire and in `agent_approvals`; any
+/// other string fails to decode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ApprovalStatus {
     Pending,
     Approved,
     Denied,
+    /// Not decided in time: counts as denied.
     Expired,
+    /// Approved and already used to run the command once.
     Used,
 }
 
@@ -730,8 +732,8 @@ pub struct UserListing {
     pub display_name: Option<String>,
 }
 
-/// A channel user's state on the wire (the gateway store's `UserState`);
-/// any other string fails to decode.
+/// A channel user's state, on the wire and in `gateway_users`; any other
+/// string fails to decode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UserState {

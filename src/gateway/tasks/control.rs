@@ -73,7 +73,7 @@ impl Inner {
                 command: a.command,
                 cwd: a.cwd,
                 requester,
-                status: a.status.into(),
+                status: a.status,
                 approver: a.approver,
                 created_at: a.created_at,
                 expires_at: a.expires_at,

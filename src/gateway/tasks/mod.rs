@@ -644,7 +644,7 @@ fn listing(t: TaskRecord) -> TaskListing {
     TaskListing {
         id: t.id,
         user: t.user,
-        state: t.state.into(),
+        state: t.state,
         prompt: t.prompt.chars().take(PROMPT_SHOWN).collect(),
         detail: t.detail,
         created_at: t.created_at,

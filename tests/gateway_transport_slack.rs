@@ -424,15 +424,20 @@ async fn nothing_is_acknowledged_unaudited() {
     assert!(h.posted().is_empty());
 }
 
-/// An audit sink that never answers (the trail hung).
-#[derive(Debug)]
-struct StuckAudit;
+/// An audit sink that never answers (the trail hung), and says when a
+/// record reached it.
+#[derive(Debug, Default)]
+struct StuckAudit {
+    reached: std::sync::atomic::AtomicBool,
+}
 
 impl cowork::gateway::AuditSink for StuckAudit {
     fn record<'a>(
         &'a self,
         _event: cowork::gateway::AuditEvent,
     ) -> cowork::gateway::BoxFuture<'a, Result<(), cowork::gateway::GatewayError>> {
+        self.reached
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         Box::pin(std::future::pending())
     }
 }
@@ -442,19 +447,26 @@ impl cowork::gateway::AuditSink for StuckAudit {
 /// forgotten, or the retry is refused as a replay and the message is lost.
 #[tokio::test]
 async fn a_request_dropped_mid_way_forgets_its_event_id() {
-    let h = harness_full(env_full(
-        &["slack"],
-        |c| c.allowlist = vec!["U42".into()],
-        ACK,
-        Some(Arc::new(StuckAudit)),
-    ))
+    let audit = Arc::new(StuckAudit::default());
+    let h = Arc::new(
+        harness_full(env_full(
+            &["slack"],
+            |c| c.allowlist = vec!["U42".into()],
+            ACK,
+            Some(audit.clone()),
+        ))
+        .await,
+    );
+    let h2 = h.clone();
+    let client = tokio::spawn(async move { h2.post(event("EvD", "U42", "do it")).await });
+    // The request is in the dispatcher, waiting on the trail: hang up.
+    eventually("the request at the trail", || {
+        audit.reached.load(std::sync::atomic::Ordering::SeqCst)
+    })
     .await;
-    let sent = tokio::time::timeout(
-        std::time::Duration::from_millis(300),
-        h.post(event("EvD", "U42", "do it")),
-    )
-    .await;
-    assert!(sent.is_err(), "the stuck trail cannot answer");
+    assert!(!h.env.replay.is_empty(), "its id is remembered meanwhile");
+    client.abort();
+    assert!(client.await.unwrap_err().is_cancelled());
     eventually("the abandoned id forgotten", || h.env.replay.is_empty()).await;
     assert!(h.env.try_task().is_none());
 }

@@ -124,16 +124,10 @@ fn footprint(pid: u32) -> Footprint {
         .split(|b| *b == 0)
         .map(|a| String::from_utf8_lossy(a).into_owned())
         .collect();
-    // Components run as `coworkd-component NAME ...` (or `coworkd component
-    // NAME ...` when that binary is not beside coworkd).
-    let program = args.first().map(|a| a.rsplit('/').next().unwrap_or(a));
-    let name = if program == Some("coworkd-component") {
-        args.get(1).cloned().unwrap_or_default()
-    } else {
-        match args.iter().position(|a| a == "component") {
-            Some(i) => args.get(i + 1).cloned().unwrap_or_default(),
-            None => "supervisor".to_string(),
-        }
+    // Components run as `coworkd component NAME ...`.
+    let name = match args.iter().position(|a| a == "component") {
+        Some(i) => args.get(i + 1).cloned().unwrap_or_default(),
+        None => "supervisor".to_string(),
     };
     let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
     Footprint {

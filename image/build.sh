@@ -40,7 +40,7 @@ say() { printf 'image: %s\n' "$*"; }
 die() { printf 'image: %s\n' "$*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "must run as root (mmdebstrap and chroot)"
-for b in coworkd coworkctl coworkd-component coworkd-sandbox-init; do
+for b in coworkd coworkctl coworkd-tpm coworkd-sandbox-init; do
     [ -x "$bin/$b" ] || die "$bin/$b is missing (cargo build --release first)"
 done
 for t in mmdebstrap systemd-repart mkfs.ext4 mkfs.vfat mcopy sfdisk; do
@@ -87,7 +87,7 @@ rm -rf "$root" "$out/var"
 mkdir -p "$root"
 tar -xf "$out/base.tar" -C "$root"
 
-install -m 0755 "$bin/coworkd" "$bin/coworkctl" "$bin/coworkd-component" "$bin/coworkd-sandbox-init" "$root/usr/bin/"
+install -m 0755 "$bin/coworkd" "$bin/coworkctl" "$bin/coworkd-tpm" "$bin/coworkd-sandbox-init" "$root/usr/bin/"
 install -m 0644 "$top"/systemd/*.service "$top"/systemd/*.socket "$top"/systemd/*.timer "$root/usr/lib/systemd/system/"
 install -D -m 0644 "$top/systemd/sysusers.d/cowork.conf" "$root/usr/lib/sysusers.d/cowork.conf"
 install -D -m 0644 "$top/systemd/tmpfiles.d/cowork.conf" "$root/usr/lib/tmpfiles.d/cowork.conf"

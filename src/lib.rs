@@ -1,7 +1,8 @@
 //! The CoWork OS appliance firmware: one crate with four binaries: `coworkd`
-//! (the supervisor), `coworkd-component` (each privilege-separated component,
-//! without the keystore's TPM stack), `coworkd-sandbox-init` (a sandboxed
-//! command's confinement stage) and the admin CLI `coworkctl`. The modules and
+//! (the supervisor, and each privilege-separated component as `coworkd
+//! component NAME`), `coworkd-tpm` (the short-lived helper that alone links the
+//! TPM stack), `coworkd-sandbox-init` (a sandboxed command's confinement stage)
+//! and the admin CLI `coworkctl`. The modules and
 //! processes: `docs/architecture.md`.
 
 pub mod admin;

@@ -22,7 +22,7 @@ fn settings() -> KeystoreSettings {
 }
 
 fn setup(state: &Path) -> (Keystore, Connection) {
-    let (ks, _) = Keystore::open(&settings(), state).unwrap();
+    let (ks, _) = Keystore::open(&settings(), state, &tpm_helper()).unwrap();
     let conn = Connection::open(state.join("state.db")).unwrap();
     let v = Vault::new(ks.derive(Purpose::Vault));
     for i in 0..10 {
@@ -84,7 +84,7 @@ fn rotation_happy_path() {
     ));
     drop(ks);
 
-    let (ks, report) = Keystore::open(&settings(), tmp.path()).unwrap();
+    let (ks, report) = Keystore::open(&settings(), tmp.path(), &tpm_helper()).unwrap();
     assert!(!report.interrupted_rotation && !report.created);
     assert_all_readable(&ks, &conn);
 }
@@ -98,7 +98,7 @@ fn crash_after_prepare_keeps_old_master() {
     drop(pending);
     drop(ks); // crash
 
-    let (mut ks, report) = Keystore::open(&settings(), tmp.path()).unwrap();
+    let (mut ks, report) = Keystore::open(&settings(), tmp.path(), &tpm_helper()).unwrap();
     assert!(report.interrupted_rotation);
     assert!(matches!(
         ks.prepare_rotation(),
@@ -129,7 +129,7 @@ fn crash_after_rewrap_promotes_pending() {
     drop(pending);
     drop(ks); // crash before commit
 
-    let (mut ks, report) = Keystore::open(&settings(), tmp.path()).unwrap();
+    let (mut ks, report) = Keystore::open(&settings(), tmp.path(), &tpm_helper()).unwrap();
     assert!(report.interrupted_rotation);
     let mut asked = 0;
     let r = ks
@@ -143,7 +143,7 @@ fn crash_after_rewrap_promotes_pending() {
     assert_eq!(ks.derive(Purpose::Vault), new_key);
     assert_all_readable(&ks, &conn);
     drop(ks);
-    let (ks, report) = Keystore::open(&settings(), tmp.path()).unwrap();
+    let (ks, report) = Keystore::open(&settings(), tmp.path(), &tpm_helper()).unwrap();
     assert!(!report.interrupted_rotation);
     assert_all_readable(&ks, &conn);
 }
@@ -181,11 +181,11 @@ fn leftover_old_link_from_commit_is_removed_safely() {
     // current key. It must be unlinked, not overwritten.
     std::fs::hard_link(&key, &old).unwrap();
     drop(ks);
-    let (ks, _) = Keystore::open(&settings(), tmp.path()).unwrap();
+    let (ks, _) = Keystore::open(&settings(), tmp.path(), &tpm_helper()).unwrap();
     assert!(!old.exists());
     assert_all_readable(&ks, &conn);
     drop(ks);
-    let (ks, _) = Keystore::open(&settings(), tmp.path()).unwrap();
+    let (ks, _) = Keystore::open(&settings(), tmp.path(), &tpm_helper()).unwrap();
     assert_all_readable(&ks, &conn);
 }
 
@@ -196,7 +196,7 @@ fn commit_with_foreign_pending_refused() {
     let a = ks.prepare_rotation().unwrap();
     // Someone replaced the pending slot: commit must notice.
     let other = tempfile::tempdir().unwrap();
-    let (ks2, _) = Keystore::open(&settings(), other.path()).unwrap();
+    let (ks2, _) = Keystore::open(&settings(), other.path(), &tpm_helper()).unwrap();
     let b = ks2.prepare_rotation().unwrap();
     std::fs::copy(
         other.path().join("keystore/master.key.pending"),
@@ -210,4 +210,9 @@ fn commit_with_foreign_pending_refused() {
         "{err}"
     );
     assert_all_readable(&ks, &conn);
+}
+
+/// The TPM helper this build made (the supervisor finds it beside coworkd).
+fn tpm_helper() -> cowork::keystore::TpmHelper {
+    cowork::keystore::TpmHelper::new(env!("CARGO_BIN_EXE_coworkd-tpm"))
 }

@@ -45,7 +45,12 @@ fn seal_restart_and_same_keys() {
     let tpm_dir = tmp.path().join("tpm");
     let mut tpm = Swtpm::start(&tpm_dir);
 
-    let (ks, report) = Keystore::open(&settings(&tpm, TierChoice::Auto, &[]), &state).unwrap();
+    let (ks, report) = Keystore::open(
+        &settings(&tpm, TierChoice::Auto, &[]),
+        &state,
+        &tpm_helper(),
+    )
+    .unwrap();
     assert_eq!(report.tier, TierKind::Tpm2);
     assert!(report.created && !report.software_bound);
     assert!(report.skipped.is_empty(), "{:?}", report.skipped);
@@ -62,7 +67,12 @@ fn seal_restart_and_same_keys() {
     }
 
     // Keystore restart.
-    let (ks, report) = Keystore::open(&settings(&tpm, TierChoice::Tpm2, &[]), &state).unwrap();
+    let (ks, report) = Keystore::open(
+        &settings(&tpm, TierChoice::Tpm2, &[]),
+        &state,
+        &tpm_helper(),
+    )
+    .unwrap();
     assert!(!report.created);
     assert_eq!(all_keys(&ks), keys);
     drop(ks);
@@ -70,7 +80,12 @@ fn seal_restart_and_same_keys() {
     // TPM restart (same state dir: same owner seed, same SRK).
     drop(tpm);
     tpm = Swtpm::start(&tpm_dir);
-    let (ks, _) = Keystore::open(&settings(&tpm, TierChoice::Auto, &[]), &state).unwrap();
+    let (ks, _) = Keystore::open(
+        &settings(&tpm, TierChoice::Auto, &[]),
+        &state,
+        &tpm_helper(),
+    )
+    .unwrap();
     assert_eq!(all_keys(&ks), keys);
 }
 
@@ -80,12 +95,19 @@ fn blob_from_another_tpm_is_foreign_and_untouched() {
     let state = tmp.path().join("state");
     let tpm1 = Swtpm::start(&tmp.path().join("tpm1"));
     let tpm2 = Swtpm::start(&tmp.path().join("tpm2"));
-    drop(Keystore::open(&settings(&tpm1, TierChoice::Tpm2, &[]), &state).unwrap());
+    drop(
+        Keystore::open(
+            &settings(&tpm1, TierChoice::Tpm2, &[]),
+            &state,
+            &tpm_helper(),
+        )
+        .unwrap(),
+    );
     let before = std::fs::read(blob(&state)).unwrap();
     let mtime = std::fs::metadata(blob(&state)).unwrap().modified().unwrap();
 
     for tier in [TierChoice::Tpm2, TierChoice::Auto] {
-        let err = Keystore::open(&settings(&tpm2, tier, &[]), &state).unwrap_err();
+        let err = Keystore::open(&settings(&tpm2, tier, &[]), &state, &tpm_helper()).unwrap_err();
         assert!(
             matches!(err, KeystoreError::SealedBlobForeign { .. }),
             "{err}"
@@ -100,7 +122,12 @@ fn blob_from_another_tpm_is_foreign_and_untouched() {
     );
     assert!(!state.join("keystore/master.key").exists());
     // The right TPM still opens it.
-    Keystore::open(&settings(&tpm1, TierChoice::Tpm2, &[]), &state).unwrap();
+    Keystore::open(
+        &settings(&tpm1, TierChoice::Tpm2, &[]),
+        &state,
+        &tpm_helper(),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -108,14 +135,26 @@ fn corrupted_blob_and_unusable_tpm_are_named() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let tpm = Swtpm::start(&tmp.path().join("tpm"));
-    drop(Keystore::open(&settings(&tpm, TierChoice::Tpm2, &[]), &state).unwrap());
+    drop(
+        Keystore::open(
+            &settings(&tpm, TierChoice::Tpm2, &[]),
+            &state,
+            &tpm_helper(),
+        )
+        .unwrap(),
+    );
 
     let good = std::fs::read(blob(&state)).unwrap();
     let mut bad = good.clone();
     let mid = bad.len() / 2;
     bad[mid] ^= 1;
     std::fs::write(blob(&state), &bad).unwrap();
-    let err = Keystore::open(&settings(&tpm, TierChoice::Auto, &[]), &state).unwrap_err();
+    let err = Keystore::open(
+        &settings(&tpm, TierChoice::Auto, &[]),
+        &state,
+        &tpm_helper(),
+    )
+    .unwrap_err();
     assert!(
         matches!(err, KeystoreError::SealedBlobCorrupt { .. }),
         "{err}"
@@ -129,7 +168,7 @@ fn corrupted_blob_and_unusable_tpm_are_named() {
         tcti: "swtpm:host=127.0.0.1,port=1".into(),
         pcrs: vec![],
     };
-    let err = Keystore::open(&gone, &state).unwrap_err();
+    let err = Keystore::open(&gone, &state, &tpm_helper()).unwrap_err();
     assert!(matches!(err, KeystoreError::TpmUnusable { .. }), "{err}");
     assert!(err.to_string().contains("unusable"), "{err}");
     assert_eq!(std::fs::read(blob(&state)).unwrap(), good);
@@ -141,18 +180,18 @@ fn pcr_policy_refuses_after_extend() {
     let state = tmp.path().join("state");
     let tpm = Swtpm::start(&tmp.path().join("tpm"));
     let s = settings(&tpm, TierChoice::Tpm2, &[16]);
-    let (ks, report) = Keystore::open(&s, &state).unwrap();
+    let (ks, report) = Keystore::open(&s, &state, &tpm_helper()).unwrap();
     assert!(report.created);
     let keys = all_keys(&ks);
     drop(ks);
     // Unchanged PCR: unseals.
-    let (ks, _) = Keystore::open(&s, &state).unwrap();
+    let (ks, _) = Keystore::open(&s, &state, &tpm_helper()).unwrap();
     assert_eq!(all_keys(&ks), keys);
     drop(ks);
 
     tpm.pcr_extend(16);
     let before = std::fs::read(blob(&state)).unwrap();
-    let err = Keystore::open(&s, &state).unwrap_err();
+    let err = Keystore::open(&s, &state, &tpm_helper()).unwrap_err();
     assert!(
         matches!(&err, KeystoreError::TpmPolicyMismatch { pcrs, .. } if pcrs == &vec![16]),
         "{err}"
@@ -173,7 +212,7 @@ fn migrate_file_to_tpm2_keeps_secrets() {
         tcti: "swtpm:host=127.0.0.1,port=1".into(),
         pcrs: vec![],
     };
-    let (ks, report) = Keystore::open(&no_tpm, &state).unwrap();
+    let (ks, report) = Keystore::open(&no_tpm, &state, &tpm_helper()).unwrap();
     assert_eq!(report.tier, TierKind::File);
     assert!(report.software_bound);
     assert!(report.skipped.iter().any(|s| s.tier == TierKind::Tpm2));
@@ -194,7 +233,7 @@ fn migrate_file_to_tpm2_keeps_secrets() {
     // TPM added later: auto keeps the file key and offers the migration.
     let tpm = Swtpm::start(&tmp.path().join("tpm"));
     let s = settings(&tpm, TierChoice::Auto, &[]);
-    let (mut ks, report) = Keystore::open(&s, &state).unwrap();
+    let (mut ks, report) = Keystore::open(&s, &state, &tpm_helper()).unwrap();
     assert_eq!(report.tier, TierKind::File);
     assert_eq!(report.migration_available, Some(TierKind::Tpm2));
     ks.migrate_to(TierKind::Tpm2).unwrap();
@@ -204,7 +243,7 @@ fn migrate_file_to_tpm2_keeps_secrets() {
     assert_eq!(all_keys(&ks), keys);
     drop(ks);
 
-    let (ks, report) = Keystore::open(&s, &state).unwrap();
+    let (ks, report) = Keystore::open(&s, &state, &tpm_helper()).unwrap();
     assert_eq!(report.tier, TierKind::Tpm2);
     assert!(!report.software_bound);
     let vault = Vault::new(ks.derive(Purpose::Vault));
@@ -228,7 +267,7 @@ fn rotation_on_tpm2_with_crash_after_rewrap() {
     let state = tmp.path().join("state");
     let tpm = Swtpm::start(&tmp.path().join("tpm"));
     let s = settings(&tpm, TierChoice::Tpm2, &[]);
-    let (ks, _) = Keystore::open(&s, &state).unwrap();
+    let (ks, _) = Keystore::open(&s, &state, &tpm_helper()).unwrap();
     let conn = rusqlite::Connection::open(state.join("state.db")).unwrap();
     let old = Vault::new(ks.derive(Purpose::Vault));
     old.set(&conn, "TOKEN", b"tpm-secret").unwrap();
@@ -239,7 +278,7 @@ fn rotation_on_tpm2_with_crash_after_rewrap() {
     drop(pending);
     drop(ks); // crash before commit
 
-    let (mut ks, report) = Keystore::open(&s, &state).unwrap();
+    let (mut ks, report) = Keystore::open(&s, &state, &tpm_helper()).unwrap();
     assert!(report.interrupted_rotation);
     let r = ks
         .resolve_interrupted_rotation(|k| Vault::new(k).opens(&conn).unwrap())
@@ -249,7 +288,7 @@ fn rotation_on_tpm2_with_crash_after_rewrap() {
     assert_eq!(&v.get(&conn, "TOKEN").unwrap()[..], b"tpm-secret");
     assert!(!state.join("keystore/master.tpm2.pending").exists());
     drop(ks);
-    let (ks, report) = Keystore::open(&s, &state).unwrap();
+    let (ks, report) = Keystore::open(&s, &state, &tpm_helper()).unwrap();
     assert!(!report.interrupted_rotation);
     assert_eq!(
         &Vault::new(ks.derive(Purpose::Vault))
@@ -265,11 +304,21 @@ fn tpm_without_startup_is_started_by_the_keystore() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let tpm = Swtpm::start_with_flags(&tmp.path().join("tpm"), "not-need-init");
-    let (ks, report) = Keystore::open(&settings(&tpm, TierChoice::Auto, &[]), &state).unwrap();
+    let (ks, report) = Keystore::open(
+        &settings(&tpm, TierChoice::Auto, &[]),
+        &state,
+        &tpm_helper(),
+    )
+    .unwrap();
     assert_eq!(report.tier, TierKind::Tpm2);
     let keys = all_keys(&ks);
     drop(ks);
-    let (ks, _) = Keystore::open(&settings(&tpm, TierChoice::Auto, &[]), &state).unwrap();
+    let (ks, _) = Keystore::open(
+        &settings(&tpm, TierChoice::Auto, &[]),
+        &state,
+        &tpm_helper(),
+    )
+    .unwrap();
     assert_eq!(all_keys(&ks), keys);
 }
 
@@ -282,14 +331,14 @@ fn interrupted_migration_is_finished_or_refused() {
         tier: TierChoice::File,
         ..Default::default()
     };
-    let (ks, _) = Keystore::open(&file_only, &state).unwrap();
+    let (ks, _) = Keystore::open(&file_only, &state, &tpm_helper()).unwrap();
     let keys = all_keys(&ks);
     drop(ks);
     let saved = std::fs::read(&key_file).unwrap();
 
     let tpm = Swtpm::start(&tmp.path().join("tpm"));
     let s = settings(&tpm, TierChoice::Auto, &[]);
-    let (mut ks, _) = Keystore::open(&s, &state).unwrap();
+    let (mut ks, _) = Keystore::open(&s, &state, &tpm_helper()).unwrap();
     ks.migrate_to(TierKind::Tpm2).unwrap();
     drop(ks);
 
@@ -300,7 +349,7 @@ fn interrupted_migration_is_finished_or_refused() {
         std::os::unix::fs::PermissionsExt::from_mode(0o600),
     )
     .unwrap();
-    let (ks, report) = Keystore::open(&s, &state).unwrap();
+    let (ks, report) = Keystore::open(&s, &state, &tpm_helper()).unwrap();
     assert_eq!(report.tier, TierKind::Tpm2);
     assert!(
         report.notes.iter().any(|n| n.contains("migration")),
@@ -313,14 +362,14 @@ fn interrupted_migration_is_finished_or_refused() {
 
     // A different host key next to the blob: refused, both kept.
     let other = tempfile::tempdir().unwrap();
-    drop(Keystore::open(&file_only, other.path()).unwrap());
+    drop(Keystore::open(&file_only, other.path(), &tpm_helper()).unwrap());
     std::fs::copy(other.path().join("keystore/master.key"), &key_file).unwrap();
     std::fs::set_permissions(
         &key_file,
         std::os::unix::fs::PermissionsExt::from_mode(0o600),
     )
     .unwrap();
-    let err = Keystore::open(&s, &state).unwrap_err();
+    let err = Keystore::open(&s, &state, &tpm_helper()).unwrap_err();
     assert!(
         matches!(err, KeystoreError::ConflictingMasters { .. }),
         "{err}"
@@ -350,8 +399,22 @@ fn blob_with_forged_srk_name_fails_to_load_and_is_foreign() {
     let state2 = tmp.path().join("state2");
     let tpm1 = Swtpm::start(&tmp.path().join("tpm1"));
     let tpm2 = Swtpm::start(&tmp.path().join("tpm2"));
-    drop(Keystore::open(&settings(&tpm1, TierChoice::Tpm2, &[]), &state1).unwrap());
-    drop(Keystore::open(&settings(&tpm2, TierChoice::Tpm2, &[]), &state2).unwrap());
+    drop(
+        Keystore::open(
+            &settings(&tpm1, TierChoice::Tpm2, &[]),
+            &state1,
+            &tpm_helper(),
+        )
+        .unwrap(),
+    );
+    drop(
+        Keystore::open(
+            &settings(&tpm2, TierChoice::Tpm2, &[]),
+            &state2,
+            &tpm_helper(),
+        )
+        .unwrap(),
+    );
     // Take TPM 1's blob but claim TPM 2's SRK name, with a valid checksum:
     // the name check passes and TPM2_Load itself must refuse it.
     let (head, _, rest) = split_blob(&std::fs::read(blob(&state1)).unwrap());
@@ -363,10 +426,20 @@ fn blob_with_forged_srk_name_fails_to_load_and_is_foreign() {
     let sum = Sha256::digest(&forged);
     forged.extend_from_slice(&sum);
     std::fs::write(blob(&state2), &forged).unwrap();
-    let err = Keystore::open(&settings(&tpm2, TierChoice::Tpm2, &[]), &state2).unwrap_err();
+    let err = Keystore::open(
+        &settings(&tpm2, TierChoice::Tpm2, &[]),
+        &state2,
+        &tpm_helper(),
+    )
+    .unwrap_err();
     assert!(
         matches!(&err, KeystoreError::SealedBlobForeign { reason, .. } if reason.contains("TPM2_Load")),
         "{err}"
     );
     assert_eq!(std::fs::read(blob(&state2)).unwrap(), forged);
+}
+
+/// The TPM helper this build made (the supervisor finds it beside coworkd).
+fn tpm_helper() -> cowork::keystore::TpmHelper {
+    cowork::keystore::TpmHelper::new(env!("CARGO_BIN_EXE_coworkd-tpm"))
 }

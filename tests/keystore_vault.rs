@@ -17,7 +17,13 @@ fn open_keystore(state: &Path) -> Keystore {
         tier: TierChoice::File,
         ..Default::default()
     };
-    Keystore::open(&s, state).unwrap().0
+    Keystore::open(
+        &s,
+        state,
+        &cowork::keystore::TpmHelper::new(env!("CARGO_BIN_EXE_coworkd-tpm")),
+    )
+    .unwrap()
+    .0
 }
 
 fn open_db(state: &Path) -> Connection {

@@ -1,8 +1,8 @@
 //! `coworkd-sandbox-init`: the sandbox's confinement stage, exec'd once per command
-//! by the sandbox (see src/sandbox/init.rs). A binary of its own so that it links
-//! nothing of the keystore's TPM stack: each sandboxed command pays no dynamic
-//! loading of libtss2/libcrypto. `coworkd sandbox init` is the same code, used
-//! when this binary is not installed beside coworkd.
+//! by the sandbox (see src/sandbox/init.rs). A small binary of its own so that
+//! each sandboxed command maps and relocates under 1 MB instead of all of
+//! `coworkd`. `coworkd sandbox init` is the same code, used when this binary is
+//! not installed beside coworkd.
 
 use std::process::ExitCode;
 

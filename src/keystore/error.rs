@@ -27,7 +27,7 @@ pub enum KeystoreError {
     #[error("TPM present but unusable via {tcti:?} during {operation}: {reason}")]
     TpmUnusable {
         tcti: String,
-        operation: &'static str,
+        operation: String,
         reason: String,
     },
 

@@ -15,7 +15,9 @@
 //! **Privileges.** Read/write of `$STATE/supervisor/keystore/` (mode 0700,
 //! owned by the supervisor's user) and access to the TPM (`/dev/tpmrm0`, root
 //! only: `udev/60-cowork-tpm.rules` sets it 0600 root:root, and only the
-//! supervisor runs as root) or the macOS System keychain (root).
+//! supervisor runs as root). The TPM commands themselves run in `coworkd-tpm`,
+//! a helper the supervisor starts per seal or unseal ([`TpmHelper`]), so no
+//! long-lived process maps the TSS libraries or the macOS System keychain (root).
 //!
 //! **Data owned.** `$STATE/supervisor/keystore/master.tpm2` (sealed blob: public +
 //! private parts, never the key), or `master.key` (host key, 0600), the
@@ -59,6 +61,7 @@ mod tpm2;
 #[cfg(not(target_os = "linux"))]
 #[path = "tpm2_stub.rs"]
 mod tpm2;
+mod tpm_helper;
 pub mod vault;
 
 use std::fmt;
@@ -69,6 +72,7 @@ use serde::{Deserialize, Serialize};
 pub use error::{KeystoreError, VaultError};
 pub use harden::harden_process;
 pub use key::{DerivedKey, KEY_LEN, Purpose};
+pub use tpm_helper::{TpmHelper, helper_main as tpm_helper_main};
 
 use key::MasterKey;
 use store::{Slot, Store};
@@ -248,17 +252,19 @@ impl fmt::Debug for Keystore {
 }
 
 /// Why the TPM cannot be used, or `Ok` if a storage key can be created.
-fn probe_tpm(tcti: &str) -> Result<(), String> {
-    tpm2::Tpm::open(tcti).map(drop).map_err(|e| e.to_string())
+fn probe_tpm(store: &Store) -> Result<(), String> {
+    store.tpm.probe(&store.tcti).map_err(|e| e.to_string())
 }
 
 impl Keystore {
     /// Opens (or on first start creates) the master key under
     /// `state_dir/keystore/`. Returns the keystore and what was chosen; when
     /// `report.software_bound` the caller logs a warning.
+    /// The TPM is reached through `tpm` (see [`TpmHelper`]).
     pub fn open(
         settings: &KeystoreSettings,
         state_dir: &Path,
+        tpm: &TpmHelper,
     ) -> Result<(Keystore, TierReport), KeystoreError> {
         let pcrs = settings.validate()?;
         let dir = state_dir.join(KEYSTORE_DIR);
@@ -267,6 +273,7 @@ impl Keystore {
             dir: dir.clone(),
             tcti: settings.tcti.clone(),
             pcrs,
+            tpm: tpm.clone(),
         };
         let mut report = TierReport {
             tier: TierKind::File,
@@ -294,7 +301,7 @@ impl Keystore {
         let tier = match (settings.tier, existing) {
             (TierChoice::Auto, Some(t)) => {
                 if t == TierKind::File {
-                    match probe_tpm(&store.tcti) {
+                    match probe_tpm(&store) {
                         Ok(()) => report.migration_available = Some(TierKind::Tpm2),
                         Err(reason) => report.skipped.push(SkippedTier {
                             tier: TierKind::Tpm2,
@@ -305,7 +312,7 @@ impl Keystore {
                 t
             }
             (TierChoice::Auto, None) => {
-                let chosen = match probe_tpm(&store.tcti) {
+                let chosen = match probe_tpm(&store) {
                     Ok(()) => Some(TierKind::Tpm2),
                     Err(reason) => {
                         report.skipped.push(SkippedTier {
@@ -562,6 +569,11 @@ impl Keystore {
 mod tests {
     use super::*;
 
+    /// Unit tests never reach a TPM: the integration tests run the helper.
+    fn no_helper() -> TpmHelper {
+        TpmHelper::new("/nonexistent/coworkd-tpm")
+    }
+
     #[test]
     fn settings_defaults_and_toml() {
         let s: KeystoreSettings = toml::from_str("").unwrap();
@@ -581,7 +593,7 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(
-            Keystore::open(&s, d.path()),
+            Keystore::open(&s, d.path(), &no_helper()),
             Err(KeystoreError::InvalidPcr { index: 24 })
         ));
     }
@@ -595,7 +607,7 @@ mod tests {
                 tier: TierChoice::Keychain,
                 ..Default::default()
             };
-            let e = Keystore::open(&s, d.path()).unwrap_err();
+            let e = Keystore::open(&s, d.path(), &no_helper()).unwrap_err();
             assert!(e.to_string().contains("kernel keyring"), "{e}");
         }
     }
@@ -607,7 +619,7 @@ mod tests {
             tcti: "device:/nonexistent/tpmrm0".into(),
             ..Default::default()
         };
-        let (_, report) = Keystore::open(&s, d.path()).unwrap();
+        let (_, report) = Keystore::open(&s, d.path(), &no_helper()).unwrap();
         assert_eq!(report.tier, TierKind::File);
         assert!(
             report.skipped[0]
@@ -625,7 +637,7 @@ mod tests {
             tier: TierChoice::File,
             ..Default::default()
         };
-        let (ks, _) = Keystore::open(&s, d.path()).unwrap();
+        let (ks, _) = Keystore::open(&s, d.path(), &no_helper()).unwrap();
         let dbg = format!("{ks:?}");
         assert!(!dbg.contains("master:"), "{dbg}");
     }

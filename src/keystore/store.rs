@@ -18,6 +18,7 @@ use super::error::KeystoreError;
 use super::fsutil;
 use super::key::{KEY_LEN, MasterKey};
 use super::keychain;
+use super::tpm_helper::TpmHelper;
 
 /// Host key file name.
 pub(super) const FILE_KEY: &str = "master.key";
@@ -44,6 +45,7 @@ pub(super) struct Store {
     pub(super) dir: PathBuf,
     pub(super) tcti: String,
     pub(super) pcrs: Vec<u8>,
+    pub(super) tpm: TpmHelper,
 }
 
 fn name(tier: TierKind, slot: Slot) -> String {
@@ -118,10 +120,7 @@ impl Store {
             },
             TierKind::Tpm2 => match fsutil::read_blob_file(&path)? {
                 None => Ok(None),
-                Some(bytes) => {
-                    let mut tpm = tpm_open(&self.tcti)?;
-                    tpm.unseal(&path, &bytes).map(Some)
-                }
+                Some(bytes) => self.tpm.unseal(&self.tcti, &path, &bytes).map(Some),
             },
             TierKind::Keychain => keychain::load(&name(tier, slot)),
         }
@@ -147,10 +146,7 @@ impl Store {
                 };
             }
             TierKind::Tpm2 => {
-                let blob = {
-                    let mut tpm = tpm_open(&self.tcti)?;
-                    tpm.seal(key, &self.pcrs)?
-                };
+                let blob = self.tpm.seal(&self.tcti, key, &self.pcrs)?;
                 match slot {
                     Slot::Current => fsutil::create_new_private(&self.dir, &file_name, &blob)?,
                     Slot::Pending => fsutil::replace_private(&self.dir, &file_name, &blob)?,
@@ -256,10 +252,6 @@ impl Store {
             fsutil::shred_remove(&self.dir, &old)
         }
     }
-}
-
-fn tpm_open(tcti: &str) -> Result<super::tpm2::Tpm, KeystoreError> {
-    super::tpm2::Tpm::open(tcti)
 }
 
 #[cfg(test)]

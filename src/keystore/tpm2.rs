@@ -145,7 +145,7 @@ impl Tpm {
         {
             return Err(KeystoreError::TpmUnusable {
                 tcti: tcti.to_string(),
-                operation: "open TCTI",
+                operation: "open TCTI".into(),
                 reason: format!("no TPM device node {dev}"),
             });
         }
@@ -153,7 +153,7 @@ impl Tpm {
             let tcti = tcti.to_string();
             move |e: tss_esapi::Error| KeystoreError::TpmUnusable {
                 tcti,
-                operation,
+                operation: operation.into(),
                 reason: e.to_string(),
             }
         };
@@ -187,7 +187,7 @@ impl Tpm {
         let tcti = self.tcti.clone();
         move |e| KeystoreError::TpmUnusable {
             tcti,
-            operation,
+            operation: operation.into(),
             reason: e.to_string(),
         }
     }
@@ -211,7 +211,7 @@ impl Tpm {
             .map_err(self.unusable("start auth session"))?
             .ok_or_else(|| KeystoreError::TpmUnusable {
                 tcti: self.tcti.clone(),
-                operation: "start auth session",
+                operation: "start auth session".into(),
                 reason: "TPM returned no session".into(),
             })?;
         let (attrs, mask) = SessionAttributesBuilder::new()
@@ -247,7 +247,7 @@ impl Tpm {
             .map_err(self.unusable("start trial session"))?
             .ok_or_else(|| KeystoreError::TpmUnusable {
                 tcti: self.tcti.clone(),
-                operation: "start trial session",
+                operation: "start trial session".into(),
                 reason: "TPM returned no session".into(),
             })?;
         let res = (|| {
@@ -358,7 +358,7 @@ impl Tpm {
             },
             _ => KeystoreError::TpmUnusable {
                 tcti: self.tcti.clone(),
-                operation: "TPM2_Unseal",
+                operation: "TPM2_Unseal".into(),
                 reason: e.to_string(),
             },
         })?;

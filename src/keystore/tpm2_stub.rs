@@ -14,7 +14,7 @@ impl Tpm {
     pub(super) fn open(tcti: &str) -> Result<Tpm, KeystoreError> {
         Err(KeystoreError::TpmUnusable {
             tcti: tcti.to_string(),
-            operation: "open TCTI",
+            operation: "open TCTI".into(),
             reason: "the TPM tier is built for Linux only".into(),
         })
     }
@@ -26,7 +26,7 @@ impl Tpm {
     ) -> Result<Vec<u8>, KeystoreError> {
         Err(KeystoreError::TpmUnusable {
             tcti: String::new(),
-            operation: "seal",
+            operation: "seal".into(),
             reason: "the TPM tier is built for Linux only".into(),
         })
     }
@@ -38,7 +38,7 @@ impl Tpm {
     ) -> Result<MasterKey, KeystoreError> {
         Err(KeystoreError::TpmUnusable {
             tcti: String::new(),
-            operation: "unseal",
+            operation: "unseal".into(),
             reason: "the TPM tier is built for Linux only".into(),
         })
     }

@@ -66,7 +66,7 @@ pub struct SandboxSettings {
     #[serde(skip)]
     pub protected_paths: Vec<PathBuf>,
     /// The cgroup v2 directory per-command cgroups are made in: the subtree
-    /// systemd delegated to the sandbox's unit (`coworkd-component sandbox
+    /// systemd delegated to the sandbox's unit (`coworkd component sandbox
     /// --delegated-cgroup`, see `adopt_delegated`). Not configured.
     #[serde(skip)]
     pub cgroup_parent: Option<PathBuf>,

@@ -11,7 +11,7 @@ use crate::ipc::{
     Client, Component, ComponentRequest, ComponentResponse, GatewayRequest, GatewayResponse,
     KeyBundle, WireKey,
 };
-use crate::keystore::{DerivedKey, Keystore, Purpose, TierChoice, TierKind};
+use crate::keystore::{DerivedKey, Keystore, Purpose, TierChoice, TierKind, TpmHelper};
 use crate::paths::Paths;
 
 /// The open keystore and the words `coworkctl status` shows for it.
@@ -36,9 +36,12 @@ pub fn purposes(c: Component) -> &'static [Purpose] {
 impl Keys {
     /// Opens the keystore in `$STATE/supervisor/keystore/`.
     pub fn open(config: &Config, paths: &Paths) -> anyhow::Result<Keys> {
-        let (mut keystore, report) =
-            Keystore::open(&config.keystore, &paths.supervisor_state_dir())
-                .context("opening the keystore")?;
+        let (mut keystore, report) = Keystore::open(
+            &config.keystore,
+            &paths.supervisor_state_dir(),
+            &TpmHelper::beside_current_exe(),
+        )
+        .context("opening the keystore")?;
         for skipped in &report.skipped {
             tracing::info!(tier = %skipped.tier, reason = %skipped.reason, "keystore tier {} not used: {}", skipped.tier, skipped.reason);
         }

@@ -26,14 +26,9 @@ pub fn command(
     log: LogTarget,
     run_as: Option<&RunAs>,
 ) -> std::io::Result<(tokio::process::Command, Lifeline)> {
-    let mut cmd = match component_binary(exe) {
-        Some(binary) => tokio::process::Command::new(binary),
-        None => {
-            let mut cmd = tokio::process::Command::new(exe);
-            cmd.arg("component");
-            cmd
-        }
-    };
+    // The supervisor's own binary: five processes of one file share its pages.
+    let mut cmd = tokio::process::Command::new(exe);
+    cmd.arg("component");
     let (child_end, lifeline) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     cmd.arg(component.name())
         .arg("--lifeline-fd")
@@ -71,15 +66,6 @@ pub fn command(
 #[derive(Debug)]
 pub struct Lifeline {
     _write_end: OwnedFd,
-}
-
-/// The component binary installed beside coworkd (it maps no TPM libraries).
-pub const COMPONENT_BINARY: &str = "coworkd-component";
-
-/// `coworkd-component` beside `coworkd`, when installed; else `coworkd component`.
-fn component_binary(exe: &Path) -> Option<std::path::PathBuf> {
-    let sibling = exe.with_file_name(COMPONENT_BINARY);
-    (exe.file_name().is_some_and(|n| n == "coworkd") && sibling.is_file()).then_some(sibling)
 }
 
 /// In the child between fork and exec: switch user, then ask the kernel to kill us

@@ -89,10 +89,15 @@ for c in audit sandbox gateway admin; do
     caps=$(sed -n 's/^CapEff:[[:space:]]*//p' /proc/"$pid"/status)
     [ "$caps" = 0000000000000000 ] || fail "$c has capabilities $caps"
     grep -q 'libtss2' /proc/"$pid"/maps && fail "$c maps the TPM libraries"
-    [ "$(readlink /proc/"$pid"/exe)" = /usr/local/bin/coworkd-component ] \
-        || fail "$c runs $(readlink /proc/"$pid"/exe), not coworkd-component"
+    [ "$(readlink /proc/"$pid"/exe)" = /usr/local/bin/coworkd ] \
+        || fail "$c runs $(readlink /proc/"$pid"/exe), not coworkd"
 done
 pass "every component up under its own user with no capabilities and no TPM libraries"
+supervisor=$(systemctl show -p MainPID --value coworkd.service)
+grep -q 'libtss2' /proc/"$supervisor"/maps && fail "the supervisor maps the TPM libraries (only coworkd-tpm may)"
+[ "$(readlink /proc/"$supervisor"/exe)" = "$(readlink /proc/"$(component_pid gateway)"/exe)" ] \
+    || fail "the supervisor and the components run different binaries"
+pass "the supervisor runs the components' binary and maps no TPM libraries"
 
 # The sandbox is not the supervisor's child: its own unit runs it, in its cgroup.
 sandbox=$(component_pid sandbox)

@@ -8,7 +8,7 @@ set -euo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
 bin=${COWORK_BIN_DIR:-${CARGO_TARGET_DIR:-$top/target}/debug}
-for b in coworkd coworkctl coworkd-component coworkd-sandbox-init; do
+for b in coworkd coworkctl coworkd-tpm coworkd-sandbox-init; do
     [ -x "$bin/$b" ] || { echo "test-systemd: $bin/$b is missing (cargo build first)"; exit 1; }
 done
 command -v systemd-nspawn >/dev/null || { echo "test-systemd: systemd-nspawn missing (apt-get install systemd-container)"; exit 1; }
@@ -17,7 +17,7 @@ command -v systemd-nspawn >/dev/null || { echo "test-systemd: systemd-nspawn mis
 work=$(mktemp -d /tmp/cowork-nspawn.XXXXXX)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
 mkdir -p "$work/bin" "$work/results" "$work/units/coworkd.service.d" "$work/units/cowork-sandbox.service.d"
-cp "$bin/coworkd" "$bin/coworkctl" "$bin/coworkd-component" "$bin/coworkd-sandbox-init" "$work/bin/"
+cp "$bin/coworkd" "$bin/coworkctl" "$bin/coworkd-tpm" "$bin/coworkd-sandbox-init" "$work/bin/"
 cp "$top/systemd/coworkd.service" "$top/systemd/cowork-sandbox.service" "$work/units/"
 # The image installs to /usr/bin; the host's /usr is read-only here, so the test
 # points the unchanged units at /usr/local/bin with drop-ins (same arguments).

@@ -265,7 +265,11 @@ fn tpm_helper_answers_hostile_requests_with_a_reason() {
         ("empty", vec![], "does not decode"),
         ("garbage", b"\xff\x00not cbor".to_vec(), "does not decode"),
         ("wrong shape", vec![0x83, 1, 2, 3], "does not decode"),
-        ("short key", short_key.to_vec(), "a master key has 32 bytes, not 2"),
+        (
+            "short key",
+            short_key.to_vec(),
+            "a master key has 32 bytes, not 2",
+        ),
         ("oversized", vec![0u8; 65 * 1024], "exceeds 65536 bytes"),
     ];
     for (what, input, reason) in cases {

@@ -7,6 +7,7 @@
 //! never parsed before its signature holds).
 
 pub mod discord;
+pub mod email;
 pub mod slack;
 pub mod telegram;
 

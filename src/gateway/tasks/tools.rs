@@ -57,7 +57,7 @@ impl CommandLimits {
     /// The largest content one file tool call carries: the limit, and what
     /// fits a frame.
     fn file_cap(&self) -> u64 {
-        self.max_file_bytes.min(crate::sandbox::MAX_FILE_BYTES)
+        self.max_file_bytes.min(crate::ipc::MAX_FILE_BYTES)
     }
 }
 

@@ -78,7 +78,8 @@ pub use access::{AccessControl, AuthorizedUser, Decision, Grant, Reason, decide}
 pub use clock::{Clock, SystemClock, TestClock};
 pub use error::{AuthFailure, GatewayError};
 pub use inbound::{
-    Attachment, Context, Inbound, MAX_ATTACHMENTS, MAX_ID_LEN, MAX_TEXT_LEN, RawInbound,
+    Attachment, Context, Inbound, LOCAL_CHANNEL, MAX_ATTACHMENTS, MAX_ID_LEN, MAX_TEXT_LEN,
+    RawInbound,
 };
 pub use pairing::{
     CodeAttempt, CodeInfo, InvalidCode, IssuedCode, Pairing, PairingCode, PairingKey,
@@ -87,7 +88,7 @@ pub use pairing::{
 pub use ratelimit::MessageLimiter;
 pub use settings::{
     AccessMode, ChannelSettings, ChatPolicy, ContextPolicy, GatewaySettings, LockoutSettings,
-    Profile, RateLimitSettings, ToolPolicy,
+    Profile, RateLimitSettings, ToolPolicy, TransportKind, TransportSettings,
 };
 pub use store::{RevokeScope, Store, UserRecord, UserState};
 
@@ -99,4 +100,4 @@ pub use sinks::{
 pub use transport::HttpConfig;
 pub use transport::webhook::{WebhookApp, WebhookSettings};
 
-pub use service::{GatewayService, LOCAL_CHANNEL, NO_PROVIDER_REPLY};
+pub use service::{GatewayService, NO_PROVIDER_REPLY};

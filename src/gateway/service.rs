@@ -13,7 +13,7 @@ use super::channels::Redacted;
 use super::clock::{Clock, SystemClock};
 use super::dispatch::Dispatcher;
 use super::error::GatewayError;
-use super::inbound::{Context, Inbound, RawInbound};
+use super::inbound::{Context, Inbound, LOCAL_CHANNEL, RawInbound};
 use super::pairing::{Pairing, PairingKey};
 use super::replay::ReplayGuard;
 use super::runner::{self, SecretLookup};
@@ -31,9 +31,6 @@ use crate::ipc::{
 };
 use crate::keystore::Purpose;
 use crate::keystore::vault::Vault;
-
-/// The name of the channel `coworkctl chat` speaks on.
-pub const LOCAL_CHANNEL: &str = "local";
 
 /// Replay window for platform event ids (Slack retries for up to an hour).
 const REPLAY_WINDOW_SECS: i64 = 24 * 3600;

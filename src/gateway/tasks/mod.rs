@@ -59,8 +59,7 @@ use self::tools::{
     WorkspaceWrites,
 };
 use super::error::GatewayError;
-use super::inbound::Context;
-use super::service::LOCAL_CHANNEL;
+use super::inbound::{Context, LOCAL_CHANNEL};
 use super::sinks::{BoxFuture, Task, TaskSink};
 use super::store::{Store, UserState};
 

@@ -46,7 +46,7 @@
 //! [`channels`] verifiers; for polling and sockets the TLS connection opened
 //! with the bot/app token), deduplicated by its platform event id ([`replay`],
 //! persisted), then handed to the [`Dispatcher`], which evaluates access control,
-//! audits the decision ([`AuditSink`], before any effect), hands authorized
+//! audits the decision ([`Trail`], before any effect), hands authorized
 //! messages to the agent ([`TaskSink`]), redeems pairing codes, and returns the
 //! reply that the transport delivers, split to the platform's limit ([`chunk`]).
 //! Peers: the platforms' APIs (outbound HTTPS / WSS only to configured base
@@ -95,7 +95,8 @@ pub use store::{RevokeScope, Store, UserRecord, UserState};
 pub use dispatch::{Dispatched, Dispatcher, PAIRED_REPLY, PAIRING_FAILED_REPLY, PAIRING_PROMPT};
 pub use replay::{ReplayGuard, Seen};
 pub use sinks::{
-    AuditEvent, AuditSink, BoxFuture, ChannelTaskSink, MemoryAudit, Task, TaskSink, audit_detail,
+    AuditEvent, BoxFuture, ChannelTaskSink, MemoryAudit, Task, TaskSink, Trail, TrailWriter,
+    audit_detail,
 };
 pub use transport::HttpConfig;
 pub use transport::webhook::{WebhookApp, WebhookSettings};

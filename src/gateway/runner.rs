@@ -173,7 +173,7 @@ pub async fn start(
             }
             // Rejections counted but not yet summarized are audited, not dropped.
             for ev in rejections.flush(dispatcher.clock().now(), true) {
-                if let Err(e) = dispatcher.record(ev).await {
+                if let Err(e) = dispatcher.trail().event(ev).await {
                     tracing::error!(error = %e, "audit of the webhook rejection summary failed");
                 }
             }

@@ -20,10 +20,11 @@ use cowork::gateway::transport::HttpConfig;
 use cowork::gateway::transport::slack::SlackClient;
 use cowork::gateway::transport::webhook::{self, SlackWebhook, WebhookApp};
 use cowork::gateway::{
-    AccessControl, AuditEvent, AuditSink, BoxFuture, ChannelSettings, ChannelTaskSink, Clock,
-    Dispatcher, GatewayError, GatewaySettings, Pairing, PairingKey, Profile, RateLimitSettings,
-    RedeemOutcome, ReplayGuard, Store, SystemClock,
+    AccessControl, BoxFuture, ChannelSettings, ChannelTaskSink, Clock, Dispatcher, GatewaySettings,
+    Pairing, PairingKey, Profile, RateLimitSettings, RedeemOutcome, ReplayGuard, Store,
+    SystemClock, Trail, TrailWriter,
 };
+use cowork::ipc::AuditAppend;
 use hmac::{Hmac, Mac};
 
 const SECRET: &str = "bench-signing-secret-0123456789";
@@ -56,29 +57,31 @@ impl WriterAudit {
     }
 }
 
-impl AuditSink for WriterAudit {
-    fn record<'a>(&'a self, event: AuditEvent) -> BoxFuture<'a, Result<(), GatewayError>> {
+impl WriterAudit {
+    async fn write(&self, entry: AuditAppend) -> Result<(), String> {
+        let entry = cowork::audit::NewEntry {
+            component: "gateway".into(),
+            kind: entry.kind,
+            actor: entry.actor,
+            subject: entry.subject,
+            payload: entry.payload,
+        };
+        self.writer
+            .append(entry)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl TrailWriter for WriterAudit {
+    fn append<'a>(&'a self, entry: AuditAppend) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(self.write(entry))
+    }
+
+    fn queue<'a>(&'a self, entry: AuditAppend) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            let entry = cowork::audit::NewEntry {
-                component: "gateway".into(),
-                kind: event.kind.to_string(),
-                actor: "gateway".into(),
-                subject: format!("{}:{}", event.channel, event.sender.unwrap_or_default()),
-                payload: serde_json::json!({
-                    "reason": event.reason,
-                    "chat": event.chat,
-                    "event_id": event.event_id,
-                    "length": event.text_len,
-                }),
-            };
-            self.writer
-                .append(entry)
-                .await
-                .map(|_| ())
-                .map_err(|e| GatewayError::Sink {
-                    sink: "audit",
-                    reason: e.to_string(),
-                })
+            let _ = self.write(entry).await;
         })
     }
 }
@@ -183,7 +186,7 @@ fn main() {
 /// The gateway's webhook path with `audit` as its trail; returns its URL.
 async fn gateway_server(
     dir: &std::path::Path,
-    audit: Arc<dyn AuditSink>,
+    audit: Arc<dyn TrailWriter>,
     drained: Arc<std::sync::atomic::AtomicUsize>,
 ) -> String {
     let store = Arc::new(Store::open(dir).unwrap());
@@ -234,7 +237,7 @@ async fn gateway_server(
         access,
         pairing,
         replay,
-        audit,
+        Trail::new(audit),
         // Empty acknowledgement: no reply, so no Slack API is needed.
         Arc::new(ChannelTaskSink::new(task_tx, "")),
         clock,

@@ -10,9 +10,10 @@ use std::os::unix::fs::symlink;
 use std::sync::Arc;
 
 use cowork::agent::tools::{
-    FileMemoryStore, ListFilesTool, MemoryTool, ReadFileTool, Workspace, WriteFileTool,
+    FileMemoryStore, ListFilesTool, MemoryTool, ReadFileTool, WriteFileTool,
 };
 use cowork::agent::{Tool, ToolOutcome};
+use cowork::sandbox::Workspace;
 use serde_json::json;
 
 struct Env {

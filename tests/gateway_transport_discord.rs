@@ -239,7 +239,7 @@ async fn pairing_flow_end_to_end() {
         ]
     );
     // 4. The interaction token never reaches the audit trail.
-    assert!(!format!("{:?}", h.env.audit.events()).contains("interaction-token-secret"));
+    assert!(!format!("{:?}", h.env.audit.entries()).contains("interaction-token-secret"));
 }
 
 #[tokio::test]
@@ -323,7 +323,7 @@ async fn rejections_are_4xx_audited_and_change_nothing() {
         200
     );
     let before = h.env.snapshot();
-    let n_before = h.env.audit.events().len();
+    let n_before = h.env.audit.entries().len();
     let body = dm_command("3002", "800000000000000042", "ask", "hi");
     let ts = NOW.to_string();
     let mut want = Vec::new();
@@ -375,10 +375,10 @@ async fn rejections_are_4xx_audited_and_change_nothing() {
         want.push("malformed");
     }
     assert_eq!(h.env.snapshot(), before);
-    let got: Vec<String> = h.env.audit.events()[n_before..]
+    let got: Vec<String> = h.env.audit.entries()[n_before..]
         .iter()
         .filter(|e| e.kind == "gateway.webhook_rejected")
-        .map(|e| e.reason.clone())
+        .map(reason)
         .collect();
     assert_eq!(got, want);
     assert_eq!(h.env.audited("gateway.replay").len(), 1);

@@ -291,7 +291,7 @@ async fn gateway_session_pairing_resume_and_reidentify() {
         env.audited("gateway.message"),
         vec!["pairing_prompt", "redeem_pairing", "authorized_paired"]
     );
-    assert!(!format!("{:?}", env.audit.events()).contains(BOT_TOKEN));
+    assert!(!format!("{:?}", env.audit.entries()).contains(BOT_TOKEN));
     stop_runner(stop, runner).await;
 }
 

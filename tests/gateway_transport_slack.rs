@@ -232,7 +232,7 @@ async fn pairing_flow_end_to_end() {
         vec!["invalid_code", "paired"]
     );
     // Message text never reaches the audit trail.
-    let dump = format!("{:?}", h.env.audit.events());
+    let dump = format!("{:?}", h.env.audit.entries());
     assert!(!dump.contains("summarize") && !dump.contains("hello"));
 }
 
@@ -291,7 +291,7 @@ async fn rejections_are_4xx_audited_and_change_nothing() {
     // A paired user exists, and one event was accepted.
     assert_eq!(h.post(event("Ev1", "U42", "hello")).await.0, 200);
     let before = h.env.snapshot();
-    let n_before = h.env.audit.events().len();
+    let n_before = h.env.audit.entries().len();
     let body = event("Ev9", "U42", "hi");
     let ts = NOW.to_string();
     let good_sig = sign(&ts, &body);
@@ -347,10 +347,10 @@ async fn rejections_are_4xx_audited_and_change_nothing() {
         before,
         "no user, code or event id changed"
     );
-    let got: Vec<String> = h.env.audit.events()[n_before..]
+    let got: Vec<String> = h.env.audit.entries()[n_before..]
         .iter()
         .filter(|e| e.kind == "gateway.webhook_rejected")
-        .map(|e| e.reason.clone())
+        .map(reason)
         .collect();
     assert_eq!(got, want);
     assert_eq!(h.env.audited("gateway.replay").len(), 1);
@@ -367,7 +367,7 @@ async fn rejections_are_4xx_audited_and_change_nothing() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 405);
-    assert!(!format!("{:?}", h.env.audit.events()).contains(SECRET));
+    assert!(!format!("{:?}", h.env.audit.entries()).contains(SECRET));
 }
 
 #[tokio::test]
@@ -383,21 +383,20 @@ async fn replay_survives_a_restart() {
     );
 }
 
-/// An audit sink that always fails (the audit component is down).
+/// A trail writer that always fails (the audit component is down).
 #[derive(Debug)]
 struct BrokenAudit;
 
-impl cowork::gateway::AuditSink for BrokenAudit {
-    fn record<'a>(
+impl cowork::gateway::TrailWriter for BrokenAudit {
+    fn append<'a>(
         &'a self,
-        _event: cowork::gateway::AuditEvent,
-    ) -> cowork::gateway::BoxFuture<'a, Result<(), cowork::gateway::GatewayError>> {
-        Box::pin(async {
-            Err(cowork::gateway::GatewayError::Sink {
-                sink: "audit",
-                reason: "down".into(),
-            })
-        })
+        _entry: cowork::ipc::AuditAppend,
+    ) -> cowork::gateway::BoxFuture<'a, Result<(), String>> {
+        Box::pin(async { Err("down".to_string()) })
+    }
+
+    fn queue<'a>(&'a self, _entry: cowork::ipc::AuditAppend) -> cowork::gateway::BoxFuture<'a, ()> {
+        Box::pin(async {})
     }
 }
 
@@ -424,20 +423,24 @@ async fn nothing_is_acknowledged_unaudited() {
     assert!(h.posted().is_empty());
 }
 
-/// An audit sink that never answers (the trail hung), and says when a
-/// record reached it.
+/// A trail writer that never answers (the trail hung), and says when an
+/// append reached it.
 #[derive(Debug, Default)]
 struct StuckAudit {
     reached: std::sync::atomic::AtomicBool,
 }
 
-impl cowork::gateway::AuditSink for StuckAudit {
-    fn record<'a>(
+impl cowork::gateway::TrailWriter for StuckAudit {
+    fn append<'a>(
         &'a self,
-        _event: cowork::gateway::AuditEvent,
-    ) -> cowork::gateway::BoxFuture<'a, Result<(), cowork::gateway::GatewayError>> {
+        _entry: cowork::ipc::AuditAppend,
+    ) -> cowork::gateway::BoxFuture<'a, Result<(), String>> {
         self.reached
             .store(true, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(std::future::pending())
+    }
+
+    fn queue<'a>(&'a self, _entry: cowork::ipc::AuditAppend) -> cowork::gateway::BoxFuture<'a, ()> {
         Box::pin(std::future::pending())
     }
 }
@@ -479,7 +482,7 @@ async fn a_request_dropped_mid_way_forgets_its_event_id() {
 async fn a_flood_of_bad_requests_adds_a_bounded_number_of_entries() {
     use cowork::gateway::transport::rejections::{FULL_PER_WINDOW, WINDOW_SECS};
     let h = Arc::new(harness().await);
-    let n_before = h.env.audit.events().len();
+    let n_before = h.env.audit.entries().len();
     let flood = |n: usize| {
         let h = h.clone();
         async move {
@@ -507,7 +510,7 @@ async fn a_flood_of_bad_requests_adds_a_bounded_number_of_entries() {
     eventually("prompt", || h.posted().len() == 1).await;
     assert_eq!(h.env.audited("gateway.message").len(), 1);
     flood(5_000).await;
-    let added = |h: &Harness| h.env.audit.events()[n_before..].to_vec();
+    let added = |h: &Harness| h.env.audit.entries()[n_before..].to_vec();
     let rejected = added(&h)
         .iter()
         .filter(|e| e.kind == "gateway.webhook_rejected")
@@ -528,7 +531,7 @@ async fn a_flood_of_bad_requests_adds_a_bounded_number_of_entries() {
         .filter(|e| e.kind == "gateway.webhook_rejected_summary")
         .collect();
     assert_eq!(summaries.len(), 1);
-    let d = summaries[0].detail.clone().unwrap();
+    let d = summaries[0].payload["detail"].as_str().unwrap().to_string();
     let suppressed = 10_000 - FULL_PER_WINDOW as usize;
     assert!(
         d.starts_with(&format!("{suppressed} rejected")) && d.contains("bad_signature="),

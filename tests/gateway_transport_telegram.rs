@@ -206,12 +206,12 @@ async fn polling_pairing_flow_end_to_end() {
     // The audit never carries message text, only its length.
     let ev = env
         .audit
-        .events()
+        .entries()
         .into_iter()
-        .find(|e| e.reason == "pairing_prompt")
+        .find(|e| reason(e) == "pairing_prompt")
         .unwrap();
-    assert_eq!(ev.text_len, Some(5));
-    assert_eq!(ev.sender.as_deref(), Some("42"));
+    assert_eq!(ev.payload["length"], 5);
+    assert_eq!(ev.subject, "telegram:42");
 }
 
 #[tokio::test]
@@ -387,7 +387,7 @@ async fn webhook_flow_and_rejections() {
     eventually("prompt delivered", || fake.lock().unwrap().sent.len() == 1).await;
 
     let before = env.snapshot();
-    let audited_before = env.audit.events().len();
+    let audited_before = env.audit.entries().len();
     let mut expected = Vec::new();
     // Wrong / missing secret → 401.
     assert_eq!(
@@ -423,16 +423,16 @@ async fn webhook_flow_and_rejections() {
         expected.push("malformed");
     }
     assert_eq!(env.snapshot(), before, "rejected requests change nothing");
-    let rejected: Vec<String> = env.audit.events()[audited_before..]
+    let rejected: Vec<String> = env.audit.entries()[audited_before..]
         .iter()
         .filter(|e| e.kind == "gateway.webhook_rejected")
-        .map(|e| e.reason.clone())
+        .map(reason)
         .collect();
     assert_eq!(rejected, expected);
     assert_eq!(env.audited("gateway.replay").len(), 1);
     assert_eq!(fake.lock().unwrap().sent.len(), 1);
     // The secret never appears in the audit.
-    assert!(!format!("{:?}", env.audit.events()).contains("webhook-secret"));
+    assert!(!format!("{:?}", env.audit.entries()).contains("webhook-secret"));
 }
 
 fn group(update_id: i64, from: i64, chat: i64, text: &str, mention: bool) -> Value {

@@ -306,7 +306,7 @@ fn file_tools_stay_inside_the_workspace() {
         }
         // Content over the cap: refused by the sandbox (or, past the frame cap,
         // by the transport), nothing written.
-        let big = "x".repeat(cowork::sandbox::MAX_FILE_BYTES as usize + 1);
+        let big = "x".repeat(cowork::ipc::MAX_FILE_BYTES as usize + 1);
         let _ = refused(gateway.call(write("big.txt", &big)).await);
         assert!(!root.join("u-files/big.txt").exists());
         let huge = "x".repeat(2 * 1024 * 1024);

@@ -1,8 +1,6 @@
 //! Errors of the agent module. Messages are plain sentences naming the provider,
 //! model, tool or path involved; they never carry a secret or a response body.
 
-use std::path::PathBuf;
-
 /// A failed call to an LLM provider.
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
@@ -68,47 +66,11 @@ pub enum ProviderError {
     Cancelled { provider: &'static str },
 }
 
-/// A failed workspace or memory operation, shown to the model as a tool error.
+/// A failed memory operation or tool input, shown to the model as a tool error.
 #[derive(Debug, thiserror::Error)]
 pub enum ToolError {
-    #[error("the path `{path}` is refused: {why}")]
-    RefusePath { path: String, why: &'static str },
-    #[error("opening `{path}` failed: {source}")]
-    Open {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("reading `{path}` failed: {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("writing `{path}` failed: {source}")]
-    Write {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("listing `{path}` failed: {source}")]
-    List {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("`{path}` is {size} bytes, over the {limit}-byte limit")]
-    TooLarge { path: String, size: u64, limit: u64 },
-    #[error("`{path}` is not valid UTF-8 text")]
-    NotText { path: String },
     #[error("the input for tool `{tool}` is invalid: {what}")]
     ParseInput { tool: String, what: String },
-    #[error("opening the workspace `{}` failed: {source}", path.display())]
-    OpenWorkspace {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("the memory store failed for user `{user}`: {what}")]
     Memory { user: String, what: String },
 }

@@ -40,7 +40,10 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         let mut channels = BTreeMap::new();
-        channels.insert("local".to_string(), ChannelSettings::default());
+        channels.insert(
+            crate::gateway::LOCAL_CHANNEL.to_string(),
+            ChannelSettings::default(),
+        );
         Config {
             profile: Profile::Production,
             log: LogSettings::default(),

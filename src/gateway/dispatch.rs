@@ -15,7 +15,7 @@ use super::error::GatewayError;
 use super::inbound::Inbound;
 use super::pairing::{Pairing, RedeemOutcome};
 use super::replay::{ReplayGuard, Seen};
-use super::sinks::{AuditEvent, AuditSink, Task, TaskSink};
+use super::sinks::{AuditEvent, Task, TaskSink, Trail};
 
 /// Sent to an unknown sender in pairing mode (at most once per window).
 pub const PAIRING_PROMPT: &str = "This assistant requires pairing. Ask its owner for a pairing code and send it here as: /pair CODE";
@@ -57,7 +57,7 @@ pub struct Dispatcher {
     access: Arc<AccessControl>,
     pairing: Arc<Pairing>,
     replay: Arc<ReplayGuard>,
-    audit: Arc<dyn AuditSink>,
+    trail: Trail,
     tasks: Arc<dyn TaskSink>,
     clock: Arc<dyn Clock>,
 }
@@ -96,7 +96,7 @@ impl Dispatcher {
         access: Arc<AccessControl>,
         pairing: Arc<Pairing>,
         replay: Arc<ReplayGuard>,
-        audit: Arc<dyn AuditSink>,
+        trail: Trail,
         tasks: Arc<dyn TaskSink>,
         clock: Arc<dyn Clock>,
     ) -> Self {
@@ -104,23 +104,19 @@ impl Dispatcher {
             access,
             pairing,
             replay,
-            audit,
+            trail,
             tasks,
             clock,
         }
     }
 
-    pub fn audit(&self) -> &Arc<dyn AuditSink> {
-        &self.audit
+    /// The trail the dispatcher audits to (transports audit what they reject there).
+    pub fn trail(&self) -> &Trail {
+        &self.trail
     }
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
-    }
-
-    /// Records `event` (transports use this for rejected requests).
-    pub async fn record(&self, event: AuditEvent) -> Result<(), GatewayError> {
-        self.audit.record(event).await
     }
 
     /// Dedupes `event_id` (if the platform gave one) and then [`Dispatcher::handle`]s.
@@ -138,7 +134,7 @@ impl Dispatcher {
         {
             let mut ev = base_event("gateway.replay", "replayed_event", &msg);
             ev.event_id = Some(id.to_string());
-            self.audit.record(ev).await?;
+            self.trail.event(ev).await?;
             return Ok(Dispatched::Replay);
         }
         let channel = msg.channel().to_string();
@@ -174,7 +170,7 @@ impl Dispatcher {
         let mut ev = base_event("gateway.message", audit_reason, &msg);
         ev.event_id = event_id.map(str::to_string);
         // The audit entry exists before any effect (task, pairing, reply).
-        if let Err(e) = self.audit.record(ev).await {
+        if let Err(e) = self.trail.event(ev).await {
             // Nothing was said: the prompt this message claimed is free for its retry.
             if matches!(decision, Decision::PairingPrompt)
                 && let Err(e) = self.access.release_prompt(&msg)
@@ -245,7 +241,7 @@ impl Dispatcher {
                 {
                     note_code_cancelled(&mut ev, msg.channel());
                 }
-                self.audit.record(ev).await?;
+                self.trail.event(ev).await?;
                 // The guess that starts a lockout (or one racing it) is told,
                 // once, that pairing is paused and until when; later ones are
                 // not answered.
@@ -277,7 +273,7 @@ impl Dispatcher {
                 if cancelled {
                     note_code_cancelled(&mut ev, msg.channel());
                 }
-                self.audit.record(ev).await?;
+                self.trail.event(ev).await?;
                 Some(reply.to_string())
             }
             Decision::PairingPrompt => Some(PAIRING_PROMPT.to_string()),

@@ -4,6 +4,9 @@
 
 use super::error::GatewayError;
 
+/// The name of the channel `coworkctl chat` speaks on (no platform behind it).
+pub const LOCAL_CHANNEL: &str = "local";
+
 pub const MAX_CHANNEL_LEN: usize = 32;
 pub const MAX_ID_LEN: usize = 256;
 pub const MAX_DISPLAY_NAME_LEN: usize = 256;

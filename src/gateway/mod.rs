@@ -46,7 +46,7 @@
 //! [`channels`] verifiers; for polling and sockets the TLS connection opened
 //! with the bot/app token), deduplicated by its platform event id ([`replay`],
 //! persisted), then handed to the [`Dispatcher`], which evaluates access control,
-//! audits the decision ([`AuditSink`], before any effect), hands authorized
+//! audits the decision ([`Trail`], before any effect), hands authorized
 //! messages to the agent ([`TaskSink`]), redeems pairing codes, and returns the
 //! reply that the transport delivers, split to the platform's limit ([`chunk`]).
 //! Peers: the platforms' APIs (outbound HTTPS / WSS only to configured base
@@ -78,7 +78,8 @@ pub use access::{AccessControl, AuthorizedUser, Decision, Grant, Reason, decide}
 pub use clock::{Clock, SystemClock, TestClock};
 pub use error::{AuthFailure, GatewayError};
 pub use inbound::{
-    Attachment, Context, Inbound, MAX_ATTACHMENTS, MAX_ID_LEN, MAX_TEXT_LEN, RawInbound,
+    Attachment, Context, Inbound, LOCAL_CHANNEL, MAX_ATTACHMENTS, MAX_ID_LEN, MAX_TEXT_LEN,
+    RawInbound,
 };
 pub use pairing::{
     CodeAttempt, CodeInfo, InvalidCode, IssuedCode, Pairing, PairingCode, PairingKey,
@@ -87,16 +88,17 @@ pub use pairing::{
 pub use ratelimit::MessageLimiter;
 pub use settings::{
     AccessMode, ChannelSettings, ChatPolicy, ContextPolicy, GatewaySettings, LockoutSettings,
-    Profile, RateLimitSettings, ToolPolicy,
+    Profile, RateLimitSettings, ToolPolicy, TransportKind, TransportSettings,
 };
 pub use store::{RevokeScope, Store, UserRecord, UserState};
 
 pub use dispatch::{Dispatched, Dispatcher, PAIRED_REPLY, PAIRING_FAILED_REPLY, PAIRING_PROMPT};
 pub use replay::{ReplayGuard, Seen};
 pub use sinks::{
-    AuditEvent, AuditSink, BoxFuture, ChannelTaskSink, MemoryAudit, Task, TaskSink, audit_detail,
+    AuditEvent, BoxFuture, ChannelTaskSink, MemoryAudit, Task, TaskSink, Trail, TrailWriter,
+    audit_detail,
 };
 pub use transport::HttpConfig;
 pub use transport::webhook::{WebhookApp, WebhookSettings};
 
-pub use service::{GatewayService, LOCAL_CHANNEL, NO_PROVIDER_REPLY};
+pub use service::{GatewayService, NO_PROVIDER_REPLY};

@@ -3,10 +3,7 @@
 //! Started once the supervisor has sent the keys (the vault holds the platform
 //! tokens); stopped with the component.
 
-use std::path::PathBuf;
 use std::sync::Arc;
-
-use serde::{Deserialize, Serialize};
 
 use super::channels::Redacted;
 use super::channels::discord::Discord;
@@ -14,7 +11,7 @@ use super::channels::slack::Slack;
 use super::channels::telegram::Telegram;
 use super::dispatch::Dispatcher;
 use super::error::GatewayError;
-use super::settings::GatewaySettings;
+use super::settings::{GatewaySettings, TransportKind, TransportSettings};
 use super::tasks::{Outbound, Replies};
 use super::transport::HttpConfig;
 use super::transport::discord::DiscordClient;
@@ -26,77 +23,6 @@ use super::transport::telegram::{TelegramClient, run_polling};
 use super::transport::webhook::{
     self, DiscordWebhook, SlackWebhook, TelegramWebhook, WebhookApp, WebhookSettings,
 };
-
-/// How a channel reaches its platform.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum TransportKind {
-    /// No network transport (the `local` channel, or not set up yet).
-    #[default]
-    None,
-    /// Bot API `getUpdates` long polling (no inbound port needed).
-    TelegramPolling,
-    /// Bot API webhook with the secret-token header, on the webhook listener.
-    TelegramWebhook,
-    /// Events API over HTTP, signing-secret verified, on the webhook listener.
-    SlackEvents,
-    /// Socket Mode WebSocket (no inbound port needed).
-    SlackSocket,
-    /// The Gateway WebSocket (no inbound port needed).
-    DiscordGateway,
-    /// The interactions endpoint, Ed25519 verified, on the webhook listener.
-    DiscordInteractions,
-}
-
-/// `[channels.NAME.transport]`: the platform side of a channel. Secrets are
-/// named here and read from the vault (`coworkctl secret set NAME`), never
-/// written in the configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TransportSettings {
-    pub kind: TransportKind,
-    /// The platform's API base URL (default: the platform's own); https only,
-    /// http allowed on loopback (local fakes).
-    pub api_base: Option<String>,
-    /// Vault secret with the bot token (Telegram, Slack `xoxb-`, Discord).
-    pub token_secret: Option<String>,
-    /// Vault secret with the Telegram webhook secret token or the Slack
-    /// signing secret.
-    pub signing_secret: Option<String>,
-    /// Vault secret with the Slack app-level token (`xapp-`, Socket Mode).
-    pub app_token_secret: Option<String>,
-    /// Discord application id and its Ed25519 public key (hex; public).
-    pub application_id: Option<String>,
-    pub public_key: Option<String>,
-    /// The bot's own user name / id on the platform, for mention detection.
-    pub bot_user: Option<String>,
-    /// Extra root certificates (PEM) to trust for this platform (local fakes).
-    pub ca_file: Option<PathBuf>,
-}
-
-impl TransportKind {
-    fn uses_webhook(self) -> bool {
-        matches!(
-            self,
-            TransportKind::TelegramWebhook
-                | TransportKind::SlackEvents
-                | TransportKind::DiscordInteractions
-        )
-    }
-
-    fn default_base(self) -> &'static str {
-        match self {
-            TransportKind::TelegramPolling | TransportKind::TelegramWebhook => {
-                "https://api.telegram.org"
-            }
-            TransportKind::SlackEvents | TransportKind::SlackSocket => "https://slack.com/api",
-            TransportKind::DiscordGateway | TransportKind::DiscordInteractions => {
-                "https://discord.com/api/v10"
-            }
-            TransportKind::None => "",
-        }
-    }
-}
 
 /// Reads a named secret from the vault.
 pub trait SecretLookup: Send + Sync {
@@ -247,7 +173,7 @@ pub async fn start(
             }
             // Rejections counted but not yet summarized are audited, not dropped.
             for ev in rejections.flush(dispatcher.clock().now(), true) {
-                if let Err(e) = dispatcher.record(ev).await {
+                if let Err(e) = dispatcher.trail().event(ev).await {
                     tracing::error!(error = %e, "audit of the webhook rejection summary failed");
                 }
             }

@@ -13,16 +13,16 @@ use super::channels::Redacted;
 use super::clock::{Clock, SystemClock};
 use super::dispatch::Dispatcher;
 use super::error::GatewayError;
-use super::inbound::{Context, Inbound, RawInbound};
+use super::inbound::{Context, Inbound, LOCAL_CHANNEL, RawInbound};
 use super::pairing::{Pairing, PairingKey};
 use super::replay::ReplayGuard;
 use super::runner::{self, SecretLookup};
 use super::secrets::{VaultCell, key_of, lock, open_db};
 use super::settings::{GatewaySettings, Profile};
-use super::sinks::{AuditEvent, AuditSink, BoxFuture, Task, TaskSink};
+use super::sinks::{AuditEvent, BoxFuture, Task, TaskSink, Trail, TrailWriter};
 use super::state_db;
 use super::store::{RevokeScope, Store};
-use super::tasks::{AgentRuntime, Replies, Revoked, RuntimeSetup, Trail, VaultSecrets};
+use super::tasks::{AgentRuntime, Replies, Revoked, RuntimeSetup, VaultSecrets};
 use super::transport::webhook::WebhookSettings;
 use crate::audit::AuditLog;
 use crate::ipc::{
@@ -31,9 +31,6 @@ use crate::ipc::{
 };
 use crate::keystore::Purpose;
 use crate::keystore::vault::Vault;
-
-/// The name of the channel `coworkctl chat` speaks on.
-pub const LOCAL_CHANNEL: &str = "local";
 
 /// Replay window for platform event ids (Slack retries for up to an hour).
 const REPLAY_WINDOW_SECS: i64 = 24 * 3600;
@@ -54,7 +51,9 @@ pub struct GatewayService {
     /// Built with the pairing key; every channel's messages go through it.
     dispatcher: Mutex<Option<Arc<Dispatcher>>>,
     transports: Mutex<Option<runner::Running>>,
+    /// The audit component behind `trail`, kept for the known-secrets feed.
     audit: Arc<TrailSink>,
+    trail: Trail,
     /// Reply paths of the running channels, for replies after the fact.
     replies: Arc<Replies>,
     /// The agent runtime, when `[agent]` is configured.
@@ -112,8 +111,13 @@ impl GatewayService {
                 .context("opening the replay table")?,
         );
         let vault = Arc::new(VaultCell::new(db));
+        let audit = Arc::new(TrailSink {
+            socket: audit_socket,
+            log: OnceLock::new(),
+            known: KnownSecretsFeed::new(Arc::clone(&vault)),
+        });
         Ok(GatewayService {
-            vault: Arc::clone(&vault),
+            vault,
             store,
             settings,
             webhook,
@@ -123,11 +127,8 @@ impl GatewayService {
             pairing: Mutex::new(None),
             dispatcher: Mutex::new(None),
             transports: Mutex::new(None),
-            audit: Arc::new(TrailSink {
-                socket: audit_socket,
-                log: OnceLock::new(),
-                known: KnownSecretsFeed::new(vault),
-            }),
+            trail: Trail::new(Arc::clone(&audit) as Arc<dyn TrailWriter>),
+            audit,
             replies: Arc::new(Replies::default()),
             agent: None,
             schema: migration.to,
@@ -150,10 +151,9 @@ impl GatewayService {
         let Some(m) = lock(&self.migration).take().filter(|m| m.changed()) else {
             return;
         };
-        if let Some(log) = self.audit.log() {
-            log.record("store.migrated", "gateway", m.name, m.audit_payload())
-                .await;
-        }
+        self.trail
+            .record("store.migrated", "gateway", m.name, m.audit_payload())
+            .await;
     }
 
     /// Adds the agent runtime (when `setup` is given: `[agent]` is configured).
@@ -173,7 +173,7 @@ impl GatewayService {
             Arc::clone(&vault),
             db,
             Arc::clone(&self.store),
-            Arc::clone(&self.audit) as Arc<dyn Trail>,
+            self.trail.clone(),
             Arc::clone(&self.replies),
         )?;
         self.agent = Some((runtime, vault));
@@ -210,7 +210,7 @@ impl GatewayService {
             Arc::clone(&self.access),
             pairing,
             Arc::clone(&self.replay),
-            Arc::clone(&self.audit) as Arc<dyn AuditSink>,
+            self.trail.clone(),
             tasks,
             Arc::clone(&self.clock),
         )));
@@ -254,7 +254,7 @@ impl GatewayService {
                     tracing::error!(%channel, error = %e, "channel transport not started (store its secrets with coworkctl secret set, then coworkctl reload)");
                     let mut ev = AuditEvent::new("gateway.transport_failed", "start", channel);
                     ev.detail = Some(super::sinks::audit_detail(&e.to_string()));
-                    let _ = self.audit.record(ev).await;
+                    let _ = self.trail.event(ev).await;
                 }
                 if let Some(addr) = running.webhook_addr {
                     tracing::info!(%addr, "webhook listener started on {addr}");
@@ -265,7 +265,7 @@ impl GatewayService {
                 tracing::error!(error = %e, "channel transports not started");
                 let mut ev = AuditEvent::new("gateway.transport_failed", "start", "*");
                 ev.detail = Some(super::sinks::audit_detail(&e.to_string()));
-                let _ = self.audit.record(ev).await;
+                let _ = self.trail.event(ev).await;
             }
         }
     }
@@ -389,12 +389,6 @@ impl GatewayService {
         })
     }
 
-    async fn record(&self, kind: &str, actor: &str, subject: &str, payload: serde_json::Value) {
-        if let Some(log) = self.audit.log() {
-            log.record(kind, actor, subject, payload).await;
-        }
-    }
-
     fn known_channel(&self, channel: &str) -> Result<(), WireError> {
         if self.settings.channels.contains_key(channel) {
             Ok(())
@@ -430,13 +424,14 @@ impl GatewayService {
                     None => pairing.issue(&channel),
                 }
                 .map_err(gateway_error)?;
-                self.record(
-                    "pairing.issued",
-                    actor,
-                    &channel,
-                    serde_json::json!({"id": issued.id, "expires_at": issued.expires_at}),
-                )
-                .await;
+                self.trail
+                    .record(
+                        "pairing.issued",
+                        actor,
+                        &channel,
+                        serde_json::json!({"id": issued.id, "expires_at": issued.expires_at}),
+                    )
+                    .await;
                 Ok(AccessResponse::PairingCode(IssuedPairingCode {
                     id: issued.id,
                     channel: issued.channel.clone(),
@@ -469,13 +464,14 @@ impl GatewayService {
                         format!("no active pairing code with id {id}"),
                     ));
                 }
-                self.record(
-                    "pairing.cancelled",
-                    actor,
-                    "",
-                    serde_json::json!({"id": id}),
-                )
-                .await;
+                self.trail
+                    .record(
+                        "pairing.cancelled",
+                        actor,
+                        "",
+                        serde_json::json!({"id": id}),
+                    )
+                    .await;
                 Ok(AccessResponse::Changed(1))
             }
             AccessRequest::PairCancelAll { channel } => {
@@ -489,13 +485,14 @@ impl GatewayService {
                         n += 1;
                     }
                 }
-                self.record(
-                    "pairing.cancelled_all",
-                    actor,
-                    channel.as_deref().unwrap_or("*"),
-                    serde_json::json!({"codes": n}),
-                )
-                .await;
+                self.trail
+                    .record(
+                        "pairing.cancelled_all",
+                        actor,
+                        channel.as_deref().unwrap_or("*"),
+                        serde_json::json!({"codes": n}),
+                    )
+                    .await;
                 Ok(AccessResponse::Changed(n))
             }
             AccessRequest::UsersList { channel } => {
@@ -545,14 +542,15 @@ impl GatewayService {
                 // Access is gone first (no new message gets through), then
                 // what the sender had started ends.
                 let ended = self.end_revoked(Some(&channel), actor).await;
-                self.record(
-                    "user.revoked",
-                    actor,
-                    &format!("{channel}:{sender}"),
-                    serde_json::json!({"had_access": had_access,
+                self.trail
+                    .record(
+                        "user.revoked",
+                        actor,
+                        &format!("{channel}:{sender}"),
+                        serde_json::json!({"had_access": had_access,
                         "tasks_cancelled": ended.tasks, "approvals_denied": ended.approvals}),
-                )
-                .await;
+                    )
+                    .await;
                 Ok(AccessResponse::Revoked {
                     users: u64::from(had_access),
                     tasks_cancelled: ended.tasks,
@@ -569,14 +567,15 @@ impl GatewayService {
                 };
                 let n = self.store.revoke_all(scope, now).map_err(gateway_error)?;
                 let ended = self.end_revoked(channel.as_deref(), actor).await;
-                self.record(
-                    "user.revoked_all",
-                    actor,
-                    channel.as_deref().unwrap_or("*"),
-                    serde_json::json!({"users": n,
+                self.trail
+                    .record(
+                        "user.revoked_all",
+                        actor,
+                        channel.as_deref().unwrap_or("*"),
+                        serde_json::json!({"users": n,
                         "tasks_cancelled": ended.tasks, "approvals_denied": ended.approvals}),
-                )
-                .await;
+                    )
+                    .await;
                 Ok(AccessResponse::Revoked {
                     users: u64::try_from(n).unwrap_or(u64::MAX),
                     tasks_cancelled: ended.tasks,
@@ -603,17 +602,18 @@ impl GatewayService {
                     .store
                     .clear_lockouts(channel.as_deref(), sender.as_deref(), now)
                     .map_err(gateway_error)?;
-                self.record(
-                    "pairing.lockouts_cleared",
-                    actor,
-                    &format!(
-                        "{}:{}",
-                        channel.as_deref().unwrap_or("*"),
-                        sender.as_deref().unwrap_or("*")
-                    ),
-                    serde_json::json!({"lockouts": n}),
-                )
-                .await;
+                self.trail
+                    .record(
+                        "pairing.lockouts_cleared",
+                        actor,
+                        &format!(
+                            "{}:{}",
+                            channel.as_deref().unwrap_or("*"),
+                            sender.as_deref().unwrap_or("*")
+                        ),
+                        serde_json::json!({"lockouts": n}),
+                    )
+                    .await;
                 Ok(AccessResponse::Changed(
                     u64::try_from(n).unwrap_or(u64::MAX),
                 ))
@@ -633,13 +633,14 @@ impl GatewayService {
                         ),
                     ));
                 }
-                self.record(
-                    "user.forgotten",
-                    actor,
-                    &format!("{channel}:{sender}"),
-                    serde_json::json!({}),
-                )
-                .await;
+                self.trail
+                    .record(
+                        "user.forgotten",
+                        actor,
+                        &format!("{channel}:{sender}"),
+                        serde_json::json!({}),
+                    )
+                    .await;
                 Ok(AccessResponse::Changed(1))
             }
         }
@@ -683,8 +684,8 @@ impl GatewayService {
     }
 }
 
-/// The audit trail as the dispatcher's sink: appended and durable before the
-/// dispatcher acts on a message.
+/// The audit component, as the gateway's [`Trail`] writes to it (`None`
+/// socket: unit tests, nothing is written).
 #[derive(Debug)]
 struct TrailSink {
     socket: Option<PathBuf>,
@@ -776,60 +777,24 @@ impl TrailSink {
     }
 }
 
-impl AuditSink for TrailSink {
-    fn record<'a>(&'a self, event: AuditEvent) -> BoxFuture<'a, Result<(), GatewayError>> {
+impl TrailWriter for TrailSink {
+    fn append<'a>(&'a self, entry: crate::ipc::AuditAppend) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
             let Some(log) = self.log() else {
                 return Ok(());
             };
-            let subject = match &event.sender {
-                Some(s) => format!("{}:{s}", event.channel),
-                None => event.channel.clone(),
-            };
-            let entry = crate::ipc::AuditAppend {
-                kind: event.kind.to_string(),
-                actor: "gateway".to_string(),
-                subject,
-                payload: serde_json::json!({
-                    "reason": event.reason,
-                    "chat": event.chat,
-                    "event_id": event.event_id,
-                    "length": event.text_len,
-                    "detail": event.detail,
-                }),
-            };
             let appended = log.append(entry).await;
             self.refresh_known_secrets().await;
-            appended.map(|_| ()).map_err(|reason| GatewayError::Sink {
-                sink: "audit",
-                reason,
-            })
+            appended.map(|_| ())
         })
     }
-}
 
-impl Trail for TrailSink {
-    fn note<'a>(
-        &'a self,
-        kind: &'a str,
-        subject: &'a str,
-        payload: serde_json::Value,
-    ) -> BoxFuture<'a, ()> {
-        // Durable before the step's effect (a command run, a reply, a resume).
+    fn queue<'a>(&'a self, entry: crate::ipc::AuditAppend) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            let Some(log) = self.log() else {
-                return;
-            };
-            let entry = crate::ipc::AuditAppend {
-                kind: kind.to_string(),
-                actor: "gateway".to_string(),
-                subject: subject.to_string(),
-                payload,
-            };
-            if let Err(e) = log.append(entry).await {
-                tracing::error!(kind, error = %e, "task step not in the audit trail");
+            if let Some(log) = self.log() {
+                log.record(&entry.kind, &entry.actor, &entry.subject, entry.payload)
+                    .await;
             }
-            self.refresh_known_secrets().await;
         })
     }
 }

@@ -10,6 +10,7 @@
 //! `mode = "open"`, which only the development profile accepts.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -49,7 +50,10 @@ pub struct GatewaySettings {
 impl Default for GatewaySettings {
     fn default() -> Self {
         let mut channels = BTreeMap::new();
-        channels.insert("local".to_string(), ChannelSettings::default());
+        channels.insert(
+            super::inbound::LOCAL_CHANNEL.to_string(),
+            ChannelSettings::default(),
+        );
         GatewaySettings { channels }
     }
 }
@@ -191,7 +195,7 @@ pub struct ChannelSettings {
     /// `accounts`' alias `workspaces`, which are Slack workspace ids.
     pub workspace_scope: WorkspaceScope,
     /// How the channel reaches its platform (none for `local`).
-    pub transport: super::runner::TransportSettings,
+    pub transport: TransportSettings,
 }
 
 /// Which tasks of one sender share a sandbox workspace.
@@ -206,6 +210,77 @@ pub enum WorkspaceScope {
     /// when the owner says so. An approval then lapses when another task
     /// writes the workspace before the approved command runs.
     PerSender,
+}
+
+/// How a channel reaches its platform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TransportKind {
+    /// No network transport (the `local` channel, or not set up yet).
+    #[default]
+    None,
+    /// Bot API `getUpdates` long polling (no inbound port needed).
+    TelegramPolling,
+    /// Bot API webhook with the secret-token header, on the webhook listener.
+    TelegramWebhook,
+    /// Events API over HTTP, signing-secret verified, on the webhook listener.
+    SlackEvents,
+    /// Socket Mode WebSocket (no inbound port needed).
+    SlackSocket,
+    /// The Gateway WebSocket (no inbound port needed).
+    DiscordGateway,
+    /// The interactions endpoint, Ed25519 verified, on the webhook listener.
+    DiscordInteractions,
+}
+
+/// `[channels.NAME.transport]`: the platform side of a channel. Secrets are
+/// named here and read from the vault (`coworkctl secret set NAME`), never
+/// written in the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransportSettings {
+    pub kind: TransportKind,
+    /// The platform's API base URL (default: the platform's own); https only,
+    /// http allowed on loopback (local fakes).
+    pub api_base: Option<String>,
+    /// Vault secret with the bot token (Telegram, Slack `xoxb-`, Discord).
+    pub token_secret: Option<String>,
+    /// Vault secret with the Telegram webhook secret token or the Slack
+    /// signing secret.
+    pub signing_secret: Option<String>,
+    /// Vault secret with the Slack app-level token (`xapp-`, Socket Mode).
+    pub app_token_secret: Option<String>,
+    /// Discord application id and its Ed25519 public key (hex; public).
+    pub application_id: Option<String>,
+    pub public_key: Option<String>,
+    /// The bot's own user name / id on the platform, for mention detection.
+    pub bot_user: Option<String>,
+    /// Extra root certificates (PEM) to trust for this platform (local fakes).
+    pub ca_file: Option<PathBuf>,
+}
+
+impl TransportKind {
+    pub(super) fn uses_webhook(self) -> bool {
+        matches!(
+            self,
+            TransportKind::TelegramWebhook
+                | TransportKind::SlackEvents
+                | TransportKind::DiscordInteractions
+        )
+    }
+
+    pub(super) fn default_base(self) -> &'static str {
+        match self {
+            TransportKind::TelegramPolling | TransportKind::TelegramWebhook => {
+                "https://api.telegram.org"
+            }
+            TransportKind::SlackEvents | TransportKind::SlackSocket => "https://slack.com/api",
+            TransportKind::DiscordGateway | TransportKind::DiscordInteractions => {
+                "https://discord.com/api/v10"
+            }
+            TransportKind::None => "",
+        }
+    }
 }
 
 pub const DEFAULT_PAIRING_TTL_SECS: u64 = 300;

@@ -1,15 +1,23 @@
-//! The dispatcher's two outlets, implemented by the lead's components: the audit
-//! trail ([`AuditSink`]) and the agent runtime ([`TaskSink`]). Both are
-//! object-safe (`Arc<dyn ...>`) and async through boxed futures, so an
-//! implementation may await IPC to the audit component or a task queue.
+//! The gateway's two outlets: the audit trail ([`Trail`], the one way any
+//! gateway code writes an entry) and the agent runtime ([`TaskSink`]). What
+//! sits behind them is object-safe (`Arc<dyn ...>`) and async through boxed
+//! futures, so an implementation may await IPC to the audit component or a
+//! task queue.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
 
 use super::access::AuthorizedUser;
 use super::error::GatewayError;
 use super::inbound::Inbound;
 use super::settings::ToolPolicy;
+use crate::ipc::AuditAppend;
+
+/// The actor of the entries the gateway writes on its own behalf.
+const GATEWAY_ACTOR: &str = "gateway";
 
 /// A boxed, sendable future (what the sink traits return).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -46,12 +54,90 @@ impl AuditEvent {
             detail: None,
         }
     }
+
+    /// The trail entry: the subject names the sender, the payload carries the
+    /// reason and lengths, never the text.
+    fn entry(self) -> AuditAppend {
+        let subject = match &self.sender {
+            Some(s) => format!("{}:{s}", self.channel),
+            None => self.channel.clone(),
+        };
+        AuditAppend {
+            kind: self.kind.to_string(),
+            actor: GATEWAY_ACTOR.to_string(),
+            subject,
+            payload: json!({
+                "reason": self.reason,
+                "chat": self.chat,
+                "event_id": self.event_id,
+                "length": self.text_len,
+                "detail": self.detail,
+            }),
+        }
+    }
 }
 
-/// Where audit events go (the lead wires this to the audit component). An
-/// error from `record` stops the message: nothing is acknowledged unaudited.
-pub trait AuditSink: Send + Sync + std::fmt::Debug {
-    fn record<'a>(&'a self, event: AuditEvent) -> BoxFuture<'a, Result<(), GatewayError>>;
+/// What carries entries to the trail: the audit component in the gateway
+/// (`service.rs`), a stand-in in tests and benchmarks. Callers use [`Trail`].
+pub trait TrailWriter: Send + Sync + std::fmt::Debug {
+    /// Appends `entry` and resolves once it is durable; `Err` says why it is
+    /// not in the trail.
+    fn append<'a>(&'a self, entry: AuditAppend) -> BoxFuture<'a, Result<(), String>>;
+    /// Queues `entry` for in-order delivery and resolves without waiting for
+    /// it to be durable.
+    fn queue<'a>(&'a self, entry: AuditAppend) -> BoxFuture<'a, ()>;
+}
+
+/// The gateway's audit trail: every gateway entry is written through it.
+/// The method says what a failure means to the caller.
+#[derive(Debug, Clone)]
+pub struct Trail(Arc<dyn TrailWriter>);
+
+impl Trail {
+    pub fn new(writer: Arc<dyn TrailWriter>) -> Trail {
+        Trail(writer)
+    }
+
+    /// A channel event, durable before the caller acts on it. An error stops
+    /// the message: nothing is acknowledged unaudited.
+    pub async fn event(&self, event: AuditEvent) -> Result<(), GatewayError> {
+        self.0
+            .append(event.entry())
+            .await
+            .map_err(|reason| GatewayError::Sink {
+                sink: "audit",
+                reason,
+            })
+    }
+
+    /// A task step, durable before the step's effect (a command run, a reply,
+    /// a resume). A failure is logged and the step goes on (the sandbox
+    /// refuses to run a command whose own entry cannot be written).
+    pub async fn note(&self, kind: &str, subject: &str, payload: Value) {
+        let entry = AuditAppend {
+            kind: kind.to_string(),
+            actor: GATEWAY_ACTOR.to_string(),
+            subject: subject.to_string(),
+            payload,
+        };
+        if let Err(e) = self.0.append(entry).await {
+            tracing::error!(kind, error = %e, "task step not in the audit trail");
+        }
+    }
+
+    /// An operator's action (or the gateway's own, `actor` "gateway"),
+    /// queued: the answer does not wait for the trail, and the entry is
+    /// delivered in order, retried while the audit component restarts.
+    pub async fn record(&self, kind: &str, actor: &str, subject: &str, payload: Value) {
+        self.0
+            .queue(AuditAppend {
+                kind: kind.to_string(),
+                actor: actor.to_string(),
+                subject: subject.to_string(),
+                payload,
+            })
+            .await;
+    }
 }
 
 /// An authorized message handed to the agent runtime.
@@ -68,28 +154,38 @@ pub trait TaskSink: Send + Sync + std::fmt::Debug {
     fn submit<'a>(&'a self, task: Task) -> BoxFuture<'a, Result<String, GatewayError>>;
 }
 
-/// An [`AuditSink`] that keeps events in memory (tests, development).
+/// A [`TrailWriter`] that keeps entries in memory, appended or queued alike
+/// (tests, development).
 #[derive(Debug, Default)]
 pub struct MemoryAudit {
-    events: std::sync::Mutex<Vec<AuditEvent>>,
+    entries: std::sync::Mutex<Vec<AuditAppend>>,
 }
 
 impl MemoryAudit {
-    pub fn events(&self) -> Vec<AuditEvent> {
-        self.events
+    pub fn entries(&self) -> Vec<AuditAppend> {
+        self.entries
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
-}
 
-impl AuditSink for MemoryAudit {
-    fn record<'a>(&'a self, event: AuditEvent) -> BoxFuture<'a, Result<(), GatewayError>> {
-        self.events
+    fn push(&self, entry: AuditAppend) {
+        self.entries
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push(event);
+            .push(entry);
+    }
+}
+
+impl TrailWriter for MemoryAudit {
+    fn append<'a>(&'a self, entry: AuditAppend) -> BoxFuture<'a, Result<(), String>> {
+        self.push(entry);
         Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn queue<'a>(&'a self, entry: AuditAppend) -> BoxFuture<'a, ()> {
+        self.push(entry);
+        Box::pin(std::future::ready(()))
     }
 }
 

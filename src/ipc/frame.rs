@@ -9,6 +9,11 @@ use super::error::FrameError;
 /// The largest frame body anyone may send; bigger frames close the connection.
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
 
+/// Cap of one file read or written by the agent's file tools: the content
+/// crosses the socket in one frame, with room left for the rest of the message.
+pub const MAX_FILE_BYTES: u64 = 448 * 1024;
+const _: () = assert!(MAX_FILE_BYTES < MAX_FRAME_BYTES as u64);
+
 /// Encodes a message, refusing one that would exceed the cap.
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, FrameError> {
     let mut buf = Vec::new();

@@ -19,7 +19,7 @@ mod server;
 
 pub use client::Client;
 pub use error::{FrameError, IpcError};
-pub use frame::{MAX_FRAME_BYTES, decode, encode, read_frame, write_frame};
+pub use frame::{MAX_FILE_BYTES, MAX_FRAME_BYTES, decode, encode, read_frame, write_frame};
 pub use messages::*;
 pub use peer::{PEER_TABLE, PeerAuth, PeerCred, PeerRule, may_send};
 pub use roles::{Component, Role};

@@ -84,6 +84,48 @@ pub enum SandboxError {
     DockerUnavailable { reason: String },
 }
 
+/// A failed workspace file operation (`Workspace`), answered to the gateway
+/// as a sentence naming the path and the reason.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceError {
+    #[error("the path `{path}` is refused: {why}")]
+    RefusePath { path: String, why: &'static str },
+    #[error("opening `{path}` failed: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("reading `{path}` failed: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("writing `{path}` failed: {source}")]
+    Write {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("listing `{path}` failed: {source}")]
+    List {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("`{path}` is {size} bytes, over the {limit}-byte limit")]
+    TooLarge { path: String, size: u64, limit: u64 },
+    #[error("`{path}` is not valid UTF-8 text")]
+    NotText { path: String },
+    #[error("opening the workspace `{}` failed: {source}", path.display())]
+    OpenWorkspace {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
 /// Errors of the confinement stages inside the helper (`coworkd sandbox init`).
 /// They are sent to the parent as `{stage, message}` before the helper exits.
 #[derive(Debug, thiserror::Error)]

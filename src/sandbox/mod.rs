@@ -58,6 +58,7 @@ mod service;
 mod settings;
 mod spec;
 mod wire;
+mod workspace;
 
 use std::path::Path;
 
@@ -65,15 +66,16 @@ pub use capture::CancelHandle;
 pub use cgroup::adopt_delegated;
 pub use cli::{ExecArgs, SandboxCommand, dispatch, exec_cli};
 pub use docker::docker_argv;
-pub use error::{ConfineError, SandboxError};
+pub use error::{ConfineError, SandboxError, WorkspaceError};
 pub use init::init_main;
 pub use outcome::{ExitKind, RunOutcome};
 pub use report::{
     CgroupReport, Enforcement, IsolationReport, LandlockReport, RlimitEntry, SeccompReport,
 };
-pub use service::{MAX_FILE_BYTES, SandboxService, capped_text};
+pub use service::{SandboxService, capped_text};
 pub use settings::{Backend, SandboxSettings};
 pub use spec::{MAX_OUTPUT_CAP, RunSpec, ValidSpec};
+pub use workspace::Workspace;
 
 /// Runs one command to completion (blocking). `self_exe` is the `coworkd` binary,
 /// re-executed as `coworkd sandbox init`.

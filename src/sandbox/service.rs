@@ -8,19 +8,16 @@ use std::time::Duration;
 
 use crate::audit::AuditLog;
 use crate::ipc::{
-    AuditAppend, ComponentResponse, ErrorCode, FileOp, FileRequest, RunCommand, RunResult,
-    SandboxRequest, SandboxResponse, WireError,
+    AuditAppend, ComponentResponse, ErrorCode, FileOp, FileRequest, MAX_FILE_BYTES, RunCommand,
+    RunResult, SandboxRequest, SandboxResponse, WireError,
 };
 use crate::paths::Paths;
 
-use super::{CancelHandle, ExitKind, RunOutcome, RunSpec, SandboxSettings};
+use super::{CancelHandle, ExitKind, RunOutcome, RunSpec, SandboxSettings, Workspace};
 
 /// Transport cap for each of stdout and stderr in an IPC answer, so one answer
 /// always fits a frame (the capture cap itself may be larger).
 pub const MAX_REPLY_OUTPUT: usize = 448 * 1024;
-/// Cap of one file read or written by the agent's file tools: the content
-/// crosses a socket in one frame.
-pub const MAX_FILE_BYTES: u64 = 448 * 1024;
 /// Output kept in the audit trail per stream (the trail caps a payload at 64 KiB).
 const AUDIT_OUTPUT: usize = 24 * 1024;
 /// Workspace of the start-up self-test.
@@ -159,8 +156,8 @@ impl SandboxService {
         }
     }
 
-    /// A file tool call, confined to the named workspace by the agent's
-    /// [`Workspace`](crate::agent::tools::Workspace) rules: relative paths
+    /// A file tool call, confined to the named workspace by the
+    /// [`Workspace`] rules: relative paths
     /// only, no `..`, every component opened without following symlinks, the
     /// real path checked, hard links and oversized files refused.
     async fn file(&self, req: FileRequest) -> Result<String, WireError> {
@@ -184,9 +181,9 @@ impl SandboxService {
             let (uid, gid) = super::command_identity(&self.settings).map_err(|e| {
                 WireError::new(ErrorCode::Internal, format!("choosing the file owner: {e}"))
             })?;
-            crate::agent::tools::Workspace::with_owner(&dir, cap, uid, gid)
+            Workspace::with_owner(&dir, cap, uid, gid)
         } else {
-            crate::agent::tools::Workspace::new(&dir, cap)
+            Workspace::new(&dir, cap)
         }
         .map_err(|e| WireError::new(ErrorCode::Internal, e.to_string()))?;
         let done = tokio::task::spawn_blocking(move || match req.op {

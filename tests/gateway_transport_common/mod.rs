@@ -1,6 +1,6 @@
 //! Shared harness of the gateway_transport_* tests: a TLS test CA (rcgen) and a
 //! TLS server for local fakes of the platforms' APIs, the dispatcher wired to a
-//! temp state.db with an in-memory audit sink and a task channel, and the
+//! temp state.db with an in-memory audit trail and a task channel, and the
 //! webhook listener on loopback.
 
 #![allow(dead_code)]
@@ -15,8 +15,10 @@ use axum::Router;
 use cowork::gateway::transport::webhook::{self, WebhookApp};
 use cowork::gateway::{
     AccessControl, ChannelSettings, ChannelTaskSink, Dispatcher, GatewaySettings, HttpConfig,
-    MemoryAudit, Pairing, PairingKey, Profile, ReplayGuard, Store, Task, TestClock,
+    MemoryAudit, Pairing, PairingKey, Profile, ReplayGuard, Store, Task, TestClock, Trail,
+    TrailWriter,
 };
+use cowork::ipc::AuditAppend;
 use tempfile::TempDir;
 
 pub const NOW: i64 = 1_800_000_000;
@@ -108,12 +110,12 @@ pub fn env_with(channels: &[&str], tweak: impl Fn(&mut ChannelSettings)) -> Env 
     env_full(channels, tweak, ACK, None)
 }
 
-/// `ack`: what the TaskSink answers; `audit`: a replacement audit sink.
+/// `ack`: what the TaskSink answers; `audit`: a replacement trail writer.
 pub fn env_full(
     channels: &[&str],
     tweak: impl Fn(&mut ChannelSettings),
     ack: &str,
-    audit_override: Option<Arc<dyn cowork::gateway::AuditSink>>,
+    audit_override: Option<Arc<dyn TrailWriter>>,
 ) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(dir.path()).unwrap());
@@ -143,7 +145,7 @@ pub fn env_full(
     let replay = Arc::new(ReplayGuard::new(store.clone(), 3600, 10_000).unwrap());
     let audit = Arc::new(MemoryAudit::default());
     let (tx, rx) = tokio::sync::mpsc::channel(64);
-    let sink: Arc<dyn cowork::gateway::AuditSink> = match audit_override {
+    let writer: Arc<dyn TrailWriter> = match audit_override {
         Some(a) => a,
         None => audit.clone(),
     };
@@ -151,7 +153,7 @@ pub fn env_full(
         access,
         pairing.clone(),
         replay.clone(),
-        sink,
+        Trail::new(writer),
         Arc::new(ChannelTaskSink::new(tx, ack)),
         Arc::new(clock.clone()),
     ));
@@ -171,10 +173,10 @@ impl Env {
     /// Audit reasons of events of `kind`, in order.
     pub fn audited(&self, kind: &str) -> Vec<String> {
         self.audit
-            .events()
-            .into_iter()
+            .entries()
+            .iter()
             .filter(|e| e.kind == kind)
-            .map(|e| e.reason)
+            .map(reason)
             .collect()
     }
 
@@ -263,8 +265,13 @@ pub fn assert_rate_limited(e: &cowork::gateway::GatewayError, why: &str, secret:
     assert!(!e.contains(secret), "{e}");
 }
 
-/// An audit sink that fails its next `n` records (the audit component down or
-/// restarting), then records in memory.
+/// The reason code of a channel event's entry.
+pub fn reason(e: &AuditAppend) -> String {
+    e.payload["reason"].as_str().unwrap_or_default().to_string()
+}
+
+/// A trail writer that fails its next `n` appends (the audit component down or
+/// restarting), then keeps entries in memory.
 #[derive(Debug, Default)]
 pub struct FlakyAudit {
     failing: std::sync::atomic::AtomicUsize,
@@ -279,32 +286,31 @@ impl FlakyAudit {
     /// How many entries of `kind` were recorded.
     pub fn count(&self, kind: &str) -> usize {
         self.inner
-            .events()
+            .entries()
             .iter()
             .filter(|e| e.kind == kind)
             .count()
     }
 }
 
-impl cowork::gateway::AuditSink for FlakyAudit {
-    fn record<'a>(
+impl TrailWriter for FlakyAudit {
+    fn append<'a>(
         &'a self,
-        event: cowork::gateway::AuditEvent,
-    ) -> cowork::gateway::BoxFuture<'a, Result<(), cowork::gateway::GatewayError>> {
+        entry: AuditAppend,
+    ) -> cowork::gateway::BoxFuture<'a, Result<(), String>> {
         use std::sync::atomic::Ordering;
         let failed = self
             .failing
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
         if failed {
-            return Box::pin(async {
-                Err(cowork::gateway::GatewayError::Sink {
-                    sink: "audit",
-                    reason: "down".into(),
-                })
-            });
+            return Box::pin(async { Err("down".to_string()) });
         }
-        self.inner.record(event)
+        self.inner.append(entry)
+    }
+
+    fn queue<'a>(&'a self, entry: AuditAppend) -> cowork::gateway::BoxFuture<'a, ()> {
+        self.inner.queue(entry)
     }
 }
 

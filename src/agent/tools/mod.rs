@@ -1,7 +1,8 @@
 //! Tools the agent may call. The loop sees only the [`Tool`] trait; the
 //! gateway decides which tools a context allows (shell tools go through the
 //! guard and sandbox elsewhere). Implemented here: the workspace file tools
-//! (`read_file`, `write_file`, `list_files`) and the per-user `memory` tool.
+//! (`read_file`, `write_file`, `list_files`) over a local
+//! [`crate::sandbox::Workspace`], and the per-user `memory` tool.
 //!
 //! There is no `clipboard` tool: the appliance is headless and has no
 //! clipboard, so it is never offered.
@@ -16,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use memory::{FileMemoryStore, MemoryStore, MemoryTool};
-pub use workspace::{ListFilesTool, ReadFileTool, Workspace, WriteFileTool};
+pub use workspace::{ListFilesTool, ReadFileTool, WriteFileTool};
 
 use super::types::ToolDefinition;
 

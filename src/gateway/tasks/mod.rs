@@ -59,9 +59,8 @@ use self::tools::{
     WorkspaceWrites,
 };
 use super::error::GatewayError;
-use super::inbound::Context;
-use super::service::LOCAL_CHANNEL;
-use super::sinks::{BoxFuture, Task, TaskSink};
+use super::inbound::{Context, LOCAL_CHANNEL};
+use super::sinks::{BoxFuture, Task, TaskSink, Trail};
 use super::store::{Store, UserState};
 
 use self::approvals::Decider;
@@ -89,14 +88,6 @@ const SYSTEM_PROMPT: &str = "You are the assistant of a CoWork OS appliance, rea
 messaging channel. Use the tools you are offered when they help. Commands run in a sandbox in \
 the user's workspace without network; some need the owner's approval and some are never \
 allowed. Answer in plain text.";
-
-/// Where the runtime records its steps (the gateway's audit trail).
-pub trait Trail: Send + Sync + std::fmt::Debug {
-    /// Appends one entry and waits until it is durable; a failure is logged
-    /// by the implementation (the sandbox refuses to run a command whose own
-    /// entry cannot be written).
-    fn note<'a>(&'a self, kind: &'a str, subject: &'a str, payload: Value) -> BoxFuture<'a, ()>;
-}
 
 /// Provider credentials from the gateway's vault, read per request on its own
 /// connection to `state.db`; the key arrives (and changes) with the keys.
@@ -366,7 +357,7 @@ struct Inner {
     provider: Arc<dyn Provider>,
     guard: Arc<Guard>,
     sandbox: Arc<SandboxClient>,
-    trail: Arc<dyn Trail>,
+    trail: Trail,
     replies: Arc<Replies>,
     users: Arc<Store>,
     db: Mutex<Connection>,
@@ -503,7 +494,7 @@ impl AgentRuntime {
         vault: Arc<VaultSecrets>,
         db: Connection,
         users: Arc<Store>,
-        trail: Arc<dyn Trail>,
+        trail: Trail,
         replies: Arc<Replies>,
     ) -> anyhow::Result<AgentRuntime> {
         use anyhow::Context as _;
@@ -768,7 +759,7 @@ impl Inner {
             workspace: workspace_of(&origin, self.shared_workspaces.contains(&origin.channel)),
             writes: Arc::clone(&self.writes),
             sandbox: Arc::clone(&self.sandbox),
-            trail: Arc::clone(&self.trail),
+            trail: self.trail.clone(),
             run: Arc::clone(&run),
             limits: CommandLimits::from(&self.settings.limits),
         };

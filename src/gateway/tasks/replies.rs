@@ -7,7 +7,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use crate::gateway::error::GatewayError;
-use crate::gateway::service::LOCAL_CHANNEL;
+use crate::gateway::inbound::LOCAL_CHANNEL;
 use crate::gateway::sinks::BoxFuture;
 use crate::gateway::transport::discord::DiscordClient;
 use crate::gateway::transport::slack::SlackClient;

@@ -17,7 +17,7 @@ use crate::ipc::{
     SandboxRequest, SandboxResponse,
 };
 
-use super::Trail;
+use crate::gateway::sinks::Trail;
 
 /// The gateway's connection to the sandbox component.
 pub type SandboxClient = Client<ComponentRequest, ComponentResponse>;
@@ -57,7 +57,7 @@ impl CommandLimits {
     /// The largest content one file tool call carries: the limit, and what
     /// fits a frame.
     fn file_cap(&self) -> u64 {
-        self.max_file_bytes.min(crate::sandbox::MAX_FILE_BYTES)
+        self.max_file_bytes.min(crate::ipc::MAX_FILE_BYTES)
     }
 }
 
@@ -73,7 +73,7 @@ pub struct TaskScope {
     /// Write generations of every workspace (shared by the runtime's tasks).
     pub writes: Arc<WorkspaceWrites>,
     pub sandbox: Arc<SandboxClient>,
-    pub trail: Arc<dyn Trail>,
+    pub trail: Trail,
     /// The sandbox run in flight, if any (for cancel).
     pub run: Arc<Mutex<Option<u64>>>,
     pub limits: CommandLimits,
@@ -455,27 +455,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 mod tests {
     use super::*;
     use crate::agent::tools::FileMemoryStore;
-    use crate::gateway::sinks::BoxFuture;
-
-    #[derive(Debug, Default)]
-    struct Notes(Mutex<Vec<(String, String, Value)>>);
-
-    impl Trail for Notes {
-        fn note<'a>(
-            &'a self,
-            kind: &'a str,
-            subject: &'a str,
-            payload: Value,
-        ) -> BoxFuture<'a, ()> {
-            lock(&self.0).push((kind.to_string(), subject.to_string(), payload));
-            Box::pin(std::future::ready(()))
-        }
-    }
+    use crate::gateway::sinks::{MemoryAudit, TrailWriter};
 
     #[tokio::test]
     async fn memory_calls_are_audited_by_operation_and_size_only() {
         let dir = tempfile::tempdir().unwrap();
-        let notes = Arc::new(Notes::default());
+        let notes = Arc::new(MemoryAudit::default());
         let scope = TaskScope {
             task_id: "t-1".into(),
             requester: "local:uid:1".into(),
@@ -486,7 +471,7 @@ mod tests {
                 crate::ipc::Role::Gateway,
                 Duration::from_secs(1),
             )),
-            trail: Arc::clone(&notes) as Arc<dyn Trail>,
+            trail: Trail::new(Arc::clone(&notes) as Arc<dyn TrailWriter>),
             run: Arc::new(Mutex::new(None)),
             limits: CommandLimits::from(&crate::guard::LimitSettings::default()),
         };
@@ -502,17 +487,17 @@ mod tests {
         assert!(matches!(out, ToolOutcome::Output(_)), "{out:?}");
         tool.call(json!({"action": "recall"})).await;
         tool.call(json!({"action": 7})).await; // hostile: audited, refused
-        let notes = lock(&notes.0);
+        let notes = notes.entries();
         assert_eq!(notes.len(), 3, "{notes:?}");
-        assert!(notes.iter().all(|(k, s, p)| k == "task.tool_call"
-            && s == "local:uid:1"
-            && p["tool"] == "memory"
-            && p["task"] == "t-1"));
-        assert_eq!(notes[0].2["action"], "remember");
-        assert_eq!(notes[0].2["length"], note.len());
-        assert_eq!(notes[1].2["action"], "recall");
-        assert!(notes[2].2["action"].is_null());
-        let all = serde_json::to_string(&*notes).unwrap();
+        assert!(notes.iter().all(|e| e.kind == "task.tool_call"
+            && e.subject == "local:uid:1"
+            && e.payload["tool"] == "memory"
+            && e.payload["task"] == "t-1"));
+        assert_eq!(notes[0].payload["action"], "remember");
+        assert_eq!(notes[0].payload["length"], note.len());
+        assert_eq!(notes[1].payload["action"], "recall");
+        assert!(notes[2].payload["action"].is_null());
+        let all = serde_json::to_string(&notes).unwrap();
         assert!(
             !all.contains("Private Road"),
             "note text in the trail: {all}"

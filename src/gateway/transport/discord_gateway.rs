@@ -343,7 +343,7 @@ impl DiscordGateway {
                 Err(e) => {
                     let mut ev = AuditEvent::new("gateway.inbound_rejected", "malformed", CHANNEL);
                     ev.detail = Some(audit_detail(&format!("gateway frame: {e}")));
-                    dispatcher.record(ev).await?;
+                    dispatcher.trail().event(ev).await?;
                     continue;
                 }
             };
@@ -409,7 +409,7 @@ impl DiscordGateway {
                         let mut ev =
                             AuditEvent::new("gateway.inbound_rejected", "malformed", CHANNEL);
                         ev.detail = Some(audit_detail(&e.to_string()));
-                        return dispatcher.record(ev).await;
+                        return dispatcher.trail().event(ev).await;
                     }
                 };
                 let chat = inbound.chat().to_string();
@@ -434,7 +434,7 @@ impl DiscordGateway {
                         let mut ev =
                             AuditEvent::new("gateway.inbound_rejected", "malformed", CHANNEL);
                         ev.detail = Some(audit_detail(&e.to_string()));
-                        dispatcher.record(ev).await
+                        dispatcher.trail().event(ev).await
                     }
                     Err(e) => Err(e),
                 }

@@ -181,7 +181,7 @@ impl SocketModeClient {
                 Err(e) => {
                     let mut ev = AuditEvent::new("gateway.inbound_rejected", "malformed", CHANNEL);
                     ev.detail = Some(audit_detail(&format!("socket envelope: {e}")));
-                    dispatcher.record(ev).await?;
+                    dispatcher.trail().event(ev).await?;
                     continue;
                 }
             };
@@ -219,7 +219,7 @@ impl SocketModeClient {
             Err(e) => {
                 let mut ev = AuditEvent::new("gateway.inbound_rejected", "malformed", CHANNEL);
                 ev.detail = Some(audit_detail(&e.to_string()));
-                return dispatcher.record(ev).await;
+                return dispatcher.trail().event(ev).await;
             }
         };
         let chat = inbound.chat().to_string();
@@ -239,7 +239,7 @@ impl SocketModeClient {
             Err(e @ (GatewayError::ValidateInbound { .. } | GatewayError::ParseEvent { .. })) => {
                 let mut ev = AuditEvent::new("gateway.inbound_rejected", "malformed", CHANNEL);
                 ev.detail = Some(audit_detail(&e.to_string()));
-                dispatcher.record(ev).await
+                dispatcher.trail().event(ev).await
             }
             Err(e) => Err(e),
         }

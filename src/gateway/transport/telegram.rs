@@ -195,7 +195,7 @@ async fn handle_update(
         Err(e) => {
             let mut ev = AuditEvent::new("gateway.inbound_rejected", "malformed", CHANNEL);
             ev.detail = Some(audit_detail(&e.to_string()));
-            dispatcher.record(ev).await?;
+            dispatcher.trail().event(ev).await?;
             stats.rejected += 1;
             return Ok(());
         }

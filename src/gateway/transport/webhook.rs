@@ -215,7 +215,7 @@ async fn reject(app: &Listener, channel: &'static str, err: &GatewayError) -> Re
         events.push(ev);
     }
     for ev in events {
-        if let Err(e) = app.dispatcher.record(ev).await {
+        if let Err(e) = app.dispatcher.trail().event(ev).await {
             tracing::error!(channel, error = %e, "audit of a rejected webhook failed");
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         }

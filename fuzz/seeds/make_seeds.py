@@ -147,3 +147,20 @@ put("audit_verify", "db-page2", b"\x00" + bytes([0, 0x10, 0x40, 0x01, 0]))
 put("audit_verify", "db-truncate", b"\x00\x40")
 put("audit_verify", "anchor-byte", b"\x01" + bytes([0, 0, 10, 0x01, 0]))
 put("audit_verify", "anchor-truncate", b"\x01\x05")
+
+# E-mail sender authentication: a From line, then header fields (the unit
+# tests' shapes in src/gateway/channels/email/auth.rs).
+put("channel_email_auth", "gmail-like-pass",
+    b"Alice <alice@example.com>\nReceived: from x by mx.owner.example\n"
+    b"Authentication-Results: mx.owner.example; dkim=pass header.d=example.com header.s=s1; "
+    b"spf=pass smtp.mailfrom=alice@example.com; dmarc=pass (p=reject) header.from=example.com\nSubject: hi\n")
+put("channel_email_auth", "forged-below",
+    b"ceo@example.com\nAuthentication-Results: mx.owner.example 1; dkim = pass (2048-bit key) "
+    b"header . d = evil.example; dmarc=fail reason=\"policy; reject\" header.from=example.com\n"
+    b"Authentication-Results: mx.owner.example; dmarc=pass header.from=example.com\n")
+put("channel_email_auth", "dkim-quoted-id",
+    b"\"Bob (work)\" <bob@sub.example.org>\nAuthentication-Results: spamfilter.example; none\n"
+    b"Authentication-Results: \"mx.owner.example\"; auth/1=pass smtp.auth=bob; "
+    b"dkim=pass header.i=@sub.example.org header.d=@sub.example.org.\n")
+put("channel_email_auth", "nested-comments",
+    b"x@y.z\nAuthentication-Results: mx.owner.example; dkim=pass ((((nested)))) header.d=\"y.z\"\n")

@@ -565,3 +565,44 @@ fn revoking_everyone_on_a_channel_ends_their_waiting_tasks_too() {
     let denied = s.entries("approval.denied");
     assert_eq!(denied[0]["payload"]["approver"], "revocation");
 }
+
+/// A store that cannot be read is said as such in chat, never as "no such
+/// request" or "budget used", and nothing is decided or started: a column
+/// of the approvals table, then of the daily usage table, renamed under the
+/// running daemon (the stores' reads fail; a whole table renamed away would
+/// be re-created empty).
+#[test]
+fn an_unreadable_store_is_said_plainly_and_nothing_is_decided() {
+    let mut s = start(
+        vec![run("echo never-$((1+1))")],
+        "approvers = [\"222\"]",
+        "",
+        &[U111, U222],
+    );
+    s.send_dm(U111, "run the check");
+    s.reply_containing(U111, "needs the owner's approval");
+    let id = s.only_pending();
+    let db = rusqlite::Connection::open(s.i.dir.path().join("state/gateway/state.db")).unwrap();
+    db.busy_timeout(Duration::from_secs(5)).unwrap();
+    let rename = |table: &str, from: &str, to: &str| {
+        db.execute_batch(&format!("ALTER TABLE {table} RENAME COLUMN {from} TO {to}"))
+            .unwrap();
+    };
+
+    rename("agent_approvals", "task_id", "task_id_away");
+    s.send_dm(U222, &format!("approve {id}"));
+    let said = s.reply_containing(U222, "cannot look up approval request");
+    assert!(said.contains(&id) && !said.contains("task_id"), "{said}");
+    assert!(s.sent_to(U222, "There is no approval request").is_empty());
+    rename("agent_approvals", "task_id_away", "task_id");
+    assert_eq!(s.pending().len(), 1, "nothing was decided");
+
+    rename("gateway_usage_daily", "tokens", "tokens_away");
+    s.send_dm(U222, "another task please");
+    let said = s.reply_containing(U222, "today's usage cannot be read");
+    assert!(!said.contains("tokens_away"), "{said}");
+    rename("gateway_usage_daily", "tokens_away", "tokens");
+    assert_eq!(s.tasks().len(), 1, "no second task started");
+    assert!(s.entries("approval.approved").is_empty());
+    assert!(s.entries("command.started").is_empty());
+}

@@ -433,10 +433,23 @@ impl Inner {
             let db = lock(&self.db);
             ApprovalStore::open(&db)
                 .and_then(|a| a.get(id))
-                .ok()
-                .flatten()
-                .and_then(|a| TaskStore::attach(&db).get(&a.task_id).ok().flatten())
-                .map(|t| t.user)
+                .and_then(|a| match a {
+                    Some(a) => TaskStore::attach(&db).get(&a.task_id),
+                    None => Ok(None),
+                })
+                .map(|task| task.map(|t| t.user))
+        };
+        // A store that cannot be read is not "no such request": say which.
+        let requester = match requester {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(approval = id, error = %e, "looking up an approval answered in chat");
+                // The chat gets no store internals; the journal has them.
+                return format!(
+                    "I cannot look up approval request {id} right now (the appliance's store \
+                     failed); nothing was decided. The owner can answer it with coworkctl approvals."
+                );
+            }
         };
         // An approver of this channel answers for this channel's tasks only.
         let Some(requester) = requester.filter(|user| {

@@ -735,17 +735,24 @@ impl Inner {
             ));
         }
         let priced = self.settings.prices.contains_key(&self.settings.model);
-        self.day_usage(requester).refusal(&self.user_limits, priced)
+        match self.day_usage(requester) {
+            Ok(used) => used.refusal(&self.user_limits, priced),
+            // Fail closed, but say what happened: this is not the sender's budget.
+            // The chat gets no store internals; the journal has them.
+            Err(_) => Some(
+                "I cannot start a task now: today's usage cannot be read (the appliance's \
+                 store failed). The owner can see why in the journal."
+                    .to_string(),
+            ),
+        }
     }
 
-    fn day_usage(&self, requester: &str) -> budget::DayUsage {
+    /// Today's use by `requester`. An error is logged here and means no task
+    /// starts (the callers fail closed).
+    fn day_usage(&self, requester: &str) -> rusqlite::Result<budget::DayUsage> {
         let db = lock(&self.db);
-        budget::usage(&db, requester, budget::day_of(now())).unwrap_or_else(|e| {
-            tracing::error!(error = %e, "reading the daily usage; counting the day as used");
-            budget::DayUsage {
-                tokens: u64::MAX,
-                cost_usd: f64::MAX,
-            }
+        budget::usage(&db, requester, budget::day_of(now())).inspect_err(|e| {
+            tracing::error!(error = %e, requester, "reading the daily usage failed");
         })
     }
 
@@ -796,7 +803,10 @@ impl Inner {
         let price = s.prices.get(&s.model).copied();
         let mut limits = Limits::from_settings(&s.limits, s.max_tokens_per_call);
         // No task outlives what is left of its sender's day.
-        let (tokens_left, cost_left) = self.day_usage(&requester).remaining(&self.user_limits);
+        // A read that fails after the check above leaves the task nothing.
+        let (tokens_left, cost_left) = self
+            .day_usage(&requester)
+            .map_or((0, 0.0), |used| used.remaining(&self.user_limits));
         limits.max_total_tokens = limits.max_total_tokens.min(tokens_left.max(1));
         limits.max_cost_usd = match price {
             None => None,

@@ -66,3 +66,66 @@ fn hostile_files_are_errors() {
         assert!(err.starts_with("FILE:"), "{err}");
     }
 }
+
+/// `coworkctl channels kinds --json` lists every transport the configuration
+/// accepts: each kind passes `check-config` with its required settings, and
+/// with every setting it reads; a kind the registry does not list is refused.
+#[test]
+fn channel_kinds_from_the_registry_are_what_check_config_accepts() {
+    let out = Command::new(common::COWORKCTL)
+        .args(["channels", "kinds", "--json"])
+        .output()
+        .expect("run coworkctl");
+    assert!(out.status.success(), "{out:?}");
+    let kinds: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let names: Vec<&str> = kinds
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["telegram", "slack", "discord", "local"]);
+    let mut checked = 0;
+    for k in kinds.as_array().unwrap() {
+        for t in k["transports"].as_array().unwrap() {
+            let kind = t["kind"].as_str().unwrap();
+            let strs = |f: &str| -> Vec<String> {
+                t[f].as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_str().unwrap().to_string())
+                    .collect()
+            };
+            let (required, settings) = (strs("required"), strs("settings"));
+            for s in t["secrets"].as_array().unwrap() {
+                assert!(
+                    settings.contains(&s["key"].as_str().unwrap().to_string()),
+                    "{t}"
+                );
+            }
+            let value = |key: &str| match key {
+                "api_base" => "\"https://127.0.0.1:9\"".to_string(),
+                "ca_file" => "\"/etc/ssl/certs/ca-certificates.crt\"".to_string(),
+                _ => format!("\"{key}_value\""),
+            };
+            let config = |keys: &[String]| {
+                let mut c = format!(
+                    "profile = \"production\"\n[channels.c1]\n[channels.c1.transport]\nkind = \"{kind}\"\n"
+                );
+                for key in keys {
+                    c.push_str(&format!("{key} = {}\n", value(key)));
+                }
+                c
+            };
+            let (code, err) = check(&config(&required));
+            assert_eq!(code, 0, "{kind} with {required:?}: {err}");
+            let (code, err) = check(&config(&settings));
+            assert_eq!(code, 0, "{kind} with every setting it reads: {err}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 7);
+    let (code, err) = check("[channels.c1.transport]\nkind = \"whatsapp-cloud\"\n");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("whatsapp-cloud"), "{err}");
+}

@@ -25,6 +25,7 @@ use super::handlers::{PageResult, authorize_post, ctx, flash_redirect, html as p
 use super::http::{PageError, PeerAddr, redirect};
 use super::server::AppState;
 use super::views::{self, Nav, PageCtx};
+use crate::gateway::channels::registry;
 use crate::ipc::{SettingChange, SettingProblem, SettingsResponse, SettingsView};
 
 type St = State<Arc<AppState>>;
@@ -106,17 +107,6 @@ const OPTIONAL: &[(&str, &[&str])] = &[
         ],
     ),
     ("channels.*", &["approvers"]),
-];
-
-/// The channel transports the model knows (for the add-a-channel form).
-const TRANSPORTS: &[&str] = &[
-    "none",
-    "telegram-polling",
-    "telegram-webhook",
-    "slack-events",
-    "slack-socket",
-    "discord-gateway",
-    "discord-interactions",
 ];
 
 fn problems_by_key(problems: &[SettingProblem]) -> (BTreeMap<String, Vec<String>>, Vec<String>) {
@@ -797,10 +787,24 @@ pub(crate) async fn channels_page(State(st): St, headers: HeaderMap) -> PageResu
                 label for="channel-name" { "Name" }
                 input type="text" id="channel-name" name="name" placeholder="telegram";
                 label for="channel-kind" { "Transport" }
-                select id="channel-kind" name="kind" { @for t in TRANSPORTS { option value=(t) { (t) } } }
+                select id="channel-kind" name="kind" { @for t in registry::transports() { option value=(t.name) { (t.name) } } }
                 " " button type="submit" { "Add" }
             }
-            p.muted { "Then store its token under Credentials and name it in the channel's transport settings." }
+            p.muted { "Then store its secrets under Credentials and name them in the channel's transport settings. What each transport needs:" }
+            table id="transport-needs" {
+                tr { th { "Transport" } th { "Needs" } th { "Inbound" } }
+                @for t in registry::transports().filter(|t| !t.required.is_empty()) {
+                    tr {
+                        td { code { (t.name) } }
+                        td { @for (i, key) in t.required.iter().enumerate() {
+                            @if i > 0 { ", " }
+                            code { (key) }
+                            @if let Some((_, what)) = t.secrets.iter().find(|(k, _)| k == key) { " (" (what) ")" }
+                        } }
+                        td { @match t.webhook_route { Some(r) => { "webhook " code { (r) } } None => "connects out" } }
+                    }
+                }
+            }
         }
     };
     Ok(page_html(views::page(
@@ -816,7 +820,7 @@ pub(crate) async fn channel_add(State(st): St, headers: HeaderMap, body: Body) -
     let name = form.require("name")?.trim().to_string();
     let kind = form.require("kind")?.to_string();
     let version = form.require("version")?.to_string();
-    if !TRANSPORTS.contains(&kind.as_str()) {
+    if !registry::transports().any(|t| t.name == kind) {
         return Err(PageError::BadRequest(format!(
             "{kind:?} is not a transport this appliance knows."
         )));

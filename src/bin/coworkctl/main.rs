@@ -62,6 +62,11 @@ enum Command {
         #[command(subcommand)]
         command: GuardCommand,
     },
+    /// The channel kinds this build knows (no daemon needed).
+    Channels {
+        #[command(subcommand)]
+        command: ChannelsCommand,
+    },
     /// Pairing codes for messaging channels.
     Pair {
         #[command(subcommand)]
@@ -197,6 +202,16 @@ enum SecretCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum ChannelsCommand {
+    /// Each platform with its transports, their settings and the vault
+    /// secrets they need.
+    Kinds {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum GuardCommand {
     /// Judge a command string as the agent's guardrails would: prints the decision
     /// (allow, ask, block), the rule that decided and why. Needs no daemon. Exit 0
@@ -260,6 +275,12 @@ fn main() -> ExitCode {
     {
         return audit_verify_offline(db, anchor.as_deref(), *json);
     }
+    if let Command::Channels {
+        command: ChannelsCommand::Kinds { json },
+    } = &args.command
+    {
+        return channel_kinds(*json);
+    }
     if let Command::Update {
         command: UpdateCommand::Pack(a),
     } = &args.command
@@ -285,7 +306,7 @@ fn main() -> ExitCode {
     runtime.block_on(async {
         match args.command {
             Command::Status { json } => status(&client, json).await,
-            Command::Guard { .. } => ExitCode::SUCCESS,
+            Command::Guard { .. } | Command::Channels { .. } => ExitCode::SUCCESS,
             Command::Secret { command } => secret(&client, command).await,
             Command::Audit { command } => audit(&client, command).await,
             Command::Pair { command } => access::pair(&client, command).await,
@@ -836,4 +857,48 @@ fn print_update_status(v: &serde_json::Value) {
     if let Some(why) = v["fallback"].as_str() {
         println!("fallback: {why}");
     }
+}
+
+/// `channels kinds`: the registry (`gateway::channels::registry`).
+fn channel_kinds(json: bool) -> ExitCode {
+    use cowork::gateway::channels::registry::KINDS;
+    if json {
+        let kinds: Vec<serde_json::Value> = KINDS
+            .iter()
+            .map(|k| {
+                serde_json::json!({
+                    "name": k.name,
+                    "transports": k.transports.iter().map(|t| serde_json::json!({
+                        "kind": t.name,
+                        "webhook_route": t.webhook_route,
+                        "required": t.required,
+                        "settings": t.keys(),
+                        "secrets": t.secrets.iter()
+                            .map(|(key, what)| serde_json::json!({"key": key, "holds": what}))
+                            .collect::<Vec<_>>(),
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(kinds));
+        return ExitCode::SUCCESS;
+    }
+    for k in KINDS {
+        println!("{}", k.name);
+        for t in k.transports {
+            let inbound = match t.webhook_route {
+                Some(r) => format!("webhook {r}"),
+                None if t.keys().is_empty() => "no network".to_string(),
+                None => "connects out".to_string(),
+            };
+            println!("  {:<22} {inbound}", t.name);
+            if !t.required.is_empty() {
+                println!("    needs: {}", t.required.join(", "));
+            }
+            for (key, what) in t.secrets {
+                println!("    secret {key}: {what}");
+            }
+        }
+    }
+    ExitCode::SUCCESS
 }

@@ -8,6 +8,7 @@
 
 pub mod discord;
 pub mod email;
+pub mod registry;
 pub mod slack;
 pub mod telegram;
 

@@ -15,9 +15,10 @@
 //! **Privileges.** Read/write of `$STATE/supervisor/keystore/` (mode 0700,
 //! owned by the supervisor's user) and access to the TPM (`/dev/tpmrm0`, root
 //! only: `udev/60-cowork-tpm.rules` sets it 0600 root:root, and only the
-//! supervisor runs as root). The TPM commands themselves run in `coworkd-tpm`,
-//! a helper the supervisor starts per seal or unseal ([`TpmHelper`]), so no
-//! long-lived process maps the TSS libraries or the macOS System keychain (root).
+//! supervisor runs as root) or the macOS System keychain (root). The TPM
+//! commands themselves run in `coworkd-tpm`, a helper the supervisor starts per
+//! probe, seal or unseal ([`TpmHelper`]), so no long-lived process maps the TSS
+//! libraries.
 //!
 //! **Data owned.** `$STATE/supervisor/keystore/master.tpm2` (sealed blob: public +
 //! private parts, never the key), or `master.key` (host key, 0600), the

@@ -92,16 +92,13 @@ impl TpmHelper {
         TpmHelper { exe: exe.into() }
     }
 
-    /// `coworkd-tpm` beside the running executable: how the supervisor finds it.
+    /// `coworkd-tpm` beside the running executable: how the supervisor finds
+    /// it. Never a PATH lookup: the helper is handed the master key.
     pub fn beside_current_exe() -> TpmHelper {
         let exe = std::env::current_exe()
             .map(|e| e.with_file_name(HELPER_BINARY))
-            .unwrap_or_else(|_| PathBuf::from(HELPER_BINARY));
+            .unwrap_or_else(|_| Path::new("/usr/bin").join(HELPER_BINARY));
         TpmHelper { exe }
-    }
-
-    pub fn exe(&self) -> &Path {
-        &self.exe
     }
 
     /// `Ok` if a storage key can be created through `tcti`, else why not.

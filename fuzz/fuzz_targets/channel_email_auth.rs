@@ -17,10 +17,7 @@ fuzz_target!(|data: &[u8]| {
     let (lines, rest) = split::lines(data, 1);
     let from = &lines[0];
     let text = String::from_utf8_lossy(rest);
-    let headers: Vec<(&str, &str)> = text
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .collect();
+    let headers: Vec<(&str, &str)> = text.lines().filter_map(|l| l.split_once(':')).collect();
     for (_, value) in &headers {
         let _ = auth::parse(value);
     }
@@ -30,7 +27,11 @@ fuzz_target!(|data: &[u8]| {
     let ours = headers
         .iter()
         .filter(|(n, _)| n.trim().eq_ignore_ascii_case("Authentication-Results"))
-        .find_map(|(_, v)| auth::parse(v).ok().filter(|r| r.authserv_id.eq_ignore_ascii_case(ID)))
+        .find_map(|(_, v)| {
+            auth::parse(v)
+                .ok()
+                .filter(|r| r.authserv_id.eq_ignore_ascii_case(ID))
+        })
         .expect("admitted without a header of the owner's server");
     let (method, property) = match proof {
         Proof::Dmarc => ("dmarc", "header.from"),
@@ -45,5 +46,8 @@ fuzz_target!(|data: &[u8]| {
                 .eq_ignore_ascii_case(&domain))),
         "admitted {domain} by {method} without a pass for it: {ours:?}"
     );
-    assert!(from.to_ascii_lowercase().contains(&domain), "{from} / {domain}");
+    assert!(
+        from.to_ascii_lowercase().contains(&domain),
+        "{from} / {domain}"
+    );
 });

@@ -209,7 +209,7 @@ progress() { # the milestones that reached the serial log since the last call
 # A stall (no console output for UPDATE_STALL seconds; even a hung reboot is
 # reset by the guest's watchdog within 2 minutes) ends the run early.
 utimeout=${UPDATE_TIMEOUT:-1800} ustall=${UPDATE_STALL:-600}
-boots=0 outcome= panics=0
+boots=0 outcome= panics=0 trial_panics=0
 while [ "$boots" -lt 8 ]; do
     boots=$((boots + 1))
     # The TPM state of the first boot (the keystore is sealed to it); each
@@ -259,6 +259,10 @@ while [ "$boots" -lt 8 ]; do
     # shown, whatever the outcome, for whoever reads the run.
     if printf '%s' "$this_boot" | grep -aq 'Kernel panic - not syncing'; then
         panics=$((panics + 1))
+        # A panic after v3 was applied is a boot of v3 on trial: systemd-boot
+        # counted the try before the kernel ran, as it would in the field.
+        tr -d '\r' < "$serial_log" | grep -q 'cowork-test: apply-v3 rc=0' \
+            && trial_panics=$((trial_panics + 1))
         echo "    [$(( $(date +%s) - start_update ))s] the guest kernel panicked in boot $boots; panic=10 restarted it. The trace:"
         printf '%s' "$this_boot" \
             | sed -n '/BUG: \|Oops\|general protection\|cut here\|Kernel panic/,/end Kernel panic/p' \
@@ -308,7 +312,10 @@ check "rebooted into slot B, version 2 ($(jqs "$st2" '"\(.running) v\(.running_v
     [ "$(jqs "$st2" '"\(.running) \(.running_version)"')" = "b 2" ]
 check "slot B (v2) wrote v3 to slot A" sh -c "echo '$a3' | grep -q '^rc=0 .*slot'"
 fails=$(tr -d '\r' < "$serial_log" | grep -c 'failed: coworkd never became ready (.*); rebooting' || true)
-check "the broken v3 failed its trial and rebooted 3 times ($fails)" [ "$fails" = 3 ]
+# A try may end in a guest kernel panic instead (TCG; panic=10 restarts it):
+# it is spent all the same.
+check "the broken v3 spent its 3 tries ($fails failed to get ready, $trial_panics ended in a kernel panic)" \
+    [ "$((fails + trial_panics))" = 3 ]
 check "back on slot B, version 2, after the tries ($(jqs "$st3" '"\(.running) v\(.running_version)"'))" \
     [ "$(jqs "$st3" '"\(.running) \(.running_version)"')" = "b 2" ]
 check "update status says why ($(jqs "$st3" .fallback))" \

@@ -43,6 +43,9 @@ die() { printf 'image: %s\n' "$*" >&2; exit 1; }
 for b in coworkd coworkctl coworkd-tpm coworkd-sandbox-init; do
     [ -x "$bin/$b" ] || die "$bin/$b is missing (cargo build --release first)"
 done
+# A build for the update test (tests/image/update.sh) never goes into an image.
+"$bin/coworkd" --version | grep -q 'test build' \
+    && die "$bin/coworkd is a test build ($("$bin/coworkd" --version)); run cargo build --release --bins"
 for t in mmdebstrap systemd-repart mkfs.ext4 mkfs.vfat mcopy sfdisk; do
     command -v "$t" >/dev/null || die "$t is missing (install image/APT-PACKAGES)"
 done

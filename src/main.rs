@@ -23,10 +23,20 @@ Exit codes:
 when signal N ended it, 125 when the sandbox itself failed (the workspace, the
 isolation), 126 when the program cannot be executed, 127 when it is not found.";
 
+/// `coworkd --version`; a test build says so, and image/build.sh refuses it.
+const VERSION: &str = if cfg!(feature = "state-db-before-newest") {
+    concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (test build: state.db before its newest step)"
+    )
+} else {
+    env!("CARGO_PKG_VERSION")
+};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "coworkd",
-    version,
+    version = VERSION,
     about = "CoWork OS appliance supervisor",
     after_help = EXIT_CODES
 )]

@@ -8,6 +8,9 @@
 
 use std::time::Duration;
 
+use cowork::audit::store::AUDIT_DB;
+use cowork::gateway::state_db::STATE_DB;
+
 mod common;
 use common::{Instance, wait_until};
 
@@ -24,8 +27,12 @@ fn stores_show_their_versions_and_a_newer_state_db_is_refused_and_reported() {
         (names.contains(&"state.db".to_string()) && names.contains(&"audit.db".to_string()))
             .then_some(s)
     });
+    let latest = |name: &str| match name {
+        "state.db" => STATE_DB.latest(),
+        _ => AUDIT_DB.latest(),
+    };
     for st in status["stores"].as_array().unwrap() {
-        assert_eq!(st["schema"], 1, "{st}");
+        assert_eq!(st["schema"], latest(st["name"].as_str().unwrap()), "{st}");
         assert!(
             st["file"]
                 .as_str()
@@ -34,9 +41,10 @@ fn stores_show_their_versions_and_a_newer_state_db_is_refused_and_reported() {
         );
     }
     let text = String::from_utf8_lossy(&i.ctl(&["status"]).stdout).into_owned();
-    assert!(text.contains("store state.db: schema 1"), "{text}");
+    let line = format!("store state.db: schema {}", STATE_DB.latest());
+    assert!(text.contains(&line), "{text}");
 
-    // A first start creates both at schema 1, and says so in the trail.
+    // A first start creates both at their newest schema, and says so in the trail.
     let migrated = wait_until(Duration::from_secs(10), "store.migrated entries", || {
         let m: Vec<_> = i
             .audit_tail(&[])
@@ -46,9 +54,10 @@ fn stores_show_their_versions_and_a_newer_state_db_is_refused_and_reported() {
         (m.len() >= 2).then_some(m)
     });
     for e in &migrated {
+        let to = latest(e["payload"]["store"].as_str().unwrap());
         assert_eq!(
             (e["payload"]["from"].as_u64(), e["payload"]["to"].as_u64()),
-            (Some(0), Some(1)),
+            (Some(0), Some(u64::from(to))),
             "{e}"
         );
     }
@@ -65,12 +74,18 @@ fn stores_show_their_versions_and_a_newer_state_db_is_refused_and_reported() {
             .unwrap();
     }
     // A copy the newer image took before migrating: the rollback's way back.
-    let copy = i.dir.path().join("state/gateway/state.db.pre-v1");
+    let copy = i
+        .dir
+        .path()
+        .join(format!("state/gateway/state.db.pre-v{}", STATE_DB.latest()));
     std::fs::copy(&db, &copy).unwrap();
     let dir = std::mem::replace(&mut i.dir, tempfile::tempdir().unwrap());
     drop(i);
     let i = Instance::start_in(dir, &[], &[]);
-    let sentence = "state.db has schema 7; this image knows up to 1: the appliance was rolled back across an incompatible update";
+    let sentence = format!(
+        "state.db has schema 7; this image knows up to {}: the appliance was rolled back across an incompatible update",
+        STATE_DB.latest()
+    );
     let s = wait_until(
         Duration::from_secs(15),
         "degraded by the newer state.db",
@@ -98,7 +113,7 @@ fn stores_show_their_versions_and_a_newer_state_db_is_refused_and_reported() {
         )),
         "{text}"
     );
-    assert!(i.log().contains(sentence), "the sentence in the log");
+    assert!(i.log().contains(&sentence), "the sentence in the log");
     // The refused file is listed with the version it has.
     wait_until(Duration::from_secs(10), "state.db listed at 7", || {
         i.status()["stores"]

@@ -32,6 +32,9 @@ const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/schema")
 /// `state.db` as images before schema versions wrote it: the baseline
 /// tables, `user_version` 0, one row in every table.
 const STATE_V0: &str = "state-v0.db";
+/// `state.db` as an image of schema 1 wrote it: version and oldest reader 1,
+/// several rows in every table (the tables step 2 indexes have three).
+const STATE_V1: &str = "state-v1.db";
 /// `audit.db` (with its anchor) as written at schema 1.
 const AUDIT_V1: &str = "audit-v1";
 const VAULT_KEY: [u8; 32] = [5; 32];
@@ -123,7 +126,7 @@ fn state_db_of_before_versions_migrates_and_every_row_reads() {
     let payload = m.audit_payload();
     assert_eq!(
         (payload["from"].as_u64(), payload["to"].as_u64()),
-        (Some(0), Some(1))
+        (Some(0), Some(u64::from(STATE_DB.latest())))
     );
 
     // Through the stores' own APIs.
@@ -149,6 +152,96 @@ fn state_db_of_before_versions_migrates_and_every_row_reads() {
     std::fs::remove_file(&copy).unwrap();
     let (_, again) = state_db::open(&path).unwrap();
     assert!(!again.changed() && again.copy.is_none());
+}
+
+/// The query plan of `sql` on `conn`, one line per step.
+fn plan(conn: &Connection, sql: &str) -> String {
+    conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(3))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap()
+        .join("; ")
+}
+
+/// The listings of tasks and approvals, as the stores run them.
+const LISTINGS: [&str; 3] = [
+    "SELECT id FROM agent_tasks ORDER BY created_at DESC, rowid DESC LIMIT 20",
+    "SELECT id FROM agent_approvals ORDER BY created_at DESC, rowid DESC LIMIT 20",
+    "SELECT id FROM agent_approvals WHERE status = 'pending' ORDER BY created_at, rowid",
+];
+
+/// Step 2 (the listing indexes) on a file an image of schema 1 wrote: a copy
+/// first, every row kept, the stores read it, and the listings use the
+/// indexes instead of scanning and sorting every task and approval.
+#[test]
+fn state_db_of_schema_1_migrates_to_2_and_every_row_reads() {
+    let (dir, path) = fixture_copy(STATE_V1);
+    let original = Connection::open_with_flags(
+        Path::new(FIXTURES).join(STATE_V1),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    assert_eq!(STATE_DB.version(&original, &path).unwrap(), 1);
+    let before = all_rows(&original, &original);
+    for listing in LISTINGS {
+        let p = plan(&original, listing);
+        assert!(
+            p.contains("SCAN") && p.contains("TEMP B-TREE"),
+            "schema 1 scans and sorts: {p}"
+        );
+    }
+
+    let (conn, m) = state_db::open(&path).unwrap();
+    assert_eq!((m.from, m.to), (1, 2));
+    assert_eq!(
+        m.copy.as_deref(),
+        Some(dir.path().join("state.db.pre-v1").as_path())
+    );
+    assert_eq!(
+        all_rows(&conn, &original),
+        before,
+        "every row survives step 2"
+    );
+    assert_eq!(
+        STATE_DB.found(&conn, &path).unwrap().oldest_reader,
+        1,
+        "an image of schema 1 still reads the file"
+    );
+    for listing in LISTINGS {
+        let p = plan(&conn, listing);
+        assert!(
+            p.contains("USING INDEX") && !p.contains("TEMP B-TREE"),
+            "{listing}: {p}"
+        );
+    }
+
+    // Through the stores' own APIs: newest first, pending oldest first.
+    let (tasks, _) = TaskStore::open(&conn, 10_000).unwrap();
+    let recent: Vec<String> = tasks.recent(2).unwrap().into_iter().map(|t| t.id).collect();
+    assert_eq!(recent, ["task-3", "task-2"]);
+    let approvals = ApprovalStore::open(&conn).unwrap();
+    let recent: Vec<String> = approvals
+        .recent(5)
+        .unwrap()
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(recent, ["appr-3", "appr-2", "appr-1"]);
+    let pending: Vec<String> = approvals
+        .pending(1_000)
+        .unwrap()
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(pending, ["appr-2", "appr-3"]);
+    assert_eq!(
+        vault().get(&conn, "telegram_token").unwrap().as_slice(),
+        b"fixture-token"
+    );
+    let users = Store::open_path(&path).unwrap().list_users(None).unwrap();
+    assert_eq!(users.len(), 1);
 }
 
 #[test]
@@ -455,6 +548,35 @@ fn make_fixtures() {
     )
     .unwrap();
     conn.execute_batch("VACUUM").unwrap();
+    drop(conn);
+
+    // Schema 1, as the runner of an image that knew one step wrote it.
+    let state = out.join(STATE_V1);
+    let _ = std::fs::remove_file(&state);
+    let schema_1 = Schema {
+        steps: &STATE_DB.steps[..1],
+        ..STATE_DB
+    };
+    let mut conn = Connection::open(&state).unwrap();
+    schema_1.migrate(&mut conn, &state).unwrap();
+    vault()
+        .set(&conn, "telegram_token", b"fixture-token")
+        .unwrap();
+    conn.execute_batch(
+        "INSERT INTO gateway_users VALUES ('telegram', '42', 'paired', 1000, 1100, 'Alice');
+         INSERT INTO gateway_seen_events VALUES ('telegram', '9001', 1002);
+         INSERT INTO agent_tasks VALUES ('task-1', 'telegram:42', 'list the files', 'completed', 'done', 1003, 1004);
+         INSERT INTO agent_tasks VALUES ('task-2', 'telegram:42', 'show the disk', 'awaiting_approval', NULL, 1005, 1005);
+         INSERT INTO agent_tasks VALUES ('task-3', 'telegram:42', 'count lines', 'awaiting_approval', NULL, 1006, 1006);
+         INSERT INTO agent_approvals VALUES ('appr-1', 'task-1', 'ls -la', '/work', 'approved', 'telegram:42', 1003, 1303);
+         INSERT INTO agent_approvals VALUES ('appr-2', 'task-2', 'df -h', '/work', 'pending', NULL, 1005, 100000);
+         INSERT INTO agent_approvals VALUES ('appr-3', 'task-3', 'wc -l x', '/work', 'pending', NULL, 1006, 100000);
+         INSERT INTO gateway_task_origins VALUES ('task-1', 'telegram', 'chat-1', '42', 0, 'run_command');
+         INSERT INTO gateway_usage_daily VALUES ('telegram:42', 20000, 1234, 0.05);",
+    )
+    .unwrap();
+    conn.execute_batch("VACUUM").unwrap();
+    conn.pragma_update(None, "journal_mode", "DELETE").unwrap();
     drop(conn);
 
     let tmp = tempfile::tempdir().unwrap();

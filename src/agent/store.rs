@@ -91,6 +91,17 @@ CREATE TABLE IF NOT EXISTS agent_approvals (
 );
 ";
 
+/// `state.db` schema 2: the listings the owner reads (`coworkctl tasks`,
+/// `approvals`, the dashboard) by index instead of a scan and sort of every
+/// task and approval ever kept (both tables grow for the appliance's life).
+/// Additive: an image of schema 1 opens the file as it is, and SQLite keeps
+/// the indexes current for its writes too.
+pub(crate) const LISTING_INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS agent_tasks_created ON agent_tasks(created_at);
+CREATE INDEX IF NOT EXISTS agent_approvals_created ON agent_approvals(created_at);
+CREATE INDEX IF NOT EXISTS agent_approvals_status ON agent_approvals(status, created_at);
+";
+
 /// The `agent_tasks` table.
 #[derive(Debug)]
 pub struct TaskStore<'c> {
@@ -406,7 +417,11 @@ impl<'c> ApprovalStore<'c> {
                 params![now],
             )
             .map_err(Self::err("expiring", "*"))?;
-        self.select("WHERE status = 'pending'", params![], "*")
+        self.select(
+            "WHERE status = 'pending' ORDER BY created_at, rowid",
+            params![],
+            "*",
+        )
     }
 
     /// The most recent `limit` requests, newest first.

@@ -34,7 +34,12 @@ pub const FILE: &str = "state.db";
 /// `tests/schema_rollback.rs`. Add a fixture of the old version too.
 pub const STATE_DB: Schema = Schema {
     name: FILE,
-    steps: &[Step {
+    steps: KNOWN_STEPS,
+    record: Record::UserVersion,
+};
+
+const STEPS: &[Step] = &[
+    Step {
         sql: &[
             crate::keystore::vault::SCHEMA,
             super::store::SCHEMA,
@@ -45,8 +50,22 @@ pub const STATE_DB: Schema = Schema {
             super::tasks::budget::SCHEMA,
         ],
         change: Change::Additive,
-    }],
-    record: Record::UserVersion,
+    },
+    Step {
+        sql: &[crate::agent::store::LISTING_INDEXES],
+        change: Change::Additive,
+    },
+];
+
+#[cfg(not(feature = "state-db-before-newest"))]
+const KNOWN_STEPS: &[Step] = STEPS;
+/// The image before the newest step, for `make test-image` only (see the
+/// feature in `Cargo.toml`): its update test then crosses a real migration
+/// and rolls back onto the migrated file.
+#[cfg(feature = "state-db-before-newest")]
+const KNOWN_STEPS: &[Step] = match STEPS.split_last() {
+    Some((_, before)) => before,
+    None => STEPS,
 };
 
 /// Opens (creating) `path` in WAL mode with `synchronous = FULL` and

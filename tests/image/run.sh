@@ -14,8 +14,9 @@
 #            a Telegram channel on a fake platform, pairing, a command approved
 #            on the page; a second boot keeps it all (tests/image/page.sh;
 #            SKIP_PAGE_TEST=1 skips it);
-#   updates: signed A/B updates, a fallback and a refused downgrade on that same
-#            copy (tests/image/update.sh; SKIP_UPDATE_TEST=1 skips them).
+#   updates: signed A/B updates across a real state.db migration, a fallback
+#            onto the migrated data and a refused downgrade, on a fresh copy
+#            (tests/image/update.sh; SKIP_UPDATE_TEST=1 skips them).
 # KEEP=1 keeps the work directory; COWORK_IMAGE picks the image.
 set -euo pipefail
 

@@ -33,7 +33,7 @@ const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/schema")
 /// tables, `user_version` 0, one row in every table.
 const STATE_V0: &str = "state-v0.db";
 /// `state.db` as an image of schema 1 wrote it: version and oldest reader 1,
-/// several rows in every table (the tables step 2 indexes have three).
+/// a secret, a user, and three tasks and approvals (the tables step 2 indexes).
 const STATE_V1: &str = "state-v1.db";
 /// `audit.db` (with its anchor) as written at schema 1.
 const AUDIT_V1: &str = "audit-v1";
@@ -51,6 +51,15 @@ fn fixture_copy(name: &str) -> (tempfile::TempDir, PathBuf) {
     let to = dir.path().join(state_db::FILE);
     std::fs::copy(Path::new(FIXTURES).join(name), &to).unwrap();
     (dir, to)
+}
+
+/// The fixture itself, read-only (what it held before any migration).
+fn fixture_read_only(name: &str) -> Connection {
+    Connection::open_with_flags(
+        Path::new(FIXTURES).join(name),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap()
 }
 
 /// Every table's rows as text, over the columns `columns_from` has (the
@@ -99,11 +108,7 @@ fn all_rows(conn: &Connection, columns_from: &Connection) -> Vec<(String, Vec<St
 #[test]
 fn state_db_of_before_versions_migrates_and_every_row_reads() {
     let (dir, path) = fixture_copy(STATE_V0);
-    let original = Connection::open_with_flags(
-        Path::new(FIXTURES).join(STATE_V0),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
+    let original = fixture_read_only(STATE_V0);
     let before = all_rows(&original, &original);
     assert_eq!(before.len(), 12, "the fixture has every baseline table");
     for (table, rows) in &before {
@@ -178,11 +183,7 @@ const LISTINGS: [&str; 3] = [
 #[test]
 fn state_db_of_schema_1_migrates_to_2_and_every_row_reads() {
     let (dir, path) = fixture_copy(STATE_V1);
-    let original = Connection::open_with_flags(
-        Path::new(FIXTURES).join(STATE_V1),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
+    let original = fixture_read_only(STATE_V1);
     assert_eq!(STATE_DB.version(&original, &path).unwrap(), 1);
     let before = all_rows(&original, &original);
     for listing in LISTINGS {

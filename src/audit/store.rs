@@ -39,6 +39,20 @@ type CheckpointRow = (i64, u64, Vec<u8>, String, Vec<u8>, String);
 const ROW_BYTES: &str = "8 + length(time) + length(component) + length(kind) + length(actor) \
      + length(subject) + length(payload) + length(prev_hash) + length(hash)";
 
+/// [`ROW_BYTES`] of one entry as it is inserted: SQLite's `length` counts the
+/// characters of a TEXT and the bytes of a BLOB (payload and both hashes).
+fn row_bytes(time: &str, p: &Prepared) -> u64 {
+    let chars = |s: &str| s.chars().count() as u64;
+    8 + chars(time)
+        + chars(&p.component)
+        + chars(&p.kind)
+        + chars(&p.actor)
+        + chars(&p.subject)
+        + p.payload.len() as u64
+        + 32
+        + 32
+}
+
 pub(crate) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS entries(
     seq       INTEGER PRIMARY KEY,
@@ -162,6 +176,11 @@ pub(crate) struct WriteStore {
     ckpt_every: Duration,
     since_ckpt: u64,
     last_ckpt_at: Instant,
+    /// What the entries take ([`ROW_BYTES`]), kept up to date by each commit
+    /// once measured: the measure scans every entry, and the size bound is
+    /// checked every few hundred appends of a trail that holds millions.
+    /// `None` until measured, and again after a prune.
+    entries_bytes: Option<u64>,
     /// What opening did to the schema (audited by the writer once open).
     migration: Migration,
 }
@@ -268,6 +287,7 @@ impl WriteStore {
             ckpt_every,
             since_ckpt: 0,
             last_ckpt_at: Instant::now(),
+            entries_bytes: None,
             migration,
         };
         store.check_anchor_on_open()?;
@@ -538,6 +558,7 @@ impl WriteStore {
         let mut seq = self.last_seq;
         let mut head = self.head;
         let mut out = Vec::with_capacity(batch.len());
+        let mut added_bytes: u64 = 0;
         let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate).map_err(
             |source| AuditError::Write {
                 op: "append",
@@ -585,6 +606,7 @@ impl WriteStore {
                     path: self.db_path.clone(),
                     source,
                 })?;
+                added_bytes += row_bytes(&time, p);
                 head = hash;
                 out.push(Committed { seq, hash });
             }
@@ -602,6 +624,9 @@ impl WriteStore {
         })?;
         self.last_seq = seq;
         self.head = head;
+        if let Some(bytes) = self.entries_bytes.as_mut() {
+            *bytes += added_bytes;
+        }
         if interval {
             self.since_ckpt = 0;
             self.last_ckpt_at = Instant::now();
@@ -658,11 +683,23 @@ impl WriteStore {
             )
             .optional()
             .map_err(werr)?;
+        self.entries_bytes = None;
         Self::prune_below(self, tx, first_kept, werr)
     }
 
-    /// The bytes the entries take (their columns' lengths plus 8 for the seq).
-    pub fn entries_bytes(&self) -> Result<u64> {
+    /// The bytes the entries take (their columns' lengths plus 8 for the
+    /// seq): measured once, then kept by each commit.
+    pub fn entries_bytes(&mut self) -> Result<u64> {
+        if let Some(bytes) = self.entries_bytes {
+            return Ok(bytes);
+        }
+        let bytes = self.measure_entries_bytes()?;
+        self.entries_bytes = Some(bytes);
+        Ok(bytes)
+    }
+
+    /// [`WriteStore::entries_bytes`] measured by a scan of every entry.
+    pub fn measure_entries_bytes(&self) -> Result<u64> {
         let n: i64 = self
             .conn
             .query_row(
@@ -699,6 +736,7 @@ impl WriteStore {
             )
             .optional()
             .map_err(werr)?;
+        self.entries_bytes = None;
         Self::prune_below(self, tx, first_kept, werr)
     }
 
@@ -751,5 +789,54 @@ impl WriteStore {
         self.conn
             .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
             .map_err(self.write_err("wal_checkpoint"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prepared(i: usize) -> Prepared {
+        Prepared {
+            component: "gateway".into(),
+            kind: "gateway.message".into(),
+            // Characters, not bytes, are what SQLite's `length` counts in TEXT.
+            actor: format!("gateway-é{i}"),
+            subject: "slack:Ü42 → 日本".into(),
+            payload: format!("{{\"i\":{i},\"text\":\"naïve\"}}").into_bytes(),
+        }
+    }
+
+    /// The size the writer keeps is the size a scan measures: after commits,
+    /// after a prune (measured again), and after commits that follow it.
+    #[test]
+    fn kept_entries_bytes_match_a_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = AuditPaths::in_state_dir(dir.path());
+        let mut store = WriteStore::open(
+            &paths,
+            CheckpointKey::generate(),
+            100,
+            Duration::from_secs(3600),
+        )
+        .unwrap();
+        assert_eq!(store.entries_bytes().unwrap(), 0);
+        for round in 0..5 {
+            let batch: Vec<Prepared> = (0..37).map(|i| prepared(round * 37 + i)).collect();
+            store.commit_batch(&batch).unwrap();
+            assert_eq!(
+                store.entries_bytes().unwrap(),
+                store.measure_entries_bytes().unwrap()
+            );
+        }
+        let before = store.entries_bytes().unwrap();
+        assert!(store.prune_to_bytes(before / 2).unwrap().deleted > 0);
+        let after = store.entries_bytes().unwrap();
+        assert!(after <= before / 2, "{after} of {before}");
+        store.commit_batch(&[prepared(999)]).unwrap();
+        assert_eq!(
+            store.entries_bytes().unwrap(),
+            store.measure_entries_bytes().unwrap()
+        );
     }
 }

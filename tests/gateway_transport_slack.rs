@@ -474,6 +474,40 @@ async fn a_request_dropped_mid_way_forgets_its_event_id() {
     assert!(h.env.try_task().is_none());
 }
 
+/// The event id's write runs beside the audit entry; when it fails, nothing
+/// is acted on (no task), the platform gets a 500, and its retry is handled
+/// as a fresh message, not refused as a replay.
+#[tokio::test]
+async fn an_event_id_that_could_not_be_written_is_not_acted_on_and_its_retry_is_fresh() {
+    let h = harness_full(env_full(
+        &["slack"],
+        |c| c.allowlist = vec!["U42".into()],
+        ACK,
+        None,
+    ))
+    .await;
+    // Another connection to the file makes the replay table refuse writes.
+    let db = rusqlite::Connection::open(h.env.dir.path().join("state.db")).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER refuse_ids BEFORE INSERT ON gateway_seen_events
+         BEGIN SELECT RAISE(ABORT, 'disk says no'); END;",
+    )
+    .unwrap();
+    let (status, _) = h.post(event("EvW", "U42", "do it")).await;
+    assert_eq!(status, 500);
+    assert!(
+        h.env.try_task().is_none(),
+        "acted on without its id written"
+    );
+    assert!(h.env.replay.is_empty(), "the failed id is forgotten");
+
+    db.execute_batch("DROP TRIGGER refuse_ids;").unwrap();
+    let (status, _) = h.post(event("EvW", "U42", "do it")).await;
+    assert_eq!(status, 200);
+    assert!(h.env.try_task().is_some(), "the retry is handled");
+    assert_eq!(h.env.audited("gateway.replay"), Vec::<String>::new());
+}
+
 /// Issue 16 item 4: 10,000 bad-signature requests add a bounded number of
 /// entries (the first `FULL_PER_WINDOW` in full, then one summary with the
 /// count once the window is over); a legitimate request in the middle is

@@ -1,7 +1,8 @@
 //! The dispatcher: one verified [`Inbound`] in, one audited decision acted on.
 //!
-//! Order: replay dedupe (platform event id) → [`AccessControl::evaluate`] →
-//! audit (`gateway.message`, before any effect) → act: Authorized → [`TaskSink`]
+//! Order: replay dedupe (platform event id, decided in memory) →
+//! [`AccessControl::evaluate`] → audit (`gateway.message`) and the event id's
+//! durable write, side by side, both before any effect → act: Authorized → [`TaskSink`]
 //! and its acknowledgement as the reply; RedeemPairing → [`Pairing::redeem`]
 //! (audited as `gateway.pairing`) and "paired" or one neutral failure text;
 //! PairingPrompt → the pairing prompt; Denied / Ignored → no reply.
@@ -14,7 +15,7 @@ use super::clock::Clock;
 use super::error::GatewayError;
 use super::inbound::Inbound;
 use super::pairing::{Pairing, RedeemOutcome};
-use super::replay::{ReplayGuard, Seen};
+use super::replay::{Claim, Pending, ReplayGuard};
 use super::sinks::{AuditEvent, Task, TaskSink, Trail};
 
 /// Sent to an unknown sender in pairing mode (at most once per window).
@@ -119,24 +120,25 @@ impl Dispatcher {
         &self.clock
     }
 
-    /// Dedupes `event_id` (if the platform gave one) and then [`Dispatcher::handle`]s.
+    /// Dedupes `event_id` (if the platform gave one), then evaluates, audits
+    /// and acts on `msg`.
     pub async fn dispatch(
         &self,
         event_id: Option<&str>,
         msg: Inbound,
     ) -> Result<Dispatched, GatewayError> {
-        if let Some(id) = event_id
-            && self
-                .replay
-                .check(msg.channel(), id, self.clock.now())
-                .await?
-                == Seen::Replay
-        {
-            let mut ev = base_event("gateway.replay", "replayed_event", &msg);
-            ev.event_id = Some(id.to_string());
-            self.trail.event(ev).await?;
-            return Ok(Dispatched::Replay);
-        }
+        let remembered = match event_id {
+            Some(id) => match self.replay.claim(msg.channel(), id, self.clock.now())? {
+                Claim::Replay => {
+                    let mut ev = base_event("gateway.replay", "replayed_event", &msg);
+                    ev.event_id = Some(id.to_string());
+                    self.trail.event(ev).await?;
+                    return Ok(Dispatched::Replay);
+                }
+                Claim::Fresh(pending) => Some(pending),
+            },
+            None => None,
+        };
         let channel = msg.channel().to_string();
         // Dropped before it ends (the platform hung up on a webhook, the
         // poller was stopped): the id is forgotten all the same.
@@ -145,13 +147,14 @@ impl Dispatcher {
             channel: channel.clone(),
             id: id.to_string(),
         });
-        let result = self.handle(event_id, msg).await;
+        let result = self.handle(event_id, msg, remembered).await;
         if let Some(guard) = unfinished.as_mut() {
             guard.id.clear();
         }
         if let (Err(_), Some(id)) = (&result, event_id) {
             // Failed before its effect was acknowledged: the platform's retry
-            // is a fresh attempt, not a replay.
+            // is a fresh attempt, not a replay. (Queued after the id's own
+            // write, so it is what stays.)
             if let Err(e) = self.replay.forget(&channel, id).await {
                 tracing::warn!(error = %e, "could not forget a failed event id");
             }
@@ -159,18 +162,29 @@ impl Dispatcher {
         result
     }
 
-    /// Evaluates, audits and acts on `msg` (no dedupe).
-    pub async fn handle(
+    /// Evaluates, audits and acts on `msg`; `remembered` is its event id's
+    /// write, awaited beside the audit entry and before any effect.
+    async fn handle(
         &self,
         event_id: Option<&str>,
         msg: Inbound,
+        remembered: Option<Pending>,
     ) -> Result<Dispatched, GatewayError> {
         let decision = self.access.evaluate(&msg)?;
         let audit_reason = decision.audit_reason();
         let mut ev = base_event("gateway.message", audit_reason, &msg);
         ev.event_id = event_id.map(str::to_string);
-        // The audit entry exists before any effect (task, pairing, reply).
-        if let Err(e) = self.trail.event(ev).await {
+        // The audit entry exists, and the event id would survive a restart,
+        // before any effect (task, pairing, reply). The two writes go to
+        // different files: they run side by side.
+        let remembered = async {
+            match remembered {
+                Some(pending) => self.replay.durable(pending).await,
+                None => Ok(()),
+            }
+        };
+        let (audited, remembered) = tokio::join!(self.trail.event(ev), remembered);
+        if let Err(e) = audited.and(remembered) {
             // Nothing was said: the prompt this message claimed is free for its retry.
             if matches!(decision, Decision::PairingPrompt)
                 && let Err(e) = self.access.release_prompt(&msg)

@@ -4,9 +4,9 @@
 //! the window is refused even across a restart.
 //!
 //! Table `gateway_seen_events (channel, event_id, seen_at)`. A fresh id is
-//! written by one writer thread (its own connection from
-//! [`super::state_db::open`], then `synchronous=NORMAL`)
-//! that commits whatever has queued up in one transaction (group commit);
+//! written by one writer thread, on the process's one connection ([`Store`]),
+//! that commits whatever has queued up in one transaction (group commit,
+//! the file's one exception to `synchronous=FULL`: see below);
 //! [`ReplayGuard::check`] returns only after the id is committed, so a message
 //! is never acknowledged before its id would survive a restart of the process.
 //! Not fsynced per commit: the audit entry that follows (with the event id) is,
@@ -57,6 +57,23 @@ type Key = (String, String);
 /// A fresh id to insert (`Some(seen_at)`) or one to forget (`None`), and who waits.
 type Job = (Key, Option<i64>, oneshot::Sender<Result<(), String>>);
 
+/// What [`ReplayGuard::claim`] decided.
+#[derive(Debug)]
+pub enum Claim {
+    /// Already seen inside the window: a replay, drop it.
+    Replay,
+    /// First time inside the window: remembered in memory, its write queued.
+    Fresh(Pending),
+}
+
+/// A fresh id whose write is queued; [`ReplayGuard::durable`] waits for it.
+#[derive(Debug)]
+pub struct Pending {
+    key: Key,
+    /// `None`: the writer had stopped (the wait fails).
+    wait: Option<oneshot::Receiver<Result<(), String>>>,
+}
+
 /// Remembers event ids (memory + `state.db`).
 #[derive(Debug)]
 pub struct ReplayGuard {
@@ -96,16 +113,11 @@ impl ReplayGuard {
                 seen.insert(k, at);
             }
         }
-        let path = store.path().to_path_buf();
-        let (conn, _) = super::state_db::open(&path)?;
-        // The one exception to the file's pragma set (see the module doc).
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(|source| GatewayError::OpenStore { path, source })?;
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let max = i64::try_from(max_entries).unwrap_or(i64::MAX);
         std::thread::Builder::new()
             .name("gateway-replay-writer".into())
-            .spawn(move || writer(conn, rx, window_secs, max))
+            .spawn(move || writer(store, rx, window_secs, max))
             .map_err(|e| GatewayError::Sink {
                 sink: "replay",
                 reason: format!("start writer thread: {e}"),
@@ -126,6 +138,16 @@ impl ReplayGuard {
         event_id: &str,
         now: i64,
     ) -> Result<Seen, GatewayError> {
+        match self.claim(channel, event_id, now)? {
+            Claim::Replay => Ok(Seen::Replay),
+            Claim::Fresh(pending) => self.durable(pending).await.map(|()| Seen::Fresh),
+        }
+    }
+
+    /// Decides, in memory, whether `event_id` is fresh, and if so queues it to
+    /// be written: the caller awaits [`ReplayGuard::durable`] before any
+    /// effect of the message (meanwhile it may audit it).
+    pub fn claim(&self, channel: &str, event_id: &str, now: i64) -> Result<Claim, GatewayError> {
         if event_id.is_empty()
             || event_id.len() > MAX_EVENT_ID_LEN
             || event_id.chars().any(char::is_control)
@@ -140,7 +162,7 @@ impl ReplayGuard {
         {
             let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
             if seen.get(&key).is_some_and(|&at| at >= cutoff) {
-                return Ok(Seen::Replay);
+                return Ok(Claim::Replay);
             }
             if seen.len() >= self.max_entries {
                 seen.retain(|_, at| *at >= cutoff);
@@ -160,24 +182,29 @@ impl ReplayGuard {
             Some(now),
             done,
         ));
-        let result = match sent {
-            Ok(()) => wait.await.unwrap_or_else(|_| Err("writer stopped".into())),
-            Err(_) => Err("writer stopped".into()),
+        Ok(Claim::Fresh(Pending {
+            key,
+            wait: sent.ok().map(|()| wait),
+        }))
+    }
+
+    /// Waits until a fresh id's write is durable. On failure the id is
+    /// forgotten, so the platform's retry is not a "replay".
+    pub async fn durable(&self, pending: Pending) -> Result<(), GatewayError> {
+        let result = match pending.wait {
+            Some(wait) => wait.await.unwrap_or_else(|_| Err("writer stopped".into())),
+            None => Err("writer stopped".into()),
         };
-        match result {
-            Ok(()) => Ok(Seen::Fresh),
-            Err(reason) => {
-                // Not durable: forget it, so the platform's retry is not a "replay".
-                self.seen
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&key);
-                Err(GatewayError::Sink {
-                    sink: "replay",
-                    reason,
-                })
+        result.map_err(|reason| {
+            self.seen
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&pending.key);
+            GatewayError::Sink {
+                sink: "replay",
+                reason,
             }
-        }
+        })
     }
 
     /// Forgets `event_id` (the message it named failed before any effect, so
@@ -214,8 +241,9 @@ impl ReplayGuard {
     }
 }
 
-/// The writer thread: group commits of fresh ids, pruning by age and count.
-fn writer(mut conn: Connection, rx: std::sync::mpsc::Receiver<Job>, window: i64, max: i64) {
+/// The writer thread: group commits of fresh ids, pruning by age and count,
+/// on the process's one connection (held for the commit only).
+fn writer(store: Arc<Store>, rx: std::sync::mpsc::Receiver<Job>, window: i64, max: i64) {
     let mut commits: u64 = 0;
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -225,8 +253,8 @@ fn writer(mut conn: Connection, rx: std::sync::mpsc::Receiver<Job>, window: i64,
         let newest = batch.iter().filter_map(|j| j.1).max().unwrap_or(0);
         let prune = commits.is_multiple_of(64);
         commits += 1;
-        let result = (|| -> rusqlite::Result<()> {
-            let tx = conn.transaction()?;
+        let mut conn = store.lock();
+        let result = commit_unflushed(&mut conn, |tx| {
             {
                 let mut insert = tx.prepare_cached(
                     "INSERT INTO gateway_seen_events (channel, event_id, seen_at)
@@ -259,13 +287,34 @@ fn writer(mut conn: Connection, rx: std::sync::mpsc::Receiver<Job>, window: i64,
                     )?;
                 }
             }
-            tx.commit()
-        })();
+            Ok(())
+        });
+        drop(conn);
         let result = result.map_err(|e| format!("remember event ids: {e}"));
         for (_, _, done) in batch {
             let _ = done.send(result.clone());
         }
     }
+}
+
+/// Runs `f` in one transaction whose commit is not flushed to the device
+/// (`synchronous=NORMAL`: the module doc says why this table may), then puts
+/// the connection back to the file's `FULL` for every other store.
+fn commit_unflushed(
+    conn: &mut Connection,
+    f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<()>,
+) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    let result = conn.transaction().and_then(|tx| {
+        f(&tx)?;
+        tx.commit()
+    });
+    if let Err(e) = conn.pragma_update(None, "synchronous", "FULL") {
+        // Not expected (no transaction is open); the next commit tries again.
+        tracing::error!(error = %e, "state.db: could not set synchronous back to FULL");
+        return Err(e);
+    }
+    result
 }
 
 #[cfg(test)]
@@ -309,6 +358,13 @@ mod tests {
         assert!(g.len() <= 10);
         // The newest ids are still refused.
         assert_eq!(g.check("t", "299", 300).await.unwrap(), Seen::Replay);
+        // The replay table's commits are not flushed; every other store's are
+        // (synchronous FULL is 2): the shared connection was put back.
+        let sync: i64 = store
+            .lock()
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 2);
         drop(g);
         let g = ReplayGuard::new(store, 1_000_000, 10).unwrap();
         assert!(g.len() <= 10);

@@ -1,13 +1,12 @@
 //! The vault operations served over IPC, on the gateway's `state.db`.
 
-use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
 
 use zeroize::Zeroizing;
 
-use super::error::GatewayError;
+use super::store::Store;
 use crate::ipc::{
     ErrorCode, GatewayRequest, GatewayResponse, KeyBundle, SecretBytes, SecretListing, WireError,
 };
@@ -18,20 +17,21 @@ use crate::keystore::{DerivedKey, Purpose, VaultError};
 /// Locks are always taken in one order: the connection, then the key.
 #[derive(Debug)]
 pub(super) struct VaultCell {
-    db: Mutex<Connection>,
+    /// `state.db` (the process's one connection): the vault table.
+    state: Arc<Store>,
     vault: Mutex<Option<Vault>>,
 }
 
 impl VaultCell {
-    pub(super) fn new(db: Connection) -> VaultCell {
+    pub(super) fn new(state: Arc<Store>) -> VaultCell {
         VaultCell {
-            db: Mutex::new(db),
+            state,
             vault: Mutex::new(None),
         }
     }
 
     pub(super) fn set_key(&self, vault: Vault) {
-        let _db = lock(&self.db);
+        let _db = self.state.lock();
         *lock(&self.vault) = Some(vault);
     }
 
@@ -51,13 +51,13 @@ impl VaultCell {
                 | GatewayRequest::SecretDelete { .. }
                 | GatewayRequest::VaultRewrap { .. }
         );
-        let db = lock(&self.db);
+        let db = self.state.lock();
         vault_request(&db, &self.vault, request).map(|r| (r, changes))
     }
 
     /// One secret's value.
     pub(super) fn get(&self, name: &str) -> Result<Zeroizing<Vec<u8>>, WireError> {
-        let db = lock(&self.db);
+        let db = self.state.lock();
         let vault = lock(&self.vault);
         vault
             .as_ref()
@@ -68,7 +68,7 @@ impl VaultCell {
 
     /// Every stored value, for the audit trail's redactor.
     pub(super) fn values(&self) -> Result<Vec<SecretBytes>, WireError> {
-        let db = lock(&self.db);
+        let db = self.state.lock();
         let vault = lock(&self.vault);
         let vault = vault.as_ref().ok_or_else(no_keys)?;
         vault
@@ -148,11 +148,6 @@ fn vault_request(
             Err(WireError::new(ErrorCode::Internal, "not a vault request"))
         }
     }
-}
-
-/// Opens `dir/state.db` (see [`super::state_db::open`]).
-pub(super) fn open_db(dir: &Path) -> Result<Connection, GatewayError> {
-    super::state_db::open(&dir.join(super::state_db::FILE)).map(|(conn, _)| conn)
 }
 
 pub(super) fn key_of(bundle: &KeyBundle, purpose: Purpose) -> Result<DerivedKey, WireError> {

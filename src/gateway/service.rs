@@ -17,7 +17,7 @@ use super::inbound::{Context, Inbound, LOCAL_CHANNEL, RawInbound};
 use super::pairing::{Pairing, PairingKey};
 use super::replay::ReplayGuard;
 use super::runner::{self, SecretLookup};
-use super::secrets::{VaultCell, key_of, lock, open_db};
+use super::secrets::{VaultCell, key_of, lock};
 use super::settings::{GatewaySettings, Profile};
 use super::sinks::{AuditEvent, BoxFuture, Task, TaskSink, Trail, TrailWriter};
 use super::state_db;
@@ -77,7 +77,8 @@ impl GatewayService {
     ) -> anyhow::Result<GatewayService> {
         use anyhow::Context as _;
         let path = dir.join(state_db::FILE);
-        let (db, migration) = state_db::open(&path)?;
+        let (store, migration) = Store::open_migrated(&path)?;
+        let store = Arc::new(store);
         // Only now that this image could open it: older copies go once the
         // boot is not on trial (a refused file keeps them for the rollback).
         migration.prune_copies(crate::schema::boot_on_trial(Path::new(
@@ -94,7 +95,6 @@ impl GatewayService {
                 migration.to
             );
         }
-        let store = Arc::new(Store::open(dir).context("opening the access-control tables")?);
         let settings = Arc::new(settings);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let access = Arc::new(
@@ -110,7 +110,7 @@ impl GatewayService {
             ReplayGuard::new(Arc::clone(&store), REPLAY_WINDOW_SECS, REPLAY_MAX_ENTRIES)
                 .context("opening the replay table")?,
         );
-        let vault = Arc::new(VaultCell::new(db));
+        let vault = Arc::new(VaultCell::new(Arc::clone(&store)));
         let audit = Arc::new(TrailSink {
             socket: audit_socket,
             log: OnceLock::new(),
@@ -159,19 +159,13 @@ impl GatewayService {
     /// Adds the agent runtime (when `setup` is given: `[agent]` is configured).
     /// Tasks a previous gateway left running are marked interrupted here.
     pub fn with_agent(mut self, setup: Option<RuntimeSetup>) -> anyhow::Result<GatewayService> {
-        use anyhow::Context as _;
         let Some(setup) = setup else {
             return Ok(self);
         };
-        let dir = setup.state_dir.clone();
-        let vault = Arc::new(VaultSecrets::new(
-            open_db(&dir).context("opening state.db for the provider credentials")?,
-        ));
-        let db = open_db(&dir).context("opening state.db for the task tables")?;
+        let vault = Arc::new(VaultSecrets::new(Arc::clone(&self.store)));
         let runtime = AgentRuntime::new(
             setup,
             Arc::clone(&vault),
-            db,
             Arc::clone(&self.store),
             self.trail.clone(),
             Arc::clone(&self.replies),

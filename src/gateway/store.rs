@@ -109,7 +109,10 @@ impl LimitScope<'_> {
     }
 }
 
-/// The gateway's handle on `state.db`.
+/// The gateway's handle on `state.db`: the process's one connection to it,
+/// opened once with one pragma set ([`super::state_db::open`]) and lent to
+/// every store of the file (users and pairing here, the replay table, the
+/// vault, the agent's tasks, approvals and usage).
 #[derive(Debug)]
 pub struct Store {
     path: PathBuf,
@@ -124,11 +127,17 @@ impl Store {
 
     /// Opens (creating, migrating) the database at `path` (see [`super::state_db`]).
     pub fn open_path(path: &Path) -> Result<Store, GatewayError> {
-        let (conn, _) = super::state_db::open(path)?;
-        Ok(Store {
+        Store::open_migrated(path).map(|(store, _)| store)
+    }
+
+    /// [`Store::open_path`], and what opening did to the file's schema.
+    pub fn open_migrated(path: &Path) -> Result<(Store, crate::schema::Migration), GatewayError> {
+        let (conn, migration) = super::state_db::open(path)?;
+        let store = Store {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
-        })
+        };
+        Ok((store, migration))
     }
 
     pub fn path(&self) -> &Path {

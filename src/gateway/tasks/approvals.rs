@@ -194,7 +194,7 @@ impl Inner {
             Some(&format!("approval {approval_id}")),
         );
         let requested = {
-            let db = lock(&self.db);
+            let db = self.state.lock();
             ApprovalStore::open(&db).and_then(|a| {
                 a.request(
                     &approval_id,
@@ -260,7 +260,7 @@ impl Inner {
         };
         ids.iter()
             .filter(|a| **a != origin.sender && **a != origin.chat)
-            .filter(|a| match self.users.user(&origin.channel, a) {
+            .filter(|a| match self.state.user(&origin.channel, a) {
                 Ok(u) => u.is_none_or(|u| u.state != UserState::Revoked),
                 Err(e) => {
                     tracing::error!(error = %e, "reading an approver's standing; not telling them");
@@ -305,7 +305,7 @@ impl Inner {
 
     pub(super) async fn expire(self: Arc<Self>, approval_id: &str) {
         let status = {
-            let db = lock(&self.db);
+            let db = self.state.lock();
             ApprovalStore::open(&db).and_then(|a| a.status(approval_id, now()))
         };
         if !matches!(status, Ok(Some(ApprovalStatus::Expired))) {
@@ -339,7 +339,7 @@ impl Inner {
     ) -> Result<String, WireError> {
         let approver = decider.name();
         let Some((id, p)) = self.take_paused(approval_id) else {
-            let db = lock(&self.db);
+            let db = self.state.lock();
             let known = ApprovalStore::open(&db)
                 .and_then(|a| {
                     a.status(approval_id, now())?;
@@ -359,7 +359,7 @@ impl Inner {
             };
         };
         let status = {
-            let db = lock(&self.db);
+            let db = self.state.lock();
             ApprovalStore::open(&db).and_then(|a| a.decide(approval_id, approve, &approver, now()))
         };
         let status = match status {
@@ -430,7 +430,7 @@ impl Inner {
                 .await;
         }
         let requester = {
-            let db = lock(&self.db);
+            let db = self.state.lock();
             ApprovalStore::open(&db)
                 .and_then(|a| a.get(id))
                 .and_then(|a| match a {

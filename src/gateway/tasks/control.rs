@@ -6,7 +6,7 @@ use super::*;
 
 impl Inner {
     pub(super) fn list_tasks(&self, limit: u32) -> Result<AgentResponse, WireError> {
-        let db = lock(&self.db);
+        let db = self.state.lock();
         let tasks = TaskStore::attach(&db).recent(limit).map_err(wire_store)?;
         Ok(AgentResponse::Tasks(
             tasks.into_iter().map(listing).collect(),
@@ -55,7 +55,7 @@ impl Inner {
     }
 
     pub(super) fn list_approvals(&self) -> Result<AgentResponse, WireError> {
-        let db = lock(&self.db);
+        let db = self.state.lock();
         let approvals = ApprovalStore::open(&db)
             .and_then(|a| a.pending(now()))
             .map_err(wire_store)?;
@@ -90,7 +90,7 @@ impl Inner {
         actor: &str,
     ) -> Result<String, WireError> {
         let (task, origin) = {
-            let db = lock(&self.db);
+            let db = self.state.lock();
             let task = TaskStore::attach(&db)
                 .get(id)
                 .map_err(wire_store)?
@@ -180,7 +180,7 @@ impl Inner {
                 // the request with it (denied, so it can never be approved).
                 let decider = cause.why.decider(actor);
                 let denied = {
-                    let db = lock(&self.db);
+                    let db = self.state.lock();
                     ApprovalStore::open(&db)
                         .and_then(|a| a.decide(&p.approval_id, false, &decider.name(), now()))
                 };
@@ -229,7 +229,7 @@ impl Inner {
             ));
         }
         let record = {
-            let db = lock(&self.db);
+            let db = self.state.lock();
             TaskStore::attach(&db).get(id).map_err(wire_store)?
         };
         let Some(t) = record else {
@@ -251,7 +251,7 @@ impl Inner {
             ));
         }
         {
-            let db = lock(&self.db);
+            let db = self.state.lock();
             TaskStore::attach(&db)
                 .transition(id, TaskState::Cancelled, Some("closed"), now())
                 .map_err(|e| WireError::new(ErrorCode::BadRequest, e.to_string()))?;
@@ -304,14 +304,7 @@ impl Inner {
 
     /// Whether `sender` is revoked on `channel` now.
     fn lost_access(&self, channel: &str, sender: &str) -> bool {
-        match self.users.user(channel, sender) {
-            Ok(u) => u.is_some_and(|u| u.state == UserState::Revoked),
-            Err(e) => {
-                // Ending a task by mistake is safer than leaving a revoked one.
-                tracing::error!(error = %e, "reading a sender's standing after a revocation");
-                true
-            }
-        }
+        lost_access_in(&self.state.lock(), channel, sender)
     }
 
     /// Denies pending approvals of revoked senders whose task is not live
@@ -320,7 +313,7 @@ impl Inner {
         let decider = Decider::Revocation;
         let live: BTreeSet<String> = lock(&self.live).keys().cloned().collect();
         let denied: Vec<(String, String, String, String)> = {
-            let db = lock(&self.db);
+            let db = self.state.lock();
             let pending = match ApprovalStore::open(&db).and_then(|a| a.pending(now())) {
                 Ok(p) => p,
                 Err(e) => {
@@ -340,7 +333,8 @@ impl Inner {
                 let Some((c, sender)) = t.user.split_once(':') else {
                     continue;
                 };
-                if channel.is_some_and(|x| x != c) || !self.lost_access(c, sender) {
+                // The connection is held: read through it (the lock is not re-entrant).
+                if channel.is_some_and(|x| x != c) || !lost_access_in(&db, c, sender) {
                     continue;
                 }
                 let decided = ApprovalStore::open(&db)
@@ -368,4 +362,16 @@ pub struct Revoked {
     pub tasks: u64,
     /// Pending approvals of tasks no longer live, denied.
     pub approvals: u64,
+}
+
+/// [`Inner::lost_access`] through a connection the caller holds.
+fn lost_access_in(db: &rusqlite::Connection, channel: &str, sender: &str) -> bool {
+    match crate::gateway::store::user_in(db, channel, sender) {
+        Ok(u) => u.is_some_and(|u| u.state == UserState::Revoked),
+        Err(e) => {
+            // Ending a task by mistake is safer than leaving a revoked one.
+            tracing::error!(error = %e, "reading a sender's standing after a revocation");
+            true
+        }
+    }
 }

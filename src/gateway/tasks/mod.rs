@@ -89,18 +89,18 @@ messaging channel. Use the tools you are offered when they help. Commands run in
 the user's workspace without network; some need the owner's approval and some are never \
 allowed. Answer in plain text.";
 
-/// Provider credentials from the gateway's vault, read per request on its own
-/// connection to `state.db`; the key arrives (and changes) with the keys.
+/// Provider credentials from the gateway's vault in `state.db`, read per
+/// request; the key arrives (and changes) with the keys.
 #[derive(Debug)]
 pub struct VaultSecrets {
-    db: Mutex<Connection>,
+    state: Arc<Store>,
     vault: Mutex<Option<Vault>>,
 }
 
 impl VaultSecrets {
-    pub fn new(db: Connection) -> Self {
+    pub fn new(state: Arc<Store>) -> Self {
         VaultSecrets {
-            db: Mutex::new(db),
+            state,
             vault: Mutex::new(None),
         }
     }
@@ -114,7 +114,7 @@ impl VaultSecrets {
 impl SecretSource for VaultSecrets {
     async fn get(&self, name: &str) -> Option<SecretString> {
         let vault = lock(&self.vault);
-        let bytes = vault.as_ref()?.get(&lock(&self.db), name).ok()?;
+        let bytes = vault.as_ref()?.get(&self.state.lock(), name).ok()?;
         let text = std::str::from_utf8(&bytes).ok()?;
         Some(SecretString::new(text.trim().to_string()))
     }
@@ -359,8 +359,8 @@ struct Inner {
     sandbox: Arc<SandboxClient>,
     trail: Trail,
     replies: Arc<Replies>,
-    users: Arc<Store>,
-    db: Mutex<Connection>,
+    /// `state.db`: users, tasks, approvals, usage (the process's one connection).
+    state: Arc<Store>,
     memory: Arc<FileMemoryStore>,
     shared_workspaces: BTreeSet<String>,
     user_limits: budget::UserLimits,
@@ -492,8 +492,7 @@ impl AgentRuntime {
     pub fn new(
         setup: RuntimeSetup,
         vault: Arc<VaultSecrets>,
-        db: Connection,
-        users: Arc<Store>,
+        state: Arc<Store>,
         trail: Trail,
         replies: Arc<Replies>,
     ) -> anyhow::Result<AgentRuntime> {
@@ -508,8 +507,12 @@ impl AgentRuntime {
         };
         let provider = crate::agent::provider_from_settings(&setup.settings, vault, extra_ca)
             .context("setting up the LLM provider")?;
-        let (_, interrupted) = TaskStore::open(&db, now()).context("opening the task table")?;
-        ApprovalStore::open(&db).context("opening the approval table")?;
+        let (_, interrupted) = {
+            let db = state.lock();
+            let (_, interrupted) = TaskStore::open(&db, now()).context("opening the task table")?;
+            ApprovalStore::open(&db).context("opening the approval table")?;
+            ((), interrupted)
+        };
         if interrupted > 0 {
             tracing::warn!(
                 interrupted,
@@ -530,8 +533,7 @@ impl AgentRuntime {
                 sandbox,
                 trail,
                 replies,
-                users,
-                db: Mutex::new(db),
+                state,
                 memory,
                 shared_workspaces: setup.shared_workspaces,
                 user_limits: setup.user_limits,
@@ -568,7 +570,7 @@ impl AgentRuntime {
                 if !valid_id('t', &id) {
                     return Err(bad_id("task", &id));
                 }
-                let db = lock(&inner.db);
+                let db = inner.state.lock();
                 match TaskStore::attach(&db).get(&id).map_err(wire_store)? {
                     Some(t) => Ok(AgentResponse::Task(listing(t))),
                     None => Err(bad_id("task", &id)),
@@ -645,7 +647,7 @@ fn listing(t: TaskRecord) -> TaskListing {
 
 impl Inner {
     fn transition(&self, id: &str, to: TaskState, detail: Option<&str>) {
-        let db = lock(&self.db);
+        let db = self.state.lock();
         if let Err(e) = TaskStore::attach(&db).transition(id, to, detail, now()) {
             tracing::error!(task = %id, error = %e, "task state not recorded");
         }
@@ -699,7 +701,7 @@ impl Inner {
         let id = new_id("t");
         let allowed = allowed_tools(&task.tools);
         {
-            let db = lock(&self.db);
+            let db = self.state.lock();
             TaskStore::attach(&db)
                 .create(&id, &requester, &text, now())
                 .map_err(store_err)?;
@@ -750,7 +752,7 @@ impl Inner {
     /// Today's use by `requester`. An error is logged here and means no task
     /// starts (the callers fail closed).
     fn day_usage(&self, requester: &str) -> rusqlite::Result<budget::DayUsage> {
-        let db = lock(&self.db);
+        let db = self.state.lock();
         budget::usage(&db, requester, budget::day_of(now())).inspect_err(|e| {
             tracing::error!(error = %e, requester, "reading the daily usage failed");
         })
@@ -890,7 +892,7 @@ impl Inner {
                     return;
                 };
                 let usable = {
-                    let db = lock(&self.db);
+                    let db = self.state.lock();
                     ApprovalStore::open(&db)
                         .and_then(|a| a.take(&approval_id, &request.command, &request.cwd, now()))
                         .unwrap_or(false)
@@ -964,7 +966,7 @@ impl Inner {
         };
         let requester = origin.requester();
         if !matches!(outcome.end, EndReason::AwaitingApproval { .. }) {
-            let db = lock(&self.db);
+            let db = self.state.lock();
             let tokens = outcome
                 .usage
                 .input_tokens

@@ -233,15 +233,16 @@ fn approved_command_runs_in_the_sandbox_and_the_answer_reaches_the_user() {
         !text.contains("please run the greeting"),
         "message text in the trail"
     );
-    // Users, replay ids, the vault, tasks and approvals all went through the
-    // gateway's one connection to state.db (one pragma set for every store).
+    // Users, pairing, the vault, tasks and approvals all went through the
+    // gateway's one connection to state.db; the replay writer has the only
+    // other (its commits go beside the lookups every message makes).
     let gateway = i.pid_of("gateway").expect("the gateway's pid");
     let state_db: Vec<_> = std::fs::read_dir(format!("/proc/{gateway}/fd"))
         .expect("the gateway's descriptors")
         .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
         .filter(|target| target.file_name().is_some_and(|n| n == "state.db"))
         .collect();
-    assert_eq!(state_db.len(), 1, "state.db open {} times", state_db.len());
+    assert_eq!(state_db.len(), 2, "state.db open {} times", state_db.len());
 }
 
 /// Runs the task the fake model drives with `message` through its one

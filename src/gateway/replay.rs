@@ -4,9 +4,11 @@
 //! the window is refused even across a restart.
 //!
 //! Table `gateway_seen_events (channel, event_id, seen_at)`. A fresh id is
-//! written by one writer thread, on the process's one connection ([`Store`]),
-//! that commits whatever has queued up in one transaction (group commit,
-//! the file's one exception to `synchronous=FULL`: see below);
+//! written by one writer thread on a connection of its own (opened by
+//! [`super::state_db::open`] like the process's [`Store`], then
+//! `synchronous=NORMAL`: see below), so the lookups every message makes on the
+//! store are not queued behind its commits; it
+//! commits whatever has queued up in one transaction (group commit);
 //! [`ReplayGuard::check`] returns only after the id is committed, so a message
 //! is never acknowledged before its id would survive a restart of the process.
 //! Not fsynced per commit: the audit entry that follows (with the event id) is,
@@ -113,11 +115,16 @@ impl ReplayGuard {
                 seen.insert(k, at);
             }
         }
+        let path = store.path().to_path_buf();
+        let (conn, _) = super::state_db::open(&path)?;
+        // The one exception to the file's pragma set (see the module doc).
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|source| GatewayError::OpenStore { path, source })?;
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let max = i64::try_from(max_entries).unwrap_or(i64::MAX);
         std::thread::Builder::new()
             .name("gateway-replay-writer".into())
-            .spawn(move || writer(store, rx, window_secs, max))
+            .spawn(move || writer(conn, rx, window_secs, max))
             .map_err(|e| GatewayError::Sink {
                 sink: "replay",
                 reason: format!("start writer thread: {e}"),
@@ -241,9 +248,8 @@ impl ReplayGuard {
     }
 }
 
-/// The writer thread: group commits of fresh ids, pruning by age and count,
-/// on the process's one connection (held for the commit only).
-fn writer(store: Arc<Store>, rx: std::sync::mpsc::Receiver<Job>, window: i64, max: i64) {
+/// The writer thread: group commits of fresh ids, pruning by age and count.
+fn writer(mut conn: Connection, rx: std::sync::mpsc::Receiver<Job>, window: i64, max: i64) {
     let mut commits: u64 = 0;
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -253,8 +259,7 @@ fn writer(store: Arc<Store>, rx: std::sync::mpsc::Receiver<Job>, window: i64, ma
         let newest = batch.iter().filter_map(|j| j.1).max().unwrap_or(0);
         let prune = commits.is_multiple_of(64);
         commits += 1;
-        let mut conn = store.lock();
-        let result = commit_unflushed(&mut conn, |tx| {
+        let result = conn.transaction().and_then(|tx| {
             {
                 let mut insert = tx.prepare_cached(
                     "INSERT INTO gateway_seen_events (channel, event_id, seen_at)
@@ -287,34 +292,13 @@ fn writer(store: Arc<Store>, rx: std::sync::mpsc::Receiver<Job>, window: i64, ma
                     )?;
                 }
             }
-            Ok(())
+            tx.commit()
         });
-        drop(conn);
         let result = result.map_err(|e| format!("remember event ids: {e}"));
         for (_, _, done) in batch {
             let _ = done.send(result.clone());
         }
     }
-}
-
-/// Runs `f` in one transaction whose commit is not flushed to the device
-/// (`synchronous=NORMAL`: the module doc says why this table may), then puts
-/// the connection back to the file's `FULL` for every other store.
-fn commit_unflushed(
-    conn: &mut Connection,
-    f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<()>,
-) -> rusqlite::Result<()> {
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
-    let result = conn.transaction().and_then(|tx| {
-        f(&tx)?;
-        tx.commit()
-    });
-    if let Err(e) = conn.pragma_update(None, "synchronous", "FULL") {
-        // Not expected (no transaction is open); the next commit tries again.
-        tracing::error!(error = %e, "state.db: could not set synchronous back to FULL");
-        return Err(e);
-    }
-    result
 }
 
 #[cfg(test)]
@@ -359,7 +343,7 @@ mod tests {
         // The newest ids are still refused.
         assert_eq!(g.check("t", "299", 300).await.unwrap(), Seen::Replay);
         // The replay table's commits are not flushed; every other store's are
-        // (synchronous FULL is 2): the shared connection was put back.
+        // (synchronous FULL is 2).
         let sync: i64 = store
             .lock()
             .pragma_query_value(None, "synchronous", |r| r.get(0))

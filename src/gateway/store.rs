@@ -109,10 +109,11 @@ impl LimitScope<'_> {
     }
 }
 
-/// The gateway's handle on `state.db`: the process's one connection to it,
-/// opened once with one pragma set ([`super::state_db::open`]) and lent to
-/// every store of the file (users and pairing here, the replay table, the
-/// vault, the agent's tasks, approvals and usage).
+/// The gateway's handle on `state.db`: the process's connection to it,
+/// opened once with the file's pragma set ([`super::state_db::open`]) and lent
+/// to every store of the file (users and pairing here, the vault, the agent's
+/// tasks, approvals and usage). The replay writer alone has a connection of
+/// its own (see [`super::replay`]).
 #[derive(Debug)]
 pub struct Store {
     path: PathBuf,

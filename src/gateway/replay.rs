@@ -9,9 +9,11 @@
 //! `synchronous=NORMAL`: see below), so the lookups every message makes on the
 //! store are not queued behind its commits; it
 //! commits whatever has queued up in one transaction (group commit);
-//! [`ReplayGuard::check`] returns only after the id is committed, so a message
-//! is never acknowledged before its id would survive a restart of the process.
-//! Not fsynced per commit: the audit entry that follows (with the event id) is,
+//! [`ReplayGuard::check`] returns only after the id is committed (the
+//! dispatcher splits it: [`ReplayGuard::claim`], then [`ReplayGuard::durable`]
+//! before any effect), so a message is never acknowledged before its id would
+//! survive a restart of the process.
+//! Not fsynced per commit: the audit entry written beside it (with the event id) is,
 //! and one fsync per message instead of two doubles the webhook rate. What a
 //! power cut can lose is the last few ids, whose replay would then need a
 //! captured, validly signed request inside the platform's window. Rows older than the

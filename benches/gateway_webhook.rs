@@ -14,11 +14,9 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::post;
-use cowork::gateway::channels::Redacted;
 use cowork::gateway::channels::slack::{self, Slack};
-use cowork::gateway::transport::HttpConfig;
-use cowork::gateway::transport::slack::SlackClient;
-use cowork::gateway::transport::webhook::{self, SlackWebhook, WebhookApp};
+use cowork::gateway::outbound::Replies;
+use cowork::gateway::transport::webhook::{self, Hooks};
 use cowork::gateway::{
     AccessControl, BoxFuture, ChannelSettings, ChannelTaskSink, Clock, Dispatcher, GatewaySettings,
     Pairing, PairingKey, Profile, RateLimitSettings, RedeemOutcome, ReplayGuard, Store,
@@ -233,30 +231,20 @@ async fn gateway_server(
             d2.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     });
+    // Empty acknowledgement: no reply, so no Slack API is needed.
     let dispatcher = Arc::new(Dispatcher::new(
         access,
         pairing,
         replay,
         Trail::new(audit),
-        // Empty acknowledgement: no reply, so no Slack API is needed.
         Arc::new(ChannelTaskSink::new(task_tx, "")),
+        Arc::new(Replies::default()),
         clock,
     ));
-    let app = WebhookApp {
-        dispatcher,
-        telegram: None,
-        slack: Some(SlackWebhook {
-            verifier: Slack::new(SECRET.as_bytes(), "UBOT").unwrap(),
-            client: Arc::new(
-                SlackClient::new(
-                    &HttpConfig::new("http://127.0.0.1:9"),
-                    &Redacted::from("xoxb-unused".to_string()),
-                )
-                .unwrap(),
-            ),
-        }),
-        discord: None,
-    };
+    let route = slack::webhook_route(
+        Hooks::new(dispatcher),
+        Slack::new(SECRET.as_bytes(), "UBOT").unwrap(),
+    );
     let listener = webhook::bind(&webhook::WebhookSettings {
         listen: "127.0.0.1:0".into(),
         ..Default::default()
@@ -266,7 +254,7 @@ async fn gateway_server(
     let gw_url = format!("http://{}/slack/events", listener.local_addr().unwrap());
     tokio::spawn(webhook::serve(
         listener,
-        webhook::router(Arc::new(app)),
+        webhook::router([("/slack/events", route)]),
         std::future::pending(),
     ));
     gw_url

@@ -8,8 +8,9 @@ use axum::body::Bytes;
 
 use crate::admin::{handlers, http::Form, owner, settings_page, validate};
 use crate::gateway::GatewayError;
+use crate::gateway::channels::discord::gateway as discord_gateway;
+use crate::gateway::channels::slack::socket as slack_socket;
 use crate::gateway::channels::slack::{Slack, SlackEvent};
-use crate::gateway::transport::{discord_gateway, slack_socket};
 use crate::ipc::{SettingValue, SettingsView};
 
 /// One Slack Socket Mode text frame as a session reads it: the envelope, then

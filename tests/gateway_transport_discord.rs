@@ -19,9 +19,8 @@ use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Json, Router};
 use cowork::gateway::channels::Redacted;
+use cowork::gateway::channels::discord::DiscordClient;
 use cowork::gateway::channels::discord::{self, Discord};
-use cowork::gateway::transport::discord::DiscordClient;
-use cowork::gateway::transport::webhook::{DiscordWebhook, WebhookApp};
 use cowork::gateway::{PAIRED_REPLY, PAIRING_PROMPT};
 use ed25519_dalek::{Signer, SigningKey};
 use gateway_transport_common::*;
@@ -128,14 +127,9 @@ async fn rate_limited_message_waits_and_is_delivered_or_fails_after_three_tries(
 async fn harness_full(env: Env) -> Harness {
     let (fake, client, tls) = start_rest().await;
     let verifier = Discord::new(&hex::encode(key().verifying_key().to_bytes()), APP_ID).unwrap();
-    let addr = start_webhook(WebhookApp {
-        dispatcher: env.dispatcher.clone(),
-        telegram: None,
-        slack: None,
-        discord: Some(DiscordWebhook {
-            verifier,
-            client: Some(Arc::new(client)),
-        }),
+    env.replies.register("discord", Arc::new(client));
+    let addr = start_webhook(&env, "/discord/interactions", |hooks| {
+        discord::interactions_route(hooks, verifier)
     })
     .await;
     Harness {

@@ -19,8 +19,8 @@ use axum::extract::{Path, State};
 use axum::routing::post;
 use axum::{Json, Router};
 use cowork::gateway::channels::Redacted;
-use cowork::gateway::transport::discord::DiscordClient;
-use cowork::gateway::transport::discord_gateway::{
+use cowork::gateway::channels::discord::DiscordClient;
+use cowork::gateway::channels::discord::{
     DEFAULT_INTENTS, DiscordGateway, GatewayConfig, parse_message_create, run_gateway,
 };
 use cowork::gateway::{PAIRED_REPLY, PAIRING_PROMPT};
@@ -240,9 +240,9 @@ async fn start_gateway(
     cfg.reidentify_delay_ms = 10..20;
     let gw = DiscordGateway::new(cfg, Redacted::from(BOT_TOKEN.to_string()));
     let (stop, shutdown) = tokio::sync::watch::channel(false);
+    env.replies.register("discord", Arc::new(replies));
     let runner = tokio::spawn(run_gateway(
         gw,
-        Some(Arc::new(replies)),
         env.dispatcher.clone(),
         cowork::gateway::transport::pacer::Pacer::unobserved("discord"),
         shutdown,

@@ -20,9 +20,8 @@ use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Json, Router};
 use cowork::gateway::channels::Redacted;
+use cowork::gateway::channels::slack::SlackClient;
 use cowork::gateway::channels::slack::{self, Slack};
-use cowork::gateway::transport::slack::SlackClient;
-use cowork::gateway::transport::webhook::{SlackWebhook, WebhookApp};
 use cowork::gateway::{PAIRED_REPLY, PAIRING_FAILED_REPLY, PAIRING_PROMPT};
 use gateway_transport_common::*;
 use hmac::{Hmac, Mac};
@@ -127,14 +126,9 @@ async fn harness() -> Harness {
 
 async fn harness_full(env: Env) -> Harness {
     let (fake, client, tls) = start_fake().await;
-    let addr = start_webhook(WebhookApp {
-        dispatcher: env.dispatcher.clone(),
-        telegram: None,
-        slack: Some(SlackWebhook {
-            verifier: Slack::new(SECRET.as_bytes(), "UBOT").unwrap(),
-            client: Arc::new(client),
-        }),
-        discord: None,
+    env.replies.register("slack", Arc::new(client));
+    let addr = start_webhook(&env, "/slack/events", |hooks| {
+        slack::webhook_route(hooks, Slack::new(SECRET.as_bytes(), "UBOT").unwrap())
     })
     .await;
     Harness {

@@ -20,9 +20,9 @@ use axum::routing::post;
 use axum::{Json, Router};
 use cowork::gateway::channels::Redacted;
 use cowork::gateway::channels::slack::Slack;
+use cowork::gateway::channels::slack::SlackClient;
+use cowork::gateway::channels::slack::{SocketModeClient, run_socket_mode};
 use cowork::gateway::transport::pacer::Pacer;
-use cowork::gateway::transport::slack::SlackClient;
-use cowork::gateway::transport::slack_socket::{SocketModeClient, run_socket_mode};
 use cowork::gateway::{PAIRED_REPLY, PAIRING_PROMPT};
 use futures_util::{SinkExt, StreamExt};
 use gateway_transport_common::*;
@@ -158,11 +158,11 @@ fn spawn_socket_mode(
     tokio::sync::watch::Sender<bool>,
     tokio::task::JoinHandle<()>,
 ) {
+    env.replies.register("slack", Arc::new(replies));
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let runner = tokio::spawn(run_socket_mode(
         Arc::new(sm),
         Arc::new(Slack::new(b"unused-signing-secret-0123", "UBOT").unwrap()),
-        Arc::new(replies),
         env.dispatcher.clone(),
         Pacer::unobserved("slack"),
         shutdown,

@@ -17,8 +17,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use cowork::gateway::channels::Redacted;
 use cowork::gateway::channels::telegram::{self, Telegram};
-use cowork::gateway::transport::telegram::{TelegramClient, poll_once};
-use cowork::gateway::transport::webhook::{TelegramWebhook, WebhookApp};
+use cowork::gateway::channels::telegram::{TelegramClient, poll_once};
 use cowork::gateway::{PAIRED_REPLY, PAIRING_PROMPT};
 use gateway_transport_common::*;
 use serde_json::{Value, json};
@@ -105,7 +104,7 @@ async fn fake_method(
     }
 }
 
-async fn start_fake() -> (Fake, TelegramClient, TestTls) {
+async fn start_fake() -> (Fake, Arc<TelegramClient>, TestTls) {
     let fake: Fake = Arc::default();
     let router = Router::new()
         .route("/{bot}/{method}", post(fake_method))
@@ -114,7 +113,7 @@ async fn start_fake() -> (Fake, TelegramClient, TestTls) {
     let base = serve_tls(router, &tls).await;
     let client =
         TelegramClient::new(&http_config(&base, &tls), Redacted::from(TOKEN.to_string())).unwrap();
-    (fake, client, tls)
+    (fake, Arc::new(client), tls)
 }
 
 fn parser() -> Telegram {
@@ -138,6 +137,7 @@ fn dm(update_id: i64, from: i64, text: &str) -> Value {
 async fn polling_pairing_flow_end_to_end() {
     let env = env(&["telegram"]);
     let (fake, client, _tls) = start_fake().await;
+    env.replies.register("telegram", client.clone());
     let p = parser();
     let mut offset = None;
 
@@ -214,10 +214,79 @@ async fn polling_pairing_flow_end_to_end() {
     assert_eq!(ev.subject, "telegram:42");
 }
 
+/// A channel not named after its platform (`[channels.tg2]` on Telegram):
+/// its messages carry its name, so its settings, codes and users apply, and
+/// every answer leaves through the outbound registered under that name, the
+/// one way out that a task's later replies take too.
+#[tokio::test]
+async fn a_channel_named_otherwise_is_served_under_its_own_name_and_outbound() {
+    let env = env(&["tg2"]);
+    let (fake, client, _tls) = start_fake().await;
+    let p = parser().named("tg2");
+    let mut offset = None;
+
+    // No outbound registered yet: the answer has no way out (nothing sent,
+    // nothing lost from the poll).
+    fake.lock().unwrap().updates.push(dm(10, 41, "hello"));
+    let s = poll_once(&client, &p, &env.dispatcher, &mut offset, 0)
+        .await
+        .unwrap();
+    assert_eq!((s.received, s.dispatched), (1, 1));
+    assert_eq!(fake.lock().unwrap().send_attempts, 0);
+
+    env.replies.register("tg2", client.clone());
+    fake.lock().unwrap().updates.push(dm(11, 42, "hello"));
+    poll_once(&client, &p, &env.dispatcher, &mut offset, 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        fake.lock().unwrap().sent,
+        vec![("42".to_string(), PAIRING_PROMPT.to_string())]
+    );
+    let code = env.pairing.issue("tg2").unwrap();
+    fake.lock()
+        .unwrap()
+        .updates
+        .push(dm(12, 42, &format!("/pair {}", code.code.as_str())));
+    fake.lock().unwrap().updates.push(dm(13, 42, "status?"));
+    poll_once(&client, &p, &env.dispatcher, &mut offset, 0)
+        .await
+        .unwrap();
+    let task = env.try_task().unwrap();
+    assert_eq!(task.inbound.channel(), "tg2");
+    assert_eq!(
+        env.store.list_users(None).unwrap()[0].channel,
+        "tg2",
+        "paired on the channel the message came through"
+    );
+    // A task's later reply takes the same path as the answers.
+    env.replies.deliver("tg2", "42", "later").await.unwrap();
+    let sent: Vec<String> = fake
+        .lock()
+        .unwrap()
+        .sent
+        .iter()
+        .map(|(_, t)| t.clone())
+        .collect();
+    assert_eq!(sent[1..], [PAIRED_REPLY, ACK, "later"]);
+    let subjects: Vec<String> = env
+        .audit
+        .entries()
+        .into_iter()
+        .filter(|e| e.kind == "gateway.message")
+        .map(|e| e.subject)
+        .collect();
+    assert!(
+        subjects.iter().all(|s| s.starts_with("tg2:")),
+        "{subjects:?}"
+    );
+}
+
 #[tokio::test]
 async fn long_reply_is_chunked_to_4096() {
     let env = env(&["telegram"]);
     let (fake, client, _tls) = start_fake().await;
+    env.replies.register("telegram", client.clone());
     let text = "é".repeat(4096 * 2 + 10);
     client.send_message("42", &text).await.unwrap();
     let sent = fake.lock().unwrap().sent.clone();
@@ -253,6 +322,7 @@ async fn rate_limit_past_the_cap_fails_at_once_with_a_reason() {
 async fn hostile_get_updates_responses() {
     let env = env(&["telegram"]);
     let (fake, client, _tls) = start_fake().await;
+    env.replies.register("telegram", client.clone());
     let p = parser();
     let mut offset = None;
     // Whole-response garbage: an error, offset unchanged, nothing dispatched.
@@ -355,14 +425,9 @@ async fn untrusted_server_certificate_is_refused() {
 async fn webhook_env() -> (Env, Fake, std::net::SocketAddr, TestTls) {
     let env = env(&["telegram"]);
     let (fake, client, tls) = start_fake().await;
-    let addr = start_webhook(WebhookApp {
-        dispatcher: env.dispatcher.clone(),
-        telegram: Some(TelegramWebhook {
-            verifier: parser(),
-            client: Arc::new(client),
-        }),
-        slack: None,
-        discord: None,
+    env.replies.register("telegram", client);
+    let addr = start_webhook(&env, "/telegram/webhook", |hooks| {
+        telegram::webhook_route(hooks, parser())
     })
     .await;
     (env, fake, addr, tls)
@@ -459,6 +524,7 @@ async fn group_restrictions_come_from_settings() {
         c.group_allowlist = vec!["-100".into()];
     });
     let (fake, client, _tls) = start_fake().await;
+    env.replies.register("telegram", client.clone());
     let p = parser();
     let mut offset = None;
     fake.lock().unwrap().updates.extend([
@@ -501,6 +567,7 @@ async fn an_update_that_failed_is_fetched_again_not_lost() {
     let audit = Arc::new(FlakyAudit::default());
     let env = env_full(&["telegram"], |_| {}, ACK, Some(audit.clone()));
     let (fake, client, _tls) = start_fake().await;
+    env.replies.register("telegram", client.clone());
     let p = parser();
     let mut offset = None;
     fake.lock().unwrap().updates.push(dm(10, 42, "hello"));

@@ -6,7 +6,8 @@
 //! and its acknowledgement as the reply; RedeemPairing → [`Pairing::redeem`]
 //! (audited as `gateway.pairing`) and "paired" or one neutral failure text;
 //! PairingPrompt → the pairing prompt; Denied / Ignored → no reply.
-//! Transports deliver the returned reply through their own API.
+//! Transports deliver the returned reply through the chat's one outbound path
+//! ([`Dispatcher::replies`], the same that the task's later replies take).
 
 use std::sync::Arc;
 
@@ -14,9 +15,10 @@ use super::access::{AccessControl, Decision};
 use super::clock::Clock;
 use super::error::GatewayError;
 use super::inbound::Inbound;
+use super::outbound::Replies;
 use super::pairing::{Pairing, RedeemOutcome};
 use super::replay::{Claim, Pending, ReplayGuard};
-use super::sinks::{AuditEvent, Task, TaskSink, Trail};
+use super::sinks::{AuditEvent, Task, TaskSink, Trail, audit_detail};
 
 /// Sent to an unknown sender in pairing mode (at most once per window).
 pub const PAIRING_PROMPT: &str = "This assistant requires pairing. Ask its owner for a pairing code and send it here as: /pair CODE";
@@ -60,6 +62,7 @@ pub struct Dispatcher {
     replay: Arc<ReplayGuard>,
     trail: Trail,
     tasks: Arc<dyn TaskSink>,
+    replies: Arc<Replies>,
     clock: Arc<dyn Clock>,
 }
 
@@ -99,6 +102,7 @@ impl Dispatcher {
         replay: Arc<ReplayGuard>,
         trail: Trail,
         tasks: Arc<dyn TaskSink>,
+        replies: Arc<Replies>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Dispatcher {
@@ -107,8 +111,16 @@ impl Dispatcher {
             replay,
             trail,
             tasks,
+            replies,
             clock,
         }
+    }
+
+    /// The chats' one outbound path: transports send the returned reply
+    /// through it (in order for polling transports, in the background for
+    /// webhooks, whose platforms want the answer within seconds).
+    pub fn replies(&self) -> &Arc<Replies> {
+        &self.replies
     }
 
     /// The trail the dispatcher audits to (transports audit what they reject there).
@@ -118,6 +130,45 @@ impl Dispatcher {
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
+    }
+
+    /// Audits an inbound event a transport could not parse
+    /// (`gateway.inbound_rejected`, malformed); the transport goes on.
+    pub async fn reject_malformed(
+        &self,
+        platform: &'static str,
+        err: &GatewayError,
+    ) -> Result<(), GatewayError> {
+        let mut ev = AuditEvent::new("gateway.inbound_rejected", "malformed", platform);
+        ev.detail = Some(audit_detail(&err.to_string()));
+        self.trail.event(ev).await
+    }
+
+    /// Dispatches `msg` for a transport holding a connection of its own (a
+    /// WebSocket): the answer leaves through the outbound path in the
+    /// background while the connection goes on (acknowledgements,
+    /// heartbeats); a message that fails validation is audited as malformed
+    /// rather than ending the connection.
+    pub async fn dispatch_and_answer(
+        &self,
+        platform: &'static str,
+        event_id: Option<&str>,
+        msg: Inbound,
+    ) -> Result<(), GatewayError> {
+        let (channel, chat) = (msg.channel().to_string(), msg.chat().to_string());
+        match self.dispatch(event_id, msg).await {
+            Ok(Dispatched::Handled {
+                reply: Some(text), ..
+            }) => {
+                self.replies.deliver_later(&channel, &chat, vec![text]);
+                Ok(())
+            }
+            Ok(_) => Ok(()),
+            Err(e @ (GatewayError::ValidateInbound { .. } | GatewayError::ParseEvent { .. })) => {
+                self.reject_malformed(platform, &e).await
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Dedupes `event_id` (if the platform gave one), then evaluates, audits

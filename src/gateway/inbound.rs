@@ -62,6 +62,14 @@ pub struct Inbound {
 }
 
 impl Inbound {
+    /// The same message on the channel configured as `channel` (a name that
+    /// settings validated), for a transport serving a channel not named after
+    /// its platform.
+    pub(crate) fn on_channel(mut self, channel: &str) -> Inbound {
+        self.channel = channel.to_string();
+        self
+    }
+
     pub fn channel(&self) -> &str {
         &self.channel
     }

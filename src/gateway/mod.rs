@@ -35,20 +35,24 @@
 //! codes), `gateway_redeem_limits`, `gateway_pairing_prompts`,
 //! `gateway_seen_events` (replay dedupe, [`replay`]).
 //!
-//! ## Channel transports and dispatch
+//! ## Channels and dispatch
 //!
-//! Role: the network side of the channels. [`transport`] holds the platform
-//! clients (Telegram Bot API long polling and `sendMessage`, Slack
-//! `chat.postMessage` and Socket Mode, Discord REST and the Gateway WebSocket)
-//! and the webhook listener ([`transport::webhook`]: `/telegram/webhook`,
-//! `/slack/events`, `/discord/interactions`, default `127.0.0.1:8444`, never the
-//! admin page's listener). Every inbound event is authenticated first (the
-//! [`channels`] verifiers; for polling and sockets the TLS connection opened
-//! with the bot/app token), deduplicated by its platform event id ([`replay`],
-//! persisted), then handed to the [`Dispatcher`], which evaluates access control,
-//! audits the decision ([`Trail`], before any effect), hands authorized
-//! messages to the agent ([`TaskSink`]), redeems pairing codes, and returns the
-//! reply that the transport delivers, split to the platform's limit ([`chunk`]).
+//! Role: the network side of the channels. [`channels`] holds one folder per
+//! platform (settings schema, verifier and parser, API client, inbound loop
+//! or webhook route), each a [`channels::Channel`] listed in
+//! [`channels::registry`]; the [`runner`] starts every configured channel
+//! through it. [`transport`] holds what they share: HTTP and WebSocket
+//! helpers, the reconnect pacer and the webhook listener
+//! ([`transport::webhook`], default `127.0.0.1:8444`, never the admin page's
+//! listener). Every inbound event is authenticated first (the platform's
+//! verifier; for polling and sockets the TLS connection opened with the
+//! bot/app token), deduplicated by its platform event id ([`replay`],
+//! persisted), then handed to the [`Dispatcher`], which evaluates access
+//! control, audits the decision ([`Trail`], before any effect), hands
+//! authorized messages to the agent ([`TaskSink`]), redeems pairing codes,
+//! and returns the reply. Every text to a chat, that reply and a task's later
+//! ones, leaves through one path ([`outbound::Replies`]), split to the
+//! platform's limit ([`chunk`]).
 //! Peers: the platforms' APIs (outbound HTTPS / WSS only to configured base
 //! URLs), the audit component and the agent runtime (through the two sinks).
 //! Privileges: holds bot / app tokens in [`channels::Redacted`] (never logged;
@@ -61,6 +65,7 @@ mod clock;
 pub mod dispatch;
 mod error;
 mod inbound;
+pub mod outbound;
 pub mod pairing;
 mod ratelimit;
 pub mod replay;
@@ -99,6 +104,6 @@ pub use sinks::{
     audit_detail,
 };
 pub use transport::HttpConfig;
-pub use transport::webhook::{WebhookApp, WebhookSettings};
+pub use transport::webhook::{Hooks, WebhookSettings};
 
 pub use service::{GatewayService, NO_PROVIDER_REPLY};

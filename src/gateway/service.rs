@@ -14,6 +14,7 @@ use super::clock::{Clock, SystemClock};
 use super::dispatch::Dispatcher;
 use super::error::GatewayError;
 use super::inbound::{Context, Inbound, LOCAL_CHANNEL, RawInbound};
+use super::outbound::Replies;
 use super::pairing::{Pairing, PairingKey};
 use super::replay::ReplayGuard;
 use super::runner::{self, SecretLookup};
@@ -22,7 +23,7 @@ use super::settings::{GatewaySettings, Profile};
 use super::sinks::{AuditEvent, BoxFuture, Task, TaskSink, Trail, TrailWriter};
 use super::state_db;
 use super::store::{RevokeScope, Store};
-use super::tasks::{AgentRuntime, Replies, Revoked, RuntimeSetup, VaultSecrets};
+use super::tasks::{AgentRuntime, Revoked, RuntimeSetup, VaultSecrets};
 use super::transport::webhook::WebhookSettings;
 use crate::audit::AuditLog;
 use crate::ipc::{
@@ -206,6 +207,7 @@ impl GatewayService {
             Arc::clone(&self.replay),
             self.trail.clone(),
             tasks,
+            Arc::clone(&self.replies),
             Arc::clone(&self.clock),
         )));
         Ok(())

@@ -259,30 +259,6 @@ pub struct TransportSettings {
     pub ca_file: Option<PathBuf>,
 }
 
-impl TransportKind {
-    pub(super) fn uses_webhook(self) -> bool {
-        matches!(
-            self,
-            TransportKind::TelegramWebhook
-                | TransportKind::SlackEvents
-                | TransportKind::DiscordInteractions
-        )
-    }
-
-    pub(super) fn default_base(self) -> &'static str {
-        match self {
-            TransportKind::TelegramPolling | TransportKind::TelegramWebhook => {
-                "https://api.telegram.org"
-            }
-            TransportKind::SlackEvents | TransportKind::SlackSocket => "https://slack.com/api",
-            TransportKind::DiscordGateway | TransportKind::DiscordInteractions => {
-                "https://discord.com/api/v10"
-            }
-            TransportKind::None => "",
-        }
-    }
-}
-
 pub const DEFAULT_PAIRING_TTL_SECS: u64 = 300;
 /// Most chat approvers a channel may name: a short list of people the owner
 /// trusts with every ask-level command there.

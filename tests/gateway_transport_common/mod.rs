@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use cowork::gateway::transport::webhook::{self, WebhookApp};
+use axum::routing::MethodRouter;
+use cowork::gateway::outbound::Replies;
+use cowork::gateway::transport::webhook::{self, Hooks};
 use cowork::gateway::{
     AccessControl, ChannelSettings, ChannelTaskSink, Dispatcher, GatewaySettings, HttpConfig,
     MemoryAudit, Pairing, PairingKey, Profile, ReplayGuard, Store, Task, TestClock, Trail,
@@ -100,6 +102,9 @@ pub struct Env {
     pub audit: Arc<MemoryAudit>,
     pub tasks: Mutex<tokio::sync::mpsc::Receiver<Task>>,
     pub dispatcher: Arc<Dispatcher>,
+    /// The chats' outbound path: register a platform client here for the
+    /// dispatcher's answers to reach its fake.
+    pub replies: Arc<Replies>,
 }
 
 pub fn env(channels: &[&str]) -> Env {
@@ -149,12 +154,14 @@ pub fn env_full(
         Some(a) => a,
         None => audit.clone(),
     };
+    let replies = Arc::new(Replies::default());
     let dispatcher = Arc::new(Dispatcher::new(
         access,
         pairing.clone(),
         replay.clone(),
         Trail::new(writer),
         Arc::new(ChannelTaskSink::new(tx, ack)),
+        replies.clone(),
         Arc::new(clock.clone()),
     ));
     Env {
@@ -166,6 +173,7 @@ pub fn env_full(
         audit,
         tasks: Mutex::new(rx),
         dispatcher,
+        replies,
     }
 }
 
@@ -193,8 +201,13 @@ impl Env {
     }
 }
 
-/// Starts the webhook listener (plain HTTP on loopback, as in production).
-pub async fn start_webhook(app: WebhookApp) -> SocketAddr {
+/// Starts the webhook listener (plain HTTP on loopback, as in production)
+/// with one platform's route at `path`, built on `env`'s dispatcher.
+pub async fn start_webhook(
+    env: &Env,
+    path: &'static str,
+    route: impl FnOnce(Arc<Hooks>) -> MethodRouter,
+) -> SocketAddr {
     let listener = webhook::bind(&webhook::WebhookSettings {
         listen: "127.0.0.1:0".into(),
         ..Default::default()
@@ -202,7 +215,7 @@ pub async fn start_webhook(app: WebhookApp) -> SocketAddr {
     .await
     .unwrap();
     let addr = listener.local_addr().unwrap();
-    let router = webhook::router(Arc::new(app));
+    let router = webhook::router([(path, route(Hooks::new(env.dispatcher.clone())))]);
     tokio::spawn(webhook::serve(listener, router, std::future::pending()));
     addr
 }

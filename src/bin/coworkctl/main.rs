@@ -861,10 +861,9 @@ fn print_update_status(v: &serde_json::Value) {
 
 /// `channels kinds`: the registry (`gateway::channels::registry`).
 fn channel_kinds(json: bool) -> ExitCode {
-    use cowork::gateway::channels::registry::KINDS;
+    use cowork::gateway::channels::registry::kinds;
     if json {
-        let kinds: Vec<serde_json::Value> = KINDS
-            .iter()
+        let kinds: Vec<serde_json::Value> = kinds()
             .map(|k| {
                 serde_json::json!({
                     "name": k.name,
@@ -883,7 +882,7 @@ fn channel_kinds(json: bool) -> ExitCode {
         println!("{}", serde_json::Value::Array(kinds));
         return ExitCode::SUCCESS;
     }
-    for k in KINDS {
+    for k in kinds() {
         println!("{}", k.name);
         for t in k.transports {
             let inbound = match t.webhook_route {

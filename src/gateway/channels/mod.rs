@@ -1,18 +1,154 @@
-//! Channel adapters' parsing half: authenticity checks (constant time) and
-//! payload → [`super::Inbound`]. Transport (HTTP servers, long polling) lives
-//! elsewhere and hands over raw headers and body bytes.
+//! The channels: one folder per platform holding everything of it (its
+//! registry entry with the settings and secrets each transport reads, the
+//! authenticity check and parser, the API client that is its [`Outbound`],
+//! and its inbound loop or webhook route), each implementing [`Channel`]. The
+//! runner starts every configured channel through the [`registry`]; nothing
+//! else names a platform. Shared here: request headers, size and timestamp
+//! checks, [`Redacted`] tokens and what a starting channel is given.
 //!
-//! Each channel offers `verify` (authenticity only), `parse` (payload only) and
+//! Each parser offers `verify` (authenticity only), `parse` (payload only) and
 //! `receive` (verify, then parse: the one to use in production, so a payload is
 //! never parsed before its signature holds).
 
 pub mod discord;
 pub mod email;
+pub mod local;
 pub mod registry;
 pub mod slack;
 pub mod telegram;
 
+use std::sync::Arc;
+
+use super::dispatch::Dispatcher;
 use super::error::{AuthFailure, GatewayError};
+use super::outbound::Outbound;
+use super::settings::TransportSettings;
+use super::sinks::BoxFuture;
+use super::transport::HttpConfig;
+use super::transport::pacer::Pacer;
+use super::transport::webhook::Hooks;
+use registry::{ChannelKind, TransportSpec};
+
+/// One platform: its registry entry and how one of its channels starts.
+pub trait Channel: Sync {
+    /// The platform's transports, with the settings and secrets each reads.
+    fn kind(&self) -> &'static ChannelKind;
+
+    /// Builds the channel `start.name` on the transport `start.spec`: its
+    /// outbound and its way in. Nothing runs yet: the runner registers the
+    /// outbound first (the chat's one way out), then runs the loop or serves
+    /// the route.
+    fn start(&self, start: &Start<'_>) -> Result<Started, GatewayError>;
+}
+
+/// Reads a named secret from the vault.
+pub trait SecretLookup: Send + Sync {
+    fn secret(&self, name: &str) -> Result<Redacted, GatewayError>;
+}
+
+/// What a channel is started with.
+pub struct Start<'a> {
+    /// Its name in `[channels]` (stamped on its messages).
+    pub name: &'a str,
+    pub spec: &'static TransportSpec,
+    pub transport: &'a TransportSettings,
+    pub secrets: &'a dyn SecretLookup,
+    pub dispatcher: &'a Arc<Dispatcher>,
+    /// For a webhook route: the listener's shared request handling.
+    pub hooks: &'a Arc<Hooks>,
+}
+
+/// A started channel, not yet running.
+#[derive(Debug)]
+pub struct Started {
+    pub outbound: Arc<dyn Outbound>,
+    pub inbound: InboundPath,
+}
+
+/// An inbound loop, given its pacer and the stop signal.
+pub type RunLoop =
+    Box<dyn FnOnce(Pacer, tokio::sync::watch::Receiver<bool>) -> BoxFuture<'static, ()> + Send>;
+
+/// How a channel's messages come in.
+pub enum InboundPath {
+    /// A loop the appliance runs (long polling, a WebSocket) until the stop
+    /// signal, pacing its reconnects with the pacer it is given.
+    Loop(RunLoop),
+    /// A route on the webhook listener, at the spec's `webhook_route`.
+    Webhook(Box<axum::routing::MethodRouter>),
+}
+
+impl std::fmt::Debug for Start<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Start({} on {})", self.name, self.spec.name)
+    }
+}
+
+impl std::fmt::Debug for InboundPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            InboundPath::Loop(_) => "a loop",
+            InboundPath::Webhook(_) => "a webhook route",
+        })
+    }
+}
+
+impl Start<'_> {
+    fn missing(&self, key: &'static str) -> GatewayError {
+        GatewayError::Settings {
+            channel: self.name.to_string(),
+            field: "transport",
+            reason: format!("{key} is required for this transport"),
+        }
+    }
+
+    /// The vault secret that the setting `key` (`value`) names.
+    pub fn secret(
+        &self,
+        key: &'static str,
+        value: &Option<String>,
+    ) -> Result<Redacted, GatewayError> {
+        let name = value.as_deref().ok_or_else(|| self.missing(key))?;
+        self.secrets.secret(name)
+    }
+
+    /// A plain setting the transport needs.
+    pub fn required<'v>(
+        &self,
+        key: &'static str,
+        value: &'v Option<String>,
+    ) -> Result<&'v str, GatewayError> {
+        value.as_deref().ok_or_else(|| self.missing(key))
+    }
+
+    /// The platform client's settings: `api_base` (else the spec's), `ca_file`.
+    pub fn http(&self) -> Result<HttpConfig, GatewayError> {
+        let t = self.transport;
+        let mut cfg = HttpConfig::new(
+            t.api_base
+                .clone()
+                .unwrap_or_else(|| self.spec.api_base.to_string()),
+        );
+        if let Some(path) = &t.ca_file {
+            cfg.extra_root_pem = Some(std::fs::read(path).map_err(|e| GatewayError::Settings {
+                channel: self.name.to_string(),
+                field: "transport.ca_file",
+                reason: format!("{}: {e}", path.display()),
+            })?);
+        }
+        Ok(cfg)
+    }
+}
+
+/// A random secret for a parser whose verifier a transport never uses (a
+/// polling Telegram bot, Slack in Socket Mode).
+pub(crate) fn unused_secret() -> String {
+    use rand::Rng;
+    let mut rng = rand::rngs::OsRng;
+    (0..32)
+        .map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.gen_range(0..36)]))
+        .collect()
+}
 
 /// Largest webhook body accepted, checked before any MAC or parse.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;

@@ -1,11 +1,14 @@
-//! The channel kinds the appliance knows: for each platform, its transports,
-//! the settings each reads and the vault secrets each needs. One table, read
-//! by the admin page's add-a-channel form and `coworkctl channels kinds`
-//! (`tests/check_config.rs` holds it to what the configuration accepts). A
-//! new platform is a new row here plus its code. A transport missing what it
-//! needs fails when its channel starts (status, settings page), not at
-//! `check-config`, so a channel can be added before its secrets are stored.
+//! The channel kinds the appliance knows: every platform's [`Channel`], and
+//! through it its transports, the settings each reads and the vault secrets
+//! each needs. Read by the runner (which starts a configured channel through
+//! its platform), the admin page's add-a-channel form and `coworkctl channels
+//! kinds` (`tests/check_config.rs` holds it to what the configuration
+//! accepts). A new platform is its folder plus one line in [`PLATFORMS`]. A
+//! transport missing what it needs fails when its channel starts (status,
+//! settings page), not at `check-config`, so a channel can be added before its
+//! secrets are stored.
 
+use super::{Channel, discord, local, slack, telegram};
 use crate::gateway::settings::TransportKind;
 
 /// One platform.
@@ -25,6 +28,8 @@ pub struct TransportSpec {
     /// The route on the gateway's webhook listener, for inbound webhooks;
     /// `None` when the appliance connects out (no inbound port needed).
     pub webhook_route: Option<&'static str>,
+    /// The platform's API base, used unless `api_base` is set.
+    pub api_base: &'static str,
     /// `[channels.NAME.transport]` keys it must have.
     pub required: &'static [&'static str],
     /// Keys it may have.
@@ -36,106 +41,30 @@ pub struct TransportSpec {
 /// Settings every network transport may carry.
 const COMMON: &[&str] = &["api_base", "ca_file"];
 
-/// The registry.
-pub const KINDS: &[ChannelKind] = &[
-    ChannelKind {
-        name: "telegram",
-        transports: &[
-            TransportSpec {
-                name: "telegram-polling",
-                kind: TransportKind::TelegramPolling,
-                webhook_route: None,
-                required: &["token_secret"],
-                optional: &["bot_user", "api_base", "ca_file"],
-                secrets: &[("token_secret", "the bot token from @BotFather")],
-            },
-            TransportSpec {
-                name: "telegram-webhook",
-                kind: TransportKind::TelegramWebhook,
-                webhook_route: Some("/telegram/webhook"),
-                required: &["token_secret", "signing_secret"],
-                optional: &["bot_user", "api_base", "ca_file"],
-                secrets: &[
-                    ("token_secret", "the bot token from @BotFather"),
-                    (
-                        "signing_secret",
-                        "the webhook's secret token (X-Telegram-Bot-Api-Secret-Token)",
-                    ),
-                ],
-            },
-        ],
-    },
-    ChannelKind {
-        name: "slack",
-        transports: &[
-            TransportSpec {
-                name: "slack-events",
-                kind: TransportKind::SlackEvents,
-                webhook_route: Some("/slack/events"),
-                required: &["token_secret", "signing_secret"],
-                optional: &["bot_user", "api_base", "ca_file"],
-                secrets: &[
-                    ("token_secret", "the bot token (xoxb-)"),
-                    ("signing_secret", "the app's signing secret"),
-                ],
-            },
-            TransportSpec {
-                name: "slack-socket",
-                kind: TransportKind::SlackSocket,
-                webhook_route: None,
-                required: &["token_secret", "app_token_secret"],
-                optional: &["bot_user", "signing_secret", "api_base", "ca_file"],
-                secrets: &[
-                    ("token_secret", "the bot token (xoxb-)"),
-                    (
-                        "app_token_secret",
-                        "the app-level token (xapp-) with connections:write",
-                    ),
-                    (
-                        "signing_secret",
-                        "the app's signing secret (not used by Socket Mode)",
-                    ),
-                ],
-            },
-        ],
-    },
-    ChannelKind {
-        name: "discord",
-        transports: &[
-            TransportSpec {
-                name: "discord-gateway",
-                kind: TransportKind::DiscordGateway,
-                webhook_route: None,
-                required: &["token_secret"],
-                optional: &["bot_user", "api_base", "ca_file"],
-                secrets: &[("token_secret", "the bot token")],
-            },
-            TransportSpec {
-                name: "discord-interactions",
-                kind: TransportKind::DiscordInteractions,
-                webhook_route: Some("/discord/interactions"),
-                required: &["token_secret", "application_id", "public_key"],
-                optional: &["bot_user", "api_base", "ca_file"],
-                secrets: &[("token_secret", "the bot token")],
-            },
-        ],
-    },
-    ChannelKind {
-        name: "local",
-        transports: &[TransportSpec {
-            name: "none",
-            kind: TransportKind::None,
-            webhook_route: None,
-            required: &[],
-            optional: &[],
-            secrets: &[],
-        }],
-    },
+/// The platforms, in the order the settings page lists them.
+pub static PLATFORMS: &[&dyn Channel] = &[
+    &telegram::Platform,
+    &slack::Platform,
+    &discord::Platform,
+    &local::Platform,
 ];
+
+/// Every platform's entry.
+pub fn kinds() -> impl Iterator<Item = &'static ChannelKind> {
+    PLATFORMS.iter().map(|p| p.kind())
+}
+
+/// The platform a transport kind belongs to.
+pub fn platform(kind: TransportKind) -> Option<&'static dyn Channel> {
+    PLATFORMS
+        .iter()
+        .copied()
+        .find(|p| p.kind().transports.iter().any(|t| t.kind == kind))
+}
 
 /// Every transport of every kind, in table order.
 pub fn transports() -> impl Iterator<Item = &'static TransportSpec> {
-    KINDS.iter().flat_map(|k| k.transports.iter())
+    kinds().flat_map(|k| k.transports.iter())
 }
 
 /// The entry of `kind`. Every [`TransportKind`] has one (a test checks it).
@@ -200,13 +129,42 @@ mod tests {
                 serde_json::from_value(serde_json::Value::String(spec.name.into())).unwrap();
             assert_eq!(named, kind, "{}", spec.name);
             assert_eq!(
-                spec.webhook_route.is_some(),
-                kind.uses_webhook(),
+                platform(kind).unwrap().kind().name,
+                kinds()
+                    .find(|k| k.transports.iter().any(|t| t.kind == kind))
+                    .unwrap()
+                    .name
+            );
+            assert_eq!(
+                spec.api_base.is_empty(),
+                kind == TransportKind::None,
                 "{}",
                 spec.name
             );
         }
         assert_eq!(transports().count(), all.len());
+    }
+
+    #[test]
+    fn platforms_transports_and_routes_are_each_named_once() {
+        let mut names: Vec<&str> = kinds().map(|k| k.name).collect();
+        let mut routes: Vec<&str> = transports().filter_map(|t| t.webhook_route).collect();
+        let (n, r) = (names.len(), routes.len());
+        names.sort_unstable();
+        names.dedup();
+        routes.sort_unstable();
+        routes.dedup();
+        assert_eq!((names.len(), routes.len()), (n, r));
+        for t in transports() {
+            let p = platform(t.kind).unwrap();
+            assert!(p.kind().transports.iter().any(|x| x.name == t.name));
+            assert!(t.webhook_route.is_none_or(|r| r.starts_with('/')));
+            assert!(
+                t.api_base.is_empty() || t.api_base.starts_with("https://"),
+                "{}",
+                t.name
+            );
+        }
     }
 
     #[test]

@@ -38,7 +38,6 @@
 mod approvals;
 pub(crate) mod budget;
 mod control;
-mod replies;
 mod tools;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -50,8 +49,9 @@ use rusqlite::Connection;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::gateway::outbound::Replies;
+
 pub use control::Revoked;
-pub use replies::{Outbound, Replies};
 pub use tools::SandboxClient;
 
 use self::tools::{

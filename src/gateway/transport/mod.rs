@@ -1,17 +1,15 @@
-//! Channel transports: HTTP clients for the platforms' APIs (replies, Telegram
-//! long polling) and the webhook listener. Every client takes its base URL and
-//! an optional extra root CA from [`HttpConfig`] (so tests point it at a local
-//! fake over TLS), never follows redirects (a token must not travel elsewhere),
-//! caps response bodies, and strips URLs from errors (the Telegram token is part
-//! of its URLs). Tokens are held in [`Redacted`] and never logged.
+//! What every channel's transport is built on (the platforms' own clients,
+//! loops and routes live in their folders under [`super::channels`]): the HTTP
+//! client settings and request helpers, the WebSocket connector, the
+//! reconnect [`pacer`], and the webhook listener ([`webhook`]) with its
+//! rejection accounting. Every client takes its base URL and an optional extra
+//! root CA from [`HttpConfig`] (so tests point it at a local fake over TLS),
+//! never follows redirects (a token must not travel elsewhere), caps response
+//! bodies, and strips URLs from errors (the Telegram token is part of its
+//! URLs). Tokens are held in [`Redacted`] and never logged.
 
-pub mod discord;
-pub mod discord_gateway;
 pub mod pacer;
 pub mod rejections;
-pub mod slack;
-pub mod slack_socket;
-pub mod telegram;
 pub mod webhook;
 
 use std::time::Duration;
@@ -57,6 +55,38 @@ impl HttpConfig {
             .user_agent("cowork-gateway")
             .build()
             .map_err(|e| err(e.without_url().to_string()))
+    }
+}
+
+/// A platform's HTTP API reached with a token in the `Authorization` header
+/// (Slack's Web API, Discord's REST API).
+#[derive(Debug)]
+pub struct ApiClient {
+    http: reqwest::Client,
+    base: String,
+    auth: reqwest::header::HeaderValue,
+}
+
+impl ApiClient {
+    /// `scheme`: the header's scheme (`Bearer`, `Bot`).
+    pub(crate) fn new(
+        channel: &'static str,
+        cfg: &HttpConfig,
+        scheme: &str,
+        token: &Redacted,
+    ) -> Result<ApiClient, GatewayError> {
+        Ok(ApiClient {
+            http: cfg.client(channel)?,
+            base: cfg.base().to_string(),
+            auth: auth_header(channel, scheme, token)?,
+        })
+    }
+
+    /// A `POST` of `{base}/{path}` carrying the token.
+    pub(crate) fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .post(format!("{}/{path}", self.base))
+            .header(reqwest::header::AUTHORIZATION, self.auth.clone())
     }
 }
 

@@ -1,6 +1,6 @@
-//! The webhook listener: one axum [`Router`] with `/telegram/webhook`,
-//! `/slack/events` and `/discord/interactions` (only for the channels given),
-//! bound where [`WebhookSettings::listen`] says (default `127.0.0.1:8444`, for
+//! The webhook listener: one axum [`Router`] with a route for each channel
+//! served by webhook (each platform's route lives in its folder under
+//! [`crate::gateway::channels`], built on [`Hooks`]), bound where [`WebhookSettings::listen`] says (default `127.0.0.1:8444`, for
 //! a reverse tunnel). It is its own listener, never the admin page's.
 //!
 //! Every request: body read up to [`MAX_BODY_BYTES`] (over → 413), headers to
@@ -10,7 +10,7 @@
 //! first 20 per route per hour one by one and the rest counted into one
 //! summary entry (see [`super::rejections`]), so a flood of unauthenticated
 //! requests adds a bounded number of entries.
-//! Replies are delivered through the platform's API in a spawned task, so the
+//! Replies go out through the chat's outbound path in a spawned task, so the
 //! platform's webhook deadline (Slack, Discord: 3 s) is not spent on them.
 
 use std::net::SocketAddr;
@@ -18,23 +18,16 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::MethodRouter;
 use serde::{Deserialize, Serialize};
 
-use super::discord::DiscordClient;
 use super::rejections::{Rejections, Verdict};
-use super::slack::SlackClient;
-use super::telegram::TelegramClient;
-use crate::gateway::channels::discord::{Discord, DiscordInteraction};
-use crate::gateway::channels::slack::{Slack, SlackEvent};
-use crate::gateway::channels::telegram::{Telegram, TelegramUpdate};
 use crate::gateway::channels::{Headers, MAX_BODY_BYTES};
-use crate::gateway::chunk::{DISCORD_MAX_CHARS, chunk_text};
 use crate::gateway::dispatch::{Dispatched, Dispatcher};
 use crate::gateway::error::{AuthFailure, GatewayError};
+use crate::gateway::inbound::Inbound;
 use crate::gateway::sinks::{AuditEvent, audit_detail};
 
 /// `[webhook]`: where the webhook listener binds.
@@ -66,75 +59,147 @@ impl WebhookSettings {
     }
 }
 
-/// Telegram webhook mode: the secret-token verifier and the reply client.
+/// What every webhook route shares: the dispatcher (and through it the
+/// trail and the chats' outbound path) and the rejection windows.
 #[derive(Debug)]
-pub struct TelegramWebhook {
-    pub verifier: Telegram,
-    pub client: Arc<TelegramClient>,
+pub struct Hooks {
+    dispatcher: Arc<Dispatcher>,
+    rejections: Rejections,
 }
 
-/// Slack Events API: the signing-secret verifier and the reply client.
-#[derive(Debug)]
-pub struct SlackWebhook {
-    pub verifier: Slack,
-    pub client: Arc<SlackClient>,
-}
+impl Hooks {
+    pub fn new(dispatcher: Arc<Dispatcher>) -> Arc<Hooks> {
+        Arc::new(Hooks {
+            dispatcher,
+            rejections: Rejections::default(),
+        })
+    }
 
-/// Discord interactions: the Ed25519 verifier and the REST client for reply
-/// pieces past the first (`None`: only the interaction response).
-#[derive(Debug)]
-pub struct DiscordWebhook {
-    pub verifier: Discord,
-    pub client: Option<Arc<DiscordClient>>,
-}
+    pub fn dispatcher(&self) -> &Arc<Dispatcher> {
+        &self.dispatcher
+    }
 
-/// Everything the listener serves; a `None` channel has no route.
-#[derive(Debug)]
-pub struct WebhookApp {
-    pub dispatcher: Arc<Dispatcher>,
-    pub telegram: Option<TelegramWebhook>,
-    pub slack: Option<SlackWebhook>,
-    pub discord: Option<DiscordWebhook>,
-}
+    /// Audits the rejections counted but not yet summarized (when the
+    /// listener stops), so none is dropped.
+    pub async fn flush(&self) {
+        let now = self.dispatcher.clock().now();
+        for ev in self.rejections.flush(now, true) {
+            if let Err(e) = self.dispatcher.trail().event(ev).await {
+                tracing::error!(error = %e, "audit of the webhook rejection summary failed");
+            }
+        }
+    }
 
-/// What the handlers share: the app and its rejection windows.
-#[derive(Debug)]
-struct Listener {
-    app: Arc<WebhookApp>,
-    rejections: Arc<Rejections>,
-}
+    /// Audits a rejected request (in full, or counted into its window's
+    /// summary) and answers with its status (500 if an audit write fails:
+    /// nothing is answered unaccounted for).
+    pub(crate) async fn reject(&self, channel: &'static str, err: &GatewayError) -> Response {
+        let (status, reason) = classify(err);
+        let now = self.dispatcher.clock().now();
+        let (verdict, summaries) = self.rejections.note(channel, reason, now);
+        let mut events = summaries;
+        if verdict == Verdict::Audit {
+            if status == StatusCode::INTERNAL_SERVER_ERROR {
+                tracing::error!(channel, error = %err, "webhook failed");
+            }
+            let mut ev = AuditEvent::new("gateway.webhook_rejected", reason, channel);
+            ev.detail = Some(audit_detail(&err.to_string()));
+            events.push(ev);
+        }
+        for ev in events {
+            if let Err(e) = self.dispatcher.trail().event(ev).await {
+                tracing::error!(channel, error = %e, "audit of a rejected webhook failed");
+                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            }
+        }
+        (status, reason).into_response()
+    }
 
-impl std::ops::Deref for Listener {
-    type Target = WebhookApp;
-    fn deref(&self) -> &WebhookApp {
-        &self.app
+    /// Reads the body (cap → 413) and converts headers (non-UTF-8 value → 401,
+    /// as no authentic request carries one in the headers we read).
+    pub(crate) async fn read_request(
+        &self,
+        channel: &'static str,
+        headers: &HeaderMap,
+        body: Body,
+    ) -> Result<(Headers, axum::body::Bytes), Response> {
+        let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+            Ok(b) => b,
+            Err(_) => {
+                let err = GatewayError::VerifyRequest {
+                    channel,
+                    reason: AuthFailure::BodyTooLarge {
+                        len: MAX_BODY_BYTES + 1,
+                        max: MAX_BODY_BYTES,
+                    },
+                };
+                return Err(self.reject(channel, &err).await);
+            }
+        };
+        let mut h = Headers::new();
+        for (name, value) in headers {
+            // Values that are not visible ASCII cannot be any header we check.
+            if let Ok(v) = value.to_str() {
+                h.insert(name.as_str(), v);
+            }
+        }
+        Ok((h, bytes))
+    }
+
+    /// Dispatches a verified message and answers the platform: 200 (the
+    /// reply, if any, goes out through the chat's outbound path in the
+    /// background, so the platform's deadline is not spent on it), 409 for a
+    /// replayed event id, the rejection's status for an error.
+    pub(crate) async fn dispatch(
+        &self,
+        channel: &'static str,
+        event_id: Option<&str>,
+        inbound: Inbound,
+    ) -> Response {
+        let (name, chat) = (inbound.channel().to_string(), inbound.chat().to_string());
+        match self.dispatcher.dispatch(event_id, inbound).await {
+            Ok(Dispatched::Replay) => replay_response(),
+            Ok(Dispatched::Handled { reply, .. }) => {
+                if let Some(text) = reply {
+                    self.dispatcher
+                        .replies()
+                        .deliver_later(&name, &chat, vec![text]);
+                }
+                StatusCode::OK.into_response()
+            }
+            Err(e) => self.reject(channel, &e).await,
+        }
     }
 }
 
-/// The router (routes only for the configured channels).
-pub fn router(app: Arc<WebhookApp>) -> Router {
-    router_with_rejections(app).0
+/// A platform's `POST` route: each request's body is read (capped) and its
+/// headers gathered before `handle` gets them with the platform's verifier.
+pub fn post_route<V, F, Fut>(
+    hooks: Arc<Hooks>,
+    channel: &'static str,
+    verifier: V,
+    handle: F,
+) -> MethodRouter
+where
+    V: Send + Sync + 'static,
+    F: Fn(Arc<Hooks>, Arc<V>, Headers, axum::body::Bytes) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Response> + Send + 'static,
+{
+    let verifier = Arc::new(verifier);
+    axum::routing::post(move |headers: HeaderMap, body: Body| async move {
+        match hooks.read_request(channel, &headers, body).await {
+            Ok((h, body)) => handle(hooks, verifier, h, body).await,
+            Err(r) => r,
+        }
+    })
 }
 
-/// The router and its rejection windows, whose pending counts the caller
-/// audits when the listener stops ([`Rejections::flush`]).
-pub fn router_with_rejections(app: Arc<WebhookApp>) -> (Router, Arc<Rejections>) {
-    let rejections = Arc::new(Rejections::default());
-    let app = Arc::new(Listener {
-        app,
-        rejections: rejections.clone(),
-    });
-    let mut r = Router::new();
-    if app.telegram.is_some() {
-        r = r.route("/telegram/webhook", post(telegram_webhook));
-    }
-    if app.slack.is_some() {
-        r = r.route("/slack/events", post(slack_events));
-    }
-    if app.discord.is_some() {
-        r = r.route("/discord/interactions", post(discord_interactions));
-    }
-    (r.with_state(app), rejections)
+/// The listener's router: one route per channel served by webhook, each
+/// path as the registry names it ([`crate::gateway::channels::registry`]).
+pub fn router(routes: impl IntoIterator<Item = (&'static str, MethodRouter)>) -> Router {
+    routes
+        .into_iter()
+        .fold(Router::new(), |r, (path, route)| r.route(path, route))
 }
 
 /// Binds the listener where `settings` says.
@@ -198,211 +263,9 @@ fn classify(err: &GatewayError) -> (StatusCode, &'static str) {
     }
 }
 
-/// Audits a rejected request (in full, or counted into its window's summary)
-/// and answers with its status (500 if an audit write fails: nothing is
-/// answered unaccounted for).
-async fn reject(app: &Listener, channel: &'static str, err: &GatewayError) -> Response {
-    let (status, reason) = classify(err);
-    let now = app.dispatcher.clock().now();
-    let (verdict, summaries) = app.rejections.note(channel, reason, now);
-    let mut events = summaries;
-    if verdict == Verdict::Audit {
-        if status == StatusCode::INTERNAL_SERVER_ERROR {
-            tracing::error!(channel, error = %err, "webhook failed");
-        }
-        let mut ev = AuditEvent::new("gateway.webhook_rejected", reason, channel);
-        ev.detail = Some(audit_detail(&err.to_string()));
-        events.push(ev);
-    }
-    for ev in events {
-        if let Err(e) = app.dispatcher.trail().event(ev).await {
-            tracing::error!(channel, error = %e, "audit of a rejected webhook failed");
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-        }
-    }
-    (status, reason).into_response()
-}
-
-/// Audits a replayed event and answers 409.
-fn replay_response() -> Response {
+/// Answers a replayed event: 409 (audited by the dispatcher).
+pub(crate) fn replay_response() -> Response {
     (StatusCode::CONFLICT, "replayed event").into_response()
-}
-
-/// Reads the body (cap → 413) and converts headers (non-UTF-8 value → 401,
-/// as no authentic request carries one in the headers we read).
-async fn read_request(
-    app: &Listener,
-    channel: &'static str,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<(Headers, axum::body::Bytes), Response> {
-    let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(b) => b,
-        Err(_) => {
-            let err = GatewayError::VerifyRequest {
-                channel,
-                reason: AuthFailure::BodyTooLarge {
-                    len: MAX_BODY_BYTES + 1,
-                    max: MAX_BODY_BYTES,
-                },
-            };
-            return Err(reject(app, channel, &err).await);
-        }
-    };
-    let mut h = Headers::new();
-    for (name, value) in headers {
-        // Values that are not visible ASCII cannot be any header we check.
-        if let Ok(v) = value.to_str() {
-            h.insert(name.as_str(), v);
-        }
-    }
-    Ok((h, bytes))
-}
-
-async fn telegram_webhook(
-    State(app): State<Arc<Listener>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    const CH: &str = "telegram";
-    let Some(tg) = &app.telegram else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    let (h, body) = match read_request(&app, CH, &headers, body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let (update_id, inbound) = match tg.verifier.receive(&h, &body) {
-        Ok(TelegramUpdate::Message { update_id, inbound }) => (update_id, inbound),
-        Ok(TelegramUpdate::Ignored { .. }) => return StatusCode::OK.into_response(),
-        Err(e) => return reject(&app, CH, &e).await,
-    };
-    let chat = inbound.chat().to_string();
-    match app
-        .dispatcher
-        .dispatch(Some(&update_id.to_string()), inbound)
-        .await
-    {
-        Ok(Dispatched::Replay) => replay_response(),
-        Ok(Dispatched::Handled { reply, .. }) => {
-            if let Some(text) = reply {
-                let client = tg.client.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = client.send_message(&chat, &text).await {
-                        tracing::warn!(error = %e, "telegram reply failed");
-                    }
-                });
-            }
-            StatusCode::OK.into_response()
-        }
-        Err(e) => reject(&app, CH, &e).await,
-    }
-}
-
-async fn slack_events(
-    State(app): State<Arc<Listener>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    const CH: &str = "slack";
-    let Some(sl) = &app.slack else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    let (h, body) = match read_request(&app, CH, &headers, body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let now = app.dispatcher.clock().now();
-    let (event_id, inbound) = match sl.verifier.receive(&h, &body, now) {
-        Ok(SlackEvent::UrlVerification { challenge }) => {
-            return axum::Json(serde_json::json!({ "challenge": challenge })).into_response();
-        }
-        Ok(SlackEvent::Message { event_id, inbound }) => (event_id, inbound),
-        Ok(SlackEvent::Ignored { .. }) => return StatusCode::OK.into_response(),
-        Err(e) => return reject(&app, CH, &e).await,
-    };
-    let chat = inbound.chat().to_string();
-    match app.dispatcher.dispatch(event_id.as_deref(), inbound).await {
-        Ok(Dispatched::Replay) => replay_response(),
-        Ok(Dispatched::Handled { reply, .. }) => {
-            if let Some(text) = reply {
-                let client = sl.client.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = client.post_message(&chat, &text).await {
-                        tracing::warn!(error = %e, "slack reply failed");
-                    }
-                });
-            }
-            StatusCode::OK.into_response()
-        }
-        Err(e) => reject(&app, CH, &e).await,
-    }
-}
-
-async fn discord_interactions(
-    State(app): State<Arc<Listener>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    const CH: &str = "discord";
-    let Some(dc) = &app.discord else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    let (h, body) = match read_request(&app, CH, &headers, body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let now = app.dispatcher.clock().now();
-    let (interaction_id, inbound) = match dc.verifier.receive(&h, &body, now) {
-        Ok(DiscordInteraction::Ping) => {
-            return axum::Json(serde_json::json!({ "type": 1 })).into_response();
-        }
-        Ok(DiscordInteraction::Command {
-            interaction_id,
-            inbound,
-            ..
-        }) => (interaction_id, inbound),
-        Ok(DiscordInteraction::Ignored { .. }) => {
-            return axum::Json(serde_json::json!({ "type": 5, "data": { "flags": 64 } }))
-                .into_response();
-        }
-        Err(e) => return reject(&app, CH, &e).await,
-    };
-    let chat = inbound.chat().to_string();
-    match app
-        .dispatcher
-        .dispatch(Some(&interaction_id), *inbound)
-        .await
-    {
-        Ok(Dispatched::Replay) => replay_response(),
-        Ok(Dispatched::Handled { reply: None, .. }) => {
-            // No reply: a deferred, ephemeral acknowledgement that is never followed up.
-            axum::Json(serde_json::json!({ "type": 5, "data": { "flags": 64 } })).into_response()
-        }
-        Ok(Dispatched::Handled {
-            reply: Some(text), ..
-        }) => {
-            let mut parts = chunk_text(&text, DISCORD_MAX_CHARS).into_iter();
-            let first = parts.next().unwrap_or_default();
-            let rest: Vec<String> = parts.collect();
-            if let (Some(client), false) = (dc.client.clone(), rest.is_empty()) {
-                tokio::spawn(async move {
-                    for part in rest {
-                        if let Err(e) = client.create_message(&chat, &part).await {
-                            tracing::warn!(error = %e, "discord reply failed");
-                            return;
-                        }
-                    }
-                });
-            }
-            axum::Json(serde_json::json!({
-                "type": 4,
-                "data": { "content": first, "allowed_mentions": { "parse": [] } },
-            }))
-            .into_response()
-        }
-        Err(e) => reject(&app, CH, &e).await,
-    }
 }
 
 #[cfg(test)]

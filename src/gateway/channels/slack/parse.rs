@@ -12,11 +12,13 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use super::{Headers, REPLAY_WINDOW_SECS, check_body_size, check_timestamp, parse_json};
+use crate::gateway::channels::{
+    Headers, REPLAY_WINDOW_SECS, check_body_size, check_timestamp, parse_json,
+};
 use crate::gateway::error::{AuthFailure, GatewayError};
 use crate::gateway::inbound::{Attachment, Context, Inbound, RawInbound};
 
-const CHANNEL: &str = "slack";
+pub(crate) const CHANNEL: &str = "slack";
 pub const SIGNATURE_HEADER: &str = "X-Slack-Signature";
 pub const TIMESTAMP_HEADER: &str = "X-Slack-Request-Timestamp";
 
@@ -35,6 +37,9 @@ pub enum SlackEvent {
 
 /// The Slack channel's verifier and parser.
 pub struct Slack {
+    /// The configured channel this parser serves (its name in `[channels]`,
+    /// stamped on every message; the platform's name unless [`Self::named`]).
+    channel: String,
     signing_secret: Zeroizing<Vec<u8>>,
     bot_user_id: String,
     window_secs: i64,
@@ -50,6 +55,13 @@ impl std::fmt::Debug for Slack {
 }
 
 impl Slack {
+    /// Serves the channel configured as `channel` (messages carry that name,
+    /// so its settings, users and replies are the ones that apply).
+    pub fn named(mut self, channel: &str) -> Slack {
+        self.channel = channel.to_string();
+        self
+    }
+
     /// `bot_user_id` is the app's bot user (`U...`), for mention detection.
     pub fn new(signing_secret: &[u8], bot_user_id: &str) -> Result<Slack, GatewayError> {
         if signing_secret.len() < 16 {
@@ -59,6 +71,7 @@ impl Slack {
             });
         }
         Ok(Slack {
+            channel: CHANNEL.to_string(),
             signing_secret: Zeroizing::new(signing_secret.to_vec()),
             bot_user_id: bot_user_id.to_string(),
             window_secs: REPLAY_WINDOW_SECS,
@@ -198,7 +211,7 @@ impl Slack {
             })
             .collect();
         let inbound = Inbound::try_from(RawInbound {
-            channel: CHANNEL.into(),
+            channel: self.channel.clone(),
             account: Some(account),
             sender: user,
             sender_name: None,

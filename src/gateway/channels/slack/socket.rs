@@ -14,30 +14,26 @@ use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::slack::SlackClient;
-use super::{HttpConfig, api_err, auth_header, read_capped, ws_connect};
+use super::client::read_answer;
+use super::parse::{Slack, SlackEvent};
 use crate::gateway::channels::Redacted;
-use crate::gateway::channels::slack::{Slack, SlackEvent};
-use crate::gateway::dispatch::{Dispatched, Dispatcher};
+use crate::gateway::dispatch::Dispatcher;
 use crate::gateway::error::GatewayError;
 use crate::gateway::sinks::{AuditEvent, audit_detail};
+use crate::gateway::transport::{ApiClient, HttpConfig, api_err, read_capped, ws_connect};
 
 const CHANNEL: &str = "slack";
 
 /// Opens Socket Mode connections.
 #[derive(Debug)]
 pub struct SocketModeClient {
-    http: reqwest::Client,
-    base: String,
-    auth: reqwest::header::HeaderValue,
+    api: ApiClient,
     extra_root_pem: Option<Vec<u8>>,
 }
 
 #[derive(Deserialize)]
-struct OpenResponse {
-    ok: bool,
-    url: Option<String>,
-    error: Option<String>,
+struct Opened {
+    url: String,
 }
 
 #[derive(Deserialize)]
@@ -106,9 +102,7 @@ impl SocketModeClient {
     /// `app_token`: the app-level `xapp-` token (scope `connections:write`).
     pub fn new(cfg: &HttpConfig, app_token: &Redacted) -> Result<Self, GatewayError> {
         Ok(SocketModeClient {
-            http: cfg.client(CHANNEL)?,
-            base: cfg.base().to_string(),
-            auth: auth_header(CHANNEL, "Bearer", app_token)?,
+            api: ApiClient::new(CHANNEL, cfg, "Bearer", app_token)?,
             extra_root_pem: cfg.extra_root_pem.clone(),
         })
     }
@@ -117,43 +111,21 @@ impl SocketModeClient {
     pub async fn open(&self) -> Result<Redacted, GatewayError> {
         let op = "apps.connections.open";
         let resp = self
-            .http
-            .post(format!("{}/apps.connections.open", self.base))
-            .header(reqwest::header::AUTHORIZATION, self.auth.clone())
+            .api
+            .post("apps.connections.open")
             .send()
             .await
             .map_err(api_err(CHANNEL, op))?;
         let status = resp.status();
         let body = read_capped(CHANNEL, op, resp).await?;
-        let parsed: OpenResponse =
-            serde_json::from_slice(&body).map_err(|e| GatewayError::ChannelApi {
-                channel: CHANNEL,
-                operation: op,
-                reason: format!("HTTP {status}: bad response: {e}"),
-            })?;
-        match (parsed.ok, parsed.url) {
-            (true, Some(url)) => Ok(Redacted::from(url)),
-            _ => Err(GatewayError::ChannelApi {
-                channel: CHANNEL,
-                operation: op,
-                reason: format!(
-                    "HTTP {status}: {}",
-                    parsed
-                        .error
-                        .unwrap_or_default()
-                        .chars()
-                        .take(64)
-                        .collect::<String>()
-                ),
-            }),
-        }
+        let opened: Opened = read_answer(op, status, &body)?;
+        Ok(Redacted::from(opened.url))
     }
 
     /// Opens one connection and serves it until it ends.
     pub async fn run_session(
         &self,
         parser: &Slack,
-        replies: &Arc<SlackClient>,
         dispatcher: &Dispatcher,
         shutdown: &mut tokio::sync::watch::Receiver<bool>,
     ) -> Result<SessionEnd, GatewayError> {
@@ -190,7 +162,7 @@ impl SocketModeClient {
             // and a dispatch that failed forgot its event id, so the
             // redelivery is a fresh attempt. An error ends the session unacked.
             if let SocketAction::Event(payload) = &frame.action {
-                self.handle_event(parser, replies, dispatcher, payload.get().as_bytes())
+                self.handle_event(parser, dispatcher, payload.get().as_bytes())
                     .await?;
             }
             if let Some(id) = &frame.ack {
@@ -209,39 +181,17 @@ impl SocketModeClient {
     async fn handle_event(
         &self,
         parser: &Slack,
-        replies: &Arc<SlackClient>,
         dispatcher: &Dispatcher,
         payload: &[u8],
     ) -> Result<(), GatewayError> {
-        let (event_id, inbound) = match parser.parse(payload) {
-            Ok(SlackEvent::Message { event_id, inbound }) => (event_id, inbound),
-            Ok(SlackEvent::UrlVerification { .. } | SlackEvent::Ignored { .. }) => return Ok(()),
-            Err(e) => {
-                let mut ev = AuditEvent::new("gateway.inbound_rejected", "malformed", CHANNEL);
-                ev.detail = Some(audit_detail(&e.to_string()));
-                return dispatcher.trail().event(ev).await;
+        match parser.parse(payload) {
+            Ok(SlackEvent::Message { event_id, inbound }) => {
+                dispatcher
+                    .dispatch_and_answer(CHANNEL, event_id.as_deref(), inbound)
+                    .await
             }
-        };
-        let chat = inbound.chat().to_string();
-        match dispatcher.dispatch(event_id.as_deref(), inbound).await {
-            Ok(Dispatched::Handled {
-                reply: Some(text), ..
-            }) => {
-                let replies = replies.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = replies.post_message(&chat, &text).await {
-                        tracing::warn!(error = %e, "slack reply failed");
-                    }
-                });
-                Ok(())
-            }
-            Ok(_) => Ok(()),
-            Err(e @ (GatewayError::ValidateInbound { .. } | GatewayError::ParseEvent { .. })) => {
-                let mut ev = AuditEvent::new("gateway.inbound_rejected", "malformed", CHANNEL);
-                ev.detail = Some(audit_detail(&e.to_string()));
-                dispatcher.trail().event(ev).await
-            }
-            Err(e) => Err(e),
+            Ok(SlackEvent::UrlVerification { .. } | SlackEvent::Ignored { .. }) => Ok(()),
+            Err(e) => dispatcher.reject_malformed(CHANNEL, &e).await,
         }
     }
 }
@@ -252,9 +202,8 @@ impl SocketModeClient {
 pub async fn run_socket_mode(
     client: Arc<SocketModeClient>,
     parser: Arc<Slack>,
-    replies: Arc<SlackClient>,
     dispatcher: Arc<Dispatcher>,
-    mut pacer: super::pacer::Pacer,
+    mut pacer: crate::gateway::transport::pacer::Pacer,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
@@ -263,7 +212,7 @@ pub async fn run_socket_mode(
         }
         let began = std::time::Instant::now();
         let go_on = match client
-            .run_session(&parser, &replies, &dispatcher, &mut shutdown)
+            .run_session(&parser, &dispatcher, &mut shutdown)
             .await
         {
             Ok(SessionEnd::Shutdown) => return,

@@ -9,13 +9,14 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{HttpConfig, send_rate_limited};
+use super::parse::{Telegram, TelegramUpdate};
 use crate::gateway::channels::Redacted;
-use crate::gateway::channels::telegram::{Telegram, TelegramUpdate};
 use crate::gateway::chunk::{TELEGRAM_MAX_CHARS, chunk_text};
 use crate::gateway::dispatch::{Dispatched, Dispatcher};
 use crate::gateway::error::GatewayError;
-use crate::gateway::sinks::{AuditEvent, audit_detail};
+use crate::gateway::outbound::Outbound;
+use crate::gateway::sinks::BoxFuture;
+use crate::gateway::transport::{HttpConfig, send_rate_limited};
 
 const CHANNEL: &str = "telegram";
 /// The real Bot API base.
@@ -144,6 +145,12 @@ impl TelegramClient {
     }
 }
 
+impl Outbound for TelegramClient {
+    fn send<'a>(&'a self, chat: &'a str, text: &'a str) -> BoxFuture<'a, Result<(), GatewayError>> {
+        Box::pin(self.send_message(chat, text))
+    }
+}
+
 /// What one poll did (returned by [`poll_once`] for tests and metrics).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct PollStats {
@@ -172,7 +179,7 @@ pub async fn poll_once(
     };
     for raw in updates {
         let bytes = raw.get().as_bytes();
-        handle_update(client, parser, dispatcher, bytes, &mut stats).await?;
+        handle_update(parser, dispatcher, bytes, &mut stats).await?;
         if let Ok(id) = serde_json::from_slice::<UpdateId>(bytes) {
             let next = id.update_id.saturating_add(1);
             *offset = Some(offset.map_or(next, |o| o.max(next)));
@@ -183,7 +190,6 @@ pub async fn poll_once(
 
 /// One update: parsed, dispatched (or its rejection audited), replied to.
 async fn handle_update(
-    client: &TelegramClient,
     parser: &Telegram,
     dispatcher: &Dispatcher,
     bytes: &[u8],
@@ -193,14 +199,12 @@ async fn handle_update(
         Ok(TelegramUpdate::Message { update_id, inbound }) => (update_id, inbound),
         Ok(TelegramUpdate::Ignored { .. }) => return Ok(()),
         Err(e) => {
-            let mut ev = AuditEvent::new("gateway.inbound_rejected", "malformed", CHANNEL);
-            ev.detail = Some(audit_detail(&e.to_string()));
-            dispatcher.trail().event(ev).await?;
+            dispatcher.reject_malformed(CHANNEL, &e).await?;
             stats.rejected += 1;
             return Ok(());
         }
     };
-    let chat = inbound.chat().to_string();
+    let (channel, chat) = (inbound.channel().to_string(), inbound.chat().to_string());
     match dispatcher
         .dispatch(Some(&update_id.to_string()), inbound)
         .await?
@@ -208,10 +212,10 @@ async fn handle_update(
         Dispatched::Replay => stats.replays += 1,
         Dispatched::Handled { reply, .. } => {
             stats.dispatched += 1;
-            if let Some(text) = reply
-                && let Err(e) = client.send_message(&chat, &text).await
-            {
-                tracing::warn!(error = %e, "telegram reply failed");
+            // Awaited, so one chat's answers keep the order of its messages;
+            // a failure is logged by the outbound path.
+            if let Some(text) = reply {
+                let _ = dispatcher.replies().deliver(&channel, &chat, &text).await;
             }
         }
     }
@@ -226,7 +230,7 @@ pub async fn run_polling(
     parser: Arc<Telegram>,
     dispatcher: Arc<Dispatcher>,
     timeout_secs: u32,
-    mut pacer: super::pacer::Pacer,
+    mut pacer: crate::gateway::transport::pacer::Pacer,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut offset = None;

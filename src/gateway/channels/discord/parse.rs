@@ -10,11 +10,13 @@
 use ed25519_dalek::{Signature, VerifyingKey};
 use serde::Deserialize;
 
-use super::{Headers, REPLAY_WINDOW_SECS, Redacted, check_body_size, check_timestamp, parse_json};
+use crate::gateway::channels::{
+    Headers, REPLAY_WINDOW_SECS, Redacted, check_body_size, check_timestamp, parse_json,
+};
 use crate::gateway::error::{AuthFailure, GatewayError};
 use crate::gateway::inbound::{Context, Inbound, RawInbound};
 
-const CHANNEL: &str = "discord";
+pub(crate) const CHANNEL: &str = "discord";
 pub const SIGNATURE_HEADER: &str = "X-Signature-Ed25519";
 pub const TIMESTAMP_HEADER: &str = "X-Signature-Timestamp";
 
@@ -39,12 +41,22 @@ pub enum DiscordInteraction {
 /// The Discord channel's verifier and parser.
 #[derive(Debug)]
 pub struct Discord {
+    /// The configured channel this parser serves (its name in `[channels]`,
+    /// stamped on every message; the platform's name unless [`Self::named`]).
+    channel: String,
     key: VerifyingKey,
     application_id: String,
     window_secs: i64,
 }
 
 impl Discord {
+    /// Serves the channel configured as `channel` (messages carry that name,
+    /// so its settings, users and replies are the ones that apply).
+    pub fn named(mut self, channel: &str) -> Discord {
+        self.channel = channel.to_string();
+        self
+    }
+
     /// `public_key_hex`: the application's 32-byte Ed25519 public key in hex.
     pub fn new(public_key_hex: &str, application_id: &str) -> Result<Discord, GatewayError> {
         let bad = |reason| GatewayError::VerifierKey {
@@ -63,6 +75,7 @@ impl Discord {
             return Err(bad("application id must be a decimal snowflake"));
         }
         Ok(Discord {
+            channel: CHANNEL.to_string(),
             key,
             application_id: application_id.to_string(),
             window_secs: REPLAY_WINDOW_SECS,
@@ -166,7 +179,7 @@ impl Discord {
             strings.join(" ")
         };
         let inbound = Inbound::try_from(RawInbound {
-            channel: CHANNEL.into(),
+            channel: self.channel.clone(),
             account: ia.guild_id,
             sender: user.id,
             sender_name: user.global_name.or(user.username),

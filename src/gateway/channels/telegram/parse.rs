@@ -9,11 +9,11 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::{Headers, check_body_size, parse_json};
+use crate::gateway::channels::{Headers, check_body_size, parse_json};
 use crate::gateway::error::{AuthFailure, GatewayError};
 use crate::gateway::inbound::{Attachment, Context, Inbound, RawInbound};
 
-const CHANNEL: &str = "telegram";
+pub(crate) const CHANNEL: &str = "telegram";
 pub const SECRET_HEADER: &str = "X-Telegram-Bot-Api-Secret-Token";
 
 /// What an update carries for the gateway.
@@ -31,6 +31,9 @@ pub enum TelegramUpdate {
 
 /// The Telegram channel's verifier and parser.
 pub struct Telegram {
+    /// The configured channel this parser serves (its name in `[channels]`,
+    /// stamped on every message; the platform's name unless [`Self::named`]).
+    channel: String,
     /// SHA-256 of the secret token: comparing digests keeps the comparison
     /// constant-time regardless of the presented token's length.
     secret_digest: [u8; 32],
@@ -48,6 +51,13 @@ impl std::fmt::Debug for Telegram {
 }
 
 impl Telegram {
+    /// Serves the channel configured as `channel` (messages carry that name,
+    /// so its settings, users and replies are the ones that apply).
+    pub fn named(mut self, channel: &str) -> Telegram {
+        self.channel = channel.to_string();
+        self
+    }
+
     /// `secret_token`: 1..=256 of `A-Z a-z 0-9 _ -` (Telegram's rule).
     /// `bot_id` / `bot_username` (without `@`): for mention detection.
     pub fn new(
@@ -66,6 +76,7 @@ impl Telegram {
             });
         }
         Ok(Telegram {
+            channel: CHANNEL.to_string(),
             secret_digest: Sha256::digest(secret_token.as_bytes()).into(),
             bot_id,
             bot_username: bot_username.trim_start_matches('@').to_string(),
@@ -159,7 +170,7 @@ impl Telegram {
             (_, u) => u,
         };
         let inbound = Inbound::try_from(RawInbound {
-            channel: CHANNEL.into(),
+            channel: self.channel.clone(),
             account: None,
             sender: from.id.to_string(),
             sender_name: name,

@@ -1,7 +1,10 @@
-//! Where a task's replies go after the message that started it was answered:
-//! the channel's own reply path (the transport's client, which splits text to
-//! the platform's limit, see [`crate::gateway::chunk`]), or, for the `local`
-//! channel, an inbox per chat that `coworkctl chat` polls.
+//! The one way out to a chat: every text the appliance sends to a chat (the
+//! dispatcher's answer to a message, and every later reply of the task it
+//! started) goes through [`Replies::deliver`] to the channel's [`Outbound`]
+//! (its platform client, which splits text to the platform's limit, see
+//! [`crate::gateway::chunk`]) or, for the `local` channel, into an inbox per
+//! chat that `coworkctl chat` polls. The runner registers each started
+//! channel's outbound under its configured name.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -9,9 +12,6 @@ use std::sync::{Arc, Mutex};
 use crate::gateway::error::GatewayError;
 use crate::gateway::inbound::LOCAL_CHANNEL;
 use crate::gateway::sinks::BoxFuture;
-use crate::gateway::transport::discord::DiscordClient;
-use crate::gateway::transport::slack::SlackClient;
-use crate::gateway::transport::telegram::TelegramClient;
 
 /// Replies kept per local chat until polled (older ones are dropped).
 const LOCAL_INBOX_CAP: usize = 100;
@@ -19,24 +19,6 @@ const LOCAL_INBOX_CAP: usize = 100;
 /// A channel's way of sending a message to a chat (chunked to its limit).
 pub trait Outbound: Send + Sync + std::fmt::Debug {
     fn send<'a>(&'a self, chat: &'a str, text: &'a str) -> BoxFuture<'a, Result<(), GatewayError>>;
-}
-
-impl Outbound for TelegramClient {
-    fn send<'a>(&'a self, chat: &'a str, text: &'a str) -> BoxFuture<'a, Result<(), GatewayError>> {
-        Box::pin(self.send_message(chat, text))
-    }
-}
-
-impl Outbound for SlackClient {
-    fn send<'a>(&'a self, chat: &'a str, text: &'a str) -> BoxFuture<'a, Result<(), GatewayError>> {
-        Box::pin(self.post_message(chat, text))
-    }
-}
-
-impl Outbound for DiscordClient {
-    fn send<'a>(&'a self, chat: &'a str, text: &'a str) -> BoxFuture<'a, Result<(), GatewayError>> {
-        Box::pin(self.create_message(chat, text))
-    }
 }
 
 /// The reply paths of every running channel.
@@ -76,6 +58,20 @@ impl Replies {
             tracing::warn!(%channel, error = %e, "a task reply could not be sent");
             e.to_string()
         })
+    }
+
+    /// Delivers in a spawned task, so the caller (a webhook answering within
+    /// the platform's deadline) does not wait on the platform's API; several
+    /// `texts` go out in order.
+    pub fn deliver_later(self: &Arc<Self>, channel: &str, chat: &str, texts: Vec<String>) {
+        let (this, channel, chat) = (Arc::clone(self), channel.to_string(), chat.to_string());
+        tokio::spawn(async move {
+            for text in texts {
+                if this.deliver(&channel, &chat, &text).await.is_err() {
+                    return;
+                }
+            }
+        });
     }
 
     /// The replies waiting for a local chat, oldest first; the inbox is emptied.

@@ -1,9 +1,11 @@
 //! Discord REST client: `POST /channels/{id}/messages` with the bot token.
 
-use super::{HttpConfig, auth_header, send_rate_limited};
 use crate::gateway::channels::Redacted;
 use crate::gateway::chunk::{DISCORD_MAX_CHARS, chunk_text};
 use crate::gateway::error::GatewayError;
+use crate::gateway::outbound::Outbound;
+use crate::gateway::sinks::BoxFuture;
+use crate::gateway::transport::{ApiClient, HttpConfig, send_rate_limited};
 
 const CHANNEL: &str = "discord";
 /// The real REST API base.
@@ -12,17 +14,13 @@ pub const DISCORD_API_BASE: &str = "https://discord.com/api/v10";
 /// Posts replies to Discord channels.
 #[derive(Debug)]
 pub struct DiscordClient {
-    http: reqwest::Client,
-    base: String,
-    auth: reqwest::header::HeaderValue,
+    api: ApiClient,
 }
 
 impl DiscordClient {
     pub fn new(cfg: &HttpConfig, bot_token: &Redacted) -> Result<Self, GatewayError> {
         Ok(DiscordClient {
-            http: cfg.client(CHANNEL)?,
-            base: cfg.base().to_string(),
-            auth: auth_header(CHANNEL, "Bot", bot_token)?,
+            api: ApiClient::new(CHANNEL, cfg, "Bot", bot_token)?,
         })
     }
 
@@ -42,9 +40,8 @@ impl DiscordClient {
         }
         for part in chunk_text(text, DISCORD_MAX_CHARS) {
             let (status, _) = send_rate_limited(CHANNEL, op, || {
-                self.http
-                    .post(format!("{}/channels/{channel_id}/messages", self.base))
-                    .header(reqwest::header::AUTHORIZATION, self.auth.clone())
+                self.api
+                    .post(&format!("channels/{channel_id}/messages"))
                     .json(&serde_json::json!({
                         "content": part,
                         "allowed_mentions": { "parse": [] },
@@ -60,5 +57,11 @@ impl DiscordClient {
             }
         }
         Ok(())
+    }
+}
+
+impl Outbound for DiscordClient {
+    fn send<'a>(&'a self, chat: &'a str, text: &'a str) -> BoxFuture<'a, Result<(), GatewayError>> {
+        Box::pin(self.create_message(chat, text))
     }
 }

@@ -4,7 +4,8 @@
 //! first after a random fraction of it; a missing ack (op 11) means a zombie
 //! connection: reconnect and resume) → dispatches (op 0): READY (session id,
 //! resume URL, the bot's user id), MESSAGE_CREATE → [`Inbound`] → [`Dispatcher`]
-//! (the message id is the replay key), replies through [`DiscordClient`].
+//! (the message id is the replay key), replies through the chat's
+//! outbound ([`super::DiscordClient`]).
 //! Reconnect (op 7) → resume; Invalid Session (op 9) → resume if `d` is true,
 //! else identify anew. The token travels only inside Identify / Resume frames,
 //! which are never logged.
@@ -19,13 +20,12 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use super::discord::DiscordClient;
-use super::{WsStream, ws_connect};
 use crate::gateway::channels::Redacted;
-use crate::gateway::dispatch::{Dispatched, Dispatcher};
+use crate::gateway::dispatch::Dispatcher;
 use crate::gateway::error::GatewayError;
 use crate::gateway::inbound::{Attachment, Context, Inbound, RawInbound};
 use crate::gateway::sinks::{AuditEvent, audit_detail};
+use crate::gateway::transport::{WsStream, ws_connect};
 
 const CHANNEL: &str = "discord";
 /// The real Gateway URL (normally from `GET /gateway/bot`).
@@ -45,6 +45,8 @@ pub struct GatewayConfig {
     /// Wait before identifying anew after a non-resumable Invalid Session
     /// (Discord asks for 1-5 s), in milliseconds.
     pub reidentify_delay_ms: std::ops::Range<u64>,
+    /// The configured channel served (stamped on every message).
+    pub channel: String,
 }
 
 impl GatewayConfig {
@@ -54,6 +56,7 @@ impl GatewayConfig {
             intents: DEFAULT_INTENTS,
             extra_root_pem: None,
             reidentify_delay_ms: 1000..5000,
+            channel: CHANNEL.to_string(),
         }
     }
 }
@@ -247,7 +250,6 @@ impl DiscordGateway {
     /// until Discord asks to reconnect, the socket closes, or `shutdown`.
     pub async fn run_session(
         &mut self,
-        replies: Option<&Arc<DiscordClient>>,
         dispatcher: &Dispatcher,
         shutdown: &mut tokio::sync::watch::Receiver<bool>,
     ) -> Result<GatewayEnd, GatewayError> {
@@ -350,7 +352,7 @@ impl DiscordGateway {
             match frame.op {
                 0 => {
                     let data = frame.d.as_ref().map_or("null", |d| d.get());
-                    self.on_dispatch(frame.t.as_deref(), data, replies, dispatcher)
+                    self.on_dispatch(frame.t.as_deref(), data, dispatcher)
                         .await?;
                     // Only a handled event moves the sequence: after a failed
                     // one, the resume asks Discord for it again.
@@ -387,7 +389,6 @@ impl DiscordGateway {
         &mut self,
         event: Option<&str>,
         data: &str,
-        replies: Option<&Arc<DiscordClient>>,
         dispatcher: &Dispatcher,
     ) -> Result<(), GatewayError> {
         match event {
@@ -402,41 +403,15 @@ impl DiscordGateway {
             }
             Some("MESSAGE_CREATE") => {
                 let parsed = parse_message_create(data.as_bytes(), self.bot_user_id.as_deref());
-                let (id, inbound) = match parsed {
-                    Ok(Some(x)) => x,
-                    Ok(None) => return Ok(()),
-                    Err(e) => {
-                        let mut ev =
-                            AuditEvent::new("gateway.inbound_rejected", "malformed", CHANNEL);
-                        ev.detail = Some(audit_detail(&e.to_string()));
-                        return dispatcher.trail().event(ev).await;
+                match parsed {
+                    Ok(Some((id, inbound))) => {
+                        let inbound = inbound.on_channel(&self.cfg.channel);
+                        dispatcher
+                            .dispatch_and_answer(CHANNEL, Some(&id), inbound)
+                            .await
                     }
-                };
-                let chat = inbound.chat().to_string();
-                match dispatcher.dispatch(Some(&id), inbound).await {
-                    Ok(Dispatched::Handled {
-                        reply: Some(text), ..
-                    }) => {
-                        if let Some(client) = replies.cloned() {
-                            tokio::spawn(async move {
-                                if let Err(e) = client.create_message(&chat, &text).await {
-                                    tracing::warn!(error = %e, "discord reply failed");
-                                }
-                            });
-                        }
-                        Ok(())
-                    }
-                    Ok(_) => Ok(()),
-                    Err(
-                        e
-                        @ (GatewayError::ValidateInbound { .. } | GatewayError::ParseEvent { .. }),
-                    ) => {
-                        let mut ev =
-                            AuditEvent::new("gateway.inbound_rejected", "malformed", CHANNEL);
-                        ev.detail = Some(audit_detail(&e.to_string()));
-                        dispatcher.trail().event(ev).await
-                    }
-                    Err(e) => Err(e),
+                    Ok(None) => Ok(()),
+                    Err(e) => dispatcher.reject_malformed(CHANNEL, &e).await,
                 }
             }
             _ => Ok(()),
@@ -449,9 +424,8 @@ impl DiscordGateway {
 /// connects at most once a second.
 pub async fn run_gateway(
     mut gateway: DiscordGateway,
-    replies: Option<Arc<DiscordClient>>,
     dispatcher: Arc<Dispatcher>,
-    mut pacer: super::pacer::Pacer,
+    mut pacer: crate::gateway::transport::pacer::Pacer,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
@@ -459,10 +433,7 @@ pub async fn run_gateway(
             return;
         }
         let began = std::time::Instant::now();
-        match gateway
-            .run_session(replies.as_ref(), &dispatcher, &mut shutdown)
-            .await
-        {
+        match gateway.run_session(&dispatcher, &mut shutdown).await {
             Ok(GatewayEnd::Shutdown) => return,
             Ok(GatewayEnd::Reconnect { resume }) => {
                 tracing::info!(resume, "discord gateway reconnecting");

@@ -70,13 +70,19 @@ async fn post_message(
     Json(json!({"ok": true, "channel": ch, "ts": "1.0"})).into_response()
 }
 
-async fn start_fake() -> (Fake, SlackClient, TestTls) {
+/// The fake Web API over TLS: its state, base URL and certificates.
+async fn serve_fake() -> (Fake, String, TestTls) {
     let fake: Fake = Arc::default();
     let router = Router::new()
         .route("/api/chat.postMessage", post(post_message))
         .with_state(fake.clone());
     let tls = test_tls();
     let base = serve_tls(router, &tls).await;
+    (fake, base, tls)
+}
+
+async fn start_fake() -> (Fake, SlackClient, TestTls) {
+    let (fake, base, tls) = serve_fake().await;
     let client = SlackClient::new(
         &http_config(&format!("{base}/api"), &tls),
         &Redacted::from(BOT_TOKEN.to_string()),
@@ -618,4 +624,115 @@ async fn strangers_flooding_pair_attempts_do_not_block_a_fresh_code() {
     })
     .await;
     assert_eq!(h.env.audited("gateway.pairing").last().unwrap(), "paired");
+}
+
+/// The vault as the runner sees it: names to values.
+struct Vault(std::collections::HashMap<&'static str, &'static str>);
+
+impl cowork::gateway::channels::SecretLookup for Vault {
+    fn secret(&self, name: &str) -> Result<Redacted, cowork::gateway::GatewayError> {
+        self.0
+            .get(name)
+            .map(|v| Redacted::from(v.to_string()))
+            .ok_or_else(|| cowork::gateway::GatewayError::Settings {
+                channel: name.to_string(),
+                field: "secret",
+                reason: "not stored".into(),
+            })
+    }
+}
+
+/// The runner starts each configured channel through its platform: the
+/// first on /slack/events serves it and answers through the outbound it
+/// registered; a second channel wanting the same route, and one whose token
+/// is not stored, are reported by name while the others run.
+#[tokio::test]
+async fn the_runner_starts_channels_through_their_platform_and_refuses_a_taken_route() {
+    use cowork::gateway::{GatewaySettings, TransportKind, TransportSettings, runner};
+    let env = env(&["slack", "slack2", "tg"]);
+    let (fake, base, tls) = serve_fake().await;
+    let ca = env.dir.path().join("ca.pem");
+    std::fs::write(&ca, &tls.ca_pem).unwrap();
+    let slack_events = TransportSettings {
+        kind: TransportKind::SlackEvents,
+        api_base: Some(format!("{base}/api")),
+        token_secret: Some("slack_token".into()),
+        signing_secret: Some("slack_signing".into()),
+        bot_user: Some("UBOT".into()),
+        ca_file: Some(ca),
+        ..TransportSettings::default()
+    };
+    let mut settings = GatewaySettings::default();
+    for (name, transport) in [
+        ("slack", slack_events.clone()),
+        ("slack2", slack_events),
+        (
+            "tg",
+            TransportSettings {
+                kind: TransportKind::TelegramPolling,
+                token_secret: Some("tg_token".into()),
+                ..TransportSettings::default()
+            },
+        ),
+    ] {
+        let ch = cowork::gateway::ChannelSettings {
+            transport,
+            ..Default::default()
+        };
+        settings.channels.insert(name.into(), ch);
+    }
+    let vault = Vault(
+        [("slack_token", BOT_TOKEN), ("slack_signing", SECRET)]
+            .into_iter()
+            .collect(),
+    );
+    let listen = cowork::gateway::WebhookSettings {
+        listen: "127.0.0.1:0".into(),
+        ..Default::default()
+    };
+    let running = runner::start(
+        &settings,
+        &listen,
+        env.dispatcher.clone(),
+        &vault,
+        &env.replies,
+    )
+    .await
+    .unwrap();
+    let started: Vec<&str> = running.started.iter().map(|s| s.channel.as_str()).collect();
+    assert_eq!(started, ["slack"]);
+    let failed: Vec<(String, String)> = running
+        .failed
+        .iter()
+        .map(|(c, e)| (c.clone(), e.to_string()))
+        .collect();
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert_eq!(failed[0].0, "slack2");
+    assert!(
+        failed[0].1.contains("already serves /slack/events"),
+        "{failed:?}"
+    );
+    assert_eq!(failed[1].0, "tg");
+    assert!(failed[1].1.contains("not stored"), "{failed:?}");
+
+    let addr = running.webhook_addr.unwrap();
+    let body = event("Ev1", "U1", "hello");
+    let ts = NOW.to_string();
+    let status = reqwest::Client::new()
+        .post(format!("http://{addr}/slack/events"))
+        .header("x-slack-request-timestamp", &ts)
+        .header("x-slack-signature", sign(&ts, &body))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    eventually("prompt", || !fake.lock().unwrap().posted.is_empty()).await;
+    assert_eq!(
+        fake.lock().unwrap().posted[0],
+        ("DU1".to_string(), PAIRING_PROMPT.to_string())
+    );
+    running.stop();
 }

@@ -129,3 +129,25 @@ fn channel_kinds_from_the_registry_are_what_check_config_accepts() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("whatsapp-cloud"), "{err}");
 }
+
+/// A transport reads only what the registry lists for it: a key it would
+/// ignore (here Slack's app-level token on a Telegram bot) is refused, named
+/// with where it stands and what that transport reads.
+#[test]
+fn a_setting_the_transport_does_not_read_is_refused_by_name() {
+    let (code, err) = check(
+        "profile = \"production\"\n[channels.telegram.transport]\nkind = \"telegram-polling\"\n\
+         token_secret = \"tg\"\napp_token_secret = \"xapp\"\n",
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("app_token_secret")
+            && err.contains("telegram-polling")
+            && err.contains("it reads token_secret"),
+        "{err}"
+    );
+    // The local channel's transport reads nothing at all.
+    let (code, err) = check("[channels.local.transport]\nkind = \"none\"\nbot_user = \"x\"\n");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("reads nothing"), "{err}");
+}

@@ -483,6 +483,25 @@ fn validate(c: &Config) -> Vec<(Vec<String>, String)> {
                 ));
             }
         }
+        // The transport reads only what its registry entry lists: a key it
+        // would ignore is a mistake (a secret named for the wrong transport).
+        if let Some(spec) = crate::gateway::channels::registry::spec(ch.transport.kind) {
+            for set in ch.transport.keys_set() {
+                if !spec.accepts(set) {
+                    let reads = match spec.keys() {
+                        k if k.is_empty() => "nothing".to_string(),
+                        k => k.join(", "),
+                    };
+                    out.push((
+                        key(&["channels", name, "transport", set]),
+                        format!(
+                            "transport \"{}\" does not read {set} (it reads {reads})",
+                            spec.name
+                        ),
+                    ));
+                }
+            }
+        }
         // The gateway's own checks (lists, TTLs, limits); open mode was said above.
         let one = crate::gateway::GatewaySettings {
             channels: [(name.clone(), ch.clone())].into_iter().collect(),

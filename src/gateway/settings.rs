@@ -259,6 +259,38 @@ pub struct TransportSettings {
     pub ca_file: Option<PathBuf>,
 }
 
+impl TransportSettings {
+    /// The keys given a value (`kind` aside), as the configuration names them.
+    pub fn keys_set(&self) -> Vec<&'static str> {
+        // Destructured whole: a new setting fails to compile until listed.
+        let TransportSettings {
+            kind: _,
+            api_base,
+            token_secret,
+            signing_secret,
+            app_token_secret,
+            application_id,
+            public_key,
+            bot_user,
+            ca_file,
+        } = self;
+        let set = [
+            ("api_base", api_base.is_some()),
+            ("token_secret", token_secret.is_some()),
+            ("signing_secret", signing_secret.is_some()),
+            ("app_token_secret", app_token_secret.is_some()),
+            ("application_id", application_id.is_some()),
+            ("public_key", public_key.is_some()),
+            ("bot_user", bot_user.is_some()),
+            ("ca_file", ca_file.is_some()),
+        ];
+        set.into_iter()
+            .filter(|(_, on)| *on)
+            .map(|(k, _)| k)
+            .collect()
+    }
+}
+
 pub const DEFAULT_PAIRING_TTL_SECS: u64 = 300;
 /// Most chat approvers a channel may name: a short list of people the owner
 /// trusts with every ask-level command there.
@@ -469,6 +501,32 @@ fn check_id(id: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_set_names_every_setting_as_the_configuration_does() {
+        let all = TransportSettings {
+            kind: TransportKind::SlackSocket,
+            api_base: Some("https://x".into()),
+            token_secret: Some("a".into()),
+            signing_secret: Some("b".into()),
+            app_token_secret: Some("c".into()),
+            application_id: Some("d".into()),
+            public_key: Some("e".into()),
+            bot_user: Some("f".into()),
+            ca_file: Some("/g".into()),
+        };
+        let table: toml::Table = toml::from_str(&toml::to_string(&all).unwrap()).unwrap();
+        let mut named: Vec<&str> = table
+            .keys()
+            .map(String::as_str)
+            .filter(|k| *k != "kind")
+            .collect();
+        let mut set = all.keys_set();
+        named.sort_unstable();
+        set.sort_unstable();
+        assert_eq!(set, named);
+        assert!(TransportSettings::default().keys_set().is_empty());
+    }
 
     #[test]
     fn defaults_are_pairing_with_mention_and_group_tool_denials() {

@@ -4,8 +4,8 @@
 //! most once, denied on expiry (5 minutes by default).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use cowork::agent::StoreError;
-use cowork::agent::store::{
+use cowork::gateway::tasks::store::StoreError;
+use cowork::gateway::tasks::store::{
     ApprovalStatus, ApprovalStore, DEFAULT_APPROVAL_TTL_SECS, TaskState, TaskStore,
 };
 use rusqlite::Connection;

@@ -13,13 +13,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use cowork::agent::store::{ApprovalStore, TaskStore};
 use cowork::audit::{
     AuditPaths, AuditReader, AuditSettings, AuditWriter, CheckpointKey, Filter, Redactor,
     VerifyReport,
 };
 use cowork::gateway::state_db::{self, STATE_DB};
 use cowork::gateway::store::Store;
+use cowork::gateway::tasks::store::{ApprovalStore, TaskStore};
 use cowork::keystore::vault::Vault;
 use cowork::keystore::{DerivedKey, Purpose};
 use cowork::schema::{Change, Record, Schema, SchemaError, Step};

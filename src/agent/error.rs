@@ -74,38 +74,3 @@ pub enum ToolError {
     #[error("the memory store failed for user `{user}`: {what}")]
     Memory { user: String, what: String },
 }
-
-/// A failed task or approval store operation.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("creating the `{table}` table failed: {source}")]
-    CreateTable {
-        table: &'static str,
-        #[source]
-        source: rusqlite::Error,
-    },
-    #[error("{op} on task {id} failed: {source}")]
-    Task {
-        op: &'static str,
-        id: String,
-        #[source]
-        source: rusqlite::Error,
-    },
-    #[error("task {id} cannot go from {from} to {to}")]
-    Transition {
-        id: String,
-        from: &'static str,
-        to: &'static str,
-    },
-    #[error("task {id} does not exist")]
-    NoTask { id: String },
-    #[error("{op} on approval {id} failed: {source}")]
-    Approval {
-        op: &'static str,
-        id: String,
-        #[source]
-        source: rusqlite::Error,
-    },
-    #[error("task {id} has an unknown state `{state}` in the database")]
-    ParseState { id: String, state: String },
-}

@@ -7,16 +7,15 @@
 //! tokens, cost, deadline) is reached or the task is cancelled.
 //!
 //! Peers: runs inside the gateway process. The gateway passes in a
-//! [`SecretSource`] (the vault), the tools (shell tools go through the guard and
-//! the sandbox; this module only sees the abstract [`Tool`] trait), and a
-//! rusqlite `Connection` to `state.db` for the task and approval stores.
+//! [`SecretSource`] (the vault) and the tools (shell tools go through the guard
+//! and the sandbox; this module only sees the abstract [`Tool`] trait). The
+//! tasks it runs are kept by the gateway's runtime ([`crate::gateway::tasks`]).
 //!
 //! Privileges: outbound HTTPS to the configured provider only; read/write of
 //! the task workspace directory through the confined workspace tools; API keys
 //! are fetched per request and zeroized after use, never logged.
 //!
-//! Data owned: the `agent_tasks` and `agent_approvals` tables (in a connection
-//! passed in) and the per-user memory notes directory.
+//! Data owned: the per-user memory notes directory.
 //!
 //! Not offered: a `clipboard` tool — the appliance is headless and has no
 //! clipboard; no such tool exists here, so it can never be in an allowed set.
@@ -26,11 +25,10 @@ pub mod providers;
 pub mod run;
 pub mod secret;
 pub mod settings;
-pub mod store;
 pub mod tools;
 pub mod types;
 
-pub use error::{ProviderError, StoreError, ToolError};
+pub use error::{ProviderError, ToolError};
 pub use providers::{
     AnthropicProvider, AwsCredentials, BedrockProvider, OpenAiProvider, Provider, ProviderConfig,
     SigningScope, provider_from_settings, sign_headers,

@@ -5,7 +5,7 @@
 //! it); the tables belong to the modules that use them, each keeping its
 //! statements beside its code: the vault (`keystore::vault`), users and
 //! pairing (`gateway::store`), replay ids (`gateway::replay`), tasks and
-//! approvals (`agent::store`), task origins (`gateway::tasks`) and daily
+//! approvals (`gateway::tasks::store`), task origins (`gateway::tasks`) and daily
 //! usage (`gateway::tasks::budget`). [`STATE_DB`] lists them as numbered steps
 //! (see [`crate::schema`]); the version is `PRAGMA user_version`.
 //!
@@ -44,15 +44,15 @@ const STEPS: &[Step] = &[
             crate::keystore::vault::SCHEMA,
             super::store::SCHEMA,
             super::replay::SCHEMA,
-            crate::agent::store::TASKS_SCHEMA,
-            crate::agent::store::APPROVALS_SCHEMA,
+            crate::gateway::tasks::store::TASKS_SCHEMA,
+            crate::gateway::tasks::store::APPROVALS_SCHEMA,
             super::tasks::ORIGINS_SCHEMA,
             super::tasks::budget::SCHEMA,
         ],
         change: Change::Additive,
     },
     Step {
-        sql: &[crate::agent::store::LISTING_INDEXES],
+        sql: &[crate::gateway::tasks::store::LISTING_INDEXES],
         change: Change::Additive,
     },
 ];

@@ -1,7 +1,7 @@
 //! The agent runtime: the gateway's [`TaskSink`] when `[agent]` is configured.
 //!
 //! Role: every authorized message becomes a task (`agent_tasks` in
-//! `state.db`, through [`crate::agent::store`]) run by its own tokio task:
+//! `state.db`, through [`store`]) run by its own tokio task:
 //! the agent loop with the conversation of its (channel, chat, user) and the
 //! tools the chat's context policy allows. `run_command` goes through the
 //! guard: blocked → refused to the model; ask → an approval request
@@ -38,6 +38,7 @@
 mod approvals;
 pub(crate) mod budget;
 mod control;
+pub mod store;
 mod tools;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -64,7 +65,7 @@ use super::sinks::{BoxFuture, Task, TaskSink, Trail};
 use super::store::{Store, UserState};
 
 use self::approvals::Decider;
-use crate::agent::store::{ApprovalStatus, ApprovalStore, TaskRecord, TaskState, TaskStore};
+use self::store::{ApprovalStatus, ApprovalStore, TaskRecord, TaskState, TaskStore};
 use crate::agent::tools::{FileMemoryStore, MemoryTool};
 use crate::agent::{
     Agent, AgentSettings, ApprovalRequest, EndReason, Limits, Message, Provider, RunOutcome,
@@ -373,14 +374,14 @@ struct Inner {
 }
 
 /// A store error as the gateway reports it.
-fn store_err(e: crate::agent::StoreError) -> GatewayError {
+fn store_err(e: store::StoreError) -> GatewayError {
     GatewayError::Sink {
         sink: "task",
         reason: e.to_string(),
     }
 }
 
-fn wire_store(e: crate::agent::StoreError) -> WireError {
+fn wire_store(e: store::StoreError) -> WireError {
     WireError::new(ErrorCode::Internal, e.to_string())
 }
 

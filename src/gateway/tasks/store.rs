@@ -5,11 +5,44 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::error::StoreError;
-
 /// Life of a task: the IPC type itself (one type on the wire and in the
 /// table, same spellings); the store adds parsing and the allowed transitions.
 pub use crate::ipc::TaskState;
+
+/// A failed task or approval store operation.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("creating the `{table}` table failed: {source}")]
+    CreateTable {
+        table: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("{op} on task {id} failed: {source}")]
+    Task {
+        op: &'static str,
+        id: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("task {id} cannot go from {from} to {to}")]
+    Transition {
+        id: String,
+        from: &'static str,
+        to: &'static str,
+    },
+    #[error("task {id} does not exist")]
+    NoTask { id: String },
+    #[error("{op} on approval {id} failed: {source}")]
+    Approval {
+        op: &'static str,
+        id: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("task {id} has an unknown state `{state}` in the database")]
+    ParseState { id: String, state: String },
+}
 
 impl TaskState {
     pub fn parse(s: &str) -> Option<Self> {

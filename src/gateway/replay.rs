@@ -89,9 +89,11 @@ pub struct ReplayGuard {
 
 impl ReplayGuard {
     /// Loads the remembered ids (the store's open created the table) and starts the
-    /// writer thread (it ends when the guard is dropped).
-    pub fn new(
+    /// writer thread on `conn` (it ends when the guard is dropped).
+    /// `ReplayGuard::new` (in [`super::state_db`]) opens that connection.
+    pub(super) fn with_writer(
         store: Arc<Store>,
+        conn: rusqlite::Connection,
         window_secs: i64,
         max_entries: i64,
     ) -> Result<Self, GatewayError> {
@@ -117,11 +119,6 @@ impl ReplayGuard {
                 seen.insert(k, at);
             }
         }
-        let path = store.path().to_path_buf();
-        let (conn, _) = super::state_db::open(&path)?;
-        // The one exception to the file's pragma set (see the module doc).
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(|source| GatewayError::OpenStore { path, source })?;
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let max = i64::try_from(max_entries).unwrap_or(i64::MAX);
         std::thread::Builder::new()

@@ -14,11 +14,14 @@
 //! open at start returns the [`Migration`] it audits.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::Connection;
 
 use super::error::GatewayError;
+use super::replay::ReplayGuard;
+use super::store::Store;
 use crate::schema::{Change, Migration, Record, Schema, Step};
 
 /// The file name inside the gateway's state directory.
@@ -89,6 +92,40 @@ pub fn open(path: &Path) -> Result<(Connection, Migration), GatewayError> {
         .map_err(open_err)?;
     let migration = STATE_DB.migrate(&mut conn, path)?;
     Ok((conn, migration))
+}
+
+impl Store {
+    /// Opens (creating, migrating) `dir/state.db`.
+    pub fn open(dir: &Path) -> Result<Store, GatewayError> {
+        Store::open_path(&dir.join(FILE))
+    }
+
+    /// Opens (creating, migrating) the database at `path`.
+    pub fn open_path(path: &Path) -> Result<Store, GatewayError> {
+        Store::open_migrated(path).map(|(store, _)| store)
+    }
+
+    /// [`Store::open_path`], and what opening did to the file's schema.
+    pub fn open_migrated(path: &Path) -> Result<(Store, Migration), GatewayError> {
+        let (conn, migration) = open(path)?;
+        Ok((Store::on(path, conn), migration))
+    }
+}
+
+impl ReplayGuard {
+    /// The guard of `store`'s file, its writer on a connection of its own
+    /// (the one exception to the file's pragma set: see [`super::replay`]).
+    pub fn new(
+        store: Arc<Store>,
+        window_secs: i64,
+        max_entries: i64,
+    ) -> Result<ReplayGuard, GatewayError> {
+        let path = store.path().to_path_buf();
+        let (conn, _) = open(&path)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|source| GatewayError::OpenStore { path, source })?;
+        ReplayGuard::with_writer(store, conn, window_secs, max_entries)
+    }
 }
 
 #[cfg(test)]

@@ -121,24 +121,13 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating) `dir/state.db`.
-    pub fn open(dir: &Path) -> Result<Store, GatewayError> {
-        Store::open_path(&dir.join("state.db"))
-    }
-
-    /// Opens (creating, migrating) the database at `path` (see [`super::state_db`]).
-    pub fn open_path(path: &Path) -> Result<Store, GatewayError> {
-        Store::open_migrated(path).map(|(store, _)| store)
-    }
-
-    /// [`Store::open_path`], and what opening did to the file's schema.
-    pub fn open_migrated(path: &Path) -> Result<(Store, crate::schema::Migration), GatewayError> {
-        let (conn, migration) = super::state_db::open(path)?;
-        let store = Store {
+    /// The store on `conn`, a connection to `path` that [`super::state_db`]
+    /// opened (which also defines `Store::open`, the one way in).
+    pub(super) fn on(path: &Path, conn: Connection) -> Store {
+        Store {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
-        };
-        Ok((store, migration))
+        }
     }
 
     pub fn path(&self) -> &Path {

@@ -24,9 +24,9 @@ use super::error::{AuthFailure, GatewayError};
 use super::outbound::Outbound;
 use super::settings::TransportSettings;
 use super::sinks::BoxFuture;
-use super::transport::HttpConfig;
 use super::transport::pacer::Pacer;
 use super::transport::webhook::Hooks;
+pub use super::transport::{Headers, HttpConfig, MAX_BODY_BYTES, Redacted};
 use registry::{ChannelKind, TransportSpec};
 
 /// One platform: its registry entry and how one of its channels starts.
@@ -150,53 +150,8 @@ pub(crate) fn unused_secret() -> String {
         .collect()
 }
 
-/// Largest webhook body accepted, checked before any MAC or parse.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Allowed distance between a request's timestamp and now (both directions).
 pub const REPLAY_WINDOW_SECS: i64 = 300;
-
-/// Request headers as received (names compared case-insensitively).
-#[derive(Debug, Clone, Default)]
-pub struct Headers(Vec<(String, String)>);
-
-impl Headers {
-    pub fn new() -> Headers {
-        Headers(Vec::new())
-    }
-
-    pub fn insert(&mut self, name: impl Into<String>, value: impl Into<String>) {
-        self.0.push((name.into(), value.into()));
-    }
-
-    /// The single value of `name`; a repeated header is refused (ambiguity is
-    /// how signature checks get bypassed).
-    pub fn get(&self, name: &'static str) -> Result<Option<&str>, AuthFailure> {
-        let mut found = None;
-        for (n, v) in &self.0 {
-            if n.eq_ignore_ascii_case(name) {
-                if found.is_some() {
-                    return Err(AuthFailure::DuplicateHeader(name));
-                }
-                found = Some(v.as_str());
-            }
-        }
-        Ok(found)
-    }
-
-    pub fn require(&self, name: &'static str) -> Result<&str, AuthFailure> {
-        self.get(name)?.ok_or(AuthFailure::MissingHeader(name))
-    }
-}
-
-impl<N: Into<String>, V: Into<String>> FromIterator<(N, V)> for Headers {
-    fn from_iter<I: IntoIterator<Item = (N, V)>>(iter: I) -> Headers {
-        Headers(
-            iter.into_iter()
-                .map(|(n, v)| (n.into(), v.into()))
-                .collect(),
-        )
-    }
-}
 
 pub(crate) fn check_body_size(body: &[u8]) -> Result<(), AuthFailure> {
     if body.len() > MAX_BODY_BYTES {
@@ -241,41 +196,9 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(body).map_err(|e| GatewayError::parse(channel, e.to_string()))
 }
 
-/// A redacted string for response credentials (Discord interaction tokens).
-#[derive(Clone, PartialEq, Eq, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
-pub struct Redacted(String);
-
-impl Redacted {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Redacted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Redacted(..)")
-    }
-}
-
-impl From<String> for Redacted {
-    fn from(s: String) -> Redacted {
-        Redacted(s)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn headers_case_insensitive_and_duplicates_refused() {
-        let h: Headers = [("x-a", "1"), ("X-B", "2"), ("x-b", "3")]
-            .into_iter()
-            .collect();
-        assert_eq!(h.get("X-A").unwrap(), Some("1"));
-        assert_eq!(h.get("X-B"), Err(AuthFailure::DuplicateHeader("X-B")));
-        assert_eq!(h.require("X-C"), Err(AuthFailure::MissingHeader("X-C")));
-    }
 
     #[test]
     fn timestamps() {

@@ -14,8 +14,75 @@ pub mod webhook;
 
 use std::time::Duration;
 
-use super::channels::Redacted;
-use super::error::GatewayError;
+use super::error::{AuthFailure, GatewayError};
+
+/// Largest webhook body accepted, checked before any MAC or parse.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Request headers as received (names compared case-insensitively).
+#[derive(Debug, Clone, Default)]
+pub struct Headers(Vec<(String, String)>);
+
+impl Headers {
+    pub fn new() -> Headers {
+        Headers(Vec::new())
+    }
+
+    pub fn insert(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        self.0.push((name.into(), value.into()));
+    }
+
+    /// The single value of `name`; a repeated header is refused (ambiguity is
+    /// how signature checks get bypassed).
+    pub fn get(&self, name: &'static str) -> Result<Option<&str>, AuthFailure> {
+        let mut found = None;
+        for (n, v) in &self.0 {
+            if n.eq_ignore_ascii_case(name) {
+                if found.is_some() {
+                    return Err(AuthFailure::DuplicateHeader(name));
+                }
+                found = Some(v.as_str());
+            }
+        }
+        Ok(found)
+    }
+
+    pub fn require(&self, name: &'static str) -> Result<&str, AuthFailure> {
+        self.get(name)?.ok_or(AuthFailure::MissingHeader(name))
+    }
+}
+
+impl<N: Into<String>, V: Into<String>> FromIterator<(N, V)> for Headers {
+    fn from_iter<I: IntoIterator<Item = (N, V)>>(iter: I) -> Headers {
+        Headers(
+            iter.into_iter()
+                .map(|(n, v)| (n.into(), v.into()))
+                .collect(),
+        )
+    }
+}
+
+/// A redacted string for response credentials (Discord interaction tokens).
+#[derive(Clone, PartialEq, Eq, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
+pub struct Redacted(String);
+
+impl Redacted {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Redacted(..)")
+    }
+}
+
+impl From<String> for Redacted {
+    fn from(s: String) -> Redacted {
+        Redacted(s)
+    }
+}
 
 /// Largest API response body read.
 pub const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
@@ -289,6 +356,16 @@ fn ws_error_kind(e: &tokio_tungstenite::tungstenite::Error) -> &'static str {
 mod tests {
     use super::*;
     use reqwest::header::HeaderValue;
+
+    #[test]
+    fn headers_case_insensitive_and_duplicates_refused() {
+        let h: Headers = [("x-a", "1"), ("X-B", "2"), ("x-b", "3")]
+            .into_iter()
+            .collect();
+        assert_eq!(h.get("X-A").unwrap(), Some("1"));
+        assert_eq!(h.get("X-B"), Err(AuthFailure::DuplicateHeader("X-B")));
+        assert_eq!(h.require("X-C"), Err(AuthFailure::MissingHeader("X-C")));
+    }
 
     #[test]
     fn retry_after_from_header_then_body_then_a_second() {

@@ -24,7 +24,7 @@ use axum::routing::MethodRouter;
 use serde::{Deserialize, Serialize};
 
 use super::rejections::{Rejections, Verdict};
-use crate::gateway::channels::{Headers, MAX_BODY_BYTES};
+use super::{Headers, MAX_BODY_BYTES};
 use crate::gateway::dispatch::{Dispatched, Dispatcher};
 use crate::gateway::error::{AuthFailure, GatewayError};
 use crate::gateway::inbound::Inbound;

@@ -1,5 +1,5 @@
 //! Throughput of the gateway's access-control core (prints figures; no asserts):
-//! authenticity checks per channel, the pure policy, the full engine (store
+//! authenticity checks per channel (and LINE's verify + parse), the pure policy, the full engine (store
 //! lookup + limits), and Slack verify → parse → evaluate end to end.
 
 #![allow(clippy::unwrap_used)] // test helpers unwrap: a failure is the test failing
@@ -8,8 +8,10 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Instant;
 
+use base64::Engine;
 use cowork::gateway::channels::Headers;
 use cowork::gateway::channels::discord::{self, Discord};
+use cowork::gateway::channels::line::{self, Line};
 use cowork::gateway::channels::slack::{self, Slack, SlackEvent};
 use cowork::gateway::channels::telegram::{self, Telegram};
 use cowork::gateway::{
@@ -89,6 +91,29 @@ fn main() {
         .collect();
     rate("telegram verify (SHA-256 + ct_eq)", 500_000, || {
         tg.verify(black_box(&th), black_box(b"{}")).unwrap()
+    });
+
+    // LINE: a 1 KiB body with one text event.
+    let line_secret = b"0123456789abcdef0123456789abcdef";
+    let l = Line::new(line_secret, "").unwrap();
+    let lbody = format!(
+        r#"{{"destination":"Ufedcba9876543210fedcba9876543210","events":[{{"type":"message","mode":"active","timestamp":{},"webhookEventId":"01FZ74A0TDDPYRVKNK77XKC3ZR","replyToken":"r","source":{{"type":"user","userId":"U0123456789abcdef0123456789abcdef"}},"message":{{"id":"1","type":"text","text":"{}"}}}}]}}"#,
+        NOW * 1000,
+        "x".repeat(700)
+    );
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(line_secret).unwrap();
+    mac.update(lbody.as_bytes());
+    let lsig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    let lh: Headers = [(line::SIGNATURE_HEADER, lsig)].into_iter().collect();
+    rate("line verify (HMAC-SHA256, 1 KiB)", 200_000, || {
+        l.verify(black_box(&lh), black_box(lbody.as_bytes()))
+            .unwrap()
+    });
+    rate("line verify + parse (1 KiB, one event)", 100_000, || {
+        black_box(
+            l.receive(black_box(&lh), black_box(lbody.as_bytes()), NOW)
+                .unwrap(),
+        );
     });
 
     // Policy.

@@ -84,7 +84,7 @@ fn channel_kinds_from_the_registry_are_what_check_config_accepts() {
         .iter()
         .map(|k| k["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["telegram", "slack", "discord", "local"]);
+    assert_eq!(names, ["telegram", "slack", "discord", "line", "local"]);
     let mut checked = 0;
     for k in kinds.as_array().unwrap() {
         for t in k["transports"].as_array().unwrap() {
@@ -124,7 +124,7 @@ fn channel_kinds_from_the_registry_are_what_check_config_accepts() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 7);
+    assert_eq!(checked, 8);
     let (code, err) = check("[channels.c1.transport]\nkind = \"whatsapp-cloud\"\n");
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("whatsapp-cloud"), "{err}");
@@ -150,4 +150,26 @@ fn a_setting_the_transport_does_not_read_is_refused_by_name() {
     let (code, err) = check("[channels.local.transport]\nkind = \"none\"\nbot_user = \"x\"\n");
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("reads nothing"), "{err}");
+}
+
+/// A LINE channel grants access to LINE ids only: an allowlist entry shaped
+/// like a display name or an e-mail address is refused where it stands.
+#[test]
+fn line_allowlists_take_line_ids_only() {
+    let config = |list: &str| {
+        format!(
+            "profile = \"production\"\n[channels.line]\ndm = \"allowlist\"\nallowlist = [{list}]\n\
+             [channels.line.transport]\nkind = \"line\"\ntoken_secret = \"t\"\nsigning_secret = \"s\"\n"
+        )
+    };
+    let (code, err) = check(&config("\"U0123456789abcdef0123456789abcdef\""));
+    assert_eq!(code, 0, "{err}");
+    for bad in ["\"alice\"", "\"alice@example.com\"", "\"U0123\""] {
+        let (code, err) = check(&config(bad));
+        assert_eq!(code, 1, "{bad}: {err}");
+        assert!(
+            err.contains("is not a LINE user, group or room id"),
+            "{err}"
+        );
+    }
 }

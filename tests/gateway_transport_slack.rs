@@ -626,29 +626,13 @@ async fn strangers_flooding_pair_attempts_do_not_block_a_fresh_code() {
     assert_eq!(h.env.audited("gateway.pairing").last().unwrap(), "paired");
 }
 
-/// The vault as the runner sees it: names to values.
-struct Vault(std::collections::HashMap<&'static str, &'static str>);
-
-impl cowork::gateway::channels::SecretLookup for Vault {
-    fn secret(&self, name: &str) -> Result<Redacted, cowork::gateway::GatewayError> {
-        self.0
-            .get(name)
-            .map(|v| Redacted::from(v.to_string()))
-            .ok_or_else(|| cowork::gateway::GatewayError::Settings {
-                channel: name.to_string(),
-                field: "secret",
-                reason: "not stored".into(),
-            })
-    }
-}
-
 /// The runner starts each configured channel through its platform: the
 /// first on /slack/events serves it and answers through the outbound it
 /// registered; a second channel wanting the same route, and one whose token
 /// is not stored, are reported by name while the others run.
 #[tokio::test]
 async fn the_runner_starts_channels_through_their_platform_and_refuses_a_taken_route() {
-    use cowork::gateway::{GatewaySettings, TransportKind, TransportSettings, runner};
+    use cowork::gateway::{GatewaySettings, TransportKind, TransportSettings};
     let env = env(&["slack", "slack2", "tg"]);
     let (fake, base, tls) = serve_fake().await;
     let ca = env.dir.path().join("ca.pem");
@@ -686,19 +670,7 @@ async fn the_runner_starts_channels_through_their_platform_and_refuses_a_taken_r
             .into_iter()
             .collect(),
     );
-    let listen = cowork::gateway::WebhookSettings {
-        listen: "127.0.0.1:0".into(),
-        ..Default::default()
-    };
-    let running = runner::start(
-        &settings,
-        &listen,
-        env.dispatcher.clone(),
-        &vault,
-        &env.replies,
-    )
-    .await
-    .unwrap();
+    let running = start_runner(&env, &settings, &vault).await;
     let started: Vec<&str> = running.started.iter().map(|s| s.channel.as_str()).collect();
     assert_eq!(started, ["slack"]);
     let failed: Vec<(String, String)> = running

@@ -486,6 +486,24 @@ fn validate(c: &Config) -> Vec<(Vec<String>, String)> {
         // The transport reads only what its registry entry lists: a key it
         // would ignore is a mistake (a secret named for the wrong transport).
         if let Some(spec) = crate::gateway::channels::registry::spec(ch.transport.kind) {
+            // Access is granted to stable ids only: a display name or an
+            // e-mail address can be changed or spoofed.
+            if let Some((shaped, what)) = spec.id_shape {
+                let chats = ch.chats.keys();
+                for (field, ids) in [
+                    ("allowlist", ch.allowlist.iter().collect::<Vec<_>>()),
+                    ("group_allowlist", ch.group_allowlist.iter().collect()),
+                    ("approvers", ch.approvers.iter().collect()),
+                    ("chats", chats.collect()),
+                ] {
+                    if let Some(bad) = ids.into_iter().find(|id| !shaped(id)) {
+                        out.push((
+                            key(&["channels", name, field]),
+                            format!("{field}: {bad:?} is not {what}"),
+                        ));
+                    }
+                }
+            }
             for set in ch.transport.keys_set() {
                 if !spec.accepts(set) {
                     let reads = match spec.keys() {

@@ -231,6 +231,9 @@ pub enum TransportKind {
     DiscordGateway,
     /// The interactions endpoint, Ed25519 verified, on the webhook listener.
     DiscordInteractions,
+    /// The Messaging API webhook, signed with the channel secret, on the
+    /// webhook listener.
+    Line,
 }
 
 /// `[channels.NAME.transport]`: the platform side of a channel. Secrets are

@@ -338,3 +338,44 @@ pub async fn stop_runner(
         .unwrap()
         .unwrap();
 }
+
+/// The vault as the runner sees it: names to values.
+pub struct Vault(pub std::collections::HashMap<&'static str, &'static str>);
+
+impl cowork::gateway::channels::SecretLookup for Vault {
+    fn secret(
+        &self,
+        name: &str,
+    ) -> Result<cowork::gateway::channels::Redacted, cowork::gateway::GatewayError> {
+        self.0
+            .get(name)
+            .map(|v| cowork::gateway::channels::Redacted::from(v.to_string()))
+            .ok_or_else(|| cowork::gateway::GatewayError::Settings {
+                channel: name.to_string(),
+                field: "secret",
+                reason: "not stored".into(),
+            })
+    }
+}
+
+/// The runner on `env`'s dispatcher and outbound, its webhook listener on a
+/// free loopback port.
+pub async fn start_runner(
+    env: &Env,
+    settings: &GatewaySettings,
+    vault: &Vault,
+) -> cowork::gateway::runner::Running {
+    let listen = webhook::WebhookSettings {
+        listen: "127.0.0.1:0".into(),
+        ..Default::default()
+    };
+    cowork::gateway::runner::start(
+        settings,
+        &listen,
+        env.dispatcher.clone(),
+        vault,
+        &env.replies,
+    )
+    .await
+    .unwrap()
+}

@@ -23,6 +23,7 @@ impl Channel for Platform {
                 required: &[],
                 optional: &[],
                 secrets: &[],
+                id_shape: None,
             }],
         }
     }

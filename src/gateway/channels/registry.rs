@@ -3,12 +3,13 @@
 //! each needs. Read by the runner (which starts a configured channel through
 //! its platform), the admin page's add-a-channel form and `coworkctl channels
 //! kinds` (`tests/check_config.rs` holds it to what the configuration
-//! accepts). A new platform is its folder plus one line in [`PLATFORMS`]. A
+//! accepts). A new platform is its folder, its [`TransportKind`] variant and
+//! one line in [`PLATFORMS`]. A
 //! transport missing what it needs fails when its channel starts (status,
 //! settings page), not at `check-config`, so a channel can be added before its
 //! secrets are stored.
 
-use super::{Channel, discord, local, slack, telegram};
+use super::{Channel, discord, line, local, slack, telegram};
 use crate::gateway::settings::TransportKind;
 
 /// One platform.
@@ -36,7 +37,14 @@ pub struct TransportSpec {
     pub optional: &'static [&'static str],
     /// Of the keys above, those naming a vault secret, with what the secret holds.
     pub secrets: &'static [(&'static str, &'static str)],
+    /// The shape of the platform's stable ids, and its name in a sentence:
+    /// allowlists, approvers and per-chat settings must hold such ids (never
+    /// display names or e-mail addresses). `None`: not checked yet.
+    pub id_shape: Option<IdShape>,
 }
+
+/// A check of a platform's stable ids, and what such an id is in a sentence.
+pub type IdShape = (fn(&str) -> bool, &'static str);
 
 /// Settings every network transport may carry.
 const COMMON: &[&str] = &["api_base", "ca_file"];
@@ -46,6 +54,7 @@ pub static PLATFORMS: &[&dyn Channel] = &[
     &telegram::Platform,
     &slack::Platform,
     &discord::Platform,
+    &line::Platform,
     &local::Platform,
 ];
 
@@ -107,6 +116,7 @@ mod tests {
             TransportKind::SlackSocket,
             TransportKind::DiscordGateway,
             TransportKind::DiscordInteractions,
+            TransportKind::Line,
         ];
         // A new TransportKind variant fails to compile here until listed.
         for kind in all {
@@ -117,7 +127,8 @@ mod tests {
                 | TransportKind::SlackEvents
                 | TransportKind::SlackSocket
                 | TransportKind::DiscordGateway
-                | TransportKind::DiscordInteractions => {}
+                | TransportKind::DiscordInteractions
+                | TransportKind::Line => {}
             }
             assert_eq!(
                 transports().filter(|t| t.kind == kind).count(),

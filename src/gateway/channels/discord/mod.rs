@@ -40,6 +40,7 @@ impl Channel for Platform {
                     required: &["token_secret"],
                     optional: &["bot_user", "api_base", "ca_file"],
                     secrets: &[TOKEN],
+                    id_shape: None,
                 },
                 TransportSpec {
                     name: "discord-interactions",
@@ -49,6 +50,7 @@ impl Channel for Platform {
                     required: &["token_secret", "application_id", "public_key"],
                     optional: &["bot_user", "api_base", "ca_file"],
                     secrets: &[TOKEN],
+                    id_shape: None,
                 },
             ],
         }

@@ -37,6 +37,7 @@ impl Channel for Platform {
                     required: &["token_secret", "signing_secret"],
                     optional: &["bot_user", "api_base", "ca_file"],
                     secrets: &[TOKEN, ("signing_secret", "the app's signing secret")],
+                    id_shape: None,
                 },
                 TransportSpec {
                     name: "slack-socket",
@@ -56,6 +57,7 @@ impl Channel for Platform {
                             "the app's signing secret (not used by Socket Mode)",
                         ),
                     ],
+                    id_shape: None,
                 },
             ],
         }

@@ -38,6 +38,7 @@ impl Channel for Platform {
                     required: &["token_secret"],
                     optional: &["bot_user", "api_base", "ca_file"],
                     secrets: &[TOKEN],
+                    id_shape: None,
                 },
                 TransportSpec {
                     name: "telegram-webhook",
@@ -53,6 +54,7 @@ impl Channel for Platform {
                             "the webhook's secret token (X-Telegram-Bot-Api-Secret-Token)",
                         ),
                     ],
+                    id_shape: None,
                 },
             ],
         }

@@ -1,5 +1,5 @@
 //! Throughput of the gateway's access-control core (prints figures; no asserts):
-//! authenticity checks per channel (and LINE's verify + parse), the pure policy, the full engine (store
+//! authenticity checks per channel (and LINE's and WhatsApp's verify + parse), the pure policy, the full engine (store
 //! lookup + limits), and Slack verify → parse → evaluate end to end.
 
 #![allow(clippy::unwrap_used)] // test helpers unwrap: a failure is the test failing
@@ -14,6 +14,7 @@ use cowork::gateway::channels::discord::{self, Discord};
 use cowork::gateway::channels::line::{self, Line};
 use cowork::gateway::channels::slack::{self, Slack, SlackEvent};
 use cowork::gateway::channels::telegram::{self, Telegram};
+use cowork::gateway::channels::whatsapp::{self, WhatsApp};
 use cowork::gateway::{
     AccessControl, ChannelSettings, CodeAttempt, Context, GatewaySettings, Inbound, Pairing,
     PairingKey, Profile, RateLimitSettings, RawInbound, Store, TestClock, decide,
@@ -115,6 +116,27 @@ fn main() {
                 .unwrap(),
         );
     });
+
+    // WhatsApp: a 1 KiB body with one text message.
+    let wa = WhatsApp::new(line_secret, "verify-token-0123456789", "106540352242922").unwrap();
+    let wbody = format!(
+        r#"{{"object":"whatsapp_business_account","entry":[{{"id":"1","changes":[{{"field":"messages","value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":"15550001111","phone_number_id":"106540352242922"}},"contacts":[{{"profile":{{"name":"Ann"}},"wa_id":"16505551234"}}],"messages":[{{"from":"16505551234","id":"wamid.1","timestamp":"{NOW}","type":"text","text":{{"body":"{}"}}}}]}}}}]}}]}}"#,
+        "x".repeat(650)
+    );
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(line_secret).unwrap();
+    mac.update(wbody.as_bytes());
+    let wsig = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let wh: Headers = [(whatsapp::SIGNATURE_HEADER, wsig)].into_iter().collect();
+    rate(
+        "whatsapp verify + parse (1 KiB, one message)",
+        100_000,
+        || {
+            black_box(
+                wa.receive(black_box(&wh), black_box(wbody.as_bytes()), NOW)
+                    .unwrap(),
+            );
+        },
+    );
 
     // Policy.
     let dir = tempfile::tempdir().unwrap();

@@ -84,7 +84,10 @@ fn channel_kinds_from_the_registry_are_what_check_config_accepts() {
         .iter()
         .map(|k| k["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["telegram", "slack", "discord", "line", "local"]);
+    assert_eq!(
+        names,
+        ["telegram", "slack", "discord", "line", "whatsapp", "local"]
+    );
     let mut checked = 0;
     for k in kinds.as_array().unwrap() {
         for t in k["transports"].as_array().unwrap() {
@@ -124,10 +127,10 @@ fn channel_kinds_from_the_registry_are_what_check_config_accepts() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 8);
-    let (code, err) = check("[channels.c1.transport]\nkind = \"whatsapp-cloud\"\n");
+    assert_eq!(checked, 9);
+    let (code, err) = check("[channels.c1.transport]\nkind = \"carrier-pigeon\"\n");
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("whatsapp-cloud"), "{err}");
+    assert!(err.contains("carrier-pigeon"), "{err}");
 }
 
 /// A transport reads only what the registry lists for it: a key it would

@@ -234,6 +234,9 @@ pub enum TransportKind {
     /// The Messaging API webhook, signed with the channel secret, on the
     /// webhook listener.
     Line,
+    /// WhatsApp Business (Cloud API) webhook, signed with the app secret,
+    /// on the webhook listener.
+    WhatsappCloud,
 }
 
 /// `[channels.NAME.transport]`: the platform side of a channel. Secrets are
@@ -258,6 +261,11 @@ pub struct TransportSettings {
     pub public_key: Option<String>,
     /// The bot's own user name / id on the platform, for mention detection.
     pub bot_user: Option<String>,
+    /// Vault secret with the WhatsApp webhook's verify token (the `GET`
+    /// subscription handshake).
+    pub verify_token_secret: Option<String>,
+    /// The WhatsApp business phone number id replies are sent from (public).
+    pub phone_number_id: Option<String>,
     /// Extra root certificates (PEM) to trust for this platform (local fakes).
     pub ca_file: Option<PathBuf>,
 }
@@ -275,6 +283,8 @@ impl TransportSettings {
             application_id,
             public_key,
             bot_user,
+            verify_token_secret,
+            phone_number_id,
             ca_file,
         } = self;
         let set = [
@@ -285,6 +295,8 @@ impl TransportSettings {
             ("application_id", application_id.is_some()),
             ("public_key", public_key.is_some()),
             ("bot_user", bot_user.is_some()),
+            ("verify_token_secret", verify_token_secret.is_some()),
+            ("phone_number_id", phone_number_id.is_some()),
             ("ca_file", ca_file.is_some()),
         ];
         set.into_iter()
@@ -516,6 +528,8 @@ mod tests {
             application_id: Some("d".into()),
             public_key: Some("e".into()),
             bot_user: Some("f".into()),
+            verify_token_secret: Some("h".into()),
+            phone_number_id: Some("1".into()),
             ca_file: Some("/g".into()),
         };
         let table: toml::Table = toml::from_str(&toml::to_string(&all).unwrap()).unwrap();

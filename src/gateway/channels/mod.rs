@@ -17,6 +17,7 @@ pub mod local;
 pub mod registry;
 pub mod slack;
 pub mod telegram;
+pub mod whatsapp;
 
 use std::sync::Arc;
 

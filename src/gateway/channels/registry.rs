@@ -9,7 +9,7 @@
 //! settings page), not at `check-config`, so a channel can be added before its
 //! secrets are stored.
 
-use super::{Channel, discord, line, local, slack, telegram};
+use super::{Channel, discord, line, local, slack, telegram, whatsapp};
 use crate::gateway::settings::TransportKind;
 
 /// One platform.
@@ -55,6 +55,7 @@ pub static PLATFORMS: &[&dyn Channel] = &[
     &slack::Platform,
     &discord::Platform,
     &line::Platform,
+    &whatsapp::Platform,
     &local::Platform,
 ];
 
@@ -117,6 +118,7 @@ mod tests {
             TransportKind::DiscordGateway,
             TransportKind::DiscordInteractions,
             TransportKind::Line,
+            TransportKind::WhatsappCloud,
         ];
         // A new TransportKind variant fails to compile here until listed.
         for kind in all {
@@ -128,7 +130,8 @@ mod tests {
                 | TransportKind::SlackSocket
                 | TransportKind::DiscordGateway
                 | TransportKind::DiscordInteractions
-                | TransportKind::Line => {}
+                | TransportKind::Line
+                | TransportKind::WhatsappCloud => {}
             }
             assert_eq!(
                 transports().filter(|t| t.kind == kind).count(),

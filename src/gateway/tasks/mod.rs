@@ -654,11 +654,27 @@ impl Inner {
         }
     }
 
+    /// Sends `text` to the task's chat; a reply that cannot be delivered
+    /// (the platform refused it, its window closed, no transport runs) is
+    /// noted as `task.reply_failed` with the reason, so the owner sees it.
     async fn reply(&self, origin: &Origin, text: &str) {
-        let _ = self
+        if let Err(why) = self
             .replies
             .deliver(&origin.channel, &origin.chat, text)
-            .await;
+            .await
+        {
+            self.trail
+                .note(
+                    "task.reply_failed",
+                    &origin.requester(),
+                    json!({
+                        "channel": origin.channel,
+                        "chat": origin.chat,
+                        "why": crate::gateway::sinks::audit_detail(&why),
+                    }),
+                )
+                .await;
+        }
     }
 
     /// Whether the owner named `sender` an approver of `channel`.
@@ -1109,22 +1125,67 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 mod tests {
     use super::*;
 
+    fn test_setup(dir: &std::path::Path, settings: AgentSettings) -> RuntimeSetup {
+        RuntimeSetup {
+            settings,
+            guard: GuardSettings::default(),
+            sandbox_socket: dir.join("sandbox.sock"),
+            state_dir: dir.to_path_buf(),
+            shared_workspaces: Default::default(),
+            user_limits: budget::UserLimits::from_settings(&Default::default()),
+            approvers: Default::default(),
+        }
+    }
+
+    /// A reply that cannot be delivered is not dropped silently: the trail
+    /// says which chat and why (for WhatsApp, the closed service window).
+    #[tokio::test]
+    async fn an_undeliverable_reply_is_noted_with_its_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let setup = test_setup(dir.path(), AgentSettings::default());
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let audit = Arc::new(crate::gateway::MemoryAudit::default());
+        let runtime = AgentRuntime::new(
+            setup,
+            Arc::new(VaultSecrets::new(Arc::clone(&store))),
+            store,
+            Trail::new(audit.clone()),
+            Arc::new(Replies::default()),
+        )
+        .unwrap();
+        let origin = Origin {
+            channel: "whatsapp".into(),
+            chat: "16505551234".into(),
+            sender: "16505551234".into(),
+            group: false,
+        };
+        runtime.inner.reply(&origin, "done").await;
+        let noted: Vec<_> = audit
+            .entries()
+            .into_iter()
+            .filter(|e| e.kind == "task.reply_failed")
+            .collect();
+        assert_eq!(noted.len(), 1);
+        assert_eq!(noted[0].subject, "whatsapp:16505551234");
+        assert!(
+            noted[0].payload["why"]
+                .as_str()
+                .unwrap()
+                .contains("no running transport"),
+            "{:?}",
+            noted[0].payload
+        );
+    }
+
     #[test]
     fn the_configured_memory_cap_is_enforced() {
         use crate::agent::tools::MemoryStore as _;
         let dir = tempfile::tempdir().unwrap();
-        let setup = RuntimeSetup {
-            settings: AgentSettings {
-                max_memory_bytes: 2048,
-                ..AgentSettings::default()
-            },
-            guard: GuardSettings::default(),
-            sandbox_socket: dir.path().join("sandbox.sock"),
-            state_dir: dir.path().to_path_buf(),
-            shared_workspaces: Default::default(),
-            user_limits: budget::UserLimits::from_settings(&Default::default()),
-            approvers: Default::default(),
+        let settings = AgentSettings {
+            max_memory_bytes: 2048,
+            ..AgentSettings::default()
         };
+        let setup = test_setup(dir.path(), settings);
         let store = memory_store(&setup).unwrap();
         store.append("local:uid:1", &"a".repeat(1500)).unwrap();
         // 1501 + 600 + 1 > 2048: refused (the old hard-coded 64 KiB took it).

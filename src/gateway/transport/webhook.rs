@@ -173,11 +173,12 @@ impl Hooks {
 }
 
 /// A platform's `POST` route: each request's body is read (capped) and its
-/// headers gathered before `handle` gets them with the platform's verifier.
+/// headers gathered before `handle` gets them with the platform's verifier
+/// (shared with the platform's other routes, hence the `Arc`).
 pub fn post_route<V, F, Fut>(
     hooks: Arc<Hooks>,
     channel: &'static str,
-    verifier: V,
+    verifier: Arc<V>,
     handle: F,
 ) -> MethodRouter
 where
@@ -185,13 +186,43 @@ where
     F: Fn(Arc<Hooks>, Arc<V>, Headers, axum::body::Bytes) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = Response> + Send + 'static,
 {
-    let verifier = Arc::new(verifier);
     axum::routing::post(move |headers: HeaderMap, body: Body| async move {
         match hooks.read_request(channel, &headers, body).await {
             Ok((h, body)) => handle(hooks, verifier, h, body).await,
             Err(r) => r,
         }
     })
+}
+
+impl Hooks {
+    /// Dispatches the messages of one verified body in order (a platform
+    /// that batches several: LINE, WhatsApp): `None` for an event that is
+    /// authentic but no message, an error for one that is malformed (audited,
+    /// the others go on). 200 when every one was handled, ignored or seen
+    /// before; when one could not be handled (the trail unreachable), the
+    /// rejection's status (500), so the platform delivers the body again
+    /// and the messages already handled are dropped then as replays.
+    pub(crate) async fn dispatch_all(
+        &self,
+        channel: &'static str,
+        events: impl IntoIterator<Item = Result<Option<(String, Inbound)>, GatewayError>>,
+    ) -> Response {
+        for event in events {
+            let done = match event {
+                Ok(Some((event_id, inbound))) => {
+                    self.dispatcher
+                        .dispatch_and_answer(channel, Some(&event_id), inbound)
+                        .await
+                }
+                Ok(None) => Ok(()),
+                Err(e) => self.dispatcher.reject_malformed(channel, &e).await,
+            };
+            if let Err(e) = done {
+                return self.reject(channel, &e).await;
+            }
+        }
+        StatusCode::OK.into_response()
+    }
 }
 
 /// The listener's router: one route per channel served by webhook, each

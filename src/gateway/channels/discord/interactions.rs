@@ -18,7 +18,7 @@ use crate::gateway::transport::webhook::{Hooks, post_route, replay_response};
 
 /// The route, verifying with `verifier`.
 pub fn route(hooks: Arc<Hooks>, verifier: Discord) -> MethodRouter {
-    post_route(hooks, CHANNEL, verifier, handle)
+    post_route(hooks, CHANNEL, Arc::new(verifier), handle)
 }
 
 /// A deferred, ephemeral acknowledgement that is never followed up.

@@ -1,15 +1,11 @@
 //! `POST /line/webhook`: the signature checked, then each event of the body
-//! dispatched in order (its reply token handed to the client first). A body
-//! whose every event was handled, ignored or seen before is answered 200; an
-//! event that could not be handled (the trail unreachable) answers 500, so
-//! LINE delivers the body again and the events already handled are dropped
-//! as replays. Other statuses as in [`crate::gateway::transport::webhook`].
+//! dispatched in order, its reply token handed to the client first
+//! ([`Hooks::dispatch_all`] says the statuses).
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::MethodRouter;
 
 use super::client::LineClient;
@@ -19,7 +15,7 @@ use crate::gateway::transport::webhook::{Hooks, post_route};
 
 /// The route, verifying with `verifier` and keeping reply tokens in `client`.
 pub fn route(hooks: Arc<Hooks>, verifier: Line, client: Arc<LineClient>) -> MethodRouter {
-    post_route(hooks, CHANNEL, (verifier, client), handle)
+    post_route(hooks, CHANNEL, Arc::new((verifier, client)), handle)
 }
 
 async fn handle(
@@ -34,27 +30,19 @@ async fn handle(
         Ok(events) => events,
         Err(e) => return hooks.reject(CHANNEL, &e).await,
     };
-    let dispatcher = hooks.dispatcher();
-    for event in events {
-        let done = match event {
-            Ok(LineEvent::Message {
-                event_id,
-                reply_token,
-                inbound,
-            }) => {
-                if let Some(token) = reply_token {
-                    client.note_reply_token(inbound.chat(), &token);
-                }
-                dispatcher
-                    .dispatch_and_answer(CHANNEL, Some(&event_id), *inbound)
-                    .await
+    // Lazily: each reply token is handed over just before its message.
+    let messages = events.into_iter().map(|event| match event? {
+        LineEvent::Message {
+            event_id,
+            reply_token,
+            inbound,
+        } => {
+            if let Some(token) = reply_token {
+                client.note_reply_token(inbound.chat(), &token);
             }
-            Ok(LineEvent::Ignored { .. }) => Ok(()),
-            Err(e) => dispatcher.reject_malformed(CHANNEL, &e).await,
-        };
-        if let Err(e) = done {
-            return hooks.reject(CHANNEL, &e).await;
+            Ok(Some((event_id, *inbound)))
         }
-    }
-    StatusCode::OK.into_response()
+        LineEvent::Ignored { .. } => Ok(None),
+    });
+    hooks.dispatch_all(CHANNEL, messages).await
 }

@@ -14,7 +14,7 @@ use crate::gateway::transport::webhook::{Hooks, post_route};
 
 /// The route, verifying with `verifier`.
 pub fn route(hooks: Arc<Hooks>, verifier: Telegram) -> MethodRouter {
-    post_route(hooks, CHANNEL, verifier, handle)
+    post_route(hooks, CHANNEL, Arc::new(verifier), handle)
 }
 
 async fn handle(hooks: Arc<Hooks>, verifier: Arc<Telegram>, h: Headers, body: Bytes) -> Response {

@@ -405,7 +405,11 @@ fn a_supervisor_killed_while_saving_leaves_the_old_or_the_new_file() {
 
 #[test]
 fn a_ca_file_is_stored_with_coworkctl() {
-    let i = start("");
+    // A transport that reads ca_file (its token is never stored: nothing
+    // connects out); the local channel's transport reads nothing.
+    let i = start(
+        "[channels.telegram.transport]\nkind = \"telegram-polling\"\ntoken_secret = \"tg\"\n",
+    );
     let pem = rcgen::generate_simple_self_signed(vec!["llm.lan".into()])
         .unwrap()
         .cert
@@ -415,11 +419,11 @@ fn a_ca_file_is_stored_with_coworkctl() {
     let out = ok(&i.ctl(&[
         "settings",
         "set-ca",
-        "channels.local.transport.ca_file",
+        "channels.telegram.transport.ca_file",
         file.to_str().unwrap(),
     ]));
     assert!(out.contains("restarted: gateway"), "{out}");
-    let (value, origin) = value_of(&i, "channels.local.transport.ca_file");
+    let (value, origin) = value_of(&i, "channels.telegram.transport.ca_file");
     assert_eq!(origin, owner_file(&i).display().to_string());
     let stored: String = value.trim_matches('"').to_string();
     assert!(

@@ -483,8 +483,6 @@ fn validate(c: &Config) -> Vec<(Vec<String>, String)> {
                 ));
             }
         }
-        // The transport reads only what its registry entry lists: a key it
-        // would ignore is a mistake (a secret named for the wrong transport).
         if let Some(spec) = crate::gateway::channels::registry::spec(ch.transport.kind) {
             // Access is granted to stable ids only: a display name or an
             // e-mail address can be changed or spoofed.
@@ -504,6 +502,8 @@ fn validate(c: &Config) -> Vec<(Vec<String>, String)> {
                     }
                 }
             }
+            // The transport reads only what its registry entry lists: a key it
+            // would ignore is a mistake (a secret named for the wrong transport).
             for set in ch.transport.keys_set() {
                 if !spec.accepts(set) {
                     let reads = match spec.keys() {

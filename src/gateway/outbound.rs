@@ -35,7 +35,7 @@ impl Replies {
     }
 
     /// Deliver `text` to `chat` on `channel`. A failure is logged (never the
-    /// text) and reported to the caller; there is nobody else to tell.
+    /// text) and reported to the caller (a task notes it in the trail).
     pub async fn deliver(&self, channel: &str, chat: &str, text: &str) -> Result<(), String> {
         if text.is_empty() {
             return Ok(());
@@ -51,11 +51,11 @@ impl Replies {
         }
         let out = lock(&self.channels).get(channel).cloned();
         let Some(out) = out else {
-            tracing::warn!(%channel, "no reply path for this channel; a task reply was dropped");
+            tracing::warn!(%channel, "no reply path for this channel; a reply was dropped");
             return Err(format!("channel {channel} has no running transport"));
         };
         out.send(chat, text).await.map_err(|e| {
-            tracing::warn!(%channel, error = %e, "a task reply could not be sent");
+            tracing::warn!(%channel, error = %e, "a reply could not be sent");
             e.to_string()
         })
     }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A fake Telegram Bot API for the image test (tests/image/page.sh).
 
-Speaks what src/gateway/transport/telegram.rs uses, as the Bot API documents
+Speaks what src/gateway/channels/telegram/client.rs uses, as the Bot API documents
 it: `POST /bot<TOKEN>/<method>` with a JSON body and a `{"ok": ..., "result":
 ...}` answer. `getUpdates` long-polls (up to the request's `timeout`, at most
 10 s here) for updates with `update_id >= offset`; `sendMessage` records the

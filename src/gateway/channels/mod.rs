@@ -189,6 +189,24 @@ pub(crate) fn check_timestamp(
     Ok(ts)
 }
 
+/// Checks `given` against HMAC-SHA256 under `key` of `parts` (concatenated),
+/// in constant time (`verify_slice`; another length is refused too): the
+/// signature of Slack, LINE and WhatsApp webhooks.
+pub(crate) fn check_hmac_sha256(
+    key: &[u8],
+    parts: &[&[u8]],
+    given: &[u8],
+) -> Result<(), AuthFailure> {
+    use hmac::{Hmac, Mac};
+    let mut mac =
+        Hmac::<sha2::Sha256>::new_from_slice(key).map_err(|_| AuthFailure::BadSignature)?;
+    for part in parts {
+        mac.update(part);
+    }
+    mac.verify_slice(given)
+        .map_err(|_| AuthFailure::BadSignature)
+}
+
 /// Parses JSON with a typed error (serde_json's recursion limit bounds nesting).
 pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
     channel: &'static str,

@@ -1,7 +1,8 @@
 //! The webhook listener: one axum [`Router`] with a route for each channel
 //! served by webhook (each platform's route lives in its folder under
-//! [`crate::gateway::channels`], built on [`Hooks`]), bound where [`WebhookSettings::listen`] says (default `127.0.0.1:8444`, for
-//! a reverse tunnel). It is its own listener, never the admin page's.
+//! [`crate::gateway::channels`], built on [`Hooks`] and [`post_route`]),
+//! bound where [`WebhookSettings::listen`] says (default `127.0.0.1:8444`,
+//! for a reverse tunnel). It is its own listener, never the admin page's.
 //!
 //! Every request: body read up to [`MAX_BODY_BYTES`] (over → 413), headers to
 //! [`Headers`], authenticity first (bad → 401, stale timestamp → 401), then the

@@ -9,12 +9,10 @@
 //! never acted on twice.
 
 use base64::Engine;
-use hmac::{Hmac, Mac};
 use serde::Deserialize;
-use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use crate::gateway::channels::{Headers, check_body_size, parse_json};
+use crate::gateway::channels::{Headers, check_body_size, check_hmac_sha256, parse_json};
 use crate::gateway::error::{AuthFailure, GatewayError};
 use crate::gateway::inbound::{Attachment, Context, Inbound, RawInbound};
 
@@ -104,12 +102,7 @@ impl Line {
         let given = base64::engine::general_purpose::STANDARD
             .decode(given)
             .map_err(|_| AuthFailure::MalformedHeader(SIGNATURE_HEADER))?;
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(&self.secret).map_err(|_| AuthFailure::BadSignature)?;
-        mac.update(body);
-        // verify_slice compares in constant time (and refuses another length).
-        mac.verify_slice(&given)
-            .map_err(|_| AuthFailure::BadSignature)
+        check_hmac_sha256(&self.secret, &[body], &given)
     }
 
     /// Verifies, then parses (the one to use in production).
@@ -278,7 +271,9 @@ struct Mentionee {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hmac::{Hmac, Mac};
     use serde_json::json;
+    use sha2::Sha256;
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
     const NOW: i64 = 1_800_000_000;

@@ -6,14 +6,11 @@
 //! `X-Slack-Request-Timestamp: <unix seconds>` within ±5 minutes of now.
 //! Replays inside the window are left to the transport's event-id dedupe.
 
-use hmac::{Hmac, Mac};
 use serde::Deserialize;
-use sha2::Sha256;
-use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::gateway::channels::{
-    Headers, REPLAY_WINDOW_SECS, check_body_size, check_timestamp, parse_json,
+    Headers, REPLAY_WINDOW_SECS, check_body_size, check_hmac_sha256, check_timestamp, parse_json,
 };
 use crate::gateway::error::{AuthFailure, GatewayError};
 use crate::gateway::inbound::{Attachment, Context, Inbound, RawInbound};
@@ -95,18 +92,11 @@ impl Slack {
         let mut given = [0u8; 32];
         hex::decode_to_slice(hex_sig, &mut given)
             .map_err(|_| AuthFailure::MalformedHeader(SIGNATURE_HEADER))?;
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.signing_secret)
-            .map_err(|_| AuthFailure::BadSignature)?;
-        mac.update(b"v0:");
-        mac.update(ts_text.as_bytes());
-        mac.update(b":");
-        mac.update(body);
-        let expected = mac.finalize().into_bytes();
-        if bool::from(expected.as_slice().ct_eq(&given)) {
-            Ok(())
-        } else {
-            Err(AuthFailure::BadSignature)
-        }
+        check_hmac_sha256(
+            &self.signing_secret,
+            &[b"v0:", ts_text.as_bytes(), b":", body],
+            &given,
+        )
     }
 
     /// Verifies, then parses.

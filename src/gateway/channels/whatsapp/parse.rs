@@ -199,7 +199,11 @@ impl WhatsApp {
                 out.push(Ok(WhatsAppEvent::Ignored { reason: "field" }));
                 continue;
             }
-            let value = change.value;
+            // Parsed only for `messages`: other fields carry other shapes.
+            let value: Value = match serde_json::from_value(change.value) {
+                Ok(v) => v,
+                Err(e) => return Err(GatewayError::parse(CHANNEL, e.to_string())),
+            };
             if value.metadata.phone_number_id != self.phone_number_id {
                 out.push(Ok(WhatsAppEvent::Ignored {
                     reason: "another business number",
@@ -316,7 +320,8 @@ struct Entry {
 #[derive(Deserialize)]
 struct Change {
     field: String,
-    value: Value,
+    #[serde(default)]
+    value: serde_json::Value,
 }
 
 #[derive(Deserialize)]
@@ -521,6 +526,13 @@ mod tests {
         assert_eq!(
             kinds(&wa().parse(other.as_bytes(), NOW).unwrap()),
             ["another business number"]
+        );
+        let template = json!({"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [
+            {"field": "message_template_status_update", "value": {"event": "APPROVED", "message_template_id": 1}}]}]})
+        .to_string();
+        assert_eq!(
+            kinds(&wa().parse(template.as_bytes(), NOW).unwrap()),
+            ["field"]
         );
         let statuses = json!({"object": "page", "entry": []}).to_string();
         assert_eq!(

@@ -10,7 +10,7 @@
 //! pairing-code hashing key, never the master key.
 //! Data: `$STATE/gateway/state.db` (SQLite, WAL): `vault_secrets` (via
 //! [`crate::keystore::vault`]), the access-control tables listed below, and
-//! `agent_tasks` / `agent_approvals` (via [`store`]);
+//! `agent_tasks` / `agent_approvals` (via [`tasks::store`]);
 //! `$STATE/gateway/memory/` (the agent's per-user notes). The file's schema
 //! steps, version and the one way to open it: [`state_db`] (migrated at the
 //! gateway's start; a file from an incompatible newer image is refused and

@@ -16,6 +16,10 @@ pub enum AuthFailure {
     MalformedHeader(&'static str),
     #[error("signature does not match")]
     BadSignature,
+    /// A bearer JWT that does not hold (signature, issuer, audience, times,
+    /// or a claim the platform binds to the request).
+    #[error("bearer token: {0}")]
+    BadToken(&'static str),
     #[error("timestamp {timestamp} outside the {window_secs}s window around {now}")]
     StaleTimestamp {
         timestamp: i64,

@@ -46,7 +46,7 @@ pub async fn start(
     settings: &GatewaySettings,
     webhook_settings: &WebhookSettings,
     dispatcher: Arc<Dispatcher>,
-    secrets: &dyn SecretLookup,
+    secrets: Arc<dyn SecretLookup>,
     replies: &Replies,
 ) -> Result<Running, GatewayError> {
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
@@ -86,7 +86,7 @@ pub async fn start(
                     name,
                     spec,
                     transport: t,
-                    secrets,
+                    secrets: &secrets,
                     dispatcher: &dispatcher,
                     hooks: &hooks,
                 };

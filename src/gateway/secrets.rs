@@ -6,7 +6,10 @@ use rusqlite::Connection;
 
 use zeroize::Zeroizing;
 
+use super::channels::SecretLookup;
+use super::error::GatewayError;
 use super::store::Store;
+use super::transport::Redacted;
 use crate::ipc::{
     ErrorCode, GatewayRequest, GatewayResponse, KeyBundle, SecretBytes, SecretListing, WireError,
 };
@@ -180,4 +183,20 @@ fn vault_error(e: VaultError) -> WireError {
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What a channel reads its tokens through (each read decrypts afresh, so a
+/// credential replaced in the vault is what the next read returns).
+impl SecretLookup for VaultCell {
+    fn secret(&self, name: &str) -> Result<Redacted, GatewayError> {
+        let bytes = self.get(name).map_err(|e| GatewayError::Sink {
+            sink: "vault",
+            reason: e.message,
+        })?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| GatewayError::Sink {
+            sink: "vault",
+            reason: format!("secret {name} is not UTF-8 text"),
+        })?;
+        Ok(Redacted::from(text.trim().to_string()))
+    }
 }

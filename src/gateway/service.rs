@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use super::access::AccessControl;
-use super::channels::Redacted;
 use super::clock::{Clock, SystemClock};
 use super::dispatch::Dispatcher;
 use super::error::GatewayError;
@@ -237,7 +236,7 @@ impl GatewayService {
             &self.settings,
             &self.webhook,
             dispatcher,
-            self,
+            Arc::clone(&self.vault) as Arc<dyn SecretLookup>,
             &self.replies,
         )
         .await
@@ -808,20 +807,6 @@ struct NoProvider;
 impl TaskSink for NoProvider {
     fn submit<'a>(&'a self, _task: Task) -> BoxFuture<'a, Result<String, GatewayError>> {
         Box::pin(std::future::ready(Ok(NO_PROVIDER_REPLY.to_string())))
-    }
-}
-
-impl SecretLookup for GatewayService {
-    fn secret(&self, name: &str) -> Result<Redacted, GatewayError> {
-        let bytes = self.vault.get(name).map_err(|e| GatewayError::Sink {
-            sink: "vault",
-            reason: e.message,
-        })?;
-        let text = std::str::from_utf8(&bytes).map_err(|_| GatewayError::Sink {
-            sink: "vault",
-            reason: format!("secret {name} is not UTF-8 text"),
-        })?;
-        Ok(Redacted::from(text.trim().to_string()))
     }
 }
 

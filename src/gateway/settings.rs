@@ -266,6 +266,24 @@ pub struct TransportSettings {
     pub verify_token_secret: Option<String>,
     /// The WhatsApp business phone number id replies are sent from (public).
     pub phone_number_id: Option<String>,
+    /// The owner's organization; requests from any other are refused: the
+    /// Microsoft Entra tenant id (Teams) or the Google Workspace domain id
+    /// (Google Chat).
+    pub organization_id: Option<String>,
+    /// Where the platform publishes the keys that sign its requests (default
+    /// the platform's own): the Bot Framework OpenID metadata (Teams), the
+    /// JWKS of chat@system.gserviceaccount.com (Google Chat).
+    pub keys_url: Option<String>,
+    /// The OAuth token endpoint for the appliance's own token (default the
+    /// platform's own, or the Google service account key's `token_uri`).
+    pub token_url: Option<String>,
+    /// The Google Cloud project number (the audience of Google Chat's tokens).
+    pub project_number: Option<String>,
+    /// The Pub/Sub subscription Google Chat's events arrive on
+    /// (`projects/PROJECT/subscriptions/NAME`).
+    pub subscription: Option<String>,
+    /// The Pub/Sub API base (default Google's own).
+    pub pubsub_base: Option<String>,
     /// Extra root certificates (PEM) to trust for this platform (local fakes).
     pub ca_file: Option<PathBuf>,
 }
@@ -285,6 +303,12 @@ impl TransportSettings {
             bot_user,
             verify_token_secret,
             phone_number_id,
+            organization_id,
+            keys_url,
+            token_url,
+            project_number,
+            subscription,
+            pubsub_base,
             ca_file,
         } = self;
         let set = [
@@ -297,6 +321,12 @@ impl TransportSettings {
             ("bot_user", bot_user.is_some()),
             ("verify_token_secret", verify_token_secret.is_some()),
             ("phone_number_id", phone_number_id.is_some()),
+            ("organization_id", organization_id.is_some()),
+            ("keys_url", keys_url.is_some()),
+            ("token_url", token_url.is_some()),
+            ("project_number", project_number.is_some()),
+            ("subscription", subscription.is_some()),
+            ("pubsub_base", pubsub_base.is_some()),
             ("ca_file", ca_file.is_some()),
         ];
         set.into_iter()
@@ -461,9 +491,17 @@ impl ChannelSettings {
                 ),
             ));
         }
-        if let Some(base) = &self.transport.api_base {
-            crate::net::parse_url(base.trim_end_matches('/'), "https", "http")
-                .map_err(|e| err("transport.api_base", format!("{base:?}: {e}")))?;
+        let t = &self.transport;
+        for (field, url) in [
+            ("transport.api_base", &t.api_base),
+            ("transport.keys_url", &t.keys_url),
+            ("transport.token_url", &t.token_url),
+            ("transport.pubsub_base", &t.pubsub_base),
+        ] {
+            if let Some(url) = url {
+                crate::net::parse_url(url.trim_end_matches('/'), "https", "http")
+                    .map_err(|e| err(field, format!("{url:?}: {e}")))?;
+            }
         }
         Ok(())
     }
@@ -530,6 +568,12 @@ mod tests {
             bot_user: Some("f".into()),
             verify_token_secret: Some("h".into()),
             phone_number_id: Some("1".into()),
+            organization_id: Some("o".into()),
+            keys_url: Some("https://k".into()),
+            token_url: Some("https://t".into()),
+            project_number: Some("2".into()),
+            subscription: Some("s".into()),
+            pubsub_base: Some("https://p".into()),
             ca_file: Some("/g".into()),
         };
         let table: toml::Table = toml::from_str(&toml::to_string(&all).unwrap()).unwrap();
@@ -618,25 +662,27 @@ mod tests {
     }
 
     #[test]
-    fn api_base_is_https_or_loopback_http_by_host_not_prefix() {
-        let with = |base: &str| {
-            let toml = format!(
-                "[channels.t.transport]\nkind = \"telegram-polling\"\napi_base = {base:?}\n"
-            );
-            toml::from_str::<GatewaySettings>(&toml)
-                .unwrap()
-                .validate(Profile::Production)
-        };
-        with("https://api.telegram.org").unwrap();
-        with("http://127.0.0.1:8081/").unwrap();
-        for bad in [
-            "http://localhost.example.com",
-            "http://127.0.0.1.nip.io",
-            "ftp://127.0.0.1",
-            "not a url",
-        ] {
-            let e = with(bad).unwrap_err().to_string();
-            assert!(e.contains("transport.api_base"), "{bad}: {e}");
+    fn urls_are_https_or_loopback_http_by_host_not_prefix() {
+        for key in ["api_base", "keys_url", "token_url", "pubsub_base"] {
+            let with = |url: &str| {
+                let toml = format!(
+                    "[channels.t.transport]\nkind = \"telegram-polling\"\n{key} = {url:?}\n"
+                );
+                toml::from_str::<GatewaySettings>(&toml)
+                    .unwrap()
+                    .validate(Profile::Production)
+            };
+            with("https://api.telegram.org").unwrap();
+            with("http://127.0.0.1:8081/").unwrap();
+            for bad in [
+                "http://localhost.example.com",
+                "http://127.0.0.1.nip.io",
+                "ftp://127.0.0.1",
+                "not a url",
+            ] {
+                let e = with(bad).unwrap_err().to_string();
+                assert!(e.contains(&format!("transport.{key}")), "{bad}: {e}");
+            }
         }
     }
 

@@ -340,6 +340,7 @@ pub async fn stop_runner(
 }
 
 /// The vault as the runner sees it: names to values.
+#[derive(Clone)]
 pub struct Vault(pub std::collections::HashMap<&'static str, &'static str>);
 
 impl cowork::gateway::channels::SecretLookup for Vault {
@@ -373,7 +374,7 @@ pub async fn start_runner(
         settings,
         &listen,
         env.dispatcher.clone(),
-        vault,
+        std::sync::Arc::new(vault.clone()),
         &env.replies,
     )
     .await

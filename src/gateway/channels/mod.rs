@@ -54,7 +54,8 @@ pub struct Start<'a> {
     pub name: &'a str,
     pub spec: &'static TransportSpec,
     pub transport: &'a TransportSettings,
-    pub secrets: &'a dyn SecretLookup,
+    /// The vault (a channel may keep it to read a credential again later).
+    pub secrets: &'a Arc<dyn SecretLookup>,
     pub dispatcher: &'a Arc<Dispatcher>,
     /// For a webhook route: the listener's shared request handling.
     pub hooks: &'a Arc<Hooks>,

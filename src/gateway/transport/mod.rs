@@ -8,6 +8,8 @@
 //! bodies, and strips URLs from errors (the Telegram token is part of its
 //! URLs). Tokens are held in [`Redacted`] and never logged.
 
+pub mod jwt;
+pub mod oauth;
 pub mod pacer;
 pub mod rejections;
 pub mod webhook;
@@ -112,17 +114,31 @@ impl HttpConfig {
     }
 
     pub(crate) fn client(&self, channel: &'static str) -> Result<reqwest::Client, GatewayError> {
-        let err = |reason: String| GatewayError::HttpClient { channel, reason };
-        crate::net::parse_url(self.base(), "https", "http")
-            .map_err(|e| err(format!("base URL: {e}")))?;
-        crate::net::client_builder(self.extra_root_pem.as_deref())
-            .map_err(err)?
-            .timeout(self.timeout)
-            .connect_timeout(Duration::from_secs(10))
-            .user_agent("cowork-gateway")
-            .build()
-            .map_err(|e| err(e.without_url().to_string()))
+        crate::net::parse_url(self.base(), "https", "http").map_err(|e| {
+            GatewayError::HttpClient {
+                channel,
+                reason: format!("base URL: {e}"),
+            }
+        })?;
+        http_client(channel, self.extra_root_pem.as_deref(), self.timeout)
     }
+}
+
+/// A client for a platform's servers: no redirects, the built-in roots and
+/// `extra_root_pem`, `timeout` per request.
+pub(crate) fn http_client(
+    channel: &'static str,
+    extra_root_pem: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<reqwest::Client, GatewayError> {
+    let err = |reason: String| GatewayError::HttpClient { channel, reason };
+    crate::net::client_builder(extra_root_pem)
+        .map_err(err)?
+        .timeout(timeout)
+        .connect_timeout(Duration::from_secs(10))
+        .user_agent("cowork-gateway")
+        .build()
+        .map_err(|e| err(e.without_url().to_string()))
 }
 
 /// A platform's HTTP API reached with a token in the `Authorization` header

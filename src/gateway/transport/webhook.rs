@@ -270,6 +270,7 @@ fn classify(err: &GatewayError) -> (StatusCode, &'static str) {
             AuthFailure::BodyTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             AuthFailure::StaleTimestamp { .. } => (StatusCode::UNAUTHORIZED, "stale_timestamp"),
             AuthFailure::BadSignature => (StatusCode::UNAUTHORIZED, "bad_signature"),
+            AuthFailure::BadToken(_) => (StatusCode::UNAUTHORIZED, "bad_token"),
             AuthFailure::MissingHeader(_)
             | AuthFailure::DuplicateHeader(_)
             | AuthFailure::MalformedHeader(_) => (StatusCode::UNAUTHORIZED, "bad_auth_header"),

@@ -1,6 +1,7 @@
 //! Throughput of the gateway's access-control core (prints figures; no asserts):
 //! authenticity checks per channel, the pure policy, the full engine (store
-//! lookup + limits), and verify → parse → evaluate for Slack, LINE and WhatsApp.
+//! lookup + limits), and verify → parse → evaluate for Slack, LINE, WhatsApp
+//! and Teams.
 
 #![allow(clippy::unwrap_used)] // test helpers unwrap: a failure is the test failing
 
@@ -13,6 +14,7 @@ use cowork::gateway::channels::Headers;
 use cowork::gateway::channels::discord::{self, Discord};
 use cowork::gateway::channels::line::{self, Line};
 use cowork::gateway::channels::slack::{self, Slack, SlackEvent};
+use cowork::gateway::channels::teams::{Teams, TeamsEvent};
 use cowork::gateway::channels::telegram::{self, Telegram};
 use cowork::gateway::channels::whatsapp::{self, WhatsApp};
 use cowork::gateway::{
@@ -138,6 +140,45 @@ fn main() {
         },
     );
 
+    // Teams: an RS256 bearer token and a 1 KiB activity.
+    const TEAMS_APP: &str = "2f0a6a5e-8d1c-4f7e-9b3a-1c2d3e4f5a6b";
+    const TEAMS_TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    const TEAMS_USER: &str = "7faf1a9c-4b0e-4a52-9d0b-3f1b2c6d8e90";
+    let teams = Teams::new(TEAMS_APP, TEAMS_TENANT).unwrap();
+    let jwks = cowork::gateway::transport::jwt::Jwks::parse(include_bytes!(
+        "../tests/data/jwt/jwks-a.json"
+    ))
+    .unwrap();
+    let teams_key = jwks.get("test-key-a").unwrap();
+    let service_url = "https://smba.trafficmanager.net/amer/";
+    let mut jwt_header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    jwt_header.kid = Some("test-key-a".into());
+    let teams_token = jsonwebtoken::encode(
+        &jwt_header,
+        &serde_json::json!({"iss": "https://api.botframework.com", "aud": TEAMS_APP,
+            "exp": NOW + 3600, "serviceurl": service_url}),
+        &jsonwebtoken::EncodingKey::from_rsa_pem(include_bytes!("../tests/data/jwt/key-a.pem"))
+            .unwrap(),
+    )
+    .unwrap();
+    let tbody = serde_json::json!({"type": "message", "id": "1481567603816",
+        "serviceUrl": service_url, "channelId": "msteams",
+        "from": {"id": "29:1abc", "name": "Ann", "aadObjectId": TEAMS_USER},
+        "conversation": {"conversationType": "personal", "tenantId": TEAMS_TENANT, "id": "a:1XJKJMvc5GBtc2"},
+        "recipient": {"id": format!("28:{TEAMS_APP}"), "name": "CoWork"},
+        "text": "x".repeat(600), "channelData": {"tenant": {"id": TEAMS_TENANT}}})
+    .to_string();
+    let th: Headers = [("Authorization", format!("Bearer {teams_token}"))]
+        .into_iter()
+        .collect();
+    rate("teams verify (RS256 JWT) + parse (1 KiB)", 20_000, || {
+        black_box(
+            teams
+                .receive(black_box(&th), black_box(tbody.as_bytes()), &teams_key, NOW)
+                .unwrap(),
+        );
+    });
+
     // Policy.
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(dir.path()).unwrap());
@@ -150,7 +191,7 @@ fn main() {
         },
         ..ChannelSettings::default()
     };
-    for name in ["slack", "line", "whatsapp"] {
+    for name in ["slack", "line", "whatsapp", "teams"] {
         settings.channels.insert(name.into(), ch.clone());
     }
     let settings = Arc::new(settings);
@@ -171,6 +212,7 @@ fn main() {
         ("slack", "U1"),
         ("line", "U0123456789abcdef0123456789abcdef"),
         ("whatsapp", "16505551234"),
+        ("teams", TEAMS_USER),
     ] {
         let code = pairing.issue(channel).unwrap();
         pairing
@@ -242,6 +284,18 @@ fn main() {
             if let Ok(whatsapp::WhatsAppEvent::Message { inbound, .. }) = ev {
                 black_box(access.evaluate(&inbound).unwrap());
             }
+        }
+    });
+    rate("teams verify + parse + evaluate", 20_000, || {
+        tick += 1;
+        if tick.is_multiple_of(5000) {
+            clock.advance(1);
+        }
+        if let TeamsEvent::Message { inbound, .. } = teams
+            .receive(&th, tbody.as_bytes(), &teams_key, NOW)
+            .unwrap()
+        {
+            black_box(access.evaluate(&inbound).unwrap());
         }
     });
     rate("pairing redeem, wrong code (sender locked)", 20_000, || {

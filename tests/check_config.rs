@@ -86,7 +86,9 @@ fn channel_kinds_from_the_registry_are_what_check_config_accepts() {
         .collect();
     assert_eq!(
         names,
-        ["telegram", "slack", "discord", "line", "whatsapp", "local"]
+        [
+            "telegram", "slack", "discord", "line", "whatsapp", "teams", "local"
+        ]
     );
     let mut checked = 0;
     for k in kinds.as_array().unwrap() {
@@ -107,7 +109,9 @@ fn channel_kinds_from_the_registry_are_what_check_config_accepts() {
                 );
             }
             let value = |key: &str| match key {
-                "api_base" => "\"https://127.0.0.1:9\"".to_string(),
+                "api_base" | "keys_url" | "token_url" | "pubsub_base" => {
+                    "\"https://127.0.0.1:9\"".to_string()
+                }
                 "ca_file" => "\"/etc/ssl/certs/ca-certificates.crt\"".to_string(),
                 _ => format!("\"{key}_value\""),
             };
@@ -127,7 +131,7 @@ fn channel_kinds_from_the_registry_are_what_check_config_accepts() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 9);
+    assert_eq!(checked, 10);
     let (code, err) = check("[channels.c1.transport]\nkind = \"carrier-pigeon\"\n");
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("carrier-pigeon"), "{err}");
@@ -174,5 +178,34 @@ fn line_allowlists_take_line_ids_only() {
             err.contains("is not a LINE user, group or room id"),
             "{err}"
         );
+    }
+}
+
+/// A Teams channel grants access by Microsoft Entra object id only (never a
+/// display name or an e-mail address, which an owner of another tenant's
+/// account could choose).
+#[test]
+fn teams_allowlists_take_entra_object_ids_only() {
+    let config = |list: &str| {
+        format!(
+            "profile = \"production\"\n[channels.teams]\ndm = \"allowlist\"\nallowlist = [{list}]\n\
+             [channels.teams.transport]\nkind = \"teams\"\napplication_id = \"a\"\n\
+             organization_id = \"o\"\ntoken_secret = \"t\"\n"
+        )
+    };
+    let (code, err) = check(&config(
+        "\"7faf1a9c-4b0e-4a52-9d0b-3f1b2c6d8e90\", \"19:abc_DEF-1@thread.tacv2\", \"a:1XJKJMvc5GBtc2JwZq\"",
+    ));
+    assert_eq!(code, 0, "{err}");
+    for bad in [
+        "\"alice\"",
+        "\"alice@example.com\"",
+        "\"7FAF1A9C-4B0E-4A52-9D0B-3F1B2C6D8E90\"",
+        "\"29:1XJKJMvc5GBtc2JwZq0oj8tHZmzrQgFmB25ATiQWA85gQtHieVkKilBZ9XHoq9j7Zaqt7CZ\"",
+        "\"19:alice@example.com\"",
+    ] {
+        let (code, err) = check(&config(bad));
+        assert_eq!(code, 1, "{bad}: {err}");
+        assert!(err.contains("is not a Microsoft Entra object id"), "{err}");
     }
 }

@@ -237,6 +237,9 @@ pub enum TransportKind {
     /// WhatsApp Business (Cloud API) webhook, signed with the app secret,
     /// on the webhook listener.
     WhatsappCloud,
+    /// Microsoft Teams through the Azure Bot Service: the messaging
+    /// endpoint, Bot Framework JWT verified, on the webhook listener.
+    Teams,
 }
 
 /// `[channels.NAME.transport]`: the platform side of a channel. Secrets are

@@ -366,6 +366,15 @@ pub async fn start_runner(
     settings: &GatewaySettings,
     vault: &Vault,
 ) -> cowork::gateway::runner::Running {
+    start_runner_with(env, settings, std::sync::Arc::new(vault.clone())).await
+}
+
+/// The same, reading secrets through `secrets`.
+pub async fn start_runner_with(
+    env: &Env,
+    settings: &GatewaySettings,
+    secrets: std::sync::Arc<dyn cowork::gateway::channels::SecretLookup>,
+) -> cowork::gateway::runner::Running {
     let listen = webhook::WebhookSettings {
         listen: "127.0.0.1:0".into(),
         ..Default::default()
@@ -374,7 +383,7 @@ pub async fn start_runner(
         settings,
         &listen,
         env.dispatcher.clone(),
-        std::sync::Arc::new(vault.clone()),
+        secrets,
         &env.replies,
     )
     .await

@@ -16,6 +16,7 @@ pub mod line;
 pub mod local;
 pub mod registry;
 pub mod slack;
+pub mod teams;
 pub mod telegram;
 pub mod whatsapp;
 

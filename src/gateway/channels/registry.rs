@@ -9,7 +9,7 @@
 //! settings page), not at `check-config`, so a channel can be added before its
 //! secrets are stored.
 
-use super::{Channel, discord, line, local, slack, telegram, whatsapp};
+use super::{Channel, discord, line, local, slack, teams, telegram, whatsapp};
 use crate::gateway::settings::TransportKind;
 
 /// One platform.
@@ -56,6 +56,7 @@ pub static PLATFORMS: &[&dyn Channel] = &[
     &discord::Platform,
     &line::Platform,
     &whatsapp::Platform,
+    &teams::Platform,
     &local::Platform,
 ];
 
@@ -119,6 +120,7 @@ mod tests {
             TransportKind::DiscordInteractions,
             TransportKind::Line,
             TransportKind::WhatsappCloud,
+            TransportKind::Teams,
         ];
         // A new TransportKind variant fails to compile here until listed.
         for kind in all {
@@ -131,7 +133,8 @@ mod tests {
                 | TransportKind::DiscordGateway
                 | TransportKind::DiscordInteractions
                 | TransportKind::Line
-                | TransportKind::WhatsappCloud => {}
+                | TransportKind::WhatsappCloud
+                | TransportKind::Teams => {}
             }
             assert_eq!(
                 transports().filter(|t| t.kind == kind).count(),

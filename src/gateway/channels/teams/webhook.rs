@@ -1,0 +1,54 @@
+//! `POST /teams/messages`: the bearer token's key looked up (fetched when
+//! new), the request verified and parsed, then the activity dispatched
+//! ([`Hooks::dispatch`] says the statuses); the conversation's service URL
+//! is noted for its answers first.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
+
+use super::client::TeamsClient;
+use super::parse::{CHANNEL, Teams, TeamsEvent};
+use crate::gateway::channels::Headers;
+use crate::gateway::error::GatewayError;
+use crate::gateway::transport::jwt::{self, KeySet};
+use crate::gateway::transport::webhook::{Hooks, post_route};
+
+/// What the route holds.
+#[derive(Debug)]
+pub struct Route {
+    pub verifier: Teams,
+    pub keys: KeySet,
+    pub client: Arc<TeamsClient>,
+}
+
+/// The route.
+pub fn route(hooks: Arc<Hooks>, state: Route) -> MethodRouter {
+    post_route(hooks, CHANNEL, Arc::new(state), handle)
+}
+
+async fn handle(hooks: Arc<Hooks>, state: Arc<Route>, h: Headers, body: Bytes) -> Response {
+    let now = hooks.dispatcher().clock().now();
+    let key = match jwt::bearer(&h) {
+        Ok(token) => state.keys.key_for(token).await,
+        Err(e) => Err(e),
+    };
+    let event = key
+        .map_err(|r| GatewayError::verify(CHANNEL, r))
+        .and_then(|key| state.verifier.receive(&h, &body, &key, now));
+    match event {
+        Ok(TeamsEvent::Message {
+            event_id,
+            service_url,
+            inbound,
+        }) => {
+            state.client.note_inbound(inbound.chat(), &service_url);
+            hooks.dispatch(CHANNEL, Some(&event_id), *inbound).await
+        }
+        Ok(TeamsEvent::Ignored { .. }) => StatusCode::OK.into_response(),
+        Err(e) => hooks.reject(CHANNEL, &e).await,
+    }
+}

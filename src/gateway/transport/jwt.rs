@@ -260,13 +260,17 @@ impl KeySet {
     }
 
     /// The key that signed `token` (fetching the set when it is not held).
-    pub async fn key_for(&self, token: &str) -> Result<Arc<PublishedKey>, AuthFailure> {
-        let kid = key_id(token)?;
+    /// A token naming a key the platform does not publish is a verification
+    /// failure; no keys at all (the platform unreachable since the start) is
+    /// the appliance's own failure, answered 500 so the platform retries.
+    pub async fn key_for(&self, token: &str) -> Result<Arc<PublishedKey>, GatewayError> {
+        let kid = key_id(token).map_err(|r| GatewayError::verify(self.channel, r))?;
         let mut held = self.held.lock().await;
         let stale = held.fetched.is_none_or(|at| at.elapsed() > MAX_KEYS_AGE);
         let may_try = held
             .tried
             .is_none_or(|at| at.elapsed() >= self.refetch_after);
+        let mut failure = None;
         if (stale || held.jwks.get(&kid).is_none()) && may_try {
             held.tried = Some(Instant::now());
             match self.fetch().await {
@@ -281,12 +285,22 @@ impl KeySet {
                 }
                 // The keys held go on serving; the next unknown key tries again.
                 Err(e) => {
-                    tracing::warn!(channel = self.channel, error = %e, "signing keys not fetched")
+                    tracing::warn!(channel = self.channel, error = %e, "signing keys not fetched");
+                    failure = Some(e);
                 }
             }
         }
-        held.jwks.get(&kid).ok_or(AuthFailure::BadToken(
-            "signed by a key the platform does not publish",
+        if let Some(key) = held.jwks.get(&kid) {
+            return Ok(key);
+        }
+        if held.jwks.is_empty() {
+            return Err(failure.unwrap_or_else(|| {
+                self.err("not fetched yet; tried again within a minute".into())
+            }));
+        }
+        Err(GatewayError::verify(
+            self.channel,
+            AuthFailure::BadToken("signed by a key the platform does not publish"),
         ))
     }
 
@@ -547,10 +561,13 @@ mod tests {
         assert_eq!(fetches.load(Ordering::SeqCst), 1);
         // B is published now, but the last fetch was under a minute ago.
         *served.lock().unwrap() = JWKS_AB;
-        assert_eq!(
+        assert!(matches!(
             keys.key_for(&b).await.unwrap_err(),
-            AuthFailure::BadToken("signed by a key the platform does not publish")
-        );
+            GatewayError::VerifyRequest {
+                reason: AuthFailure::BadToken("signed by a key the platform does not publish"),
+                ..
+            }
+        ));
         assert_eq!(fetches.load(Ordering::SeqCst), 1);
 
         // Without the minute's wait, an unknown key fetches the set again.
@@ -567,6 +584,26 @@ mod tests {
         keys.key_for(&a).await.unwrap();
         keys.key_for(&b).await.unwrap();
         assert!(keys.key_for(&sign(KEY_A, "gone", claims())).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn no_keys_at_all_is_the_appliances_failure_not_the_requests() {
+        let served = Arc::new(std::sync::Mutex::new(&b"{\"keys\": []}"[..]));
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let base = key_server(Arc::clone(&served), Arc::clone(&fetches)).await;
+        let keys = KeySet::new("t", KeySource::Jwks(format!("{base}/keys")), None).unwrap();
+        let a = sign(KEY_A, "test-key-a", claims());
+        for _ in 0..2 {
+            let e = keys.key_for(&a).await.unwrap_err();
+            assert!(matches!(e, GatewayError::ChannelApi { .. }), "{e}");
+        }
+        // Within the minute, nothing more is asked of the platform.
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+        // A token that is no JWT is the request's failure still.
+        assert!(matches!(
+            keys.key_for("junk").await.unwrap_err(),
+            GatewayError::VerifyRequest { .. }
+        ));
     }
 
     #[test]

@@ -34,11 +34,9 @@ async fn handle(hooks: Arc<Hooks>, state: Arc<Route>, h: Headers, body: Bytes) -
     let now = hooks.dispatcher().clock().now();
     let key = match jwt::bearer(&h) {
         Ok(token) => state.keys.key_for(token).await,
-        Err(e) => Err(e),
+        Err(r) => Err(GatewayError::verify(CHANNEL, r)),
     };
-    let event = key
-        .map_err(|r| GatewayError::verify(CHANNEL, r))
-        .and_then(|key| state.verifier.receive(&h, &body, &key, now));
+    let event = key.and_then(|key| state.verifier.receive(&h, &body, &key, now));
     match event {
         Ok(TeamsEvent::Message {
             event_id,

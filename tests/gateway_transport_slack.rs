@@ -670,9 +670,14 @@ async fn the_runner_starts_channels_through_their_platform_and_refuses_a_taken_r
             .into_iter()
             .collect(),
     );
+    // A reply path left from an earlier start of a channel that no longer
+    // starts is dropped: a late reply there fails, saying why.
+    env.replies.register("tg", std::sync::Arc::new(NeverSent));
     let running = start_runner(&env, &settings, &vault).await;
     let started: Vec<&str> = running.started.iter().map(|s| s.channel.as_str()).collect();
     assert_eq!(started, ["slack"]);
+    let late = env.replies.deliver("tg", "1", "late").await.unwrap_err();
+    assert!(late.contains("no running transport"), "{late}");
     let failed: Vec<(String, String)> = running
         .failed
         .iter()
@@ -707,4 +712,18 @@ async fn the_runner_starts_channels_through_their_platform_and_refuses_a_taken_r
         ("DU1".to_string(), PAIRING_PROMPT.to_string())
     );
     running.stop();
+}
+
+/// An outbound that must never be used.
+#[derive(Debug)]
+struct NeverSent;
+
+impl cowork::gateway::outbound::Outbound for NeverSent {
+    fn send<'a>(
+        &'a self,
+        _chat: &'a str,
+        _text: &'a str,
+    ) -> cowork::gateway::BoxFuture<'a, Result<(), cowork::gateway::GatewayError>> {
+        panic!("a reply went out through a channel that no longer runs")
+    }
 }

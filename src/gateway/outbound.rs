@@ -34,6 +34,14 @@ impl Replies {
         lock(&self.channels).insert(channel.to_string(), out);
     }
 
+    /// Drops the reply paths of channels not in `running` (removed from the
+    /// configuration or failing to start at a restart), so a late reply on
+    /// one says it has no running transport rather than going out through a
+    /// client built from old settings.
+    pub fn retain(&self, running: &[&str]) {
+        lock(&self.channels).retain(|name, _| running.contains(&name.as_str()));
+    }
+
     /// Deliver `text` to `chat` on `channel`. A failure is logged (never the
     /// text) and reported to the caller (a task notes it in the trail).
     pub async fn deliver(&self, channel: &str, chat: &str, text: &str) -> Result<(), String> {

@@ -115,6 +115,9 @@ pub async fn start(
         }
     }
 
+    let running: Vec<&str> = started.iter().map(|s| s.channel.as_str()).collect();
+    replies.retain(&running);
+
     let mut webhook_addr = None;
     if !routes.is_empty() {
         // A listener being stopped (reload, re-key) may hold the port a moment.

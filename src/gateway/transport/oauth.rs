@@ -125,3 +125,96 @@ impl TokenSource {
         Ok((Redacted::from(token), Duration::from_secs(secs)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    /// A token endpoint on loopback answering `answers[i]` to the i-th
+    /// request (the last one thereafter).
+    async fn endpoint(answers: Vec<(u16, &'static str)>) -> (String, Arc<AtomicUsize>) {
+        let asked = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&asked);
+        let answers = Arc::new(Mutex::new(answers));
+        let app = axum::Router::new().route(
+            "/token",
+            axum::routing::post(move |body: String| {
+                assert!(body.contains("grant_type=client_credentials"), "{body}");
+                let i = count.fetch_add(1, Ordering::SeqCst);
+                let a = answers.lock().unwrap();
+                let (status, text) = a[i.min(a.len() - 1)];
+                std::future::ready((axum::http::StatusCode::from_u16(status).unwrap(), text))
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/token", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (url, asked)
+    }
+
+    fn source(url: &str) -> TokenSource {
+        let grant: Grant = Box::new(|| Ok(vec![("grant_type", "client_credentials".into())]));
+        TokenSource::new("t", url, None, grant).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_token_is_kept_until_forgotten_and_its_lifetime_may_be_a_string() {
+        let (url, asked) = endpoint(vec![
+            (200, r#"{"access_token": "one", "expires_in": "3599"}"#),
+            (200, r#"{"access_token": "two", "expires_in": 3599}"#),
+        ])
+        .await;
+        let s = source(&url);
+        assert_eq!(s.header().await.unwrap(), "Bearer one");
+        assert_eq!(s.header().await.unwrap(), "Bearer one");
+        assert_eq!(asked.load(Ordering::SeqCst), 1);
+        s.forget().await;
+        assert_eq!(s.header().await.unwrap(), "Bearer two");
+        assert!(s.header().await.unwrap().is_sensitive());
+    }
+
+    #[tokio::test]
+    async fn a_token_about_to_expire_is_not_kept() {
+        let (url, asked) =
+            endpoint(vec![(200, r#"{"access_token": "x", "expires_in": 60}"#)]).await;
+        let s = source(&url);
+        s.header().await.unwrap();
+        s.header().await.unwrap();
+        assert_eq!(asked.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn refusals_and_junk_answers_say_what_the_endpoint_said_and_nothing_more() {
+        for (status, body, want) in [
+            (
+                401,
+                r#"{"error": "invalid_client", "error_description": "AADSTS7000215"}"#,
+                "invalid_client: AADSTS7000215",
+            ),
+            (200, r#"{"expires_in": 3599}"#, "HTTP 200 OK: "),
+            (200, r#"{"access_token": "x"}"#, "no usable expires_in"),
+            (
+                200,
+                r#"{"access_token": "x", "expires_in": -5}"#,
+                "no usable expires_in",
+            ),
+            (200, "<html>proxy</html>", "not a token response"),
+            (500, "", "not a token response"),
+        ] {
+            let (url, _) = endpoint(vec![(status, body)]).await;
+            let e = source(&url).header().await.unwrap_err().to_string();
+            assert!(e.contains(want), "{body}: {e}");
+        }
+        assert!(
+            TokenSource::new(
+                "t",
+                "http://example.com/token",
+                None,
+                Box::new(|| Ok(vec![]))
+            )
+            .is_err()
+        );
+    }
+}

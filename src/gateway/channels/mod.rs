@@ -209,18 +209,34 @@ pub(crate) fn check_hmac_sha256(
         .map_err(|_| AuthFailure::BadSignature)
 }
 
-/// Parses JSON with a typed error (serde_json's recursion limit bounds nesting).
+/// Parses JSON with a typed error (serde_json's recursion limit bounds
+/// nesting). The whole body must be UTF-8: serde_json does not check the
+/// strings of fields it skips, and no platform sends anything else.
 pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
     channel: &'static str,
     body: &[u8],
 ) -> Result<T, GatewayError> {
     check_body_size(body).map_err(|r| GatewayError::verify(channel, r))?;
-    serde_json::from_slice(body).map_err(|e| GatewayError::parse(channel, e.to_string()))
+    let text = std::str::from_utf8(body)
+        .map_err(|e| GatewayError::parse(channel, format!("not UTF-8: {e}")))?;
+    serde_json::from_str(text).map_err(|e| GatewayError::parse(channel, e.to_string()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_bodies_are_utf8_throughout_even_where_no_field_is_read() {
+        #[derive(serde::Deserialize, Debug)]
+        struct Read {
+            #[allow(dead_code)]
+            a: u8,
+        }
+        assert!(parse_json::<Read>("t", br#"{"a": 1, "skipped": "ok"}"#).is_ok());
+        let e = parse_json::<Read>("t", b"{\"a\": 1, \"skipped\": \"\xce\xc5\"}").unwrap_err();
+        assert!(e.to_string().contains("not UTF-8"), "{e}");
+    }
 
     #[test]
     fn timestamps() {

@@ -237,6 +237,12 @@ pub enum TransportKind {
     /// WhatsApp Business (Cloud API) webhook, signed with the app secret,
     /// on the webhook listener.
     WhatsappCloud,
+    /// Google Chat app's HTTP endpoint, Google-signed bearer JWTs, on the
+    /// webhook listener.
+    GoogleChat,
+    /// Google Chat app's events pulled from a Pub/Sub subscription (no
+    /// inbound port needed).
+    GoogleChatPubsub,
 }
 
 /// `[channels.NAME.transport]`: the platform side of a channel. Secrets are

@@ -9,7 +9,7 @@
 //! settings page), not at `check-config`, so a channel can be added before its
 //! secrets are stored.
 
-use super::{Channel, discord, line, local, slack, telegram, whatsapp};
+use super::{Channel, discord, google_chat, line, local, slack, telegram, whatsapp};
 use crate::gateway::settings::TransportKind;
 
 /// One platform.
@@ -56,6 +56,7 @@ pub static PLATFORMS: &[&dyn Channel] = &[
     &discord::Platform,
     &line::Platform,
     &whatsapp::Platform,
+    &google_chat::Platform,
     &local::Platform,
 ];
 
@@ -119,6 +120,8 @@ mod tests {
             TransportKind::DiscordInteractions,
             TransportKind::Line,
             TransportKind::WhatsappCloud,
+            TransportKind::GoogleChat,
+            TransportKind::GoogleChatPubsub,
         ];
         // A new TransportKind variant fails to compile here until listed.
         for kind in all {
@@ -131,7 +134,9 @@ mod tests {
                 | TransportKind::DiscordGateway
                 | TransportKind::DiscordInteractions
                 | TransportKind::Line
-                | TransportKind::WhatsappCloud => {}
+                | TransportKind::WhatsappCloud
+                | TransportKind::GoogleChat
+                | TransportKind::GoogleChatPubsub => {}
             }
             assert_eq!(
                 transports().filter(|t| t.kind == kind).count(),

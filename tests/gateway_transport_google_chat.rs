@@ -700,6 +700,52 @@ async fn rate_limited_then_sent_and_a_refused_token_renewed() {
     assert_rate_limited(&e, "3 tries", "ya29");
 }
 
+/// The vault with a key the owner may replace.
+struct SwappableVault(Mutex<String>);
+
+impl SecretLookup for SwappableVault {
+    fn secret(
+        &self,
+        name: &str,
+    ) -> Result<cowork::gateway::channels::Redacted, cowork::gateway::GatewayError> {
+        assert_eq!(name, KEY_SECRET);
+        Ok(self.0.lock().unwrap().clone().into())
+    }
+}
+
+#[tokio::test]
+async fn a_key_replaced_in_the_vault_signs_the_next_token_request() {
+    let (fake, base, tls) = serve_google().await;
+    let vault = Arc::new(SwappableVault(Mutex::new(KEY_JSON.clone())));
+    let secrets: Arc<dyn SecretLookup> = vault.clone();
+    let tokens = token_source(
+        &secrets,
+        KEY_SECRET,
+        CHAT_SCOPE,
+        &format!("{base}/token"),
+        Some(&tls.ca_pem),
+    )
+    .unwrap();
+    let client = GoogleChatClient::new(&http_config(&base, &tls), tokens).unwrap();
+    client.send_text(SPACE, "one").await.unwrap();
+    // Key B replaces key A (which the fake Google still expects): the next
+    // token is asked for with B, without a restart, and refused.
+    *vault.0.lock().unwrap() = json!({"type": "service_account", "client_email": CLIENT_EMAIL,
+        "private_key": KEY_B, "token_uri": "https://oauth2.googleapis.com/token"})
+    .to_string();
+    fake.lock().unwrap().posts_401 = 1;
+    let e = client
+        .send_text(SPACE, "two")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("invalid_grant") && e.contains("get access token"),
+        "{e}"
+    );
+    assert_eq!(fake.lock().unwrap().posts.len(), 1);
+}
+
 /// The Pub/Sub side on `env`: its parser, the subscription client and the
 /// Chat client registered as the channel's way out.
 fn pubsub_inbound(env: &Env, base: &str, tls: &TestTls) -> Arc<PubSubInbound> {

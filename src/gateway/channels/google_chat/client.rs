@@ -21,7 +21,8 @@ use crate::gateway::transport::{HttpConfig, send_rate_limited};
 pub const GOOGLE_CHAT_API_BASE: &str = "https://chat.googleapis.com";
 /// Largest message Google Chat accepts, in bytes of UTF-8.
 pub const GOOGLE_CHAT_MAX_BYTES: usize = 32_000;
-/// Most spaces whose last thread is kept (the oldest entries go first).
+/// Most spaces whose last thread is kept (past it the map starts over: an
+/// answer then opens a new thread, nothing worse).
 const MAX_SPACES: usize = 10_000;
 const OP: &str = "create message";
 

@@ -121,7 +121,7 @@ impl Channel for Platform {
                 .named(start.name)
                 .bot_user(bot)?;
             let keys_url = t.keys_url.as_deref().unwrap_or(GOOGLE_CHAT_KEYS_URL);
-            let keys = KeySet::new(CHANNEL_NAME, KeySource::Jwks(keys_url.into()), roots)?;
+            let keys = KeySet::new(parse::CHANNEL, KeySource::Jwks(keys_url.into()), roots)?;
             let route =
                 webhook::route(Arc::clone(start.hooks), verifier, keys, Arc::clone(&client));
             InboundPath::Webhook(Box::new(route))
@@ -132,8 +132,6 @@ impl Channel for Platform {
         })
     }
 }
-
-const CHANNEL_NAME: &str = parse::CHANNEL;
 
 /// Audits an authentic event that is refused (`gateway.inbound_rejected`
 /// with the refusal's reason, sender and space), so the owner sees who was

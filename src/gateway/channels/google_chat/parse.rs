@@ -333,9 +333,10 @@ impl GoogleChat {
                 size: None,
             })
             .collect();
-        let sender_name = sender.display_name.clone().filter(|n| {
-            n.len() <= MAX_DISPLAY_NAME_LEN && !n.chars().any(|c| c.is_control() || c == '\0')
-        });
+        let sender_name = sender
+            .display_name
+            .clone()
+            .filter(|n| n.len() <= MAX_DISPLAY_NAME_LEN && !n.chars().any(char::is_control));
         let thread = msg
             .thread
             .and_then(|t| t.name)

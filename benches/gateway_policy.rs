@@ -1,7 +1,7 @@
 //! Throughput of the gateway's access-control core (prints figures; no asserts):
 //! authenticity checks per channel, the pure policy, the full engine (store
-//! lookup + limits), and verify → parse → evaluate for Slack, LINE, WhatsApp
-//! and Teams.
+//! lookup + limits), and verify → parse → evaluate for Slack, LINE, WhatsApp,
+//! Teams and Google Chat.
 
 #![allow(clippy::unwrap_used)] // test helpers unwrap: a failure is the test failing
 
@@ -12,6 +12,7 @@ use std::time::Instant;
 use base64::Engine;
 use cowork::gateway::channels::Headers;
 use cowork::gateway::channels::discord::{self, Discord};
+use cowork::gateway::channels::google_chat::{self, GoogleChat};
 use cowork::gateway::channels::line::{self, Line};
 use cowork::gateway::channels::slack::{self, Slack, SlackEvent};
 use cowork::gateway::channels::teams::{Teams, TeamsEvent};
@@ -149,7 +150,7 @@ fn main() {
         "../tests/data/jwt/jwks-a.json"
     ))
     .unwrap();
-    let teams_key = jwks.get("test-key-a").unwrap();
+    let key_a = jwks.get("test-key-a").unwrap();
     let service_url = "https://smba.trafficmanager.net/amer/";
     let mut jwt_header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
     jwt_header.kid = Some("test-key-a".into());
@@ -174,10 +175,42 @@ fn main() {
     rate("teams verify (RS256 JWT) + parse (1 KiB)", 20_000, || {
         black_box(
             teams
-                .receive(black_box(&th), black_box(tbody.as_bytes()), &teams_key, NOW)
+                .receive(black_box(&th), black_box(tbody.as_bytes()), &key_a, NOW)
                 .unwrap(),
         );
     });
+
+    // Google Chat: an RS256 bearer JWT (the key already held) and a 1 KiB event.
+    let gchat = GoogleChat::endpoint("1234567890", "C03abc123").unwrap();
+    let gtoken = jsonwebtoken::encode(
+        &jwt_header,
+        &serde_json::json!({"iss": google_chat::ISSUER, "aud": "1234567890", "iat": NOW, "exp": NOW + 3600}),
+        &jsonwebtoken::EncodingKey::from_rsa_pem(include_bytes!("../tests/data/jwt/key-a.pem"))
+            .unwrap(),
+    )
+    .unwrap();
+    let gh: Headers = [("Authorization", format!("Bearer {gtoken}"))]
+        .into_iter()
+        .collect();
+    let gtime = time::OffsetDateTime::from_unix_timestamp(NOW)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let gbody = format!(
+        r#"{{"type":"MESSAGE","eventTime":"{gtime}","space":{{"name":"spaces/AAAAdm1","spaceType":"DIRECT_MESSAGE"}},"message":{{"name":"spaces/AAAAdm1/messages/m1","sender":{{"name":"users/112233445566778899000","displayName":"Ada","type":"HUMAN","domainId":"C03abc123"}},"text":"{0}","argumentText":"{0}","thread":{{"name":"spaces/AAAAdm1/threads/t1"}}}},"user":{{"name":"users/112233445566778899000","type":"HUMAN","domainId":"C03abc123"}}}}"#,
+        "x".repeat(300)
+    );
+    rate(
+        "google chat verify + parse (RS256 JWT, 1 KiB)",
+        20_000,
+        || {
+            black_box(
+                gchat
+                    .receive(black_box(&gh), black_box(gbody.as_bytes()), &key_a, NOW)
+                    .unwrap(),
+            );
+        },
+    );
 
     // Policy.
     let dir = tempfile::tempdir().unwrap();
@@ -191,7 +224,7 @@ fn main() {
         },
         ..ChannelSettings::default()
     };
-    for name in ["slack", "line", "whatsapp", "teams"] {
+    for name in ["slack", "line", "whatsapp", "teams", "google-chat"] {
         settings.channels.insert(name.into(), ch.clone());
     }
     let settings = Arc::new(settings);
@@ -213,6 +246,7 @@ fn main() {
         ("line", "U0123456789abcdef0123456789abcdef"),
         ("whatsapp", "16505551234"),
         ("teams", TEAMS_USER),
+        ("google-chat", "users/112233445566778899000"),
     ] {
         let code = pairing.issue(channel).unwrap();
         pairing
@@ -291,9 +325,19 @@ fn main() {
         if tick.is_multiple_of(5000) {
             clock.advance(1);
         }
-        if let TeamsEvent::Message { inbound, .. } = teams
-            .receive(&th, tbody.as_bytes(), &teams_key, NOW)
-            .unwrap()
+        if let TeamsEvent::Message { inbound, .. } =
+            teams.receive(&th, tbody.as_bytes(), &key_a, NOW).unwrap()
+        {
+            black_box(access.evaluate(&inbound).unwrap());
+        }
+    });
+    rate("google chat verify + parse + evaluate", 20_000, || {
+        tick += 1;
+        if tick.is_multiple_of(5000) {
+            clock.advance(1);
+        }
+        if let google_chat::ChatEvent::Message { inbound, .. } =
+            gchat.receive(&gh, gbody.as_bytes(), &key_a, NOW).unwrap()
         {
             black_box(access.evaluate(&inbound).unwrap());
         }

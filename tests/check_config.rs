@@ -87,7 +87,14 @@ fn channel_kinds_from_the_registry_are_what_check_config_accepts() {
     assert_eq!(
         names,
         [
-            "telegram", "slack", "discord", "line", "whatsapp", "teams", "local"
+            "telegram",
+            "slack",
+            "discord",
+            "line",
+            "whatsapp",
+            "teams",
+            "google-chat",
+            "local"
         ]
     );
     let mut checked = 0;
@@ -131,7 +138,7 @@ fn channel_kinds_from_the_registry_are_what_check_config_accepts() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 10);
+    assert_eq!(checked, 12);
     let (code, err) = check("[channels.c1.transport]\nkind = \"carrier-pigeon\"\n");
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("carrier-pigeon"), "{err}");
@@ -208,4 +215,39 @@ fn teams_allowlists_take_entra_object_ids_only() {
         assert_eq!(code, 1, "{bad}: {err}");
         assert!(err.contains("is not a Microsoft Entra object id"), "{err}");
     }
+}
+
+/// A Google Chat channel grants access to Google Chat ids only: users
+/// (`users/` and digits) in the allowlist, spaces in the group allowlist; an
+/// e-mail address or a display name is refused where it stands.
+#[test]
+fn google_chat_allowlists_take_google_chat_ids_only() {
+    let config = |list: &str| {
+        format!(
+            "profile = \"production\"\n[channels.gchat]\ndm = \"allowlist\"\nallowlist = [{list}]\n\
+             group_allowlist = [\"spaces/AAAAteamRoom\"]\n\
+             [channels.gchat.transport]\nkind = \"google-chat\"\ntoken_secret = \"k\"\n\
+             project_number = \"1234567890\"\norganization_id = \"C03abc123\"\n"
+        )
+    };
+    let (code, err) = check(&config("\"users/112233445566778899000\""));
+    assert_eq!(code, 0, "{err}");
+    for bad in [
+        "\"ada@example.com\"",
+        "\"Ada\"",
+        "\"users/ada\"",
+        "\"112233\"",
+    ] {
+        let (code, err) = check(&config(bad));
+        assert_eq!(code, 1, "{bad}: {err}");
+        assert!(err.contains("is not a Google Chat user id"), "{err}");
+    }
+    // The Pub/Sub transport reads no project number (its events carry no token).
+    let (code, err) = check(
+        "[channels.gchat.transport]\nkind = \"google-chat-pubsub\"\ntoken_secret = \"k\"\n\
+         subscription = \"projects/p/subscriptions/chat\"\norganization_id = \"C03abc123\"\n\
+         project_number = \"1234567890\"\n",
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("does not read project_number"), "{err}");
 }

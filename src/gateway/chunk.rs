@@ -1,6 +1,7 @@
 //! Outbound replies split to each platform's message limit, on character
 //! boundaries (limits count Unicode scalar values; Telegram counts UTF-16 units
-//! after entity parsing, so its limit is applied to UTF-16 length too).
+//! after entity parsing, so its limit is applied to UTF-16 length too; Google
+//! Chat counts bytes: [`chunk_bytes`]).
 
 /// Telegram `sendMessage` text limit.
 pub const TELEGRAM_MAX_CHARS: usize = 4096;
@@ -45,6 +46,35 @@ pub fn chunk_text(text: &str, max: usize) -> Vec<String> {
     out
 }
 
+/// Splits `text` into pieces of at most `max` bytes of UTF-8, never inside a
+/// character, preferring to break after a newline or a space in the last
+/// quarter of a piece. Empty text gives no pieces.
+pub fn chunk_bytes(text: &str, max: usize) -> Vec<String> {
+    // The longest character is 4 bytes: a smaller cap could not always progress.
+    let max = max.max(4);
+    let mut out = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let mut end = rest.len();
+        if end > max {
+            end = max;
+            while !rest.is_char_boundary(end) {
+                end -= 1;
+            }
+            let floor = max - max / 4;
+            let piece = &rest[..end];
+            if let Some(br) = piece.rfind('\n').or_else(|| piece.rfind(' '))
+                && br >= floor
+            {
+                end = br + 1;
+            }
+        }
+        out.push(rest[..end].to_string());
+        rest = &rest[end..];
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,5 +100,27 @@ mod tests {
         assert_eq!(chunk_text("a bbbbbbbbbbbb", 10), vec!["a bbbbbbbb", "bbbb"]);
         let long = "x".repeat(TELEGRAM_MAX_CHARS * 2 + 1);
         assert_eq!(chunk_text(&long, TELEGRAM_MAX_CHARS).len(), 3);
+    }
+
+    #[test]
+    fn byte_pieces_never_split_a_character() {
+        assert!(chunk_bytes("", 10).is_empty());
+        assert_eq!(chunk_bytes("hello", 10), vec!["hello"]);
+        // 3-byte and 4-byte characters against a limit that is no multiple of either.
+        for s in ["€".repeat(1000), "😀".repeat(1000), "a€😀é".repeat(300)] {
+            for max in [4, 5, 7, 100, 32_000] {
+                let parts = chunk_bytes(&s, max);
+                assert!(
+                    parts.iter().all(|p| p.len() <= max && !p.is_empty()),
+                    "{max}"
+                );
+                assert_eq!(parts.concat(), s);
+            }
+        }
+        assert_eq!(
+            chunk_bytes("aaaaaaaa bbbbbbb", 10),
+            vec!["aaaaaaaa ", "bbbbbbb"]
+        );
+        assert_eq!(chunk_bytes(&"x".repeat(64_001), 32_000).len(), 3);
     }
 }

@@ -240,6 +240,12 @@ pub enum TransportKind {
     /// Microsoft Teams through the Azure Bot Service: the messaging
     /// endpoint, Bot Framework JWT verified, on the webhook listener.
     Teams,
+    /// Google Chat app's HTTP endpoint, Google-signed bearer JWTs, on the
+    /// webhook listener.
+    GoogleChat,
+    /// Google Chat app's events pulled from a Pub/Sub subscription (no
+    /// inbound port needed).
+    GoogleChatPubsub,
 }
 
 /// `[channels.NAME.transport]`: the platform side of a channel. Secrets are

@@ -12,6 +12,7 @@
 
 pub mod discord;
 pub mod email;
+pub mod google_chat;
 pub mod line;
 pub mod local;
 pub mod registry;

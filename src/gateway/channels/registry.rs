@@ -9,7 +9,7 @@
 //! settings page), not at `check-config`, so a channel can be added before its
 //! secrets are stored.
 
-use super::{Channel, discord, line, local, slack, teams, telegram, whatsapp};
+use super::{Channel, discord, google_chat, line, local, slack, teams, telegram, whatsapp};
 use crate::gateway::settings::TransportKind;
 
 /// One platform.
@@ -57,6 +57,7 @@ pub static PLATFORMS: &[&dyn Channel] = &[
     &line::Platform,
     &whatsapp::Platform,
     &teams::Platform,
+    &google_chat::Platform,
     &local::Platform,
 ];
 
@@ -121,6 +122,8 @@ mod tests {
             TransportKind::Line,
             TransportKind::WhatsappCloud,
             TransportKind::Teams,
+            TransportKind::GoogleChat,
+            TransportKind::GoogleChatPubsub,
         ];
         // A new TransportKind variant fails to compile here until listed.
         for kind in all {
@@ -134,7 +137,9 @@ mod tests {
                 | TransportKind::DiscordInteractions
                 | TransportKind::Line
                 | TransportKind::WhatsappCloud
-                | TransportKind::Teams => {}
+                | TransportKind::Teams
+                | TransportKind::GoogleChat
+                | TransportKind::GoogleChatPubsub => {}
             }
             assert_eq!(
                 transports().filter(|t| t.kind == kind).count(),

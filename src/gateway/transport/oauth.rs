@@ -80,6 +80,63 @@ impl TokenSource {
         *self.held.lock().await = None;
     }
 
+    /// `POST`s `body` as JSON to `url` (through `http`, `timeout` when given)
+    /// with a current token, 429s waited out ([`send_rate_limited`]); a 401
+    /// drops the token and the call is made once more with a fresh one. The
+    /// body of a 2xx answer; another status is an error quoting the API's
+    /// `error.message` (the shape of Google's APIs and the Bot Connector).
+    pub async fn post_json(
+        &self,
+        http: &reqwest::Client,
+        operation: &'static str,
+        url: &str,
+        body: &serde_json::Value,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<u8>, GatewayError> {
+        let url =
+            crate::net::parse_url(url, "https", "http").map_err(|e| GatewayError::ChannelApi {
+                channel: self.channel,
+                operation,
+                reason: format!("URL: {e}"),
+            })?;
+        let mut renewed = false;
+        loop {
+            let auth = self.header().await?;
+            let (status, answer) = send_rate_limited(self.channel, operation, || {
+                let req = http
+                    .post(url.clone())
+                    .header(reqwest::header::AUTHORIZATION, auth.clone())
+                    .json(body);
+                match timeout {
+                    Some(t) => req.timeout(t),
+                    None => req,
+                }
+            })
+            .await?;
+            if status.is_success() {
+                return Ok(answer);
+            }
+            // Revoked, or the credential replaced: once more, freshly.
+            if status == reqwest::StatusCode::UNAUTHORIZED && !renewed {
+                self.forget().await;
+                renewed = true;
+                continue;
+            }
+            let said: String = serde_json::from_slice::<serde_json::Value>(&answer)
+                .ok()
+                .and_then(|v| Some(v.get("error")?.get("message")?.as_str()?.to_string()))
+                .unwrap_or_default()
+                .chars()
+                .take(128)
+                .collect();
+            return Err(GatewayError::ChannelApi {
+                channel: self.channel,
+                operation,
+                reason: format!("HTTP {status}: {said}"),
+            });
+        }
+    }
+
     async fn fetch(&self) -> Result<(Redacted, Duration), GatewayError> {
         const OP: &str = "get access token";
         let form = (self.grant)()?;

@@ -13,8 +13,8 @@ use crate::gateway::chunk::chunk_text;
 use crate::gateway::error::GatewayError;
 use crate::gateway::outbound::Outbound;
 use crate::gateway::sinks::BoxFuture;
+use crate::gateway::transport::HttpConfig;
 use crate::gateway::transport::oauth::TokenSource;
-use crate::gateway::transport::{HttpConfig, send_rate_limited};
 
 /// The global connector, for conversations not heard from since the start.
 pub const TEAMS_API_BASE: &str = "https://smba.trafficmanager.net/teams";
@@ -83,38 +83,9 @@ impl TeamsClient {
         for part in chunk_text(text, TEAMS_MAX_CHARS) {
             let body =
                 serde_json::json!({ "type": "message", "text": part, "textFormat": "plain" });
-            // A refused token (the password replaced, say) is fetched anew once.
-            let mut tries = 0;
-            let (status, answer) = loop {
-                tries += 1;
-                let auth = self.tokens.header().await?;
-                let (status, answer) = send_rate_limited(CHANNEL, OP, || {
-                    self.http
-                        .post(url.clone())
-                        .header(reqwest::header::AUTHORIZATION, auth.clone())
-                        .json(&body)
-                })
+            self.tokens
+                .post_json(&self.http, OP, url.as_str(), &body, None)
                 .await?;
-                if status == reqwest::StatusCode::UNAUTHORIZED && tries == 1 {
-                    self.tokens.forget().await;
-                    continue;
-                }
-                break (status, answer);
-            };
-            if !status.is_success() {
-                let said: String = serde_json::from_slice::<serde_json::Value>(&answer)
-                    .ok()
-                    .and_then(|v| Some(v.get("error")?.get("message")?.as_str()?.to_string()))
-                    .unwrap_or_default()
-                    .chars()
-                    .take(128)
-                    .collect();
-                return Err(GatewayError::ChannelApi {
-                    channel: CHANNEL,
-                    operation: OP,
-                    reason: format!("HTTP {status}: {said}"),
-                });
-            }
         }
         Ok(())
     }

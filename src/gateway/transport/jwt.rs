@@ -169,26 +169,42 @@ pub fn verify<C: DeserializeOwned>(
     audience: &str,
     now: i64,
 ) -> Result<C, AuthFailure> {
+    let claims = check_signature(token, key, issuers, audience)?;
+    check_times(&claims, now)?;
+    claims_as(&claims)
+}
+
+type Claims = serde_json::Map<String, serde_json::Value>;
+
+/// The signature, issuer and audience (what a cached token need not redo).
+fn check_signature(
+    token: &str,
+    key: &PublishedKey,
+    issuers: &[&str],
+    audience: &str,
+) -> Result<Claims, AuthFailure> {
     let mut v = Validation::new(Algorithm::RS256);
     v.set_issuer(issuers);
     v.set_audience(&[audience]);
     v.set_required_spec_claims(&["exp", "iss", "aud"]);
-    // Times are checked below against the caller's clock.
+    // Times are checked by check_times against the caller's clock.
     v.validate_exp = false;
     v.validate_nbf = false;
-    let data =
-        jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(token, &key.key, &v)
-            .map_err(|e| {
-                AuthFailure::BadToken(match e.kind() {
-                    ErrorKind::InvalidSignature => "signature does not match",
-                    ErrorKind::InvalidIssuer => "wrong issuer",
-                    ErrorKind::InvalidAudience => "wrong audience",
-                    ErrorKind::MissingRequiredClaim(_) => "a required claim is missing",
-                    ErrorKind::InvalidAlgorithm => "not signed with RS256",
-                    _ => "malformed",
-                })
-            })?;
-    let claims = data.claims;
+    jsonwebtoken::decode::<Claims>(token, &key.key, &v)
+        .map(|data| data.claims)
+        .map_err(|e| {
+            AuthFailure::BadToken(match e.kind() {
+                ErrorKind::InvalidSignature => "signature does not match",
+                ErrorKind::InvalidIssuer => "wrong issuer",
+                ErrorKind::InvalidAudience => "wrong audience",
+                ErrorKind::MissingRequiredClaim(_) => "a required claim is missing",
+                ErrorKind::InvalidAlgorithm => "not signed with RS256",
+                _ => "malformed",
+            })
+        })
+}
+
+fn check_times(claims: &Claims, now: i64) -> Result<(), AuthFailure> {
     let time = |name: &str| claims.get(name).map(|v| v.as_i64());
     match time("exp") {
         Some(Some(exp)) if now <= exp.saturating_add(CLOCK_SKEW_SECS) => {}
@@ -196,13 +212,77 @@ pub fn verify<C: DeserializeOwned>(
         _ => return Err(AuthFailure::BadToken("exp is not a number")),
     }
     match time("nbf") {
-        None => {}
-        Some(Some(nbf)) if nbf <= now.saturating_add(CLOCK_SKEW_SECS) => {}
-        Some(Some(_)) => return Err(AuthFailure::BadToken("not valid yet")),
-        Some(None) => return Err(AuthFailure::BadToken("nbf is not a number")),
+        None => Ok(()),
+        Some(Some(nbf)) if nbf <= now.saturating_add(CLOCK_SKEW_SECS) => Ok(()),
+        Some(Some(_)) => Err(AuthFailure::BadToken("not valid yet")),
+        Some(None) => Err(AuthFailure::BadToken("nbf is not a number")),
     }
-    serde_json::from_value(serde_json::Value::Object(claims))
-        .map_err(|_| AuthFailure::BadToken("claims of the wrong shape"))
+}
+
+fn claims_as<C: DeserializeOwned>(claims: &Claims) -> Result<C, AuthFailure> {
+    C::deserialize(claims).map_err(|_| AuthFailure::BadToken("claims of the wrong shape"))
+}
+
+/// Most tokens [`VerifiedTokens`] keeps.
+const MAX_VERIFIED_TOKENS: usize = 1024;
+
+/// [`verify`] for one issuer and audience, remembering the tokens whose
+/// signature held (by SHA-256 of the token): a platform sends one token with
+/// many requests (the Bot Framework's and Google's live about an hour) and an
+/// RS256 check costs about 100 µs. Times are checked at every use; a token is
+/// only ever found under the key id it names, which the caller looked up.
+pub struct VerifiedTokens {
+    issuers: Vec<String>,
+    audience: String,
+    seen: std::sync::Mutex<HashMap<[u8; 32], Arc<Claims>>>,
+}
+
+impl std::fmt::Debug for VerifiedTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "VerifiedTokens({:?} for {})",
+            self.issuers, self.audience
+        )
+    }
+}
+
+impl VerifiedTokens {
+    pub fn new(issuers: &[&str], audience: &str) -> VerifiedTokens {
+        VerifiedTokens {
+            issuers: issuers.iter().map(|i| i.to_string()).collect(),
+            audience: audience.to_string(),
+            seen: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// As [`verify`], the signature checked only the first time.
+    pub fn verify<C: DeserializeOwned>(
+        &self,
+        token: &str,
+        key: &PublishedKey,
+        now: i64,
+    ) -> Result<C, AuthFailure> {
+        use sha2::{Digest, Sha256};
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let lock = || self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let known = lock().get(&digest).cloned();
+        let claims = match known {
+            Some(claims) => claims,
+            None => {
+                let issuers: Vec<&str> = self.issuers.iter().map(String::as_str).collect();
+                let claims = Arc::new(check_signature(token, key, &issuers, &self.audience)?);
+                let mut seen = lock();
+                if seen.len() >= MAX_VERIFIED_TOKENS {
+                    seen.clear();
+                }
+                seen.insert(digest, Arc::clone(&claims));
+                claims
+            }
+        };
+        check_times(&claims, now)?;
+        claims_as(&claims)
+    }
 }
 
 /// Where a platform publishes its keys.
@@ -419,6 +499,49 @@ mod tests {
             .unwrap(),
         );
         assert_eq!(check(&parts.join(".")), bad("signature does not match"));
+    }
+
+    #[test]
+    fn a_remembered_token_skips_only_the_signature() {
+        let jwks = Jwks::parse(JWKS_AB).unwrap();
+        let (a, b) = (
+            jwks.get("test-key-a").unwrap(),
+            jwks.get("test-key-b").unwrap(),
+        );
+        let tokens = VerifiedTokens::new(&["issuer"], "app");
+        let good = sign(KEY_A, "test-key-a", claims());
+        for _ in 0..3 {
+            let c: serde_json::Value = tokens.verify(&good, &a, NOW).unwrap();
+            assert_eq!(c["extra"], "x");
+        }
+        // Its times still count at every use.
+        assert_eq!(
+            tokens.verify::<serde_json::Value>(&good, &a, NOW + 10_000),
+            Err(AuthFailure::BadToken("expired"))
+        );
+        // A failed token is not remembered: it fails every time.
+        let forged = sign(KEY_B, "test-key-a", claims());
+        for _ in 0..2 {
+            assert_eq!(
+                tokens.verify::<serde_json::Value>(&forged, &a, NOW),
+                Err(AuthFailure::BadToken("signature does not match"))
+            );
+        }
+        let other_aud = VerifiedTokens::new(&["issuer"], "other");
+        assert!(
+            other_aud
+                .verify::<serde_json::Value>(&good, &a, NOW)
+                .is_err()
+        );
+        // Full: the oldest are dropped, nothing is refused for it.
+        for i in 0..=MAX_VERIFIED_TOKENS {
+            let mut c = claims();
+            c["n"] = i.into();
+            let t = sign(KEY_B, "test-key-b", c);
+            tokens.verify::<serde_json::Value>(&t, &b, NOW).unwrap();
+        }
+        assert!(tokens.seen.lock().unwrap().len() <= MAX_VERIFIED_TOKENS);
+        tokens.verify::<serde_json::Value>(&good, &a, NOW).unwrap();
     }
 
     #[test]

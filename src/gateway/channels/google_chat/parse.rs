@@ -1,6 +1,6 @@
 //! Google Chat: the HTTP endpoint's bearer token (an RS256 JWT from
 //! `chat@system.gserviceaccount.com` whose audience is the app's Cloud
-//! project number, checked with [`jwt::verify`] against the key Google
+//! project number, checked with [`VerifiedTokens`] against the key Google
 //! publishes) and the Chat app interaction events (the same JSON arrives by
 //! Pub/Sub, base64 in a message's `data`) → [`Inbound`].
 //!
@@ -27,7 +27,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::gateway::channels::{Headers, REPLAY_WINDOW_SECS, check_body_size, parse_json};
 use crate::gateway::error::{AuthFailure, GatewayError};
 use crate::gateway::inbound::{Attachment, Context, Inbound, MAX_DISPLAY_NAME_LEN, RawInbound};
-use crate::gateway::transport::jwt::{self, PublishedKey};
+use crate::gateway::transport::jwt::{self, PublishedKey, VerifiedTokens};
 
 pub(crate) const CHANNEL: &str = "google-chat";
 /// Who signs the HTTP endpoint's bearer tokens.
@@ -67,8 +67,9 @@ pub struct Refused {
 #[derive(Debug)]
 pub struct GoogleChat {
     channel: String,
-    /// The project number, the tokens' audience (`None`: Pub/Sub, no token).
-    audience: Option<String>,
+    /// Checks tokens for the project number, their audience (`None`:
+    /// Pub/Sub, no token).
+    tokens: Option<VerifiedTokens>,
     /// The Workspace domain id every sender must belong to.
     organization_id: String,
     /// The app's own user (`users/<digits>`), for mentions; any app otherwise.
@@ -135,7 +136,7 @@ impl GoogleChat {
             });
         }
         let mut chat = Self::pubsub(organization_id)?;
-        chat.audience = Some(project_number.to_string());
+        chat.tokens = Some(VerifiedTokens::new(&[ISSUER], project_number));
         chat.max_age_secs = REPLAY_WINDOW_SECS;
         Ok(chat)
     }
@@ -151,7 +152,7 @@ impl GoogleChat {
         }
         Ok(GoogleChat {
             channel: CHANNEL.to_string(),
-            audience: None,
+            tokens: None,
             organization_id: organization_id.to_string(),
             bot_user: None,
             max_age_secs: MAX_PUBSUB_EVENT_AGE_SECS,
@@ -202,11 +203,11 @@ impl GoogleChat {
         now: i64,
     ) -> Result<(), AuthFailure> {
         let token = jwt::bearer(headers)?;
-        let audience = self
-            .audience
-            .as_deref()
+        let tokens = self
+            .tokens
+            .as_ref()
             .ok_or(AuthFailure::BadToken("no audience configured"))?;
-        jwt::verify::<IgnoredAny>(token, key, &[ISSUER], audience, now).map(|_| ())
+        tokens.verify::<IgnoredAny>(token, key, now).map(|_| ())
     }
 
     /// Verifies, then parses (the one to use on the HTTP endpoint).

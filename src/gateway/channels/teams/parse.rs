@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use crate::gateway::channels::{Headers, check_body_size, parse_json};
 use crate::gateway::error::{AuthFailure, GatewayError};
 use crate::gateway::inbound::{Context, Inbound, RawInbound};
-use crate::gateway::transport::jwt::{self, PublishedKey};
+use crate::gateway::transport::jwt::{self, PublishedKey, VerifiedTokens};
 
 pub(crate) const CHANNEL: &str = "teams";
 /// The issuer of the Bot Connector's tokens to a bot.
@@ -45,8 +45,8 @@ pub enum TeamsEvent {
 #[derive(Debug)]
 pub struct Teams {
     channel: String,
-    /// The bot's Microsoft App ID (the tokens' audience).
-    app_id: String,
+    /// Checks tokens for the bot's Microsoft App ID, their audience.
+    tokens: VerifiedTokens,
     /// The owner's Microsoft Entra tenant.
     tenant_id: String,
 }
@@ -108,7 +108,7 @@ impl Teams {
         }
         Ok(Teams {
             channel: CHANNEL.to_string(),
-            app_id: app_id.to_string(),
+            tokens: VerifiedTokens::new(&[TOKEN_ISSUER], app_id),
             tenant_id: tenant_id.to_string(),
         })
     }
@@ -146,8 +146,7 @@ impl Teams {
         let verify_err = |r| GatewayError::verify(CHANNEL, r);
         check_body_size(body).map_err(verify_err)?;
         let token = jwt::bearer(headers).map_err(verify_err)?;
-        let claims: Claims =
-            jwt::verify(token, key, &[TOKEN_ISSUER], &self.app_id, now).map_err(verify_err)?;
+        let claims: Claims = self.tokens.verify(token, key, now).map_err(verify_err)?;
         let activity: Activity = parse_json(CHANNEL, body)?;
         if !key.endorses(&activity.channel_id) {
             return Err(verify_err(AuthFailure::BadToken(

@@ -14,6 +14,7 @@ pub use client::{CONNECTOR_SCOPE, TEAMS_API_BASE, TEAMS_MAX_CHARS, TeamsClient};
 pub use parse::{
     Activity, TEAMS_CHANNEL_ID, TOKEN_ISSUER, Teams, TeamsEvent, is_entra_id, is_teams_id,
 };
+pub use webhook::{Route as WebhookRoute, route as webhook_route};
 
 use super::registry::{ChannelKind, TransportSpec};
 use super::{Channel, InboundPath, Start, Started};

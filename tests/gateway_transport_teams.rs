@@ -5,7 +5,8 @@
 //! with answers through the connector on the bot's own token, long answers
 //! split, 429 then success, an app password replaced in the vault taken up
 //! without a restart, replays, and every way a request's token or activity
-//! can fail to hold (401/403/400/413, audited, nothing changed, nothing sent).
+//! can fail to hold (401/400/413, audited, nothing changed, nothing sent), and
+//! another tenant's activities (audited, answered 200, not acted on).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -447,24 +448,36 @@ async fn tokens_and_activities_that_do_not_hold_change_nothing() {
 async fn other_tenants_and_hostile_or_idle_activities_change_nothing() {
     let (h, before, a) = after_one_message().await;
     let mut want = Vec::new();
-    // Another tenant: authentic, refused, audited.
+    // Another tenant: authentic, so answered 200, but refused and audited
+    // with who and where (an activity naming two tenants, or none, too).
+    let other = "11111111-2222-3333-4444-555555555555";
     let mut foreign = a.clone();
-    foreign["conversation"]["tenantId"] = json!("11111111-2222-3333-4444-555555555555");
-    foreign["channelData"]["tenant"]["id"] = json!("11111111-2222-3333-4444-555555555555");
-    assert_eq!(h.post(&foreign).await, 403);
-    want.push("organization_mismatch");
+    foreign["conversation"]["tenantId"] = json!(other);
+    foreign["channelData"]["tenant"]["id"] = json!(other);
     let mut mixed = a.clone();
-    mixed["channelData"]["tenant"]["id"] = json!("11111111-2222-3333-4444-555555555555");
-    assert_eq!(h.post(&mixed).await, 403);
-    want.push("organization_mismatch");
+    mixed["channelData"]["tenant"]["id"] = json!(other);
     let mut tenantless = a.clone();
     tenantless["conversation"]
         .as_object_mut()
         .unwrap()
         .remove("tenantId");
     tenantless.as_object_mut().unwrap().remove("channelData");
-    assert_eq!(h.post(&tenantless).await, 403);
-    want.push("organization_mismatch");
+    for refused in [&foreign, &mixed, &tenantless] {
+        assert_eq!(h.post(refused).await, 200);
+    }
+    assert_eq!(
+        h.env.audited("gateway.inbound_rejected"),
+        ["other_organization"; 3]
+    );
+    let entry = h
+        .env
+        .audit
+        .entries()
+        .into_iter()
+        .find(|e| e.kind == "gateway.inbound_rejected")
+        .unwrap();
+    assert_eq!(entry.subject, format!("teams:{USER}"));
+    assert!(reason(&entry).contains("other_organization"));
     // Oversized, and malformed under a good token.
     let token = format!("Bearer {}", sign(KEY_A, "test-key-a", &h.claims()));
     assert_eq!(

@@ -74,10 +74,6 @@ pub enum GatewayError {
     },
     #[error("{channel} interaction for application {got:?}, expected the configured one")]
     ApplicationMismatch { channel: &'static str, got: String },
-    /// An authentic request from another organization than the owner's
-    /// (a Teams tenant, a Google Workspace domain).
-    #[error("{channel} request from organization {got:?}, not the configured one")]
-    OrganizationMismatch { channel: &'static str, got: String },
     #[error("configure {channel} verifier: {reason}")]
     VerifierKey {
         channel: &'static str,

@@ -155,6 +155,38 @@ pub(crate) fn unused_secret() -> String {
         .collect()
 }
 
+/// An authentic message the appliance will not act on, and why (a sender of
+/// another organization than the owner's, an event outside its time window).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// The audit reason: `other_organization`, `stale_event`.
+    pub reason: &'static str,
+    pub detail: String,
+    pub sender: Option<String>,
+    pub chat: Option<String>,
+}
+
+/// Audits a refused message (`gateway.inbound_rejected` with the refusal's
+/// reason, sender and chat), so the owner sees who was turned away and why.
+/// The platform is answered as for a handled message: sending it again
+/// would change nothing.
+pub(crate) async fn audit_refused(
+    trail: &super::sinks::Trail,
+    channel: &str,
+    refused: &Refused,
+) -> Result<(), GatewayError> {
+    let mut ev = super::sinks::AuditEvent::new("gateway.inbound_rejected", refused.reason, channel);
+    ev.sender = refused.sender.clone();
+    ev.chat = refused.chat.clone();
+    ev.detail = Some(refused.detail.clone());
+    tracing::info!(
+        channel,
+        reason = refused.reason,
+        "an authentic message refused"
+    );
+    trail.event(ev).await
+}
+
 /// Allowed distance between a request's timestamp and now (both directions).
 pub const REPLAY_WINDOW_SECS: i64 = 300;
 

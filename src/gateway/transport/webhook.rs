@@ -281,9 +281,6 @@ fn classify(err: &GatewayError) -> (StatusCode, &'static str) {
         GatewayError::ApplicationMismatch { .. } => {
             (StatusCode::UNAUTHORIZED, "application_mismatch")
         }
-        GatewayError::OrganizationMismatch { .. } => {
-            (StatusCode::FORBIDDEN, "organization_mismatch")
-        }
         GatewayError::OpenStore { .. }
         | GatewayError::Schema(_)
         | GatewayError::Db { .. }

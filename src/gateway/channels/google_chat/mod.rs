@@ -14,7 +14,7 @@ use std::sync::Arc;
 pub use account::{CHAT_SCOPE, GOOGLE_TOKEN_URL, PUBSUB_SCOPE, ServiceAccountKey, token_source};
 pub use client::{GOOGLE_CHAT_API_BASE, GOOGLE_CHAT_MAX_BYTES, GoogleChatClient};
 pub use parse::{
-    ChatEvent, GoogleChat, ISSUER, MAX_PUBSUB_EVENT_AGE_SECS, Refused, is_google_chat_id,
+    ChatEvent, GoogleChat, ISSUER, MAX_PUBSUB_EVENT_AGE_SECS, is_google_chat_id,
     is_google_chat_space, is_google_chat_user_id,
 };
 pub use pubsub::{
@@ -27,7 +27,6 @@ use super::registry::{ChannelKind, TransportSpec};
 use super::{Channel, InboundPath, Start, Started};
 use crate::gateway::error::GatewayError;
 use crate::gateway::settings::TransportKind;
-use crate::gateway::sinks::{AuditEvent, Trail};
 use crate::gateway::transport::HttpConfig;
 use crate::gateway::transport::jwt::{KeySet, KeySource};
 
@@ -131,24 +130,4 @@ impl Channel for Platform {
             inbound,
         })
     }
-}
-
-/// Audits an authentic event that is refused (`gateway.inbound_rejected`
-/// with the refusal's reason, sender and space), so the owner sees who was
-/// turned away and why.
-pub(crate) async fn audit_refused(
-    trail: &Trail,
-    channel: &str,
-    refused: &Refused,
-) -> Result<(), GatewayError> {
-    let mut ev = AuditEvent::new("gateway.inbound_rejected", refused.reason, channel);
-    ev.sender = refused.sender.clone();
-    ev.chat = refused.chat.clone();
-    ev.detail = Some(refused.detail.clone());
-    tracing::info!(
-        channel,
-        reason = refused.reason,
-        "google chat event refused"
-    );
-    trail.event(ev).await
 }

@@ -24,7 +24,7 @@ use serde::de::IgnoredAny;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::gateway::channels::{Headers, REPLAY_WINDOW_SECS, check_body_size, parse_json};
+use crate::gateway::channels::{Headers, REPLAY_WINDOW_SECS, Refused, check_body_size, parse_json};
 use crate::gateway::error::{AuthFailure, GatewayError};
 use crate::gateway::inbound::{Attachment, Context, Inbound, MAX_DISPLAY_NAME_LEN, RawInbound};
 use crate::gateway::transport::jwt::{self, PublishedKey, VerifiedTokens};
@@ -51,16 +51,6 @@ pub enum ChatEvent {
     Ignored { reason: &'static str },
     /// Authentic but refused: audited with `reason`, not acted on.
     Refused(Refused),
-}
-
-/// An authentic event the appliance will not act on, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refused {
-    /// The audit reason: `other_organization` or `stale_event`.
-    pub reason: &'static str,
-    pub detail: String,
-    pub sender: Option<String>,
-    pub chat: Option<String>,
 }
 
 /// The Google Chat channel's verifier and parser.

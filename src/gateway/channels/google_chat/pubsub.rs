@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde::Deserialize;
 
-use super::audit_refused;
 use super::client::GoogleChatClient;
 use super::parse::{CHANNEL, ChatEvent, GoogleChat};
+use crate::gateway::channels::audit_refused;
 use crate::gateway::dispatch::{Dispatched, Dispatcher};
 use crate::gateway::error::GatewayError;
 use crate::gateway::transport::HttpConfig;

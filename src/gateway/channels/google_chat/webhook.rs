@@ -15,10 +15,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 
-use super::audit_refused;
 use super::client::GoogleChatClient;
 use super::parse::{CHANNEL, ChatEvent, GoogleChat};
 use crate::gateway::channels::Headers;
+use crate::gateway::channels::audit_refused;
 use crate::gateway::error::GatewayError;
 use crate::gateway::transport::jwt::{self, KeySet};
 use crate::gateway::transport::webhook::{Hooks, post_route};

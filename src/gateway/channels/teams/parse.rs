@@ -5,7 +5,8 @@
 //! [`TOKEN_ISSUER`], audience the bot's app id, ±5 minutes, the key endorsed
 //! for the activity's `channelId`, and the token's `serviceurl` claim equal to
 //! the activity's `serviceUrl` (where answers go, so it must be Microsoft's
-//! word, not the body's). The activity's tenant must be the owner's.
+//! word, not the body's). An activity of another tenant than the owner's is
+//! refused (audited, not acted on).
 //!
 //! Sender: `from.aadObjectId`, the user's Microsoft Entra object id (stable;
 //! display names and e-mail addresses are never ids). Chat:
@@ -16,7 +17,7 @@
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::gateway::channels::{Headers, check_body_size, parse_json};
+use crate::gateway::channels::{Headers, Refused, check_body_size, parse_json};
 use crate::gateway::error::{AuthFailure, GatewayError};
 use crate::gateway::inbound::{Context, Inbound, RawInbound};
 use crate::gateway::transport::jwt::{self, PublishedKey, VerifiedTokens};
@@ -39,6 +40,8 @@ pub enum TeamsEvent {
     },
     /// Authentic but not a prompt (a conversation update, a reaction...).
     Ignored { reason: &'static str },
+    /// Authentic but refused (another tenant): audited, not acted on.
+    Refused(Refused),
 }
 
 /// The Teams channel's verifier and parser.
@@ -119,6 +122,11 @@ impl Teams {
         self
     }
 
+    /// The configured channel's name.
+    pub fn channel(&self) -> &str {
+        &self.channel
+    }
+
     /// Verifies the request (its bearer token, with `key`, the key the token
     /// names, against the activity), then parses it: the one to use in
     /// production.
@@ -134,8 +142,8 @@ impl Teams {
     }
 
     /// Checks the bearer token and binds it to the activity (endorsement of
-    /// its `channelId`, `serviceurl` claim) and the activity to the owner's
-    /// tenant; the activity read only as far as that needs.
+    /// its `channelId`, `serviceurl` claim); the activity read only as far
+    /// as that needs.
     pub fn verify(
         &self,
         headers: &Headers,
@@ -158,21 +166,6 @@ impl Teams {
                 "its serviceurl claim is not the activity's serviceUrl",
             )));
         }
-        let tenants = [
-            activity.conversation.tenant_id.as_deref(),
-            activity
-                .channel_data
-                .as_ref()
-                .and_then(|d| d.tenant.as_ref())
-                .map(|t| t.id.as_str()),
-        ];
-        let given: Vec<&str> = tenants.into_iter().flatten().collect();
-        if given.is_empty() || given.iter().any(|t| *t != self.tenant_id) {
-            return Err(GatewayError::OrganizationMismatch {
-                channel: CHANNEL,
-                got: given.first().unwrap_or(&"none").chars().take(64).collect(),
-            });
-        }
         Ok(activity)
     }
 
@@ -186,6 +179,38 @@ impl Teams {
         let ignored = |reason| Ok(TeamsEvent::Ignored { reason });
         if a.channel_id != TEAMS_CHANNEL_ID {
             return ignored("not a Teams activity");
+        }
+        // Every tenant the activity names (there may be two) is the owner's.
+        let tenants = [
+            a.conversation.tenant_id.as_deref(),
+            a.channel_data
+                .as_ref()
+                .and_then(|d| d.tenant.as_ref())
+                .map(|t| t.id.as_str()),
+        ];
+        let given: Vec<&str> = tenants.into_iter().flatten().collect();
+        if given.is_empty() || given.iter().any(|t| *t != self.tenant_id) {
+            let shown: String = given
+                .iter()
+                .find(|t| **t != self.tenant_id)
+                .unwrap_or(&"none")
+                .chars()
+                .take(64)
+                .collect();
+            return Ok(TeamsEvent::Refused(Refused {
+                reason: "other_organization",
+                detail: format!(
+                    "the activity's tenant {shown:?} is not the configured organization"
+                ),
+                // Only id-shaped values reach the trail.
+                sender: a
+                    .from
+                    .as_ref()
+                    .and_then(|f| f.aad_object_id.as_deref())
+                    .map(str::to_ascii_lowercase)
+                    .filter(|s| is_entra_id(s)),
+                chat: Some(a.conversation.id.clone()).filter(|c| is_teams_id(c)),
+            }));
         }
         if a.kind != "message" {
             return ignored("not a message");

@@ -1,7 +1,8 @@
 //! `POST /teams/messages`: the bearer token's key looked up (fetched when
 //! new), the request verified and parsed, then the activity dispatched
 //! ([`Hooks::dispatch`] says the statuses); the conversation's service URL
-//! is noted for its answers first.
+//! is noted for its answers first. Another tenant's activity is audited and
+//! answered 200 with nothing done.
 
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use axum::routing::MethodRouter;
 
 use super::client::TeamsClient;
 use super::parse::{CHANNEL, Teams, TeamsEvent};
-use crate::gateway::channels::Headers;
+use crate::gateway::channels::{Headers, audit_refused};
 use crate::gateway::error::GatewayError;
 use crate::gateway::transport::jwt::{self, KeySet};
 use crate::gateway::transport::webhook::{Hooks, post_route};
@@ -47,6 +48,13 @@ async fn handle(hooks: Arc<Hooks>, state: Arc<Route>, h: Headers, body: Bytes) -
             hooks.dispatch(CHANNEL, Some(&event_id), *inbound).await
         }
         Ok(TeamsEvent::Ignored { .. }) => StatusCode::OK.into_response(),
+        Ok(TeamsEvent::Refused(refused)) => {
+            let trail = hooks.dispatcher().trail();
+            match audit_refused(trail, state.verifier.channel(), &refused).await {
+                Ok(()) => StatusCode::OK.into_response(),
+                Err(e) => hooks.reject(CHANNEL, &e).await,
+            }
+        }
         Err(e) => hooks.reject(CHANNEL, &e).await,
     }
 }

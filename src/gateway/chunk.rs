@@ -15,9 +15,7 @@ pub const DISCORD_MAX_CHARS: usize = 2000;
 /// last quarter of a piece. Empty text gives no pieces.
 pub fn chunk_text(text: &str, max: usize) -> Vec<String> {
     let max = max.max(1);
-    let mut out = Vec::new();
-    let mut rest = text;
-    while !rest.is_empty() {
+    split(text, |rest| {
         // Byte index where `max` characters (or UTF-16 units) end.
         let mut end = rest.len();
         let mut units = 0;
@@ -28,22 +26,12 @@ pub fn chunk_text(text: &str, max: usize) -> Vec<String> {
                 break;
             }
         }
-        if end < rest.len() {
-            let piece = &rest[..end];
-            let floor = piece
-                .char_indices()
-                .nth(max - max / 4)
-                .map_or(piece.len(), |(i, _)| i);
-            if let Some(br) = piece.rfind('\n').or_else(|| piece.rfind(' '))
-                && br >= floor
-            {
-                end = br + 1;
-            }
-        }
-        out.push(rest[..end].to_string());
-        rest = &rest[end..];
-    }
-    out
+        let floor = rest[..end]
+            .char_indices()
+            .nth(max - max / 4)
+            .map_or(end, |(i, _)| i);
+        (end, floor)
+    })
 }
 
 /// Splits `text` into pieces of at most `max` bytes of UTF-8, never inside a
@@ -52,16 +40,24 @@ pub fn chunk_text(text: &str, max: usize) -> Vec<String> {
 pub fn chunk_bytes(text: &str, max: usize) -> Vec<String> {
     // The longest character is 4 bytes: a smaller cap could not always progress.
     let max = max.max(4);
+    split(text, |rest| {
+        let mut end = rest.len().min(max);
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        (end, max - max / 4)
+    })
+}
+
+/// The splitting both limits share: `limit(rest)` gives the byte index where
+/// the next piece must end at the latest, and the earliest index a break
+/// after a newline (else a space) may move that end back to.
+fn split(text: &str, limit: impl Fn(&str) -> (usize, usize)) -> Vec<String> {
     let mut out = Vec::new();
     let mut rest = text;
     while !rest.is_empty() {
-        let mut end = rest.len();
-        if end > max {
-            end = max;
-            while !rest.is_char_boundary(end) {
-                end -= 1;
-            }
-            let floor = max - max / 4;
+        let (mut end, floor) = limit(rest);
+        if end < rest.len() {
             let piece = &rest[..end];
             if let Some(br) = piece.rfind('\n').or_else(|| piece.rfind(' '))
                 && br >= floor

@@ -187,6 +187,22 @@ pub(crate) async fn audit_refused(
     trail.event(ev).await
 }
 
+/// A webhook's answer to a refused message: audited ([`audit_refused`]),
+/// then 200; the rejection's status (500) when the audit cannot be written,
+/// so the platform sends it again.
+pub(crate) async fn answer_refused(
+    hooks: &Hooks,
+    platform: &'static str,
+    channel: &str,
+    refused: &Refused,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match audit_refused(hooks.dispatcher().trail(), channel, refused).await {
+        Ok(()) => axum::http::StatusCode::OK.into_response(),
+        Err(e) => hooks.reject(platform, &e).await,
+    }
+}
+
 /// Allowed distance between a request's timestamp and now (both directions).
 pub const REPLAY_WINDOW_SECS: i64 = 300;
 

@@ -256,6 +256,16 @@ impl VerifiedTokens {
         }
     }
 
+    /// [`VerifiedTokens::verify`] of the request's `Authorization: Bearer` token.
+    pub fn verify_request<C: DeserializeOwned>(
+        &self,
+        headers: &Headers,
+        key: &PublishedKey,
+        now: i64,
+    ) -> Result<C, AuthFailure> {
+        self.verify(bearer(headers)?, key, now)
+    }
+
     /// As [`verify`], the signature checked only the first time.
     pub fn verify<C: DeserializeOwned>(
         &self,
@@ -382,6 +392,15 @@ impl KeySet {
             self.channel,
             AuthFailure::BadToken("signed by a key the platform does not publish"),
         ))
+    }
+
+    /// The key that signed the request's `Authorization: Bearer` token.
+    pub async fn key_for_request(
+        &self,
+        headers: &Headers,
+    ) -> Result<Arc<PublishedKey>, GatewayError> {
+        let token = bearer(headers).map_err(|r| GatewayError::verify(self.channel, r))?;
+        self.key_for(token).await
     }
 
     async fn fetch(&self) -> Result<Jwks, GatewayError> {

@@ -27,7 +27,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::gateway::channels::{Headers, REPLAY_WINDOW_SECS, Refused, check_body_size, parse_json};
 use crate::gateway::error::{AuthFailure, GatewayError};
 use crate::gateway::inbound::{Attachment, Context, Inbound, MAX_DISPLAY_NAME_LEN, RawInbound};
-use crate::gateway::transport::jwt::{self, PublishedKey, VerifiedTokens};
+use crate::gateway::transport::jwt::{PublishedKey, VerifiedTokens};
 
 pub(crate) const CHANNEL: &str = "google-chat";
 /// Who signs the HTTP endpoint's bearer tokens.
@@ -175,7 +175,7 @@ impl GoogleChat {
     }
 
     /// Checks the `Authorization: Bearer` JWT with `key` (the published key
-    /// its header names: [`jwt::KeySet::key_for`]).
+    /// its header names: [`crate::gateway::transport::jwt::KeySet::key_for_request`]).
     pub fn verify(
         &self,
         headers: &Headers,
@@ -192,12 +192,13 @@ impl GoogleChat {
         key: &PublishedKey,
         now: i64,
     ) -> Result<(), AuthFailure> {
-        let token = jwt::bearer(headers)?;
         let tokens = self
             .tokens
             .as_ref()
             .ok_or(AuthFailure::BadToken("no audience configured"))?;
-        tokens.verify::<IgnoredAny>(token, key, now).map(|_| ())
+        tokens
+            .verify_request::<IgnoredAny>(headers, key, now)
+            .map(|_| ())
     }
 
     /// Verifies, then parses (the one to use on the HTTP endpoint).
@@ -424,6 +425,7 @@ struct ChatAttachment {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gateway::transport::jwt;
     use jsonwebtoken::{Algorithm, EncodingKey, Header};
     use serde_json::json;
 

@@ -18,9 +18,9 @@ use axum::routing::MethodRouter;
 use super::client::GoogleChatClient;
 use super::parse::{CHANNEL, ChatEvent, GoogleChat};
 use crate::gateway::channels::Headers;
-use crate::gateway::channels::audit_refused;
+use crate::gateway::channels::answer_refused;
 use crate::gateway::error::GatewayError;
-use crate::gateway::transport::jwt::{self, KeySet};
+use crate::gateway::transport::jwt::KeySet;
 use crate::gateway::transport::webhook::{Hooks, post_route};
 
 /// What the route holds: the verifier, Google's keys, the client (threads).
@@ -64,11 +64,7 @@ async fn handle(hooks: Arc<Hooks>, endpoint: Arc<Endpoint>, h: Headers, body: By
         }
         ChatEvent::Ignored { .. } => StatusCode::OK.into_response(),
         ChatEvent::Refused(refused) => {
-            let trail = hooks.dispatcher().trail();
-            match audit_refused(trail, endpoint.verifier.channel(), &refused).await {
-                Ok(()) => StatusCode::OK.into_response(),
-                Err(e) => hooks.reject(CHANNEL, &e).await,
-            }
+            answer_refused(&hooks, CHANNEL, endpoint.verifier.channel(), &refused).await
         }
     };
     if answer.status() == StatusCode::OK {
@@ -84,7 +80,6 @@ async fn receive(
     body: &[u8],
     now: i64,
 ) -> Result<ChatEvent, GatewayError> {
-    let token = jwt::bearer(h).map_err(|r| GatewayError::verify(CHANNEL, r))?;
-    let key = endpoint.keys.key_for(token).await?;
+    let key = endpoint.keys.key_for_request(h).await?;
     endpoint.verifier.receive(h, body, &key, now)
 }

@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use crate::gateway::channels::{Headers, Refused, check_body_size, parse_json};
 use crate::gateway::error::{AuthFailure, GatewayError};
 use crate::gateway::inbound::{Context, Inbound, RawInbound};
-use crate::gateway::transport::jwt::{self, PublishedKey, VerifiedTokens};
+use crate::gateway::transport::jwt::{PublishedKey, VerifiedTokens};
 
 pub(crate) const CHANNEL: &str = "teams";
 /// The issuer of the Bot Connector's tokens to a bot.
@@ -153,8 +153,10 @@ impl Teams {
     ) -> Result<Activity, GatewayError> {
         let verify_err = |r| GatewayError::verify(CHANNEL, r);
         check_body_size(body).map_err(verify_err)?;
-        let token = jwt::bearer(headers).map_err(verify_err)?;
-        let claims: Claims = self.tokens.verify(token, key, now).map_err(verify_err)?;
+        let claims: Claims = self
+            .tokens
+            .verify_request(headers, key, now)
+            .map_err(verify_err)?;
         let activity: Activity = parse_json(CHANNEL, body)?;
         if !key.endorses(&activity.channel_id) {
             return Err(verify_err(AuthFailure::BadToken(

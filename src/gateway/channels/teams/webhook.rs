@@ -13,9 +13,8 @@ use axum::routing::MethodRouter;
 
 use super::client::TeamsClient;
 use super::parse::{CHANNEL, Teams, TeamsEvent};
-use crate::gateway::channels::{Headers, audit_refused};
-use crate::gateway::error::GatewayError;
-use crate::gateway::transport::jwt::{self, KeySet};
+use crate::gateway::channels::{Headers, answer_refused};
+use crate::gateway::transport::jwt::KeySet;
 use crate::gateway::transport::webhook::{Hooks, post_route};
 
 /// What the route holds.
@@ -33,11 +32,10 @@ pub fn route(hooks: Arc<Hooks>, state: Route) -> MethodRouter {
 
 async fn handle(hooks: Arc<Hooks>, state: Arc<Route>, h: Headers, body: Bytes) -> Response {
     let now = hooks.dispatcher().clock().now();
-    let key = match jwt::bearer(&h) {
-        Ok(token) => state.keys.key_for(token).await,
-        Err(r) => Err(GatewayError::verify(CHANNEL, r)),
+    let event = match state.keys.key_for_request(&h).await {
+        Ok(key) => state.verifier.receive(&h, &body, &key, now),
+        Err(e) => Err(e),
     };
-    let event = key.and_then(|key| state.verifier.receive(&h, &body, &key, now));
     match event {
         Ok(TeamsEvent::Message {
             event_id,
@@ -49,11 +47,7 @@ async fn handle(hooks: Arc<Hooks>, state: Arc<Route>, h: Headers, body: Bytes) -
         }
         Ok(TeamsEvent::Ignored { .. }) => StatusCode::OK.into_response(),
         Ok(TeamsEvent::Refused(refused)) => {
-            let trail = hooks.dispatcher().trail();
-            match audit_refused(trail, state.verifier.channel(), &refused).await {
-                Ok(()) => StatusCode::OK.into_response(),
-                Err(e) => hooks.reject(CHANNEL, &e).await,
-            }
+            answer_refused(&hooks, CHANNEL, state.verifier.channel(), &refused).await
         }
         Err(e) => hooks.reject(CHANNEL, &e).await,
     }

@@ -421,6 +421,14 @@ impl Harness {
         .0
     }
 
+    /// Nothing was dispatched, remembered, queued or answered since `before`.
+    fn nothing_done(&self, before: (usize, i64)) {
+        assert!(self.env.audited("gateway.message").is_empty());
+        assert_eq!(self.env.snapshot(), before);
+        assert!(self.env.try_task().is_none());
+        assert!(self.fake.lock().unwrap().posts.is_empty());
+    }
+
     async fn posts(&self, n: usize) -> Vec<(String, String, Option<String>, Option<String>)> {
         eventually("Chat API posts", || {
             self.fake.lock().unwrap().posts.len() >= n
@@ -520,10 +528,7 @@ async fn tokens_that_do_not_hold_are_401_and_change_nothing() {
     let mut want = vec!["bad_token"; cases.len() - 1];
     want.push("bad_auth_header");
     assert_eq!(h.env.audited("gateway.webhook_rejected"), want);
-    assert!(h.env.audited("gateway.message").is_empty());
-    assert_eq!(h.env.snapshot(), before);
-    assert!(h.env.try_task().is_none());
-    assert!(h.fake.lock().unwrap().posts.is_empty());
+    h.nothing_done(before);
 }
 
 #[tokio::test]
@@ -555,10 +560,7 @@ async fn another_organizations_user_is_refused_and_audited() {
         refused.payload.to_string().contains("C0evilcorp"),
         "{refused:?}"
     );
-    assert!(h.env.audited("gateway.message").is_empty());
-    assert_eq!(h.env.snapshot(), before);
-    assert!(h.env.try_task().is_none());
-    assert!(h.fake.lock().unwrap().posts.is_empty());
+    h.nothing_done(before);
 }
 
 #[tokio::test]
@@ -648,9 +650,7 @@ async fn oversized_malformed_hostile_and_stale_bodies_are_refused() {
     added["type"] = json!("ADDED_TO_SPACE");
     assert_eq!(post(added.to_string().into_bytes()).await.0, 200);
     assert_eq!(h.env.audited("gateway.inbound_rejected"), ["stale_event"]);
-    assert_eq!(h.env.snapshot(), before);
-    assert!(h.env.try_task().is_none());
-    assert!(h.fake.lock().unwrap().posts.is_empty());
+    h.nothing_done(before);
 }
 
 #[tokio::test]

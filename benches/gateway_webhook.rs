@@ -328,6 +328,10 @@ fn bearer_tokens(now: i64) -> (String, String) {
 
 struct Figures {
     rate: f64,
+    /// The process's CPU time (every thread: load generator, server, writers)
+    /// per request: unlike the rate, it does not depend on what else the
+    /// machine runs.
+    cpu: Duration,
     p50: Duration,
     p99: Duration,
     errors: usize,
@@ -337,6 +341,7 @@ struct Figures {
 async fn load(client: &reqwest::Client, url: &str, reqs: Vec<Request>) -> Figures {
     let total = reqs.len();
     let queue = Arc::new(Mutex::new(reqs));
+    let cpu_start = process_cpu();
     let start = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..CONCURRENCY {
@@ -375,14 +380,24 @@ async fn load(client: &reqwest::Client, url: &str, reqs: Vec<Request>) -> Figure
         errors += e;
     }
     let elapsed = start.elapsed();
+    let cpu = process_cpu().saturating_sub(cpu_start) / u32::try_from(total).unwrap();
     lat.sort();
     let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
     Figures {
         rate: total as f64 / elapsed.as_secs_f64(),
+        cpu,
         p50: pct(0.50),
         p99: pct(0.99),
         errors,
     }
+}
+
+/// User and system CPU time of the whole process so far.
+fn process_cpu() -> Duration {
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF).unwrap();
+    let tv =
+        |t: nix::sys::time::TimeVal| Duration::new(t.tv_sec() as u64, t.tv_usec() as u32 * 1000);
+    tv(usage.user_time()) + tv(usage.system_time())
 }
 
 fn main() {
@@ -544,12 +559,13 @@ async fn run() {
     );
     let line = |name: &str, f: &Figures| {
         println!(
-            "  {name:<22} {:>9.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   errors {}   {:>5.1}% of bare",
+            "  {name:<22} {:>9.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   errors {}   {:>5.1}% of bare   CPU {:>4.0} µs/req",
             f.rate,
             f.p50.as_secs_f64() * 1e3,
             f.p99.as_secs_f64() * 1e3,
             f.errors,
             100.0 * f.rate / bare_fig.rate,
+            f.cpu.as_secs_f64() * 1e6,
         );
     };
     line("bare axum 200", &bare_fig);

@@ -10,12 +10,15 @@
 use std::fs;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use cowork::audit::{
     AuditError, AuditPaths, AuditReader, AuditSettings, AuditWriter, CheckpointKey, Filter,
     NewEntry, Redactor, VerifyReport, verify, verify_live,
 };
 use serde_json::json;
+
+mod common;
 
 fn key() -> CheckpointKey {
     CheckpointKey::from_bytes([7; 32])
@@ -474,10 +477,11 @@ fn max_bytes_prunes_the_oldest_entries_and_the_chain_still_verifies() {
     assert_eq!(AuditReader::open(&paths2.db).unwrap().count().unwrap(), 600);
 }
 
-/// The anchor in two files: `audit.anchor` (what an older image reads after a
-/// rollback) is current after every acknowledged append; a trail from before
-/// the slots file opens and gains one; a stale `audit.anchor` (its writeback
-/// lost in a power cut) is covered by the slots, so a cut tail is still caught.
+/// The anchor in two files: the slots cover every acknowledged append, and
+/// `audit.anchor` (what an older image reads after a rollback) follows within
+/// a second and at shutdown; a trail from before the slots file opens and
+/// gains one; a stale `audit.anchor` (its writeback lost in a power cut) is
+/// covered by the slots, so a cut tail is still caught.
 #[test]
 fn anchor_file_and_slots_across_upgrade_rollback_and_power_cut() {
     use cowork::audit::anchor::{Anchor, read_slots, slots_path};
@@ -485,18 +489,28 @@ fn anchor_file_and_slots_across_upgrade_rollback_and_power_cut() {
     let paths = AuditPaths::in_state_dir(dir.path());
     let slots = slots_path(&paths.anchor);
     let w = open(&paths);
-    for i in 1..=5 {
+    let file_seq = || Anchor::read(&paths.anchor).unwrap().unwrap().seq;
+    let mut last = 0;
+    for i in 1..=4 {
         let r = w.append_blocking(ok_entry(i)).unwrap();
-        // An older image reads audit.anchor alone: it covers the ack.
-        assert_eq!(Anchor::read(&paths.anchor).unwrap().unwrap().seq, r.seq);
         let newest = read_slots(&slots)
             .unwrap()
             .into_iter()
             .map(|(_, a)| a.seq)
             .max();
         assert_eq!(newest, Some(r.seq));
+        // Never ahead of the trail.
+        assert!(file_seq() <= r.seq);
+        last = r.seq;
     }
+    // An older image reads audit.anchor alone: it catches up with the idle
+    // writer within a second.
+    common::wait_until(Duration::from_secs(10), "audit.anchor at the head", || {
+        (file_seq() == last).then_some(())
+    });
+    let r = w.append_blocking(ok_entry(5)).unwrap();
     w.shutdown().unwrap();
+    assert_eq!(file_seq(), r.seq, "shutdown brings audit.anchor up");
 
     // The trail as an image without the slots file left it: opens, gains it.
     fs::remove_file(&slots).unwrap();
@@ -504,14 +518,16 @@ fn anchor_file_and_slots_across_upgrade_rollback_and_power_cut() {
     assert_eq!(w.append_blocking(ok_entry(6)).unwrap().seq, 6);
     assert!(slots.exists());
     let stale = fs::read(&paths.anchor).unwrap();
+    let stale_seq = file_seq();
+    assert!(stale_seq <= 6);
     for i in 7..=9 {
         w.append_blocking(ok_entry(i)).unwrap();
     }
     w.shutdown().unwrap();
 
-    // A power cut lost audit.anchor's writeback (seq 6); the slots say 9+.
+    // A power cut lost audit.anchor's writeback (seq 6 or before); the slots say 9+.
     fs::write(&paths.anchor, &stale).unwrap();
-    assert_eq!(Anchor::read(&paths.anchor).unwrap().unwrap().seq, 6);
+    assert_eq!(file_seq(), stale_seq);
     match verify(&paths.db, Some(&paths.anchor), Some(&key())).unwrap() {
         VerifyReport::Intact { anchor_seq, .. } => assert!(anchor_seq >= Some(9)),
         other => panic!("expected intact, got {other}"),
@@ -523,8 +539,9 @@ fn anchor_file_and_slots_across_upgrade_rollback_and_power_cut() {
         .unwrap();
     drop(conn);
     let c = rusqlite::Connection::open(&cut).unwrap();
-    c.execute("DELETE FROM entries WHERE seq > 6", []).unwrap();
-    c.execute("DELETE FROM checkpoints WHERE seq > 6", [])
+    c.execute("DELETE FROM entries WHERE seq > ?1", [stale_seq])
+        .unwrap();
+    c.execute("DELETE FROM checkpoints WHERE seq > ?1", [stale_seq])
         .unwrap();
     drop(c);
     match verify(&cut, Some(&paths.anchor), Some(&key())).unwrap() {
@@ -533,7 +550,8 @@ fn anchor_file_and_slots_across_upgrade_rollback_and_power_cut() {
     }
     // The writer opens on the newest anchor and brings audit.anchor up to it.
     let w = open(&paths);
+    assert!(file_seq() >= 9);
     let r = w.append_blocking(ok_entry(10)).unwrap();
-    assert_eq!(Anchor::read(&paths.anchor).unwrap().unwrap().seq, r.seq);
     w.shutdown().unwrap();
+    assert_eq!(file_seq(), r.seq);
 }

@@ -6,8 +6,10 @@
 //!
 //! It lives in two files beside the db, both holding the same text:
 //! * `audit.anchor`: the anchor alone, replaced by rename (readers see the old
-//!   or the new one, never a mix). Every commit replaces it; it is flushed to
-//!   the device at open, at checkpoints and on re-keying. It is the file an
+//!   or the new one, never a mix). It follows the head within a second of an
+//!   append (`store::ANCHOR_FILE_EVERY`: a replace per commit cost more than
+//!   the rest of the commit), and is replaced and flushed to the device at
+//!   open, at checkpoints, on re-keying and at shutdown. It is the file an
 //!   older image reads after a rollback (a db ahead of it is accepted when its
 //!   chain links verify), so its format does not change.
 //! * `audit.anchor-slots`: two 4 KiB slots, written in place by turns with one

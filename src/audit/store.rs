@@ -36,6 +36,14 @@ pub const AUDIT_DB: Schema = Schema {
 type CheckpointRow = (i64, u64, Vec<u8>, String, Vec<u8>, String);
 
 /// One entry's size in bytes, as SQL over an `entries` row.
+/// How often, at most, `audit.anchor` is replaced while appends go on. The
+/// slots file makes every commit's anchor durable; `audit.anchor` is what an
+/// older image reads after a rollback, and a replace (a new inode, a rename,
+/// the old one freed) cost more than the rest of a commit together. It is
+/// brought up to the head within this time of an append, and at once at
+/// every checkpoint, re-key and shutdown (flushed there).
+pub const ANCHOR_FILE_EVERY: Duration = Duration::from_secs(1);
+
 const ROW_BYTES: &str = "8 + length(time) + length(component) + length(kind) + length(actor) \
      + length(subject) + length(payload) + length(prev_hash) + length(hash)";
 
@@ -176,6 +184,10 @@ pub(crate) struct WriteStore {
     ckpt_every: Duration,
     since_ckpt: u64,
     last_ckpt_at: Instant,
+    /// When `audit.anchor` was last replaced, and whether the head has moved
+    /// since (see [`ANCHOR_FILE_EVERY`]).
+    anchor_file_at: Instant,
+    anchor_file_stale: bool,
     /// What the entries take ([`ROW_BYTES`]), kept up to date by each commit
     /// once measured: the measure scans every entry, and the size bound is
     /// checked every few hundred appends of a trail that holds millions.
@@ -287,6 +299,8 @@ impl WriteStore {
             ckpt_every,
             since_ckpt: 0,
             last_ckpt_at: Instant::now(),
+            anchor_file_at: Instant::now(),
+            anchor_file_stale: false,
             entries_bytes: None,
             migration,
         };
@@ -487,7 +501,27 @@ impl WriteStore {
     fn anchor_commit(&mut self) -> Result<()> {
         let a = Anchor::new(&self.key, self.db_id, self.last_seq, self.head);
         self.slots.write(&a)?;
-        a.replace_unflushed(&self.anchor_path)
+        self.anchor_file_stale = true;
+        if self.anchor_file_at.elapsed() >= ANCHOR_FILE_EVERY {
+            self.refresh_anchor_file()?;
+        }
+        Ok(())
+    }
+
+    /// Time until `audit.anchor` is due to be brought up to the head (`None`:
+    /// it is current), for the writer's idle wait.
+    pub fn until_anchor_file(&self) -> Option<Duration> {
+        self.anchor_file_stale
+            .then(|| ANCHOR_FILE_EVERY.saturating_sub(self.anchor_file_at.elapsed()))
+    }
+
+    /// Replaces `audit.anchor` with the head's anchor (unflushed).
+    pub fn refresh_anchor_file(&mut self) -> Result<()> {
+        let a = Anchor::new(&self.key, self.db_id, self.last_seq, self.head);
+        a.replace_unflushed(&self.anchor_path)?;
+        self.anchor_file_at = Instant::now();
+        self.anchor_file_stale = false;
+        Ok(())
     }
 
     /// Anchors the head in both files, both flushed (open, checkpoints, re-key):
@@ -495,7 +529,10 @@ impl WriteStore {
     fn anchor_flushed(&mut self) -> Result<()> {
         let a = Anchor::new(&self.key, self.db_id, self.last_seq, self.head);
         self.slots.write(&a)?;
-        a.write_atomic(&self.anchor_path)
+        a.write_atomic(&self.anchor_path)?;
+        self.anchor_file_at = Instant::now();
+        self.anchor_file_stale = false;
+        Ok(())
     }
 
     pub fn last_seq(&self) -> u64 {

@@ -285,6 +285,9 @@ fn writer_loop(
                 } else if store.last_seq() > 0 {
                     wait = wait.min(store.until_checkpoint().max(Duration::from_millis(10)));
                 }
+                if let Some(due) = store.until_anchor_file() {
+                    wait = wait.min(due);
+                }
                 match rx.recv_timeout(wait) {
                     Ok(c) => c,
                     Err(RecvTimeoutError::Timeout) => {
@@ -292,6 +295,11 @@ fn writer_loop(
                             && let Err(e) = store.checkpoint(CheckpointReason::Interval)
                         {
                             tracing::error!(target: "cowork::audit", error = %e, "audit checkpoint failed");
+                        }
+                        if store.until_anchor_file() == Some(Duration::ZERO)
+                            && let Err(e) = store.refresh_anchor_file()
+                        {
+                            tracing::error!(target: "cowork::audit", error = %e, "audit anchor file update failed");
                         }
                         continue;
                     }

@@ -226,15 +226,14 @@ impl Dispatcher {
         let mut ev = base_event("gateway.message", audit_reason, &msg);
         ev.event_id = event_id.map(str::to_string);
         // The audit entry exists, and the event id would survive a restart,
-        // before any effect (task, pairing, reply). The two writes go to
-        // different files: they run side by side.
-        let remembered = async {
-            match remembered {
-                Some(pending) => self.replay.durable(pending).await,
-                None => Ok(()),
-            }
+        // before any effect (task, pairing, reply). The id is committed
+        // after the entry: the messages whose entries one audit commit made
+        // durable then share one commit of their ids too.
+        let audited = self.trail.event(ev).await;
+        let remembered = match remembered {
+            Some(pending) => self.replay.durable(pending).await,
+            None => Ok(()),
         };
-        let (audited, remembered) = tokio::join!(self.trail.event(ev), remembered);
         if let Err(e) = audited.and(remembered) {
             // Nothing was said: the prompt this message claimed is free for its retry.
             if matches!(decision, Decision::PairingPrompt)

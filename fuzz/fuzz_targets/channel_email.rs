@@ -8,7 +8,7 @@
 #![no_main]
 
 use cowork::gateway::channels::email::{MAX_MESSAGE_BYTES, Mail, Rules, parse_message};
-use cowork::gateway::inbound::{Context, MAX_TEXT_LEN};
+use cowork::gateway::{Context, MAX_TEXT_LEN};
 use libfuzzer_sys::fuzz_target;
 
 const ID: &str = "mx.owner.example";
@@ -28,7 +28,10 @@ fuzz_target!(|data: &[u8]| {
     if raw.len() > MAX_MESSAGE_BYTES {
         assert!(got.is_err(), "a message over the bound was read");
     }
-    let Ok(Mail::Message { inbound, thread, .. }) = got else {
+    let Ok(Mail::Message {
+        inbound, thread, ..
+    }) = got
+    else {
         return;
     };
     let sender = inbound.sender();
@@ -44,6 +47,9 @@ fuzz_target!(|data: &[u8]| {
         "admitted {sender} without a pass of the owner's server for {domain}"
     );
     if rules.subject_filter.is_some() {
-        assert!(text.contains("[cowork]"), "dispatched without the subject filter");
+        assert!(
+            text.contains("[cowork]"),
+            "dispatched without the subject filter"
+        );
     }
 });

@@ -6,8 +6,9 @@
 CARGO ?= cargo
 COWORK_DIR ?= $(CURDIR)/.cowork
 
-# Debian packages the tests use (installed by `make deps` when missing, as root).
-APT_PACKAGES := systemd-container git sqlite3 jq procps iproute2 openssl bubblewrap python3 strace util-linux libtss2-dev pkg-config swtpm swtpm-tools tpm2-tools chromium chromium-driver curl
+# Debian packages the tests use (installed by `make deps` when missing, as root;
+# postfix preseeded to "No configuration": the e-mail tests configure their own).
+APT_PACKAGES := systemd-container git sqlite3 jq procps iproute2 openssl bubblewrap python3 strace util-linux libtss2-dev pkg-config swtpm swtpm-tools tpm2-tools chromium chromium-driver curl dovecot-imapd postfix
 
 .PHONY: all build build-deps run admin-url test deps fmt-check clippy test-unit test-units test-systemd test-fuzz fuzz bench clean
 
@@ -62,6 +63,7 @@ deps:
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
 			echo "make deps: installing$$missing"; \
+			echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections; \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 		else \
 			echo "make deps: missing Debian packages:$$missing (run as root or install them)"; \

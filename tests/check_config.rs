@@ -94,6 +94,7 @@ fn channel_kinds_from_the_registry_are_what_check_config_accepts() {
             "whatsapp",
             "teams",
             "google-chat",
+            "email",
             "local"
         ]
     );
@@ -119,6 +120,8 @@ fn channel_kinds_from_the_registry_are_what_check_config_accepts() {
                 "api_base" | "keys_url" | "token_url" | "pubsub_base" => {
                     "\"https://127.0.0.1:9\"".to_string()
                 }
+                "imap_url" => "\"imaps://127.0.0.1:9\"".to_string(),
+                "smtp_url" => "\"smtp+starttls://127.0.0.1:9\"".to_string(),
                 "ca_file" => "\"/etc/ssl/certs/ca-certificates.crt\"".to_string(),
                 _ => format!("\"{key}_value\""),
             };
@@ -138,7 +141,7 @@ fn channel_kinds_from_the_registry_are_what_check_config_accepts() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 12);
+    assert_eq!(checked, 13);
     let (code, err) = check("[channels.c1.transport]\nkind = \"carrier-pigeon\"\n");
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("carrier-pigeon"), "{err}");

@@ -162,5 +162,22 @@ put("channel_email_auth", "dkim-quoted-id",
     b"\"Bob (work)\" <bob@sub.example.org>\nAuthentication-Results: spamfilter.example; none\n"
     b"Authentication-Results: \"mx.owner.example\"; auth/1=pass smtp.auth=bob; "
     b"dkim=pass header.i=@sub.example.org header.d=@sub.example.org.\n")
+# E-mail messages: a flags byte (bit 0: the subject filter), then the raw
+# message (the shapes of tests/gateway_transport_email.rs).
+AR = b"Authentication-Results: mx.owner.example; dkim=pass header.d=example.com; dmarc=pass header.from=example.com\r\n"
+put("channel_email", "plain-pass",
+    b"\x00" + AR + b"From: Alice <Alice@Example.com>\r\nTo: bot@owner.example\r\nSubject: status\r\n"
+    b"Message-ID: <m1@example.com>\r\nReferences: <r0@example.com>\r\n\r\nHow is it?\r\n\r\n"
+    b"On Monday, Bob wrote:\r\n> old\r\n-- \r\nAlice\r\n")
+put("channel_email", "multipart-html-filtered",
+    b"\x01" + AR + b"From: alice@example.com\r\nSubject: [CoWork] =?utf-8?q?h=C3=A9llo?=\r\n"
+    b"MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"b\"\r\n\r\n"
+    b"--b\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+    b"<p>Hi=20<b>there</b></p>\r\n--b--\r\n")
+put("channel_email", "forged-below",
+    b"\x00Authentication-Results: mx.owner.example; dmarc=fail header.from=example.com\r\n" + AR +
+    b"From: ceo@example.com\r\nSubject: wire\r\n\r\nnow\r\n")
+put("channel_email", "two-froms",
+    b"\x00" + AR + b"From: alice@example.com\r\nFrom: ceo@example.com\r\n\r\nx\r\n")
 put("channel_email_auth", "nested-comments",
     b"x@y.z\nAuthentication-Results: mx.owner.example; dkim=pass ((((nested)))) header.d=\"y.z\"\n")

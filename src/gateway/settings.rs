@@ -246,6 +246,9 @@ pub enum TransportKind {
     /// Google Chat app's events pulled from a Pub/Sub subscription (no
     /// inbound port needed).
     GoogleChatPubsub,
+    /// A dedicated mailbox read over IMAP (IDLE, TLS), answered over SMTP
+    /// submission (TLS); no inbound port needed.
+    Email,
 }
 
 /// `[channels.NAME.transport]`: the platform side of a channel. Secrets are
@@ -293,6 +296,26 @@ pub struct TransportSettings {
     pub subscription: Option<String>,
     /// The Pub/Sub API base (default Google's own).
     pub pubsub_base: Option<String>,
+    /// The mailbox's IMAP server: `imaps://HOST[:993]` (TLS from the start).
+    pub imap_url: Option<String>,
+    /// The SMTP submission server: `smtps://HOST[:465]` (TLS from the start)
+    /// or `smtp+starttls://HOST[:587]` (STARTTLS required).
+    pub smtp_url: Option<String>,
+    /// The mailbox's login name (IMAP and SMTP).
+    pub username: Option<String>,
+    /// Vault secret with the mailbox's app password.
+    pub password_secret: Option<String>,
+    /// The address replies are sent from (default: `username`).
+    pub address: Option<String>,
+    /// The receiving server's authserv-id, the first word of the
+    /// `Authentication-Results` headers it writes (e-mail sender check).
+    pub authserv_id: Option<String>,
+    /// Only messages whose subject contains this (case-insensitive) are for
+    /// the appliance; others stay unread for the owner. Routing, not access
+    /// control.
+    pub subject_filter: Option<String>,
+    /// The IMAP folder read (default `INBOX`).
+    pub mailbox: Option<String>,
     /// Extra root certificates (PEM) to trust for this platform (local fakes).
     pub ca_file: Option<PathBuf>,
 }
@@ -318,6 +341,14 @@ impl TransportSettings {
             project_number,
             subscription,
             pubsub_base,
+            imap_url,
+            smtp_url,
+            username,
+            password_secret,
+            address,
+            authserv_id,
+            subject_filter,
+            mailbox,
             ca_file,
         } = self;
         let set = [
@@ -336,6 +367,14 @@ impl TransportSettings {
             ("project_number", project_number.is_some()),
             ("subscription", subscription.is_some()),
             ("pubsub_base", pubsub_base.is_some()),
+            ("imap_url", imap_url.is_some()),
+            ("smtp_url", smtp_url.is_some()),
+            ("username", username.is_some()),
+            ("password_secret", password_secret.is_some()),
+            ("address", address.is_some()),
+            ("authserv_id", authserv_id.is_some()),
+            ("subject_filter", subject_filter.is_some()),
+            ("mailbox", mailbox.is_some()),
             ("ca_file", ca_file.is_some()),
         ];
         set.into_iter()
@@ -512,6 +551,25 @@ impl ChannelSettings {
                     .map_err(|e| err(field, format!("{url:?}: {e}")))?;
             }
         }
+        for (field, url, schemes) in [
+            ("transport.imap_url", &t.imap_url, IMAP_SCHEMES),
+            ("transport.smtp_url", &t.smtp_url, SMTP_SCHEMES),
+        ] {
+            if let Some(url) = url {
+                mail_server(url, schemes).map_err(|e| err(field, format!("{url:?}: {e}")))?;
+            }
+        }
+        for (field, value) in [
+            ("transport.username", &t.username),
+            ("transport.address", &t.address),
+            ("transport.authserv_id", &t.authserv_id),
+            ("transport.subject_filter", &t.subject_filter),
+            ("transport.mailbox", &t.mailbox),
+        ] {
+            if let Some(v) = value {
+                check_mail_word(v).map_err(|e| err(field, format!("{v:?}: {e}")))?;
+            }
+        }
         Ok(())
     }
 
@@ -540,6 +598,65 @@ impl ChannelSettings {
         }
         policy
     }
+}
+
+/// The schemes of an IMAP server: TLS from the start only (no STARTTLS, no
+/// plaintext), with its default port.
+pub const IMAP_SCHEMES: &[(&str, u16)] = &[("imaps", 993)];
+/// The schemes of an SMTP submission server: TLS from the start (465) or
+/// STARTTLS, which the client then requires (587). Never plaintext.
+pub const SMTP_SCHEMES: &[(&str, u16)] = &[("smtps", 465), ("smtp+starttls", 587)];
+
+/// A mail server's address, from `imaps://HOST[:PORT]` and the like.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailServer {
+    pub scheme: &'static str,
+    pub host: String,
+    pub port: u16,
+}
+
+/// Parses a mail server URL: one of `schemes`, a host, an optional port and
+/// nothing else (no user, password, path or query).
+pub fn mail_server(text: &str, schemes: &[(&'static str, u16)]) -> Result<MailServer, String> {
+    let url = reqwest::Url::parse(text.trim_end_matches('/'))
+        .map_err(|e| format!("not a valid URL: {e}"))?;
+    let Some(&(scheme, default_port)) = schemes.iter().find(|(s, _)| *s == url.scheme()) else {
+        let names: Vec<String> = schemes.iter().map(|(s, _)| format!("{s}://")).collect();
+        return Err(format!(
+            "{}:// is not supported; use {}",
+            url.scheme(),
+            names.join(" or ")
+        ));
+    };
+    let host = match url.host_str() {
+        Some(h) if !h.is_empty() => h.trim_start_matches('[').trim_end_matches(']'),
+        _ => return Err("no host".into()),
+    };
+    if !url.username().is_empty()
+        || url.password().is_some()
+        || !matches!(url.path(), "" | "/")
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        return Err("only a host and a port may be given".into());
+    }
+    Ok(MailServer {
+        scheme,
+        host: host.to_ascii_lowercase(),
+        port: url.port().unwrap_or(default_port),
+    })
+}
+
+/// A short mail setting (a login, an address, a server id, a folder): 1 to
+/// 256 bytes, no control characters, no surrounding whitespace.
+fn check_mail_word(v: &str) -> Result<(), String> {
+    if v.is_empty() || v.len() > 256 {
+        return Err("must be 1 to 256 bytes".into());
+    }
+    if v.chars().any(char::is_control) || v.trim() != v {
+        return Err("contains a control character or surrounding whitespace".into());
+    }
+    Ok(())
 }
 
 /// The resolved policy for one context of one chat.
@@ -583,6 +700,14 @@ mod tests {
             project_number: Some("2".into()),
             subscription: Some("s".into()),
             pubsub_base: Some("https://p".into()),
+            imap_url: Some("imaps://i".into()),
+            smtp_url: Some("smtps://s".into()),
+            username: Some("u".into()),
+            password_secret: Some("pw".into()),
+            address: Some("a@b".into()),
+            authserv_id: Some("mx".into()),
+            subject_filter: Some("[bot]".into()),
+            mailbox: Some("INBOX".into()),
             ca_file: Some("/g".into()),
         };
         let table: toml::Table = toml::from_str(&toml::to_string(&all).unwrap()).unwrap();
@@ -693,6 +818,47 @@ mod tests {
                 assert!(e.contains(&format!("transport.{key}")), "{bad}: {e}");
             }
         }
+    }
+
+    #[test]
+    fn mail_servers_are_tls_urls_of_a_host_and_a_port() {
+        let imap = |u: &str| mail_server(u, IMAP_SCHEMES);
+        let smtp = |u: &str| mail_server(u, SMTP_SCHEMES);
+        assert_eq!(
+            imap("imaps://Mail.Example.com").unwrap(),
+            MailServer {
+                scheme: "imaps",
+                host: "mail.example.com".into(),
+                port: 993
+            }
+        );
+        assert_eq!(smtp("smtps://127.0.0.1:2465/").unwrap().port, 2465);
+        assert_eq!(smtp("smtp+starttls://[::1]").unwrap().host, "::1");
+        assert_eq!(smtp("smtp+starttls://m.example").unwrap().port, 587);
+        for (bad, why) in [
+            ("imap://127.0.0.1", "imap:// is not supported; use imaps://"),
+            ("smtp://127.0.0.1:25", "use smtps:// or smtp+starttls://"),
+            ("imaps://u:p@host", "only a host and a port"),
+            ("imaps://host/INBOX", "only a host and a port"),
+            ("imaps://host?x=1", "only a host and a port"),
+            ("not a url", "not a valid URL"),
+        ] {
+            let e = format!("{} | {}", imap(bad).unwrap_err(), smtp(bad).unwrap_err());
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        // Through the settings, by field.
+        let with = |kv: &str| {
+            toml::from_str::<GatewaySettings>(&format!(
+                "[channels.e.transport]\nkind = \"email\"\n{kv}\n"
+            ))
+            .unwrap()
+            .validate(Profile::Production)
+        };
+        with("imap_url = \"imaps://127.0.0.1:993\"\nsmtp_url = \"smtps://x\"").unwrap();
+        let e = with("imap_url = \"imap://x\"").unwrap_err().to_string();
+        assert!(e.contains("transport.imap_url"), "{e}");
+        let e = with("subject_filter = \"a\\nb\"").unwrap_err().to_string();
+        assert!(e.contains("transport.subject_filter"), "{e}");
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub const ACK: &str = "Got it, working on it.";
 pub struct TestTls {
     pub ca_pem: Vec<u8>,
     pub server: Arc<rustls::ServerConfig>,
+    /// The server certificate and its key, as PEM (for real servers).
+    pub cert_pem: String,
+    pub key_pem: String,
 }
 
 pub fn test_tls() -> TestTls {
@@ -55,6 +58,8 @@ pub fn test_tls() -> TestTls {
     TestTls {
         ca_pem: ca.pem().into_bytes(),
         server: Arc::new(server),
+        cert_pem: leaf.pem(),
+        key_pem: leaf_key.serialize_pem(),
     }
 }
 

@@ -9,7 +9,7 @@
 //! settings page), not at `check-config`, so a channel can be added before its
 //! secrets are stored.
 
-use super::{Channel, discord, google_chat, line, local, slack, teams, telegram, whatsapp};
+use super::{Channel, discord, email, google_chat, line, local, slack, teams, telegram, whatsapp};
 use crate::gateway::settings::TransportKind;
 
 /// One platform.
@@ -46,7 +46,8 @@ pub struct TransportSpec {
 /// A check of a platform's stable ids, and what such an id is in a sentence.
 pub type IdShape = (fn(&str) -> bool, &'static str);
 
-/// Settings every network transport may carry.
+/// Settings every network transport may carry (`api_base` only one with a
+/// default API base to replace).
 const COMMON: &[&str] = &["api_base", "ca_file"];
 
 /// The platforms, in the order the settings page lists them.
@@ -58,6 +59,7 @@ pub static PLATFORMS: &[&dyn Channel] = &[
     &whatsapp::Platform,
     &teams::Platform,
     &google_chat::Platform,
+    &email::Platform,
     &local::Platform,
 ];
 
@@ -97,6 +99,9 @@ impl TransportSpec {
         }
         let mut keys: Vec<&'static str> = self.required.to_vec();
         for k in self.optional.iter().chain(COMMON) {
+            if *k == "api_base" && self.api_base.is_empty() {
+                continue;
+            }
             if !keys.contains(k) {
                 keys.push(k);
             }
@@ -124,6 +129,7 @@ mod tests {
             TransportKind::Teams,
             TransportKind::GoogleChat,
             TransportKind::GoogleChatPubsub,
+            TransportKind::Email,
         ];
         // A new TransportKind variant fails to compile here until listed.
         for kind in all {
@@ -139,7 +145,8 @@ mod tests {
                 | TransportKind::WhatsappCloud
                 | TransportKind::Teams
                 | TransportKind::GoogleChat
-                | TransportKind::GoogleChatPubsub => {}
+                | TransportKind::GoogleChatPubsub
+                | TransportKind::Email => {}
             }
             assert_eq!(
                 transports().filter(|t| t.kind == kind).count(),
@@ -157,9 +164,10 @@ mod tests {
                     .unwrap()
                     .name
             );
+            // A default API base exactly where `api_base` may replace it.
             assert_eq!(
                 spec.api_base.is_empty(),
-                kind == TransportKind::None,
+                kind == TransportKind::None || !spec.accepts("api_base"),
                 "{}",
                 spec.name
             );

@@ -297,6 +297,34 @@ pub(crate) fn auth_header(
     Ok(v)
 }
 
+/// The TLS client settings for a platform connection that is not HTTP (a
+/// WebSocket, IMAP): the built-in web roots plus every certificate in
+/// `extra_root_pem` (a configured `ca_file`, a test CA).
+pub(crate) fn tls_client_config(
+    extra_root_pem: Option<&[u8]>,
+) -> Result<rustls::ClientConfig, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(pem) = extra_root_pem {
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            let cert = cert.map_err(|e| format!("root CA: {e}"))?;
+            roots.add(cert).map_err(|e| format!("root CA: {e}"))?;
+        }
+    }
+    Ok(
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    )
+}
+
 /// A TLS WebSocket to a platform (Slack Socket Mode, Discord Gateway).
 pub type WsStream =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -311,30 +339,13 @@ pub(crate) async fn ws_connect(
     url: &str,
     extra_root_pem: Option<&[u8]>,
 ) -> Result<WsStream, GatewayError> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
     let err = |reason: String| GatewayError::ChannelApi {
         channel,
         operation: "websocket connect",
         reason,
     };
     crate::net::parse_url(url, "wss", "ws").map_err(|e| err(format!("URL: {e}")))?;
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    if let Some(pem) = extra_root_pem {
-        for cert in CertificateDer::pem_slice_iter(pem) {
-            let cert = cert.map_err(|e| err(format!("root CA: {e}")))?;
-            roots.add(cert).map_err(|e| err(format!("root CA: {e}")))?;
-        }
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| err(e.to_string()))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let tls = tls_client_config(extra_root_pem).map_err(err)?;
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
         .max_message_size(Some(MAX_WS_MESSAGE_BYTES))
         .max_frame_size(Some(MAX_WS_MESSAGE_BYTES));

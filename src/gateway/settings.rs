@@ -246,6 +246,9 @@ pub enum TransportKind {
     /// Google Chat app's events pulled from a Pub/Sub subscription (no
     /// inbound port needed).
     GoogleChatPubsub,
+    /// A Mattermost server's WebSocket API (no inbound port needed), posts
+    /// by its REST API.
+    Mattermost,
 }
 
 /// `[channels.NAME.transport]`: the platform side of a channel. Secrets are
@@ -293,6 +296,14 @@ pub struct TransportSettings {
     pub subscription: Option<String>,
     /// The Pub/Sub API base (default Google's own).
     pub pubsub_base: Option<String>,
+    /// The team ids a Mattermost channel serves; posts in channels of any
+    /// other team are refused. Required: an empty list starts nothing.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub team_allowlist: Vec<String>,
+    /// The Mattermost channel ids (public or private) the bot answers in;
+    /// empty: the private channels of the allowed teams, never a public one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub channel_allowlist: Vec<String>,
     /// Extra root certificates (PEM) to trust for this platform (local fakes).
     pub ca_file: Option<PathBuf>,
 }
@@ -318,6 +329,8 @@ impl TransportSettings {
             project_number,
             subscription,
             pubsub_base,
+            team_allowlist,
+            channel_allowlist,
             ca_file,
         } = self;
         let set = [
@@ -336,6 +349,8 @@ impl TransportSettings {
             ("project_number", project_number.is_some()),
             ("subscription", subscription.is_some()),
             ("pubsub_base", pubsub_base.is_some()),
+            ("team_allowlist", !team_allowlist.is_empty()),
+            ("channel_allowlist", !channel_allowlist.is_empty()),
             ("ca_file", ca_file.is_some()),
         ];
         set.into_iter()
@@ -434,6 +449,11 @@ impl ChannelSettings {
             ("approvers", &self.approvers),
             ("group_allowlist", &self.group_allowlist),
             ("accounts", &self.accounts),
+            ("transport.team_allowlist", &self.transport.team_allowlist),
+            (
+                "transport.channel_allowlist",
+                &self.transport.channel_allowlist,
+            ),
         ] {
             for id in list {
                 check_id(id).map_err(|r| err(field, r))?;
@@ -583,6 +603,8 @@ mod tests {
             project_number: Some("2".into()),
             subscription: Some("s".into()),
             pubsub_base: Some("https://p".into()),
+            team_allowlist: vec!["t".into()],
+            channel_allowlist: vec!["c".into()],
             ca_file: Some("/g".into()),
         };
         let table: toml::Table = toml::from_str(&toml::to_string(&all).unwrap()).unwrap();
@@ -634,8 +656,19 @@ mod tests {
 
     #[test]
     fn wildcard_is_a_config_error_in_every_list() {
-        for field in ["allowlist", "group_allowlist", "accounts"] {
-            let toml = format!("[channels.slack]\n{field} = [\"U1\", \"*\"]\n");
+        for field in [
+            "allowlist",
+            "group_allowlist",
+            "accounts",
+            "transport.team_allowlist",
+            "transport.channel_allowlist",
+        ] {
+            let toml = match field.split_once('.') {
+                Some((table, key)) => {
+                    format!("[channels.mm.{table}]\n{key} = [\"U1\", \"*\"]\n")
+                }
+                None => format!("[channels.slack]\n{field} = [\"U1\", \"*\"]\n"),
+            };
             let s: GatewaySettings = toml::from_str(&toml).unwrap();
             let e = s.validate(Profile::Development).unwrap_err();
             assert!(e.to_string().contains("wildcard"), "{field}: {e}");

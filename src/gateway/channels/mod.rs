@@ -15,6 +15,7 @@ pub mod email;
 pub mod google_chat;
 pub mod line;
 pub mod local;
+pub mod mattermost;
 pub mod registry;
 pub mod slack;
 pub mod teams;

@@ -4,11 +4,8 @@
 //! in pieces of [`MATTERMOST_MAX_CHARS`], in the thread the channel's last
 //! message came in.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use super::parse::{CHANNEL, Me, is_mattermost_id};
-use crate::gateway::channels::Redacted;
+use crate::gateway::channels::{ChatMemory, Redacted};
 use crate::gateway::chunk::chunk_text;
 use crate::gateway::error::GatewayError;
 use crate::gateway::outbound::Outbound;
@@ -27,7 +24,7 @@ const MAX_CHANNELS: usize = 10_000;
 pub struct MattermostClient {
     api: ApiClient,
     /// The thread (root post id) each channel's last message came in.
-    threads: Mutex<HashMap<String, String>>,
+    threads: ChatMemory,
 }
 
 fn api_error(operation: &'static str, reason: String) -> GatewayError {
@@ -53,7 +50,7 @@ impl MattermostClient {
     pub fn new(cfg: &HttpConfig, token: &Redacted) -> Result<Self, GatewayError> {
         Ok(MattermostClient {
             api: ApiClient::new(CHANNEL, cfg, "Bearer", token)?,
-            threads: Mutex::new(HashMap::new()),
+            threads: ChatMemory::new(MAX_CHANNELS),
         })
     }
 
@@ -81,11 +78,7 @@ impl MattermostClient {
 
     /// `channel`'s last message came in `thread`: answers go there.
     pub fn note_thread(&self, channel: &str, thread: &str) {
-        let mut threads = self.threads.lock().unwrap_or_else(|p| p.into_inner());
-        if threads.len() >= MAX_CHANNELS && !threads.contains_key(channel) {
-            threads.clear();
-        }
-        threads.insert(channel.to_string(), thread.to_string());
+        self.threads.note(channel, thread);
     }
 
     /// Posts `text` to `channel_id` in pieces of [`MATTERMOST_MAX_CHARS`].
@@ -94,13 +87,7 @@ impl MattermostClient {
         if !is_mattermost_id(channel_id) {
             return Err(api_error(OP, "channel id is not a Mattermost id".into()));
         }
-        let root = self
-            .threads
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(channel_id)
-            .cloned()
-            .unwrap_or_default();
+        let root = self.threads.get(channel_id).unwrap_or_default();
         for part in chunk_text(text, MATTERMOST_MAX_CHARS) {
             let body = serde_json::json!({
                 "channel_id": channel_id,

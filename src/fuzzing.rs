@@ -9,6 +9,7 @@ use axum::body::Bytes;
 use crate::admin::{handlers, http::Form, owner, settings_page, validate};
 use crate::gateway::GatewayError;
 use crate::gateway::channels::discord::gateway as discord_gateway;
+use crate::gateway::channels::mattermost;
 use crate::gateway::channels::slack::socket as slack_socket;
 use crate::gateway::channels::slack::{Slack, SlackEvent};
 use crate::ipc::{SettingValue, SettingsView};
@@ -35,6 +36,17 @@ pub fn slack_socket_frame(text: &str, parser: &Slack) -> Result<Option<SlackEven
 /// MESSAGE_CREATE), acting on nothing.
 pub fn discord_gateway_frame(text: &str, bot_user_id: Option<&str>) -> Result<(), GatewayError> {
     discord_gateway::decode_frame(text, bot_user_id)
+}
+
+/// One Mattermost WebSocket text frame as a session reads it (the challenge's
+/// answer, `hello`, `posted` through [`mattermost::Mattermost::posted`] with
+/// the restrictions of `parser`, as the bot `me`), acting on nothing.
+pub fn mattermost_frame(
+    text: &str,
+    parser: &mattermost::Mattermost,
+    me: &mattermost::Me,
+) -> Result<Option<mattermost::MattermostEvent>, GatewayError> {
+    mattermost::decode_frame(text, parser, me)
 }
 
 /// The sections a settings form may be posted to, as the fuzz target tries them.

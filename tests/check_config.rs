@@ -95,6 +95,7 @@ fn channel_kinds_from_the_registry_are_what_check_config_accepts() {
             "teams",
             "google-chat",
             "email",
+            "mattermost",
             "local"
         ]
     );
@@ -123,6 +124,9 @@ fn channel_kinds_from_the_registry_are_what_check_config_accepts() {
                 "imap_url" => "\"imaps://127.0.0.1:9\"".to_string(),
                 "smtp_url" => "\"smtp+starttls://127.0.0.1:9\"".to_string(),
                 "ca_file" => "\"/etc/ssl/certs/ca-certificates.crt\"".to_string(),
+                "team_allowlist" | "channel_allowlist" => {
+                    "[\"8xk3w5yq1bfzmc9ejr7unhd4oa\"]".to_string()
+                }
                 _ => format!("\"{key}_value\""),
             };
             let config = |keys: &[String]| {
@@ -141,7 +145,7 @@ fn channel_kinds_from_the_registry_are_what_check_config_accepts() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 13);
+    assert_eq!(checked, 14);
     let (code, err) = check("[channels.c1.transport]\nkind = \"carrier-pigeon\"\n");
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("carrier-pigeon"), "{err}");
@@ -253,4 +257,43 @@ fn google_chat_allowlists_take_google_chat_ids_only() {
     );
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("does not read project_number"), "{err}");
+}
+
+/// A Mattermost channel grants access by id only: user ids in the
+/// allowlist, team and channel ids in the transport's allowlists (26
+/// lowercase letters and digits); a user name, a team or channel name or an
+/// e-mail address is refused where it stands.
+#[test]
+fn mattermost_allowlists_take_mattermost_ids_only() {
+    let config = |user: &str, team: &str| {
+        format!(
+            "profile = \"production\"\n[channels.mm]\ndm = \"allowlist\"\nallowlist = [{user}]\n\
+             [channels.mm.transport]\nkind = \"mattermost\"\napi_base = \"https://chat.example.com\"\n\
+             token_secret = \"mattermost_token\"\nteam_allowlist = [{team}]\n"
+        )
+    };
+    let (user, team) = (
+        "\"u5eru5eru5eru5eru5eru5eru5\"",
+        "\"7eam7eam7eam7eam7eam7eam7e\"",
+    );
+    let (code, err) = check(&config(user, team));
+    assert_eq!(code, 0, "{err}");
+    for (user, team, at) in [
+        ("\"ada\"", team, "allowlist"),
+        ("\"ada@example.com\"", team, "allowlist"),
+        ("\"U5ERU5ERU5ERU5ERU5ERU5ERU5\"", team, "allowlist"),
+        (user, "\"engineering\"", "team_allowlist"),
+    ] {
+        let (code, err) = check(&config(user, team));
+        assert_eq!(code, 1, "{user} {team}: {err}");
+        assert!(
+            err.contains("is not a Mattermost id") && err.contains(at),
+            "{err}"
+        );
+    }
+    // Plain http only to a loopback address (a local test server).
+    let (code, err) =
+        check(&config(user, team).replace("https://chat.example.com", "http://chat.example.com"));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("only to a loopback address"), "{err}");
 }

@@ -493,12 +493,19 @@ fn validate(c: &Config) -> Vec<(Vec<String>, String)> {
                     ("group_allowlist", ch.group_allowlist.iter().collect()),
                     ("approvers", ch.approvers.iter().collect()),
                     ("chats", chats.collect()),
+                    (
+                        "transport.team_allowlist",
+                        ch.transport.team_allowlist.iter().collect(),
+                    ),
+                    (
+                        "transport.channel_allowlist",
+                        ch.transport.channel_allowlist.iter().collect(),
+                    ),
                 ] {
                     if let Some(bad) = ids.into_iter().find(|id| !shaped(id)) {
-                        out.push((
-                            key(&["channels", name, field]),
-                            format!("{field}: {bad:?} is not {what}"),
-                        ));
+                        let mut at = vec!["channels", name.as_str()];
+                        at.extend(field.split('.'));
+                        out.push((key(&at), format!("{field}: {bad:?} is not {what}")));
                     }
                 }
             }

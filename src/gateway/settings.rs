@@ -249,6 +249,9 @@ pub enum TransportKind {
     /// A dedicated mailbox read over IMAP (IDLE, TLS), answered over SMTP
     /// submission (TLS); no inbound port needed.
     Email,
+    /// A Mattermost server's WebSocket API (no inbound port needed), posts
+    /// by its REST API.
+    Mattermost,
 }
 
 /// `[channels.NAME.transport]`: the platform side of a channel. Secrets are
@@ -316,6 +319,14 @@ pub struct TransportSettings {
     pub subject_filter: Option<String>,
     /// The IMAP folder read (default `INBOX`).
     pub mailbox: Option<String>,
+    /// The team ids a Mattermost channel serves; posts in channels of any
+    /// other team are refused. Required: an empty list starts nothing.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub team_allowlist: Vec<String>,
+    /// The Mattermost channel ids (public or private) the bot answers in;
+    /// empty: the private channels of the allowed teams, never a public one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub channel_allowlist: Vec<String>,
     /// Extra root certificates (PEM) to trust for this platform (local fakes).
     pub ca_file: Option<PathBuf>,
 }
@@ -349,6 +360,8 @@ impl TransportSettings {
             authserv_id,
             subject_filter,
             mailbox,
+            team_allowlist,
+            channel_allowlist,
             ca_file,
         } = self;
         let set = [
@@ -375,6 +388,8 @@ impl TransportSettings {
             ("authserv_id", authserv_id.is_some()),
             ("subject_filter", subject_filter.is_some()),
             ("mailbox", mailbox.is_some()),
+            ("team_allowlist", !team_allowlist.is_empty()),
+            ("channel_allowlist", !channel_allowlist.is_empty()),
             ("ca_file", ca_file.is_some()),
         ];
         set.into_iter()
@@ -473,6 +488,11 @@ impl ChannelSettings {
             ("approvers", &self.approvers),
             ("group_allowlist", &self.group_allowlist),
             ("accounts", &self.accounts),
+            ("transport.team_allowlist", &self.transport.team_allowlist),
+            (
+                "transport.channel_allowlist",
+                &self.transport.channel_allowlist,
+            ),
         ] {
             for id in list {
                 check_id(id).map_err(|r| err(field, r))?;
@@ -708,6 +728,8 @@ mod tests {
             authserv_id: Some("mx".into()),
             subject_filter: Some("[bot]".into()),
             mailbox: Some("INBOX".into()),
+            team_allowlist: vec!["t".into()],
+            channel_allowlist: vec!["c".into()],
             ca_file: Some("/g".into()),
         };
         let table: toml::Table = toml::from_str(&toml::to_string(&all).unwrap()).unwrap();
@@ -759,8 +781,19 @@ mod tests {
 
     #[test]
     fn wildcard_is_a_config_error_in_every_list() {
-        for field in ["allowlist", "group_allowlist", "accounts"] {
-            let toml = format!("[channels.slack]\n{field} = [\"U1\", \"*\"]\n");
+        for field in [
+            "allowlist",
+            "group_allowlist",
+            "accounts",
+            "transport.team_allowlist",
+            "transport.channel_allowlist",
+        ] {
+            let toml = match field.split_once('.') {
+                Some((table, key)) => {
+                    format!("[channels.mm.{table}]\n{key} = [\"U1\", \"*\"]\n")
+                }
+                None => format!("[channels.slack]\n{field} = [\"U1\", \"*\"]\n"),
+            };
             let s: GatewaySettings = toml::from_str(&toml).unwrap();
             let e = s.validate(Profile::Development).unwrap_err();
             assert!(e.to_string().contains("wildcard"), "{field}: {e}");

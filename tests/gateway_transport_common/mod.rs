@@ -82,6 +82,8 @@ pub async fn serve_tls(router: Router, tls: &TestTls) -> String {
                 let svc = hyper_util::service::TowerToHyperService::new(router);
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    // A fake's WebSocket route upgrades its connection.
+                    .with_upgrades()
                     .await;
             });
         }

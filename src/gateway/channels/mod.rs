@@ -15,6 +15,7 @@ pub mod email;
 pub mod google_chat;
 pub mod line;
 pub mod local;
+pub mod mattermost;
 pub mod registry;
 pub mod slack;
 pub mod teams;
@@ -142,6 +143,43 @@ impl Start<'_> {
             })?);
         }
         Ok(cfg)
+    }
+}
+
+/// What each chat's last message named for its answers (the thread of
+/// Google Chat and Mattermost, the service URL of Teams), for at most `max`
+/// chats: past that the memory starts over, and an answer falls back to the
+/// default (a new thread, the configured URL), nothing worse.
+#[derive(Debug)]
+pub(crate) struct ChatMemory {
+    values: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    max: usize,
+}
+
+impl ChatMemory {
+    pub(crate) fn new(max: usize) -> ChatMemory {
+        ChatMemory {
+            values: std::sync::Mutex::default(),
+            max,
+        }
+    }
+
+    /// `chat`'s last message named `value`.
+    pub(crate) fn note(&self, chat: &str, value: &str) {
+        let mut values = self.lock();
+        if values.len() >= self.max && !values.contains_key(chat) {
+            values.clear();
+        }
+        values.insert(chat.to_string(), value.to_string());
+    }
+
+    /// What `chat`'s last message named, if it is remembered.
+    pub(crate) fn get(&self, chat: &str) -> Option<String> {
+        self.lock().get(chat).cloned()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, String>> {
+        self.values.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -285,6 +323,21 @@ mod tests {
         assert!(parse_json::<Read>("t", br#"{"a": 1, "skipped": "ok"}"#).is_ok());
         let e = parse_json::<Read>("t", b"{\"a\": 1, \"skipped\": \"\xce\xc5\"}").unwrap_err();
         assert!(e.to_string().contains("not UTF-8"), "{e}");
+    }
+
+    #[test]
+    fn chat_memory_starts_over_past_its_bound() {
+        let m = ChatMemory::new(2);
+        m.note("a", "1");
+        m.note("b", "2");
+        m.note("a", "3");
+        assert_eq!(
+            (m.get("a").as_deref(), m.get("b").as_deref()),
+            (Some("3"), Some("2"))
+        );
+        m.note("c", "4");
+        assert_eq!((m.get("a"), m.get("b")), (None, None));
+        assert_eq!(m.get("c").as_deref(), Some("4"));
     }
 
     #[test]

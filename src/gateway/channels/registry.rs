@@ -9,7 +9,9 @@
 //! settings page), not at `check-config`, so a channel can be added before its
 //! secrets are stored.
 
-use super::{Channel, discord, email, google_chat, line, local, slack, teams, telegram, whatsapp};
+use super::{
+    Channel, discord, email, google_chat, line, local, mattermost, slack, teams, telegram, whatsapp,
+};
 use crate::gateway::settings::TransportKind;
 
 /// One platform.
@@ -29,7 +31,8 @@ pub struct TransportSpec {
     /// The route on the gateway's webhook listener, for inbound webhooks;
     /// `None` when the appliance connects out (no inbound port needed).
     pub webhook_route: Option<&'static str>,
-    /// The platform's API base, used unless `api_base` is set.
+    /// The platform's API base, used unless `api_base` is set; empty for a
+    /// self-hosted platform (Mattermost), whose `api_base` is required.
     pub api_base: &'static str,
     /// `[channels.NAME.transport]` keys it must have.
     pub required: &'static [&'static str],
@@ -60,6 +63,7 @@ pub static PLATFORMS: &[&dyn Channel] = &[
     &teams::Platform,
     &google_chat::Platform,
     &email::Platform,
+    &mattermost::Platform,
     &local::Platform,
 ];
 
@@ -130,6 +134,7 @@ mod tests {
             TransportKind::GoogleChat,
             TransportKind::GoogleChatPubsub,
             TransportKind::Email,
+            TransportKind::Mattermost,
         ];
         // A new TransportKind variant fails to compile here until listed.
         for kind in all {
@@ -146,7 +151,8 @@ mod tests {
                 | TransportKind::Teams
                 | TransportKind::GoogleChat
                 | TransportKind::GoogleChatPubsub
-                | TransportKind::Email => {}
+                | TransportKind::Email
+                | TransportKind::Mattermost => {}
             }
             assert_eq!(
                 transports().filter(|t| t.kind == kind).count(),
@@ -164,10 +170,14 @@ mod tests {
                     .unwrap()
                     .name
             );
-            // A default API base exactly where `api_base` may replace it.
+            // A default API base exactly where `api_base` may replace it; a
+            // self-hosted platform has none of its own: its channels must
+            // name their server.
             assert_eq!(
                 spec.api_base.is_empty(),
-                kind == TransportKind::None || !spec.accepts("api_base"),
+                kind == TransportKind::None
+                    || !spec.accepts("api_base")
+                    || spec.required.contains(&"api_base"),
                 "{}",
                 spec.name
             );

@@ -167,8 +167,17 @@ impl ApiClient {
 
     /// A `POST` of `{base}/{path}` carrying the token.
     pub(crate) fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::POST, path)
+    }
+
+    /// A `GET` of `{base}/{path}` carrying the token.
+    pub(crate) fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::GET, path)
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.http
-            .post(format!("{}/{path}", self.base))
+            .request(method, format!("{}/{path}", self.base))
             .header(reqwest::header::AUTHORIZATION, self.auth.clone())
     }
 }

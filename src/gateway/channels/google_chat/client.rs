@@ -4,10 +4,8 @@
 //! (falling back to a new thread when that one is gone). A token the API
 //! refuses (401) is forgotten and the piece sent once more with a new one.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use super::parse::{CHANNEL, is_google_chat_space};
+use crate::gateway::channels::ChatMemory;
 use crate::gateway::chunk::chunk_bytes;
 use crate::gateway::error::GatewayError;
 use crate::gateway::outbound::Outbound;
@@ -31,7 +29,7 @@ pub struct GoogleChatClient {
     base: String,
     tokens: TokenSource,
     /// The thread each space's last message came in.
-    threads: Mutex<HashMap<String, String>>,
+    threads: ChatMemory,
 }
 
 impl GoogleChatClient {
@@ -41,17 +39,13 @@ impl GoogleChatClient {
             http: cfg.client(CHANNEL)?,
             base: cfg.base().to_string(),
             tokens,
-            threads: Mutex::new(HashMap::new()),
+            threads: ChatMemory::new(MAX_SPACES),
         })
     }
 
     /// `space`'s last message came in `thread`: answers go there.
     pub fn note_thread(&self, space: &str, thread: &str) {
-        let mut threads = lock(&self.threads);
-        if threads.len() >= MAX_SPACES && !threads.contains_key(space) {
-            threads.clear();
-        }
-        threads.insert(space.to_string(), thread.to_string());
+        self.threads.note(space, thread);
     }
 
     /// Sends `text` to `space` in pieces of at most 32,000 bytes.
@@ -64,7 +58,7 @@ impl GoogleChatClient {
                 reason: "the chat is not a space name (spaces/<id>)".into(),
             });
         }
-        let thread = lock(&self.threads).get(space).cloned();
+        let thread = self.threads.get(space);
         let url = match thread {
             Some(_) => format!(
                 "{}/v1/{space}/messages?messageReplyOption=REPLY_MESSAGE_FALLBACK_TO_NEW_THREAD",
@@ -89,8 +83,4 @@ impl Outbound for GoogleChatClient {
     fn send<'a>(&'a self, chat: &'a str, text: &'a str) -> BoxFuture<'a, Result<(), GatewayError>> {
         Box::pin(self.send_text(chat, text))
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -5,10 +5,8 @@
 //! about 28 KB, and that many characters stay under it even when each is
 //! escaped to six bytes of JSON.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use super::parse::CHANNEL;
+use crate::gateway::channels::ChatMemory;
 use crate::gateway::chunk::chunk_text;
 use crate::gateway::error::GatewayError;
 use crate::gateway::outbound::Outbound;
@@ -32,7 +30,7 @@ pub struct TeamsClient {
     default_service_url: String,
     tokens: TokenSource,
     /// The service URL of each conversation's last verified activity.
-    service_urls: Mutex<HashMap<String, String>>,
+    service_urls: ChatMemory,
 }
 
 impl TeamsClient {
@@ -41,17 +39,13 @@ impl TeamsClient {
             http: cfg.client(CHANNEL)?,
             default_service_url: cfg.base().to_string(),
             tokens,
-            service_urls: Mutex::new(HashMap::new()),
+            service_urls: ChatMemory::new(MAX_CONVERSATIONS),
         })
     }
 
     /// A verified activity of `conversation` named `service_url`.
     pub fn note_inbound(&self, conversation: &str, service_url: &str) {
-        let mut urls = self.service_urls.lock().unwrap_or_else(|p| p.into_inner());
-        if urls.len() >= MAX_CONVERSATIONS && !urls.contains_key(conversation) {
-            urls.clear();
-        }
-        urls.insert(conversation.to_string(), service_url.to_string());
+        self.service_urls.note(conversation, service_url);
     }
 
     /// Sends `text` into `conversation`, in pieces of [`TEAMS_MAX_CHARS`].
@@ -59,10 +53,7 @@ impl TeamsClient {
         const OP: &str = "send message";
         let base = self
             .service_urls
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .get(conversation)
-            .cloned()
             .unwrap_or_else(|| self.default_service_url.clone());
         let mut url = crate::net::parse_url(&base, "https", "http").map_err(|e| {
             GatewayError::ChannelApi {

@@ -92,22 +92,26 @@ const OPTIONAL: &[(&str, &[&str])] = &[
             "secret_name",
         ],
     ),
-    (
-        "channels.*.transport",
-        &[
-            "kind",
-            "api_base",
-            "token_secret",
-            "signing_secret",
-            "app_token_secret",
-            "application_id",
-            "public_key",
-            "bot_user",
-            "ca_file",
-        ],
-    ),
+    // A transport's keys come from the registry, by its kind: see
+    // `transport_keys`.
+    ("channels.*.transport", &["kind"]),
     ("channels.*", &["approvers"]),
 ];
+
+/// The settings of the transport `kind` names (none for a kind the
+/// appliance does not know: the form then offers `kind` alone).
+fn transport_keys(view: &SettingsView, transport: &str) -> Vec<&'static str> {
+    let kind = view
+        .values
+        .iter()
+        .find(|v| v.key == format!("{transport}.kind"))
+        .map(|v| unquoted(&v.value))
+        .unwrap_or_default();
+    registry::transports()
+        .find(|t| t.name == kind)
+        .map(|t| t.keys())
+        .unwrap_or_default()
+}
 
 fn problems_by_key(problems: &[SettingProblem]) -> (BTreeMap<String, Vec<String>>, Vec<String>) {
     let mut by_key: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -261,7 +265,12 @@ fn section_keys(view: &SettingsView, prefix: &str) -> Vec<(String, String, Strin
             None if *pattern == prefix => prefix.to_string(),
             None => continue,
         };
-        for k in *keys {
+        let from_kind = if *pattern == "channels.*.transport" {
+            transport_keys(view, &base)
+        } else {
+            Vec::new()
+        };
+        for k in keys.iter().chain(&from_kind) {
             let key = format!("{base}.{k}");
             if !rows.iter().any(|(existing, _, _)| *existing == key) {
                 rows.push((key, String::new(), "not set".into()));
@@ -1028,5 +1037,43 @@ mod tests {
         assert_eq!(unquoted("\"abc\""), "abc");
         assert_eq!(unquoted("abc"), "abc");
         assert_eq!(unquoted("5"), "5");
+    }
+
+    /// A channel's form offers the settings of its own transport kind, from
+    /// the registry (every platform's, the ones added later included).
+    #[test]
+    fn a_transport_form_offers_its_kinds_settings() {
+        let view = |kind: &str| SettingsView {
+            values: vec![crate::ipc::SettingValue {
+                key: "channels.m.transport.kind".into(),
+                value: format!("{kind:?}"),
+                origin: "owner".into(),
+            }],
+            owner_file: String::new(),
+            owner_version: String::new(),
+            owner_problems: Vec::new(),
+        };
+        let keys = |kind: &str| -> Vec<String> {
+            section_keys(&view(kind), "channels.m")
+                .into_iter()
+                .map(|(k, _, _)| k)
+                .collect()
+        };
+        for kind in ["mattermost", "email", "teams"] {
+            let spec = registry::transports().find(|t| t.name == kind).unwrap();
+            let offered = keys(kind);
+            for k in spec.keys() {
+                let key = format!("channels.m.transport.{k}");
+                assert!(offered.contains(&key), "{kind}: {key} not offered");
+            }
+        }
+        assert!(keys("mattermost").contains(&"channels.m.transport.team_allowlist".to_string()));
+        assert!(!keys("mattermost").contains(&"channels.m.transport.imap_url".to_string()));
+        // An unknown kind: only the kind itself to correct.
+        let unknown: Vec<String> = keys("no-such-kind")
+            .into_iter()
+            .filter(|k| k.starts_with("channels.m.transport."))
+            .collect();
+        assert_eq!(unknown, ["channels.m.transport.kind"]);
     }
 }

@@ -12,6 +12,7 @@ use crate::gateway::channels::discord::gateway as discord_gateway;
 use crate::gateway::channels::mattermost;
 use crate::gateway::channels::slack::socket as slack_socket;
 use crate::gateway::channels::slack::{Slack, SlackEvent};
+use crate::gateway::channels::twitch;
 use crate::ipc::{SettingValue, SettingsView};
 
 /// One Slack Socket Mode text frame as a session reads it: the envelope, then
@@ -47,6 +48,17 @@ pub fn mattermost_frame(
     me: &mattermost::Me,
 ) -> Result<Option<mattermost::MattermostEvent>, GatewayError> {
     mattermost::decode_frame(text, parser, me)
+}
+
+/// One Twitch IRC line as a session reads it (IRCv3 tags, prefix, command,
+/// parameters; a `PRIVMSG` through [`twitch::Twitch::privmsg`] with the
+/// rules of `rules`, the bot's own id `own_id`), acting on nothing.
+pub fn twitch_line(
+    text: &str,
+    rules: &twitch::Twitch,
+    own_id: Option<&str>,
+) -> Result<Option<twitch::TwitchEvent>, GatewayError> {
+    twitch::decode_line(text, rules, own_id)
 }
 
 /// The sections a settings form may be posted to, as the fuzz target tries them.

@@ -252,6 +252,8 @@ pub enum TransportKind {
     /// A Mattermost server's WebSocket API (no inbound port needed), posts
     /// by its REST API.
     Mattermost,
+    /// Twitch chat over IRC with TLS (no inbound port needed).
+    Twitch,
 }
 
 /// `[channels.NAME.transport]`: the platform side of a channel. Secrets are
@@ -327,6 +329,13 @@ pub struct TransportSettings {
     /// empty: the private channels of the allowed teams, never a public one.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub channel_allowlist: Vec<String>,
+    /// The IRC server of a Twitch channel: `ircs://HOST[:6697]` (TLS only;
+    /// default Twitch's own).
+    pub server: Option<String>,
+    /// The Twitch channels (logins, `#` optional) the bot joins: those the
+    /// owner moderates. Required: an empty list starts nothing.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<String>,
     /// Extra root certificates (PEM) to trust for this platform (local fakes).
     pub ca_file: Option<PathBuf>,
 }
@@ -362,6 +371,8 @@ impl TransportSettings {
             mailbox,
             team_allowlist,
             channel_allowlist,
+            server,
+            channels,
             ca_file,
         } = self;
         let set = [
@@ -390,6 +401,8 @@ impl TransportSettings {
             ("mailbox", mailbox.is_some()),
             ("team_allowlist", !team_allowlist.is_empty()),
             ("channel_allowlist", !channel_allowlist.is_empty()),
+            ("server", server.is_some()),
+            ("channels", !channels.is_empty()),
             ("ca_file", ca_file.is_some()),
         ];
         set.into_iter()
@@ -493,6 +506,7 @@ impl ChannelSettings {
                 "transport.channel_allowlist",
                 &self.transport.channel_allowlist,
             ),
+            ("transport.channels", &self.transport.channels),
         ] {
             for id in list {
                 check_id(id).map_err(|r| err(field, r))?;
@@ -574,6 +588,7 @@ impl ChannelSettings {
         for (field, url, schemes) in [
             ("transport.imap_url", &t.imap_url, IMAP_SCHEMES),
             ("transport.smtp_url", &t.smtp_url, SMTP_SCHEMES),
+            ("transport.server", &t.server, IRC_SCHEMES),
         ] {
             if let Some(url) = url {
                 mail_server(url, schemes).map_err(|e| err(field, format!("{url:?}: {e}")))?;
@@ -626,6 +641,9 @@ pub const IMAP_SCHEMES: &[(&str, u16)] = &[("imaps", 993)];
 /// The schemes of an SMTP submission server: TLS from the start (465) or
 /// STARTTLS, which the client then requires (587). Never plaintext.
 pub const SMTP_SCHEMES: &[(&str, u16)] = &[("smtps", 465), ("smtp+starttls", 587)];
+
+/// The schemes of an IRC server (Twitch chat): TLS from the start only.
+pub const IRC_SCHEMES: &[(&str, u16)] = &[("ircs", 6697)];
 
 /// A mail server's address, from `imaps://HOST[:PORT]` and the like.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -730,6 +748,8 @@ mod tests {
             mailbox: Some("INBOX".into()),
             team_allowlist: vec!["t".into()],
             channel_allowlist: vec!["c".into()],
+            server: Some("ircs://irc".into()),
+            channels: vec!["owner".into()],
             ca_file: Some("/g".into()),
         };
         let table: toml::Table = toml::from_str(&toml::to_string(&all).unwrap()).unwrap();

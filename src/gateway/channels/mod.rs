@@ -20,6 +20,7 @@ pub mod registry;
 pub mod slack;
 pub mod teams;
 pub mod telegram;
+pub mod twitch;
 pub mod whatsapp;
 
 use std::sync::Arc;
@@ -143,6 +144,21 @@ impl Start<'_> {
             })?);
         }
         Ok(cfg)
+    }
+}
+
+impl Start<'_> {
+    /// The TLS client settings of a connection that is not HTTP (IMAP, IRC):
+    /// the web roots plus the `ca_file`'s certificates.
+    pub fn tls(&self) -> Result<rustls::ClientConfig, GatewayError> {
+        let extra_roots = self.http()?.extra_root_pem;
+        super::transport::tls_client_config(extra_roots.as_deref()).map_err(|reason| {
+            GatewayError::Settings {
+                channel: self.name.to_string(),
+                field: "transport.ca_file",
+                reason,
+            }
+        })
     }
 }
 

@@ -92,13 +92,7 @@ impl Channel for Platform {
             address,
             extra_roots.as_deref(),
         )?);
-        let tls = super::super::transport::tls_client_config(extra_roots.as_deref()).map_err(
-            |reason| GatewayError::Settings {
-                channel: start.name.to_string(),
-                field: "transport.ca_file",
-                reason,
-            },
-        )?;
+        let tls = start.tls()?;
         let inbox = Inbox::new(
             ImapConfig {
                 server: imap_server,

@@ -33,12 +33,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cowork::gateway::channels::registry;
-use cowork::gateway::channels::{Channel, InboundPath, Redacted, SecretLookup, Start, email};
-use cowork::gateway::transport::pacer::{Pacer, TransportProblems};
-use cowork::gateway::{
-    AccessMode, GatewayError, Hooks, PAIRING_PROMPT, TransportKind, TransportSettings,
-};
+use cowork::gateway::channels::{Redacted, SecretLookup, email};
+use cowork::gateway::{AccessMode, GatewayError, PAIRING_PROMPT, TransportKind, TransportSettings};
 use gateway_transport_common::*;
 use tempfile::TempDir;
 
@@ -371,53 +367,8 @@ impl SecretLookup for Vault {
     }
 }
 
-/// The channel, running as the runner runs it.
-struct Running {
-    stop: tokio::sync::watch::Sender<bool>,
-    problems: TransportProblems,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Running {
-    fn problem(&self) -> Option<String> {
-        self.problems.get("email")
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(true);
-        tokio::time::timeout(Duration::from_secs(10), self.task)
-            .await
-            .expect("the loop ends on the stop signal")
-            .unwrap();
-    }
-}
-
 fn run(env: &Env, transport: &TransportSettings) -> Running {
-    let spec = registry::spec(TransportKind::Email).unwrap();
-    let secrets: Arc<dyn SecretLookup> = Arc::new(Vault);
-    let hooks = Hooks::new(env.dispatcher.clone());
-    let started = email::Platform
-        .start(&Start {
-            name: "email",
-            spec,
-            transport,
-            secrets: &secrets,
-            dispatcher: &env.dispatcher,
-            hooks: &hooks,
-        })
-        .unwrap();
-    env.replies.register("email", started.outbound);
-    let InboundPath::Loop(run) = started.inbound else {
-        panic!("e-mail is a loop")
-    };
-    let problems = TransportProblems::default();
-    let (stop, rx) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(run(Pacer::new("email", &problems), rx));
-    Running {
-        stop,
-        problems,
-        task,
-    }
+    run_loop(env, &email::Platform, "email", transport, Arc::new(Vault))
 }
 
 /// A message from `from` with `headers` on top (the receiving server's).

@@ -396,3 +396,66 @@ pub async fn start_runner_with(
     .await
     .unwrap()
 }
+
+/// A channel with an inbound loop, started as the runner starts it and
+/// running until [`Running::stop`].
+pub struct Running {
+    name: &'static str,
+    stop: tokio::sync::watch::Sender<bool>,
+    pub problems: cowork::gateway::transport::pacer::TransportProblems,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// The channel's transport problem now, as the settings page shows it.
+    pub fn problem(&self) -> Option<String> {
+        self.problems.get(self.name)
+    }
+
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("the loop ends on the stop signal")
+            .unwrap();
+    }
+}
+
+/// Starts the channel `name` of `platform` on `transport` (its registry
+/// entry by `transport.kind`), its outbound registered on `env`, its loop
+/// running with a pacer of its own.
+pub fn run_loop(
+    env: &Env,
+    platform: &dyn cowork::gateway::channels::Channel,
+    name: &'static str,
+    transport: &cowork::gateway::TransportSettings,
+    secrets: Arc<dyn cowork::gateway::channels::SecretLookup>,
+) -> Running {
+    use cowork::gateway::channels::{InboundPath, Start, registry};
+    use cowork::gateway::transport::pacer::{Pacer, TransportProblems};
+    let spec = registry::spec(transport.kind).unwrap();
+    let hooks = Hooks::new(env.dispatcher.clone());
+    let started = platform
+        .start(&Start {
+            name,
+            spec,
+            transport,
+            secrets: &secrets,
+            dispatcher: &env.dispatcher,
+            hooks: &hooks,
+        })
+        .unwrap();
+    env.replies.register(name, started.outbound);
+    let InboundPath::Loop(run) = started.inbound else {
+        panic!("{name} is not a loop")
+    };
+    let problems = TransportProblems::default();
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(run(Pacer::new(name, &problems), rx));
+    Running {
+        name,
+        stop,
+        problems,
+        task,
+    }
+}

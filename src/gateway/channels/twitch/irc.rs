@@ -148,7 +148,7 @@ pub fn is_plain_tag_value(v: &str) -> bool {
 }
 
 /// One outgoing line (CR LF added): `command` and `params`, the last one as
-/// trailing. A parameter with NUL, CR or LF is refused (it would end the line
+/// trailing (after `:`) when it is empty, has a space or starts with `:`. A parameter with NUL, CR or LF is refused (it would end the line
 /// and start another command); so is a middle parameter that is empty, has a
 /// space or starts with `:`.
 pub fn command(tags: &[(&str, &str)], command: &str, params: &[&str]) -> Result<String, String> {
@@ -174,9 +174,14 @@ pub fn command(tags: &[(&str, &str)], command: &str, params: &[&str]) -> Result<
             return Err(format!("{command}: a parameter holds NUL, CR or LF"));
         }
         line.push(' ');
+        let plain = !p.is_empty() && !p.contains(' ') && !p.starts_with(':');
         if i + 1 == params.len() {
-            line.push(':');
-        } else if p.is_empty() || p.contains(' ') || p.starts_with(':') {
+            // The last as trailing where it must be (as Twitch's own
+            // clients send `PASS oauth:...`, `JOIN #channel`).
+            if !plain {
+                line.push(':');
+            }
+        } else if !plain {
             return Err(format!(
                 "{command}: a middle parameter is empty or has a space"
             ));

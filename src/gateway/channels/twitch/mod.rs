@@ -16,6 +16,7 @@ pub mod socket;
 
 use std::sync::Arc;
 
+pub use crate::gateway::settings::MailServer as IrcServer;
 pub use client::{
     QUEUE_LINES, SendWindow, TWITCH_MAX_CHARS, TwitchSender, WINDOW, WINDOW_MESSAGES,
 };

@@ -96,6 +96,7 @@ fn channel_kinds_from_the_registry_are_what_check_config_accepts() {
             "google-chat",
             "email",
             "mattermost",
+            "twitch",
             "local"
         ]
     );
@@ -123,6 +124,8 @@ fn channel_kinds_from_the_registry_are_what_check_config_accepts() {
                 }
                 "imap_url" => "\"imaps://127.0.0.1:9\"".to_string(),
                 "smtp_url" => "\"smtp+starttls://127.0.0.1:9\"".to_string(),
+                "server" => "\"ircs://127.0.0.1:9\"".to_string(),
+                "channels" => "[\"#owner\"]".to_string(),
                 "ca_file" => "\"/etc/ssl/certs/ca-certificates.crt\"".to_string(),
                 "team_allowlist" | "channel_allowlist" => {
                     "[\"8xk3w5yq1bfzmc9ejr7unhd4oa\"]".to_string()
@@ -145,7 +148,7 @@ fn channel_kinds_from_the_registry_are_what_check_config_accepts() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 14);
+    assert_eq!(checked, 15);
     let (code, err) = check("[channels.c1.transport]\nkind = \"carrier-pigeon\"\n");
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("carrier-pigeon"), "{err}");
@@ -192,6 +195,31 @@ fn line_allowlists_take_line_ids_only() {
             err.contains("is not a LINE user, group or room id"),
             "{err}"
         );
+    }
+}
+
+/// A Twitch channel grants access by user id only (the `user-id` tag, never
+/// a login name, which another account may take after a rename), and its
+/// IRC server is TLS only.
+#[test]
+fn twitch_takes_user_ids_and_tls_servers_only() {
+    let config = |list: &str, server: &str| {
+        format!(
+            "profile = \"production\"\n[channels.tw]\nallowlist = [{list}]\n\
+             [channels.tw.transport]\nkind = \"twitch\"\ntoken_secret = \"tw\"\nbot_user = \"cowbot\"\n\
+             channels = [\"owner\"]\nserver = \"{server}\"\n"
+        )
+    };
+    let tls = "ircs://irc.chat.twitch.tv:6697";
+    let (code, err) = check(&config("\"12345678\"", tls));
+    assert_eq!(code, 0, "{err}");
+    let (code, err) = check(&config("\"alice\"", tls));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("is not a Twitch user id"), "{err}");
+    for plain in ["irc://irc.chat.twitch.tv:6667", "https://irc.chat.twitch.tv"] {
+        let (code, err) = check(&config("\"1\"", plain));
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains("use ircs://"), "{err}");
     }
 }
 

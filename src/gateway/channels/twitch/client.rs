@@ -136,8 +136,8 @@ impl TwitchSender {
             .collect()
     }
 
-    /// Queues the answer to `room`; an error when the queue is full (the
-    /// outbound path logs and audits it).
+    /// Queues the answer to `room`; an error when the queue is full (logged
+    /// here and by the outbound path).
     pub fn queue(&self, room: &str, text: &str) -> Result<(), GatewayError> {
         let lines = self.lines(room, text)?;
         let free = self.queue.capacity();

@@ -216,7 +216,10 @@ fn twitch_takes_user_ids_and_tls_servers_only() {
     let (code, err) = check(&config("\"alice\"", tls));
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("is not a Twitch user id"), "{err}");
-    for plain in ["irc://irc.chat.twitch.tv:6667", "https://irc.chat.twitch.tv"] {
+    for plain in [
+        "irc://irc.chat.twitch.tv:6667",
+        "https://irc.chat.twitch.tv",
+    ] {
         let (code, err) = check(&config("\"1\"", plain));
         assert_eq!(code, 1, "{err}");
         assert!(err.contains("use ircs://"), "{err}");

@@ -4,8 +4,8 @@
 //! sends them at most [`WINDOW_MESSAGES`] in any [`WINDOW`] ([`SendWindow`]).
 //! Line breaks in an answer become spaces: a text can never end its line
 //! and start another command. The queue is bounded: an answer that does not
-//! fit is refused with an error (logged and audited by the outbound path),
-//! never dropped silently; one that fits waits its turn.
+//! fit is refused with an error (logged here and by the outbound path; a
+//! task notes it in the trail), never dropped silently; one that fits waits its turn.
 
 use std::collections::VecDeque;
 use std::time::Duration;

@@ -356,10 +356,8 @@ impl TwitchConnection {
         own_id: &mut Option<String>,
     ) -> Result<Option<SessionEnd>, GatewayError> {
         match line.command.as_str() {
-            "PING" => {
-                if self.pong(line, io).await.is_err() {
-                    return Ok(Some(SessionEnd::Closed));
-                }
+            "PING" if self.pong(line, io).await.is_err() => {
+                return Ok(Some(SessionEnd::Closed));
             }
             "RECONNECT" => return Ok(Some(SessionEnd::Reconnect)),
             "ERROR" => {

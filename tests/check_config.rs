@@ -224,6 +224,10 @@ fn twitch_takes_user_ids_and_tls_servers_only() {
         assert_eq!(code, 1, "{err}");
         assert!(err.contains("use ircs://"), "{err}");
     }
+    let bad_channel = config("\"1\"", tls).replace("[\"owner\"]", "[\"#Owner Channel\"]");
+    let (code, err) = check(&bad_channel);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("is not a Twitch channel name"), "{err}");
 }
 
 /// A Teams channel grants access by Microsoft Entra object id only (never a

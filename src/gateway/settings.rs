@@ -594,6 +594,14 @@ impl ChannelSettings {
                 mail_server(url, schemes).map_err(|e| err(field, format!("{url:?}: {e}")))?;
             }
         }
+        for name in &t.channels {
+            if !crate::gateway::channels::twitch::is_login(name.strip_prefix('#').unwrap_or(name)) {
+                return Err(err(
+                    "transport.channels",
+                    format!("{name:?} is not a Twitch channel name (lowercase letters, digits, _)"),
+                ));
+            }
+        }
         for (field, value) in [
             ("transport.username", &t.username),
             ("transport.address", &t.address),

@@ -27,7 +27,7 @@
 mod gateway_transport_common;
 mod skip;
 
-use std::os::unix::fs::{PermissionsExt, chown};
+use std::os::unix::fs::chown;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -55,14 +55,6 @@ struct MailServers {
     postfix: Option<Child>,
 }
 
-/// `N` distinct loopback ports nobody listens on (all held while chosen).
-fn unused_ports<const N: usize>() -> [u16; N] {
-    let held: Vec<_> = (0..N)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    std::array::from_fn(|i| held[i].local_addr().unwrap().port())
-}
-
 fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
 }
@@ -88,13 +80,8 @@ impl MailServers {
             );
             return None;
         }
-        let dir = tempfile::tempdir().unwrap();
+        let (dir, _) = server_dir();
         let d = dir.path();
-        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let tls = test_tls();
-        write(&d.join("cert.pem"), &tls.cert_pem);
-        write(&d.join("key.pem"), &tls.key_pem);
-        write(&d.join("ca.pem"), std::str::from_utf8(&tls.ca_pem).unwrap());
         for user in ["owner.example/bot", "example.com/alice"] {
             for sub in ["cur", "new", "tmp"] {
                 std::fs::create_dir_all(d.join("mail").join(user).join(sub)).unwrap();

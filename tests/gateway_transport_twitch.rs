@@ -446,22 +446,9 @@ impl Ngircd {
             );
             return None;
         }
-        let dir = tempfile::tempdir().unwrap();
+        let (dir, _) = server_dir();
         let d = dir.path();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let tls = test_tls();
-        std::fs::write(d.join("cert.pem"), &tls.cert_pem).unwrap();
-        std::fs::write(d.join("key.pem"), &tls.key_pem).unwrap();
-        std::fs::write(d.join("ca.pem"), &tls.ca_pem).unwrap();
-        let held: Vec<_> = (0..2)
-            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-            .collect();
-        let ports: Vec<u16> = held
-            .iter()
-            .map(|l| l.local_addr().unwrap().port())
-            .collect();
-        drop(held);
+        let ports: [u16; 2] = unused_ports();
         // The plain port is bound on loopback and never used.
         let conf = format!(
             "[Global]\nName = irc.test.local\nInfo = test\nListen = 127.0.0.1\nPorts = {plain}\n\

@@ -459,3 +459,25 @@ pub fn run_loop(
         task,
     }
 }
+
+/// A temp dir (0755, for servers that drop privileges) holding `cert.pem`,
+/// `key.pem` and `ca.pem` of a fresh test CA, for a real server's TLS.
+pub fn server_dir() -> (TempDir, TestTls) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let tls = test_tls();
+    std::fs::write(d.join("cert.pem"), &tls.cert_pem).unwrap();
+    std::fs::write(d.join("key.pem"), &tls.key_pem).unwrap();
+    std::fs::write(d.join("ca.pem"), &tls.ca_pem).unwrap();
+    (dir, tls)
+}
+
+/// `N` distinct loopback ports nobody listens on (all held while chosen).
+pub fn unused_ports<const N: usize>() -> [u16; N] {
+    let held: Vec<_> = (0..N)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    std::array::from_fn(|i| held[i].local_addr().unwrap().port())
+}

@@ -249,6 +249,15 @@ async fn an_allowlisted_viewer_is_answered_in_reply_and_others_are_not() {
     assert_eq!(c.until_pong("after-others").await, Vec::<String>::new());
     assert!(f.env.try_task().is_none());
     assert_eq!(f.env.audited("gateway.replay").len(), 1);
+    // The unknown viewer is ignored (group policy: no pairing prompt in a
+    // public chat), and audited with why.
+    assert!(
+        f.env
+            .audited("gateway.message")
+            .contains(&"unknown_sender_in_group".to_string()),
+        "{:?}",
+        f.env.audited("gateway.message")
+    );
     assert!(
         f.env
             .audited("gateway.inbound_rejected")

@@ -154,6 +154,11 @@ impl Twitch {
                 chat: Some(room.to_string()),
             }));
         }
+        // `/me waves` comes as a CTCP ACTION: the text between the markers.
+        let text = text
+            .strip_prefix("\u{1}ACTION ")
+            .map(|t| t.strip_suffix('\u{1}').unwrap_or(t))
+            .unwrap_or(text);
         let sender_name = line
             .tag("display-name")
             .filter(|n| !n.is_empty())
@@ -233,6 +238,21 @@ mod tests {
             panic!()
         };
         assert!(!inbound.mentions_bot());
+    }
+
+    #[test]
+    fn a_me_action_is_its_text() {
+        let TwitchEvent::Message { inbound, .. } = twitch()
+            .privmsg(
+                &line(TAGS, "owner", "\u{1}ACTION waves at @cowbot\u{1}"),
+                None,
+            )
+            .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(inbound.text(), "waves at @cowbot");
+        assert!(inbound.mentions_bot());
     }
 
     #[test]

@@ -48,6 +48,56 @@ pub fn parse_url(text: &str, secure: &str, plain: &str) -> Result<Url, String> {
     Ok(url)
 }
 
+/// Is `url`'s host on this box or the owner's local network: loopback, an
+/// RFC 1918 IPv4 address (10/8, 172.16/12, 192.168/16), an IPv6 unique local
+/// (fc00::/7) or link-local (fe80::/10) address, or a multicast-DNS name
+/// (`NAME.local`)? Decided on the parsed host: IPv4 link-local (169.254/16,
+/// where cloud metadata services answer), carrier-grade NAT (100.64/10),
+/// IPv4-mapped IPv6 and every other name are not.
+pub fn is_lan(url: &Url) -> bool {
+    if is_loopback(url) {
+        return true;
+    }
+    // The URL parser lowercases host names and normalises IP forms.
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    match host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    {
+        Ok(IpAddr::V4(ip)) => ip.is_private(),
+        Ok(IpAddr::V6(ip)) => {
+            let first = ip.segments()[0];
+            (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
+        }
+        Err(_) => host
+            .strip_suffix(".local")
+            .is_some_and(|label| !label.is_empty() && !label.ends_with('.')),
+    }
+}
+
+/// Parses `text` as the URL of a server on the owner's local network
+/// ([`is_lan`]): `secure` (e.g. "https") preferred, `plain` (e.g. "http")
+/// allowed there too (such servers rarely have a public certificate); a
+/// public host is refused whatever the scheme.
+pub fn parse_lan_url(text: &str, secure: &str, plain: &str) -> Result<Url, String> {
+    let url = Url::parse(text).map_err(|e| format!("not a valid URL: {e}"))?;
+    let scheme = url.scheme();
+    if scheme != secure && scheme != plain {
+        return Err(format!("{scheme}:// is not supported; use {secure}://"));
+    }
+    if !is_lan(&url) {
+        return Err(format!(
+            "{} is not a local-network address: only loopback, 10/8, 172.16/12, \
+             192.168/16, fc00::/7, fe80::/10 or a NAME.local host",
+            url.host_str().unwrap_or("(no host)")
+        ));
+    }
+    Ok(url)
+}
+
 /// A reqwest client builder for a remote service: rustls with the built-in
 /// web roots plus every certificate in `extra_root_pem` (a configured
 /// `ca_file`, a test CA), and no redirects (one could carry a request and its
@@ -147,6 +197,49 @@ mod tests {
         assert!(ws("ws://127.0.0.1:9001/").is_ok());
         assert!(ws("ws://localhost.example.com/").is_err());
         assert!(ws("https://slack.com/").is_err());
+    }
+
+    #[test]
+    fn local_network_servers_only() {
+        let lan = |t: &str| parse_lan_url(t, "https", "http");
+        for ok in [
+            "http://127.0.0.1:1234",
+            "http://localhost:1234/",
+            "https://10.0.0.5:1234",
+            "http://172.16.0.1/",
+            "http://172.31.255.254/",
+            "http://192.168.1.20:1234",
+            "http://[fd12:3456::1]:1234/",
+            "http://[fe80::1]/",
+            "https://macmini.local:1234",
+            "http://MacMini.LOCAL/",
+        ] {
+            assert!(lan(ok).is_ok(), "{ok} refused: {:?}", lan(ok));
+        }
+        for bad in [
+            "https://bluebubbles.example.com",
+            "http://8.8.8.8/",
+            "http://172.32.0.1/",
+            "http://169.254.169.254/",
+            "http://100.64.0.1/",
+            "http://[2001:db8::1]/",
+            "http://[::ffff:192.168.1.2]/",
+            "http://0.0.0.0/",
+            "http://.local/",
+            "http://local/",
+            "http://mac.local.example.com/",
+            "http://10.0.0.5.nip.io/",
+            "http://evil.example#@192.168.1.2/",
+        ] {
+            let e = lan(bad).expect_err(bad);
+            assert!(e.contains("not a local-network address"), "{bad}: {e}");
+        }
+        assert!(
+            lan("ftp://192.168.1.2/")
+                .unwrap_err()
+                .contains("not supported")
+        );
+        assert!(lan("not a url").is_err());
     }
 
     #[test]

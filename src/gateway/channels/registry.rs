@@ -10,7 +10,8 @@
 //! secrets are stored.
 
 use super::{
-    Channel, discord, email, google_chat, line, local, mattermost, slack, teams, telegram, whatsapp,
+    Channel, bluebubbles, discord, email, google_chat, line, local, mattermost, slack, teams,
+    telegram, whatsapp,
 };
 use crate::gateway::settings::TransportKind;
 
@@ -64,6 +65,7 @@ pub static PLATFORMS: &[&dyn Channel] = &[
     &google_chat::Platform,
     &email::Platform,
     &mattermost::Platform,
+    &bluebubbles::Platform,
     &local::Platform,
 ];
 
@@ -135,6 +137,7 @@ mod tests {
             TransportKind::GoogleChatPubsub,
             TransportKind::Email,
             TransportKind::Mattermost,
+            TransportKind::Bluebubbles,
         ];
         // A new TransportKind variant fails to compile here until listed.
         for kind in all {
@@ -152,7 +155,8 @@ mod tests {
                 | TransportKind::GoogleChat
                 | TransportKind::GoogleChatPubsub
                 | TransportKind::Email
-                | TransportKind::Mattermost => {}
+                | TransportKind::Mattermost
+                | TransportKind::Bluebubbles => {}
             }
             assert_eq!(
                 transports().filter(|t| t.kind == kind).count(),

@@ -404,4 +404,5 @@ impl Tool for EchoTool {
 
 #[path = "../tracing_capture/mod.rs"]
 mod tracing_capture;
+#[allow(unused_imports)] // not every test of the agent uses it
 pub use tracing_capture::{Captured, capture_tracing};

@@ -44,11 +44,11 @@ impl Channel for Platform {
                 secrets: &[
                     (
                         "password_secret",
-                        "the BlueBubbles server password (Settings > Server password)",
+                        "the BlueBubbles server's password (as set in the server's settings)",
                     ),
                     (
                         "signing_secret",
-                        "the webhook secret: 32+ characters of A-Z a-z 0-9 _ -, the ?secret= of the webhook URL given to the server",
+                        "the webhook secret (32 to 256 of A-Z a-z 0-9 _ -): the ?secret= of the webhook URL given to the server",
                     ),
                 ],
                 id_shape: Some((

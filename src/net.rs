@@ -67,15 +67,57 @@ pub fn is_lan(url: &Url) -> bool {
         .trim_end_matches(']')
         .parse::<IpAddr>()
     {
-        Ok(IpAddr::V4(ip)) => ip.is_private(),
-        Ok(IpAddr::V6(ip)) => {
-            let first = ip.segments()[0];
-            (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
-        }
+        Ok(ip) => is_lan_ip(ip),
         Err(_) => host
             .strip_suffix(".local")
             .is_some_and(|label| !label.is_empty() && !label.ends_with('.')),
     }
+}
+
+/// Is `ip` on this box or the local network ([`is_lan`]'s addresses)?
+pub fn is_lan_ip(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(ip) => ip.is_loopback() || ip.is_private(),
+        IpAddr::V6(ip) => {
+            let first = ip.segments()[0];
+            ip.is_loopback() || (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// A resolver for a client that may reach the local network only: a name
+/// (`NAME.local`, `localhost`) is looked up as usual and its answer kept
+/// only where it is a local-network address ([`is_lan_ip`]), so a name that
+/// passed [`parse_lan_url`] cannot lead to a public address when it is
+/// resolved (a spoofed mDNS answer, a hosts file entry).
+#[derive(Debug, Default)]
+pub struct LanOnlyResolver;
+
+impl reqwest::dns::Resolve for LanOnlyResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let found = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            let addrs = lan_addrs(&host, found)?;
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// The local-network addresses among `found` for `host`; an error naming
+/// `host` when there are none.
+fn lan_addrs(
+    host: &str,
+    found: impl Iterator<Item = std::net::SocketAddr>,
+) -> Result<Vec<std::net::SocketAddr>, std::io::Error> {
+    let lan: Vec<_> = found.filter(|a| is_lan_ip(a.ip())).collect();
+    if lan.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!("{host} resolves to no local-network address"),
+        ));
+    }
+    Ok(lan)
 }
 
 /// Parses `text` as the URL of a server on the owner's local network
@@ -240,6 +282,41 @@ mod tests {
                 .contains("not supported")
         );
         assert!(lan("not a url").is_err());
+    }
+
+    #[test]
+    fn a_local_name_resolving_off_the_network_is_refused() {
+        let addr = |t: &str| t.parse::<std::net::SocketAddr>().unwrap();
+        let found = [
+            addr("203.0.113.7:0"),
+            addr("192.168.1.20:0"),
+            addr("[::1]:0"),
+        ];
+        assert_eq!(
+            lan_addrs("mac.local", found.into_iter()).unwrap(),
+            [addr("192.168.1.20:0"), addr("[::1]:0")]
+        );
+        let e = lan_addrs(
+            "mac.local",
+            [addr("203.0.113.7:0"), addr("169.254.169.254:0")].into_iter(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("mac.local resolves to no local-network address"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_resolver_answers_localhost_with_loopback_only() {
+        use reqwest::dns::Resolve;
+        let name: reqwest::dns::Name = "localhost".parse().unwrap();
+        let addrs: Vec<_> = LanOnlyResolver.resolve(name).await.unwrap().collect();
+        assert!(
+            !addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback()),
+            "{addrs:?}"
+        );
     }
 
     #[test]

@@ -435,7 +435,7 @@ async fn replays_bad_secrets_and_hostile_bodies_change_nothing() {
 }
 
 /// Started by the runner from its settings like any platform, the server
-/// a plain-http LAN address: the route is served at `/bluebubbles/webhook`
+/// a plain-http LAN name: the route is served at `/bluebubbles/webhook`
 /// and the answer leaves through the client it registered.
 #[tokio::test]
 async fn the_runner_serves_a_configured_bluebubbles_channel() {
@@ -448,7 +448,8 @@ async fn the_runner_serves_a_configured_bluebubbles_channel() {
         cowork::gateway::ChannelSettings {
             transport: TransportSettings {
                 kind: TransportKind::Bluebubbles,
-                api_base: Some(base),
+                // A name: resolved by the client's LAN-only resolver.
+                api_base: Some(base.replace("127.0.0.1", "localhost")),
                 password_secret: Some("bb_password".into()),
                 signing_secret: Some("bb_webhook".into()),
                 ..TransportSettings::default()

@@ -7,8 +7,10 @@
 //! is added to each request only, held [`Redacted`], and never part of a
 //! message: errors are reqwest's without the URL and the server's own words
 //! with the password cut out. The server must be on the local network
-//! ([`crate::net::parse_lan_url`], checked again here), so plain http is
-//! allowed to it; https (with `ca_file` for its certificate) is preferred.
+//! ([`crate::net::parse_lan_url`], checked again here, and a name it
+//! resolves to a local-network address only: [`crate::net::LanOnlyResolver`]),
+//! so plain http is allowed to it; https (with `ca_file` for its
+//! certificate) is preferred.
 
 use rand::RngCore;
 
@@ -18,7 +20,7 @@ use crate::gateway::chunk::chunk_text;
 use crate::gateway::error::GatewayError;
 use crate::gateway::outbound::Outbound;
 use crate::gateway::sinks::BoxFuture;
-use crate::gateway::transport::{HttpConfig, http_client, send_rate_limited};
+use crate::gateway::transport::{HttpConfig, build_client, http_client_builder, send_rate_limited};
 
 /// The longest piece sent in one message, in characters. iMessage documents
 /// no limit, but very long bubbles are slow to render and AppleScript sends
@@ -54,7 +56,11 @@ impl BlueBubblesClient {
             });
         }
         Ok(BlueBubblesClient {
-            http: http_client(CHANNEL, cfg.extra_root_pem.as_deref(), cfg.timeout)?,
+            http: build_client(
+                CHANNEL,
+                http_client_builder(CHANNEL, cfg.extra_root_pem.as_deref(), cfg.timeout)?
+                    .dns_resolver(std::sync::Arc::new(crate::net::LanOnlyResolver)),
+            )?,
             send_url: format!("{base}/api/v1/message/text"),
             password: password.clone(),
         })

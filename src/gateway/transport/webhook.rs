@@ -365,6 +365,10 @@ mod tests {
             StatusCode::UNAUTHORIZED
         );
         assert_eq!(
+            classify(&v(AuthFailure::BadUrlSecret("missing"))),
+            (StatusCode::UNAUTHORIZED, "bad_secret")
+        );
+        assert_eq!(
             classify(&GatewayError::parse("slack", "x")).0,
             StatusCode::BAD_REQUEST
         );

@@ -146,7 +146,7 @@ fn channel_kinds_from_the_registry_are_what_check_config_accepts() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 15);
+    assert_eq!(checked, 16);
     let (code, err) = check("[channels.c1.transport]\nkind = \"carrier-pigeon\"\n");
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("carrier-pigeon"), "{err}");

@@ -6,8 +6,9 @@
 //! 4,000 characters in order, replays, a wrong or missing webhook secret
 //! (401) and hostile bodies (400/413), all audited with nothing changed;
 //! the server password never in a log line, an audit entry or an error; the
-//! runner serving a configured channel on a plain-http LAN server; and a
-//! public server URL refused by the settings.
+//! runner serving a configured channel on a plain-http LAN server; polling
+//! (`/api/v1/message/query`: new messages only, each once) directly and
+//! through the runner; and a public server URL refused by the settings.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -47,6 +48,10 @@ struct Sent {
 struct FakeServer {
     sent: Vec<Sent>,
     temp_guids: HashSet<String>,
+    /// The messages `/api/v1/message/query` serves (polling).
+    inbox: Vec<Value>,
+    /// The `after` of each query, in order.
+    queries: Vec<i64>,
 }
 
 type Fake = Arc<Mutex<FakeServer>>;
@@ -96,9 +101,36 @@ async fn send_text(
     Json(json!({"status": 200, "message": "Message sent!", "data": {}})).into_response()
 }
 
+/// `POST /api/v1/message/query`: the inbox's messages created at or after
+/// `after`, oldest first, at most `limit`.
+async fn query_messages(
+    State(fake): State<Fake>,
+    RawQuery(query): RawQuery,
+    Json(body): Json<Value>,
+) -> axum::response::Response {
+    if query.as_deref() != Some(&format!("password={PASSWORD}")) {
+        return refuse(StatusCode::UNAUTHORIZED, "Unauthorized");
+    }
+    let (Some(after), Some(limit)) = (body["after"].as_i64(), body["limit"].as_u64()) else {
+        return refuse(StatusCode::BAD_REQUEST, "after and limit");
+    };
+    let mut f = fake.lock().unwrap();
+    f.queries.push(after);
+    let mut data: Vec<Value> = f
+        .inbox
+        .iter()
+        .filter(|m| m["dateCreated"].as_i64().unwrap_or(0) >= after)
+        .cloned()
+        .collect();
+    data.sort_by_key(|m| m["dateCreated"].as_i64());
+    data.truncate(limit as usize);
+    Json(json!({"status": 200, "message": "Success", "data": data})).into_response()
+}
+
 fn fake_router(fake: &Fake) -> Router {
     Router::new()
         .route("/api/v1/message/text", post(send_text))
+        .route("/api/v1/message/query", post(query_messages))
         .with_state(fake.clone())
 }
 
@@ -525,4 +557,108 @@ async fn a_public_server_url_is_refused() {
     .unwrap_err()
     .to_string();
     assert!(e.contains("not a local-network address"), "{e}");
+}
+
+/// Polling: only what is created after the channel started, each message
+/// once although the server's `after` keeps returning its millisecond, the
+/// owner's own skipped, a malformed one audited; the answers go to the
+/// chat guid; a wrong password fails with the status and no password.
+#[tokio::test]
+async fn polling_reads_each_new_message_once() {
+    use bluebubbles::{Cursor, poll_once};
+    let (logs, _guard) = capture_tracing();
+    let h = harness().await;
+    let client = BlueBubblesClient::new(
+        &http_config(&serve_base(&h).await, &h._tls),
+        &Redacted::from(PASSWORD.to_string()),
+    )
+    .unwrap();
+    let parser = BlueBubbles::new(SECRET, "").unwrap();
+    let mut old = h.dm("from last week");
+    old["data"]["dateCreated"] = json!((NOW - 7 * 86_400) * 1000);
+    let mut mine = h.dm("note to self");
+    mine["data"]["isFromMe"] = json!(true);
+    let mut malformed = h.dm("x");
+    malformed["data"]["handle"]["address"] = json!("Mom");
+    let hello = h.dm("hello");
+    h.fake.lock().unwrap().inbox = [old, mine, malformed, hello]
+        .iter()
+        .map(|m| m["data"].clone())
+        .collect();
+    let mut cursor = Cursor::from(NOW);
+    for _ in 0..3 {
+        poll_once(&client, &parser, &h.env.dispatcher, &mut cursor)
+            .await
+            .unwrap();
+    }
+    assert_eq!(h.sent(1).await, [sent(DM, PAIRING_PROMPT)]);
+    assert_eq!(h.fake.lock().unwrap().queries, [NOW * 1000; 3]);
+    assert_eq!(h.env.audited("gateway.message"), ["pairing_prompt"]);
+    assert_eq!(h.env.audited("gateway.inbound_rejected"), ["malformed"]);
+    assert!(h.env.audited("gateway.replay").is_empty());
+    // A later message moves the cursor on.
+    let mut later = h.dm("/pair 000000");
+    later["data"]["dateCreated"] = json!(NOW * 1000 + 5);
+    h.fake.lock().unwrap().inbox.push(later["data"].clone());
+    poll_once(&client, &parser, &h.env.dispatcher, &mut cursor)
+        .await
+        .unwrap();
+    poll_once(&client, &parser, &h.env.dispatcher, &mut cursor)
+        .await
+        .unwrap();
+    assert_eq!(h.fake.lock().unwrap().queries[4], NOW * 1000 + 5);
+    assert_eq!(h.env.audited("gateway.message").len(), 2);
+
+    let wrong = BlueBubblesClient::new(
+        &http_config(&serve_base(&h).await, &h._tls),
+        &Redacted::from("wrong-password-55aa77".to_string()),
+    )
+    .unwrap();
+    let e = poll_once(&wrong, &parser, &h.env.dispatcher, &mut cursor)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("HTTP 401"), "{e}");
+    assert!(!e.contains("wrong-password") && !logs.text().contains(PASSWORD));
+}
+
+/// The harness's fake, reached again: its base URL.
+async fn serve_base(h: &Harness) -> String {
+    serve_tls(fake_router(&h.fake), &h._tls).await
+}
+
+/// The runner starts a `bluebubbles-polling` channel as a loop: no webhook
+/// route, no webhook secret needed, the answer through the same client.
+#[tokio::test]
+async fn the_runner_polls_a_configured_bluebubbles_channel() {
+    use cowork::gateway::{GatewaySettings, TransportKind, TransportSettings};
+    let h = harness().await;
+    let (fake, base) = serve_fake_plain().await;
+    fake.lock()
+        .unwrap()
+        .inbox
+        .push(h.dm("hello")["data"].clone());
+    let mut settings = GatewaySettings::default();
+    settings.channels.insert(
+        "bluebubbles".into(),
+        cowork::gateway::ChannelSettings {
+            transport: TransportSettings {
+                kind: TransportKind::BluebubblesPolling,
+                api_base: Some(base),
+                password_secret: Some("bb_password".into()),
+                ..TransportSettings::default()
+            },
+            ..Default::default()
+        },
+    );
+    settings
+        .validate(cowork::gateway::Profile::Production)
+        .unwrap();
+    let vault = Vault([("bb_password", PASSWORD)].into_iter().collect());
+    let running = start_runner(&h.env, &settings, &vault).await;
+    assert!(running.failed.is_empty(), "{:?}", running.failed);
+    assert!(running.webhook_addr.is_none());
+    eventually("the reply", || !fake.lock().unwrap().sent.is_empty()).await;
+    assert_eq!(fake.lock().unwrap().sent[0], sent(DM, PAIRING_PROMPT));
+    running.stop();
 }

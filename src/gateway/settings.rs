@@ -256,6 +256,8 @@ pub enum TransportKind {
     /// network: its webhook (a secret in the URL) on the webhook listener,
     /// answers by its REST API.
     Bluebubbles,
+    /// The same server polled for new messages (no inbound port needed).
+    BluebubblesPolling,
 }
 
 /// `[channels.NAME.transport]`: the platform side of a channel. Secrets are
@@ -569,7 +571,7 @@ impl ChannelSettings {
         // The BlueBubbles server holds the owner's iMessage account behind a
         // password sent in the query string: it must be on the local network.
         let (lan_only, api_base) = match t.kind {
-            TransportKind::Bluebubbles => (&t.api_base, &None),
+            TransportKind::Bluebubbles | TransportKind::BluebubblesPolling => (&t.api_base, &None),
             _ => (&None, &t.api_base),
         };
         if let Some(url) = lan_only {

@@ -138,6 +138,7 @@ mod tests {
             TransportKind::Email,
             TransportKind::Mattermost,
             TransportKind::Bluebubbles,
+            TransportKind::BluebubblesPolling,
         ];
         // A new TransportKind variant fails to compile here until listed.
         for kind in all {
@@ -156,7 +157,8 @@ mod tests {
                 | TransportKind::GoogleChatPubsub
                 | TransportKind::Email
                 | TransportKind::Mattermost
-                | TransportKind::Bluebubbles => {}
+                | TransportKind::Bluebubbles
+                | TransportKind::BluebubblesPolling => {}
             }
             assert_eq!(
                 transports().filter(|t| t.kind == kind).count(),

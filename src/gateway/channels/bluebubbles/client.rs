@@ -28,6 +28,9 @@ use crate::gateway::transport::{HttpConfig, build_client, http_client_builder, s
 /// screenful, like the other platforms' 2,000 to 5,000.
 pub const BLUEBUBBLES_MAX_CHARS: usize = 4000;
 
+/// Most messages one poll asks for (more wait for the next poll).
+pub const QUERY_LIMIT: usize = 100;
+
 /// How a message is handed to Messages on the Mac.
 const SEND_METHOD: &str = "apple-script";
 
@@ -37,6 +40,8 @@ pub struct BlueBubblesClient {
     http: reqwest::Client,
     /// `{server}/api/v1/message/text`, without the password.
     send_url: String,
+    /// `{server}/api/v1/message/query`, without the password.
+    query_url: String,
     password: Redacted,
 }
 
@@ -62,6 +67,7 @@ impl BlueBubblesClient {
                     .dns_resolver(std::sync::Arc::new(crate::net::LanOnlyResolver)),
             )?,
             send_url: format!("{base}/api/v1/message/text"),
+            query_url: format!("{base}/api/v1/message/query"),
             password: password.clone(),
         })
     }
@@ -91,6 +97,45 @@ impl BlueBubblesClient {
             }
         }
         Ok(())
+    }
+
+    /// The messages created at or after `after_ms` (milliseconds since the
+    /// epoch), oldest first, at most [`QUERY_LIMIT`], with their chats and
+    /// handles: each as the server gives it, for the parser.
+    pub async fn messages_after(
+        &self,
+        after_ms: i64,
+    ) -> Result<Vec<serde_json::Value>, GatewayError> {
+        let body = serde_json::json!({
+            "limit": QUERY_LIMIT, "offset": 0, "sort": "ASC", "after": after_ms,
+            "with": ["chat", "handle", "attachment"],
+        });
+        let op = "query messages";
+        let (status, answer) = send_rate_limited(CHANNEL, op, || {
+            self.http
+                .post(&self.query_url)
+                .query(&[("password", self.password.expose())])
+                .json(&body)
+        })
+        .await?;
+        let err = |reason: String| GatewayError::ChannelApi {
+            channel: CHANNEL,
+            operation: op,
+            reason,
+        };
+        if !status.is_success() {
+            return Err(err(format!("HTTP {status}: {}", self.said(&answer))));
+        }
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            data: Vec<serde_json::Value>,
+        }
+        let a: Answer = serde_json::from_slice(&answer)
+            .map_err(|e| err(format!("the server's answer: {e}")))?;
+        if a.data.len() > QUERY_LIMIT {
+            return Err(err("more messages than asked for".into()));
+        }
+        Ok(a.data)
     }
 
     /// The server's reason (`{"message": …, "error": {"message": …}}`),

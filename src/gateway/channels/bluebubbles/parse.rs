@@ -191,8 +191,19 @@ impl BlueBubbles {
         if event.kind != "new-message" {
             return ignored("event type");
         }
-        let msg: Message = serde_json::from_value(event.data)
-            .map_err(|e| GatewayError::parse(CHANNEL, format!("new-message data: {e}")))?;
+        self.message(event.data, now)
+    }
+
+    /// Parses one message object (a `new-message` event's data, or one
+    /// message of the server's `/api/v1/message/query` when polling).
+    pub fn message(
+        &self,
+        data: serde_json::Value,
+        now: i64,
+    ) -> Result<BlueBubblesEvent, GatewayError> {
+        let ignored = |reason| Ok(BlueBubblesEvent::Ignored { reason });
+        let msg: Message = serde_json::from_value(data)
+            .map_err(|e| GatewayError::parse(CHANNEL, format!("message: {e}")))?;
         if msg.is_from_me {
             return ignored("the owner's own message");
         }

@@ -48,6 +48,98 @@ pub fn parse_url(text: &str, secure: &str, plain: &str) -> Result<Url, String> {
     Ok(url)
 }
 
+/// Is `url`'s host on this box or the owner's local network: loopback, an
+/// RFC 1918 IPv4 address (10/8, 172.16/12, 192.168/16), an IPv6 unique local
+/// (fc00::/7) or link-local (fe80::/10) address, or a multicast-DNS name
+/// (`NAME.local`)? Decided on the parsed host: IPv4 link-local (169.254/16,
+/// where cloud metadata services answer), carrier-grade NAT (100.64/10),
+/// IPv4-mapped IPv6 and every other name are not.
+pub fn is_lan(url: &Url) -> bool {
+    if is_loopback(url) {
+        return true;
+    }
+    // The URL parser lowercases host names and normalises IP forms.
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    match host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    {
+        Ok(ip) => is_lan_ip(ip),
+        Err(_) => host
+            .strip_suffix(".local")
+            .is_some_and(|label| !label.is_empty() && !label.ends_with('.')),
+    }
+}
+
+/// Is `ip` on this box or the local network ([`is_lan`]'s addresses)?
+pub fn is_lan_ip(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(ip) => ip.is_loopback() || ip.is_private(),
+        IpAddr::V6(ip) => {
+            let first = ip.segments()[0];
+            ip.is_loopback() || (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// A resolver for a client that may reach the local network only: a name
+/// (`NAME.local`, `localhost`) is looked up as usual and its answer kept
+/// only where it is a local-network address ([`is_lan_ip`]), so a name that
+/// passed [`parse_lan_url`] cannot lead to a public address when it is
+/// resolved (a spoofed mDNS answer, a hosts file entry).
+#[derive(Debug, Default)]
+pub struct LanOnlyResolver;
+
+impl reqwest::dns::Resolve for LanOnlyResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let found = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            let addrs = lan_addrs(&host, found)?;
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// The local-network addresses among `found` for `host`; an error naming
+/// `host` when there are none.
+fn lan_addrs(
+    host: &str,
+    found: impl Iterator<Item = std::net::SocketAddr>,
+) -> Result<Vec<std::net::SocketAddr>, std::io::Error> {
+    let lan: Vec<_> = found.filter(|a| is_lan_ip(a.ip())).collect();
+    if lan.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!("{host} resolves to no local-network address"),
+        ));
+    }
+    Ok(lan)
+}
+
+/// Parses `text` as the URL of a server on the owner's local network
+/// ([`is_lan`]): `secure` (e.g. "https") preferred, `plain` (e.g. "http")
+/// allowed there too (such servers rarely have a public certificate); a
+/// public host is refused whatever the scheme.
+pub fn parse_lan_url(text: &str, secure: &str, plain: &str) -> Result<Url, String> {
+    let url = Url::parse(text).map_err(|e| format!("not a valid URL: {e}"))?;
+    let scheme = url.scheme();
+    if scheme != secure && scheme != plain {
+        return Err(format!("{scheme}:// is not supported; use {secure}://"));
+    }
+    if !is_lan(&url) {
+        return Err(format!(
+            "{} is not a local-network address: only loopback, 10/8, 172.16/12, \
+             192.168/16, fc00::/7, fe80::/10 or a NAME.local host",
+            url.host_str().unwrap_or("(no host)")
+        ));
+    }
+    Ok(url)
+}
+
 /// A reqwest client builder for a remote service: rustls with the built-in
 /// web roots plus every certificate in `extra_root_pem` (a configured
 /// `ca_file`, a test CA), and no redirects (one could carry a request and its
@@ -147,6 +239,84 @@ mod tests {
         assert!(ws("ws://127.0.0.1:9001/").is_ok());
         assert!(ws("ws://localhost.example.com/").is_err());
         assert!(ws("https://slack.com/").is_err());
+    }
+
+    #[test]
+    fn local_network_servers_only() {
+        let lan = |t: &str| parse_lan_url(t, "https", "http");
+        for ok in [
+            "http://127.0.0.1:1234",
+            "http://localhost:1234/",
+            "https://10.0.0.5:1234",
+            "http://172.16.0.1/",
+            "http://172.31.255.254/",
+            "http://192.168.1.20:1234",
+            "http://[fd12:3456::1]:1234/",
+            "http://[fe80::1]/",
+            "https://macmini.local:1234",
+            "http://MacMini.LOCAL/",
+        ] {
+            assert!(lan(ok).is_ok(), "{ok} refused: {:?}", lan(ok));
+        }
+        for bad in [
+            "https://bluebubbles.example.com",
+            "http://8.8.8.8/",
+            "http://172.32.0.1/",
+            "http://169.254.169.254/",
+            "http://100.64.0.1/",
+            "http://[2001:db8::1]/",
+            "http://[::ffff:192.168.1.2]/",
+            "http://0.0.0.0/",
+            "http://.local/",
+            "http://local/",
+            "http://mac.local.example.com/",
+            "http://10.0.0.5.nip.io/",
+            "http://evil.example#@192.168.1.2/",
+        ] {
+            let e = lan(bad).expect_err(bad);
+            assert!(e.contains("not a local-network address"), "{bad}: {e}");
+        }
+        assert!(
+            lan("ftp://192.168.1.2/")
+                .unwrap_err()
+                .contains("not supported")
+        );
+        assert!(lan("not a url").is_err());
+    }
+
+    #[test]
+    fn a_local_name_resolving_off_the_network_is_refused() {
+        let addr = |t: &str| t.parse::<std::net::SocketAddr>().unwrap();
+        let found = [
+            addr("203.0.113.7:0"),
+            addr("192.168.1.20:0"),
+            addr("[::1]:0"),
+        ];
+        assert_eq!(
+            lan_addrs("mac.local", found.into_iter()).unwrap(),
+            [addr("192.168.1.20:0"), addr("[::1]:0")]
+        );
+        let e = lan_addrs(
+            "mac.local",
+            [addr("203.0.113.7:0"), addr("169.254.169.254:0")].into_iter(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("mac.local resolves to no local-network address"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_resolver_answers_localhost_with_loopback_only() {
+        use reqwest::dns::Resolve;
+        let name: reqwest::dns::Name = "localhost".parse().unwrap();
+        let addrs: Vec<_> = LanOnlyResolver.resolve(name).await.unwrap().collect();
+        assert!(
+            !addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback()),
+            "{addrs:?}"
+        );
     }
 
     #[test]

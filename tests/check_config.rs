@@ -97,6 +97,7 @@ fn channel_kinds_from_the_registry_are_what_check_config_accepts() {
             "email",
             "mattermost",
             "twitch",
+            "bluebubbles",
             "local"
         ]
     );
@@ -148,7 +149,7 @@ fn channel_kinds_from_the_registry_are_what_check_config_accepts() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 15);
+    assert_eq!(checked, 17);
     let (code, err) = check("[channels.c1.transport]\nkind = \"carrier-pigeon\"\n");
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("carrier-pigeon"), "{err}");
@@ -331,4 +332,35 @@ fn mattermost_allowlists_take_mattermost_ids_only() {
         check(&config(user, team).replace("https://chat.example.com", "http://chat.example.com"));
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("only to a loopback address"), "{err}");
+}
+
+/// A BlueBubbles channel grants access by handle (an E.164 number or a
+/// lowercase Apple ID e-mail address) or chat guid, never a contact's name;
+/// its server must be on the local network.
+#[test]
+fn bluebubbles_takes_handles_and_a_local_network_server_only() {
+    let config = |list: &str, server: &str| {
+        format!(
+            "profile = \"production\"\n[channels.imessage]\ndm = \"allowlist\"\nallowlist = [{list}]\n\
+             group_allowlist = [\"iMessage;+;chat123456\"]\n\
+             [channels.imessage.transport]\nkind = \"bluebubbles\"\napi_base = \"{server}\"\n\
+             password_secret = \"bb_password\"\nsigning_secret = \"bb_webhook\"\n"
+        )
+    };
+    let (handles, lan) = (
+        "\"+15551234567\", \"ada@example.com\"",
+        "http://192.168.1.20:1234",
+    );
+    let (code, err) = check(&config(handles, lan));
+    assert_eq!(code, 0, "{err}");
+    for bad in ["\"Mom\"", "\"Ada@Example.com\"", "\"+1 555 123 4567\""] {
+        let (code, err) = check(&config(bad, lan));
+        assert_eq!(code, 1, "{bad}: {err}");
+        assert!(err.contains("is not a BlueBubbles handle"), "{err}");
+    }
+    for public in ["https://bluebubbles.example.com", "http://203.0.113.7:1234"] {
+        let (code, err) = check(&config(handles, public));
+        assert_eq!(code, 1, "{public}: {err}");
+        assert!(err.contains("not a local-network address"), "{err}");
+    }
 }

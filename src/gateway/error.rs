@@ -20,6 +20,10 @@ pub enum AuthFailure {
     /// or a claim the platform binds to the request).
     #[error("bearer token: {0}")]
     BadToken(&'static str),
+    /// The secret a webhook URL carries (an unsigned platform's only proof:
+    /// BlueBubbles): missing, given twice or not the configured one.
+    #[error("webhook URL secret {0}")]
+    BadUrlSecret(&'static str),
     #[error("timestamp {timestamp} outside the {window_secs}s window around {now}")]
     StaleTimestamp {
         timestamp: i64,

@@ -254,6 +254,12 @@ pub enum TransportKind {
     Mattermost,
     /// Twitch chat over IRC with TLS (no inbound port needed).
     Twitch,
+    /// iMessage through the owner's BlueBubbles server on the local
+    /// network: its webhook (a secret in the URL) on the webhook listener,
+    /// answers by its REST API.
+    Bluebubbles,
+    /// The same server polled for new messages (no inbound port needed).
+    BluebubblesPolling,
 }
 
 /// `[channels.NAME.transport]`: the platform side of a channel. Secrets are
@@ -264,12 +270,13 @@ pub enum TransportKind {
 pub struct TransportSettings {
     pub kind: TransportKind,
     /// The platform's API base URL (default: the platform's own); https only,
-    /// http allowed on loopback (local fakes).
+    /// http allowed on loopback (local fakes). BlueBubbles: the owner's
+    /// server, which must be on the local network (http allowed there).
     pub api_base: Option<String>,
     /// Vault secret with the bot token (Telegram, Slack `xoxb-`, Discord).
     pub token_secret: Option<String>,
-    /// Vault secret with the Telegram webhook secret token or the Slack
-    /// signing secret.
+    /// Vault secret with the Telegram webhook secret token, the Slack
+    /// signing secret, or the secret of the BlueBubbles webhook's URL.
     pub signing_secret: Option<String>,
     /// Vault secret with the Slack app-level token (`xapp-`, Socket Mode).
     pub app_token_secret: Option<String>,
@@ -308,7 +315,8 @@ pub struct TransportSettings {
     pub smtp_url: Option<String>,
     /// The mailbox's login name (IMAP and SMTP).
     pub username: Option<String>,
-    /// Vault secret with the mailbox's app password.
+    /// Vault secret with the mailbox's app password or the BlueBubbles
+    /// server's password.
     pub password_secret: Option<String>,
     /// The address replies are sent from (default: `username`).
     pub address: Option<String>,
@@ -574,8 +582,18 @@ impl ChannelSettings {
             ));
         }
         let t = &self.transport;
+        // The BlueBubbles server holds the owner's iMessage account behind a
+        // password sent in the query string: it must be on the local network.
+        let (lan_only, api_base) = match t.kind {
+            TransportKind::Bluebubbles | TransportKind::BluebubblesPolling => (&t.api_base, &None),
+            _ => (&None, &t.api_base),
+        };
+        if let Some(url) = lan_only {
+            crate::net::parse_lan_url(url.trim_end_matches('/'), "https", "http")
+                .map_err(|e| err("transport.api_base", format!("{url:?}: {e}")))?;
+        }
         for (field, url) in [
-            ("transport.api_base", &t.api_base),
+            ("transport.api_base", api_base),
             ("transport.keys_url", &t.keys_url),
             ("transport.token_url", &t.token_url),
             ("transport.pubsub_base", &t.pubsub_base),

@@ -10,6 +10,7 @@
 //! `receive` (verify, then parse: the one to use in production, so a payload is
 //! never parsed before its signature holds).
 
+pub mod bluebubbles;
 pub mod discord;
 pub mod email;
 pub mod google_chat;

@@ -10,8 +10,8 @@
 //! secrets are stored.
 
 use super::{
-    Channel, discord, email, google_chat, line, local, mattermost, slack, teams, telegram, twitch,
-    whatsapp,
+    Channel, bluebubbles, discord, email, google_chat, line, local, mattermost, slack, teams,
+    telegram, twitch, whatsapp,
 };
 use crate::gateway::settings::TransportKind;
 
@@ -66,6 +66,7 @@ pub static PLATFORMS: &[&dyn Channel] = &[
     &email::Platform,
     &mattermost::Platform,
     &twitch::Platform,
+    &bluebubbles::Platform,
     &local::Platform,
 ];
 
@@ -138,6 +139,8 @@ mod tests {
             TransportKind::Email,
             TransportKind::Mattermost,
             TransportKind::Twitch,
+            TransportKind::Bluebubbles,
+            TransportKind::BluebubblesPolling,
         ];
         // A new TransportKind variant fails to compile here until listed.
         for kind in all {
@@ -156,7 +159,9 @@ mod tests {
                 | TransportKind::GoogleChatPubsub
                 | TransportKind::Email
                 | TransportKind::Mattermost
-                | TransportKind::Twitch => {}
+                | TransportKind::Twitch
+                | TransportKind::Bluebubbles
+                | TransportKind::BluebubblesPolling => {}
             }
             assert_eq!(
                 transports().filter(|t| t.kind == kind).count(),

@@ -131,14 +131,35 @@ pub(crate) fn http_client(
     extra_root_pem: Option<&[u8]>,
     timeout: Duration,
 ) -> Result<reqwest::Client, GatewayError> {
-    let err = |reason: String| GatewayError::HttpClient { channel, reason };
-    crate::net::client_builder(extra_root_pem)
-        .map_err(err)?
+    build_client(
+        channel,
+        http_client_builder(channel, extra_root_pem, timeout)?,
+    )
+}
+
+/// [`http_client`]'s builder, for a platform that adds to it (BlueBubbles:
+/// a resolver keeping to the local network); then [`build_client`].
+pub(crate) fn http_client_builder(
+    channel: &'static str,
+    extra_root_pem: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<reqwest::ClientBuilder, GatewayError> {
+    Ok(crate::net::client_builder(extra_root_pem)
+        .map_err(|reason| GatewayError::HttpClient { channel, reason })?
         .timeout(timeout)
         .connect_timeout(Duration::from_secs(10))
-        .user_agent("cowork-gateway")
-        .build()
-        .map_err(|e| err(e.without_url().to_string()))
+        .user_agent("cowork-gateway"))
+}
+
+/// Builds `builder`, its error without a URL.
+pub(crate) fn build_client(
+    channel: &'static str,
+    builder: reqwest::ClientBuilder,
+) -> Result<reqwest::Client, GatewayError> {
+    builder.build().map_err(|e| GatewayError::HttpClient {
+        channel,
+        reason: e.without_url().to_string(),
+    })
 }
 
 /// A platform's HTTP API reached with a token in the `Authorization` header

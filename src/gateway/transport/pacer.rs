@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use crate::gateway::error::GatewayError;
+use crate::gateway::sinks::BoxFuture;
+
 /// The first wait after a failure.
 const FIRST_WAIT: Duration = Duration::from_secs(1);
 /// The longest wait between tries.
@@ -108,6 +111,40 @@ impl Pacer {
             return true;
         }
         pause(SHORTEST_SESSION - lasted, shutdown).await
+    }
+}
+
+/// The loop of a transport that polls: `poll` (given `state`) until
+/// `shutdown`; a poll that brought something is followed at once, one that
+/// brought nothing within a second waits out the second ([`Pacer::ended`]),
+/// a failure is logged as `what` failing and backs off ([`Pacer::failed`]).
+pub async fn run_polls<S, F>(
+    mut pacer: Pacer,
+    mut shutdown: watch::Receiver<bool>,
+    what: &'static str,
+    mut state: S,
+    mut poll: F,
+) where
+    F: for<'a> FnMut(&'a mut S) -> BoxFuture<'a, Result<usize, GatewayError>>,
+{
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let began = Instant::now();
+        let go_on = tokio::select! {
+            _ = shutdown.changed() => return,
+            r = poll(&mut state) => match r {
+                Ok(n) => pacer.ended(began, n > 0, &mut shutdown).await,
+                Err(e) => {
+                    tracing::warn!(error = %e, "{what} failed");
+                    pacer.failed(&e.to_string(), &mut shutdown).await
+                }
+            }
+        };
+        if !go_on {
+            return;
+        }
     }
 }
 

@@ -187,12 +187,41 @@ where
     F: Fn(Arc<Hooks>, Arc<V>, Headers, axum::body::Bytes) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = Response> + Send + 'static,
 {
-    axum::routing::post(move |headers: HeaderMap, body: Body| async move {
-        match hooks.read_request(channel, &headers, body).await {
-            Ok((h, body)) => handle(hooks, verifier, h, body).await,
-            Err(r) => r,
-        }
-    })
+    post_route_with_query(
+        hooks,
+        channel,
+        verifier,
+        move |hooks, v, _query, h, body| handle(hooks, v, h, body),
+    )
+}
+
+/// [`post_route`] for a platform whose proof rides in the URL (an unsigned
+/// webhook's secret: BlueBubbles): `handle` also gets the raw query string.
+pub fn post_route_with_query<V, F, Fut>(
+    hooks: Arc<Hooks>,
+    channel: &'static str,
+    verifier: Arc<V>,
+    handle: F,
+) -> MethodRouter
+where
+    V: Send + Sync + 'static,
+    F: Fn(Arc<Hooks>, Arc<V>, Option<String>, Headers, axum::body::Bytes) -> Fut
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    Fut: std::future::Future<Output = Response> + Send + 'static,
+{
+    axum::routing::post(
+        move |axum::extract::RawQuery(query): axum::extract::RawQuery,
+              headers: HeaderMap,
+              body: Body| async move {
+            match hooks.read_request(channel, &headers, body).await {
+                Ok((h, body)) => handle(hooks, verifier, query, h, body).await,
+                Err(r) => r,
+            }
+        },
+    )
 }
 
 impl Hooks {
@@ -271,6 +300,7 @@ fn classify(err: &GatewayError) -> (StatusCode, &'static str) {
             AuthFailure::StaleTimestamp { .. } => (StatusCode::UNAUTHORIZED, "stale_timestamp"),
             AuthFailure::BadSignature => (StatusCode::UNAUTHORIZED, "bad_signature"),
             AuthFailure::BadToken(_) => (StatusCode::UNAUTHORIZED, "bad_token"),
+            AuthFailure::BadUrlSecret(_) => (StatusCode::UNAUTHORIZED, "bad_secret"),
             AuthFailure::MissingHeader(_)
             | AuthFailure::DuplicateHeader(_)
             | AuthFailure::MalformedHeader(_) => (StatusCode::UNAUTHORIZED, "bad_auth_header"),
@@ -333,6 +363,10 @@ mod tests {
         assert_eq!(
             classify(&v(AuthFailure::BadSignature)).0,
             StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            classify(&v(AuthFailure::BadUrlSecret("missing"))),
+            (StatusCode::UNAUTHORIZED, "bad_secret")
         );
         assert_eq!(
             classify(&GatewayError::parse("slack", "x")).0,

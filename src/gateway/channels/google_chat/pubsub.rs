@@ -11,7 +11,7 @@
 //! acknowledged. Answers leave after the acknowledgement, in order.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use serde::Deserialize;
@@ -21,9 +21,10 @@ use super::parse::{CHANNEL, ChatEvent, GoogleChat};
 use crate::gateway::channels::audit_refused;
 use crate::gateway::dispatch::{Dispatched, Dispatcher};
 use crate::gateway::error::GatewayError;
+use crate::gateway::sinks::BoxFuture;
 use crate::gateway::transport::HttpConfig;
 use crate::gateway::transport::oauth::TokenSource;
-use crate::gateway::transport::pacer::Pacer;
+use crate::gateway::transport::pacer::{Pacer, run_polls};
 
 /// The real Pub/Sub API base.
 pub const PUBSUB_API_BASE: &str = "https://pubsub.googleapis.com";
@@ -286,28 +287,14 @@ async fn handle(
 /// nothing is not repeated within a second.
 pub async fn run_pubsub(
     inbound: Arc<PubSubInbound>,
-    mut pacer: Pacer,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    pacer: Pacer,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    loop {
-        if *shutdown.borrow() {
-            return;
-        }
-        let began = Instant::now();
-        let go_on = tokio::select! {
-            _ = shutdown.changed() => return,
-            r = pull_once(&inbound) => match r {
-                Ok(stats) => pacer.ended(began, stats.received > 0, &mut shutdown).await,
-                Err(e) => {
-                    tracing::warn!(error = %e, "google chat pub/sub pull failed");
-                    pacer.failed(&e.to_string(), &mut shutdown).await
-                }
-            }
-        };
-        if !go_on {
-            return;
-        }
-    }
+    run_polls(pacer, shutdown, "google chat pub/sub pull", inbound, pull).await;
+}
+
+fn pull(inbound: &mut Arc<PubSubInbound>) -> BoxFuture<'_, Result<usize, GatewayError>> {
+    Box::pin(async move { pull_once(inbound).await.map(|s| s.received) })
 }
 
 #[cfg(test)]

@@ -230,28 +230,39 @@ pub async fn run_polling(
     parser: Arc<Telegram>,
     dispatcher: Arc<Dispatcher>,
     timeout_secs: u32,
-    mut pacer: crate::gateway::transport::pacer::Pacer,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    pacer: crate::gateway::transport::pacer::Pacer,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut offset = None;
-    loop {
-        if *shutdown.borrow() {
-            return;
-        }
-        let began = std::time::Instant::now();
-        let poll = poll_once(&client, &parser, &dispatcher, &mut offset, timeout_secs);
-        let go_on = tokio::select! {
-            _ = shutdown.changed() => return,
-            r = poll => match r {
-                Ok(stats) => pacer.ended(began, stats.received > 0, &mut shutdown).await,
-                Err(e) => {
-                    tracing::warn!(error = %e, "telegram poll failed");
-                    pacer.failed(&e.to_string(), &mut shutdown).await
-                }
-            }
-        };
-        if !go_on {
-            return;
-        }
-    }
+    let state = Polling {
+        client,
+        parser,
+        dispatcher,
+        timeout_secs,
+        offset: None,
+    };
+    crate::gateway::transport::pacer::run_polls(pacer, shutdown, "telegram poll", state, poll)
+        .await;
+}
+
+/// What the long-polling loop holds: the next offset among the rest.
+struct Polling {
+    client: Arc<TelegramClient>,
+    parser: Arc<Telegram>,
+    dispatcher: Arc<Dispatcher>,
+    timeout_secs: u32,
+    offset: Option<i64>,
+}
+
+fn poll(p: &mut Polling) -> BoxFuture<'_, Result<usize, GatewayError>> {
+    Box::pin(async move {
+        poll_once(
+            &p.client,
+            &p.parser,
+            &p.dispatcher,
+            &mut p.offset,
+            p.timeout_secs,
+        )
+        .await
+        .map(|s| s.received)
+    })
 }

@@ -36,7 +36,11 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(inbound.channel(), "tw-fuzz");
             assert_eq!(channel, "owner");
             assert!(is_twitch_id(inbound.sender()) && is_twitch_id(inbound.chat()));
-            assert_ne!(inbound.sender(), BOT_ID, "the bot's own message became a message");
+            assert_ne!(
+                inbound.sender(),
+                BOT_ID,
+                "the bot's own message became a message"
+            );
             assert!(
                 !message_id.is_empty()
                     && message_id

@@ -35,7 +35,6 @@ pub const AUDIT_DB: Schema = Schema {
 /// id, seq, head_hash, time, mac, reason of one `checkpoints` row.
 type CheckpointRow = (i64, u64, Vec<u8>, String, Vec<u8>, String);
 
-/// One entry's size in bytes, as SQL over an `entries` row.
 /// How often, at most, `audit.anchor` is replaced while appends go on. The
 /// slots file makes every commit's anchor durable; `audit.anchor` is what an
 /// older image reads after a rollback, and a replace (a new inode, a rename,
@@ -44,6 +43,7 @@ type CheckpointRow = (i64, u64, Vec<u8>, String, Vec<u8>, String);
 /// every checkpoint, re-key and shutdown (flushed there).
 pub const ANCHOR_FILE_EVERY: Duration = Duration::from_secs(1);
 
+/// One entry's size in bytes, as SQL over an `entries` row.
 const ROW_BYTES: &str = "8 + length(time) + length(component) + length(kind) + length(actor) \
      + length(subject) + length(payload) + length(prev_hash) + length(hash)";
 

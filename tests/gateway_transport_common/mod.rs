@@ -227,9 +227,11 @@ pub async fn start_webhook(
     addr
 }
 
-/// Waits (bounded: 10 s) until `f` holds.
+/// Waits (bounded: 30 s, as a transport's reconnect may back off for 8 s
+/// and a busy CI machine is slow to restart a real server) until `f` holds.
 pub async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    for _ in 0..1000 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
         if f() {
             return;
         }

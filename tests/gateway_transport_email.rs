@@ -31,7 +31,6 @@ use std::os::unix::fs::chown;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
 
 use cowork::gateway::channels::{Redacted, SecretLookup, email};
 use cowork::gateway::{AccessMode, GatewayError, PAIRING_PROMPT, TransportKind, TransportSettings};
@@ -329,20 +328,6 @@ fn chown_tree(path: &Path) {
             chown_tree(&e.unwrap().path());
         }
     }
-}
-
-/// Waits (bounded) until something accepts connections on `port`.
-async fn wait_listening(port: u16, what: &str) {
-    for _ in 0..1000 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("{what} does not listen on {port}");
 }
 
 struct Vault;

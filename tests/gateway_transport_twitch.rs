@@ -504,16 +504,7 @@ impl Ngircd {
     }
 
     async fn listening(&self) {
-        for _ in 0..1000 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.tls_port))
-                .await
-                .is_ok()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("ngircd does not listen on {}", self.tls_port);
+        wait_listening(self.tls_port, "ngircd").await;
     }
 
     /// A person's IRC client: TLS, logged in as `nick`, in `#owner`.

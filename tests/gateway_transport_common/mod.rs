@@ -227,6 +227,21 @@ pub async fn start_webhook(
     addr
 }
 
+/// Waits (bounded: 10 s) until a real server the test started accepts
+/// connections on `port` on loopback: it gives no other sign of being ready.
+pub async fn wait_listening(port: u16, what: &str) {
+    for _ in 0..1000 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{what} does not listen on {port}");
+}
+
 /// Waits (bounded: 30 s, as a transport's reconnect may back off for 8 s
 /// and a busy CI machine is slow to restart a real server) until `f` holds.
 pub async fn eventually(what: &str, mut f: impl FnMut() -> bool) {

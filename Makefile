@@ -10,7 +10,7 @@ COWORK_DIR ?= $(CURDIR)/.cowork
 # postfix preseeded to "No configuration": the e-mail tests configure their own).
 APT_PACKAGES := systemd-container git sqlite3 jq procps iproute2 openssl bubblewrap python3 strace util-linux libtss2-dev pkg-config swtpm swtpm-tools tpm2-tools chromium chromium-driver curl dovecot-imapd postfix ngircd
 
-.PHONY: all build build-deps run admin-url test deps fmt-check clippy test-unit test-units test-systemd test-fuzz fuzz bench clean
+.PHONY: all build build-deps run admin-url test deps fmt-check clippy test-unit test-units test-systemd test-fuzz ci-prune fuzz bench clean
 
 all: build
 
@@ -108,8 +108,15 @@ FUZZ_SECS ?= 60
 fuzz:
 	FUZZ_SECS=$(FUZZ_SECS) bash fuzz/run.sh
 
-test: deps fmt-check clippy test-unit test-units test-fuzz test-systemd test-image
+test: deps fmt-check clippy test-unit test-units test-fuzz test-systemd ci-prune test-image
 	@echo "make test: all checks passed"
+
+# CI keeps no debug build (the test binaries: gigabytes) for the image build
+# and the QEMU boots that follow; nothing after test-systemd uses it.
+ci-prune:
+	@if [ "$${CI:-}" = true ]; then \
+		echo "make test: CI: removing the debug build ($$(du -sh $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/debug 2>/dev/null | cut -f1)) before the image"; \
+		rm -rf $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/debug; fi
 
 bench:
 	$(CARGO) bench

@@ -10,6 +10,7 @@ pub mod agent;
 pub mod audit;
 pub mod component;
 pub mod config;
+pub mod doctor;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gateway;

@@ -118,6 +118,13 @@ async fn admin_page_in_the_appliance() {
         let body = futures_block(c.get("/"));
         (body.contains("gateway") && body.contains("sandbox")).then_some(())
     });
+    // The security checklist is the supervisor's (`coworkctl doctor`), reached
+    // through updates.sock: the development profile is among what to look at.
+    let body = c.get("/").await.body;
+    assert!(body.contains("Security checklist"), "{body}");
+    assert!(!body.contains("could not be gathered"), "{body}");
+    assert!(body.contains(r#"data-check="profile""#), "{body}");
+    assert!(body.contains(r#"data-check="audit.verify""#), "{body}");
 
     // Wrong codes pause this sender's pairing: the page lists the pause and
     // lifts it (through the gateway, as the owner would).

@@ -256,6 +256,28 @@ async fn dashboard_shows_modes_and_warnings() {
         r.body
     );
     assert!(r.body.contains("file tier"));
+    // The checklist runs the real checks on the fake's settings: the file
+    // keystore is one to look at, with its fix; passing checks are folded.
+    assert!(r.body.contains("Security checklist"), "{}", r.body);
+    assert!(
+        r.body.contains(r#"<tr data-check="keystore">"#),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("Fix: "), "{}", r.body);
+    assert!(
+        r.body.contains(r#"<li data-check="audit.verify">"#),
+        "{}",
+        r.body
+    );
+    h.backend.state().audit_tampered_at = Some(3);
+    let r = c.get("/").await;
+    assert!(
+        r.body.contains(r#"<tr data-check="audit.verify">"#),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("check-fail"), "{}", r.body);
     for comp in ["supervisor", "audit", "gateway", "sandbox", "admin"] {
         assert!(r.body.contains(comp));
     }

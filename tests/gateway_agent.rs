@@ -32,16 +32,7 @@ use agent_support::{API_KEY, Fake, Reply, Script, anth_text, anth_tool, oai_text
 use common::{DEV_CONFIG, Instance, wait_until};
 use serde_json::{Value, json};
 
-fn ok(out: &std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "status {:?}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use common::succeeded as ok;
 
 /// A fake provider on a runtime that keeps serving while the test blocks.
 struct Provider {

@@ -16,16 +16,7 @@ use std::time::Duration;
 
 use common::{DEV_CONFIG, Instance};
 
-fn ok(out: &std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "status {:?}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use common::succeeded as ok;
 
 fn chat(i: &Instance, text: &str) -> String {
     ok(&i.ctl(&["chat", text]))

@@ -15,16 +15,7 @@ use std::time::Duration;
 
 use common::{DEV_CONFIG, Instance};
 
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "status {:?}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use common::succeeded as ok;
 
 /// A refused change: exit 1, the reason on stderr.
 fn refused(out: &Output) -> String {

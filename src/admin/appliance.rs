@@ -573,6 +573,23 @@ impl AdminBackend for ApplianceBackend {
         Box::pin(async move { self.update_call(ControlRequest::UpdateStatus).await })
     }
 
+    fn doctor(&self) -> BackendFuture<'_, crate::doctor::Report> {
+        Box::pin(async move {
+            // Through updates.sock, like the update requests: the checks may
+            // verify the whole audit trail, so the answer may take a while.
+            match self
+                .updates
+                .call_with_timeout(ControlRequest::Doctor, Duration::from_secs(120))
+                .await
+            {
+                Ok(ControlResponse::Doctor(r)) => Ok(r),
+                Ok(ControlResponse::Error(e)) => Err(wire(e)),
+                Ok(_) => Err(unexpected("supervisor")),
+                Err(e) => Err(unreachable("supervisor", e)),
+            }
+        })
+    }
+
     fn update_upload(&self) -> UploadTarget {
         self.upload.clone()
     }

@@ -117,6 +117,8 @@ pub trait AdminBackend: Send + Sync + std::fmt::Debug {
 
     /// `update status` (slots, versions, last attempt, fallback reason) as JSON.
     fn update_status(&self) -> BackendFuture<'_, serde_json::Value>;
+    /// The security checklist, as `coworkctl doctor` prints it.
+    fn doctor(&self) -> BackendFuture<'_, crate::doctor::Report>;
     /// Where an uploaded bundle is written before [`update_apply`], and the
     /// largest one accepted.
     ///

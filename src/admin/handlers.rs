@@ -344,11 +344,13 @@ async fn dashboard(State(st): St, headers: HeaderMap) -> PageResult {
         Err(to) => return Ok(redirect(to)),
     };
     let d = st.backend.status().await?;
+    // The checklist is shown even when it cannot be gathered (with why).
+    let doctor = st.backend.doctor().await.map_err(|e| e.to_string());
     Ok(html(views::page(
         &ctx(&sess),
         Nav::Dashboard,
         "Dashboard",
-        views::dashboard(&d, &st.cert()),
+        views::dashboard(&d, &doctor, &st.cert()),
     )))
 }
 

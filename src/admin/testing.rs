@@ -720,6 +720,49 @@ impl AdminBackend for FakeBackend {
         })))
     }
 
+    /// The real checks on the fake's configuration files and its users,
+    /// codes and secrets.
+    fn doctor(&self) -> BackendFuture<'_, crate::doctor::Report> {
+        let (config, owner) = self.settings_files();
+        let config = match crate::config::load_layers(&config, &owner) {
+            Ok(l) => l.config,
+            Err(e) => {
+                return ready(Err(BackendError::new(
+                    BackendErrorKind::Internal,
+                    e.to_string(),
+                )));
+            }
+        };
+        let now = i64::try_from(self.clock.now()).unwrap_or(i64::MAX);
+        let st = self.state();
+        let audit = crate::ipc::AuditVerdict {
+            intact: st.audit_tampered_at.is_none(),
+            entries: st.audit.len() as u64,
+            last_seq: st.audit.len() as u64,
+            first_bad_seq: st.audit_tampered_at,
+            detail: String::new(),
+        };
+        let snapshot = crate::doctor::Snapshot {
+            now,
+            config,
+            keystore: "file (software-bound)".into(),
+            update: Err("no update slots (fake)".into()),
+            audit: Ok(audit),
+            users: Ok(st.users.clone()),
+            pairing: Ok(Vec::new()),
+            secrets: Ok(st
+                .secrets
+                .iter()
+                .map(|name| crate::ipc::SecretListing {
+                    name: name.clone(),
+                    version: 1,
+                    updated_at: "2026-01-01T00:00:00Z".into(),
+                })
+                .collect()),
+        };
+        ready(Ok(crate::doctor::run(&snapshot)))
+    }
+
     fn update_upload(&self) -> UploadTarget {
         self.upload.clone()
     }

@@ -169,7 +169,11 @@ pub fn login_form(pre: &str, error: Option<&str>) -> Markup {
     }
 }
 
-pub fn dashboard(d: &Dashboard, cert: &CertInfo) -> Markup {
+pub fn dashboard(
+    d: &Dashboard,
+    doctor: &Result<crate::doctor::Report, String>,
+    cert: &CertInfo,
+) -> Markup {
     html! {
         @for w in &d.warnings { div.warn role="alert" { (w) } }
         @if d.keystore_tier == "file" && !d.warnings.iter().any(|w| w.contains("file")) {
@@ -180,6 +184,7 @@ pub fn dashboard(d: &Dashboard, cert: &CertInfo) -> Markup {
                 div.warn { "Channel " (c.name) " is in open mode: anyone can talk to the agent." }
             }
         }
+        (doctor_card(doctor))
         section.card {
             h2 { "Components" }
             table { thead { tr { th { "Component" } th { "State" } th { "Detail" } } }
@@ -213,6 +218,37 @@ pub fn dashboard(d: &Dashboard, cert: &CertInfo) -> Markup {
                 tbody { @for c in &d.channels { tr {
                     td { (c.name) } td { @if c.enabled { "yes" } @else { "no" } } td { (c.dm_mode) } td { (c.group_mode) }
                 } } }
+            }
+        }
+    }
+}
+
+/// The security checklist (`coworkctl doctor`): what is not right first,
+/// each with its fix and the page that fixes it; the passing checks folded.
+fn doctor_card(doctor: &Result<crate::doctor::Report, String>) -> Markup {
+    use crate::doctor::CheckStatus;
+    html! {
+        section.card id="doctor" {
+            h2 { "Security checklist" }
+            @match doctor {
+                Err(e) => p.error role="alert" { "The checklist could not be gathered: " (e) },
+                Ok(report) => {
+                    @let (ok, todo): (Vec<_>, Vec<_>) = report.checks.iter().partition(|c| c.status == CheckStatus::Ok);
+                    p.muted { "The checks of " code { "coworkctl doctor" } ": " (ok.len()) " ok, " (todo.len()) " to look at." }
+                    @if !todo.is_empty() {
+                        table { thead { tr { th { "Status" } th { "Check" } th { "Found, and what to do" } th {} } }
+                            tbody { @for c in &todo { tr data-check=(c.id) {
+                                td { span class=(format!("check-{}", c.status.as_str())) { (c.status.as_str()) } }
+                                td { code { (c.id) } }
+                                td { (c.message) @if !c.fix.is_empty() { br; span.muted { "Fix: " code { (c.fix) } } } }
+                                td { @if !c.page.is_empty() { a href=(c.page) { "Open" } } }
+                            } } }
+                        }
+                    }
+                    details { summary { (ok.len()) " checks pass" }
+                        ul { @for c in &ok { li data-check=(c.id) { span.check-ok { "ok" } " " (c.message) } } }
+                    }
+                }
             }
         }
     }

@@ -632,6 +632,14 @@ fn validate(c: &Config) -> Vec<(Vec<String>, String)> {
         };
         out.push((key(&["guard", field]), e.to_string()));
     }
+    if let Err(e) = c.doctor.validate() {
+        let field = if e.starts_with("doctor.credential") {
+            "credential_max_age_days"
+        } else {
+            "inactive_user_days"
+        };
+        out.push((key(&["doctor", field]), e));
+    }
     if c.sandbox.workspace_quota_bytes < 1024 * 1024 {
         out.push((
             key(&["sandbox", "workspace_quota_bytes"]),

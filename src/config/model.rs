@@ -35,6 +35,8 @@ pub struct Config {
     /// The LLM provider of the agent runtime. Absent = no agent: authorized
     /// messages are answered with a sentence saying so.
     pub agent: Option<crate::agent::AgentSettings>,
+    /// `coworkctl doctor`: how old a credential, how long unseen a user may be.
+    pub doctor: crate::doctor::DoctorSettings,
 }
 
 impl Default for Config {
@@ -58,6 +60,7 @@ impl Default for Config {
             webhook: crate::gateway::WebhookSettings::default(),
             update: crate::update::UpdateSettings::default(),
             agent: None,
+            doctor: crate::doctor::DoctorSettings::default(),
         }
     }
 }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::roles::{Component, Role};
 
 /// Checked in every [`Hello`]; a mismatch refuses the connection.
-pub const PROTOCOL_VERSION: u32 = 17;
+pub const PROTOCOL_VERSION: u32 = 18;
 
 /// The first frame on every connection, from the connecting side.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -1009,6 +1009,8 @@ pub enum ControlRequest {
     UpdateApply {
         path: String,
     },
+    /// The security checklist (`coworkctl doctor`, the dashboard's card).
+    Doctor,
 }
 
 impl RequestKind for ControlRequest {
@@ -1047,6 +1049,7 @@ impl RequestKind for ControlRequest {
             ControlRequest::Admin(AdminRequest::RotateCert) => "admin-rotate-cert",
             ControlRequest::UpdateStatus => "update-status",
             ControlRequest::UpdateApply { .. } => "update-apply",
+            ControlRequest::Doctor => "doctor",
         }
     }
 }
@@ -1079,6 +1082,7 @@ pub enum ControlResponse {
     Admin(AdminResponse),
     /// `update status` or the result of `update apply`, as JSON.
     Update(serde_json::Value),
+    Doctor(crate::doctor::Report),
     Error(WireError),
 }
 

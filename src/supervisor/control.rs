@@ -142,6 +142,57 @@ impl Control {
             .into(),
         }
     }
+
+    /// `coworkctl doctor`: gathers the snapshot (each part read on its own,
+    /// so one unreachable component leaves the rest of the checklist) and
+    /// runs the checks on it.
+    async fn doctor(&self) -> crate::doctor::Report {
+        fn failed(r: ControlResponse) -> String {
+            match r {
+                ControlResponse::Error(e) => e.message,
+                other => format!("unexpected answer: {other:?}"),
+            }
+        }
+        let config = self.shared.config();
+        let update = super::updates::status(config.update.clone(), self.shared.audit.clone()).await;
+        let audit = match self.audit(AuditRequest::Verify).await {
+            ControlResponse::AuditVerified(v) => Ok(v),
+            other => Err(failed(other)),
+        };
+        let access = |request| GatewayRequest::Access {
+            actor: "doctor".to_string(),
+            request,
+        };
+        let users = match self
+            .gateway(access(AccessRequest::UsersList { channel: None }))
+            .await
+        {
+            ControlResponse::Access(AccessResponse::Users(u)) => Ok(u),
+            other => Err(failed(other)),
+        };
+        let pairing = match self
+            .gateway(access(AccessRequest::PairList { channel: None }))
+            .await
+        {
+            ControlResponse::Access(AccessResponse::PairingCodes(c)) => Ok(c),
+            other => Err(failed(other)),
+        };
+        let secrets = match self.gateway(GatewayRequest::SecretList).await {
+            ControlResponse::Secrets(l) => Ok(l),
+            other => Err(failed(other)),
+        };
+        let snapshot = crate::doctor::Snapshot {
+            now: time::OffsetDateTime::now_utc().unix_timestamp(),
+            keystore: self.shared.keys.status(),
+            config,
+            update,
+            audit,
+            users,
+            pairing,
+            secrets,
+        };
+        crate::doctor::run(&snapshot)
+    }
 }
 
 impl Service for Control {
@@ -161,6 +212,7 @@ impl Service for Control {
         let audit = &self.shared.audit;
         match request {
             ControlRequest::Status => ControlResponse::Status(self.shared.report()),
+            ControlRequest::Doctor => ControlResponse::Doctor(self.doctor().await),
             ControlRequest::Reload => match super::settings::reload(&self.shared, &actor).await {
                 Ok(report) => ControlResponse::Reloaded(report),
                 Err(problems) => WireError::new(ErrorCode::BadRequest, problems).into(),

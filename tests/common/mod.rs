@@ -236,6 +236,19 @@ impl Drop for Instance {
 }
 
 /// Polls `f` every 20 ms until it returns Some, or panics after `within`.
+/// The standard output of a command that must have succeeded (else a panic
+/// with its status and both outputs).
+pub fn succeeded(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "status {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 pub fn wait_until<T>(within: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + within;
     loop {

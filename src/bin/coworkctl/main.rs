@@ -4,6 +4,7 @@
 //! 2 daemon unreachable, 64 usage error.
 
 mod access;
+mod doctor;
 mod settings;
 mod tasks;
 
@@ -102,6 +103,20 @@ enum Command {
         #[arg(long)]
         json: bool,
         message: Vec<String>,
+    },
+    /// The security checklist: one line per check (ok, warn, fail), what was
+    /// found and what fixes it. Exit 0 all ok, 1 a warn, 2 a fail.
+    Doctor {
+        #[arg(long)]
+        json: bool,
+        /// Apply the safe, reversible fixes (group tools denied, mentions
+        /// required in groups, debug logging off), each after a confirmation;
+        /// never credentials or listen addresses.
+        #[arg(long, conflicts_with = "json")]
+        fix: bool,
+        /// With --fix: apply without asking.
+        #[arg(long, requires = "fix")]
+        yes: bool,
     },
     /// The agent's tasks: list, show, cancel, resume.
     Tasks {
@@ -234,9 +249,11 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0   done; `status`: healthy
   1   refused or failed (the message says why); `status`: degraded or starting;
-      `audit verify`: tampered (the first bad sequence number is printed)
+      `audit verify`: tampered (the first bad sequence number is printed);
+      `doctor`: a check warns
   2   coworkd unreachable (not running, wrong --runtime-dir, no permission);
-      `audit verify`: unreadable; `guard check`: bad configuration
+      `audit verify`: unreadable; `guard check`: bad configuration;
+      `doctor`: a check fails
   64  usage error (unknown command or option, missing argument)
 `guard check` and `update pack` need no daemon; `guard check` exits 0 whatever
 the decision. Every command that prints data takes --json; times in JSON are
@@ -306,6 +323,7 @@ fn main() -> ExitCode {
     runtime.block_on(async {
         match args.command {
             Command::Status { json } => status(&client, json).await,
+            Command::Doctor { json, fix, yes } => doctor::doctor(&client, json, fix, yes).await,
             Command::Guard { .. } | Command::Channels { .. } => ExitCode::SUCCESS,
             Command::Secret { command } => secret(&client, command).await,
             Command::Audit { command } => audit(&client, command).await,

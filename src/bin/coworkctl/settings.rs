@@ -202,7 +202,11 @@ fn print_view(view: &SettingsView, wanted: &dyn Fn(&str) -> bool) {
     }
 }
 
-async fn change(client: &Ctl, changes: Vec<SettingChange>, if_version: Option<String>) -> ExitCode {
+pub async fn change(
+    client: &Ctl,
+    changes: Vec<SettingChange>,
+    if_version: Option<String>,
+) -> ExitCode {
     let keys: Vec<String> = changes.iter().map(|c| c.key.clone()).collect();
     let request = ControlRequest::Settings(SettingsRequest::Change {
         changes,

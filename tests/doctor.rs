@@ -137,6 +137,51 @@ fn the_checklist_follows_the_settings() {
     ok(&i.ctl(&["pair", "cancel", "--all"]));
     assert_eq!(status(&i, "pairing.outstanding"), "ok");
 
+    // A channel whose credential is missing: the checklist says it cannot
+    // start, and the gateway's state of it says why it waits.
+    ok(&i.ctl(&[
+        "settings",
+        "set",
+        "channels.tg.transport.kind",
+        "telegram-polling",
+        "channels.tg.transport.token_secret",
+        "tg_token",
+        "channels.tg.transport.api_base",
+        "http://127.0.0.1:9",
+    ]));
+    let report = common::wait_until(Duration::from_secs(20), "channel tg waiting", || {
+        let (report, _) = doctor(&i);
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["id"] == "channel.tg.running" && c["status"] == "warn")
+            .then_some(report)
+    });
+    let c = check(&report, "channel.tg.secrets");
+    assert_eq!(c["status"], "warn", "{c}");
+    assert!(c["message"].as_str().unwrap().contains("tg_token"), "{c}");
+    ok(&i.ctl(&["settings", "unset", "channels.tg"]));
+    assert!(
+        !serde_json::to_string(&doctor(&i).0)
+            .unwrap()
+            .contains("channel.tg.")
+    );
+
+    // State another user could change is a fail.
+    use std::os::unix::fs::PermissionsExt;
+    let state = i.dir.path().join("state");
+    let before = std::fs::metadata(&state).unwrap().permissions();
+    assert_eq!(status(&i, "files.permissions"), "ok");
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (report, code) = doctor(&i);
+    let c = check(&report, "files.permissions");
+    assert_eq!(c["status"], "fail", "{c}");
+    assert!(c["message"].as_str().unwrap().contains("777"), "{c}");
+    assert_eq!(code, 2);
+    std::fs::set_permissions(&state, before).unwrap();
+    assert_eq!(status(&i, "files.permissions"), "ok");
+
     // The plain text: one line per check, its status first, then a summary.
     let out = i.ctl(&["doctor"]);
     let text = String::from_utf8_lossy(&out.stdout);

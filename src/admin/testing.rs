@@ -741,6 +741,7 @@ impl AdminBackend for FakeBackend {
             last_seq: st.audit.len() as u64,
             first_bad_seq: st.audit_tampered_at,
             detail: String::new(),
+            newest_checkpoint: Some((st.audit.len() as u64, "2026-01-01T00:00:00Z".into())),
         };
         let snapshot = crate::doctor::Snapshot {
             now,
@@ -759,6 +760,8 @@ impl AdminBackend for FakeBackend {
                     updated_at: "2026-01-01T00:00:00Z".into(),
                 })
                 .collect()),
+            channels: Ok(Vec::new()),
+            files: vec![crate::doctor::FileMode::of(self.settings.path(), true)],
         };
         ready(Ok(crate::doctor::run(&snapshot)))
     }

@@ -309,13 +309,17 @@ fn entry(s: StoredEntry) -> AuditEntry {
 fn verdict(report: Result<VerifyReport, AuditError>) -> AuditVerdict {
     match report {
         Ok(VerifyReport::Intact {
-            entries, last_seq, ..
+            entries,
+            last_seq,
+            newest_checkpoint,
+            ..
         }) => AuditVerdict {
             intact: true,
             entries,
             last_seq,
             first_bad_seq: None,
             detail: "intact".to_string(),
+            newest_checkpoint,
         },
         Ok(r @ VerifyReport::Tampered { first_bad_seq, .. }) => AuditVerdict {
             intact: false,
@@ -323,6 +327,7 @@ fn verdict(report: Result<VerifyReport, AuditError>) -> AuditVerdict {
             last_seq: 0,
             first_bad_seq: Some(first_bad_seq),
             detail: r.to_string(),
+            newest_checkpoint: None,
         },
         Err(e) => AuditVerdict {
             intact: false,
@@ -330,6 +335,7 @@ fn verdict(report: Result<VerifyReport, AuditError>) -> AuditVerdict {
             last_seq: 0,
             first_bad_seq: None,
             detail: format!("unreadable: {e}"),
+            newest_checkpoint: None,
         },
     }
 }

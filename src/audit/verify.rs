@@ -136,6 +136,8 @@ pub enum VerifyReport {
         macs_checked: bool,
         /// The anchor's seq, if an anchor was given (may trail `last_seq`).
         anchor_seq: Option<u64>,
+        /// The newest valid checkpoint: its seq and time (RFC 3339).
+        newest_checkpoint: Option<(u64, String)>,
     },
     /// Something was changed; `first_bad_seq` is the lowest seq known bad.
     Tampered {
@@ -173,6 +175,7 @@ impl fmt::Display for VerifyReport {
                 checkpoints,
                 macs_checked,
                 anchor_seq,
+                newest_checkpoint: _,
             } => {
                 write!(
                     f,
@@ -314,6 +317,7 @@ struct Ckpt {
     id: i64,
     seq: u64,
     head: [u8; 32],
+    time: String,
     reason: String,
 }
 
@@ -437,6 +441,7 @@ fn verify_conn(
                 id,
                 seq,
                 head,
+                time,
                 reason,
             });
         }
@@ -667,6 +672,10 @@ fn verify_conn(
         checkpoints: checked,
         macs_checked: key.is_some(),
         anchor_seq: anchor.map(|a| a.seq),
+        newest_checkpoint: ckpts
+            .iter()
+            .max_by_key(|c| c.seq)
+            .map(|c| (c.seq, c.time.clone())),
     })
 }
 

@@ -22,8 +22,10 @@ pub(super) fn all(s: &Snapshot) -> Vec<Check> {
         }
         out.extend(allowlist_ids(name, ch));
         out.extend(channel_secrets(s, name, ch));
+        out.extend(channel_running(s, name));
     }
     out.extend(webhook_listener(s));
+    out.push(file_modes(s));
     out.push(guard_trusted(s));
     out.push(limits(s));
     out.push(sandbox(s));
@@ -318,6 +320,42 @@ fn channel_secrets(s: &Snapshot, name: &str, ch: &ChannelSettings) -> Option<Che
     })
 }
 
+/// A channel whose transport did not start says why (a refused token, a
+/// LAN bridge's socket with loose permissions, a server that is down).
+fn channel_running(s: &Snapshot, name: &str) -> Option<Check> {
+    let id = format!("channel.{name}.running");
+    let states = match &s.channels {
+        Ok(states) => states,
+        Err(e) => {
+            return Some(
+                check(
+                    id,
+                    CheckStatus::Warn,
+                    format!("channel {name}: its state could not be read: {e}"),
+                )
+                .fix("coworkctl status", "/settings"),
+            );
+        }
+    };
+    let state = states.iter().find(|c| c.name == name)?;
+    Some(match (state.state.as_str(), &state.error) {
+        ("waiting", why) => check(
+            id,
+            CheckStatus::Warn,
+            format!(
+                "channel {name} is not running: {}",
+                why.as_deref().unwrap_or("its transport did not start")
+            ),
+        )
+        .fix("see the channel on the settings page", "/settings"),
+        (_, Some(problem)) => check(id, CheckStatus::Warn, format!("channel {name}: {problem}"))
+            .fix("see the channel on the settings page", "/settings"),
+        (state, None) => {
+            check(id, CheckStatus::Ok, format!("channel {name}: {state}")).fix("", "/settings")
+        }
+    })
+}
+
 fn webhook_listener(s: &Snapshot) -> Option<Check> {
     let webhooks: Vec<&str> = s
         .config
@@ -361,6 +399,54 @@ fn webhook_listener(s: &Snapshot) -> Option<Check> {
         "coworkctl settings set webhook.listen 127.0.0.1:PORT",
         "/settings",
     ))
+}
+
+/// No other user may change the appliance's state; none may read its secrets.
+fn file_modes(s: &Snapshot) -> Check {
+    let mut writable = Vec::new();
+    let mut readable = Vec::new();
+    for f in &s.files {
+        let Some(mode) = f.mode else { continue };
+        if mode & 0o022 != 0 {
+            writable.push(format!("{} ({mode:o})", f.path));
+        } else if f.secret && mode & 0o007 != 0 {
+            readable.push(format!("{} ({mode:o})", f.path));
+        }
+    }
+    if !writable.is_empty() {
+        check(
+            "files.permissions",
+            CheckStatus::Fail,
+            format!(
+                "other users can change the appliance's state: {} is group- or world-writable",
+                writable.join(", ")
+            ),
+        )
+        .fix(
+            "chmod go-w on each (the units' StateDirectoryMode sets them at boot)",
+            "/",
+        )
+    } else if !readable.is_empty() {
+        check(
+            "files.permissions",
+            CheckStatus::Warn,
+            format!(
+                "other users can see into what holds the keys: {}",
+                readable.join(", ")
+            ),
+        )
+        .fix("chmod o-rwx on each", "/")
+    } else {
+        check(
+            "files.permissions",
+            CheckStatus::Ok,
+            format!(
+                "{} state directories and files: none writable by others, the keys' closed to them",
+                s.files.iter().filter(|f| f.mode.is_some()).count()
+            ),
+        )
+        .fix("", "/")
+    }
 }
 
 /// Programs that run whatever their arguments say: a trusted rule starting
@@ -586,16 +672,40 @@ fn keystore(s: &Snapshot) -> Check {
 }
 
 fn audit(s: &Snapshot) -> Check {
+    // Checkpoints come every `checkpoint_every_entries` entries (and after a
+    // quiet interval, and at shutdown): twice that many unwitnessed entries
+    // means the audit component stopped writing them.
+    let every = s.config.audit.checkpoint_every_entries.max(1);
     match &s.audit {
-        Ok(v) if v.intact => check(
-            "audit.verify",
-            CheckStatus::Ok,
-            format!(
-                "the audit trail verifies: {} entries, up to #{}",
-                v.entries, v.last_seq
-            ),
-        )
-        .fix("", "/audit"),
+        Ok(v) if v.intact => {
+            let since = v
+                .last_seq
+                .saturating_sub(v.newest_checkpoint.as_ref().map_or(0, |c| c.0));
+            if since > every.saturating_mul(2) {
+                let newest = match &v.newest_checkpoint {
+                    Some((seq, time)) => format!("the newest is at #{seq} ({time})"),
+                    None => "there is none".to_string(),
+                };
+                check(
+                    "audit.verify",
+                    CheckStatus::Warn,
+                    format!(
+                        "the audit trail verifies, but {since} entries have no checkpoint ({newest}; one is due every {every}): a cut tail could go unnoticed"
+                    ),
+                )
+                .fix("coworkctl status (is the audit component up?); restarting coworkd writes one", "/audit")
+            } else {
+                check(
+                    "audit.verify",
+                    CheckStatus::Ok,
+                    format!(
+                        "the audit trail verifies: {} entries, up to #{}, the newest checkpoint {} entries back",
+                        v.entries, v.last_seq, since
+                    ),
+                )
+                .fix("", "/audit")
+            }
+        }
         Ok(v) => check(
             "audit.verify",
             CheckStatus::Fail,
@@ -774,10 +884,10 @@ fn credentials(s: &Snapshot) -> Check {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Report, run};
+    use super::super::{FileMode, Report, run};
     use super::*;
     use crate::config::Config;
-    use crate::ipc::{AuditVerdict, PairingListing, SecretListing, UserListing};
+    use crate::ipc::{AuditVerdict, ChannelState, PairingListing, SecretListing, UserListing};
 
     const NOW: i64 = 1_800_000_000;
 
@@ -797,10 +907,35 @@ mod tests {
                 last_seq: 10,
                 first_bad_seq: None,
                 detail: String::new(),
+                newest_checkpoint: Some((8, "2027-01-15T00:00:00Z".into())),
             }),
             users: Ok(vec![user("local", "1000", NOW - DAY)]),
             pairing: Ok(Vec::new()),
             secrets: Ok(vec![secret("llm_key", "2030-01-01T00:00:00Z")]),
+            files: vec![
+                FileMode {
+                    path: "/var/lib/cowork".into(),
+                    mode: Some(0o755),
+                    secret: false,
+                },
+                FileMode {
+                    path: "/var/lib/cowork/supervisor".into(),
+                    mode: Some(0o700),
+                    secret: true,
+                },
+                FileMode {
+                    path: "/var/lib/cowork/gone".into(),
+                    mode: None,
+                    secret: true,
+                },
+            ],
+            channels: Ok(vec![ChannelState {
+                name: "local".into(),
+                enabled: true,
+                state: "none".into(),
+                error: None,
+                last_message_at: None,
+            }]),
         }
     }
 
@@ -975,10 +1110,68 @@ mod tests {
                         last_seq: 10,
                         first_bad_seq: Some(4),
                         detail: "hash mismatch".into(),
+                        newest_checkpoint: None,
                     })
                 },
                 "audit.verify",
                 CheckStatus::Fail,
+            ),
+            (
+                "checkpoints stopped",
+                |s| {
+                    if let Ok(v) = &mut s.audit {
+                        v.last_seq = 5_000;
+                        v.newest_checkpoint = Some((100, "2027-01-01T00:00:00Z".into()));
+                    }
+                },
+                "audit.verify",
+                CheckStatus::Warn,
+            ),
+            (
+                "no checkpoint at all",
+                |s| {
+                    if let Ok(v) = &mut s.audit {
+                        v.last_seq = 2_500;
+                        v.newest_checkpoint = None;
+                    }
+                },
+                "audit.verify",
+                CheckStatus::Warn,
+            ),
+            (
+                "a channel waiting",
+                |s| {
+                    if let Ok(c) = &mut s.channels {
+                        c[0].state = "waiting".into();
+                        c[0].error = Some("retrying in 8 s: 401 bad token".into());
+                    }
+                },
+                "channel.local.running",
+                CheckStatus::Warn,
+            ),
+            (
+                "channel states unreadable",
+                |s| s.channels = Err("gateway down".into()),
+                "channel.local.running",
+                CheckStatus::Warn,
+            ),
+            (
+                "a world-writable state directory",
+                |s| s.files[0].mode = Some(0o777),
+                "files.permissions",
+                CheckStatus::Fail,
+            ),
+            (
+                "a group-writable state directory",
+                |s| s.files[0].mode = Some(0o775),
+                "files.permissions",
+                CheckStatus::Fail,
+            ),
+            (
+                "a world-listable keystore",
+                |s| s.files[1].mode = Some(0o701),
+                "files.permissions",
+                CheckStatus::Warn,
             ),
             (
                 "an unreadable trail",

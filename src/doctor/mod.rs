@@ -11,7 +11,7 @@ mod checks;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::ipc::{AuditVerdict, PairingListing, SecretListing, UserListing};
+use crate::ipc::{AuditVerdict, ChannelState, PairingListing, SecretListing, UserListing};
 
 /// `[doctor]`: the periods the checks hold the appliance to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,6 +71,36 @@ pub struct Snapshot {
     pub users: Result<Vec<UserListing>, String>,
     pub pairing: Result<Vec<PairingListing>, String>,
     pub secrets: Result<Vec<SecretListing>, String>,
+    /// Each channel as it runs now (the gateway's view: running, or waiting
+    /// and why).
+    pub channels: Result<Vec<ChannelState>, String>,
+    /// The appliance's own directories and files and their permission bits.
+    pub files: Vec<FileMode>,
+}
+
+/// One of the appliance's directories or files as found on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileMode {
+    pub path: String,
+    /// The permission bits (`0o750`); `None` when it could not be read.
+    pub mode: Option<u32>,
+    /// It holds secrets (the keystore, the vault): nobody but its owner and
+    /// group may even read or list it.
+    pub secret: bool,
+}
+
+impl FileMode {
+    /// Stats `path` (not following a last symlink).
+    pub fn of(path: &std::path::Path, secret: bool) -> FileMode {
+        use std::os::unix::fs::PermissionsExt;
+        FileMode {
+            path: path.display().to_string(),
+            mode: std::fs::symlink_metadata(path)
+                .ok()
+                .map(|m| m.permissions().mode() & 0o7777),
+            secret,
+        }
+    }
 }
 
 /// A check's verdict.

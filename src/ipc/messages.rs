@@ -295,6 +295,9 @@ pub struct AuditVerdict {
     pub last_seq: u64,
     pub first_bad_seq: Option<u64>,
     pub detail: String,
+    /// The newest checkpoint (its seq and RFC 3339 time), when intact.
+    #[serde(default)]
+    pub newest_checkpoint: Option<(u64, String)>,
 }
 
 // ---------------------------------------------------------------------------

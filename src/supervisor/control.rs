@@ -177,6 +177,15 @@ impl Control {
             ControlResponse::Access(AccessResponse::PairingCodes(c)) => Ok(c),
             other => Err(failed(other)),
         };
+        let channels = match self.shared.clients[&Component::Gateway]
+            .call(ComponentRequest::Gateway(GatewayRequest::ChannelStates))
+            .await
+        {
+            Ok(ComponentResponse::Gateway(GatewayResponse::ChannelStates(c))) => Ok(c),
+            Ok(ComponentResponse::Error(e)) => Err(e.message),
+            Ok(other) => Err(format!("unexpected answer: {other:?}")),
+            Err(e) => Err(format!("the gateway is unreachable: {e}")),
+        };
         let secrets = match self.gateway(GatewayRequest::SecretList).await {
             ControlResponse::Secrets(l) => Ok(l),
             other => Err(failed(other)),
@@ -190,8 +199,33 @@ impl Control {
             users,
             pairing,
             secrets,
+            channels,
+            files: self.state_files(),
         };
         crate::doctor::run(&snapshot)
+    }
+
+    /// The state directories, the owner's settings and the runtime directory,
+    /// with which of them hold secrets.
+    fn state_files(&self) -> Vec<crate::doctor::FileMode> {
+        use crate::doctor::FileMode;
+        let p = &self.shared.paths;
+        let mut files = vec![
+            FileMode::of(&p.state_dir, false),
+            FileMode::of(&p.supervisor_state_dir(), true),
+            FileMode::of(&p.owner_settings(), false),
+            FileMode::of(&p.runtime_dir, false),
+        ];
+        if let Some(dir) = p.owner_settings().parent() {
+            files.push(FileMode::of(dir, false));
+        }
+        for c in Component::START_ORDER {
+            let dir = p.component_state_dir(c);
+            if dir.exists() {
+                files.push(FileMode::of(&dir, c == Component::Gateway));
+            }
+        }
+        files
     }
 }
 

@@ -127,6 +127,16 @@ pass "sandbox self-test ran under the unit's restrictions"
 [ "$(stat -c %U /var/lib/cowork/audit)" = cowork-audit ] || fail "audit state dir owner"
 pass "per-component state directories owned by their users"
 
+# The checklist under the real units: the state the units lay out passes the
+# permission check, the production profile passes, and nothing fails.
+doctor_json=$(coworkctl doctor --json); doctor_rc=$?
+[ "$doctor_rc" != 2 ] || fail "coworkctl doctor reports a fail: $(coworkctl doctor)"
+for id in files.permissions profile audit.verify channel.local.access; do
+    [ "$(jq -r ".checks[] | select(.id==\"$id\") | .status" <<<"$doctor_json")" = ok ] \
+        || fail "doctor check $id: $(jq -c ".checks[] | select(.id==\"$id\")" <<<"$doctor_json")"
+done
+pass "coworkctl doctor under the units: no fail ($(jq -r '[.checks[] | select(.status!="ok") | .id] | join(", ")' <<<"$doctor_json") to look at)"
+
 journal_count() { journalctl -o json --no-pager _SYSTEMD_UNIT=coworkd.service | jq -c "select($1)" | grep -c . ; }
 n=$(journal_count '.COMPONENT=="audit" and .SYSLOG_IDENTIFIER=="coworkd"')
 echo "journal entries with COMPONENT=audit: $n"

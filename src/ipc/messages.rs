@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::roles::{Component, Role};
 
 /// Checked in every [`Hello`]; a mismatch refuses the connection.
-pub const PROTOCOL_VERSION: u32 = 17;
+pub const PROTOCOL_VERSION: u32 = 18;
 
 /// The first frame on every connection, from the connecting side.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -639,6 +639,14 @@ pub enum AccessRequest {
         channel: Option<String>,
         sender: Option<String>,
     },
+    /// The owner confirms `sender`'s safety number on `channel` (Signal):
+    /// the channel marks it verified with the platform and resumes the
+    /// sender it paused when the number changed.
+    IdentityConfirm {
+        channel: String,
+        sender: String,
+        safety_number: String,
+    },
 }
 
 impl AccessRequest {
@@ -654,6 +662,7 @@ impl AccessRequest {
             AccessRequest::UserForget { .. } => "gateway.user-forget",
             AccessRequest::LockoutsList => "gateway.lockouts-list",
             AccessRequest::LockoutsClear { .. } => "gateway.lockouts-clear",
+            AccessRequest::IdentityConfirm { .. } => "gateway.identity-confirm",
         }
     }
 }

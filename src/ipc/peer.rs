@@ -114,6 +114,13 @@ pub static PEER_TABLE: &[PeerRule] = &[
         "gateway.user-forget",
         &[Role::Supervisor, Role::Admin],
     ),
+    // A safety number confirmed: the owner, from coworkctl (through the
+    // supervisor) or the admin page, never a channel.
+    rule(
+        Role::Gateway,
+        "gateway.identity-confirm",
+        &[Role::Supervisor, Role::Admin],
+    ),
     // Channels' live state: the admin page's settings.
     rule(
         Role::Gateway,

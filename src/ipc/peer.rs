@@ -335,6 +335,16 @@ mod tests {
         }
     }
 
+    #[test]
+    fn only_the_owner_confirms_a_safety_number() {
+        for owner in [Role::Supervisor, Role::Admin] {
+            assert!(may_send(Role::Gateway, "gateway.identity-confirm", owner));
+        }
+        for other in [Role::Gateway, Role::Sandbox, Role::Audit, Role::Ctl] {
+            assert!(!may_send(Role::Gateway, "gateway.identity-confirm", other));
+        }
+    }
+
     fn cred(uid: u32, gid: u32, groups: &[u32]) -> PeerCred {
         PeerCred {
             pid: None,

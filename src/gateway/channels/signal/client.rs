@@ -183,6 +183,14 @@ impl SignalSender {
 impl Outbound for SignalSender {
     fn send<'a>(&'a self, chat: &'a str, text: &'a str) -> BoxFuture<'a, Result<(), GatewayError>> {
         Box::pin(async move {
+            // A task started before the pause does not reach a key the
+            // owner has not confirmed either.
+            if self.identities.is_paused(chat) {
+                return Err(api_err(
+                    "send message",
+                    "the recipient is paused until the owner confirms their safety number",
+                ));
+            }
             for params in SignalSender::messages(chat, text)? {
                 self.call("send message", "send", params).await?;
             }
@@ -217,5 +225,19 @@ mod tests {
             assert!(p["message"].as_str().unwrap().len() <= SIGNAL_MAX_BYTES);
         }
         assert!(SignalSender::messages("+15550001111", "x").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_paused_recipient_gets_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let ids = Arc::new(Identities::default());
+        let clock: Arc<dyn crate::gateway::Clock> = Arc::new(crate::gateway::TestClock::new(1));
+        let (s, mut rx) = SignalSender::new("sig", "+15550001111", store, Arc::clone(&ids), clock);
+        let aci = "7ccae375-cd51-4c82-8b1e-7be3280aa485";
+        ids.pause(aci, "1");
+        let e = s.send(aci, "late answer").await.unwrap_err();
+        assert!(e.to_string().contains("paused"), "{e}");
+        assert!(rx.try_recv().is_err(), "a call was queued");
     }
 }

@@ -4,10 +4,11 @@
 //! the first contact), or a safety number other than the one kept for the
 //! sender ([`crate::gateway::identities`]: first seen, or confirmed by the
 //! owner), pauses the sender. A paused sender's messages are not run and get
-//! no answer; the owner sees the change (the audited
-//! `gateway.safety_number_changed` with the sender and the new number, and
-//! the channel's problem on the settings page) until `coworkctl channels
-//! trust CHANNEL ACI NUMBER` confirms the number
+//! no answer (nor does a task of theirs started before the pause); the
+//! owner sees the change (the audited `gateway.safety_number_changed` with
+//! the sender and the new number, and the channel's problem on the settings
+//! page) until `coworkctl channels trust CHANNEL ACI NUMBER` confirms the
+//! number
 //! ([`super::client::SignalSender::confirm`]), which resumes the sender.
 
 use std::collections::BTreeMap;

@@ -10,6 +10,7 @@ use crate::admin::{handlers, http::Form, owner, settings_page, validate};
 use crate::gateway::GatewayError;
 use crate::gateway::channels::discord::gateway as discord_gateway;
 use crate::gateway::channels::mattermost;
+use crate::gateway::channels::signal;
 use crate::gateway::channels::slack::socket as slack_socket;
 use crate::gateway::channels::slack::{Slack, SlackEvent};
 use crate::gateway::channels::twitch;
@@ -59,6 +60,25 @@ pub fn twitch_line(
     own_id: Option<&str>,
 ) -> Result<Option<twitch::TwitchEvent>, GatewayError> {
     twitch::decode_line(text, rules, own_id)
+}
+
+/// One line from signal-cli's JSON-RPC socket as a session reads it (a
+/// `receive` notification through [`signal::Signal::envelope`] with the
+/// rules of `rules`, an answer, another notification), acting on nothing;
+/// asserts the ids a message promises.
+pub fn signal_line(
+    text: &str,
+    rules: &signal::Signal,
+) -> Result<Option<signal::SignalEvent>, GatewayError> {
+    let event = signal::decode_line(text, rules)?;
+    if let Some(signal::SignalEvent::Message { inbound, .. }) = &event {
+        assert!(signal::is_aci(inbound.sender()), "sender not an ACI");
+        assert!(
+            signal::is_signal_id(inbound.chat()),
+            "chat not an ACI or group id"
+        );
+    }
+    Ok(event)
 }
 
 /// The sections a settings form may be posted to, as the fuzz target tries them.

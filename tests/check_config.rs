@@ -98,6 +98,7 @@ fn channel_kinds_from_the_registry_are_what_check_config_accepts() {
             "mattermost",
             "twitch",
             "bluebubbles",
+            "signal",
             "local"
         ]
     );
@@ -127,6 +128,8 @@ fn channel_kinds_from_the_registry_are_what_check_config_accepts() {
                 "smtp_url" => "\"smtp+starttls://127.0.0.1:9\"".to_string(),
                 "server" => "\"ircs://127.0.0.1:9\"".to_string(),
                 "channels" => "[\"#owner\"]".to_string(),
+                "socket_path" => "\"/run/signal-cli/socket\"".to_string(),
+                "account" => "\"+15550001111\"".to_string(),
                 "ca_file" => "\"/etc/ssl/certs/ca-certificates.crt\"".to_string(),
                 "team_allowlist" | "channel_allowlist" => {
                     "[\"8xk3w5yq1bfzmc9ejr7unhd4oa\"]".to_string()
@@ -149,7 +152,7 @@ fn channel_kinds_from_the_registry_are_what_check_config_accepts() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 17);
+    assert_eq!(checked, 18);
     let (code, err) = check("[channels.c1.transport]\nkind = \"carrier-pigeon\"\n");
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("carrier-pigeon"), "{err}");
@@ -229,6 +232,43 @@ fn twitch_takes_user_ids_and_tls_servers_only() {
     let (code, err) = check(&bad_channel);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("is not a Twitch channel name"), "{err}");
+}
+
+/// A Signal channel grants access by ACI only (never the phone number,
+/// which can change hands); groups by their base64 id. The account is a
+/// number in E.164 and the socket an absolute path.
+#[test]
+fn signal_takes_acis_and_group_ids_only() {
+    let config = |list: &str, account: &str, socket: &str| {
+        format!(
+            "profile = \"production\"\n[channels.sig]\nallowlist = [{list}]\n\
+             group_allowlist = [\"Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmE=\"]\n\
+             [channels.sig.transport]\nkind = \"signal\"\naccount = \"{account}\"\n\
+             socket_path = \"{socket}\"\n"
+        )
+    };
+    let (aci, bot, sock) = (
+        "\"7ccae375-cd51-4c82-8b1e-7be3280aa485\"",
+        "+15550001111",
+        "/run/signal-cli/socket",
+    );
+    let (code, err) = check(&config(aci, bot, sock));
+    assert_eq!(code, 0, "{err}");
+    for list in [
+        "\"+15550002222\"",
+        "\"7CCAE375-CD51-4C82-8B1E-7BE3280AA485\"",
+        "\"alice\"",
+    ] {
+        let (code, err) = check(&config(list, bot, sock));
+        assert_eq!(code, 1, "{list}: {err}");
+        assert!(err.contains("is not a Signal ACI"), "{err}");
+    }
+    let (code, err) = check(&config(aci, "15550001111", sock));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("E.164"), "{err}");
+    let (code, err) = check(&config(aci, bot, "run/socket"));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("not an absolute path"), "{err}");
 }
 
 /// A Teams channel grants access by Microsoft Entra object id only (never a

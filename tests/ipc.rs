@@ -3,7 +3,9 @@
 //! request the peer table forbids are each refused with an error, while the server
 //! keeps serving other clients. Also: request ids multiplex, clients reconnect;
 //! `audit.known-secrets` (the vault's values) with malformed values, over the
-//! frame cap, or from a sender other than the gateway is refused.
+//! frame cap, or from a sender other than the gateway is refused;
+//! `gateway.identity-confirm` from other than the supervisor or the admin
+//! page, or of the wrong shape, is refused.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream as StdStream;
@@ -45,7 +47,14 @@ fn me() -> u32 {
 
 /// Starts a server on its own runtime thread; returns the socket path.
 fn server(dir: &Path, auth: PeerAuth) -> (PathBuf, watch::Sender<bool>) {
-    let path = dir.join("audit.sock");
+    serve_on(dir.join("audit.sock"), auth, Echo)
+}
+
+/// Serves `service` at `path` on its own runtime thread.
+fn serve_on<S>(path: PathBuf, auth: PeerAuth, service: S) -> (PathBuf, watch::Sender<bool>)
+where
+    S: Service<Request = ComponentRequest, Response = ComponentResponse>,
+{
     let (stop_tx, stop_rx) = watch::channel(false);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let p = path.clone();
@@ -57,7 +66,7 @@ fn server(dir: &Path, auth: PeerAuth) -> (PathBuf, watch::Sender<bool>) {
         rt.block_on(async move {
             let listener = ipc::bind_socket(&p, 0o600).expect("bind");
             ready_tx.send(()).expect("ready");
-            ipc::serve(listener, Arc::new(auth), Arc::new(Echo), stop_rx).await;
+            ipc::serve(listener, Arc::new(auth), Arc::new(service), stop_rx).await;
         });
     });
     ready_rx.recv().expect("server up");
@@ -338,4 +347,153 @@ fn client_multiplexes_and_reconnects_after_restart() {
         }
         assert!(answered, "client did not reconnect");
     });
+}
+
+/// A gateway that answers every owner request it is let through.
+struct GatewayEcho;
+
+impl Service for GatewayEcho {
+    type Request = ComponentRequest;
+    type Response = ComponentResponse;
+    fn role(&self) -> Role {
+        Role::Gateway
+    }
+    async fn handle(&self, _peer: Peer, req: ComponentRequest) -> ComponentResponse {
+        match req {
+            ComponentRequest::Gateway(ipc::GatewayRequest::Access {
+                request: ipc::AccessRequest::IdentityConfirm { .. },
+                ..
+            }) => ComponentResponse::Gateway(ipc::GatewayResponse::Access(
+                ipc::AccessResponse::Changed(1),
+            )),
+            _ => ComponentResponse::Error(ipc::WireError::new(ErrorCode::BadRequest, "unexpected")),
+        }
+    }
+}
+
+/// `gateway.identity-confirm` (`coworkctl channels trust`): served from the
+/// supervisor (for coworkctl) and the admin page only; a confirmation of
+/// the wrong shape (a number as an integer, a field missing, a variant that
+/// does not exist, trailing bytes) is malformed.
+#[test]
+fn identity_confirmations_come_from_the_owner_only_and_hostile_ones_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (path, _stop) = serve_on(
+        dir.path().join("gateway.sock"),
+        PeerAuth::SharedUid(me()),
+        GatewayEcho,
+    );
+
+    let confirm = |id: u64| {
+        ipc::encode(&Frame {
+            id,
+            body: ComponentRequest::Gateway(ipc::GatewayRequest::Access {
+                actor: "ctl:0".into(),
+                request: ipc::AccessRequest::IdentityConfirm {
+                    channel: "signal".into(),
+                    sender: "7ccae375-cd51-4c82-8b1e-7be3280aa485".into(),
+                    safety_number: "1".repeat(60),
+                },
+            }),
+        })
+        .expect("enc")
+    };
+    for role in [Role::Supervisor, Role::Admin] {
+        let (mut owner, _) = connect(&path, role, PROTOCOL_VERSION);
+        assert_eq!(
+            error_code(&answer_to(&mut owner, &confirm(1))),
+            None,
+            "{role:?}"
+        );
+    }
+    for role in [Role::Gateway, Role::Sandbox, Role::Audit, Role::Ctl] {
+        let (mut other, _) = connect(&path, role, PROTOCOL_VERSION);
+        assert_eq!(
+            error_code(&answer_to(&mut other, &confirm(2))),
+            Some(ErrorCode::Forbidden),
+            "{role:?}"
+        );
+    }
+
+    #[derive(serde::Serialize)]
+    enum Evil {
+        Gateway(EvilGateway),
+    }
+    #[derive(serde::Serialize)]
+    enum EvilGateway {
+        Access { actor: String, request: EvilAccess },
+    }
+    #[derive(serde::Serialize)]
+    #[allow(dead_code)]
+    enum EvilAccess {
+        IdentityConfirm {
+            channel: String,
+            sender: String,
+            safety_number: u64,
+        },
+        /// The real variant's name with a field missing.
+        #[serde(rename = "IdentityConfirm")]
+        Short {
+            channel: String,
+        },
+        ConfirmEveryIdentity,
+    }
+    let evil = |id: u64, request: EvilAccess| {
+        ipc::encode(&Frame {
+            id,
+            body: Evil::Gateway(EvilGateway::Access {
+                actor: "ctl:0".into(),
+                request,
+            }),
+        })
+        .expect("enc")
+    };
+    let (mut owner, _) = connect(&path, Role::Supervisor, PROTOCOL_VERSION);
+    let number_as_integer = evil(
+        3,
+        EvilAccess::IdentityConfirm {
+            channel: "signal".into(),
+            sender: "x".into(),
+            safety_number: 123,
+        },
+    );
+    let missing = evil(
+        4,
+        EvilAccess::Short {
+            channel: "signal".into(),
+        },
+    );
+    for (what, body) in [
+        ("a number as an integer", number_as_integer),
+        ("a field missing", missing),
+        (
+            "an unknown variant",
+            evil(5, EvilAccess::ConfirmEveryIdentity),
+        ),
+    ] {
+        assert_eq!(
+            error_code(&answer_to(&mut owner, &body)),
+            Some(ErrorCode::Malformed),
+            "{what}"
+        );
+    }
+    let mut trailing = confirm(6);
+    trailing.extend_from_slice(b"\x00\x00");
+    assert_eq!(
+        error_code(&answer_to(&mut owner, &trailing)),
+        Some(ErrorCode::Malformed)
+    );
+    // A huge sender fits no frame.
+    let huge = ipc::encode(&Frame {
+        id: 7,
+        body: ComponentRequest::Gateway(ipc::GatewayRequest::Access {
+            actor: "ctl:0".into(),
+            request: ipc::AccessRequest::IdentityConfirm {
+                channel: "signal".into(),
+                sender: "x".repeat(ipc::MAX_FRAME_BYTES),
+                safety_number: String::new(),
+            },
+        }),
+    });
+    assert!(huge.is_err());
 }

@@ -17,6 +17,7 @@ use cowork::audit::{
     AuditPaths, AuditReader, AuditSettings, AuditWriter, CheckpointKey, Filter, Redactor,
     VerifyReport,
 };
+use cowork::gateway::identities::Standing;
 use cowork::gateway::state_db::{self, STATE_DB};
 use cowork::gateway::store::Store;
 use cowork::gateway::tasks::store::{ApprovalStore, TaskStore};
@@ -35,6 +36,9 @@ const STATE_V0: &str = "state-v0.db";
 /// `state.db` as an image of schema 1 wrote it: version and oldest reader 1,
 /// a secret, a user, and three tasks and approvals (the tables step 2 indexes).
 const STATE_V1: &str = "state-v1.db";
+/// `state.db` as an image of schema 2 wrote it: version 2, oldest reader 1,
+/// a user and a task (the tables step 3 does not touch).
+const STATE_V2: &str = "state-v2.db";
 /// `audit.db` (with its anchor) as written at schema 1.
 const AUDIT_V1: &str = "audit-v1";
 const VAULT_KEY: [u8; 32] = [5; 32];
@@ -195,7 +199,8 @@ fn state_db_of_schema_1_migrates_to_2_and_every_row_reads() {
     }
 
     let (conn, m) = state_db::open(&path).unwrap();
-    assert_eq!((m.from, m.to), (1, 2));
+    // Through step 3 too (the kept safety numbers: a new, empty table).
+    assert_eq!((m.from, m.to), (1, 3));
     assert_eq!(
         m.copy.as_deref(),
         Some(dir.path().join("state.db.pre-v1").as_path())
@@ -241,8 +246,40 @@ fn state_db_of_schema_1_migrates_to_2_and_every_row_reads() {
         vault().get(&conn, "telegram_token").unwrap().as_slice(),
         b"fixture-token"
     );
-    let users = Store::open_path(&path).unwrap().list_users(None).unwrap();
-    assert_eq!(users.len(), 1);
+    let store = Store::open_path(&path).unwrap();
+    assert_eq!(store.list_users(None).unwrap().len(), 1);
+    assert_eq!(store.identity("signal", "someone").unwrap(), None);
+}
+
+/// Step 3 (the kept safety numbers) on a file an image of schema 2 wrote:
+/// every row kept, the new table empty and usable, and the file still
+/// readable by an image of schema 1 (the step is additive).
+#[test]
+fn state_db_of_schema_2_migrates_to_3_and_every_row_reads() {
+    let (_dir, path) = fixture_copy(STATE_V2);
+    let original = fixture_read_only(STATE_V2);
+    assert_eq!(STATE_DB.version(&original, &path).unwrap(), 2);
+    let before = all_rows(&original, &original);
+    let (conn, m) = state_db::open(&path).unwrap();
+    assert_eq!((m.from, m.to), (2, 3));
+    assert_eq!(
+        all_rows(&conn, &original),
+        before,
+        "every row survives step 3"
+    );
+    assert_eq!(STATE_DB.found(&conn, &path).unwrap().oldest_reader, 1);
+    drop(conn);
+    let store = Store::open_path(&path).unwrap();
+    let aci = "7ccae375-cd51-4c82-8b1e-7be3280aa485";
+    assert_eq!(store.list_users(None).unwrap().len(), 1);
+    assert_eq!(store.identity("signal", aci).unwrap(), None);
+    store
+        .keep_identity("signal", aci, &"1".repeat(60), Standing::Confirmed, 2000)
+        .unwrap();
+    assert_eq!(
+        store.identity("signal", aci).unwrap().unwrap().standing,
+        Standing::Confirmed
+    );
 }
 
 #[test]
@@ -574,6 +611,24 @@ fn make_fixtures() {
          INSERT INTO agent_approvals VALUES ('appr-3', 'task-3', 'wc -l x', '/work', 'pending', NULL, 1006, 100000);
          INSERT INTO gateway_task_origins VALUES ('task-1', 'telegram', 'chat-1', '42', 0, 'run_command');
          INSERT INTO gateway_usage_daily VALUES ('telegram:42', 20000, 1234, 0.05);",
+    )
+    .unwrap();
+    conn.execute_batch("VACUUM").unwrap();
+    conn.pragma_update(None, "journal_mode", "DELETE").unwrap();
+    drop(conn);
+
+    // Schema 2, as the runner of an image that knew two steps wrote it.
+    let state = out.join(STATE_V2);
+    let _ = std::fs::remove_file(&state);
+    let schema_2 = Schema {
+        steps: &STATE_DB.steps[..2],
+        ..STATE_DB
+    };
+    let mut conn = Connection::open(&state).unwrap();
+    schema_2.migrate(&mut conn, &state).unwrap();
+    conn.execute_batch(
+        "INSERT INTO gateway_users VALUES ('signal', '7ccae375-cd51-4c82-8b1e-7be3280aa485', 'allowlisted', 1000, 1100, NULL);
+         INSERT INTO agent_tasks VALUES ('task-1', 'signal:7ccae375-cd51-4c82-8b1e-7be3280aa485', 'hi', 'completed', 'done', 1003, 1004);",
     )
     .unwrap();
     conn.execute_batch("VACUUM").unwrap();

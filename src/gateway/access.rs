@@ -238,6 +238,12 @@ pub struct AccessControl {
 }
 
 impl AccessControl {
+    /// The store it reads standings from (a channel keeps its senders'
+    /// safety numbers there too).
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
     /// Validates `settings` against `profile` (so `open` in production, a
     /// wildcard or a bad TTL is refused here, at startup).
     pub fn new(

@@ -128,6 +128,11 @@ impl Dispatcher {
         &self.trail
     }
 
+    /// `state.db`'s gateway tables (a channel keeping safety numbers).
+    pub fn store(&self) -> &Arc<super::store::Store> {
+        self.access.store()
+    }
+
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
     }

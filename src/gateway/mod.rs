@@ -64,6 +64,7 @@ pub mod chunk;
 mod clock;
 pub mod dispatch;
 mod error;
+pub mod identities;
 mod inbound;
 pub mod outbound;
 pub mod pairing;

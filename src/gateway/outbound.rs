@@ -19,6 +19,23 @@ const LOCAL_INBOX_CAP: usize = 100;
 /// A channel's way of sending a message to a chat (chunked to its limit).
 pub trait Outbound: Send + Sync + std::fmt::Debug {
     fn send<'a>(&'a self, chat: &'a str, text: &'a str) -> BoxFuture<'a, Result<(), GatewayError>>;
+
+    /// The owner confirms `sender`'s safety number (`coworkctl channels
+    /// trust`): the channel marks it verified with its platform and resumes
+    /// the sender. Only a platform with safety numbers (Signal) has them.
+    fn confirm_identity<'a>(
+        &'a self,
+        _sender: &'a str,
+        _safety_number: &'a str,
+    ) -> BoxFuture<'a, Result<(), GatewayError>> {
+        Box::pin(async {
+            Err(GatewayError::ChannelApi {
+                channel: "gateway",
+                operation: "confirm identity",
+                reason: "this channel's platform has no safety numbers to confirm".into(),
+            })
+        })
+    }
 }
 
 /// The reply paths of every running channel.
@@ -66,6 +83,23 @@ impl Replies {
             tracing::warn!(%channel, error = %e, "a reply could not be sent");
             e.to_string()
         })
+    }
+
+    /// Hands the owner's confirmation of `sender`'s safety number to the
+    /// running `channel` ([`Outbound::confirm_identity`]).
+    pub async fn confirm_identity(
+        &self,
+        channel: &str,
+        sender: &str,
+        safety_number: &str,
+    ) -> Result<(), String> {
+        let out = lock(&self.channels).get(channel).cloned();
+        let Some(out) = out else {
+            return Err(format!("channel {channel} has no running transport"));
+        };
+        out.confirm_identity(sender, safety_number)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// Delivers in a spawned task, so the caller (a webhook answering within

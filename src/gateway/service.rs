@@ -613,6 +613,26 @@ impl GatewayService {
                     u64::try_from(n).unwrap_or(u64::MAX),
                 ))
             }
+            AccessRequest::IdentityConfirm {
+                channel,
+                sender,
+                safety_number,
+            } => {
+                self.known_channel(&channel)?;
+                self.replies
+                    .confirm_identity(&channel, &sender, &safety_number)
+                    .await
+                    .map_err(|reason| WireError::new(ErrorCode::BadRequest, reason))?;
+                self.trail
+                    .record(
+                        "identity.confirmed",
+                        actor,
+                        &format!("{channel}:{sender}"),
+                        serde_json::json!({"safety_number": safety_number}),
+                    )
+                    .await;
+                Ok(AccessResponse::Changed(1))
+            }
             AccessRequest::UserForget { channel, sender } => {
                 self.known_channel(&channel)?;
                 if !self

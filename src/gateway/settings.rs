@@ -260,6 +260,9 @@ pub enum TransportKind {
     Bluebubbles,
     /// The same server polled for new messages (no inbound port needed).
     BluebubblesPolling,
+    /// Signal through a local signal-cli daemon's JSON-RPC on a Unix socket
+    /// (no inbound port, never TCP).
+    Signal,
 }
 
 /// `[channels.NAME.transport]`: the platform side of a channel. Secrets are
@@ -344,6 +347,11 @@ pub struct TransportSettings {
     /// owner moderates. Required: an empty list starts nothing.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub channels: Vec<String>,
+    /// The Unix socket of a local `signal-cli daemon --socket` (owned by us
+    /// or root, neither it nor its directory writable by group or others).
+    pub socket_path: Option<PathBuf>,
+    /// The Signal account signal-cli serves: the bot's number in E.164.
+    pub account: Option<String>,
     /// Extra root certificates (PEM) to trust for this platform (local fakes).
     pub ca_file: Option<PathBuf>,
 }
@@ -381,6 +389,8 @@ impl TransportSettings {
             channel_allowlist,
             server,
             channels,
+            socket_path,
+            account,
             ca_file,
         } = self;
         let set = [
@@ -411,6 +421,8 @@ impl TransportSettings {
             ("channel_allowlist", !channel_allowlist.is_empty()),
             ("server", server.is_some()),
             ("channels", !channels.is_empty()),
+            ("socket_path", socket_path.is_some()),
+            ("account", account.is_some()),
             ("ca_file", ca_file.is_some()),
         ];
         set.into_iter()
@@ -620,6 +632,22 @@ impl ChannelSettings {
                 ));
             }
         }
+        if let Some(number) = &t.account
+            && !crate::gateway::channels::signal::is_e164(number)
+        {
+            return Err(err(
+                "transport.account",
+                format!("{number:?} is not a phone number in E.164 form (+ and 8 to 15 digits)"),
+            ));
+        }
+        if let Some(path) = &t.socket_path
+            && !path.is_absolute()
+        {
+            return Err(err(
+                "transport.socket_path",
+                format!("{} is not an absolute path", path.display()),
+            ));
+        }
         for (field, value) in [
             ("transport.username", &t.username),
             ("transport.address", &t.address),
@@ -776,6 +804,8 @@ mod tests {
             channel_allowlist: vec!["c".into()],
             server: Some("ircs://irc".into()),
             channels: vec!["owner".into()],
+            socket_path: Some("/s".into()),
+            account: Some("+15550001111".into()),
             ca_file: Some("/g".into()),
         };
         let table: toml::Table = toml::from_str(&toml::to_string(&all).unwrap()).unwrap();

@@ -5,8 +5,9 @@
 //! it); the tables belong to the modules that use them, each keeping its
 //! statements beside its code: the vault (`keystore::vault`), users and
 //! pairing (`gateway::store`), replay ids (`gateway::replay`), tasks and
-//! approvals (`gateway::tasks::store`), task origins (`gateway::tasks`) and daily
-//! usage (`gateway::tasks::budget`). [`STATE_DB`] lists them as numbered steps
+//! approvals (`gateway::tasks::store`), task origins (`gateway::tasks`), daily
+//! usage (`gateway::tasks::budget`) and kept safety numbers
+//! (`gateway::identities`). [`STATE_DB`] lists them as numbered steps
 //! (see [`crate::schema`]); the version is `PRAGMA user_version`.
 //!
 //! Every connection is opened with [`open`], which migrates (a no-op once the
@@ -56,6 +57,10 @@ const STEPS: &[Step] = &[
     },
     Step {
         sql: &[crate::gateway::tasks::store::LISTING_INDEXES],
+        change: Change::Additive,
+    },
+    Step {
+        sql: &[super::identities::SCHEMA],
         change: Change::Additive,
     },
 ];

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::roles::{Component, Role};
 
 /// Checked in every [`Hello`]; a mismatch refuses the connection.
-pub const PROTOCOL_VERSION: u32 = 18;
+pub const PROTOCOL_VERSION: u32 = 19;
 
 /// The first frame on every connection, from the connecting side.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -642,6 +642,14 @@ pub enum AccessRequest {
         channel: Option<String>,
         sender: Option<String>,
     },
+    /// The owner confirms `sender`'s safety number on `channel` (Signal):
+    /// the channel marks it verified with the platform and resumes the
+    /// sender it paused when the number changed.
+    IdentityConfirm {
+        channel: String,
+        sender: String,
+        safety_number: String,
+    },
 }
 
 impl AccessRequest {
@@ -657,6 +665,7 @@ impl AccessRequest {
             AccessRequest::UserForget { .. } => "gateway.user-forget",
             AccessRequest::LockoutsList => "gateway.lockouts-list",
             AccessRequest::LockoutsClear { .. } => "gateway.lockouts-clear",
+            AccessRequest::IdentityConfirm { .. } => "gateway.identity-confirm",
         }
     }
 }

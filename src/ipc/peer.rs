@@ -114,6 +114,13 @@ pub static PEER_TABLE: &[PeerRule] = &[
         "gateway.user-forget",
         &[Role::Supervisor, Role::Admin],
     ),
+    // A safety number confirmed: the owner, from coworkctl (through the
+    // supervisor) or the admin page, never a channel.
+    rule(
+        Role::Gateway,
+        "gateway.identity-confirm",
+        &[Role::Supervisor, Role::Admin],
+    ),
     // Channels' live state: the admin page's settings.
     rule(
         Role::Gateway,
@@ -327,6 +334,16 @@ mod tests {
             "audit-tail",
         ] {
             assert!(!may_send(Role::Supervisor, other, Role::Admin), "{other}");
+        }
+    }
+
+    #[test]
+    fn only_the_owner_confirms_a_safety_number() {
+        for owner in [Role::Supervisor, Role::Admin] {
+            assert!(may_send(Role::Gateway, "gateway.identity-confirm", owner));
+        }
+        for other in [Role::Gateway, Role::Sandbox, Role::Audit, Role::Ctl] {
+            assert!(!may_send(Role::Gateway, "gateway.identity-confirm", other));
         }
     }
 

@@ -460,6 +460,23 @@ async fn poll(client: &Ctl, out: &mut Replies) -> ExitCode {
     }
 }
 
+/// `coworkctl channels trust`: the owner confirms a sender's safety number.
+pub async fn trust(client: &Ctl, channel: String, sender: String, number: String) -> ExitCode {
+    let request = AccessRequest::IdentityConfirm {
+        channel: channel.clone(),
+        sender: sender.clone(),
+        safety_number: number,
+    };
+    match access(client, "channels trust", request).await {
+        Ok(AccessResponse::Changed(_)) => {
+            println!("{channel}: {sender}'s safety number confirmed; the sender is answered again");
+            ExitCode::SUCCESS
+        }
+        Ok(other) => unexpected(&other),
+        Err(code) => code,
+    }
+}
+
 fn unexpected(r: &AccessResponse) -> ExitCode {
     eprintln!("coworkctl: unexpected answer from coworkd: {r:?}");
     ExitCode::from(2)

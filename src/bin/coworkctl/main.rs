@@ -224,6 +224,17 @@ enum ChannelsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Confirm a sender's safety number on a Signal channel (after comparing
+    /// it with the person, in person or on a call). A sender whose number
+    /// changed is paused until this is run; it resumes them.
+    Trust {
+        /// The channel's name in [channels].
+        channel: String,
+        /// The sender's ACI (a UUID, as the audit entry and settings page show it).
+        sender: String,
+        /// The 60-digit safety number (spaces allowed).
+        safety_number: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -324,6 +335,14 @@ fn main() -> ExitCode {
         match args.command {
             Command::Status { json } => status(&client, json).await,
             Command::Doctor { json, fix, yes } => doctor::doctor(&client, json, fix, yes).await,
+            Command::Channels {
+                command:
+                    ChannelsCommand::Trust {
+                        channel,
+                        sender,
+                        safety_number,
+                    },
+            } => access::trust(&client, channel, sender, safety_number.concat()).await,
             Command::Guard { .. } | Command::Channels { .. } => ExitCode::SUCCESS,
             Command::Secret { command } => secret(&client, command).await,
             Command::Audit { command } => audit(&client, command).await,

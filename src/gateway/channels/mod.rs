@@ -18,6 +18,7 @@ pub mod line;
 pub mod local;
 pub mod mattermost;
 pub mod registry;
+pub mod signal;
 pub mod slack;
 pub mod teams;
 pub mod telegram;

@@ -1,14 +1,15 @@
 //! What every channel's transport is built on (the platforms' own clients,
 //! loops and routes live in their folders under [`super::channels`]): the HTTP
 //! client settings and request helpers, the WebSocket connector, the
-//! reconnect [`pacer`], and the webhook listener ([`webhook`]) with its
-//! rejection accounting. Every client takes its base URL and an optional extra
+//! reconnect [`pacer`], the bounded [`lines`] reader (IRC, JSON-RPC), and
+//! the webhook listener ([`webhook`]) with its rejection accounting. Every client takes its base URL and an optional extra
 //! root CA from [`HttpConfig`] (so tests point it at a local fake over TLS),
 //! never follows redirects (a token must not travel elsewhere), caps response
 //! bodies, and strips URLs from errors (the Telegram token is part of its
 //! URLs). Tokens are held in [`Redacted`] and never logged.
 
 pub mod jwt;
+pub mod lines;
 pub mod oauth;
 pub mod pacer;
 pub mod rejections;

@@ -79,6 +79,13 @@ impl Pacer {
         self.problems.set(&self.channel, None);
     }
 
+    /// Shows `problem` for a connection that works but needs the owner (a
+    /// Signal sender paused until the owner confirms a safety number), or
+    /// clears it; the pacing is unchanged.
+    pub fn show(&mut self, problem: Option<String>) {
+        self.problems.set(&self.channel, problem);
+    }
+
     /// It failed with `problem` (a sentence without secrets): recorded, then
     /// waits. False when `shutdown` came first.
     pub async fn failed(&mut self, problem: &str, shutdown: &mut watch::Receiver<bool>) -> bool {

@@ -9,8 +9,6 @@
 
 use std::collections::BTreeMap;
 
-use tokio::io::{AsyncRead, AsyncReadExt};
-
 /// Most bytes of a line's tags (`@` to the space after them).
 pub const MAX_TAG_BYTES: usize = 8191;
 /// Most bytes of one line, its CR LF aside.
@@ -195,82 +193,6 @@ pub fn command(tags: &[(&str, &str)], command: &str, params: &[&str]) -> Result<
     Ok(line)
 }
 
-/// What [`LineReader::next_line`] read.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Read {
-    Line(String),
-    /// A line longer than [`MAX_LINE_BYTES`] or not UTF-8: skipped whole.
-    Malformed(String),
-    /// The connection ended.
-    Closed,
-}
-
-/// Reads CR LF (or LF) terminated lines of at most [`MAX_LINE_BYTES`] from
-/// a stream, never holding more than one line and one read.
-#[derive(Debug)]
-pub struct LineReader<R> {
-    inner: R,
-    buf: Vec<u8>,
-    /// Dropping the rest of an oversized line.
-    skipping: bool,
-}
-
-impl<R> LineReader<R> {
-    pub fn new(inner: R) -> Self {
-        LineReader {
-            inner,
-            buf: Vec::new(),
-            skipping: false,
-        }
-    }
-
-    /// The stream, to write to.
-    pub fn get_mut(&mut self) -> &mut R {
-        &mut self.inner
-    }
-}
-
-impl<R: AsyncRead + Unpin> LineReader<R> {
-    /// The next line. Cancel-safe: a partial line stays buffered.
-    pub async fn next_line(&mut self) -> std::io::Result<Read> {
-        loop {
-            if let Some(at) = self.buf.iter().position(|&b| b == b'\n') {
-                let mut line: Vec<u8> = self.buf.drain(..=at).collect();
-                line.pop();
-                if line.last() == Some(&b'\r') {
-                    line.pop();
-                }
-                if std::mem::take(&mut self.skipping) {
-                    return Ok(Read::Malformed(format!(
-                        "line longer than {MAX_LINE_BYTES} bytes"
-                    )));
-                }
-                if line.len() > MAX_LINE_BYTES {
-                    return Ok(Read::Malformed(format!(
-                        "line of {} bytes; at most {MAX_LINE_BYTES}",
-                        line.len()
-                    )));
-                }
-                return Ok(match String::from_utf8(line) {
-                    Ok(text) if text.is_empty() => continue,
-                    Ok(text) => Read::Line(text),
-                    Err(_) => Read::Malformed("line not UTF-8".into()),
-                });
-            }
-            if self.buf.len() > MAX_LINE_BYTES + 1 {
-                self.buf.clear();
-                self.skipping = true;
-            }
-            let mut chunk = [0u8; 4096];
-            let n = self.inner.read(&mut chunk).await?;
-            if n == 0 {
-                return Ok(Read::Closed);
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -353,18 +275,5 @@ mod tests {
         assert!(command(&[], "PRIVMSG", &["#c", "hi\r\nJOIN #x"]).is_err());
         assert!(command(&[], "PRIVMSG", &["#c x", "hi"]).is_err());
         assert!(command(&[("reply-parent-msg-id", "a;b=c")], "PRIVMSG", &["#c", "x"]).is_err());
-    }
-
-    #[tokio::test]
-    async fn reader_bounds_lines() {
-        let mut input = b"PING :a\r\n".to_vec();
-        input.extend(vec![b'x'; MAX_LINE_BYTES + 5000]);
-        input.extend(b"\r\n\xff\xfe\r\n\r\nPING :b\n");
-        let mut r = LineReader::new(&input[..]);
-        assert_eq!(r.next_line().await.unwrap(), Read::Line("PING :a".into()));
-        assert!(matches!(r.next_line().await.unwrap(), Read::Malformed(_)));
-        assert!(matches!(r.next_line().await.unwrap(), Read::Malformed(_)));
-        assert_eq!(r.next_line().await.unwrap(), Read::Line("PING :b".into()));
-        assert_eq!(r.next_line().await.unwrap(), Read::Closed);
     }
 }

@@ -25,12 +25,13 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::client::{SendWindow, TwitchSender, WINDOW, WINDOW_MESSAGES};
-use super::irc::{Line, LineReader, Read, command, parse_line};
+use super::irc::{Line, MAX_LINE_BYTES, command, parse_line};
 use super::parse::{CHANNEL, Twitch, TwitchEvent};
 use crate::gateway::channels::{Redacted, audit_refused};
 use crate::gateway::dispatch::Dispatcher;
 use crate::gateway::error::GatewayError;
 use crate::gateway::settings::MailServer;
+use crate::gateway::transport::lines::{LineReader, Read};
 use crate::gateway::transport::pacer::Pacer;
 
 /// Connecting and the TLS handshake.
@@ -203,7 +204,7 @@ impl TwitchConnection {
         pacer: &mut Pacer,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<SessionEnd, GatewayError> {
-        let mut io = LineReader::new(stream);
+        let mut io = LineReader::with_max(stream, MAX_LINE_BYTES);
         for line in self.login_lines()? {
             write_line(io.get_mut(), &line)
                 .await

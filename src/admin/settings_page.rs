@@ -1059,7 +1059,14 @@ mod tests {
                 .map(|(k, _, _)| k)
                 .collect()
         };
-        for kind in ["mattermost", "email", "teams", "twitch", "bluebubbles"] {
+        for kind in [
+            "mattermost",
+            "matrix",
+            "email",
+            "teams",
+            "twitch",
+            "bluebubbles",
+        ] {
             let spec = registry::transports().find(|t| t.name == kind).unwrap();
             let offered = keys(kind);
             for k in spec.keys() {

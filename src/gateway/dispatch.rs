@@ -128,6 +128,17 @@ impl Dispatcher {
         &self.trail
     }
 
+    /// Whether the bot may join a chat `sender` invites it to
+    /// ([`super::access::accepts_invite`]).
+    pub fn accepts_invite(
+        &self,
+        channel: &str,
+        sender: &str,
+        context: super::inbound::Context,
+    ) -> Result<bool, GatewayError> {
+        self.access.accepts_invite(channel, sender, context)
+    }
+
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
     }

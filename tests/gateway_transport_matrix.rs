@@ -17,6 +17,11 @@
 //!   new one", and a token of another account refused by the homeserver
 //!   check.
 //!
+//! Beside it, the outbound against a local fake of the send endpoint: a
+//! piece answered 429 `M_LIMIT_EXCEEDED` sent again after its
+//! `retry_after_ms` under the same transaction id, the token only in the
+//! `Authorization` header.
+//!
 //! Without the venv the tests say `SKIPPED` and why.
 
 #![allow(clippy::unwrap_used)] // test helpers unwrap: a failure is the test failing
@@ -697,4 +702,71 @@ async fn a_token_of_another_account_fails_the_homeserver_check() {
     .await;
     assert!(!running.problem().unwrap().contains(&bot.token));
     running.stop().await;
+}
+
+/// The outbound against a local fake of the send endpoint (Synapse's rate
+/// limits are relaxed for the tests above): a piece answered 429
+/// `M_LIMIT_EXCEEDED` is sent again after `retry_after_ms` under the same
+/// transaction id, the next piece under a new one, the token only in the
+/// header.
+#[tokio::test]
+async fn a_rate_limited_piece_is_retried_under_its_own_transaction_id() {
+    use axum::http::{HeaderMap, StatusCode, Uri};
+    const TOKEN: &str = "syt_secret_token_of_the_fake";
+    let seen: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let log = seen.clone();
+    let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap| {
+        let log = log.clone();
+        async move {
+            let auth = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            let mut log = log.lock().unwrap();
+            log.push((uri.to_string(), auth));
+            if log.len() == 1 {
+                let body = r#"{"errcode":"M_LIMIT_EXCEEDED","error":"Too Many Requests","retry_after_ms":300}"#;
+                (StatusCode::TOO_MANY_REQUESTS, body)
+            } else {
+                (StatusCode::OK, r#"{"event_id":"$sent"}"#)
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = matrix::MatrixClient::new(
+        &cowork::gateway::channels::HttpConfig::new(format!("http://127.0.0.1:{port}")),
+        &cowork::gateway::channels::Redacted::from(TOKEN.to_string()),
+        "@cowbot:localhost",
+    )
+    .unwrap();
+    let began = Instant::now();
+    let text = "a".repeat(matrix::MATRIX_MAX_CHARS + 10);
+    client.send_text("!room:localhost", &text).await.unwrap();
+    assert!(
+        began.elapsed() >= Duration::from_millis(300),
+        "waited as asked"
+    );
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    let prefix = "/_matrix/client/v3/rooms/%21room%3Alocalhost/send/m.room.message/";
+    assert!(
+        seen.iter().all(|(uri, _)| uri.starts_with(prefix)),
+        "{seen:?}"
+    );
+    assert_eq!(seen[0].0, seen[1].0, "the retry reuses its transaction id");
+    assert_ne!(seen[1].0, seen[2].0, "each piece has its own");
+    for (uri, auth) in &seen {
+        assert_eq!(auth, &format!("Bearer {TOKEN}"));
+        assert!(!uri.contains(TOKEN), "the token in a URL: {uri}");
+    }
+    // A refusal says what to do, without the server's text or the token.
+    let e = client
+        .send_text("not a room", "x")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not a Matrix room id"), "{e}");
 }

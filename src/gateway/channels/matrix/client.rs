@@ -73,6 +73,16 @@ fn refused(operation: &'static str, status: reqwest::StatusCode, body: &[u8]) ->
     api_error(operation, format!("HTTP {status}{why}"))
 }
 
+/// Whether `e` is the homeserver refusing a request about one room for
+/// good (403 not a member, 404 no such room, 400): the item is skipped. A
+/// refused token (401), a rate limit given up (429), a server error or an
+/// unreachable server is not: the batch is tried again, so nothing is lost
+/// to a passing failure, and the token's problem is shown.
+pub fn refused_for_good(e: &GatewayError) -> bool {
+    matches!(e, GatewayError::ChannelApi { reason, .. }
+        if ["HTTP 400", "HTTP 403", "HTTP 404"].iter().any(|p| reason.starts_with(p)))
+}
+
 /// One path segment, percent-encoded (room and user ids hold `!`, `:`, `@`,
 /// and a hostile one could hold `/` or `?`).
 fn seg(s: &str) -> String {

@@ -25,7 +25,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
-use super::client::{MatrixClient, SYNC_POSITION_TYPE};
+use super::client::{MatrixClient, SYNC_POSITION_TYPE, refused_for_good};
 use super::parse::{CHANNEL, SyncBatch, SyncItem, parse_sync};
 use crate::gateway::channels::{ChatMemory, Refused, audit_refused};
 use crate::gateway::dispatch::Dispatcher;
@@ -182,7 +182,17 @@ impl MatrixSync {
                     if first {
                         continue;
                     }
-                    let info = self.room_info(&room).await?;
+                    let info = match self.room_info(&room).await {
+                        Ok(info) => info,
+                        // Left or forgotten since (the message is older
+                        // than the bot's leaving): nothing to answer.
+                        Err(e) if refused_for_good(&e) => {
+                            tracing::info!(channel = self.channel, room, error = %e,
+                                "matrix room not readable; message skipped");
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
                     if info.encrypted {
                         self.refuse_encrypted(dispatcher, &room, &sender).await?;
                         continue;
@@ -308,7 +318,15 @@ impl MatrixSync {
         });
         dispatcher.trail().event(ev).await?;
         if accepted {
-            self.client.join(&room).await?;
+            match self.client.join(&room).await {
+                Ok(()) => {}
+                // Withdrawn or no longer joinable: nothing to join.
+                Err(e) if refused_for_good(&e) => {
+                    tracing::info!(channel = self.channel, room, error = %e,
+                        "matrix invitation could not be accepted");
+                }
+                Err(e) => return Err(e),
+            }
         } else {
             self.refused_rooms.note(&room, "invite");
         }

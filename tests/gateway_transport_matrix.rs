@@ -6,9 +6,10 @@
 //! and drives the rooms with plain Client-Server API calls. The channel is
 //! started as the runner starts it (settings, the vault, the registry):
 //! - a paired human's DM: the invitation joined, the message reaching the
-//!   gateway, the answer arriving in the room as the bot; a stranger's
-//!   group invitation left pending and audited, their message in a shared
-//!   group refused (not a task);
+//!   gateway, the answer arriving in the room as the bot; a stranger's DM
+//!   joined and answered with the pairing prompt only, their group
+//!   invitation left pending and audited, their message in a shared group
+//!   refused (not a task);
 //! - an encrypted room refused with the clear message, once;
 //! - membership changes of others (invite, join, kick) audited;
 //! - a restart going on from the saved `since`: what was said while the
@@ -517,6 +518,14 @@ async fn a_paired_human_is_answered_and_a_stranger_is_refused() {
         ("hello bot", human.id.as_str(), room.as_str())
     );
     assert_eq!(task.inbound.context(), cowork::gateway::Context::Dm);
+
+    // A stranger's DM: joined (pairing needs a way in), asked to pair,
+    // never a task.
+    let theirs_dm = dm(&hs, &stranger, &bot).await;
+    hs.say(&stranger, &theirs_dm, "let me in").await;
+    hs.wait_for(&stranger, &theirs_dm, &bot, cowork::gateway::PAIRING_PROMPT)
+        .await;
+    assert!(env.try_task().is_none());
 
     // A stranger's group invitation: not joined, audited.
     let theirs = hs

@@ -146,17 +146,15 @@ impl MatrixSync {
         let batch = parse_sync(&body, self.client.me())?;
         let first = pos.since.is_none();
         let n = batch.items.len();
-        self.handle(batch.clone(), first, dispatcher).await?;
-        let moved = pos.since.as_deref() != Some(batch.next_batch.as_str());
+        let next = batch.next_batch.clone();
+        self.handle(batch, first, dispatcher).await?;
+        let moved = pos.since.as_deref() != Some(next.as_str());
         if moved && (first || n > 0) {
             self.client
-                .set_account_data(
-                    SYNC_POSITION_TYPE,
-                    &serde_json::json!({ "since": batch.next_batch }),
-                )
+                .set_account_data(SYNC_POSITION_TYPE, &serde_json::json!({ "since": next }))
                 .await?;
         }
-        pos.since = Some(batch.next_batch);
+        pos.since = Some(next);
         Ok(n)
     }
 

@@ -55,7 +55,8 @@ impl Channel for Platform {
                 optional: &["ca_file"],
                 secrets: &[(
                     "token_secret",
-                    "the bot account's access token (a dedicated account; rotate it by logging in again and storing the new one)",
+                    "the bot account's access token (a dedicated account; rotate it by logging in again and storing the new one). \
+                     End-to-end encrypted rooms are refused: the appliance keeps no persistent crypto store yet (docs/channels/matrix.md)",
                 )],
                 id_shape: Some((
                     is_user_id,

@@ -8,7 +8,12 @@ COWORK_DIR ?= $(CURDIR)/.cowork
 
 # Debian packages the tests use (installed by `make deps` when missing, as root;
 # postfix preseeded to "No configuration": the e-mail tests configure their own).
-APT_PACKAGES := systemd-container git sqlite3 jq procps iproute2 openssl bubblewrap python3 strace util-linux libtss2-dev pkg-config swtpm swtpm-tools tpm2-tools chromium chromium-driver curl dovecot-imapd postfix ngircd
+APT_PACKAGES := systemd-container git sqlite3 jq procps iproute2 openssl bubblewrap python3 strace util-linux libtss2-dev pkg-config swtpm swtpm-tools tpm2-tools chromium chromium-driver curl dovecot-imapd postfix ngircd python3-venv
+
+# The Matrix test's homeserver (PyPI; runs on Debian 12's Python 3.11), in a
+# venv beside the build so nothing is installed system-wide.
+SYNAPSE_VERSION := 1.163.2
+SYNAPSE_VENV := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/synapse-venv
 
 .PHONY: all build build-deps run admin-url test deps fmt-check clippy test-unit test-units test-systemd test-fuzz ci-prune fuzz bench clean
 
@@ -68,6 +73,12 @@ deps:
 		else \
 			echo "make deps: missing Debian packages:$$missing (run as root or install them)"; \
 		fi; \
+	fi
+	@if [ ! -x "$(SYNAPSE_VENV)/bin/synapse_homeserver" ]; then \
+		echo "make deps: installing matrix-synapse $(SYNAPSE_VERSION) into $(SYNAPSE_VENV)"; \
+		python3 -m venv "$(SYNAPSE_VENV)" && \
+		"$(SYNAPSE_VENV)/bin/pip" install -q "matrix-synapse==$(SYNAPSE_VERSION)" || \
+		echo "make deps: matrix-synapse not installed (needs python3-venv and PyPI): the Matrix test skips"; \
 	fi
 
 fmt-check:

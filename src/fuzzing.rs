@@ -9,6 +9,7 @@ use axum::body::Bytes;
 use crate::admin::{handlers, http::Form, owner, settings_page, validate};
 use crate::gateway::GatewayError;
 use crate::gateway::channels::discord::gateway as discord_gateway;
+use crate::gateway::channels::matrix;
 use crate::gateway::channels::mattermost;
 use crate::gateway::channels::signal;
 use crate::gateway::channels::slack::socket as slack_socket;
@@ -49,6 +50,13 @@ pub fn mattermost_frame(
     me: &mattermost::Me,
 ) -> Result<Option<mattermost::MattermostEvent>, GatewayError> {
     mattermost::decode_frame(text, parser, me)
+}
+
+/// One Matrix `/sync` answer as the sync loop reads it (its size cap, the
+/// ids' shapes, each event on its own), as the account `me`, acting on
+/// nothing.
+pub fn matrix_sync(body: &[u8], me: &str) -> Result<matrix::SyncBatch, GatewayError> {
+    matrix::decode_sync(body, me)
 }
 
 /// One Twitch IRC line as a session reads it (IRCv3 tags, prefix, command,

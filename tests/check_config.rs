@@ -95,6 +95,7 @@ fn channel_kinds_from_the_registry_are_what_check_config_accepts() {
             "teams",
             "google-chat",
             "email",
+            "matrix",
             "mattermost",
             "twitch",
             "bluebubbles",
@@ -130,6 +131,7 @@ fn channel_kinds_from_the_registry_are_what_check_config_accepts() {
                 "channels" => "[\"#owner\"]".to_string(),
                 "socket_path" => "\"/run/signal-cli/socket\"".to_string(),
                 "account" => "\"+15550001111\"".to_string(),
+                "bot_user" if kind == "matrix" => "\"@cowbot:example.org\"".to_string(),
                 "ca_file" => "\"/etc/ssl/certs/ca-certificates.crt\"".to_string(),
                 "team_allowlist" | "channel_allowlist" => {
                     "[\"8xk3w5yq1bfzmc9ejr7unhd4oa\"]".to_string()
@@ -152,7 +154,7 @@ fn channel_kinds_from_the_registry_are_what_check_config_accepts() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 18);
+    assert_eq!(checked, 19);
     let (code, err) = check("[channels.c1.transport]\nkind = \"carrier-pigeon\"\n");
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("carrier-pigeon"), "{err}");
@@ -372,6 +374,44 @@ fn mattermost_allowlists_take_mattermost_ids_only() {
         check(&config(user, team).replace("https://chat.example.com", "http://chat.example.com"));
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("only to a loopback address"), "{err}");
+}
+
+/// A Matrix channel grants access by full user id (`@name:server`), never
+/// a display name; the bot's own `bot_user` is one too; the homeserver is
+/// `https://` (plain http only on loopback).
+#[test]
+fn matrix_takes_full_user_ids_and_https_homeservers() {
+    let config = |user: &str, bot: &str, server: &str| {
+        format!(
+            "profile = \"production\"\n[channels.mx]\nallowlist = [{user}]\n\
+             [channels.mx.transport]\nkind = \"matrix\"\napi_base = \"{server}\"\n\
+             token_secret = \"matrix_token\"\nbot_user = \"{bot}\"\n"
+        )
+    };
+    let (user, bot, server) = (
+        "\"@ada:example.org\"",
+        "@cowbot:example.org",
+        "https://matrix.example.org",
+    );
+    let (code, err) = check(&config(user, bot, server));
+    assert_eq!(code, 0, "{err}");
+    let (code, err) = check(&config(user, bot, "http://127.0.0.1:8008"));
+    assert_eq!(code, 0, "{err}");
+    for (user, bot, server, why) in [
+        ("\"ada\"", bot, server, "full Matrix user id"),
+        ("\"@ada\"", bot, server, "full Matrix user id"),
+        (user, "cowbot", server, "not a full Matrix user id"),
+        (
+            user,
+            bot,
+            "http://matrix.example.org",
+            "only to a loopback address",
+        ),
+    ] {
+        let (code, err) = check(&config(user, bot, server));
+        assert_eq!(code, 1, "{user} {bot} {server}: {err}");
+        assert!(err.contains(why), "{err}");
+    }
 }
 
 /// A BlueBubbles channel grants access by handle (an E.164 number or a

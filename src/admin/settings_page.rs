@@ -1061,6 +1061,7 @@ mod tests {
         };
         for kind in [
             "mattermost",
+            "matrix",
             "email",
             "teams",
             "twitch",

@@ -224,6 +224,37 @@ pub fn decide(
     }
 }
 
+/// Whether the bot may follow `sender` into a new chat of `context` (a
+/// Matrix invitation), before any message: someone admitted there now (on
+/// the allowlist, or paired where pairing counts), or, in a direct chat
+/// under the pairing policy, anyone (else nobody could ever send the bot a
+/// pairing code). A revoked sender, a disabled context or an unknown
+/// channel: never. Development's `open` admits everyone, as `decide` does.
+pub fn accepts_invite(
+    settings: Option<&ChannelSettings>,
+    profile: Profile,
+    sender: &str,
+    context: Context,
+    stored: Option<UserState>,
+) -> bool {
+    let Some(ch) = settings else { return false };
+    let mode = match context {
+        Context::Dm => ch.dm,
+        Context::Group => ch.group,
+    };
+    if !ch.enabled || mode == AccessMode::Disabled || stored == Some(UserState::Revoked) {
+        return false;
+    }
+    if stored == Some(UserState::Allowlisted) || ch.allowlist.iter().any(|s| s == sender) {
+        return true;
+    }
+    match mode {
+        AccessMode::Pairing => stored == Some(UserState::Paired) || context == Context::Dm,
+        AccessMode::Open => profile == Profile::Development || stored == Some(UserState::Paired),
+        AccessMode::Allowlist | AccessMode::Disabled => false,
+    }
+}
+
 /// `last_seen` is written at most this often per user.
 const LAST_SEEN_INTERVAL: i64 = 60;
 
@@ -269,6 +300,21 @@ impl AccessControl {
     /// Until when pairing is paused for (`channel`, `sender`), if it is.
     pub fn lockout(&self, channel: &str, sender: &str) -> Result<Option<i64>, GatewayError> {
         self.store.lockout(channel, sender, self.clock.now())
+    }
+
+    /// [`accepts_invite`] for `sender` on `channel`, by its stored state.
+    pub fn accepts_invite(
+        &self,
+        channel: &str,
+        sender: &str,
+        context: Context,
+    ) -> Result<bool, GatewayError> {
+        let ch = self.settings.channels.get(channel);
+        let stored = match ch {
+            Some(_) => self.store.user(channel, sender)?.map(|u| u.state),
+            None => None,
+        };
+        Ok(accepts_invite(ch, self.profile, sender, context, stored))
     }
 
     /// Decides what to do with `msg` (see the module doc for the order).
@@ -343,5 +389,57 @@ impl AccessControl {
     /// was never sent (its audit entry failed), so the platform's retry prompts.
     pub fn release_prompt(&self, msg: &Inbound) -> Result<(), GatewayError> {
         self.store.release_prompt(msg.channel(), msg.sender())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invitations_are_accepted_from_admitted_senders_and_for_pairing_dms_only() {
+        use AccessMode::*;
+        use Context::*;
+        let ch = |dm, group| ChannelSettings {
+            dm,
+            group,
+            allowlist: vec!["@listed:x".into()],
+            ..ChannelSettings::default()
+        };
+        let paired = Some(UserState::Paired);
+        let revoked = Some(UserState::Revoked);
+        let p = Profile::Production;
+        // (settings, sender, context, stored) → accepted
+        let table: &[(ChannelSettings, &str, Context, Option<UserState>, bool)] = &[
+            (ch(Pairing, Pairing), "@new:x", Dm, None, true),
+            (ch(Pairing, Pairing), "@new:x", Group, None, false),
+            (ch(Pairing, Pairing), "@p:x", Group, paired, true),
+            (ch(Pairing, Pairing), "@listed:x", Group, None, true),
+            (ch(Pairing, Pairing), "@listed:x", Dm, revoked, false),
+            (ch(Allowlist, Allowlist), "@new:x", Dm, None, false),
+            (ch(Allowlist, Allowlist), "@p:x", Dm, paired, false),
+            (ch(Allowlist, Allowlist), "@listed:x", Group, None, true),
+            (ch(Disabled, Pairing), "@listed:x", Dm, None, false),
+            (ch(Open, Open), "@new:x", Group, None, false),
+        ];
+        for (i, (settings, sender, context, stored, want)) in table.iter().enumerate() {
+            assert_eq!(
+                accepts_invite(Some(settings), p, sender, *context, *stored),
+                *want,
+                "row {i}"
+            );
+        }
+        let dev = accepts_invite(
+            Some(&ch(Open, Open)),
+            Profile::Development,
+            "@n:x",
+            Group,
+            None,
+        );
+        assert!(dev, "open admits everyone in development");
+        let mut off = ch(Pairing, Pairing);
+        off.enabled = false;
+        assert!(!accepts_invite(Some(&off), p, "@listed:x", Dm, None));
+        assert!(!accepts_invite(None, p, "@listed:x", Dm, None));
     }
 }

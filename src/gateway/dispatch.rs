@@ -133,6 +133,17 @@ impl Dispatcher {
         self.access.store()
     }
 
+    /// Whether the bot may join a chat `sender` invites it to
+    /// ([`super::access::accepts_invite`]).
+    pub fn accepts_invite(
+        &self,
+        channel: &str,
+        sender: &str,
+        context: super::inbound::Context,
+    ) -> Result<bool, GatewayError> {
+        self.access.accepts_invite(channel, sender, context)
+    }
+
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
     }

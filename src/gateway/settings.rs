@@ -249,6 +249,9 @@ pub enum TransportKind {
     /// A dedicated mailbox read over IMAP (IDLE, TLS), answered over SMTP
     /// submission (TLS); no inbound port needed.
     Email,
+    /// A Matrix homeserver's Client-Server API: the `/sync` long poll (no
+    /// inbound port needed), messages sent by its REST API.
+    Matrix,
     /// A Mattermost server's WebSocket API (no inbound port needed), posts
     /// by its REST API.
     Mattermost,
@@ -646,6 +649,15 @@ impl ChannelSettings {
             return Err(err(
                 "transport.socket_path",
                 format!("{} is not an absolute path", path.display()),
+            ));
+        }
+        // The Matrix bot's own account: a full user id (`whoami` must name it).
+        if let (TransportKind::Matrix, Some(me)) = (t.kind, &t.bot_user)
+            && !crate::gateway::channels::matrix::is_user_id(me)
+        {
+            return Err(err(
+                "transport.bot_user",
+                format!("{me:?} is not a full Matrix user id (@name:server)"),
             ));
         }
         for (field, value) in [

@@ -16,6 +16,7 @@ pub mod email;
 pub mod google_chat;
 pub mod line;
 pub mod local;
+pub mod matrix;
 pub mod mattermost;
 pub mod registry;
 pub mod signal;

@@ -10,8 +10,8 @@
 //! secrets are stored.
 
 use super::{
-    Channel, bluebubbles, discord, email, google_chat, line, local, mattermost, signal, slack,
-    teams, telegram, twitch, whatsapp,
+    Channel, bluebubbles, discord, email, google_chat, line, local, matrix, mattermost, signal,
+    slack, teams, telegram, twitch, whatsapp,
 };
 use crate::gateway::settings::TransportKind;
 
@@ -64,6 +64,7 @@ pub static PLATFORMS: &[&dyn Channel] = &[
     &teams::Platform,
     &google_chat::Platform,
     &email::Platform,
+    &matrix::Platform,
     &mattermost::Platform,
     &twitch::Platform,
     &bluebubbles::Platform,
@@ -138,6 +139,7 @@ mod tests {
             TransportKind::GoogleChat,
             TransportKind::GoogleChatPubsub,
             TransportKind::Email,
+            TransportKind::Matrix,
             TransportKind::Mattermost,
             TransportKind::Twitch,
             TransportKind::Bluebubbles,
@@ -160,6 +162,7 @@ mod tests {
                 | TransportKind::GoogleChat
                 | TransportKind::GoogleChatPubsub
                 | TransportKind::Email
+                | TransportKind::Matrix
                 | TransportKind::Mattermost
                 | TransportKind::Twitch
                 | TransportKind::Bluebubbles

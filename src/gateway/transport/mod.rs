@@ -197,7 +197,8 @@ impl ApiClient {
         self.request(reqwest::Method::GET, path)
     }
 
-    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    /// A request of any method (`PUT`: Matrix) of `{base}/{path}` carrying the token.
+    pub(crate) fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.http
             .request(method, format!("{}/{path}", self.base))
             .header(reqwest::header::AUTHORIZATION, self.auth.clone())
@@ -288,8 +289,9 @@ pub(crate) async fn send_rate_limited(
 }
 
 /// How long a 429 answer asks to wait: the `Retry-After` header (seconds),
-/// else the body's `retry_after` (Discord, fractional seconds) or
-/// `parameters.retry_after` (Telegram); one second when it says nothing.
+/// else the body's `retry_after` (Discord, fractional seconds),
+/// `parameters.retry_after` (Telegram) or `retry_after_ms` (Matrix,
+/// milliseconds); one second when it says nothing.
 /// `None`: a negative, non-finite or absurd value.
 pub(crate) fn retry_after(
     header: Option<&reqwest::header::HeaderValue>,
@@ -301,8 +303,9 @@ pub(crate) fn retry_after(
     let from_body = || {
         let v: serde_json::Value = serde_json::from_slice(body).ok()?;
         v.get("retry_after")
-            .or_else(|| v.get("parameters")?.get("retry_after"))?
-            .as_f64()
+            .or_else(|| v.get("parameters")?.get("retry_after"))
+            .and_then(|r| r.as_f64())
+            .or_else(|| Some(v.get("retry_after_ms")?.as_f64()? / 1000.0))
     };
     match from_header.or_else(from_body) {
         None => Some(Duration::from_secs(1)),
@@ -435,6 +438,8 @@ mod tests {
         let telegram = br#"{"ok":false,"error_code":429,"parameters":{"retry_after":3}}"#;
         assert_eq!(retry_after(None, telegram), Some(Duration::from_secs(3)));
         assert_eq!(retry_after(None, b""), Some(Duration::from_secs(1)));
+        let matrix = br#"{"errcode":"M_LIMIT_EXCEEDED","retry_after_ms":1500}"#;
+        assert_eq!(retry_after(None, matrix), Some(Duration::from_millis(1500)));
         assert_eq!(
             retry_after(None, b"<html>busy</html>"),
             Some(Duration::from_secs(1))

@@ -129,7 +129,7 @@ chroot_run() { # runs a command in the root with /proc, /sys and /dev, in a priv
         chroot "$r" "$@"' sh "$root" "$@"
 }
 systemctl --root="$root" enable coworkd.service cowork-boot-ok.service cowork-console.service cowork-update.socket \
-    cowork-trial-deadline.timer \
+    cowork-trial-deadline.timer cowork-update-check.timer \
     nftables.service systemd-networkd.service systemd-resolved.service systemd-timesyncd.service \
     >"$out/enable.log" 2>&1 || die "systemctl --root enable: $(cat "$out/enable.log")"
 # Every unit we ship, checked against the image's own files (binaries, scripts).

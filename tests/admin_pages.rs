@@ -575,3 +575,61 @@ async fn update_upload() {
     let audit = c.get("/audit").await;
     assert!(audit.body.contains("admin.update_uploaded"), "audited");
 }
+
+/// The update feed on the Updates page (issue 24): "Check now" shows what the
+/// feed offers, "Install" applies exactly the bundle the check named (never
+/// a URL from the form), and nothing is installed without a check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_feed_check_and_install() {
+    let h = Harness::start().await;
+    let mut c = h.owner_client().await;
+    let page = c.get("/updates").await;
+    assert!(page.body.contains("id=\"update-check\""), "{}", page.body);
+    assert!(page.body.contains("Not checked yet."), "{}", page.body);
+    assert!(!page.body.contains("id=\"update-install\""));
+
+    // Install before any check: refused, nothing applied.
+    let r = c.submit("/updates", "/updates/install", &[]).await;
+    assert_eq!((r.status, r.location()), (303, "/updates"));
+    assert!(
+        c.get("/updates")
+            .await
+            .body
+            .contains("No update is waiting")
+    );
+    assert!(h.backend.state().applied_updates.is_empty());
+
+    // A URL in the form is ignored: the check's URL is the only one used.
+    let r = c.submit("/updates", "/updates/check", &[]).await;
+    assert_eq!((r.status, r.location()), (303, "/updates"));
+    let page = c.get("/updates").await;
+    assert!(
+        page.body.contains("Version 2 is available"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("id=\"update-install\""), "{}", page.body);
+    let r = c
+        .submit(
+            "/updates",
+            "/updates/install",
+            &[("url", "https://evil.example/x.cwu")],
+        )
+        .await;
+    assert_eq!(r.status, 303);
+    let page = c.get("/updates").await;
+    assert!(page.body.contains("written to slot B"), "{}", page.body);
+    assert_eq!(h.backend.state().applied_updates.len(), 1);
+
+    // Checked again: nothing newer; no install button.
+    c.submit("/updates", "/updates/check", &[]).await;
+    let page = c.get("/updates").await;
+    assert!(page.body.contains("Up to date"), "{}", page.body);
+    assert!(!page.body.contains("id=\"update-install\""));
+
+    // Without the session's CSRF token: refused, nothing checked or applied.
+    let before = h.backend.state().mutations;
+    let r = c.post("/updates/install", &[("csrf", "wrong")]).await;
+    assert_ne!(r.status, 303, "{}", r.body);
+    assert_eq!(h.backend.state().mutations, before);
+}

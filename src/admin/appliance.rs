@@ -590,6 +590,17 @@ impl AdminBackend for ApplianceBackend {
         })
     }
 
+    fn update_check(&self) -> BackendFuture<'_, serde_json::Value> {
+        Box::pin(async move { self.update_call(ControlRequest::UpdateCheck).await })
+    }
+
+    fn update_apply_url(&self, url: String) -> BackendFuture<'_, serde_json::Value> {
+        Box::pin(async move {
+            self.update_call(ControlRequest::UpdateApply { path: url })
+                .await
+        })
+    }
+
     fn update_upload(&self) -> UploadTarget {
         self.upload.clone()
     }

@@ -119,6 +119,11 @@ pub trait AdminBackend: Send + Sync + std::fmt::Debug {
     fn update_status(&self) -> BackendFuture<'_, serde_json::Value>;
     /// The security checklist, as `coworkctl doctor` prints it.
     fn doctor(&self) -> BackendFuture<'_, crate::doctor::Report>;
+    /// `update check`: the feed fetched and verified now, as JSON (its
+    /// `error` says why a check failed).
+    fn update_check(&self) -> BackendFuture<'_, serde_json::Value>;
+    /// `update apply URL` of the bundle the last check offered.
+    fn update_apply_url(&self, url: String) -> BackendFuture<'_, serde_json::Value>;
     /// Where an uploaded bundle is written before [`update_apply`], and the
     /// largest one accepted.
     ///

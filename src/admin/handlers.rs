@@ -90,6 +90,8 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         )
         .route("/updates", get(super::updates::page))
         .route("/updates/upload", post(super::updates::upload))
+        .route("/updates/check", post(super::updates::check))
+        .route("/updates/install", post(super::updates::install))
         .route(
             "/assets/admin.css",
             get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS) }),

@@ -51,7 +51,12 @@ pub struct FakeState {
     pub mutations: u64,
     /// Senders whose pairing is paused: (channel, sender, until).
     pub lockouts: Vec<(String, String, i64)>,
+    /// The last `update_check` answer (shown by `update_status`).
+    pub last_check: Option<serde_json::Value>,
 }
+
+/// Where the fake's feed says its newest bundle is.
+pub const FAKE_BUNDLE_URL: &str = "https://updates.example.com/cowork-2.cwu";
 
 /// The fake backend; clones share state.
 #[derive(Debug, Clone)]
@@ -717,6 +722,8 @@ impl AdminBackend for FakeBackend {
             "other_version": if applied > 0 { Some("2") } else { None },
             "floor": 1 + applied as u64,
             "fallback": null,
+            "feed_url": "https://updates.example.com/feed.json",
+            "last_check": self.state().last_check.clone(),
         })))
     }
 
@@ -762,8 +769,40 @@ impl AdminBackend for FakeBackend {
                 .collect()),
             channels: Ok(Vec::new()),
             files: vec![crate::doctor::FileMode::of(self.settings.path(), true)],
+            feed: Ok(crate::update::feed::FeedState::default()),
         };
         ready(Ok(crate::doctor::run(&snapshot)))
+    }
+
+    /// A feed offering version 2 (until it is applied).
+    fn update_check(&self) -> BackendFuture<'_, serde_json::Value> {
+        let mut st = self.state();
+        let check = serde_json::json!({
+            "checked_at": self.clock.now(),
+            "running_version": 1,
+            "newest_version": 2,
+            "newest_label": "2026.12.2",
+            "installable": st.applied_updates.is_empty(),
+            "bundle_url": FAKE_BUNDLE_URL,
+            "error": null,
+        });
+        st.last_check = Some(check.clone());
+        ready(Ok(check))
+    }
+
+    fn update_apply_url(&self, url: String) -> BackendFuture<'_, serde_json::Value> {
+        if url != FAKE_BUNDLE_URL {
+            return ready(Err(BackendError::new(
+                BackendErrorKind::BadRequest,
+                format!("fetching {url}: not the fake's bundle"),
+            )));
+        }
+        let mut st = self.state();
+        st.applied_updates.push(b"CWUPDATE from the feed".to_vec());
+        st.mutations += 1;
+        ready(Ok(
+            serde_json::json!({"slot": "b", "version": 2, "entry": "cowork-b+3.conf"}),
+        ))
     }
 
     fn update_upload(&self) -> UploadTarget {

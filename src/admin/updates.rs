@@ -34,6 +34,51 @@ pub(crate) async fn page(State(st): State<Arc<AppState>>, headers: HeaderMap) ->
         .into_response()
 }
 
+/// "Check now": the feed fetched and verified; the outcome as the flash.
+pub(crate) async fn check(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: super::handlers::Body,
+) -> super::handlers::PageResult {
+    let (sess, _) = super::handlers::authorize_post(&st, &headers, body)?;
+    let v = st.backend.update_check().await?;
+    let msg = match (v["error"].as_str(), v["installable"].as_bool()) {
+        (Some(e), _) => format!("The update check failed: {e}"),
+        (None, Some(true)) => format!(
+            "Version {} is available; install it below.",
+            v["newest_version"]
+        ),
+        (None, _) => format!("Up to date: version {} runs.", v["running_version"]),
+    };
+    Ok(super::handlers::flash_redirect(&st, &sess, msg, "/updates"))
+}
+
+/// "Install version N": the bundle the last check offered, never a URL from
+/// the form, downloaded and checked against the feed by the supervisor.
+pub(crate) async fn install(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: super::handlers::Body,
+) -> super::handlers::PageResult {
+    let (sess, _) = super::handlers::authorize_post(&st, &headers, body)?;
+    let status = st.backend.update_status().await?;
+    let last = &status["last_check"];
+    let msg = match last["bundle_url"].as_str() {
+        Some(url) if last["installable"].as_bool() == Some(true) => {
+            match st.backend.update_apply_url(url.to_string()).await {
+                Ok(v) => format!(
+                    "Version {} was written to slot {}; it boots on trial at the next restart.",
+                    v["version"],
+                    v["slot"].as_str().unwrap_or("?").to_uppercase()
+                ),
+                Err(e) => format!("Not installed: {}", e.message),
+            }
+        }
+        _ => "No update is waiting: check for updates first.".to_string(),
+    };
+    Ok(super::handlers::flash_redirect(&st, &sess, msg, "/updates"))
+}
+
 fn reply(code: StatusCode, ok: bool, message: impl Into<String>) -> Response {
     let message = message.into();
     (

@@ -516,6 +516,7 @@ pub fn updates(ctx: &PageCtx, status: Result<&serde_json::Value, &str>) -> Marku
                 Err(e) => { p.error { "Update status is not available: " (e) } }
             }
         }
+        (update_feed_card(ctx, status))
         section.card {
             h2 { "Install an update" }
             p { "Choose a signed CoWork OS update bundle. It is checked (signature, version, hardware) and written to the other slot; the running slot is not touched. The appliance boots the new version on trial at the next restart." }
@@ -526,6 +527,48 @@ pub fn updates(ctx: &PageCtx, status: Result<&serde_json::Value, &str>) -> Marku
                 p id="update-result" role="status" {}
             }
             noscript { p { "Uploading needs JavaScript (for the progress bar). From a shell: " code { "coworkctl update apply FILE|URL" } "." } }
+        }
+    }
+}
+
+/// The signed update feed: the last check, "Check now", and "Install" when
+/// it offered a newer version.
+fn update_feed_card(ctx: &PageCtx, status: Result<&serde_json::Value, &str>) -> Markup {
+    let feed_url = status.ok().and_then(|v| v["feed_url"].as_str());
+    let last = status
+        .ok()
+        .map(|v| &v["last_check"])
+        .filter(|c| !c.is_null());
+    html! {
+        section.card id="update-feed" {
+            h2 { "Update feed" }
+            @match feed_url {
+                None => p.muted { "No update feed is configured ("
+                    code { "update.feed_url" } "): bring bundles yourself, below." },
+                Some(url) => {
+                    p { "Checked at boot and daily: " code { (url) } }
+                    @match last {
+                        None => p id="update-last-check" { "Not checked yet." },
+                        Some(c) => {
+                            @if let Some(e) = c["error"].as_str() {
+                                p.error id="update-last-check" { "The last check (" (fmt_time(c["checked_at"].as_u64().unwrap_or(0))) ") failed: " (e) }
+                            } @else if c["installable"].as_bool() == Some(true) {
+                                p.warn id="update-last-check" { "Version " (c["newest_version"]) " (" (c["newest_label"].as_str().unwrap_or("")) ") is available; version " (c["running_version"]) " runs (checked " (fmt_time(c["checked_at"].as_u64().unwrap_or(0))) ")." }
+                                form method="post" action="/updates/install" {
+                                    (csrf_field(&ctx.csrf))
+                                    button type="submit" id="update-install" { "Install version " (c["newest_version"]) }
+                                }
+                            } @else {
+                                p id="update-last-check" { "Up to date: version " (c["running_version"]) " (checked " (fmt_time(c["checked_at"].as_u64().unwrap_or(0))) ")." }
+                            }
+                        }
+                    }
+                    form method="post" action="/updates/check" {
+                        (csrf_field(&ctx.csrf))
+                        button type="submit" id="update-check" { "Check now" }
+                    }
+                }
+            }
         }
     }
 }

@@ -632,6 +632,11 @@ fn validate(c: &Config) -> Vec<(Vec<String>, String)> {
         };
         out.push((key(&["guard", field]), e.to_string()));
     }
+    if let Some(url) = &c.update.feed_url
+        && let Err(e) = crate::update::download::check_url(url)
+    {
+        out.push((key(&["update", "feed_url"]), format!("feed_url: {e}")));
+    }
     if let Err(e) = c.doctor.validate() {
         let field = if e.starts_with("doctor.credential") {
             "credential_max_age_days"

@@ -13,7 +13,7 @@ const DAY: i64 = 86_400;
 const GROUP_DENIED_TOOLS: [&str; 2] = ["memory", "clipboard"];
 
 pub(super) fn all(s: &Snapshot) -> Vec<Check> {
-    let mut out = vec![profile(s), updates(s)];
+    let mut out = vec![profile(s), updates(s), updates_feed(s)];
     for (name, ch) in s.config.channels.iter().filter(|(_, c)| c.enabled) {
         out.push(channel_access(name, ch));
         if ch.group != AccessMode::Disabled {
@@ -131,10 +131,97 @@ fn updates(s: &Snapshot) -> Check {
             "updates",
             CheckStatus::Ok,
             format!(
-                "running version {running}, the newest installed; updates are applied with `coworkctl update apply` (no update feed is configured, so none was checked for)"
+                "running version {running}, the newest installed"
             ),
         )
         .fix("", "/updates"),
+    }
+}
+
+/// A check older than this means the daily check stopped.
+const FEED_CHECK_STALE_SECS: i64 = 3 * DAY;
+
+fn updates_feed(s: &Snapshot) -> Check {
+    let id = "updates.feed";
+    if s.config.update.feed_url.is_none() {
+        let status = match s.config.profile {
+            Profile::Production => CheckStatus::Warn,
+            Profile::Development => CheckStatus::Ok,
+        };
+        return check(
+            id,
+            status,
+            "no update feed is configured: nothing checks for updates; bring bundles by hand or set one",
+        )
+        .fix("coworkctl settings set update.feed_url https://.../feed.json", "/updates");
+    }
+    let last = match &s.feed {
+        Err(e) => {
+            return check(
+                id,
+                CheckStatus::Warn,
+                format!("the update checks' state could not be read: {e}"),
+            )
+            .fix("coworkctl update check", "/updates");
+        }
+        Ok(state) => match &state.last_check {
+            None => {
+                return check(id, CheckStatus::Warn, "the update feed was never checked")
+                    .fix("coworkctl update check", "/updates");
+            }
+            Some(c) => c,
+        },
+    };
+    let checked = i64::try_from(last.checked_at).unwrap_or(i64::MAX);
+    let when = ago(s.now, checked);
+    if let Some(e) = &last.error {
+        return check(
+            id,
+            CheckStatus::Warn,
+            format!("the last update check ({when}) failed: {e}"),
+        )
+        .fix("coworkctl update check", "/updates");
+    }
+    if last.installable {
+        let newest = last.newest_version.unwrap_or(0);
+        return check(
+            id,
+            CheckStatus::Warn,
+            format!(
+                "version {newest} is available (checked {when}); version {} runs",
+                last.running_version
+            ),
+        )
+        .fix(
+            format!(
+                "coworkctl update apply {}",
+                last.bundle_url.as_deref().unwrap_or("URL")
+            ),
+            "/updates",
+        );
+    }
+    if s.now.saturating_sub(checked) > FEED_CHECK_STALE_SECS {
+        return check(
+            id,
+            CheckStatus::Warn,
+            format!("updates were last checked {when}: the daily check is not running"),
+        )
+        .fix(
+            "coworkctl update check; systemctl status cowork-update-check.timer",
+            "/updates",
+        );
+    }
+    check(id, CheckStatus::Ok, format!("up to date (checked {when})")).fix("", "/updates")
+}
+
+/// "3 h ago" for a person.
+fn ago(now: i64, then: i64) -> String {
+    let secs = now.saturating_sub(then).max(0);
+    match secs {
+        s if s < 120 => "just now".to_string(),
+        s if s < 7200 => format!("{} min ago", s / 60),
+        s if s < 2 * DAY => format!("{} h ago", s / 3600),
+        s => format!("{} days ago", s / DAY),
     }
 }
 
@@ -890,12 +977,15 @@ mod tests {
     use crate::ipc::{AuditVerdict, ChannelState, PairingListing, SecretListing, UserListing};
 
     const NOW: i64 = 1_800_000_000;
+    use crate::update::feed::{FeedCheck, FeedState};
 
     /// A production appliance with nothing to report.
     fn healthy() -> Snapshot {
+        let mut config = Config::default();
+        config.update.feed_url = Some("https://updates.example.com/feed.json".into());
         Snapshot {
             now: NOW,
-            config: Config::default(),
+            config,
             keystore: "tpm2".into(),
             update: Ok(serde_json::json!({
                 "running": "a", "running_version": 7, "other": "b",
@@ -912,6 +1002,22 @@ mod tests {
             users: Ok(vec![user("local", "1000", NOW - DAY)]),
             pairing: Ok(Vec::new()),
             secrets: Ok(vec![secret("llm_key", "2030-01-01T00:00:00Z")]),
+            feed: Ok(FeedState {
+                seen_feed_version: 3,
+                last_check: Some(FeedCheck {
+                    checked_at: (NOW - 3600) as u64,
+                    running_version: 7,
+                    newest_version: Some(7),
+                    newest_label: None,
+                    installable: false,
+                    bundle_url: None,
+                    bundle_size: None,
+                    bundle_sha256: None,
+                    feed_version: Some(3),
+                    expires_at: None,
+                    error: None,
+                }),
+            }),
             files: vec![
                 FileMode {
                     path: "/var/lib/cowork".into(),
@@ -1171,6 +1277,56 @@ mod tests {
                 "a world-listable keystore",
                 |s| s.files[1].mode = Some(0o701),
                 "files.permissions",
+                CheckStatus::Warn,
+            ),
+            (
+                "no feed configured",
+                |s| s.config.update.feed_url = None,
+                "updates.feed",
+                CheckStatus::Warn,
+            ),
+            (
+                "never checked",
+                |s| s.feed = Ok(FeedState::default()),
+                "updates.feed",
+                CheckStatus::Warn,
+            ),
+            (
+                "a failed check",
+                |s| {
+                    if let Ok(f) = &mut s.feed {
+                        f.last_check.as_mut().unwrap().error = Some("the feed expired".into());
+                    }
+                },
+                "updates.feed",
+                CheckStatus::Warn,
+            ),
+            (
+                "an update offered",
+                |s| {
+                    if let Ok(f) = &mut s.feed {
+                        let c = f.last_check.as_mut().unwrap();
+                        c.installable = true;
+                        c.newest_version = Some(8);
+                    }
+                },
+                "updates.feed",
+                CheckStatus::Warn,
+            ),
+            (
+                "a stale check",
+                |s| {
+                    if let Ok(f) = &mut s.feed {
+                        f.last_check.as_mut().unwrap().checked_at = (NOW - 4 * DAY) as u64;
+                    }
+                },
+                "updates.feed",
+                CheckStatus::Warn,
+            ),
+            (
+                "feed state unreadable",
+                |s| s.feed = Err("bad json".into()),
+                "updates.feed",
                 CheckStatus::Warn,
             ),
             (

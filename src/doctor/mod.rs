@@ -76,6 +76,8 @@ pub struct Snapshot {
     pub channels: Result<Vec<ChannelState>, String>,
     /// The appliance's own directories and files and their permission bits.
     pub files: Vec<FileMode>,
+    /// The update feed's checks (`<update state>/feed-state.json`).
+    pub feed: Result<crate::update::feed::FeedState, String>,
 }
 
 /// One of the appliance's directories or files as found on disk.

@@ -1023,6 +1023,8 @@ pub enum ControlRequest {
     },
     /// The security checklist (`coworkctl doctor`, the dashboard's card).
     Doctor,
+    /// Fetch and verify the update feed (`coworkctl update check`).
+    UpdateCheck,
 }
 
 impl RequestKind for ControlRequest {
@@ -1062,6 +1064,7 @@ impl RequestKind for ControlRequest {
             ControlRequest::UpdateStatus => "update-status",
             ControlRequest::UpdateApply { .. } => "update-apply",
             ControlRequest::Doctor => "doctor",
+            ControlRequest::UpdateCheck => "update-check",
         }
     }
 }

@@ -176,6 +176,7 @@ pub static PEER_TABLE: &[PeerRule] = &[
     // The admin page reaches these two through $RUNTIME/updates.sock.
     rule(Role::Supervisor, "update-status", &[Role::Ctl, Role::Admin]),
     rule(Role::Supervisor, "update-apply", &[Role::Ctl, Role::Admin]),
+    rule(Role::Supervisor, "update-check", &[Role::Ctl, Role::Admin]),
     // The checklist: coworkctl doctor, and the dashboard through updates.sock.
     rule(Role::Supervisor, "doctor", &[Role::Ctl, Role::Admin]),
 ];

@@ -154,6 +154,7 @@ impl Control {
             }
         }
         let config = self.shared.config();
+        let config_update_state = config.update.state_dir.clone();
         let update = super::updates::status(config.update.clone(), self.shared.audit.clone()).await;
         let audit = match self.audit(AuditRequest::Verify).await {
             ControlResponse::AuditVerified(v) => Ok(v),
@@ -200,6 +201,7 @@ impl Control {
             pairing,
             secrets,
             channels,
+            feed: crate::update::feed::FeedState::load(&config_update_state),
             files: self.state_files(),
         };
         crate::doctor::run(&snapshot)
@@ -274,6 +276,15 @@ impl Service for Control {
                 match super::updates::status(settings, self.shared.audit.clone()).await {
                     Ok(v) => ControlResponse::Update(v),
                     Err(e) => WireError::new(ErrorCode::BadRequest, e).into(),
+                }
+            }
+            ControlRequest::UpdateCheck => {
+                let settings = self.shared.config().update;
+                let result =
+                    super::updates::check(settings, self.shared.audit.clone(), actor).await;
+                match serde_json::to_value(&result) {
+                    Ok(v) => ControlResponse::Update(v),
+                    Err(e) => WireError::new(ErrorCode::Internal, e.to_string()).into(),
                 }
             }
             ControlRequest::UpdateApply { path } if crate::update::download::is_url(&path) => {

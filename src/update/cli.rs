@@ -48,6 +48,54 @@ pub struct PackArgs {
     pub out: PathBuf,
 }
 
+/// `coworkctl update publish`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PublishArgs {
+    /// The directory a static web server serves: `feed.json` and the bundles.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Ed25519 PKCS#8 private key of a key the appliances trust (the update
+    /// key, or a feed key shipped beside it).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// Days until the feed expires (1 to 366): publish again before then, or
+    /// the appliances refuse it as stale.
+    #[arg(long, default_value_t = 14)]
+    pub expires_days: u64,
+    /// The bundles to offer (`update pack` output).
+    #[arg(required = true)]
+    pub bundles: Vec<PathBuf>,
+}
+
+/// `coworkctl update publish`: exit 0 written, 1 refused (the reason on stderr).
+pub fn publish_cli(args: &PublishArgs) -> i32 {
+    let key = match super::load_signing_key(&args.key) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("coworkctl update publish: {e}");
+            return 1;
+        }
+    };
+    let now = super::state::now_unix();
+    match super::feed::publish(&args.out, &key, &args.bundles, args.expires_days, now) {
+        Ok(p) => {
+            println!(
+                "{}: feed version {}, {} bundle(s) (newest version {}), expires {}",
+                p.feed_path.display(),
+                p.feed.feed_version,
+                p.feed.bundles.len(),
+                p.feed.bundles.iter().map(|b| b.version).max().unwrap_or(0),
+                super::feed::rfc3339(p.feed.expires_at)
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("coworkctl update publish: {e}");
+            1
+        }
+    }
+}
+
 pub fn verify_cli(args: &VerifyArgs) -> i32 {
     let settings = UpdateSettings::default();
     let state = if args.state.is_dir() {

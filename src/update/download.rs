@@ -30,23 +30,25 @@ pub fn check_url(arg: &str) -> Result<reqwest::Url, String> {
     crate::net::parse_url(arg, "https", "http")
 }
 
-/// Downloads `url` into a new file in `dir`, at most `max_bytes`. The caller
-/// removes the file when done with it; a failed download leaves nothing.
-pub async fn download(
+/// GET `url` with the system's roots plus `extra_root_pem`: the response, once
+/// its status says success.
+async fn get(
     url: &reqwest::Url,
-    dir: &Path,
     extra_root_pem: Option<&[u8]>,
-    max_bytes: u64,
-) -> Result<PathBuf, String> {
-    let client = crate::net::client_builder(extra_root_pem)
+    read_timeout: Option<Duration>,
+) -> Result<reqwest::Response, String> {
+    let mut builder = crate::net::client_builder(extra_root_pem)
         .map_err(|e| format!("[update] ca_file: {e}"))?
         .connect_timeout(Duration::from_secs(15))
-        .read_timeout(Duration::from_secs(60))
-        .user_agent(concat!("coworkd/", env!("CARGO_PKG_VERSION")))
+        .user_agent(concat!("coworkd/", env!("CARGO_PKG_VERSION")));
+    if let Some(t) = read_timeout {
+        builder = builder.read_timeout(t);
+    }
+    let client = builder
         .build()
         .map_err(|e| format!("building the HTTP client: {e}"))?;
     let shown = redacted(url);
-    let mut resp = client
+    let resp = client
         .get(url.clone())
         .send()
         .await
@@ -57,11 +59,59 @@ pub async fn download(
             resp.status()
         ));
     }
+    Ok(resp)
+}
+
+/// Fetches a small document (the update feed) into memory: at most
+/// `max_bytes`, within `deadline` overall, so neither an endless answer nor
+/// a trickle holds the check.
+pub async fn fetch_small(
+    url: &reqwest::Url,
+    extra_root_pem: Option<&[u8]>,
+    max_bytes: u64,
+    deadline: Duration,
+) -> Result<Vec<u8>, String> {
+    let shown = redacted(url);
+    let fetch = async {
+        let mut resp = get(url, extra_root_pem, None).await?;
+        let mut body = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| format!("fetching {shown}: {}", e.without_url()))?
+        {
+            if (body.len() + chunk.len()) as u64 > max_bytes {
+                return Err(format!("{shown} is larger than {max_bytes} bytes: cut off"));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    };
+    tokio::time::timeout(deadline, fetch)
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "fetching {shown}: no complete answer within {} s",
+                deadline.as_secs()
+            ))
+        })
+}
+
+/// Downloads `url` into a new file in `dir`, at most `max_bytes`. The caller
+/// removes the file when done with it; a failed download leaves nothing.
+pub async fn download(
+    url: &reqwest::Url,
+    dir: &Path,
+    extra_root_pem: Option<&[u8]>,
+    max_bytes: u64,
+) -> Result<PathBuf, String> {
+    let shown = redacted(url);
+    let mut resp = get(url, extra_root_pem, Some(Duration::from_secs(60))).await?;
     if let Some(len) = resp.content_length()
         && len > max_bytes
     {
         return Err(format!(
-            "{shown} is {len} bytes, more than [update] max_bundle_bytes ({max_bytes})"
+            "{shown} is {len} bytes, more than the {max_bytes} accepted"
         ));
     }
     std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
@@ -82,7 +132,7 @@ pub async fn download(
             written += chunk.len() as u64;
             if written > max_bytes {
                 return Err(format!(
-                    "{shown} is more than [update] max_bundle_bytes ({max_bytes})"
+                    "{shown} is more than the {max_bytes} bytes accepted: cut off"
                 ));
             }
             file.write_all(&chunk)

@@ -24,6 +24,7 @@ mod audit;
 pub mod cli;
 pub mod download;
 mod error;
+pub mod feed;
 mod format;
 mod pack;
 mod settings;

@@ -38,6 +38,10 @@ pub struct UpdateSettings {
     /// PEM roots trusted for `update apply https://...` besides the system's
     /// (a LAN mirror with its own CA).
     pub ca_file: Option<PathBuf>,
+    /// The signed update feed (`.../feed.json`, written by `coworkctl update
+    /// publish`): checked at boot, daily, and by `coworkctl update check`.
+    /// https, or http on loopback. Unset: updates are only brought by hand.
+    pub feed_url: Option<String>,
 }
 
 impl Default for UpdateSettings {
@@ -59,6 +63,7 @@ impl Default for UpdateSettings {
             writer_socket: None,
             max_bundle_bytes: 4 << 30,
             ca_file: None,
+            feed_url: None,
         }
     }
 }

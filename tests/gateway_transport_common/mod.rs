@@ -11,7 +11,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
 use axum::routing::MethodRouter;
 use cowork::gateway::outbound::Replies;
 use cowork::gateway::transport::webhook::{self, Hooks};
@@ -26,70 +25,10 @@ use tempfile::TempDir;
 pub const NOW: i64 = 1_800_000_000;
 pub const ACK: &str = "Got it, working on it.";
 
-/// A CA and a server certificate for 127.0.0.1 / localhost signed by it.
-pub struct TestTls {
-    pub ca_pem: Vec<u8>,
-    pub server: Arc<rustls::ServerConfig>,
-    /// The server certificate and its key, as PEM (for real servers).
-    pub cert_pem: String,
-    pub key_pem: String,
-}
-
-pub fn test_tls() -> TestTls {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&leaf_key, &ca, &ca_key)
-        .unwrap();
-    let key = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap();
-    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![leaf.der().clone()], key)
-    .unwrap();
-    TestTls {
-        ca_pem: ca.pem().into_bytes(),
-        server: Arc::new(server),
-        cert_pem: leaf.pem(),
-        key_pem: leaf_key.serialize_pem(),
-    }
-}
-
-/// Serves `router` over TLS on 127.0.0.1; returns the `https://` base URL.
-pub async fn serve_tls(router: Router, tls: &TestTls) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls.server.clone());
-    tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                return;
-            };
-            let acceptor = acceptor.clone();
-            let router = router.clone();
-            tokio::spawn(async move {
-                let Ok(stream) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let svc = hyper_util::service::TowerToHyperService::new(router);
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                    // A fake's WebSocket route upgrades its connection.
-                    .with_upgrades()
-                    .await;
-            });
-        }
-    });
-    format!("https://127.0.0.1:{}", addr.port())
-}
+#[path = "../https_fixture/mod.rs"]
+mod https_fixture;
+#[allow(unused_imports)]
+pub use https_fixture::{TestTls, serve_tls, test_tls};
 
 /// An [`HttpConfig`] for a fake at `base` trusting the test CA.
 pub fn http_config(base: &str, tls: &TestTls) -> HttpConfig {

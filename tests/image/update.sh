@@ -20,6 +20,12 @@
 #              says why in `update status`, and applies v3 -> B v3 (blessed)
 #              reads it all and refuses the downgrade -> power off.
 #              Each boot is its own QEMU (a reboot ends it; see "boots" below).
+#   feed:      v3 is not on the disk: the host publishes it with `coworkctl
+#              update publish` and serves the directory over HTTPS (openssl
+#              s_server, the test CA) at 10.0.2.2; slot A v1, back after the
+#              rollback, runs `coworkctl update check` ([update] feed_url in a
+#              drop-in), finds version 3 and applies the bundle URL it names
+#              (size and hash as the feed says).
 #   command:   before it applies v2, slot A v1 runs one command the whole way
 #              under the shipped units: a local chat message -> the agent (a fake
 #              OpenAI-compatible server on the host, tests/systemd/fake-llm.py,
@@ -84,6 +90,15 @@ input_usd_per_mtok = 0.0
 output_usd_per_mtok = 0.0
 CONF
 chmod 0644 "$upd/files/60-test-agent.toml"
+# The update feed, served from the host once v3 is packed (below).
+feed_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cat > "$upd/files/61-test-feed.toml" <<CONF
+# make test-image only: the signed update feed on the host.
+[update]
+feed_url = "https://10.0.2.2:$feed_port/feed.json"
+ca_file = "/etc/cowork/test-llm-ca.pem"
+CONF
+chmod 0644 "$upd/files/61-test-feed.toml"
 
 # --- the old code: the image before the newest state.db step ---------------------
 echo "test-image: updates: building coworkd with the feature state-db-before-newest"
@@ -130,6 +145,7 @@ e2put "$upd/root.ext4" "$upd/files/cowork-test-driver.service" /usr/lib/systemd/
 e2put "$upd/root.ext4" "$pub" /usr/lib/cowork/update-keys/test.pub
 e2put "$upd/root.ext4" "$upd/llm/ca.pem" /etc/cowork/test-llm-ca.pem
 e2put "$upd/root.ext4" "$upd/files/60-test-agent.toml" /etc/cowork/coworkd.toml.d/60-test-agent.toml
+e2put "$upd/root.ext4" "$upd/files/61-test-feed.toml" /etc/cowork/coworkd.toml.d/61-test-feed.toml
 debugfs -w -R "symlink /etc/systemd/system/multi-user.target.wants/cowork-test-driver.service /usr/lib/systemd/system/cowork-test-driver.service" \
     "$upd/root.ext4" >/dev/null 2>&1
 
@@ -186,6 +202,20 @@ head -c 65536 /dev/urandom > "$upd/small.img"
 pack 1 "$upd/small.img" "$upd/medium/v1.bundle"
 check "three bundles packed and signed with the test key ($(cd "$upd/medium" && du -h -- *.bundle | tr '\t\n' ': '))" \
     sh -c "[ -s '$upd/medium/v1.bundle' ] && [ -s '$upd/medium/v2.bundle' ] && [ -s '$upd/medium/v3.bundle' ]"
+# v3 goes through the feed: published beside its feed.json, served over HTTPS.
+published=$("$bin/coworkctl" update publish --out "$upd/site" --key "$key" --expires-days 2 "$upd/medium/v3.bundle" 2>&1)
+rm -f "$upd/medium/v3.bundle"
+(cd "$upd/site" && exec openssl s_server -quiet -WWW -accept "127.0.0.1:$feed_port" \
+    -cert "$upd/llm/server.pem" -key "$upd/llm/server.key") >"$upd/feed-server.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do
+    curl -sf --cacert "$upd/llm/ca.pem" --resolve "10.0.2.2:$feed_port:127.0.0.1" \
+        "https://10.0.2.2:$feed_port/feed.json" -o /dev/null && break
+    sleep 0.1
+done
+check "v3 published in a signed feed and served over HTTPS for the guest ($published)" \
+    curl -sf --cacert "$upd/llm/ca.pem" --resolve "10.0.2.2:$feed_port:127.0.0.1" \
+        "https://10.0.2.2:$feed_port/feed.json" -o /dev/null
 
 # The guest's side: one step per boot, chosen by its version and a step file
 # on the data partition.
@@ -231,7 +261,10 @@ case "$v:$step" in
     state back; status back
     say "back-files $(ls /var/lib/cowork/gateway/ 2>&1 | tr '\n' ' ')"
     say "back-served $(timeout 120 coworkctl chat "please write the proof file again" 2>&1 | tr '\n' ' ')"
-    apply v3; echo 2 > /var/lib/cowork-test/step; say reboot; systemctl reboot ;;
+    found=$(coworkctl update check --json 2>&1); say "check-feed rc=$? $(echo "$found" | tr -d ' \n')"
+    url=$(echo "$found" | sed -n 's/.*"bundle_url": *"\([^"]*\)".*/\1/p')
+    out=$(coworkctl update apply "$url" 2>&1); say "apply-v3 rc=$? $out"
+    echo 2 > /var/lib/cowork-test/step; say reboot; systemctl reboot ;;
 3:2) state 3; status 3; apply v1; echo 3 > /var/lib/cowork-test/step; say poweroff; systemctl poweroff ;;
 *) say "unexpected version $v at step $step"; systemctl poweroff ;;
 esac
@@ -407,7 +440,11 @@ check "back on slot A, version 1, after the tries ($(jqs "$stb" '"\(.running) v\
     [ "$(jqs "$stb" '"\(.running) \(.running_version)"')" = "a 1" ]
 check "update status says why ($(jqs "$stb" .fallback))" \
     sh -c "echo '$(jqs "$stb" .fallback)' | grep -q 'ran out of boot tries'"
-check "slot A (v1) wrote v3 to slot B" sh -c "echo '$a3' | grep -q '^rc=0 .*slot'"
+feed_check=$(said check-feed)
+echo "    v1 again: update check: $feed_check"
+check "slot A (v1) checked the host's feed: version 3 offered (exit 1)" \
+    sh -c "echo '$feed_check' | grep -q '^rc=1 .*\"newest_version\":3,.*\"installable\":true'"
+check "slot A (v1) wrote v3, downloaded from the feed, to slot B" sh -c "echo '$a3' | grep -q '^rc=0 .*slot'"
 check "rebooted into slot B, version 3 ($(jqs "$st3" '"\(.running) v\(.running_version)"'))" \
     [ "$(jqs "$st3" '"\(.running) \(.running_version)"')" = "b 3" ]
 check "the floor is 3 ($(jqs "$st3" .floor))" [ "$(jqs "$st3" .floor)" = 3 ]

@@ -14,6 +14,7 @@ declare -A ceiling=(
     [systemd/cowork-trial-failed.service]=1.0
     [systemd/cowork-boot-ok.service]=1.0
     [systemd/cowork-console.service]=1.0
+    [systemd/cowork-update-check.service]=1.0
 )
 failed=0
 for unit in systemd/*.service; do

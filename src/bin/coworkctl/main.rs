@@ -146,8 +146,18 @@ enum UpdateCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Fetch the signed update feed ([update] feed_url) and say whether a newer
+    /// version is offered. Exit 0 up to date, 1 an update is available, 2 the
+    /// check failed (the reason: expired, unsigned, replayed, unreachable).
+    Check {
+        #[arg(long)]
+        json: bool,
+    },
     /// Pack and sign a bundle (release builds; needs no daemon).
     Pack(cowork::update::cli::PackArgs),
+    /// Write the signed feed offering BUNDLEs into a directory a web server
+    /// serves (release builds; needs no daemon).
+    Publish(cowork::update::cli::PublishArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -314,6 +324,12 @@ fn main() -> ExitCode {
     } = &args.command
     {
         return ExitCode::from(u8::try_from(cowork::update::cli::pack_cli(a)).unwrap_or(1));
+    }
+    if let Command::Update {
+        command: UpdateCommand::Publish(a),
+    } = &args.command
+    {
+        return ExitCode::from(u8::try_from(cowork::update::cli::publish_cli(a)).unwrap_or(1));
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -807,7 +823,8 @@ async fn update(
                 }
             }
         }
-        UpdateCommand::Pack(_) => return ExitCode::SUCCESS,
+        UpdateCommand::Check { json } => return update_check(client, json).await,
+        UpdateCommand::Pack(_) | UpdateCommand::Publish(_) => return ExitCode::SUCCESS,
     };
     let apply = matches!(request, ControlRequest::UpdateApply { .. });
     // The connection is made within CONNECT_TIMEOUT; writing a slot may take long.
@@ -832,6 +849,49 @@ async fn update(
         }
         Ok(other) => refused("update", &other),
         Err(e) => unreachable_daemon(&e),
+    }
+}
+
+/// `coworkctl update check`: exit 0 up to date, 1 an update is available, 2
+/// the check failed.
+async fn update_check(client: &Client<ControlRequest, ControlResponse>, json: bool) -> ExitCode {
+    let v = match client
+        .call_with_timeout(ControlRequest::UpdateCheck, Duration::from_secs(120))
+        .await
+    {
+        Ok(ControlResponse::Update(v)) => v,
+        Ok(other) => return refused("update check", &other),
+        Err(e) => return unreachable_daemon(&e),
+    };
+    let error = v["error"].as_str();
+    let installable = v["installable"].as_bool().unwrap_or(false);
+    if json {
+        print_json(&v);
+    } else if let Some(e) = error {
+        eprintln!("coworkctl update check: {e}");
+    } else {
+        let newest = match (&v["newest_version"], v["newest_label"].as_str()) {
+            (serde_json::Value::Null, _) => "nothing for this hardware".to_string(),
+            (n, Some(label)) if !label.is_empty() => format!("version {n} ({label})"),
+            (n, _) => format!("version {n}"),
+        };
+        println!(
+            "running version {}; the feed (version {}) offers {newest}",
+            v["running_version"], v["feed_version"]
+        );
+        if installable {
+            println!(
+                "an update is available: coworkctl update apply {}",
+                v["bundle_url"].as_str().unwrap_or("?")
+            );
+        } else {
+            println!("up to date");
+        }
+    }
+    match (error, installable) {
+        (Some(_), _) => ExitCode::from(2),
+        (None, true) => ExitCode::from(1),
+        (None, false) => ExitCode::SUCCESS,
     }
 }
 

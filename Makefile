@@ -8,7 +8,7 @@ COWORK_DIR ?= $(CURDIR)/.cowork
 
 # Debian packages the tests use (installed by `make deps` when missing, as root;
 # postfix preseeded to "No configuration": the e-mail tests configure their own).
-APT_PACKAGES := systemd-container git sqlite3 jq procps iproute2 openssl bubblewrap python3 strace util-linux libtss2-dev pkg-config swtpm swtpm-tools tpm2-tools chromium chromium-driver curl dovecot-imapd postfix ngircd
+APT_PACKAGES := systemd-container git sqlite3 jq procps iproute2 openssl bubblewrap python3 strace util-linux libtss2-dev pkg-config swtpm swtpm-tools tpm2-tools chromium chromium-driver curl dovecot-imapd postfix ngircd openssh-server
 
 .PHONY: all build build-deps run admin-url test deps fmt-check clippy test-unit test-units test-systemd test-fuzz fuzz bench clean
 

@@ -10,8 +10,8 @@
 //! secrets are stored.
 
 use super::{
-    Channel, bluebubbles, discord, email, google_chat, line, local, mattermost, slack, teams,
-    telegram, twitch, whatsapp,
+    Channel, bluebubbles, discord, email, google_chat, imessage, line, local, mattermost, slack,
+    teams, telegram, twitch, whatsapp,
 };
 use crate::gateway::settings::TransportKind;
 
@@ -67,6 +67,7 @@ pub static PLATFORMS: &[&dyn Channel] = &[
     &mattermost::Platform,
     &twitch::Platform,
     &bluebubbles::Platform,
+    &imessage::Platform,
     &local::Platform,
 ];
 
@@ -141,6 +142,7 @@ mod tests {
             TransportKind::Twitch,
             TransportKind::Bluebubbles,
             TransportKind::BluebubblesPolling,
+            TransportKind::Imessage,
         ];
         // A new TransportKind variant fails to compile here until listed.
         for kind in all {
@@ -161,7 +163,8 @@ mod tests {
                 | TransportKind::Mattermost
                 | TransportKind::Twitch
                 | TransportKind::Bluebubbles
-                | TransportKind::BluebubblesPolling => {}
+                | TransportKind::BluebubblesPolling
+                | TransportKind::Imessage => {}
             }
             assert_eq!(
                 transports().filter(|t| t.kind == kind).count(),

@@ -213,14 +213,23 @@ pub struct LineReader<R> {
     buf: Vec<u8>,
     /// Dropping the rest of an oversized line.
     skipping: bool,
+    /// The longest line kept (IRC's [`MAX_LINE_BYTES`] unless another
+    /// line protocol, imsg's JSON-RPC, says otherwise).
+    max: usize,
 }
 
 impl<R> LineReader<R> {
     pub fn new(inner: R) -> Self {
+        LineReader::with_limit(inner, MAX_LINE_BYTES)
+    }
+
+    /// Lines of at most `max` bytes.
+    pub fn with_limit(inner: R, max: usize) -> Self {
         LineReader {
             inner,
             buf: Vec::new(),
             skipping: false,
+            max,
         }
     }
 
@@ -242,13 +251,15 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
                 }
                 if std::mem::take(&mut self.skipping) {
                     return Ok(Read::Malformed(format!(
-                        "line longer than {MAX_LINE_BYTES} bytes"
+                        "line longer than {} bytes",
+                        self.max
                     )));
                 }
-                if line.len() > MAX_LINE_BYTES {
+                if line.len() > self.max {
                     return Ok(Read::Malformed(format!(
-                        "line of {} bytes; at most {MAX_LINE_BYTES}",
-                        line.len()
+                        "line of {} bytes; at most {}",
+                        line.len(),
+                        self.max
                     )));
                 }
                 return Ok(match String::from_utf8(line) {
@@ -257,7 +268,7 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
                     Err(_) => Read::Malformed("line not UTF-8".into()),
                 });
             }
-            if self.buf.len() > MAX_LINE_BYTES + 1 {
+            if self.buf.len() > self.max + 1 {
                 self.buf.clear();
                 self.skipping = true;
             }

@@ -8,7 +8,7 @@ COWORK_DIR ?= $(CURDIR)/.cowork
 
 # Debian packages the tests use (installed by `make deps` when missing, as root;
 # postfix preseeded to "No configuration": the e-mail tests configure their own).
-APT_PACKAGES := systemd-container git sqlite3 jq procps iproute2 openssl bubblewrap python3 strace util-linux libtss2-dev pkg-config swtpm swtpm-tools tpm2-tools chromium chromium-driver curl dovecot-imapd postfix ngircd python3-venv
+APT_PACKAGES := systemd-container git sqlite3 jq procps iproute2 openssl bubblewrap python3 strace util-linux libtss2-dev pkg-config swtpm swtpm-tools tpm2-tools chromium chromium-driver curl dovecot-imapd postfix ngircd python3-venv openssh-server
 
 # The Matrix test's homeserver (PyPI; runs on Debian 12's Python 3.11), in a
 # venv beside the build so nothing is installed system-wide.

@@ -9,6 +9,7 @@ use axum::body::Bytes;
 use crate::admin::{handlers, http::Form, owner, settings_page, validate};
 use crate::gateway::GatewayError;
 use crate::gateway::channels::discord::gateway as discord_gateway;
+use crate::gateway::channels::imessage;
 use crate::gateway::channels::matrix;
 use crate::gateway::channels::mattermost;
 use crate::gateway::channels::signal;
@@ -87,6 +88,18 @@ pub fn signal_line(
         );
     }
     Ok(event)
+}
+
+/// One line of `imsg rpc` as a session reads it (a JSON-RPC 2.0 answer or
+/// notification; a `message` notification's message through
+/// [`imessage::Imessage::message`] with the contacts of `rules` at `now`),
+/// acting on nothing.
+pub fn imessage_line(
+    text: &str,
+    rules: &imessage::Imessage,
+    now: i64,
+) -> Result<Option<imessage::ImessageEvent>, GatewayError> {
+    imessage::decode_line(text, rules, now)
 }
 
 /// The sections a settings form may be posted to, as the fuzz target tries them.

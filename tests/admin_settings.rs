@@ -780,3 +780,106 @@ async fn a_refused_stale_form_saved_again_undoes_nothing() {
     assert!(owner.contains("max_tool_calls_per_turn = 3"), "{owner}");
     assert!(!owner.contains("max_iterations"), "{owner}");
 }
+
+/// An iMessage channel's page generates the appliance's SSH key for the
+/// Mac: the private key goes to the vault only (never on a page), the
+/// channel names it, and the page shows the public key with the restricted
+/// `authorized_keys` line; a second key needs the replace box; another
+/// kind of channel has no key to generate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_imessage_channel_generates_its_ssh_key_and_shows_the_public_half() {
+    let h = Harness::start().await;
+    let mut c = h.owner_client().await;
+    for (name, kind) in [("mac", "imessage"), ("slack", "slack-socket")] {
+        let page = c.get("/settings/channels").await;
+        let version = extract(&page.body, "name=\"version\" value=\"").unwrap();
+        let r = c
+            .post(
+                "/settings/channels/add",
+                &[
+                    ("csrf", &page.csrf()),
+                    ("version", &version),
+                    ("name", name),
+                    ("kind", kind),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, 303, "{}", r.body);
+    }
+    let generate = |c: &mut Client, channel: &'static str, replace: bool| {
+        let mut c = c.clone();
+        async move {
+            let page = c.get(&format!("/settings/channels/{channel}")).await;
+            let version = extract(&page.body, "name=\"version\" value=\"").unwrap();
+            let mut form = vec![("csrf", page.csrf()), ("version", version)];
+            if replace {
+                form.push(("replace", "yes".into()));
+            }
+            let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            c.post(&format!("/settings/channels/{channel}/ssh-key"), &form)
+                .await
+        }
+    };
+    let page = c.get("/settings/channels/mac").await;
+    assert!(
+        page.body.contains("id=\"ssh-key-generate\""),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("ssh-public-key"));
+
+    let r = generate(&mut c, "mac", false).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let (version, private) = h.backend.state().secret_values["mac_ssh_key"].clone();
+    assert_eq!(version, 1);
+    let private = String::from_utf8(private).unwrap();
+    let public = cowork::gateway::channels::imessage::parse_private_key(&private)
+        .unwrap()
+        .public_key()
+        .to_openssh()
+        .unwrap();
+    assert!(public.starts_with("ssh-ed25519 AAAA") && public.ends_with(" cowork@appliance"));
+    let page = c.get("/settings/channels/mac").await;
+    assert!(
+        page.body
+            .contains(&format!("id=\"ssh-public-key\">{public}</pre>")),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains(&format!(
+            "command=&quot;imsg rpc&quot;,restrict {public}</pre>"
+        )),
+        "{}",
+        page.body
+    );
+    let secret_body: String = private.lines().nth(1).unwrap().to_string();
+    assert!(
+        !page.body.contains(&secret_body),
+        "the private key was shown"
+    );
+    assert_eq!(
+        field(&page.body, "channels.mac.transport.key_secret").as_deref(),
+        Some("&quot;mac_ssh_key&quot;")
+    );
+
+    // A second key needs the box; with it, a new key replaces the old one.
+    let r = generate(&mut c, "mac", false).await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert_eq!(h.backend.state().secret_values["mac_ssh_key"].0, 1);
+    let r = generate(&mut c, "mac", true).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(h.backend.state().secret_values["mac_ssh_key"].0, 2);
+    let page = c.get("/settings/channels/mac").await;
+    assert!(!page.body.contains(&public), "the old key is still shown");
+
+    // Another kind of channel has no SSH key.
+    let r = generate(&mut c, "slack", false).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        !h.backend
+            .state()
+            .secret_values
+            .contains_key("slack_ssh_key")
+    );
+}

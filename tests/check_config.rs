@@ -100,6 +100,7 @@ fn channel_kinds_from_the_registry_are_what_check_config_accepts() {
             "twitch",
             "bluebubbles",
             "signal",
+            "imessage",
             "local"
         ]
     );
@@ -132,6 +133,15 @@ fn channel_kinds_from_the_registry_are_what_check_config_accepts() {
                 "socket_path" => "\"/run/signal-cli/socket\"".to_string(),
                 "account" => "\"+15550001111\"".to_string(),
                 "bot_user" if kind == "matrix" => "\"@cowbot:example.org\"".to_string(),
+                "host" => "\"192.168.1.20\"".to_string(),
+                "port" => "22".to_string(),
+                "host_key" => format!(
+                    "\"{}\"",
+                    cowork::gateway::channels::imessage::generate_key()
+                        .unwrap()
+                        .1
+                ),
+                "contacts" => "[\"+15551234567\"]".to_string(),
                 "ca_file" => "\"/etc/ssl/certs/ca-certificates.crt\"".to_string(),
                 "team_allowlist" | "channel_allowlist" => {
                     "[\"8xk3w5yq1bfzmc9ejr7unhd4oa\"]".to_string()
@@ -154,7 +164,7 @@ fn channel_kinds_from_the_registry_are_what_check_config_accepts() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 19);
+    assert_eq!(checked, 20);
     let (code, err) = check("[channels.c1.transport]\nkind = \"carrier-pigeon\"\n");
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("carrier-pigeon"), "{err}");
@@ -442,5 +452,52 @@ fn bluebubbles_takes_handles_and_a_local_network_server_only() {
         let (code, err) = check(&config(handles, public));
         assert_eq!(code, 1, "{public}: {err}");
         assert!(err.contains("not a local-network address"), "{err}");
+    }
+}
+
+/// An iMessage (imsg) channel grants access by handle or chat id, never a
+/// contact's name; its Mac must be on the local network, its host key an
+/// ed25519 key, its imsg command one plain word.
+#[test]
+fn imessage_takes_handles_a_pinned_key_and_a_local_network_mac_only() {
+    let key = cowork::gateway::channels::imessage::generate_key()
+        .unwrap()
+        .1;
+    let config = |list: &str, host: &str, host_key: &str, imsg: &str| {
+        format!(
+            "profile = \"production\"\n[channels.mac]\ndm = \"allowlist\"\nallowlist = [{list}]\n\
+             group_allowlist = [\"42\"]\n\
+             [channels.mac.transport]\nkind = \"imessage\"\nhost = \"{host}\"\nuser = \"ada\"\n\
+             host_key = \"{host_key}\"\nkey_secret = \"mac_ssh_key\"\nimsg_path = \"{imsg}\"\n\
+             contacts = [{list}]\n"
+        )
+    };
+    let handles = "\"+15551234567\", \"ada@example.com\"";
+    let (code, err) = check(&config(handles, "mac.local", &key, "imsg"));
+    assert_eq!(code, 0, "{err}");
+    for bad in ["\"Mom\"", "\"Ada@Example.com\""] {
+        let (code, err) = check(&config(bad, "mac.local", &key, "imsg"));
+        assert_eq!(code, 1, "{bad}: {err}");
+        assert!(err.contains("is not an iMessage handle"), "{err}");
+    }
+    for (host, host_key, imsg, says) in [
+        (
+            "mac.example.com",
+            key.as_str(),
+            "imsg",
+            "not a local-network address",
+        ),
+        (
+            "203.0.113.7",
+            key.as_str(),
+            "imsg",
+            "not a local-network address",
+        ),
+        ("mac.local", "ssh-rsa AAAA", "imsg", "host_key"),
+        ("mac.local", key.as_str(), "imsg; reboot", "imsg_path"),
+    ] {
+        let (code, err) = check(&config(handles, host, host_key, imsg));
+        assert_eq!(code, 1, "{host} {imsg}: {err}");
+        assert!(err.contains(says), "{err}");
     }
 }

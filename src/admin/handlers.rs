@@ -64,6 +64,10 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             get(super::settings_page::channel_page).post(super::settings_page::channel_save),
         )
         .route(
+            "/settings/channels/{name}/ssh-key",
+            post(super::settings_page::channel_ssh_key),
+        )
+        .route(
             "/settings/credentials",
             get(super::settings_page::credentials_page),
         )

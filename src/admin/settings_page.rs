@@ -388,6 +388,9 @@ async fn render_section(
     if prefix == "agent" {
         body = html! { (provider_tester(&ctx(sess), &state)) (body) };
     }
+    if prefix.starts_with("channels.") && channel_kind(&view, prefix) == IMESSAGE {
+        body = html! { (ssh_key_card(&ctx(sess), &view, prefix)) (body) };
+    }
     if let Some(name) = prefix.strip_prefix("channels.") {
         let states = st.backend.channel_states().await.unwrap_or_default();
         let live = states.iter().find(|s| s.name == name);
@@ -610,6 +613,135 @@ async fn save(st: &Arc<AppState>, headers: &HeaderMap, body: Body, prefix: &str)
 
 fn section_path(prefix: &str) -> String {
     format!("/settings/{}", prefix.replace('.', "/"))
+}
+
+// ---------------------------------------------------------------------------
+// iMessage: the appliance's SSH key for the owner's Mac.
+
+/// The transport kind whose channels get an SSH key card.
+const IMESSAGE: &str = "imessage";
+
+/// A channel's transport kind as its settings name it.
+fn channel_kind(view: &SettingsView, prefix: &str) -> String {
+    let key = format!("{prefix}.transport.kind");
+    view.values
+        .iter()
+        .find(|v| v.key == key)
+        .map(|v| unquoted(&v.value))
+        .unwrap_or_default()
+}
+
+/// A setting's text, empty when unset.
+fn value_of(view: &SettingsView, key: &str) -> String {
+    view.values
+        .iter()
+        .find(|v| v.key == key)
+        .map(|v| unquoted(&v.value))
+        .unwrap_or_default()
+}
+
+/// The public key the Mac must know, with the `authorized_keys` line that
+/// lets it run nothing but `imsg rpc`, and the form that generates the key.
+fn ssh_key_card(ctx: &PageCtx, view: &SettingsView, prefix: &str) -> Markup {
+    let public = value_of(view, &format!("{prefix}.transport.public_key"));
+    let imsg = value_of(view, &format!("{prefix}.transport.imsg_path"));
+    let imsg = if imsg.is_empty() {
+        "imsg".to_string()
+    } else {
+        imsg
+    };
+    let action = format!("{}/ssh-key", section_path(prefix));
+    html! {
+        section.card id="ssh-key" {
+            h2 { "SSH key for the Mac" }
+            @if public.is_empty() {
+                p { "The appliance reaches the Mac's Messages over SSH with a key of its own. Generate it, then add its public key to the Mac user's " code { "~/.ssh/authorized_keys" } "." }
+            } @else {
+                p { "The appliance's public key (add it to the Mac user's " code { "~/.ssh/authorized_keys" } "):" }
+                pre.cmd id="ssh-public-key" { (public) }
+                p.muted { "Better: the line below lets this key run nothing but " code { (imsg) " rpc" } " (no shell, no forwarding):" }
+                pre.cmd id="authorized-keys-line" { "command=\"" (imsg) " rpc\",restrict " (public) }
+            }
+            form method="post" action=(action) id="ssh-key-form" {
+                (views::csrf_field(&ctx.csrf))
+                input type="hidden" name="version" value=(view.owner_version);
+                @if public.is_empty() {
+                    button type="submit" id="ssh-key-generate" { "Generate a key" }
+                } @else {
+                    label.inline-check { input type="checkbox" name="replace" value="yes"; " replace it (the Mac must then be given the new key)" }
+                    " " button.secondary type="submit" id="ssh-key-generate" { "Generate a new key" }
+                }
+            }
+        }
+    }
+}
+
+/// Generates the channel's SSH key: the private key into the vault (never
+/// shown), the channel's `key_secret` naming it and its `public_key` showing
+/// the public half.
+pub(crate) async fn channel_ssh_key(
+    State(st): St,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> PageResult {
+    let (sess, form) = authorize_post(&st, &headers, body)?;
+    let prefix = format!("channels.{name}");
+    valid_section(&prefix)?;
+    let version = form.require("version")?.to_string();
+    let view = st.backend.settings_show().await?;
+    if channel_kind(&view, &prefix) != IMESSAGE {
+        return Err(PageError::BadRequest(format!(
+            "{name} is not an iMessage channel; only those have an SSH key."
+        )));
+    }
+    let had = !value_of(&view, &format!("{prefix}.transport.public_key")).is_empty();
+    if had && form.get("replace")? != Some("yes") {
+        return Err(PageError::Conflict(
+            "The channel has a key already; tick \"replace it\" to generate a new one. Nothing changed.".into(),
+        ));
+    }
+    let (private, public) =
+        crate::gateway::channels::imessage::generate_key().map_err(PageError::Internal)?;
+    let secret = secret_name(&format!("{name}_ssh_key"))?;
+    st.backend
+        .secret_set(
+            secret.clone(),
+            crate::ipc::SecretBytes(private.as_bytes().to_vec()),
+        )
+        .await?;
+    let text = |v: &str| toml::Value::String(v.to_string()).to_string();
+    let changes = vec![
+        SettingChange {
+            key: format!("{prefix}.transport.key_secret"),
+            value: Some(text(&secret)),
+        },
+        SettingChange {
+            key: format!("{prefix}.transport.public_key"),
+            value: Some(text(&public)),
+        },
+    ];
+    match st.backend.settings_change(changes, Some(version)).await? {
+        SettingsResponse::Applied { report, .. } => Ok(flash_redirect(
+            &st,
+            &sess,
+            format!(
+                "SSH key generated (stored in the vault as {secret}); add the public key to the Mac: {}.",
+                report.summary()
+            ),
+            &section_path(&prefix),
+        )),
+        SettingsResponse::Refused { problems, .. } => {
+            let state = FormState {
+                problems,
+                ..FormState::default()
+            };
+            refused_form(&st, &sess, &prefix, state).await
+        }
+        SettingsResponse::View(_) => Err(PageError::Internal(
+            "unexpected answer from the supervisor".into(),
+        )),
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1067,6 +1199,7 @@ mod tests {
             "twitch",
             "bluebubbles",
             "signal",
+            "imessage",
         ] {
             let spec = registry::transports().find(|t| t.name == kind).unwrap();
             let offered = keys(kind);

@@ -14,6 +14,7 @@ pub mod bluebubbles;
 pub mod discord;
 pub mod email;
 pub mod google_chat;
+pub mod imessage;
 pub mod line;
 pub mod local;
 pub mod matrix;
@@ -200,6 +201,32 @@ impl ChatMemory {
     fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, String>> {
         self.values.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// Queues `items` (one answer's lines or chunks) for a connection whole or
+/// not at all: `Err` with the free room when they do not all fit (logged
+/// here), so an answer is never cut short or dropped silently.
+pub(crate) fn queue_whole<T>(
+    queue: &tokio::sync::mpsc::Sender<T>,
+    items: Vec<T>,
+    platform: &'static str,
+) -> Result<(), String> {
+    let free = queue.capacity();
+    if items.len() > free {
+        tracing::warn!(
+            channel = platform,
+            items = items.len(),
+            free,
+            "send queue full; answer refused"
+        );
+        return Err(format!("{} to send, room for {free}", items.len()));
+    }
+    for item in items {
+        queue
+            .try_send(item)
+            .map_err(|_| "the send queue is full or closed; answer cut short".to_string())?;
+    }
+    Ok(())
 }
 
 /// A random secret for a parser whose verifier a transport never uses (a

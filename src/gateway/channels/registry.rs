@@ -10,8 +10,8 @@
 //! secrets are stored.
 
 use super::{
-    Channel, bluebubbles, discord, email, google_chat, line, local, matrix, mattermost, signal,
-    slack, teams, telegram, twitch, whatsapp,
+    Channel, bluebubbles, discord, email, google_chat, imessage, line, local, matrix, mattermost,
+    signal, slack, teams, telegram, twitch, whatsapp,
 };
 use crate::gateway::settings::TransportKind;
 
@@ -69,6 +69,7 @@ pub static PLATFORMS: &[&dyn Channel] = &[
     &twitch::Platform,
     &bluebubbles::Platform,
     &signal::Platform,
+    &imessage::Platform,
     &local::Platform,
 ];
 
@@ -145,6 +146,7 @@ mod tests {
             TransportKind::Bluebubbles,
             TransportKind::BluebubblesPolling,
             TransportKind::Signal,
+            TransportKind::Imessage,
         ];
         // A new TransportKind variant fails to compile here until listed.
         for kind in all {
@@ -168,6 +170,7 @@ mod tests {
                 | TransportKind::Bluebubbles
                 | TransportKind::BluebubblesPolling
                 | TransportKind::Signal => {}
+                TransportKind::Imessage => {}
             }
             assert_eq!(
                 transports().filter(|t| t.kind == kind).count(),

@@ -21,6 +21,7 @@ pub use parse::{
     BlueBubbles, BlueBubblesEvent, MAX_EVENT_AGE_SECS, SECRET_PARAM, is_bluebubbles_id,
     is_chat_guid, is_handle,
 };
+pub(crate) use parse::{mentions, messages_attachments};
 pub use poll::{Cursor, poll_once, run_polling};
 pub use webhook::route as webhook_route;
 

@@ -243,24 +243,15 @@ impl BlueBubbles {
         };
         let context = chat_context(&chat)
             .ok_or_else(|| GatewayError::parse(CHANNEL, "chat guid of an unknown shape"))?;
-        if msg.attachments.len() > MAX_ATTACHMENTS {
-            return Err(GatewayError::parse(CHANNEL, "too many attachments"));
-        }
-        let attachments = msg
-            .attachments
-            .into_iter()
-            .map(|a| Attachment {
-                name: a
-                    .transfer_name
-                    .filter(|n| !n.is_empty())
-                    .unwrap_or_else(|| "attachment.bin".into()),
-                mime: a.mime_type,
-                size: a.total_bytes,
-            })
-            .collect();
+        let attachments = messages_attachments(
+            CHANNEL,
+            msg.attachments
+                .into_iter()
+                .map(|a| (a.transfer_name, a.mime_type, a.total_bytes))
+                .collect(),
+        )?;
         let text = msg.text.unwrap_or_default();
-        let mentions_bot =
-            !self.bot_name.is_empty() && text.to_lowercase().contains(&self.bot_name);
+        let mentions_bot = mentions(&self.bot_name, &text);
         let inbound = Inbound::try_from(RawInbound {
             channel: self.channel.clone(),
             account: None,
@@ -277,6 +268,33 @@ impl BlueBubbles {
             inbound: Box::new(inbound),
         })
     }
+}
+
+/// Messages' attachments (its transfer name, MIME type and size, as
+/// BlueBubbles and imsg give them), at most [`MAX_ATTACHMENTS`], each named.
+pub(crate) fn messages_attachments(
+    platform: &'static str,
+    list: Vec<(Option<String>, Option<String>, Option<u64>)>,
+) -> Result<Vec<Attachment>, GatewayError> {
+    if list.len() > MAX_ATTACHMENTS {
+        return Err(GatewayError::parse(platform, "too many attachments"));
+    }
+    Ok(list
+        .into_iter()
+        .map(|(name, mime, size)| Attachment {
+            name: name
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| "attachment.bin".into()),
+            mime,
+            size,
+        })
+        .collect())
+}
+
+/// Whether `text` addresses the appliance in a group: iMessage has no
+/// mentions, so its name (`bot_name`, lowercased; empty: nothing does).
+pub(crate) fn mentions(bot_name: &str, text: &str) -> bool {
+    !bot_name.is_empty() && text.to_lowercase().contains(bot_name)
 }
 
 #[derive(Deserialize)]

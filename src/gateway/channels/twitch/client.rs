@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use super::irc::{command, is_plain_tag_value};
 use super::parse::{CHANNEL, is_login};
-use crate::gateway::channels::ChatMemory;
+use crate::gateway::channels::{ChatMemory, queue_whole};
 use crate::gateway::chunk::chunk_text;
 use crate::gateway::error::GatewayError;
 use crate::gateway::outbound::Outbound;
@@ -140,24 +140,11 @@ impl TwitchSender {
     /// here and by the outbound path).
     pub fn queue(&self, room: &str, text: &str) -> Result<(), GatewayError> {
         let lines = self.lines(room, text)?;
-        let free = self.queue.capacity();
-        if lines.len() > free {
-            tracing::warn!(
-                channel = CHANNEL,
-                lines = lines.len(),
-                free,
-                "twitch send queue full; answer refused"
-            );
-            return Err(send_err(format!(
-                "the send queue is full ({QUEUE_LINES} lines wait for Twitch's rate limit); answer not sent"
-            )));
-        }
-        for line in lines {
-            self.queue
-                .try_send(line)
-                .map_err(|_| send_err("the send queue is full or closed; answer cut short"))?;
-        }
-        Ok(())
+        queue_whole(&self.queue, lines, CHANNEL).map_err(|why| {
+            send_err(format!(
+                "the send queue is full ({QUEUE_LINES} lines wait for Twitch's rate limit: {why}); answer not sent"
+            ))
+        })
     }
 }
 

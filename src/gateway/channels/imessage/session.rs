@@ -19,9 +19,9 @@ use super::client::{Chunk, send_request};
 use super::parse::{CHANNEL, Imessage, ImessageEvent, MAX_LINE_BYTES, RpcLine, parse_line, row_id};
 use super::ssh::{self, SshTarget};
 use crate::gateway::channels::audit_refused;
-use crate::gateway::transport::lines::{LineReader, Read};
 use crate::gateway::dispatch::Dispatcher;
 use crate::gateway::error::GatewayError;
+use crate::gateway::transport::lines::{LineReader, Read};
 use crate::gateway::transport::pacer::Pacer;
 
 /// From the subscription request to its answer.

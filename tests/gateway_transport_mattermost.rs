@@ -55,6 +55,8 @@ const NAME: &str = "mattermost";
 #[derive(Default)]
 struct Fake {
     refuse_token: AtomicBool,
+    /// `users/me` says the token is a person's, not a bot account's.
+    personal_token: AtomicBool,
     refuse_challenge: AtomicBool,
     me_calls: AtomicUsize,
     /// Bodies of `POST /posts`.
@@ -145,7 +147,8 @@ async fn me(State(f): State<Arc<Fake>>, headers: axum::http::HeaderMap) -> Respo
     if !check_auth(&f, &headers) {
         return unauthorized();
     }
-    Json(json!({"id": BOT, "username": "cowork", "is_bot": true})).into_response()
+    let is_bot = !f.personal_token.load(Ordering::SeqCst);
+    Json(json!({"id": BOT, "username": "cowork", "is_bot": is_bot})).into_response()
 }
 
 async fn create_post(
@@ -475,6 +478,21 @@ async fn hostile_frames_are_audited_and_the_connection_goes_on() {
     assert_eq!(h.fake.connections(), 1, "the connection went on");
     assert_eq!(h.fake.me_calls.load(Ordering::SeqCst), 1);
     assert_eq!(h.problem(), None);
+    h.stop().await;
+}
+
+/// The seed's "dedicated bot account": a person's token works, but the
+/// settings page (and `coworkctl doctor`) says it should be a bot's.
+#[tokio::test]
+async fn a_personal_token_is_shown_as_the_problem_while_it_works() {
+    let fake = Fake::default();
+    fake.personal_token.store(true, Ordering::SeqCst);
+    let h = Harness::start(ACK, fake, |_| {}).await;
+    eventually("the personal account shown", || {
+        h.problem().is_some_and(|p| p.contains("not a bot account"))
+    })
+    .await;
+    assert_eq!(h.fake.connections(), 1, "it still connects");
     h.stop().await;
 }
 

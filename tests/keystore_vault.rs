@@ -60,6 +60,10 @@ fn set_get_list_delete() {
             ("slack.signing-secret", 1)
         ]
     );
+    // Each value's length is listed (never the value): a too-short webhook
+    // secret shows in `coworkctl doctor`.
+    let bytes: Vec<u32> = list.iter().map(|s| s.bytes).collect();
+    assert_eq!(bytes, vec![8, 0, 6]);
     let dump = format!("{list:?}");
     assert!(
         !dump.contains("sk-ant") && !dump.contains("s3cr3t"),

@@ -542,6 +542,7 @@ impl AdminBackend for FakeBackend {
                 name: name.clone(),
                 version: st.secret_values.get(name).map_or(1, |(v, _)| *v),
                 updated_at: "2026-01-01T00:00:00Z".into(),
+                bytes: st.secret_values.get(name).map(|(_, b)| b.len() as u32),
             })
             .collect();
         ready(Ok(list))
@@ -765,6 +766,7 @@ impl AdminBackend for FakeBackend {
                     name: name.clone(),
                     version: 1,
                     updated_at: "2026-01-01T00:00:00Z".into(),
+                    bytes: Some(32),
                 })
                 .collect()),
             channels: Ok(Vec::new()),

@@ -9,6 +9,11 @@ use crate::gateway::{AccessMode, ChannelSettings, TransportKind};
 use crate::ipc::UserState;
 
 const DAY: i64 = 86_400;
+/// Secrets that authenticate a platform's requests to the webhook listener
+/// (the others are the appliance's credentials toward the platform).
+const WEBHOOK_SECRET_KEYS: [&str; 2] = ["signing_secret", "verify_token_secret"];
+/// Fewer bytes than this in such a secret is guessable.
+const MIN_WEBHOOK_SECRET_BYTES: u32 = 16;
 /// What group chats must not reach: the owner's memory and clipboard.
 const GROUP_DENIED_TOOLS: [&str; 2] = ["memory", "clipboard"];
 
@@ -372,16 +377,45 @@ fn channel_secrets(s: &Snapshot, name: &str, ch: &ChannelSettings) -> Option<Che
     let stored = s.secrets.as_ref().ok()?;
     let transport = toml::Value::try_from(&ch.transport).ok()?;
     let mut missing = Vec::new();
+    let mut short = Vec::new();
     for (key, what) in spec.secrets {
         let Some(secret) = transport.get(key).and_then(|v| v.as_str()) else {
             missing.push(format!("{key} ({what}) is not set"));
             continue;
         };
-        if !stored.iter().any(|l| l.name == secret) {
-            missing.push(format!("{secret} ({what}) is not in the vault"));
+        match stored.iter().find(|l| l.name == secret) {
+            None => missing.push(format!("{secret} ({what}) is not in the vault")),
+            // A secret that authenticates requests must not be guessable.
+            Some(l)
+                if spec.webhook_route.is_some()
+                    && WEBHOOK_SECRET_KEYS.contains(key)
+                    && l.bytes.is_some_and(|b| b < MIN_WEBHOOK_SECRET_BYTES) =>
+            {
+                short.push(format!(
+                    "{secret} ({what}) has {} bytes, fewer than {MIN_WEBHOOK_SECRET_BYTES}",
+                    l.bytes.unwrap_or(0)
+                ));
+            }
+            Some(_) => {}
         }
     }
     let id = format!("channel.{name}.secrets");
+    if missing.is_empty() && !short.is_empty() {
+        return Some(
+            check(
+                id,
+                CheckStatus::Warn,
+                format!(
+                    "channel {name}: a webhook secret anyone could guess: {}",
+                    short.join("; ")
+                ),
+            )
+            .fix(
+                "a new random secret (e.g. openssl rand -hex 32), set on the platform and with coworkctl secret set",
+                "/settings",
+            ),
+        );
+    }
     Some(if missing.is_empty() {
         let how = if spec.webhook_route.is_some() {
             "every request's signature is checked with it"
@@ -1061,6 +1095,7 @@ mod tests {
             name: name.into(),
             version: 1,
             updated_at: updated_at.into(),
+            bytes: Some(32),
         }
     }
 
@@ -1482,6 +1517,51 @@ mod tests {
         s.config.channels.get_mut("local").unwrap().enabled = false;
         s.config.channels.get_mut("local").unwrap().dm = AccessMode::Open;
         assert!(run(&s).get("channel.local.access").is_none());
+    }
+
+    #[test]
+    fn a_webhook_channel_needs_its_secrets_and_long_ones() {
+        let mut s = healthy();
+        let mut tg = ChannelSettings::default();
+        tg.transport.kind = TransportKind::TelegramWebhook;
+        tg.transport.token_secret = Some("tg_token".into());
+        tg.transport.signing_secret = Some("tg_hook".into());
+        s.config.channels.insert("tg".into(), tg);
+        // Missing: the channel cannot start.
+        let c = run(&s).get("channel.tg.secrets").unwrap().clone();
+        assert_eq!(c.status, CheckStatus::Warn);
+        assert!(
+            c.message.contains("tg_hook") && c.message.contains("not in the vault"),
+            "{}",
+            c.message
+        );
+        // Stored, but short: guessable.
+        let mut hook = secret("tg_hook", "2030-01-01T00:00:00Z");
+        hook.bytes = Some(6);
+        s.secrets = Ok(vec![secret("tg_token", "2030-01-01T00:00:00Z"), hook]);
+        let c = run(&s).get("channel.tg.secrets").unwrap().clone();
+        assert_eq!(c.status, CheckStatus::Warn);
+        assert!(c.message.contains("6 bytes"), "{}", c.message);
+        // Long enough: ok, and the listener on loopback is ok too.
+        if let Ok(l) = &mut s.secrets {
+            l[1].bytes = Some(32);
+        }
+        let r = run(&s);
+        assert_eq!(r.get("channel.tg.secrets").unwrap().status, CheckStatus::Ok);
+        assert_eq!(r.get("webhook.listen").unwrap().status, CheckStatus::Ok);
+        // A short bot token is not a webhook secret: not this check's business.
+        if let Ok(l) = &mut s.secrets {
+            l[0].bytes = Some(4);
+        }
+        assert_eq!(
+            run(&s).get("channel.tg.secrets").unwrap().status,
+            CheckStatus::Ok
+        );
+        // Listening on every interface: a warning naming the channel.
+        s.config.webhook.listen = "0.0.0.0:8080".into();
+        let c = run(&s).get("webhook.listen").unwrap().clone();
+        assert_eq!(c.status, CheckStatus::Warn);
+        assert!(c.message.contains("tg"), "{}", c.message);
     }
 
     #[test]

@@ -112,6 +112,7 @@ fn vault_request(
                         name: s.name,
                         version: s.version,
                         updated_at: s.updated_at,
+                        bytes: Some(s.bytes),
                     })
                     .collect(),
             ))

@@ -881,6 +881,9 @@ pub struct SecretListing {
     pub name: String,
     pub version: u32,
     pub updated_at: String,
+    /// The value's length in bytes (never the value).
+    #[serde(default)]
+    pub bytes: Option<u32>,
 }
 
 /// Secret bytes on the wire: a CBOR byte string, zeroized on drop, never printed.

@@ -37,6 +37,8 @@ const AD_PREFIX: &[u8] = b"cowork-vault/v1\0";
 const CHECK_AD: &[u8] = b"cowork-vault/v1\0\0check";
 const CHECK_PLAINTEXT: &[u8] = b"cowork-vault/v1 key check";
 const NONCE_LEN: usize = 12;
+/// AES-256-GCM's tag, appended to every ciphertext.
+const TAG_LEN: usize = 16;
 
 /// The vault's tables as of `state.db` schema 1. On `state.db` the gateway's
 /// migration runner creates them (`gateway::state_db`); [`ensure_schema`]
@@ -68,6 +70,9 @@ pub struct SecretInfo {
     pub version: u32,
     /// RFC 3339 UTC time of the last `set`.
     pub updated_at: String,
+    /// The value's length in bytes (its ciphertext's, less the AEAD tag):
+    /// enough to tell a too-short webhook secret, never the value.
+    pub bytes: u32,
 }
 
 /// What the vault's check row says about a key.
@@ -360,7 +365,9 @@ impl Vault {
     pub fn list(&self, conn: &Connection) -> Result<Vec<SecretInfo>, VaultError> {
         ensure_schema(conn)?;
         let mut stmt = conn
-            .prepare("SELECT name, version, updated_at FROM vault_secrets ORDER BY name")
+            .prepare(
+                "SELECT name, version, updated_at, length(ciphertext) FROM vault_secrets ORDER BY name",
+            )
             .map_err(db("list secrets"))?;
         let rows = stmt
             .query_map([], |r| {
@@ -368,20 +375,23 @@ impl Vault {
                     r.get::<_, String>(0)?,
                     r.get::<_, i64>(1)?,
                     r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
                 ))
             })
             .map_err(db("list secrets"))?;
         let mut out = Vec::new();
         for row in rows {
-            let (name, version, updated_at) = row.map_err(db("list secrets"))?;
+            let (name, version, updated_at, sealed) = row.map_err(db("list secrets"))?;
             let version = u32::try_from(version).map_err(|_| VaultError::Corrupt {
                 name: name.clone(),
                 reason: format!("version {version} out of range"),
             })?;
+            let bytes = u32::try_from(sealed.saturating_sub(TAG_LEN as i64)).unwrap_or(0);
             out.push(SecretInfo {
                 name,
                 version,
                 updated_at,
+                bytes,
             });
         }
         Ok(out)

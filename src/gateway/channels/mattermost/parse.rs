@@ -115,6 +115,9 @@ pub struct Me {
     pub id: String,
     #[serde(default)]
     pub username: String,
+    /// A bot account (System Console → Bot Accounts), not a person's.
+    #[serde(default)]
+    pub is_bot: bool,
 }
 
 /// A Mattermost channel's parser with the owner's restrictions.
@@ -356,6 +359,7 @@ mod tests {
         Me {
             id: BOT.into(),
             username: "cowork".into(),
+            is_bot: true,
         }
     }
 

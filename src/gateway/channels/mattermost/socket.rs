@@ -121,6 +121,14 @@ impl MattermostSocket {
             channel = self.parser.channel(),
             "mattermost websocket connected"
         );
+        // The seed: a dedicated bot account with minimal permissions, never a
+        // person's own token (which reads everything that person can).
+        if !me.is_bot {
+            pacer.show(Some(format!(
+                "connected, but the token is @{}'s personal account, not a bot account: create one (System Console, Integrations, Bot Accounts) and store its token",
+                me.username
+            )));
+        }
 
         let mut heard = Instant::now();
         let mut next_ping = Instant::now() + PING_EVERY;

@@ -534,12 +534,24 @@ impl Ngircd {
         let mut c = IrcClient {
             lines: BufReader::new(read).lines(),
             write,
+            bot_there: false,
         };
         c.send(&format!(
             "PASS oauth:{TOKEN}\r\nNICK {nick}\r\nUSER {nick} 0 * :{nick}\r\nJOIN #owner"
         ))
         .await;
-        c.until(|l| l.contains(" 366 ")).await;
+        // Our JOIN's NAMES (353 lines, then 366) say whether the bot is there.
+        loop {
+            let line = c
+                .until(|l| l.contains(" 353 ") || l.contains(" 366 "))
+                .await;
+            if line.contains(" 366 ") {
+                break;
+            }
+            c.bot_there |= line
+                .split(' ')
+                .any(|n| n.trim_start_matches(['@', ':']) == BOT);
+        }
         c
     }
 }
@@ -555,6 +567,8 @@ struct IrcClient {
         BufReader<tokio::io::ReadHalf<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>>,
     >,
     write: tokio::io::WriteHalf<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
+    /// The bot was in `#owner` when we joined.
+    bot_there: bool,
 }
 
 impl IrcClient {
@@ -567,7 +581,11 @@ impl IrcClient {
 
     /// Reads until a line for which `f` holds.
     async fn until(&mut self, f: impl Fn(&str) -> bool) -> String {
-        tokio::time::timeout(Duration::from_secs(10), async {
+        self.until_within(Duration::from_secs(10), f).await
+    }
+
+    async fn until_within(&mut self, within: Duration, f: impl Fn(&str) -> bool) -> String {
+        tokio::time::timeout(within, async {
             loop {
                 let line = self.lines.next_line().await.unwrap().unwrap();
                 if f(&line) {
@@ -579,23 +597,19 @@ impl IrcClient {
         .expect("the line in time")
     }
 
-    /// Waits until the bot is in `#owner` (NAMES, asked again meanwhile).
+    /// Waits until the bot is in `#owner`: it was when we joined, or its
+    /// JOIN reaches us (the server's own event, nothing polled).
     async fn bot_joined(&mut self) {
-        for _ in 0..200 {
-            self.send("NAMES #owner").await;
-            let names = self
-                .until(|l| l.contains(" 353 ") || l.contains(" 366 "))
-                .await;
-            if names.contains(" 353 ")
-                && names
-                    .split(' ')
-                    .any(|n| n.trim_start_matches(['@', ':']) == BOT)
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        if self.bot_there {
+            return;
         }
-        panic!("the bot never joined #owner");
+        let prefix = format!(":{BOT}!");
+        // A reconnecting bot may first wait out its backoff (8 s at most here).
+        self.until_within(Duration::from_secs(30), |l| {
+            l.starts_with(&prefix) && l.contains(" JOIN ")
+        })
+        .await;
+        self.bot_there = true;
     }
 }
 

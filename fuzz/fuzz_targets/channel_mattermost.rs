@@ -24,6 +24,7 @@ fn fixture() -> &'static (Mattermost, Me) {
         let me = Me {
             id: BOT.to_string(),
             username: "cowork".to_string(),
+            is_bot: true,
         };
         (parser, me)
     })

@@ -94,7 +94,12 @@ pub async fn apply_url(
         .as_ref()
         .map_or(settings.max_bundle_bytes, |(size, _)| *size);
     let dir = settings.state_dir.join("incoming");
-    let fetched = download::download(&url, &dir, ca.as_deref(), max_bytes)
+    let cap = if expected.is_some() {
+        "the update feed's size of it"
+    } else {
+        "[update] max_bundle_bytes"
+    };
+    let fetched = download::download(&url, &dir, ca.as_deref(), max_bytes, cap)
         .await
         .and_then(|path| match &expected {
             None => Ok(path),

@@ -97,13 +97,16 @@ pub async fn fetch_small(
         })
 }
 
-/// Downloads `url` into a new file in `dir`, at most `max_bytes`. The caller
-/// removes the file when done with it; a failed download leaves nothing.
+/// Downloads `url` into a new file in `dir`, at most `max_bytes` (what
+/// sets that bound is `cap`, for the message: `[update] max_bundle_bytes`, or
+/// the update feed's size of the bundle). The caller removes the file when
+/// done with it; a failed download leaves nothing.
 pub async fn download(
     url: &reqwest::Url,
     dir: &Path,
     extra_root_pem: Option<&[u8]>,
     max_bytes: u64,
+    cap: &str,
 ) -> Result<PathBuf, String> {
     let shown = redacted(url);
     let mut resp = get(url, extra_root_pem, Some(Duration::from_secs(60))).await?;
@@ -111,7 +114,7 @@ pub async fn download(
         && len > max_bytes
     {
         return Err(format!(
-            "{shown} is {len} bytes, more than the {max_bytes} accepted"
+            "{shown} is {len} bytes, more than {cap} ({max_bytes})"
         ));
     }
     std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
@@ -132,7 +135,7 @@ pub async fn download(
             written += chunk.len() as u64;
             if written > max_bytes {
                 return Err(format!(
-                    "{shown} is more than the {max_bytes} bytes accepted: cut off"
+                    "{shown} is more than {cap} ({max_bytes} bytes): cut off"
                 ));
             }
             file.write_all(&chunk)

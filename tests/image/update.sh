@@ -5,16 +5,16 @@
 #   test copy: the test signing key and a test driver unit are written into
 #              the copy's slot A (debugfs): the built image has neither. Slot A
 #              gets a coworkd built with the feature state-db-before-newest:
-#              the image before the newest state.db step (schema 1);
-#   bundles:   slot A's file system with the shipped coworkd (state.db schema
-#              2: its step 2 is a real migration) as image-version 2, whose
+#              the image before the newest state.db step (one schema back);
+#   bundles:   slot A's file system with the shipped coworkd (state.db's
+#              newest schema: its newest step is a real migration) as image-version 2, whose
 #              boot assessment fails on purpose (a drop-in: the appliance
 #              comes up, so the gateway migrates, then the trial fails); the
 #              same as version 3 without the drop-in (good); and a version-1
 #              downgrade; each packed and signed with `coworkctl update pack`,
 #              handed to the guest on a second disk (label CWTEST);
-#   boots:     A v1 (schema 1) makes state and applies v2 -> B v2 migrates
-#              state.db 1 -> 2 and fails its trial three times (cowork-trial-
+#   boots:     A v1 (schema N-1) makes state and applies v2 -> B v2 migrates
+#              state.db N-1 -> N and fails its trial three times (cowork-trial-
 #              failed reboots each time) -> systemd-boot falls back to A v1,
 #              which opens the migrated file, still serves the paired user and
 #              says why in `update status`, and applies v3 -> B v3 (blessed)
@@ -48,8 +48,13 @@ e2put() { # IMG HOST_FILE PATH
     debugfs -R "stat $3" "$1" 2>/dev/null | grep -q Inode || { echo "test-image: cannot write $3"; return 1; }
 }
 part_write() { # NAME FILE: put a partition back into the disk copy
-    local start
+    local start size
     start=$(jq -r --arg n "$1" '.partitiontable.partitions[] | select(.name == $n) | .start' "$work/table.json")
+    size=$(jq -r --arg n "$1" '.partitiontable.partitions[] | select(.name == $n) | .size' "$work/table.json")
+    # The partition becomes a hole first: dd's sparse skips runs of zeros, and
+    # a skipped run must read as zeros, not as what the partition held before
+    # (a stale half of an extent block corrupted slot A's coworkd once).
+    fallocate --punch-hole --offset $((start * 512)) --length $((size * 512)) "$disk"
     dd if="$2" of="$disk" bs=512 seek="$start" conv=notrunc,sparse status=none
 }
 
@@ -399,25 +404,29 @@ migrated=$(said state-back-migrated)
 echo "    store.migrated entries seen by v1 after the rollback: ${migrated:0:600}"
 echo "    v1 after the rollback, the gateway's files: $(said back-files)"
 echo "    v1 after the rollback, the paired user writes: $(said back-served | cut -c1-200)"
-check "v1 made state.db at schema 1 (the image before its newest step)" \
-    contains "$(said state-1-health)" "store state.db: schema 1"
+# state.db's newest schema (its steps in src/gateway/state_db.rs) and the one
+# before it, which slot A's test build makes.
+newest=$(awk '/^const STEPS/,/^];/' "$top/src/gateway/state_db.rs" | grep -c 'Step {')
+old=$((newest - 1))
+check "v1 made state.db at schema $old (the image before its newest step)" \
+    contains "$(said state-1-health)" "store state.db: schema $old"
 check "v1: the paired local user is listed" contains "$(said state-1-users)" "paired"
 check "v1: the secret is listed" contains "$(said state-1-secrets)" "llm_key"
 state_steps=$(printf '%s' "$migrated" \
     | jq -c 'select(.payload.store == "state.db") | "\(.payload.from)->\(.payload.to) by \(.component)"' 2>/dev/null | tr -d '"' | tr '\n' ' ')
-check "v2 migrated state.db 1 -> 2 during its trial (store.migrated of state.db: $state_steps)" \
-    contains "$state_steps" "1->2 by gateway"
-check "v2 took a pre-migration copy (store.migrated names state.db.pre-v1)" contains "$migrated" "state.db.pre-v1"
+check "v2 migrated state.db $old -> $newest during its trial (store.migrated of state.db: $state_steps)" \
+    contains "$state_steps" "$old->$newest by gateway"
+check "v2 took a pre-migration copy (store.migrated names state.db.pre-v$old)" contains "$migrated" "state.db.pre-v$old"
 check "v1 after the rollback opens the migrated file and is healthy ($(said state-back-health))" \
-    sh -c "echo '$(said state-back-health)' | grep -q '^rc=0 .*store state.db: schema 2'"
+    sh -c "echo '$(said state-back-health)' | grep -q '^rc=0 .*store state.db: schema $newest'"
 for what in users tasks secrets; do
     check "v1 after the rollback: the same $what as before the update" \
         [ "$(said "state-back-$what")" = "$(said "state-1-$what")" ]
 done
 check "v1 after the rollback still serves the paired user (the agent asks for approval again)" \
     contains "$(said back-served)" "needs the owner's approval"
-check "v3 (the shipped code) reads the migrated file (schema 2, healthy)" \
-    sh -c "echo '$(said state-3-health)' | grep -q '^rc=0 .*store state.db: schema 2'"
+check "v3 (the shipped code) reads the migrated file (schema $newest, healthy)" \
+    sh -c "echo '$(said state-3-health)' | grep -q '^rc=0 .*store state.db: schema $newest'"
 check "v3: the paired user still listed" contains "$(said state-3-users)" "paired"
 check "v3: the secret still listed" contains "$(said state-3-secrets)" "llm_key"
 

